@@ -1,0 +1,44 @@
+package supervisor
+
+import "time"
+
+// RestartPolicy says when a crashed dyno starts again. The first restart
+// after a good run is immediate; each further crash doubles the wait from
+// Initial up to Max; a run that lasted ResetAfter counts as good again.
+// This is the shape of Heroku's cool-off, with a cap that suits where it
+// runs (30 s for `dyno start`, 20 minutes for the daemon).
+type RestartPolicy struct {
+	Initial    time.Duration // wait before the second restart in a row
+	Max        time.Duration
+	ResetAfter time.Duration
+	Never      bool // a crashed dyno stays crashed
+}
+
+// DevRestartPolicy is the policy of `dyno start`.
+var DevRestartPolicy = RestartPolicy{Initial: time.Second, Max: 30 * time.Second, ResetAfter: 10 * time.Minute}
+
+// backoff counts one dyno's consecutive crashes.
+type backoff struct {
+	policy  RestartPolicy
+	crashes int
+}
+
+// next records a crash after a run of the given length and returns how
+// long to wait before the restart.
+func (b *backoff) next(uptime time.Duration) time.Duration {
+	if uptime >= b.policy.ResetAfter {
+		b.crashes = 0
+	}
+	b.crashes++
+	if b.crashes == 1 {
+		return 0
+	}
+	d := b.policy.Initial
+	for i := 2; i < b.crashes; i++ {
+		d *= 2
+		if d >= b.policy.Max {
+			return b.policy.Max
+		}
+	}
+	return min(d, b.policy.Max)
+}
