@@ -1,0 +1,41 @@
+# dyno: `make run` starts the example app, `make test` is what CI runs.
+GO      ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
+.PHONY: build run test lint bench fuzz clean
+
+# A static binary: the same file runs as the dyno init inside a dyno.
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/dyno ./cmd/dyno
+
+# The example app (web, worker, clock) under `dyno start`; Ctrl-C stops it.
+run: build
+	$(GO) build -o examples/hello/bin/hello ./examples/hello
+	cd examples/hello && ../../bin/dyno start
+
+test: lint
+	$(GO) test -count=1 ./...
+
+lint:
+	@bad=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \
+	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
+	$(GO) vet ./...
+
+# Go benchmarks, then the end-to-end benchmarks through the dyno binary
+# (log throughput, supervisor memory), compared with node-foreman (nf)
+# when it is installed.
+bench: build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+	$(GO) run ./internal/bench -dyno bin/dyno
+
+# A short run of every fuzz target.
+FUZZTIME ?= 20s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParseProcfile$$' -fuzztime $(FUZZTIME) ./slug
+	$(GO) test -run '^$$' -fuzz '^FuzzParseFormation$$' -fuzztime $(FUZZTIME) ./supervisor/project
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) ./supervisor/logmux
+
+clean:
+	rm -rf bin examples/hello/bin

@@ -1,0 +1,495 @@
+package main
+
+// Integration tests: the real dyno binary on real Procfiles, with real
+// processes, pipes, signals and PTYs. They synchronise on log lines, not
+// on sleeps.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+var dynoBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "dyno-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	dynoBin = filepath.Join(dir, "dyno")
+	build := exec.Command("go", "build", "-o", dynoBin, ".")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build dyno:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// project writes files (name -> content) into a new folder.
+func newProject(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// session is a running `dyno start` whose output lines the test reads.
+type session struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	mu   sync.Mutex
+	out  []string
+	more chan struct{}
+	done chan struct{}
+	err  error
+}
+
+func startDyno(t *testing.T, dir string, args ...string) *session {
+	t.Helper()
+	cmd := exec.Command(dynoBin, append([]string{"start", "--log-format", "logplex"}, args...)...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	s := &session{t: t, cmd: cmd, more: make(chan struct{}, 1), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sc.Buffer(make([]byte, 64*1024), 1024*1024)
+		for sc.Scan() {
+			s.mu.Lock()
+			s.out = append(s.out, sc.Text())
+			s.mu.Unlock()
+			select {
+			case s.more <- struct{}{}:
+			default:
+			}
+		}
+		s.err = cmd.Wait()
+		close(s.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	return s
+}
+
+func (s *session) lines() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.out...)
+}
+
+// waitFor returns the first line matching re, waiting for it.
+func (s *session) waitFor(re string) []string {
+	s.t.Helper()
+	return s.waitN(re, 1)[0]
+}
+
+// waitN waits until n lines match re and returns their submatches.
+func (s *session) waitN(re string, n int) [][]string {
+	s.t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.After(20 * time.Second)
+	for {
+		var found [][]string
+		for _, l := range s.lines() {
+			if m := rx.FindStringSubmatch(l); m != nil {
+				found = append(found, m)
+			}
+		}
+		if len(found) >= n {
+			return found
+		}
+		select {
+		case <-s.more:
+		case <-s.done:
+			// One last look at lines read before the end.
+			select {
+			case <-s.more:
+				continue
+			default:
+			}
+			s.t.Fatalf("dyno exited (%v) before %d lines matched %q:\n%s", s.err, n, re, strings.Join(s.lines(), "\n"))
+		case <-deadline:
+			s.t.Fatalf("timed out waiting for %d lines matching %q:\n%s", n, re, strings.Join(s.lines(), "\n"))
+		}
+	}
+}
+
+// wait waits for dyno to exit and returns its exit status.
+func (s *session) wait() int {
+	s.t.Helper()
+	select {
+	case <-s.done:
+	case <-time.After(30 * time.Second):
+		s.t.Fatalf("dyno did not exit:\n%s", strings.Join(s.lines(), "\n"))
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+func (s *session) signal(sig syscall.Signal) { s.cmd.Process.Signal(sig) }
+
+func alive(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	return i > 0 && len(data) > i+2 && data[i+2] != 'Z'
+}
+
+func waitGone(t *testing.T, pids ...int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for _, p := range pids {
+		for alive(p) {
+			if time.Now().After(deadline) {
+				t.Fatalf("process %d is still alive", p)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+const logTime = `(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d)`
+
+func TestPortsAndEnv(t *testing.T) {
+	dir := newProject(t, map[string]string{
+		"Procfile": "a: echo \"A port=$PORT dyno=$DYNO ps=$PS greet=$GREET inherited=$INHERITED\"\nb: echo \"B port=$PORT dyno=$DYNO\"\n",
+		".env":     "GREET=hello\nPORT=6000\n",
+	})
+	t.Setenv("INHERITED", "yes")
+	s := startDyno(t, dir, "--no-restart", "-m", "a=2,b=1")
+	if st := s.wait(); st != 0 {
+		t.Fatalf("exit %d:\n%s", st, strings.Join(s.lines(), "\n"))
+	}
+	out := strings.Join(s.lines(), "\n")
+	for _, want := range []string{
+		"app[a.1]: A port=6000 dyno=a.1 ps=a.1 greet=hello inherited=yes",
+		"app[a.2]: A port=6001 dyno=a.2 ps=a.2 greet=hello",
+		"app[b.1]: B port=6100 dyno=b.1",
+		"heroku[a.1]: Starting process with command `echo \"A port=6000",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if !regexp.MustCompile(`(?m)^` + logTime + ` heroku\[b\.1\]: Process exited with status 0$`).MatchString(out) {
+		t.Errorf("no logplex-format exit line:\n%s", out)
+	}
+}
+
+func TestPortFlagAndEnvFiles(t *testing.T) {
+	dir := newProject(t, map[string]string{
+		"Procfile": "web: exec sleep 1000\nother: echo \"port=$PORT x=$X y=$Y\"\n",
+		"one.env":  "X=1\nY=1\n",
+		"two.env":  "Y=2\n",
+	})
+	s := startDyno(t, dir, "--no-restart", "-p", "7300", "-e", "one.env,two.env", "other")
+	if st := s.wait(); st != 0 {
+		t.Fatalf("exit %d", st)
+	}
+	if out := strings.Join(s.lines(), "\n"); !strings.Contains(out, "app[other.1]: port=7400 x=1 y=2") {
+		t.Errorf("want port 7400 (second type), later env file winning:\n%s", out)
+	}
+}
+
+func TestCrashRestartBackoff(t *testing.T) {
+	dir := newProject(t, map[string]string{"Procfile": "crash: echo boom; exit 1\n"})
+	s := startDyno(t, dir)
+	starts := s.waitN(logTime+` heroku\[crash\.1\]: Starting process`, 4)
+	exits := s.waitN(logTime+` heroku\[crash\.1\]: Process exited with status 1`, 3)
+	s.signal(syscall.SIGTERM)
+	if st := s.wait(); st != 0 {
+		t.Errorf("exit %d after SIGTERM, want 0", st)
+	}
+	ts := func(m []string) time.Time {
+		v, err := time.Parse("2006-01-02T15:04:05.000000-07:00", m[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	// First restart immediate, then 1 s, then 2 s.
+	gaps := []time.Duration{ts(starts[1]).Sub(ts(exits[0])), ts(starts[2]).Sub(ts(exits[1])), ts(starts[3]).Sub(ts(exits[2]))}
+	if gaps[0] > 500*time.Millisecond {
+		t.Errorf("first restart after %v, want immediate", gaps[0])
+	}
+	if gaps[1] < time.Second || gaps[2] < 2*time.Second || gaps[2] < gaps[1] {
+		t.Errorf("restart gaps %v, want >= 1s then >= 2s", gaps)
+	}
+	out := strings.Join(s.lines(), "\n")
+	for _, w := range []string{"Restarting in 1s", "Restarting in 2s", "State changed from up to crashed", "app[crash.1]: boom"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q", w)
+		}
+	}
+}
+
+func TestExitOnCrash(t *testing.T) {
+	dir := newProject(t, map[string]string{"Procfile": "sleeper: echo $$; exec sleep 1000\nfail: sleep 0.2; exit 7\n"})
+	s := startDyno(t, dir, "--exit-on-crash")
+	pid := atoi(t, s.waitFor(`app\[sleeper\.1\]: (\d+)`)[1])
+	if st := s.wait(); st != 7 {
+		t.Fatalf("exit %d, want 7:\n%s", st, strings.Join(s.lines(), "\n"))
+	}
+	waitGone(t, pid)
+}
+
+func TestStopTimeoutKillsIgnoringProcess(t *testing.T) {
+	dir := newProject(t, map[string]string{"Procfile": "stubborn: trap '' TERM; echo ready $$; while :; do sleep 0.05; done\n"})
+	s := startDyno(t, dir, "-t", "0.3")
+	pid := atoi(t, s.waitFor(`app\[stubborn\.1\]: ready (\d+)`)[1])
+	s.signal(syscall.SIGINT)
+	s.waitFor(`heroku\[stubborn\.1\]: Error R12 \(Exit timeout\) -> Process failed to exit within 300ms of SIGTERM`)
+	s.waitFor(`heroku\[stubborn\.1\]: Stopping process with SIGKILL`)
+	s.waitFor(`heroku\[stubborn\.1\]: Process exited with status 137`)
+	if st := s.wait(); st != 0 {
+		t.Errorf("exit %d after a stop, want 0", st)
+	}
+	waitGone(t, pid)
+}
+
+// A daemon that double-forks into its own session, and a background job,
+// are stopped with the dyno.
+func TestDaemonizedProcessStopped(t *testing.T) {
+	dir := newProject(t, map[string]string{"Procfile": "d: setsid sh -c 'sleep 1000 & echo daemon $!'; sleep 1000 & echo bg $!; exec sleep 1000\n"})
+	s := startDyno(t, dir)
+	daemon := atoi(t, s.waitFor(`app\[d\.1\]: daemon (\d+)`)[1])
+	bg := atoi(t, s.waitFor(`app\[d\.1\]: bg (\d+)`)[1])
+	s.waitFor(`State changed from starting to up`)
+	s.signal(syscall.SIGTERM)
+	if st := s.wait(); st != 0 {
+		t.Errorf("exit %d, want 0", st)
+	}
+	waitGone(t, daemon, bg)
+}
+
+func TestKill9LeavesNothing(t *testing.T) {
+	dir := newProject(t, map[string]string{"Procfile": "d: setsid sh -c 'sleep 1000 & echo daemon $!'; sleep 1000 & echo bg $!; exec sleep 1000\ne: echo main $$; exec sleep 1000\n"})
+	s := startDyno(t, dir)
+	pids := []int{
+		atoi(t, s.waitFor(`app\[d\.1\]: daemon (\d+)`)[1]),
+		atoi(t, s.waitFor(`app\[d\.1\]: bg (\d+)`)[1]),
+		atoi(t, s.waitFor(`app\[e\.1\]: main (\d+)`)[1]),
+	}
+	s.signal(syscall.SIGKILL)
+	s.wait()
+	waitGone(t, pids...)
+}
+
+// Many processes writing at once: every line arrives whole, once, in
+// order per process, including the last lines before each exits.
+func TestNoTornLines(t *testing.T) {
+	const procs, lines = 6, 20000
+	gen := `awk -v d=$DYNO 'BEGIN { for (i = 0; i < ` + strconv.Itoa(lines) + `; i++) { pad = substr("` + strings.Repeat("x", 400) + `", 1, (i * 37) % 400); printf "%s %d %s end\n", d, i, pad } }'`
+	dir := newProject(t, map[string]string{"Procfile": "gen: " + gen + "\n"})
+	s := startDyno(t, dir, "--no-restart", "-m", "gen="+strconv.Itoa(procs))
+	if st := s.wait(); st != 0 {
+		t.Fatalf("exit %d", st)
+	}
+	next := map[string]int{}
+	rx := regexp.MustCompile(`^` + logTime + ` app\[(gen\.\d+)\]: (gen\.\d+) (\d+) (x*) end$`)
+	for _, l := range s.lines() {
+		if !strings.Contains(l, " app[") {
+			continue
+		}
+		m := rx.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("torn or mangled line: %q", l)
+		}
+		i := atoi(t, m[4])
+		if m[2] != m[3] || i != next[m[2]] || len(m[5]) != (i*37)%400 {
+			t.Fatalf("line out of place: %q (want %s line %d)", l, m[2], next[m[2]])
+		}
+		next[m[2]]++
+	}
+	for p := 1; p <= procs; p++ {
+		if n := next["gen."+strconv.Itoa(p)]; n != lines {
+			t.Errorf("gen.%d: %d lines, want %d", p, n, lines)
+		}
+	}
+}
+
+func TestPartialAndLongLines(t *testing.T) {
+	dir := newProject(t, map[string]string{"Procfile": "p: printf 'prompt> '; head -c 25000 /dev/zero | tr '\\0' x > /tmp/.dyno-long-$$; printf '\\n'; exec sleep 1000\nq: head -c 25000 /dev/zero | tr '\\0' y; echo; exec sleep 1000\n"})
+	s := startDyno(t, dir)
+	// The prompt shows although no newline followed and the process lives on.
+	s.waitFor(`app\[p\.1\]: prompt> $`)
+	long := s.waitN(`app\[q\.1\]: (y+)$`, 3)
+	if len(long[0][1]) != 10000 || len(long[1][1]) != 10000 || len(long[2][1]) != 5000 {
+		t.Errorf("long line split into %d, %d, %d bytes; want 10000, 10000, 5000", len(long[0][1]), len(long[1][1]), len(long[2][1]))
+	}
+	s.signal(syscall.SIGTERM)
+	s.wait()
+}
+
+func TestTerminalFormat(t *testing.T) {
+	dir := newProject(t, map[string]string{"Procfile": "longername: echo hi\n"})
+	cmd := exec.Command(dynoBin, "start", "--no-restart", "--no-timestamp")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "longername.1 | hi\n") {
+		t.Errorf("output:\n%s", out)
+	}
+	if !regexp.MustCompile(`(?m)^system       \| longername\.1: Process exited with status 0$`).Match(out) {
+		t.Errorf("system line not padded to the widest name:\n%s", out)
+	}
+	if strings.Contains(string(out), "\x1b[") {
+		t.Errorf("colour codes with NO_COLOR:\n%q", out)
+	}
+}
+
+func runDyno(t *testing.T, dir string, args ...string) (string, int) {
+	t.Helper()
+	cmd := exec.Command(dynoBin, args...)
+	cmd.Dir = dir
+	out, _ := cmd.CombinedOutput()
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
+func TestCheck(t *testing.T) {
+	for _, tc := range []struct {
+		procfile, want string
+		status         int
+	}{
+		{"web: a\nworker: b\n", "valid procfile detected (web, worker)\n", 0},
+		{"web: a\n\n# c\nweb: b\n", `Procfile:4: duplicate process type "web"`, 1},
+		{"web a\n", `Procfile:1: no ":"`, 1},
+		{"", "Procfile: no process types", 1},
+	} {
+		out, st := runDyno(t, newProject(t, map[string]string{"Procfile": tc.procfile}), "check")
+		if st != tc.status || !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 1 {
+			t.Errorf("check %q: exit %d, %q; want exit %d and one line with %q", tc.procfile, st, out, tc.status, tc.want)
+		}
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	dir := newProject(t, map[string]string{"Procfile": "web: a\nworker: b\n"})
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"start", "-m", "wrker=1"}, `unknown process type "wrker"`},
+		{[]string{"start", "-e", "missing.env"}, "missing.env"},
+		{[]string{"start", "--log-format", "xml"}, `"xml"`},
+		{[]string{"start", "-f", "Nope"}, "Nope"},
+	} {
+		out, st := runDyno(t, dir, tc.args...)
+		if st == 0 || !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 1 {
+			t.Errorf("%v: exit %d, %q; want one line with %q", tc.args, st, out, tc.want)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, st := runDyno(t, t.TempDir(), args...)
+		if st != 0 || !regexp.MustCompile(`^dyno \S+ \(commit \S+, go1\.\S+ linux/\w+\)\n$`).MatchString(out) {
+			t.Errorf("%v: %q", args, out)
+		}
+	}
+}
+
+func TestRunPlain(t *testing.T) {
+	dir := newProject(t, map[string]string{".env": "GREET=hi\n", "Procfile": "web: echo web-cmd\n"})
+	out, st := runDyno(t, dir, "run", "echo $GREET $DYNO $PORT; exit 3")
+	if st != 3 || out != "hi run.1 5000\n" {
+		t.Errorf("exit %d, %q; want 3, \"hi run.1 5000\"", st, out)
+	}
+	out, st = runDyno(t, dir, "run", "sh", "-c", "echo \"$0\"", "a b")
+	if st != 0 || out != "a b\n" {
+		t.Errorf("words: exit %d, %q", st, out)
+	}
+	out, _ = runDyno(t, dir, "run", "web", "extra")
+	if out != "web-cmd extra\n" {
+		t.Errorf("process type: %q", out)
+	}
+}
+
+func TestRunStdin(t *testing.T) {
+	cmd := exec.Command(dynoBin, "run", "tr a-z A-Z")
+	cmd.Dir = t.TempDir()
+	cmd.Stdin = strings.NewReader("hello\n")
+	out, err := cmd.Output()
+	if err != nil || string(out) != "HELLO\n" {
+		t.Errorf("%v, %q", err, out)
+	}
+}
+
+func TestRunPTY(t *testing.T) {
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	if err := pty.Setsize(slave, &pty.Winsize{Rows: 33, Cols: 111}); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(dynoBin, "run", "tty; stty size; exit 4")
+	cmd.Dir = t.TempDir()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out, _ := io.ReadAll(master) // EIO once dyno and the dyno are gone
+	cmd.Wait()
+	if st := cmd.ProcessState.ExitCode(); st != 4 {
+		t.Errorf("exit %d, want 4", st)
+	}
+	text := strings.ReplaceAll(string(out), "\r", "")
+	if !regexp.MustCompile(`(?m)^/dev/pts/\d+$`).MatchString(text) {
+		t.Errorf("tty did not print a /dev/pts path: %q", text)
+	}
+	if !strings.Contains(text, "33 111\n") {
+		t.Errorf("stty size did not follow the terminal's 33x111: %q", text)
+	}
+}

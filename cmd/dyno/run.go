@@ -1,0 +1,157 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"strings"
+	"time"
+
+	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/supervisor/project"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+)
+
+type runOptions struct {
+	procfile string
+	envFiles []string
+	port     int
+}
+
+func newRunCommand() *cobra.Command {
+	var o runOptions
+	cmd := &cobra.Command{
+		Use:   "run COMMAND [ARGS...]",
+		Short: "Run one command with a dyno's environment, attached to the terminal",
+		Long: `Run runs one command in a one-off dyno (run.1) with the environment a dyno
+gets (.env files, PORT, DYNO), attached to the terminal. When stdin is a
+terminal the command gets its own PTY. A COMMAND that names a process type of
+the Procfile runs that type's command with ARGS appended. The exit status is
+the command's.
+
+One argument is a shell command line ('echo $PORT'); several are words that
+reach the command as they are (bash -c 'echo hi').`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return runRun(o, args) },
+	}
+	// Flags after COMMAND belong to it: `dyno run ls -la`.
+	cmd.Flags().SetInterspersed(false)
+	f := cmd.Flags()
+	f.StringVarP(&o.procfile, "procfile", "f", "Procfile", "the Procfile (optional); its folder is the working directory")
+	f.StringSliceVarP(&o.envFiles, "env", "e", nil, "env files, comma-separated (default .env beside the Procfile)")
+	f.IntVarP(&o.port, "port", "p", 0, "PORT for the command (default PORT from the env files, else $PORT, else 5000)")
+	return cmd
+}
+
+func runRun(o runOptions, args []string) error {
+	proj, err := project.Load(project.Options{
+		Procfile:         o.procfile,
+		ProcfileOptional: true,
+		EnvFiles:         o.envFiles,
+		Port:             o.port,
+		Environ:          os.Environ(),
+	})
+	if err != nil {
+		return err
+	}
+	command := commandLine(args)
+	if proj.Procfile != nil {
+		if t, ok := proj.Procfile.Lookup(args[0]); ok {
+			command = strings.TrimSpace(t.Command + " " + commandLine(args[1:]))
+		}
+	}
+	const name = "run.1"
+	spec := isolate.Spec{Name: name, Argv: isolate.ShellArgv(command), Dir: proj.Dir, Env: proj.OneOffEnv(name)}
+	spawner, err := isolate.NewSpawner()
+	if err != nil {
+		return err
+	}
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
+	defer signal.Stop(sigs)
+
+	var attach *isolate.Attachment
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		master, slave, err := isolate.OpenPTY()
+		if err != nil {
+			return err
+		}
+		defer master.Close()
+		// Size and raw mode first, so the command sees the right size
+		// from its first instruction.
+		if attach, err = isolate.Attach(master, os.Stdin, os.Stdout); err != nil {
+			slave.Close()
+			return err
+		}
+		defer attach.Restore()
+		spec.Stdin, spec.Stdout, spec.Stderr, spec.TTY = slave, slave, slave, true
+		d, err := spawner.Start(spec)
+		slave.Close()
+		if err != nil {
+			return err
+		}
+		return waitOneOff(d, sigs, attach)
+	}
+	spec.Stdin, spec.Stdout, spec.Stderr = os.Stdin, os.Stdout, os.Stderr
+	d, err := spawner.Start(spec)
+	if err != nil {
+		return err
+	}
+	return waitOneOff(d, sigs, nil)
+}
+
+// waitOneOff forwards signals that reach dyno to every process of the
+// one-off dyno and returns its status. On a PTY, Ctrl-C never gets here:
+// it is a byte the PTY turns into SIGINT for the command.
+func waitOneOff(d *isolate.Dyno, sigs <-chan os.Signal, attach *isolate.Attachment) error {
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case s := <-sigs:
+				d.Signal(s.(unix.Signal))
+			case <-done:
+				return
+			}
+		}
+	}()
+	status, err := d.Wait()
+	close(done)
+	if attach != nil {
+		// Output still in the PTY comes before the prompt returns.
+		select {
+		case <-attach.Done():
+		case <-time.After(time.Second):
+		}
+		attach.Restore()
+	}
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return exitStatus(status)
+	}
+	return nil
+}
+
+// commandLine turns dyno run's arguments into a shell command line: one
+// argument is taken as a command line as written; several are quoted so
+// each reaches the command as one word.
+func commandLine(args []string) string {
+	if len(args) == 1 {
+		return args[0]
+	}
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = shellQuote(a)
+	}
+	return strings.Join(quoted, " ")
+}
+
+func shellQuote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_@%+=:,./-") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

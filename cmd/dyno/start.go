@@ -1,0 +1,136 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/logmux"
+	"github.com/dyno-run/dyno/supervisor/project"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+type startOptions struct {
+	procfile    string
+	envFiles    []string
+	formation   string
+	port        int
+	stopTimeout secondsValue
+	bootTimeout secondsValue
+	backoffCap  secondsValue
+	exitOnCrash bool
+	noRestart   bool
+	noColor     bool
+	noTimestamp bool
+	logFormat   string
+}
+
+func newStartCommand() *cobra.Command {
+	o := startOptions{
+		stopTimeout: secondsValue(30 * time.Second),
+		bootTimeout: secondsValue(60 * time.Second),
+		backoffCap:  secondsValue(supervisor.DevRestartPolicy.Max),
+	}
+	cmd := &cobra.Command{
+		Use:   "start [PROCESS...]",
+		Short: "Run the Procfile's formation in the foreground",
+		Long: `Start runs every process type of the Procfile (or only those named) at its
+formation, with Heroku's dyno manager: PORT per process, prefixed logs, crash
+restarts with back-off, and on Ctrl-C a stop with SIGTERM to every process,
+then SIGKILL after the timeout. A second Ctrl-C kills at once.`,
+		RunE: func(cmd *cobra.Command, args []string) error { return runStart(o, args) },
+	}
+	f := cmd.Flags()
+	f.StringVarP(&o.procfile, "procfile", "f", "Procfile", "the Procfile; its folder is the working directory")
+	f.StringSliceVarP(&o.envFiles, "env", "e", nil, "env files, comma-separated (default .env beside the Procfile)")
+	f.StringVarP(&o.formation, "formation", "m", "", `how many of each type, like "web=2,worker=1" or "all=0,web=1" (default all=1)`)
+	f.IntVarP(&o.port, "port", "p", 0, "base port (default PORT from the env files, else $PORT, else 5000)")
+	f.VarP(&o.stopTimeout, "timeout", "t", "seconds between SIGTERM and SIGKILL when stopping")
+	f.Var(&o.bootTimeout, "boot-timeout", "seconds a web process has to listen on $PORT (R10)")
+	f.Var(&o.backoffCap, "backoff-cap", "longest wait before restarting a crashed process")
+	f.BoolVar(&o.exitOnCrash, "exit-on-crash", false, "stop everything when any process exits and exit with its status (Foreman's behaviour)")
+	f.BoolVar(&o.noRestart, "no-restart", false, "leave exited processes crashed; exit once all have exited")
+	f.BoolVar(&o.noColor, "no-color", false, "no colours even on a terminal (also NO_COLOR)")
+	f.BoolVar(&o.noTimestamp, "no-timestamp", false, "leave the time out of log lines")
+	f.StringVar(&o.logFormat, "log-format", "terminal", `"terminal" or "logplex" (Heroku's log line format)`)
+	return cmd
+}
+
+func runStart(o startOptions, only []string) error {
+	format, err := logmux.ParseFormat(o.logFormat)
+	if err != nil {
+		return err
+	}
+	proj, err := project.Load(project.Options{
+		Procfile:  o.procfile,
+		EnvFiles:  o.envFiles,
+		Formation: o.formation,
+		Port:      o.port,
+		Only:      only,
+		Environ:   os.Environ(),
+	})
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(proj.Dynos))
+	formation := make([]supervisor.DynoConfig, 0, len(proj.Dynos))
+	for _, d := range proj.Dynos {
+		names = append(names, d.Name)
+		formation = append(formation, supervisor.DynoConfig{
+			Name: d.Name, Type: d.Type, Command: d.Command, Dir: proj.Dir,
+			Env: d.Env, Port: d.Port, Web: d.Type == "web",
+		})
+	}
+	logs := logmux.New(os.Stdout, logmux.Options{
+		Format:    format,
+		Color:     useColor(o.noColor),
+		Timestamp: !o.noTimestamp,
+		Types:     proj.Procfile.Names(),
+		Names:     names,
+	})
+	spawner, err := isolate.NewSpawner()
+	if err != nil {
+		return err
+	}
+	policy := supervisor.DevRestartPolicy
+	policy.Max = time.Duration(o.backoffCap)
+	policy.Never = o.noRestart
+	m := supervisor.New(supervisor.Options{
+		Runner:      supervisor.PlainRunner{Spawner: spawner},
+		Logs:        logs,
+		StopTimeout: time.Duration(o.stopTimeout),
+		BootTimeout: time.Duration(o.bootTimeout),
+		Restart:     policy,
+		ExitOnCrash: o.exitOnCrash,
+	}, formation)
+
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP)
+	defer signal.Stop(sigs)
+	go func() {
+		<-sigs
+		m.Stop()
+		first := time.Now()
+		for s := range sigs {
+			// timeout(1) and some shells deliver one interrupt twice, to
+			// the process and to its group; a person's second Ctrl-C
+			// comes later than that.
+			if time.Since(first) < 200*time.Millisecond && s == unix.SIGINT {
+				continue
+			}
+			m.Kill()
+			return
+		}
+	}()
+	status, err := m.Run()
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return exitStatus(status)
+	}
+	return nil
+}
