@@ -35,6 +35,7 @@ FUZZTIME ?= 20s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParseProcfile$$' -fuzztime $(FUZZTIME) ./slug
 	$(GO) test -run '^$$' -fuzz '^FuzzParseFormation$$' -fuzztime $(FUZZTIME) ./supervisor/project
+	$(GO) test -run '^$$' -fuzz '^FuzzParseEnv$$' -fuzztime $(FUZZTIME) ./supervisor/project
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitter$$' -fuzztime $(FUZZTIME) ./supervisor/logmux
 
 clean:

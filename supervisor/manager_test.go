@@ -329,4 +329,3 @@ func TestExpandEnv(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
-

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"golang.org/x/sys/unix"
 )
 
 var dynoBin string
@@ -492,4 +493,142 @@ func TestRunPTY(t *testing.T) {
 	if !strings.Contains(text, "33 111\n") {
 		t.Errorf("stty size did not follow the terminal's 33x111: %q", text)
 	}
+}
+
+// ptyRun runs `dyno run command` on a new PTY standing for the user's
+// terminal and collects what it prints.
+type ptyRun struct {
+	t      *testing.T
+	master *os.File
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	out    strings.Builder
+	more   chan struct{}
+	eof    chan struct{}
+}
+
+func startPTYRun(t *testing.T, command string) *ptyRun {
+	t.Helper()
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	if err := pty.Setsize(slave, &pty.Winsize{Rows: 24, Cols: 80}); err != nil {
+		t.Fatal(err)
+	}
+	r := &ptyRun{t: t, master: master, more: make(chan struct{}, 1), eof: make(chan struct{})}
+	r.cmd = exec.Command(dynoBin, "run", command)
+	r.cmd.Dir = t.TempDir()
+	r.cmd.Stdin, r.cmd.Stdout, r.cmd.Stderr = slave, slave, slave
+	// dyno run leads the terminal's session, as under a login shell.
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := r.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			r.mu.Lock()
+			r.out.Write(buf[:n])
+			r.mu.Unlock()
+			select {
+			case r.more <- struct{}{}:
+			default:
+			}
+			if err != nil {
+				close(r.eof)
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { r.cmd.Process.Kill(); r.cmd.Wait(); master.Close() })
+	return r
+}
+
+func (r *ptyRun) output() string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return strings.ReplaceAll(r.out.String(), "\r", "")
+}
+
+func (r *ptyRun) waitFor(s string) {
+	r.t.Helper()
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(r.output(), s) {
+		select {
+		case <-r.more:
+		case <-r.eof:
+			if !strings.Contains(r.output(), s) {
+				r.t.Fatalf("output ended without %q: %q", s, r.output())
+			}
+		case <-deadline:
+			r.t.Fatalf("no %q in %q", s, r.output())
+		}
+	}
+}
+
+func (r *ptyRun) exitCode() int {
+	r.t.Helper()
+	<-r.eof
+	r.cmd.Wait()
+	return r.cmd.ProcessState.ExitCode()
+}
+
+// Ctrl-C on the terminal reaches the command (through its PTY), not dyno.
+func TestRunPTYCtrlC(t *testing.T) {
+	r := startPTYRun(t, `trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done`)
+	r.waitFor("ready\n")
+	if _, err := r.master.Write([]byte{0x03}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("got INT")
+	if st := r.exitCode(); st != 5 {
+		t.Errorf("exit %d, want 5 (the command's own status)", st)
+	}
+}
+
+// A resize of the user's terminal reaches the command's PTY.
+func TestRunPTYResize(t *testing.T) {
+	r := startPTYRun(t, `trap 'stty size; exit 0' WINCH; echo ready; while :; do sleep 0.05; done`)
+	r.waitFor("ready\n")
+	// TIOCSWINSZ on the user's terminal: the kernel sends SIGWINCH to its
+	// foreground process group, which is dyno run.
+	if err := pty.Setsize(r.master, &pty.Winsize{Rows: 50, Cols: 132}); err != nil {
+		t.Fatal(err)
+	}
+	r.waitFor("50 132\n")
+	if st := r.exitCode(); st != 0 {
+		t.Errorf("exit %d", st)
+	}
+}
+
+// Raw mode is restored when the command ends.
+func TestRunPTYRestoresTerminal(t *testing.T) {
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	before, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(dynoBin, "run", "exit 0")
+	cmd.Dir = t.TempDir()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	go io.Copy(io.Discard, master)
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	after, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Lflag != after.Lflag || before.Iflag != after.Iflag || before.Oflag != after.Oflag {
+		t.Errorf("terminal modes changed: lflag %#x -> %#x, iflag %#x -> %#x", before.Lflag, after.Lflag, before.Iflag, after.Iflag)
+	}
+	slave.Close()
 }

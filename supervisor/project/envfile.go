@@ -69,14 +69,23 @@ func readEnvFile(path string) (envFile, error) {
 	if err != nil {
 		return envFile{}, fmt.Errorf("reading env file: %w", err)
 	}
+	vars, err := parseEnv(path, data)
+	if err != nil {
+		return envFile{}, err
+	}
+	return envFile{path: path, vars: vars}, nil
+}
+
+// parseEnv parses the content of the env file at path.
+func parseEnv(path string, data []byte) (map[string]string, error) {
 	vars, err := godotenv.UnmarshalBytes(data)
 	if err != nil {
-		return envFile{}, &EnvFileError{Path: path, Line: errorLine(data, err), Err: err}
+		return nil, &EnvFileError{Path: path, Line: errorLine(data, err), Err: err}
 	}
 	// godotenv reads a line without "=" as a value with an empty name;
 	// no process can be given such a variable.
 	delete(vars, "")
-	return envFile{path: path, vars: vars}, nil
+	return vars, nil
 }
 
 // Text godotenv v1.5 puts in its parse errors; errorLine depends on it.
