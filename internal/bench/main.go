@@ -1,0 +1,194 @@
+// Command bench is dyno's end-to-end benchmark. It runs the dyno binary
+// the way a user does, on a Procfile in a temporary folder, and reports:
+//
+//   - log throughput: processes writing 80-byte lines flat out through
+//     `dyno start` into a file, in both log formats, with the supervisor's
+//     own CPU time per line and a byte-for-byte check of every line;
+//   - supervisor memory: the resident memory of `dyno start` and of its
+//     `dyno init` processes while they run idle processes.
+//
+// When node-foreman (nf) is installed, it runs the same Procfiles for
+// comparison. From the repository root, as `make bench` does:
+//
+//	go run ./internal/bench -dyno bin/dyno
+//
+// The exit status is 0 once the report is printed, whatever it says; it
+// is 1 only when the benchmark cannot run (no dyno binary, no go command
+// to build the line generator, dyno failing to run at all), 2 for
+// wrong flags.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+)
+
+// linegenPkg is the line generator, built once per run into the work
+// folder so that its own speed does not depend on how bench was started.
+const linegenPkg = "github.com/dyno-run/dyno/internal/bench/linegen"
+
+type config struct {
+	dyno   string // the dyno binary
+	lines  int    // lines per process in the throughput test
+	procs  int    // processes in the throughput test
+	idle   int    // processes in the memory test
+	skipNF bool
+}
+
+// A bench is one run of the benchmark.
+type bench struct {
+	config
+	nf      string // node-foreman's nf, or "" to leave it out
+	work    string // temporary folder, removed at the end
+	linegen string // the built line generator
+	out     io.Writer
+
+	failed bool // a measurement of dyno itself failed
+
+	mu       sync.Mutex
+	running  *idleRun       // the memory test's manager, if one runs
+	stopWith syscall.Signal // how to stop it
+}
+
+// setRunning records the manager that abort must stop, or nil.
+func (b *bench) setRunning(run *idleRun, sig syscall.Signal) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.running, b.stopWith = run, sig
+}
+
+// abort cleans up after an interrupted run: it stops the idle processes,
+// which nothing else would, and removes the work folder. A throughput
+// run in flight ends by itself within seconds.
+func (b *bench) abort() {
+	b.mu.Lock()
+	run, sig := b.running, b.stopWith
+	b.mu.Unlock()
+	if run != nil {
+		run.stop(sig)
+	}
+	os.RemoveAll(b.work)
+}
+
+func main() {
+	var cfg config
+	flag.StringVar(&cfg.dyno, "dyno", "", "the dyno `binary` to measure (required)")
+	flag.IntVar(&cfg.lines, "lines", 200000, "lines each process writes in the throughput test")
+	flag.IntVar(&cfg.procs, "procs", 4, "processes in the throughput test")
+	flag.IntVar(&cfg.idle, "idle", 100, "idle processes in the memory test")
+	flag.BoolVar(&cfg.skipNF, "skip-nf", false, "leave node-foreman out even when nf is installed")
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./internal/bench -dyno bin/dyno [flags]\n")
+		flag.PrintDefaults()
+	}
+	flag.Parse()
+	if err := cfg.validate(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		flag.Usage()
+		os.Exit(2)
+	}
+	if err := run(cfg); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func (c *config) validate() error {
+	switch {
+	case flag.NArg() > 0:
+		return fmt.Errorf("unexpected arguments %q", flag.Args())
+	case c.dyno == "":
+		return errors.New("-dyno is required")
+	case c.lines < 1 || c.lines > 9_999_999:
+		// The generator numbers lines with seven digits.
+		return fmt.Errorf("-lines %d: want 1 to 9999999", c.lines)
+	case c.procs < 1 || c.procs > 1000:
+		return fmt.Errorf("-procs %d: want 1 to 1000", c.procs)
+	case c.idle < 1 || c.idle > 10000:
+		return fmt.Errorf("-idle %d: want 1 to 10000", c.idle)
+	}
+	return nil
+}
+
+func run(cfg config) error {
+	b := &bench{config: cfg, out: os.Stdout}
+	// Every test runs in its own folder, where a relative path would
+	// no longer lead to the binary.
+	dyno, err := filepath.Abs(cfg.dyno)
+	if err != nil {
+		return fmt.Errorf("locate dyno binary: %w", err)
+	}
+	if fi, err := os.Stat(dyno); err != nil {
+		return fmt.Errorf("dyno binary: %w (build it with `go build -o bin/dyno ./cmd/dyno`)", err)
+	} else if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+		return fmt.Errorf("dyno binary %s is not an executable file", dyno)
+	}
+	b.dyno = dyno
+
+	if !cfg.skipNF {
+		// Missing nf is normal: the comparison is optional.
+		b.nf, _ = exec.LookPath("nf")
+	}
+
+	b.work, err = os.MkdirTemp("", "dyno-bench-")
+	if err != nil {
+		return fmt.Errorf("make work folder: %w", err)
+	}
+	defer os.RemoveAll(b.work)
+	// An interrupted run would otherwise leave idle processes running
+	// and an output file of up to 100 MB behind. SIGPIPE comes when the
+	// report is piped into a reader that quits early, like head.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	go func() {
+		sig := <-sigs
+		b.abort()
+		fmt.Fprintf(os.Stderr, "bench: %v\n", sig)
+		os.Exit(1)
+	}()
+
+	b.linegen = filepath.Join(b.work, "linegen")
+	build := exec.Command("go", "build", "-o", b.linegen, linegenPkg)
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("build line generator %s (run bench inside the dyno module): %w\n%s", linegenPkg, err, out)
+	}
+
+	b.throughput()
+	fmt.Fprintln(b.out)
+	b.memory()
+	if b.nf == "" && !cfg.skipNF {
+		fmt.Fprintln(b.out, "\nnode-foreman left out: nf is not on PATH (npm install -g foreman)")
+	}
+	if b.failed {
+		return errors.New("dyno could not be measured; see the report above")
+	}
+	return nil
+}
+
+// mkdirProcfile makes a folder under the work folder holding a Procfile
+// with one process type.
+func (b *bench) mkdirProcfile(name, procType, command string) (string, error) {
+	dir := filepath.Join(b.work, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("make folder for %s: %w", name, err)
+	}
+	procfile := procType + ": " + command + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "Procfile"), []byte(procfile), 0o644); err != nil {
+		return "", fmt.Errorf("write Procfile for %s: %w", name, err)
+	}
+	return dir, nil
+}
+
+// mb formats a byte count in megabytes (10⁶ bytes), the unit of the
+// memory target.
+func mb(n int64) string {
+	return fmt.Sprintf("%.1f MB", float64(n)/1e6)
+}
