@@ -65,6 +65,13 @@ type Manager struct {
 type dyno struct {
 	cfg DynoConfig
 
+	// Dynos start one after another in formation order, as Foreman
+	// starts them, so the log reads in Procfile order; after is closed
+	// when the previous one has started, started when this one has.
+	after       <-chan struct{}
+	started     chan struct{}
+	startedOnce sync.Once
+
 	mu    sync.Mutex
 	state State
 	since time.Time
@@ -110,6 +117,12 @@ func (m *Manager) Run() (int, error) {
 			return 1, fmt.Errorf("%w: port %d (%s) is taken by another process; stop it or choose another base port with -p",
 				ErrPortInUse, d.cfg.Port, d.cfg.Name)
 		}
+	}
+	prev := make(chan struct{})
+	close(prev)
+	for _, d := range m.dynos {
+		d.after, d.started = prev, make(chan struct{})
+		prev = d.started
 	}
 	var wg sync.WaitGroup
 	for _, d := range m.dynos {
@@ -184,6 +197,11 @@ func (m *Manager) setState(d *dyno, s State) {
 // restarting it after crashes by the restart policy.
 func (m *Manager) supervise(d *dyno) {
 	b := backoff{policy: m.opts.Restart}
+	defer d.markStarted()
+	select {
+	case <-d.after:
+	case <-m.stop:
+	}
 	first := true
 	for {
 		if m.stopping() {
@@ -244,6 +262,7 @@ func (m *Manager) runOnce(d *dyno) (status int, uptime time.Duration, stopped bo
 	}
 	p, err := m.opts.Runner.Start(DynoSpec{Name: name, Command: d.cfg.Command, Dir: d.cfg.Dir, Env: d.cfg.Env, Output: src.Writer()})
 	src.CloseWriter()
+	d.markStarted()
 	if err != nil {
 		src.Close()
 		m.log(d, "Error starting process: %v", err)
@@ -325,6 +344,8 @@ func (m *Manager) runOnce(d *dyno) (status int, uptime time.Duration, stopped bo
 		}
 	}
 }
+
+func (d *dyno) markStarted() { d.startedOnce.Do(func() { close(d.started) }) }
 
 // seconds writes a duration as Heroku's messages do: "30 seconds".
 func seconds(d time.Duration) string {
