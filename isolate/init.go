@@ -7,6 +7,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -15,13 +16,14 @@ import (
 )
 
 // Init is the child side of a dyno: the process `dyno init NAME` that
-// Start re-executes. It reads its Config from fd 3, starts the app, stays
-// resident as the root of the dyno's process tree and exits with the
-// app's status. It never returns.
+// Start re-executes. It reads its Config from fd 3, builds the sandbox
+// when asked, starts the app, stays resident as the root of the dyno's
+// process tree and exits with the app's status. It never returns.
 func Init() {
-	// The app is started with PR_SET_PDEATHSIG, which fires when the
-	// *thread* that forked it exits, not the process (prctl(2)). Pinning
-	// the main goroutine keeps that thread alive as long as init is.
+	// Everything init does that is per thread (capabilities,
+	// no_new_privs, seccomp) and the fork of the app happen on this one
+	// thread; the app's PR_SET_PDEATHSIG also fires when the *thread*
+	// that forked it exits, not the process (prctl(2)).
 	runtime.LockOSThread()
 	os.Exit(runInit())
 }
@@ -33,71 +35,116 @@ const initExitProtocol = 125
 
 type initState struct {
 	self     int
+	pidNS    bool // init is PID 1 of the dyno's own pid namespace
 	mainPid  int
 	status   int
 	mainDone bool
 }
 
 func runInit() int {
-	ctl := os.NewFile(controlFD, "control")
-	if ctl == nil {
+	var fst unix.Stat_t
+	if unix.Fstat(controlFD, &fst) != nil {
 		fmt.Fprintln(os.Stderr, "dyno init: no control socket on fd 3; init is started by dyno, not by hand")
 		return initExitProtocol
 	}
+	// The app must not inherit the control socket (it could talk to the
+	// manager) nor the dyno's lock.
+	unix.CloseOnExec(controlFD)
+	unix.CloseOnExec(lockFD)
+	ctl := os.NewFile(controlFD, "control")
 	dec := json.NewDecoder(ctl)
 	enc := json.NewEncoder(ctl)
+	fail := func(status int, format string, args ...any) int {
+		enc.Encode(Message{Type: msgError, Error: fmt.Sprintf(format, args...)})
+		return status
+	}
 	var cfg Config
 	if err := dec.Decode(&cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "dyno init: read config from fd %d: %v\n", controlFD, err)
 		return initExitProtocol
 	}
 	if len(cfg.Argv) == 0 {
-		enc.Encode(Message{Type: msgError, Error: "empty command"})
-		return initExitProtocol
+		return fail(initExitProtocol, "empty command")
 	}
-
+	// Not dumpable: the app, same uid, cannot ptrace init or open
+	// /proc/1/exe, the route back to the host's dyno binary
+	// (CVE-2019-5736). execve resets it for the app itself.
+	unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0)
 	// Orphans re-parent to the nearest subreaper ancestor instead of the
-	// host's init (prctl(2) PR_SET_CHILD_SUBREAPER), so a daemon that
-	// double-forks and calls setsid stays in this tree.
+	// host's init (PR_SET_CHILD_SUBREAPER), so a daemon that double-forks
+	// and calls setsid stays in this tree. As PID 1 of a pid namespace
+	// init is their reaper anyway.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		enc.Encode(Message{Type: msgError, Error: fmt.Sprintf("prctl PR_SET_CHILD_SUBREAPER: %v", err)})
-		return initExitProtocol
+		return fail(initExitProtocol, "prctl PR_SET_CHILD_SUBREAPER: %v", err)
 	}
+	st := &initState{self: os.Getpid()}
+	st.pidNS = st.self == 1
 
-	// Listen before starting the app so no SIGCHLD is lost.
+	// Listen before starting the app so no SIGCHLD is lost. As PID 1,
+	// only signals with a handler are delivered at all (pid_namespaces(7)).
 	sigs := make(chan os.Signal, 64)
 	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP,
 		unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 
+	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
+	tty := cfg.TTY
+	if sb := cfg.Sandbox; sb != nil {
+		warning, err := buildRoot(sb)
+		if err != nil {
+			return fail(initExitProtocol, "set up dyno %s: %v", cfg.Name, err)
+		}
+		if warning != "" {
+			enc.Encode(Message{Type: msgWarning, Error: warning})
+		}
+		if sb.PTY {
+			slave, err := sendPTY(sb)
+			if err != nil {
+				return fail(initExitProtocol, "make a terminal for dyno %s: %v", cfg.Name, err)
+			}
+			stdio = []*os.File{slave, slave, slave}
+			tty = true
+		}
+		if err := dropPrivileges(); err != nil {
+			return fail(initExitProtocol, "drop privileges in dyno %s: %v", cfg.Name, err)
+		}
+		if sb.Seccomp {
+			if err := loadSeccomp(); err != nil {
+				return fail(initExitProtocol, "load seccomp filter in dyno %s: %v", cfg.Name, err)
+			}
+		}
+	}
+
 	path, err := lookPath(cfg.Argv[0], cfg.Env)
 	if err != nil {
-		enc.Encode(Message{Type: msgError, Error: err.Error()})
-		return 127
+		return fail(127, "%v", err)
 	}
 	proc, err := os.StartProcess(path, cfg.Argv, &os.ProcAttr{
 		Dir:   cfg.Dir,
 		Env:   cfg.Env,
-		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Files: stdio,
 		Sys: &syscall.SysProcAttr{
 			// Its own session: no job-control signals from the user's
 			// terminal, and no TIOCSTI into it (tty_ioctl(4)).
 			Setsid:    true,
-			Setctty:   cfg.TTY,
+			Setctty:   tty,
 			Ctty:      0,
 			Pdeathsig: syscall.SIGKILL,
 		},
 	})
 	if err != nil {
-		enc.Encode(Message{Type: msgError, Error: fmt.Sprintf("start %s: %v", cfg.Argv[0], err)})
-		return 127
+		return fail(127, "start %s: %v", cfg.Argv[0], err)
 	}
-	st := &initState{self: os.Getpid(), mainPid: proc.Pid}
+	st.mainPid = proc.Pid
 	// Children are reaped with wait4(-1) below, orphans included; the
-	// os.Process handle is never waited on.
+	// os.Process handle is never waited on (two reapers would steal each
+	// other's statuses).
 	proc.Release()
+	if tty {
+		stdio[0].Close()
+	}
 	if err := enc.Encode(Message{Type: msgStarted, Pid: st.mainPid}); err != nil {
 		st.killAll()
-		return 137
+		return 128 + int(unix.SIGKILL)
 	}
 
 	ctlMsgs := make(chan Message)
@@ -125,20 +172,17 @@ func runInit() int {
 				}
 				continue
 			}
-			signalTree(st.self, s.(syscall.Signal))
+			st.signalAll(s.(syscall.Signal))
 		case m, ok := <-ctlMsgs:
 			if !ok {
 				// The manager is gone (it closed the socket or died):
 				// nobody will stop this dyno later, so stop it now.
 				st.killAll()
-				if st.mainDone {
-					return st.status
-				}
-				return 128 + int(unix.SIGKILL)
+				return st.status
 			}
 			switch m.Type {
 			case msgSignal:
-				signalTree(st.self, unix.Signal(m.Signal))
+				st.signalAll(unix.Signal(m.Signal))
 			case msgKill:
 				st.killAll()
 				return st.status
@@ -147,17 +191,29 @@ func runInit() int {
 	}
 }
 
-// reap collects every exited child without blocking and records the main
-// process's status.
-func (st *initState) reap() {
+// signalAll sends sig to every process of the dyno but init. As PID 1,
+// kill(-1) is exactly that (kill(2)); otherwise init walks its subtree.
+func (st *initState) signalAll(sig syscall.Signal) {
+	if st.pidNS {
+		unix.Kill(-1, sig)
+		return
+	}
+	signalTree(st.self, sig)
+}
+
+// reap collects every exited child without blocking, records the main
+// process's status, and reports whether any child is left.
+func (st *initState) reap() (more bool) {
 	for {
 		var ws unix.WaitStatus
 		pid, err := unix.Wait4(-1, &ws, unix.WNOHANG, nil)
-		if err == unix.EINTR {
+		switch {
+		case err == unix.EINTR:
 			continue
-		}
-		if err != nil || pid <= 0 {
-			return
+		case err != nil: // ECHILD: no child at all
+			return false
+		case pid == 0: // children, none exited yet
+			return true
 		}
 		if pid == st.mainPid {
 			st.mainDone = true
@@ -166,22 +222,19 @@ func (st *initState) reap() {
 	}
 }
 
-// killAll SIGKILLs every process below init until none is left, then
-// reaps them. It loops because a process may fork between the scan and
+// killAll SIGKILLs every process of the dyno until none is left and all
+// are reaped. It loops because a process may fork between the scan and
 // the kill; a SIGKILLed process cannot fork again, so it converges.
+// Every descendant re-parents to init (a subreaper, or PID 1) before its
+// parent is reaped, so "no child left" means "nothing left".
 func (st *initState) killAll() {
 	for {
-		pids, err := descendants(st.self)
-		if err != nil || len(pids) == 0 {
+		st.signalAll(unix.SIGKILL)
+		if !st.reap() {
 			break
 		}
-		for _, pid := range pids {
-			unix.Kill(pid, unix.SIGKILL)
-		}
-		st.reap()
 		time.Sleep(time.Millisecond)
 	}
-	st.reap()
 	if !st.mainDone {
 		st.mainDone = true
 		st.status = 128 + int(unix.SIGKILL)
@@ -198,6 +251,38 @@ func exitCode(ws unix.WaitStatus) int {
 		return 128 + int(ws.Signal())
 	}
 	return 255
+}
+
+// sendPTY makes a terminal in the dyno's own devpts, sizes it, sends its
+// master to the manager and returns the slave for the app. Made inside,
+// the terminal's TIOCSTI can reach only the dyno itself (runc's "new
+// terminal" mode, not a host tty passed through).
+func sendPTY(sb *SandboxConfig) (*os.File, error) {
+	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open /dev/ptmx: %w", err)
+	}
+	defer unix.Close(mfd)
+	if err := unix.IoctlSetPointerInt(mfd, unix.TIOCSPTLCK, 0); err != nil {
+		return nil, fmt.Errorf("unlock pty: %w", err)
+	}
+	n, err := unix.IoctlGetInt(mfd, unix.TIOCGPTN)
+	if err != nil {
+		return nil, fmt.Errorf("pty number: %w", err)
+	}
+	if sb.Rows > 0 && sb.Cols > 0 {
+		unix.IoctlSetWinsize(mfd, unix.TIOCSWINSZ, &unix.Winsize{Row: sb.Rows, Col: sb.Cols})
+	}
+	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open pty slave: %w", err)
+	}
+	msg, _ := json.Marshal(Message{Type: msgPTY})
+	if err := unix.Sendmsg(controlFD, append(msg, '\n'), unix.UnixRights(mfd), nil, 0); err != nil {
+		slave.Close()
+		return nil, fmt.Errorf("send pty master: %w", err)
+	}
+	return slave, nil
 }
 
 // lookPath finds name in the PATH of the app's environment, not init's.

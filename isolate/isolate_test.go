@@ -23,6 +23,8 @@ func TestMain(m *testing.M) {
 			Init()
 		case "manager":
 			os.Exit(managerMain(os.Args[2]))
+		case "sandbox-manager":
+			os.Exit(sandboxManagerMain(os.Args[2]))
 		}
 	}
 	os.Exit(m.Run())

@@ -5,8 +5,11 @@ package isolate
 // fd 3. Each message is one JSON object; json.Decoder frames them.
 //
 //	parent -> child  Config                  once, first
-//	child  -> parent Message{Type:"started"} the app is running, with its pid
-//	                 Message{Type:"error"}   the app could not be started
+//	child  -> parent Message{Type:"warning"} something fell back (overlay -> copy); the dyno runs
+//	                 Message{Type:"pty"}     with SCM_RIGHTS: the master of a PTY made in
+//	                                         the dyno's own devpts (Sandbox.PTY)
+//	                 Message{Type:"started"} the app is running, with its pid
+//	                 Message{Type:"error"}   the dyno could not be set up or the app started
 //	parent -> child  Message{Type:"signal"}  send Signal to every process of the dyno
 //	                 Message{Type:"kill"}    SIGKILL every process of the dyno
 //
@@ -15,8 +18,14 @@ package isolate
 // the child kills every process of the dyno and exits.
 
 // controlFD is the child's end of the socket: the first of
-// exec.Cmd.ExtraFiles, after stdin, stdout and stderr.
-const controlFD = 3
+// exec.Cmd.ExtraFiles, after stdin, stdout and stderr. lockFD, for a
+// sandboxed dyno, holds a flock on the dyno's state directory for as
+// long as any process of the dyno's init lives, so a sweep of stale
+// directories never takes a live one.
+const (
+	controlFD = 3
+	lockFD    = 4
+)
 
 // Config is what the parent sends first: the app to run.
 type Config struct {
@@ -26,6 +35,32 @@ type Config struct {
 	Env  []string `json:"env"`
 	// TTY makes the app's stdin (a terminal) its controlling terminal.
 	TTY bool `json:"tty,omitempty"`
+	// Sandbox, when set, says init runs in new namespaces and builds the
+	// dyno's root before starting the app.
+	Sandbox *SandboxConfig `json:"sandbox,omitempty"`
+}
+
+// SandboxConfig is the child's part of a sandboxed dyno: host paths are
+// as seen before pivot_root.
+type SandboxConfig struct {
+	Root     string   `json:"root"`  // empty dir: the new root's tmpfs is mounted here
+	Lower    string   `json:"lower"` // read-only lower layer of /app
+	Upper    string   `json:"upper"` // overlay upper and work dirs, fresh per dyno,
+	Work     string   `json:"work"`  // on the same filesystem
+	ReadOnly []string `json:"ro"`    // host paths bound read-only at the same place
+	Hostname string   `json:"hostname"`
+	TmpSize  int64    `json:"tmp_size"` // bytes for the private /tmp
+	// CopyLower copies Lower into Upper and binds that on /app, for
+	// hosts that refuse overlay in a user namespace.
+	CopyLower bool `json:"copy_lower,omitempty"`
+	// PTY makes a terminal in the dyno's devpts for the app's stdio and
+	// sends its master to the parent.
+	PTY bool `json:"pty,omitempty"`
+	// Rows and Cols size that PTY before the app starts.
+	Rows uint16 `json:"rows,omitempty"`
+	Cols uint16 `json:"cols,omitempty"`
+	// Seccomp loads the deny list before the app starts.
+	Seccomp bool `json:"seccomp,omitempty"`
 }
 
 // Message is every message after Config, in both directions.
@@ -38,6 +73,8 @@ type Message struct {
 
 const (
 	msgStarted = "started"
+	msgWarning = "warning"
+	msgPTY     = "pty"
 	msgError   = "error"
 	msgSignal  = "signal"
 	msgKill    = "kill"

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"path/filepath"
 	"os/exec"
 	"sync"
 	"syscall"
@@ -21,8 +23,13 @@ type Spec struct {
 	// Stdin, Stdout and Stderr are handed to the app; nil means /dev/null.
 	Stdin, Stdout, Stderr *os.File
 	// TTY says Stdin is a terminal that the app takes as its controlling
-	// terminal (a PTY slave for one-off dynos).
-	TTY bool
+	// terminal (a PTY slave for one-off dynos). With a Sandbox, the
+	// terminal is made inside the dyno instead (Dyno.PTY), sized Rows x
+	// Cols, and Stdin is not used.
+	TTY        bool
+	Rows, Cols uint16
+	// Sandbox isolates the dyno; nil runs a plain process tree.
+	Sandbox *Sandbox
 }
 
 // Spawner starts dynos. The process that makes one becomes a child
@@ -56,6 +63,10 @@ type Dyno struct {
 	cmd *exec.Cmd
 	pid int // the app's main process
 
+	dir      *dynoDir // sandboxed dynos only
+	pty      *os.File
+	warnings []string
+
 	mu  sync.Mutex
 	ctl *os.File // nil after Wait
 	enc *json.Encoder
@@ -73,7 +84,9 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	}
 	parent := os.NewFile(uintptr(fds[0]), "dyno-control")
 	child := os.NewFile(uintptr(fds[1]), "dyno-control")
+	defer child.Close()
 
+	cfg := Config{Name: spec.Name, Argv: spec.Argv, Dir: spec.Dir, Env: spec.Env, TTY: spec.TTY}
 	cmd := &exec.Cmd{
 		Path:       sp.initPath,
 		Args:       []string{"dyno", "init", spec.Name},
@@ -96,41 +109,176 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 		cmd.Stderr = spec.Stderr
 	}
 
+	d := &Dyno{sp: sp, cmd: cmd, ctl: parent, enc: json.NewEncoder(parent)}
+	var cgroupDir *os.File
+	if sb := spec.Sandbox; sb != nil {
+		if cfg.Sandbox, cgroupDir, err = d.prepareSandbox(spec, cmd); err != nil {
+			parent.Close()
+			return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
+		}
+		if cgroupDir != nil {
+			defer cgroupDir.Close()
+		}
+	}
+
 	// Hold the lock across fork and registration so SweepOrphans never
 	// mistakes a new init for an orphan.
 	sp.mu.Lock()
 	err = cmd.Start()
+	if err != nil && cgroupDir != nil {
+		// clone3 refused (ENOSYS on old kernels, EPERM under some
+		// container seccomp profiles): Go has no fallback, so start
+		// without CLONE_INTO_CGROUP and move init in below, before it
+		// gets its config and starts anything.
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = false, 0
+		cmd.Process, cmd.ProcessState = nil, nil
+		err = cmd.Start()
+		if err == nil {
+			if aerr := spec.Sandbox.Cgroup.AddProcess(cmd.Process.Pid); aerr != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				err = aerr
+			}
+		}
+	}
 	if err == nil {
 		sp.live[cmd.Process.Pid] = true
 	}
 	sp.mu.Unlock()
-	child.Close()
 	if err != nil {
 		parent.Close()
+		if d.dir != nil {
+			d.dir.remove()
+		}
+		if spec.Sandbox != nil {
+			err = diagnoseNamespaces(err)
+		}
 		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
 	}
-
-	d := &Dyno{sp: sp, cmd: cmd, ctl: parent, enc: json.NewEncoder(parent)}
-	cfg := Config{Name: spec.Name, Argv: spec.Argv, Dir: spec.Dir, Env: spec.Env, TTY: spec.TTY}
-	var reply Message
-	if err = d.enc.Encode(cfg); err == nil {
-		err = json.NewDecoder(parent).Decode(&reply)
+	if err := d.handshake(cfg); err != nil {
+		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
 	}
-	switch {
-	case err != nil:
-		d.Wait()
-		return nil, fmt.Errorf("start dyno %s: init did not answer: %w", spec.Name, err)
-	case reply.Type == msgError:
-		d.Wait()
-		return nil, fmt.Errorf("start dyno %s: %s", spec.Name, reply.Error)
-	case reply.Type != msgStarted:
-		d.Kill()
-		d.Wait()
-		return nil, fmt.Errorf("start dyno %s: init answered %q, want %q", spec.Name, reply.Type, msgStarted)
-	}
-	d.pid = reply.Pid
 	return d, nil
 }
+
+// prepareSandbox makes the dyno's state dir and sets the clone flags.
+func (d *Dyno) prepareSandbox(spec Spec, cmd *exec.Cmd) (*SandboxConfig, *os.File, error) {
+	sb := spec.Sandbox
+	id := newID()
+	dir, err := makeDynoDir(sb.StateDir, spec.Name+"-"+id[:8])
+	if err != nil {
+		return nil, nil, err
+	}
+	d.dir = dir
+	hostname := sb.Hostname
+	if hostname == "" {
+		hostname = id
+	}
+	cfg := &SandboxConfig{
+		Root:      filepath.Join(dir.path, "root"),
+		Lower:     sb.Lower,
+		Upper:     filepath.Join(dir.path, "upper"),
+		Work:      filepath.Join(dir.path, "work"),
+		ReadOnly:  sb.ReadOnly,
+		Hostname:  hostname,
+		TmpSize:   sb.TmpSize,
+		CopyLower: sb.CopyLower,
+		PTY:       spec.TTY,
+		Rows:      spec.Rows,
+		Cols:      spec.Cols,
+		Seccomp:   sb.Seccomp,
+	}
+	if cfg.ReadOnly == nil {
+		cfg.ReadOnly = DefaultReadOnly
+	}
+	if cfg.TmpSize == 0 {
+		cfg.TmpSize = defaultTmpSize
+	}
+	if spec.TTY {
+		// The app's terminal is made inside; init's own stdin is
+		// /dev/null.
+		cmd.Stdin = nil
+	}
+	cmd.ExtraFiles = append(cmd.ExtraFiles, dir.lock) // lockFD
+	attr := cmd.SysProcAttr
+	// All namespaces at clone time, never unshare from Go: namespace
+	// entry is per thread and the Go runtime moves goroutines between
+	// threads; a freshly exec'd init starts with every thread inside.
+	attr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+	// uid 0 inside: execve as uid 0 keeps the namespace's capabilities,
+	// which init needs to mount; it drops them all before the app runs.
+	attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+	attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+	// An unprivileged gid map needs setgroups denied first
+	// (user_namespaces(7)).
+	attr.GidMappingsEnableSetgroups = false
+	var cgroupDir *os.File
+	if sb.Cgroup != nil {
+		if cgroupDir, err = sb.Cgroup.Open(); err != nil {
+			dir.remove()
+			d.dir = nil
+			return nil, nil, err
+		}
+		// Born in its leaf (clone3 CLONE_INTO_CGROUP, Linux 5.7): never
+		// accounted anywhere else, and no cgroup.procs write.
+		attr.UseCgroupFD = true
+		attr.CgroupFD = int(cgroupDir.Fd())
+	}
+	return cfg, cgroupDir, nil
+}
+
+// handshake sends the config and reads until the app runs or fails. The
+// reads go through recvmsg, so a PTY master passed with SCM_RIGHTS is
+// received rather than dropped.
+func (d *Dyno) handshake(cfg Config) error {
+	r := &controlReader{fd: int(d.ctl.Fd())}
+	err := d.enc.Encode(cfg)
+	dec := json.NewDecoder(r)
+	for err == nil {
+		var m Message
+		if err = dec.Decode(&m); err != nil {
+			break
+		}
+		switch m.Type {
+		case msgWarning:
+			d.warnings = append(d.warnings, m.Error)
+			continue
+		case msgPTY:
+			fd, ok := r.takeFD()
+			if !ok {
+				err = errors.New("init sent no pty master")
+				break
+			}
+			d.pty = os.NewFile(uintptr(fd), "pty-master")
+			continue
+		case msgStarted:
+			d.pid = m.Pid
+			r.closeFDs()
+			return nil
+		case msgError:
+			err = errors.New(m.Error)
+		default:
+			err = fmt.Errorf("init answered %q, want %q", m.Type, msgStarted)
+		}
+	}
+	r.closeFDs()
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = fmt.Errorf("init exited during set-up")
+	}
+	d.Kill()
+	d.Wait()
+	if d.pty != nil {
+		d.pty.Close()
+	}
+	return err
+}
+
+// Warnings are what init reported falling back on (overlay refused).
+func (d *Dyno) Warnings() []string { return d.warnings }
+
+// PTY is the master of the terminal made inside a sandboxed dyno for a
+// TTY spec; nil otherwise.
+func (d *Dyno) PTY() *os.File { return d.pty }
 
 // Pid is the app's main process (not init's).
 func (d *Dyno) Pid() int { return d.pid }
@@ -179,6 +327,9 @@ func (d *Dyno) Wait() (int, error) {
 	}
 	d.mu.Unlock()
 
+	if d.dir != nil {
+		d.dir.remove()
+	}
 	status := d.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if status.Signaled() {
 		// init itself was killed: anything it left behind is ours now.

@@ -31,6 +31,8 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Isolation tests run dyno as an unprivileged user, who must reach it.
+	os.Chmod(dir, 0o755)
 	dynoBin = filepath.Join(dir, "dyno")
 	build := exec.Command("go", "build", "-o", dynoBin, ".")
 	build.Stderr = os.Stderr
@@ -71,6 +73,12 @@ func startDyno(t *testing.T, dir string, args ...string) *session {
 	cmd := exec.Command(dynoBin, append([]string{"start", "--log-format", "logplex"}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	return startSession(t, cmd)
+}
+
+// startSession starts cmd and collects its output lines.
+func startSession(t *testing.T, cmd *exec.Cmd) *session {
+	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)

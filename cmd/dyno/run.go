@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/project"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -17,6 +18,7 @@ type runOptions struct {
 	procfile string
 	envFiles []string
 	port     int
+	isolate  bool
 }
 
 func newRunCommand() *cobra.Command {
@@ -41,6 +43,7 @@ reach the command as they are (bash -c 'echo hi').`,
 	f.StringVarP(&o.procfile, "procfile", "f", "Procfile", "the Procfile (optional); its folder is the working directory")
 	f.StringSliceVarP(&o.envFiles, "env", "e", nil, "env files, comma-separated (default .env beside the Procfile)")
 	f.IntVarP(&o.port, "port", "p", 0, "PORT for the command (default PORT from the env files, else $PORT, else 5000)")
+	f.BoolVar(&o.isolate, "isolate", false, "run in a throwaway dyno: namespaces, /app an ephemeral overlay of the folder, no capabilities")
 	return cmd
 }
 
@@ -67,11 +70,39 @@ func runRun(o runOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	if o.isolate {
+		r, err := isolatedRunner(spawner, proj.Dir)
+		if err != nil {
+			return err
+		}
+		spec.Dir = "/app"
+		spec.Env = supervisor.SandboxEnv(spec.Env)
+		spec.Sandbox = &isolate.Sandbox{Lower: r.Lower, StateDir: r.StateDir, CopyLower: r.CopyLower, Seccomp: r.Seccomp}
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
 	defer signal.Stop(sigs)
 
 	var attach *isolate.Attachment
+	if term.IsTerminal(int(os.Stdin.Fd())) && spec.Sandbox != nil {
+		// The terminal is made inside the dyno, from its own devpts, so
+		// the command cannot reach the user's terminal (TIOCSTI).
+		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
+			spec.Rows, spec.Cols = ws.Row, ws.Col
+		}
+		spec.TTY = true
+		d, err := spawner.Start(spec)
+		if err != nil {
+			return err
+		}
+		if attach, err = isolate.Attach(d.PTY(), os.Stdin, os.Stdout); err != nil {
+			d.Kill()
+			d.Wait()
+			return err
+		}
+		defer attach.Restore()
+		return waitOneOff(d, sigs, attach)
+	}
 	if term.IsTerminal(int(os.Stdin.Fd())) {
 		master, slave, err := isolate.OpenPTY()
 		if err != nil {

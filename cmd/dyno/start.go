@@ -1,8 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
@@ -26,6 +28,7 @@ type startOptions struct {
 	noColor     bool
 	noTimestamp bool
 	logFormat   string
+	isolate     bool
 }
 
 func newStartCommand() *cobra.Command {
@@ -56,6 +59,7 @@ then SIGKILL after the timeout. A second Ctrl-C kills at once.`,
 	f.BoolVar(&o.noColor, "no-color", false, "no colours even on a terminal (also NO_COLOR)")
 	f.BoolVar(&o.noTimestamp, "no-timestamp", false, "leave the time out of log lines")
 	f.StringVar(&o.logFormat, "log-format", "terminal", `"terminal" or "logplex" (Heroku's log line format)`)
+	f.BoolVar(&o.isolate, "isolate", false, "run each process in its own dyno: namespaces, /app an ephemeral overlay of the project folder, no capabilities")
 	return cmd
 }
 
@@ -79,6 +83,9 @@ func runStart(o startOptions, only []string) error {
 	formation := make([]supervisor.DynoConfig, 0, len(proj.Dynos))
 	for _, d := range proj.Dynos {
 		names = append(names, d.Name)
+		if o.isolate {
+			d.Env = supervisor.SandboxEnv(d.Env)
+		}
 		formation = append(formation, supervisor.DynoConfig{
 			Name: d.Name, Type: d.Type, Command: d.Command, Dir: proj.Dir,
 			Env: d.Env, Port: d.Port, Web: d.Type == "web",
@@ -95,11 +102,17 @@ func runStart(o startOptions, only []string) error {
 	if err != nil {
 		return err
 	}
+	var runner supervisor.Runner = supervisor.PlainRunner{Spawner: spawner}
+	if o.isolate {
+		if runner, err = isolatedRunner(spawner, proj.Dir); err != nil {
+			return err
+		}
+	}
 	policy := supervisor.DevRestartPolicy
 	policy.Max = time.Duration(o.backoffCap)
 	policy.Never = o.noRestart
 	m := supervisor.New(supervisor.Options{
-		Runner:      supervisor.PlainRunner{Spawner: spawner},
+		Runner:      runner,
 		Logs:        logs,
 		StopTimeout: time.Duration(o.stopTimeout),
 		BootTimeout: time.Duration(o.bootTimeout),
@@ -133,4 +146,35 @@ func runStart(o startOptions, only []string) error {
 		return exitStatus(status)
 	}
 	return nil
+}
+
+// isolatedRunner probes the host once and returns a runner that puts each
+// dyno in a sandbox over dir. What the host lacks is said in one line on
+// stderr; what cannot work at all is an error.
+func isolatedRunner(spawner *isolate.Spawner, dir string) (supervisor.IsolatedRunner, error) {
+	home, err := dynoHome()
+	if err != nil {
+		return supervisor.IsolatedRunner{}, err
+	}
+	dynos := filepath.Join(home, "dynos")
+	stateDir := filepath.Join(dynos, localAppName(dir))
+	// Directories of dynos whose init died with a crash of the host or
+	// of dyno; live ones are locked and kept.
+	if _, err := isolate.SweepDynoDirs(stateDir); err != nil {
+		return supervisor.IsolatedRunner{}, err
+	}
+	probe, err := spawner.Probe(dynos)
+	if err != nil {
+		return supervisor.IsolatedRunner{}, err
+	}
+	if probe.Warning != "" {
+		fmt.Fprintln(os.Stderr, "dyno: "+probe.Warning)
+	}
+	return supervisor.IsolatedRunner{
+		Spawner:   spawner,
+		Lower:     dir,
+		StateDir:  stateDir,
+		CopyLower: !probe.Overlay,
+		Seccomp:   true,
+	}, nil
 }

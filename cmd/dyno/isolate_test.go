@@ -1,0 +1,233 @@
+package main
+
+// Isolation through the binary: dyno runs as an unprivileged user (uid
+// 65534 when the tests run as root), because being root proves nothing
+// about rootless operation.
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+)
+
+const nobody = 65534
+
+// userNSOff says why user namespaces are unusable here, or "".
+func userNSOff() string {
+	for file, off := range map[string]string{
+		"/proc/sys/kernel/unprivileged_userns_clone": "0",
+		"/proc/sys/user/max_user_namespaces":         "0",
+	} {
+		if b, err := os.ReadFile(file); err == nil && strings.TrimSpace(string(b)) == off {
+			return "user namespaces are off: " + file + " is " + off
+		}
+	}
+	return ""
+}
+
+// isolatedEnv is a project folder and a DYNO_HOME owned by the
+// unprivileged user.
+type isolatedEnv struct {
+	project, home string
+}
+
+func newIsolatedEnv(t *testing.T, files map[string]string) *isolatedEnv {
+	t.Helper()
+	if reason := userNSOff(); reason != "" {
+		t.Skip(reason)
+	}
+	e := &isolatedEnv{project: sharedDir(t), home: sharedDir(t)}
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(e.project, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Getuid() == 0 {
+		for _, d := range []string{e.project, e.home} {
+			filepath.WalkDir(d, func(p string, _ fs.DirEntry, _ error) error { return os.Lchown(p, nobody, nobody) })
+		}
+	}
+	return e
+}
+
+// sharedDir is a temp dir the unprivileged user can enter.
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dyno-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() {
+		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				os.Chmod(p, 0o700)
+			}
+			return nil
+		})
+		os.RemoveAll(dir)
+	})
+	return dir
+}
+
+func (e *isolatedEnv) command(args ...string) *exec.Cmd {
+	cmd := exec.Command(dynoBin, args...)
+	cmd.Dir = e.project
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "DYNO_HOME=" + e.home, "NO_COLOR=1", "HOME=/nonexistent"}
+	if os.Getuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	}
+	return cmd
+}
+
+func (e *isolatedEnv) start(t *testing.T, args ...string) *session {
+	t.Helper()
+	return startSession(t, e.command(append([]string{"start", "--isolate", "--log-format", "logplex"}, args...)...))
+}
+
+// markerAlive reports whether any process on the host has marker in its
+// command line. Pids inside a dyno are its own namespace's, so tests
+// find their processes by a unique argument instead.
+func markerAlive(marker string) bool {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && strings.Contains(string(b), marker) {
+			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
+			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && stat[i+2] != 'Z' {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func waitMarkerGone(t *testing.T, marker string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for markerAlive(marker) {
+		if time.Now().After(deadline) {
+			t.Fatalf("a process with %q outlived the dyno by %v", marker, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func uniqueSleep() string { return strconv.Itoa(900000 + int(time.Now().UnixNano()%99999)) }
+
+func TestIsolatedStart(t *testing.T) {
+	e := newIsolatedEnv(t, map[string]string{
+		"Procfile": "a: echo \"uid=$(id -u) home=$HOME pwd=$(pwd) dyno=$DYNO\"; echo \"pid1=$(tr '\\0' ' ' < /proc/1/cmdline)\"; echo host=$(cat /proc/sys/kernel/hostname); echo scribble > scribble; cat scribble; exec sleep 1000\n",
+	})
+	host, _ := os.Hostname()
+	s := e.start(t)
+	s.waitFor(`app\[a\.1\]: uid=0 home=/app pwd=/app dyno=a\.1$`)
+	s.waitFor(`app\[a\.1\]: pid1=dyno init a\.1 $`)
+	h := s.waitFor(`app\[a\.1\]: host=(\S+)$`)[1]
+	if h == host {
+		t.Errorf("dyno hostname is the host's, %q", h)
+	}
+	s.waitFor(`app\[a\.1\]: scribble$`)
+	s.waitFor(`State changed from starting to up`)
+	s.signal(syscall.SIGTERM)
+	if st := s.wait(); st != 0 {
+		t.Fatalf("exit %d:\n%s", st, strings.Join(s.lines(), "\n"))
+	}
+	if _, err := os.Stat(filepath.Join(e.project, "scribble")); err == nil {
+		t.Error("the dyno's write reached the project folder")
+	}
+	left, _ := os.ReadDir(filepath.Join(e.home, "dynos", localAppName(e.project)))
+	if len(left) != 0 {
+		t.Errorf("dyno dirs left: %v", left)
+	}
+}
+
+// A SIGTERM-ignoring app is killed after the grace period, and its
+// background processes with it.
+func TestIsolatedStopTimeout(t *testing.T) {
+	marker := uniqueSleep()
+	e := newIsolatedEnv(t, map[string]string{
+		"Procfile": "stubborn: trap '' TERM; sleep " + marker + " & echo ready; while :; do sleep 0.05; done\n",
+	})
+	s := e.start(t, "-t", "0.3")
+	s.waitFor(`app\[stubborn\.1\]: ready`)
+	s.signal(syscall.SIGINT)
+	s.waitFor(`heroku\[stubborn\.1\]: Error R12 \(Exit timeout\)`)
+	s.waitFor(`heroku\[stubborn\.1\]: Process exited with status 137`)
+	if st := s.wait(); st != 0 {
+		t.Errorf("exit %d", st)
+	}
+	waitMarkerGone(t, marker, time.Second)
+}
+
+// kill -9 of dyno: every dyno dies within a second, a double-forked
+// daemon included.
+func TestIsolatedKill9(t *testing.T) {
+	marker := uniqueSleep()
+	e := newIsolatedEnv(t, map[string]string{
+		"Procfile": "d: setsid sh -c 'sleep " + marker + " &'; sleep " + marker + " & echo ready; exec sleep " + marker + "\n",
+	})
+	s := e.start(t)
+	s.waitFor(`app\[d\.1\]: ready`)
+	if !markerAlive(marker) {
+		t.Fatal("test is broken: the marker processes are not visible")
+	}
+	s.signal(syscall.SIGKILL)
+	s.wait()
+	waitMarkerGone(t, marker, time.Second)
+}
+
+func TestIsolatedRunStatus(t *testing.T) {
+	e := newIsolatedEnv(t, map[string]string{"existing": "x\n"})
+	cmd := e.command("run", "--isolate", "cat existing; echo $DYNO; touch new; exit 9")
+	out, _ := cmd.CombinedOutput()
+	if st := cmd.ProcessState.ExitCode(); st != 9 || string(out) != "x\nrun.1\n" {
+		t.Errorf("exit %d, %q; want 9, \"x\\nrun.1\\n\"", st, out)
+	}
+	if _, err := os.Stat(filepath.Join(e.project, "new")); err == nil {
+		t.Error("the one-off's write reached the folder")
+	}
+}
+
+func TestIsolatedRunPTY(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	pty.Setsize(slave, &pty.Winsize{Rows: 41, Cols: 99})
+	cmd := e.command("run", "--isolate", "tty; stty size; exit 6")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty = true, true
+	if cmd.SysProcAttr.Credential == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out, _ := io.ReadAll(master)
+	cmd.Wait()
+	text := strings.ReplaceAll(string(out), "\r", "")
+	if st := cmd.ProcessState.ExitCode(); st != 6 {
+		t.Errorf("exit %d, want 6: %q", st, text)
+	}
+	// The terminal is the dyno's own: its devpts numbers from 0.
+	if !regexp.MustCompile(`(?m)^/dev/pts/\d+$`).MatchString(text) || !strings.Contains(text, "41 99\n") {
+		t.Errorf("output %q; want a /dev/pts path and the size 41 99", text)
+	}
+}

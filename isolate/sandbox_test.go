@@ -1,0 +1,317 @@
+package isolate
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+)
+
+// Sandbox tests run the manager side as an unprivileged user (uid 65534
+// when the tests run as root): being root proves nothing about rootless
+// operation. The test binary re-executes itself as that manager
+// ("sandbox-manager"), which starts one sandboxed dyno and relays its
+// output and status.
+
+const nobody = 65534
+
+type sandboxRun struct {
+	Lower    string `json:"lower"`
+	StateDir string `json:"state"`
+	Command  string `json:"command"`
+	Seccomp  bool   `json:"seccomp"`
+}
+
+// sandboxManagerMain is the child's side: run one dyno, print its output,
+// exit with its status.
+func sandboxManagerMain(arg string) int {
+	var r sandboxRun
+	if err := json.Unmarshal([]byte(arg), &r); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	sp, err := NewSpawner()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	d, err := sp.Start(Spec{
+		Name:    "test.1",
+		Argv:    ShellArgv(r.Command),
+		Dir:     "/app",
+		Env:     []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/app"},
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		Sandbox: &Sandbox{Lower: r.Lower, StateDir: r.StateDir, Seccomp: r.Seccomp},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "start:", err)
+		return 2
+	}
+	for _, w := range d.Warnings() {
+		fmt.Fprintln(os.Stderr, "warning:", w)
+	}
+	st, err := d.Wait()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wait:", err)
+		return 2
+	}
+	return st
+}
+
+// sharedDir is a temp dir others can enter (t.TempDir's parent is 0700).
+func sharedDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "dyno-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(dir, 0o755)
+	t.Cleanup(func() { removeTree(dir) })
+	return dir
+}
+
+// unprivilegedBinary copies the test binary where uid 65534 can run it.
+func unprivilegedBinary(t *testing.T) string {
+	t.Helper()
+	dir := sharedDir(t)
+	src, err := os.Open("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	path := filepath.Join(dir, "isolate.test")
+	dst, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY, 0o755)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	dst.Close()
+	return path
+}
+
+// ownedDir makes a temp dir owned by the unprivileged user.
+func ownedDir(t *testing.T) string {
+	t.Helper()
+	dir := sharedDir(t)
+	if os.Getuid() == 0 {
+		if err := os.Chown(dir, nobody, nobody); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+type sandboxEnv struct {
+	bin, lower, state string
+}
+
+func newSandboxEnv(t *testing.T) *sandboxEnv {
+	t.Helper()
+	if reason := userNSBlocker(sysctlDir); reason != "" {
+		t.Skip(reason)
+	}
+	e := &sandboxEnv{bin: unprivilegedBinary(t), lower: ownedDir(t), state: ownedDir(t)}
+	for name, content := range map[string]string{"existing": "original\n", "todelete": "x\n", "sub/file": "nested\n"} {
+		p := filepath.Join(e.lower, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if os.Getuid() == 0 {
+		filepath.WalkDir(e.lower, func(p string, _ fs.DirEntry, _ error) error { return os.Lchown(p, nobody, nobody) })
+	}
+	return e
+}
+
+// run runs command in a sandboxed dyno as the unprivileged user and
+// returns its output and status.
+func (e *sandboxEnv) run(t *testing.T, command string, seccomp bool) (string, int) {
+	t.Helper()
+	arg, _ := json.Marshal(sandboxRun{Lower: e.lower, StateDir: filepath.Join(e.state, "dynos"), Command: command, Seccomp: seccomp})
+	cmd := exec.Command(e.bin, "sandbox-manager", string(arg))
+	if os.Getuid() == 0 {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+	}
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Run()
+	st := cmd.ProcessState.ExitCode()
+	if st == 2 && strings.Contains(out.String(), "start:") {
+		t.Fatalf("sandbox did not start: %s", out.String())
+	}
+	return out.String(), st
+}
+
+func treeDigest(t *testing.T, dir string) string {
+	t.Helper()
+	h := sha256.New()
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, _ := d.Info()
+		fmt.Fprintf(h, "%s %v %d\n", strings.TrimPrefix(p, dir), info.Mode(), info.Size())
+		if info.Mode().IsRegular() {
+			b, _ := os.ReadFile(p)
+			h.Write(b)
+		}
+		return nil
+	})
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func TestSandboxProcAndPID1(t *testing.T) {
+	e := newSandboxEnv(t)
+	out, st := e.run(t, `tr '\0' ' ' < /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9][0-9]*$'`, false)
+	if st != 0 {
+		t.Fatalf("exit %d: %s", st, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 2 || strings.TrimSpace(lines[0]) != "dyno init test.1" {
+		t.Fatalf("PID 1 is %q, want dyno init test.1 (output %q)", lines[0], out)
+	}
+	// init, sh, ls, grep (and tr may be gone): a handful, not the host's.
+	if n := strings.TrimSpace(lines[1]); len(n) > 1 {
+		t.Errorf("/proc shows %s processes; want only the dyno's", n)
+	}
+}
+
+func TestSandboxHostnameAndReadOnly(t *testing.T) {
+	e := newSandboxEnv(t)
+	host, _ := os.Hostname()
+	out, st := e.run(t, `cat /proc/sys/kernel/hostname; for p in /usr /etc /bin /; do touch $p/dyno-probe 2>/dev/null && echo "$p writable" || echo "$p read-only"; done`, false)
+	if st != 0 {
+		t.Fatalf("exit %d: %s", st, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if lines[0] == host || len(lines[0]) != 36 {
+		t.Errorf("hostname %q, want a dyno id different from the host's %q", lines[0], host)
+	}
+	for _, l := range lines[1:] {
+		if !strings.HasSuffix(l, "read-only") {
+			t.Errorf("%s", l)
+		}
+	}
+}
+
+func TestSandboxEphemeralApp(t *testing.T) {
+	e := newSandboxEnv(t)
+	before := treeDigest(t, e.lower)
+	out, st := e.run(t, `cat existing; echo changed > existing; echo new > new; rm todelete; mkdir d; chmod 000 d; echo more >> sub/file; ls`, false)
+	if st != 0 {
+		t.Fatalf("exit %d: %s", st, out)
+	}
+	if !strings.HasPrefix(out, "original\n") || !strings.Contains(out, "new") {
+		t.Errorf("dyno did not see and write /app: %q", out)
+	}
+	if after := treeDigest(t, e.lower); after != before {
+		t.Error("the lower dir changed")
+	}
+	// A second dyno on the same lower dir sees none of the first's writes.
+	out, _ = e.run(t, `cat existing; ls`, false)
+	if out != "original\nexisting\nsub\ntodelete\n" {
+		t.Errorf("second dyno saw %q", out)
+	}
+	// Nothing of either dyno is left in the state dir.
+	entries, _ := os.ReadDir(filepath.Join(e.state, "dynos"))
+	if len(entries) != 0 {
+		t.Errorf("dyno dirs left behind: %v", entries)
+	}
+}
+
+func TestSandboxPrivateTmp(t *testing.T) {
+	e := newSandboxEnv(t)
+	name := "dyno-private-" + newID()
+	out, st := e.run(t, "echo x > /tmp/"+name+" && ls /tmp", false)
+	if st != 0 || strings.TrimSpace(out) != name {
+		t.Fatalf("exit %d, /tmp holds %q; want only the dyno's own file", st, out)
+	}
+	if _, err := os.Stat("/tmp/" + name); err == nil {
+		t.Error("the dyno's /tmp file is on the host")
+	}
+}
+
+func TestSandboxNoPrivileges(t *testing.T) {
+	e := newSandboxEnv(t)
+	out, st := e.run(t, `grep -E '^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs):' /proc/self/status`, false)
+	if st != 0 {
+		t.Fatalf("exit %d: %s", st, out)
+	}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(l)
+		want := "0000000000000000"
+		if f[0] == "NoNewPrivs:" {
+			want = "1"
+		}
+		if f[1] != want {
+			t.Errorf("%s %s, want %s", f[0], f[1], want)
+		}
+	}
+}
+
+func TestSandboxReapsOrphans(t *testing.T) {
+	e := newSandboxEnv(t)
+	// The grandchild is orphaned at once and exits later: PID 1 must reap
+	// it, so no zombie is left.
+	out, st := e.run(t, `sh -c 'sleep 0.2 &'; sleep 0.5; grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l`, false)
+	if st != 0 || strings.TrimSpace(out) != "0" {
+		t.Errorf("exit %d, zombies: %q", st, out)
+	}
+}
+
+func TestSandboxExitStatus(t *testing.T) {
+	e := newSandboxEnv(t)
+	if _, st := e.run(t, "exit 7", false); st != 7 {
+		t.Errorf("exit %d, want 7", st)
+	}
+}
+
+func TestSweepDynoDirs(t *testing.T) {
+	parent := t.TempDir()
+	live, err := makeDynoDir(parent, "live")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.remove()
+	stale, err := makeDynoDir(parent, "stale")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A crash leaves overlay's mode-000 work dir behind.
+	os.MkdirAll(filepath.Join(stale.path, "work", "work"), 0o755)
+	os.Chmod(filepath.Join(stale.path, "work", "work"), 0)
+	stale.lock.Close() // its init died: the lock is gone
+	n, err := SweepDynoDirs(parent)
+	if err != nil || n != 1 {
+		t.Fatalf("swept %d, %v; want 1", n, err)
+	}
+	if _, err := os.Stat(stale.path); err == nil {
+		t.Error("stale dir still there")
+	}
+	if _, err := os.Stat(live.path); err != nil {
+		t.Error("live dir swept")
+	}
+}
+
+// With the deny list, the app cannot make namespaces or mount anything,
+// and its children inherit the filter.
+func TestSandboxSeccomp(t *testing.T) {
+	e := newSandboxEnv(t)
+	out, st := e.run(t, `grep '^Seccomp:' /proc/self/status; unshare -U true 2>/dev/null && echo unshare allowed; mount -t tmpfs x /tmp 2>/dev/null && echo mount allowed; echo done`, true)
+	if st != 0 || out != "Seccomp:\t2\ndone\n" {
+		t.Errorf("exit %d, %q; want the filter on and unshare and mount refused", st, out)
+	}
+}
