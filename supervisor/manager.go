@@ -32,6 +32,9 @@ type DynoConfig struct {
 	// Web dynos are up once something listens on Port; others once
 	// started.
 	Web bool
+	// MemoryQuota is the size's memory in bytes, for R14 on metered
+	// dynos; 0 means none.
+	MemoryQuota int64
 }
 
 // Options configure a Manager.
@@ -47,6 +50,9 @@ type Options struct {
 	// BootPoll is how often a booting web dyno's port is checked; 0
 	// means 50 ms.
 	BootPoll time.Duration
+	// MemoryCheck is how often a metered dyno's memory is compared with
+	// its quota (R14); 0 means 20 s, Heroku's rhythm.
+	MemoryCheck time.Duration
 }
 
 // Manager runs a formation until stopped.
@@ -92,6 +98,9 @@ type DynoStatus struct {
 func New(opts Options, formation []DynoConfig) *Manager {
 	if opts.BootPoll == 0 {
 		opts.BootPoll = 50 * time.Millisecond
+	}
+	if opts.MemoryCheck == 0 {
+		opts.MemoryCheck = 20 * time.Second
 	}
 	m := &Manager{opts: opts, stop: make(chan struct{}), kill: make(chan struct{})}
 	for _, c := range formation {
@@ -296,10 +305,25 @@ func (m *Manager) runOnce(d *dyno) (status int, uptime time.Duration, stopped bo
 		m.setState(d, Up)
 	}
 
+	var memC <-chan time.Time
+	metered, isMetered := p.(Metered)
+	if isMetered && d.cfg.MemoryQuota > 0 {
+		t := time.NewTicker(m.opts.MemoryCheck)
+		defer t.Stop()
+		memC = t.C
+	}
+
 	stopC, killC := m.stop, m.kill
 	var graceC <-chan time.Time
 	for {
 		select {
+		case <-memC:
+			if st, err := metered.Stats(); err == nil {
+				if used := st.MemoryCurrent + st.SwapCurrent; used > d.cfg.MemoryQuota {
+					m.log(d, "%s", memoryLine(used, d.cfg.MemoryQuota))
+					m.log(d, "Error R14 (Memory quota exceeded)")
+				}
+			}
 		case <-pollC:
 			if ok, _ := listening(d.cfg.Port); ok {
 				poll.Stop()
@@ -338,6 +362,10 @@ func (m *Manager) runOnce(d *dyno) (status int, uptime time.Duration, stopped bo
 			case <-src.Done():
 			case <-time.After(2 * time.Second):
 				src.Close()
+			}
+			if isMetered && metered.OOMKilled() {
+				m.log(d, "Error R15 (Memory quota vastly exceeded)")
+				m.log(d, "Stopping process with SIGKILL")
 			}
 			m.log(d, "Process exited with status %d", status)
 			return status, uptime, stopped || m.stopping()

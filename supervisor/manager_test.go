@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dyno-run/dyno/isolate/cgroup"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 )
 
@@ -82,13 +83,30 @@ func (p *fakeProcess) end(status int)     { p.once.Do(func() { p.exit <- status 
 type fakeRunner struct {
 	exitTerm bool
 	started  chan *fakeProcess
+	// wrap, when set, gives the manager another view of the process.
+	wrap func(*fakeProcess) Process
 }
 
 func (r *fakeRunner) Start(spec DynoSpec) (Process, error) {
 	p := &fakeProcess{exit: make(chan int, 1), exitTerm: r.exitTerm}
 	r.started <- p
+	if r.wrap != nil {
+		return r.wrap(p), nil
+	}
 	return p, nil
 }
+
+// meteredProcess is a fake with a cgroup's view of memory.
+type meteredProcess struct {
+	*fakeProcess
+	mem int64
+	oom bool
+}
+
+func (p *meteredProcess) Stats() (cgroup.Stats, error) {
+	return cgroup.Stats{MemoryCurrent: p.mem}, nil
+}
+func (p *meteredProcess) OOMKilled() bool { return p.oom }
 
 func newTestManager(t *testing.T, opts Options, dynos ...DynoConfig) (*Manager, *fakeRunner, *logBuffer) {
 	t.Helper()
@@ -310,6 +328,26 @@ func TestNoRestart(t *testing.T) {
 	p2.end(5)
 	if st := <-done; st != 5 {
 		t.Errorf("status = %d, want 5", st)
+	}
+}
+
+func TestMemoryErrors(t *testing.T) {
+	const quota = 512 << 20
+	m, r, logs := newTestManager(t, Options{MemoryCheck: 5 * time.Millisecond, Restart: RestartPolicy{Never: true}},
+		DynoConfig{Name: "web.1", Type: "worker", Command: "x", MemoryQuota: quota})
+	r.wrap = func(p *fakeProcess) Process { return &meteredProcess{fakeProcess: p, mem: 520 << 20, oom: true} }
+	done := runAsync(m)
+	p := <-r.started
+	logs.wait(t, "heroku[web.1]: Process running mem=520M(101.6%)", 1)
+	logs.wait(t, "heroku[web.1]: Error R14 (Memory quota exceeded)", 1)
+	p.end(137) // as the OOM killer would
+	<-done
+	log := logs.String()
+	r15 := strings.Index(log, "Error R15 (Memory quota vastly exceeded)")
+	kill := strings.LastIndex(log, "Stopping process with SIGKILL")
+	exit := strings.Index(log, "Process exited with status 137")
+	if r15 < 0 || kill < r15 || exit < kill {
+		t.Errorf("want R15, SIGKILL, exit 137 in that order:\n%s", log)
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/dyno-run/dyno/isolate/cgroup"
 )
 
 const nobody = 65534
@@ -193,9 +194,15 @@ func TestIsolatedKill9(t *testing.T) {
 func TestIsolatedRunStatus(t *testing.T) {
 	e := newIsolatedEnv(t, map[string]string{"existing": "x\n"})
 	cmd := e.command("run", "--isolate", "cat existing; echo $DYNO; touch new; exit 9")
-	out, _ := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, _ := cmd.Output()
 	if st := cmd.ProcessState.ExitCode(); st != 9 || string(out) != "x\nrun.1\n" {
 		t.Errorf("exit %d, %q; want 9, \"x\\nrun.1\\n\"", st, out)
+	}
+	// Degraded mode is said once, in one line, on stderr.
+	if reason := limitsReason(); reason != "" && stderr.String() != "dyno: "+reason+"\n" {
+		t.Errorf("stderr %q; want the one-line reason %q", stderr.String(), reason)
 	}
 	if _, err := os.Stat(filepath.Join(e.project, "new")); err == nil {
 		t.Error("the one-off's write reached the folder")
@@ -229,5 +236,57 @@ func TestIsolatedRunPTY(t *testing.T) {
 	// The terminal is the dyno's own: its devpts numbers from 0.
 	if !regexp.MustCompile(`(?m)^/dev/pts/\d+$`).MatchString(text) || !strings.Contains(text, "41 99\n") {
 		t.Errorf("output %q; want a /dev/pts path and the size 41 99", text)
+	}
+}
+
+// limitsReason says why cgroup v2 limits are unavailable here, or "".
+func limitsReason() string {
+	p := cgroup.ProbeSystem("/sys/fs/cgroup", "/proc/self/cgroup")
+	if p.Usable {
+		return ""
+	}
+	return p.Reason
+}
+
+// Without usable cgroup v2, --require-limits is a one-line error; with
+// it, the dyno runs.
+func TestIsolatedRequireLimits(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	cmd := e.command("run", "--isolate", "--require-limits", "echo ran")
+	out, _ := cmd.CombinedOutput()
+	st := cmd.ProcessState.ExitCode()
+	if reason := limitsReason(); reason != "" {
+		if st == 0 || !strings.Contains(string(out), "--require-limits") || strings.Count(string(out), "\n") != 1 {
+			t.Errorf("exit %d, %q; want one line of error", st, out)
+		}
+		return
+	}
+	if st != 0 || string(out) != "ran\n" {
+		t.Errorf("exit %d, %q", st, out)
+	}
+}
+
+// A dyno that blows through twice its quota is OOM-killed by its cgroup
+// and reported as R15. Runs only where cgroup v2 is delegated.
+func TestIsolatedOOMIsR15(t *testing.T) {
+	if reason := limitsReason(); reason != "" {
+		t.Skip(reason)
+	}
+	e := newIsolatedEnv(t, map[string]string{
+		// dd's buffer is bs bytes, all touched: 200 MB against a 64 MB
+		// memory.max (quota 32 MB, R15 at 2x).
+		"Procfile": "hog: echo start; dd if=/dev/zero of=/dev/null bs=200M count=1; echo survived; exec sleep 1000\n",
+	})
+	os.WriteFile(filepath.Join(e.home, "dyno.toml"), []byte("[sizes.tiny]\nmemory = \"32MB\"\npids = 64\n"), 0o644)
+	os.Chown(filepath.Join(e.home, "dyno.toml"), nobody, nobody)
+	s := e.start(t, "--size", "tiny", "--require-limits")
+	s.waitFor(`heroku\[hog\.1\]: Error R15 \(Memory quota vastly exceeded\)`)
+	s.waitFor(`heroku\[hog\.1\]: Process exited with status 137`)
+	s.signal(syscall.SIGTERM)
+	s.wait()
+	for _, l := range s.lines() {
+		if strings.Contains(l, "survived") {
+			t.Errorf("the hog survived its memory limit")
+		}
 	}
 }

@@ -18,7 +18,7 @@ type runOptions struct {
 	procfile string
 	envFiles []string
 	port     int
-	isolate  bool
+	isolate  isolateOptions
 }
 
 func newRunCommand() *cobra.Command {
@@ -43,7 +43,7 @@ reach the command as they are (bash -c 'echo hi').`,
 	f.StringVarP(&o.procfile, "procfile", "f", "Procfile", "the Procfile (optional); its folder is the working directory")
 	f.StringSliceVarP(&o.envFiles, "env", "e", nil, "env files, comma-separated (default .env beside the Procfile)")
 	f.IntVarP(&o.port, "port", "p", 0, "PORT for the command (default PORT from the env files, else $PORT, else 5000)")
-	f.BoolVar(&o.isolate, "isolate", false, "run in a throwaway dyno: namespaces, /app an ephemeral overlay of the folder, no capabilities")
+	o.isolate.addFlags(f, "run in a throwaway dyno: namespaces, /app an ephemeral overlay of the folder, no capabilities, cgroup limits")
 	return cmd
 }
 
@@ -70,14 +70,19 @@ func runRun(o runOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	if o.isolate {
-		r, err := isolatedRunner(spawner, proj.Dir)
+	if o.isolate.on {
+		r, err := isolatedRunner(spawner, proj.Dir, o.isolate)
 		if err != nil {
 			return err
 		}
+		sb, leaf, err := r.NewSandbox(name)
+		if err != nil {
+			return err
+		}
+		defer supervisor.RemoveLeaf(leaf)
 		spec.Dir = "/app"
 		spec.Env = supervisor.SandboxEnv(spec.Env)
-		spec.Sandbox = &isolate.Sandbox{Lower: r.Lower, StateDir: r.StateDir, CopyLower: r.CopyLower, Seccomp: r.Seccomp}
+		spec.Sandbox = sb
 	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)

@@ -2,16 +2,21 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/isolate/cgroup"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/project"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,7 +33,20 @@ type startOptions struct {
 	noColor     bool
 	noTimestamp bool
 	logFormat   string
-	isolate     bool
+	isolate     isolateOptions
+}
+
+// isolateOptions are the flags of start and run that shape dynos.
+type isolateOptions struct {
+	on            bool
+	size          string
+	requireLimits bool
+}
+
+func (o *isolateOptions) addFlags(f *pflag.FlagSet, what string) {
+	f.BoolVar(&o.on, "isolate", false, what)
+	f.StringVar(&o.size, "size", "standard-1x", "dyno size for --isolate: eco, basic, standard-1x, standard-2x, performance-m, performance-l, or one from dyno.toml")
+	f.BoolVar(&o.requireLimits, "require-limits", false, "with --isolate, fail instead of running without cgroup v2 limits")
 }
 
 func newStartCommand() *cobra.Command {
@@ -59,7 +77,7 @@ then SIGKILL after the timeout. A second Ctrl-C kills at once.`,
 	f.BoolVar(&o.noColor, "no-color", false, "no colours even on a terminal (also NO_COLOR)")
 	f.BoolVar(&o.noTimestamp, "no-timestamp", false, "leave the time out of log lines")
 	f.StringVar(&o.logFormat, "log-format", "terminal", `"terminal" or "logplex" (Heroku's log line format)`)
-	f.BoolVar(&o.isolate, "isolate", false, "run each process in its own dyno: namespaces, /app an ephemeral overlay of the project folder, no capabilities")
+	o.isolate.addFlags(f, "run each process in its own dyno: namespaces, /app an ephemeral overlay of the project folder, no capabilities, cgroup limits")
 	return cmd
 }
 
@@ -83,7 +101,7 @@ func runStart(o startOptions, only []string) error {
 	formation := make([]supervisor.DynoConfig, 0, len(proj.Dynos))
 	for _, d := range proj.Dynos {
 		names = append(names, d.Name)
-		if o.isolate {
+		if o.isolate.on {
 			d.Env = supervisor.SandboxEnv(d.Env)
 		}
 		formation = append(formation, supervisor.DynoConfig{
@@ -103,10 +121,19 @@ func runStart(o startOptions, only []string) error {
 		return err
 	}
 	var runner supervisor.Runner = supervisor.PlainRunner{Spawner: spawner}
-	if o.isolate {
-		if runner, err = isolatedRunner(spawner, proj.Dir); err != nil {
+	var quota int64
+	if o.isolate.on {
+		r, err := isolatedRunner(spawner, proj.Dir, o.isolate)
+		if err != nil {
 			return err
 		}
+		if r.Cgroups != nil {
+			quota = r.Size.Memory
+		}
+		runner = r
+	}
+	for i := range formation {
+		formation[i].MemoryQuota = quota
 	}
 	policy := supervisor.DevRestartPolicy
 	policy.Max = time.Duration(o.backoffCap)
@@ -151,30 +178,65 @@ func runStart(o startOptions, only []string) error {
 // isolatedRunner probes the host once and returns a runner that puts each
 // dyno in a sandbox over dir. What the host lacks is said in one line on
 // stderr; what cannot work at all is an error.
-func isolatedRunner(spawner *isolate.Spawner, dir string) (supervisor.IsolatedRunner, error) {
+func isolatedRunner(spawner *isolate.Spawner, dir string, o isolateOptions) (supervisor.IsolatedRunner, error) {
+	var none supervisor.IsolatedRunner
 	home, err := dynoHome()
 	if err != nil {
-		return supervisor.IsolatedRunner{}, err
+		return none, err
+	}
+	sizes, err := cgroup.LoadSizes(filepath.Join(home, "dyno.toml"))
+	if err != nil {
+		return none, err
+	}
+	size, ok := sizes[strings.ToLower(o.size)]
+	if !ok {
+		return none, fmt.Errorf("unknown dyno size %q; use one of %s, or add it to %s", o.size, strings.Join(slices.Sorted(maps.Keys(sizes)), ", "), filepath.Join(home, "dyno.toml"))
 	}
 	dynos := filepath.Join(home, "dynos")
 	stateDir := filepath.Join(dynos, localAppName(dir))
 	// Directories of dynos whose init died with a crash of the host or
 	// of dyno; live ones are locked and kept.
 	if _, err := isolate.SweepDynoDirs(stateDir); err != nil {
-		return supervisor.IsolatedRunner{}, err
+		return none, err
 	}
 	probe, err := spawner.Probe(dynos)
 	if err != nil {
-		return supervisor.IsolatedRunner{}, err
+		return none, err
 	}
 	if probe.Warning != "" {
 		fmt.Fprintln(os.Stderr, "dyno: "+probe.Warning)
 	}
-	return supervisor.IsolatedRunner{
+	r := supervisor.IsolatedRunner{
 		Spawner:   spawner,
 		Lower:     dir,
 		StateDir:  stateDir,
 		CopyLower: !probe.Overlay,
 		Seccomp:   true,
-	}, nil
+		Size:      size,
+	}
+	cg := cgroup.ProbeSystem("/sys/fs/cgroup", "/proc/self/cgroup")
+	if !cg.Usable {
+		if o.requireLimits {
+			return none, fmt.Errorf("--require-limits: %s", cg.Reason)
+		}
+		fmt.Fprintln(os.Stderr, "dyno: "+cg.Reason)
+		return r, nil
+	}
+	tree, err := cgroup.Setup(cg.Path, os.Getpid())
+	if err == nil && o.requireLimits {
+		err = tree.Refused()
+	}
+	if err != nil {
+		if o.requireLimits {
+			return none, fmt.Errorf("--require-limits: %w", err)
+		}
+		fmt.Fprintf(os.Stderr, "dyno: cgroup v2 limits are off: %v\n", err)
+		return r, nil
+	}
+	if err := tree.Refused(); err != nil {
+		fmt.Fprintf(os.Stderr, "dyno: some cgroup v2 limits are off: %v\n", err)
+	}
+	tree.Sweep()
+	r.Cgroups = tree
+	return r, nil
 }
