@@ -189,6 +189,18 @@ func TestIsolatedKill9(t *testing.T) {
 	s.signal(syscall.SIGKILL)
 	s.wait()
 	waitMarkerGone(t, marker, time.Second)
+
+	// Nobody removed the dead dyno's directory; the next start sweeps it.
+	dynos := filepath.Join(e.home, "dynos", localAppName(e.project))
+	if left, _ := os.ReadDir(dynos); len(left) != 1 {
+		t.Fatalf("want the killed dyno's dir left behind, found %v", left)
+	}
+	if out, err := e.command("run", "--isolate", "true").CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if left, _ := os.ReadDir(dynos); len(left) != 0 {
+		t.Errorf("stale dyno dirs not swept: %v", left)
+	}
 }
 
 func TestIsolatedRunStatus(t *testing.T) {
