@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -93,28 +94,6 @@ func readPids(t *testing.T, sc *bufio.Scanner, n int) []int {
 	return nil
 }
 
-// alive reports whether pid is a live, non-zombie process.
-func alive(pid int) bool {
-	e, ok := readStat(pid, make([]byte, 512))
-	return ok && !e.zombie
-}
-
-// waitGone waits until none of pids is alive; the kernel finishes a
-// SIGKILLed process's exit asynchronously, so this polls /proc with a
-// deadline instead of sleeping a fixed time.
-func waitGone(t *testing.T, pids []int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for _, p := range pids {
-		for alive(p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d still alive", p)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-}
-
 func TestExitStatus(t *testing.T) {
 	for _, tc := range []struct {
 		command string
@@ -183,7 +162,7 @@ func TestSignalReachesWholeTree(t *testing.T) {
 	if st != 143 {
 		t.Errorf("status %d, want 143", st)
 	}
-	waitGone(t, pids)
+	testutil.WaitGone(t, pids...)
 }
 
 // A process that ignores SIGTERM survives Signal and dies on Kill.
@@ -195,7 +174,7 @@ func TestKillAfterIgnoredTerm(t *testing.T) {
 	d.Signal(syscall.SIGTERM)
 	// Give it a fair chance to (wrongly) die; then it must still be there.
 	time.Sleep(100 * time.Millisecond)
-	if !alive(pid) {
+	if !testutil.Alive(pid) {
 		t.Fatal("process ignoring SIGTERM died from it")
 	}
 	d.Kill()
@@ -203,7 +182,7 @@ func TestKillAfterIgnoredTerm(t *testing.T) {
 	if st != 137 {
 		t.Errorf("status %d, want 137", st)
 	}
-	waitGone(t, []int{pid})
+	testutil.WaitGone(t, pid)
 }
 
 // When the main process exits, whatever it left running goes too.
@@ -214,7 +193,7 @@ func TestMainExitEndsDyno(t *testing.T) {
 	if st != 3 {
 		t.Errorf("status %d, want 3", st)
 	}
-	waitGone(t, pids)
+	testutil.WaitGone(t, pids...)
 }
 
 // SIGKILL of the manager leaves nothing of the dyno alive: init sees the
@@ -231,7 +210,7 @@ func TestManagerDeathKillsDyno(t *testing.T) {
 	pids := readPids(t, bufio.NewScanner(out), 3)
 	cmd.Process.Kill()
 	cmd.Wait()
-	waitGone(t, pids)
+	testutil.WaitGone(t, pids...)
 }
 
 // SIGKILL of a dyno's init: its app dies by PDEATHSIG, and the app's
@@ -243,7 +222,7 @@ func TestInitDeathSweepsOrphans(t *testing.T) {
 	if st, _ := d.Wait(); st != 137 {
 		t.Errorf("status %d, want 137", st)
 	}
-	waitGone(t, pids)
+	testutil.WaitGone(t, pids...)
 }
 
 func TestShellArgv(t *testing.T) {

@@ -12,8 +12,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/dyno-run/dyno/internal/testutil"
 )
 
 // Sandbox tests run the manager side as an unprivileged user (uid 65534
@@ -21,8 +22,6 @@ import (
 // operation. The test binary re-executes itself as that manager
 // ("sandbox-manager"), which starts one sandboxed dyno and relays its
 // output and status.
-
-const nobody = 65534
 
 type sandboxRun struct {
 	Lower    string `json:"lower"`
@@ -68,22 +67,10 @@ func sandboxManagerMain(arg string) int {
 	return st
 }
 
-// sharedDir is a temp dir others can enter (t.TempDir's parent is 0700).
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "dyno-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() { removeTree(dir) })
-	return dir
-}
-
 // unprivilegedBinary copies the test binary where uid 65534 can run it.
 func unprivilegedBinary(t *testing.T) string {
 	t.Helper()
-	dir := sharedDir(t)
+	dir := testutil.SharedDir(t)
 	src, err := os.Open("/proc/self/exe")
 	if err != nil {
 		t.Fatal(err)
@@ -104,12 +91,8 @@ func unprivilegedBinary(t *testing.T) string {
 // ownedDir makes a temp dir owned by the unprivileged user.
 func ownedDir(t *testing.T) string {
 	t.Helper()
-	dir := sharedDir(t)
-	if os.Getuid() == 0 {
-		if err := os.Chown(dir, nobody, nobody); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dir := testutil.SharedDir(t)
+	testutil.GiveToNobody(t, dir)
 	return dir
 }
 
@@ -130,9 +113,7 @@ func newSandboxEnv(t *testing.T) *sandboxEnv {
 			t.Fatal(err)
 		}
 	}
-	if os.Getuid() == 0 {
-		filepath.WalkDir(e.lower, func(p string, _ fs.DirEntry, _ error) error { return os.Lchown(p, nobody, nobody) })
-	}
+	testutil.GiveToNobody(t, e.lower)
 	return e
 }
 
@@ -142,9 +123,7 @@ func (e *sandboxEnv) run(t *testing.T, command string, seccomp bool) (string, in
 	t.Helper()
 	arg, _ := json.Marshal(sandboxRun{Lower: e.lower, StateDir: filepath.Join(e.state, "dynos"), Command: command, Seccomp: seccomp})
 	cmd := exec.Command(e.bin, "sandbox-manager", string(arg))
-	if os.Getuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	}
+	testutil.AsNobody(cmd)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Run()

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/dyno-run/dyno/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -170,28 +171,6 @@ func (s *session) wait() int {
 
 func (s *session) signal(sig syscall.Signal) { s.cmd.Process.Signal(sig) }
 
-func alive(pid int) bool {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	return i > 0 && len(data) > i+2 && data[i+2] != 'Z'
-}
-
-func waitGone(t *testing.T, pids ...int) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for _, p := range pids {
-		for alive(p) {
-			if time.Now().After(deadline) {
-				t.Fatalf("process %d is still alive", p)
-			}
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
-}
-
 func atoi(t *testing.T, s string) int {
 	t.Helper()
 	n, err := strconv.Atoi(s)
@@ -283,7 +262,7 @@ func TestExitOnCrash(t *testing.T) {
 	if st := s.wait(); st != 7 {
 		t.Fatalf("exit %d, want 7:\n%s", st, strings.Join(s.lines(), "\n"))
 	}
-	waitGone(t, pid)
+	testutil.WaitGone(t, pid)
 }
 
 func TestStopTimeoutKillsIgnoringProcess(t *testing.T) {
@@ -297,7 +276,7 @@ func TestStopTimeoutKillsIgnoringProcess(t *testing.T) {
 	if st := s.wait(); st != 0 {
 		t.Errorf("exit %d after a stop, want 0", st)
 	}
-	waitGone(t, pid)
+	testutil.WaitGone(t, pid)
 }
 
 // A daemon that double-forks into its own session, and a background job,
@@ -312,7 +291,7 @@ func TestDaemonizedProcessStopped(t *testing.T) {
 	if st := s.wait(); st != 0 {
 		t.Errorf("exit %d, want 0", st)
 	}
-	waitGone(t, daemon, bg)
+	testutil.WaitGone(t, daemon, bg)
 }
 
 func TestKill9LeavesNothing(t *testing.T) {
@@ -325,7 +304,7 @@ func TestKill9LeavesNothing(t *testing.T) {
 	}
 	s.signal(syscall.SIGKILL)
 	s.wait()
-	waitGone(t, pids...)
+	testutil.WaitGone(t, pids...)
 }
 
 // Many processes writing at once: every line arrives whole, once, in

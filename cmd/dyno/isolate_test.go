@@ -6,7 +6,6 @@ package main
 
 import (
 	"io"
-	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,23 +17,9 @@ import (
 	"time"
 
 	"github.com/creack/pty"
+	"github.com/dyno-run/dyno/internal/testutil"
 	"github.com/dyno-run/dyno/isolate/cgroup"
 )
-
-const nobody = 65534
-
-// userNSOff says why user namespaces are unusable here, or "".
-func userNSOff() string {
-	for file, off := range map[string]string{
-		"/proc/sys/kernel/unprivileged_userns_clone": "0",
-		"/proc/sys/user/max_user_namespaces":         "0",
-	} {
-		if b, err := os.ReadFile(file); err == nil && strings.TrimSpace(string(b)) == off {
-			return "user namespaces are off: " + file + " is " + off
-		}
-	}
-	return ""
-}
 
 // isolatedEnv is a project folder and a DYNO_HOME owned by the
 // unprivileged user.
@@ -44,50 +29,24 @@ type isolatedEnv struct {
 
 func newIsolatedEnv(t *testing.T, files map[string]string) *isolatedEnv {
 	t.Helper()
-	if reason := userNSOff(); reason != "" {
+	if reason := testutil.UserNSOff(); reason != "" {
 		t.Skip(reason)
 	}
-	e := &isolatedEnv{project: sharedDir(t), home: sharedDir(t)}
+	e := &isolatedEnv{project: testutil.SharedDir(t), home: testutil.SharedDir(t)}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(e.project, name), []byte(content), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if os.Getuid() == 0 {
-		for _, d := range []string{e.project, e.home} {
-			filepath.WalkDir(d, func(p string, _ fs.DirEntry, _ error) error { return os.Lchown(p, nobody, nobody) })
-		}
-	}
+	testutil.GiveToNobody(t, e.project, e.home)
 	return e
-}
-
-// sharedDir is a temp dir the unprivileged user can enter.
-func sharedDir(t *testing.T) string {
-	t.Helper()
-	dir, err := os.MkdirTemp("", "dyno-test-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	os.Chmod(dir, 0o755)
-	t.Cleanup(func() {
-		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o700)
-			}
-			return nil
-		})
-		os.RemoveAll(dir)
-	})
-	return dir
 }
 
 func (e *isolatedEnv) command(args ...string) *exec.Cmd {
 	cmd := exec.Command(dynoBin, args...)
 	cmd.Dir = e.project
 	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "DYNO_HOME=" + e.home, "NO_COLOR=1", "HOME=/nonexistent"}
-	if os.Getuid() == 0 {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	}
+	testutil.AsNobody(cmd)
 	return cmd
 }
 
@@ -231,10 +190,8 @@ func TestIsolatedRunPTY(t *testing.T) {
 	pty.Setsize(slave, &pty.Winsize{Rows: 41, Cols: 99})
 	cmd := e.command("run", "--isolate", "tty; stty size; exit 6")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr.Setsid, cmd.SysProcAttr.Setctty = true, true
-	if cmd.SysProcAttr.Credential == nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	testutil.AsNobody(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -290,7 +247,7 @@ func TestIsolatedOOMIsR15(t *testing.T) {
 		"Procfile": "hog: echo start; dd if=/dev/zero of=/dev/null bs=200M count=1; echo survived; exec sleep 1000\n",
 	})
 	os.WriteFile(filepath.Join(e.home, "dyno.toml"), []byte("[sizes.tiny]\nmemory = \"32MB\"\npids = 64\n"), 0o644)
-	os.Chown(filepath.Join(e.home, "dyno.toml"), nobody, nobody)
+	testutil.GiveToNobody(t, e.home)
 	s := e.start(t, "--size", "tiny", "--require-limits")
 	s.waitFor(`heroku\[hog\.1\]: Error R15 \(Memory quota vastly exceeded\)`)
 	s.waitFor(`heroku\[hog\.1\]: Process exited with status 137`)
