@@ -5,12 +5,21 @@
 //     `dyno start` into a file, in both log formats, with the supervisor's
 //     own CPU time per line and a byte-for-byte check of every line;
 //   - supervisor memory: the resident memory of `dyno start` and of its
-//     `dyno init` processes while they run idle processes.
+//     `dyno init` processes while they run idle processes;
+//   - sandbox start-up: how long /bin/true takes from start to exit in a
+//     dyno, sandboxed or not, next to a plain exec, bare namespaces,
+//     unshare and bwrap, and with a lower dir of 1 MB and of 1 GB.
 //
 // When node-foreman (nf) is installed, it runs the same Procfiles for
 // comparison. From the repository root, as `make bench` does:
 //
 //	go run ./internal/bench -dyno bin/dyno
+//
+// -only runs some sections alone: -only sandbox, -only logs,memory.
+//
+// The sandbox section starts dynos through package isolate, whose init
+// is the running binary re-executed: there it is this benchmark's binary,
+// not the -dyno one.
 //
 // The exit status is 0 once the report is printed, whatever it says; it
 // is 1 only when the benchmark cannot run (no dyno binary, no go command
@@ -27,20 +36,36 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/dyno-run/dyno/isolate"
 )
 
 // linegenPkg is the line generator, built once per run into the work
 // folder so that its own speed does not depend on how bench was started.
 const linegenPkg = "github.com/dyno-run/dyno/internal/bench/linegen"
 
+// sections are the parts of the report, in the order they run, by the
+// names -only takes.
+var sections = []string{"logs", "memory", "sandbox"}
+
 type config struct {
 	dyno   string // the dyno binary
 	lines  int    // lines per process in the throughput test
 	procs  int    // processes in the throughput test
 	idle   int    // processes in the memory test
+	starts int    // starts of each kind in the sandbox test
 	skipNF bool
+	skipGB bool   // leave the 1 GB lower dir out of the sandbox test
+	only   string // comma-separated sections to run; "" for all
+}
+
+// runs reports whether section is to run.
+func (c *config) runs(section string) bool {
+	return c.only == "" || slices.Contains(strings.Split(c.only, ","), section)
 }
 
 // A bench is one run of the benchmark.
@@ -56,6 +81,14 @@ type bench struct {
 	mu       sync.Mutex
 	running  *idleRun       // the memory test's manager, if one runs
 	stopWith syscall.Signal // how to stop it
+	scratch  []string       // folders outside work to remove on abort
+}
+
+// addScratch records a folder made outside the work folder, for abort.
+func (b *bench) addScratch(dir string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.scratch = append(b.scratch, dir)
 }
 
 // setRunning records the manager that abort must stop, or nil.
@@ -66,25 +99,37 @@ func (b *bench) setRunning(run *idleRun, sig syscall.Signal) {
 }
 
 // abort cleans up after an interrupted run: it stops the idle processes,
-// which nothing else would, and removes the work folder. A throughput
-// run in flight ends by itself within seconds.
+// which nothing else would, and removes the work folder and any scratch
+// folder. A throughput run in flight ends by itself within seconds; a
+// dyno's init kills its dyno once this process, its manager, is gone.
 func (b *bench) abort() {
 	b.mu.Lock()
-	run, sig := b.running, b.stopWith
+	run, sig, scratch := b.running, b.stopWith, b.scratch
 	b.mu.Unlock()
 	if run != nil {
 		run.stop(sig)
 	}
-	os.RemoveAll(b.work)
+	removeAll(b.work)
+	for _, dir := range scratch {
+		removeAll(dir)
+	}
 }
 
 func main() {
+	// The sandbox section starts dynos, whose init is this binary
+	// re-executed (`dyno init NAME`): dispatch it as cmd/dyno does.
+	if len(os.Args) > 1 && os.Args[1] == "init" {
+		isolate.Init()
+	}
 	var cfg config
 	flag.StringVar(&cfg.dyno, "dyno", "", "the dyno `binary` to measure (required)")
 	flag.IntVar(&cfg.lines, "lines", 200000, "lines each process writes in the throughput test")
 	flag.IntVar(&cfg.procs, "procs", 4, "processes in the throughput test")
 	flag.IntVar(&cfg.idle, "idle", 100, "idle processes in the memory test")
+	flag.IntVar(&cfg.starts, "starts", 200, "starts of each kind in the sandbox test")
 	flag.BoolVar(&cfg.skipNF, "skip-nf", false, "leave node-foreman out even when nf is installed")
+	flag.BoolVar(&cfg.skipGB, "skip-gb", false, "leave the 1 GB lower dir out of the sandbox test")
+	flag.StringVar(&cfg.only, "only", "", "run only these `sections`, comma-separated: "+strings.Join(sections, ", "))
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./internal/bench -dyno bin/dyno [flags]\n")
 		flag.PrintDefaults()
@@ -114,6 +159,15 @@ func (c *config) validate() error {
 		return fmt.Errorf("-procs %d: want 1 to 1000", c.procs)
 	case c.idle < 1 || c.idle > 10000:
 		return fmt.Errorf("-idle %d: want 1 to 10000", c.idle)
+	case c.starts < 1 || c.starts > 100000:
+		return fmt.Errorf("-starts %d: want 1 to 100000", c.starts)
+	}
+	if c.only != "" {
+		for s := range strings.SplitSeq(c.only, ",") {
+			if !slices.Contains(sections, s) {
+				return fmt.Errorf("-only %q: unknown section %q; want some of %s", c.only, s, strings.Join(sections, ", "))
+			}
+		}
 	}
 	return nil
 }
@@ -155,16 +209,27 @@ func run(cfg config) error {
 		os.Exit(1)
 	}()
 
-	b.linegen = filepath.Join(b.work, "linegen")
-	build := exec.Command("go", "build", "-o", b.linegen, linegenPkg)
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build line generator %s (run bench inside the dyno module): %w\n%s", linegenPkg, err, out)
+	if cfg.runs("logs") {
+		b.linegen = filepath.Join(b.work, "linegen")
+		build := exec.Command("go", "build", "-o", b.linegen, linegenPkg)
+		if out, err := build.CombinedOutput(); err != nil {
+			return fmt.Errorf("build line generator %s (run bench inside the dyno module): %w\n%s", linegenPkg, err, out)
+		}
 	}
 
-	b.throughput()
-	fmt.Fprintln(b.out)
-	b.memory()
-	if b.nf == "" && !cfg.skipNF {
+	sep := ""
+	section := func(name string, f func()) {
+		if cfg.runs(name) {
+			fmt.Fprint(b.out, sep)
+			sep = "\n"
+			f()
+		}
+	}
+	section("logs", b.throughput)
+	section("memory", b.memory)
+	// Last: it makes this process a child subreaper while it runs.
+	section("sandbox", b.sandbox)
+	if b.nf == "" && !cfg.skipNF && (cfg.runs("logs") || cfg.runs("memory")) {
 		fmt.Fprintln(b.out, "\nnode-foreman left out: nf is not on PATH (npm install -g foreman)")
 	}
 	if b.failed {
