@@ -20,11 +20,6 @@ import (
 // when asked, starts the app, stays resident as the root of the dyno's
 // process tree and exits with the app's status. It never returns.
 func Init() {
-	// Everything init does that is per thread (capabilities,
-	// no_new_privs, seccomp) and the fork of the app happen on this one
-	// thread; the app's PR_SET_PDEATHSIG also fires when the *thread*
-	// that forked it exits, not the process (prctl(2)).
-	runtime.LockOSThread()
 	os.Exit(runInit())
 }
 
@@ -52,7 +47,10 @@ func runInit() int {
 	unix.CloseOnExec(controlFD)
 	unix.CloseOnExec(lockFD)
 	ctl := os.NewFile(controlFD, "control")
-	dec := json.NewDecoder(ctl)
+	// recvmsg, not read: the config may carry the app's stdio as
+	// SCM_RIGHTS, which read(2) would drop.
+	in := &controlReader{fd: controlFD}
+	dec := json.NewDecoder(in)
 	enc := json.NewEncoder(ctl)
 	fail := func(status int, format string, args ...any) int {
 		enc.Encode(Message{Type: msgError, Error: fmt.Sprintf(format, args...)})
@@ -63,9 +61,45 @@ func runInit() int {
 		fmt.Fprintf(os.Stderr, "dyno init: read config from fd %d: %v\n", controlFD, err)
 		return initExitProtocol
 	}
+	prepared := false
+	if cfg.Prepare {
+		// A warm init: the common part of the root now, the rest once a
+		// dyno takes it. An error waits for that dyno, who reports it.
+		var perr error
+		if cfg.Sandbox == nil {
+			perr = fmt.Errorf("prepare without a sandbox")
+		} else {
+			perr = prepareRoot(cfg.Sandbox)
+		}
+		cfg = Config{}
+		if err := dec.Decode(&cfg); err != nil {
+			return initExitProtocol
+		}
+		if perr != nil {
+			return fail(initExitProtocol, "set up dyno %s: %v", cfg.Name, perr)
+		}
+		prepared = true
+	}
 	if len(cfg.Argv) == 0 {
 		return fail(initExitProtocol, "empty command")
 	}
+	if cfg.Stdio {
+		// A warm init: its stdio comes now (Spawner.Prewarm).
+		for target := range 3 {
+			fd, ok := in.takeFD()
+			if !ok {
+				return fail(initExitProtocol, "config without the stdio it announced")
+			}
+			if err := unix.Dup3(fd, target, 0); err != nil {
+				return fail(initExitProtocol, "dup stdio: %v", err)
+			}
+			unix.Close(fd)
+		}
+	}
+	in.closeFDs()
+	// The dyno's name, for ps inside and out (a warm init was started
+	// before it was known, so its command line is only "dyno init").
+	os.WriteFile("/proc/self/comm", []byte(cfg.Name), 0)
 	// Not dumpable: the app, same uid, cannot ptrace init or open
 	// /proc/1/exe, the route back to the host's dyno binary
 	// (CVE-2019-5736). execve resets it for the app itself.
@@ -86,10 +120,24 @@ func runInit() int {
 	signal.Notify(sigs, unix.SIGCHLD, unix.SIGTERM, unix.SIGINT, unix.SIGHUP,
 		unix.SIGQUIT, unix.SIGUSR1, unix.SIGUSR2)
 
+	// What init does per thread (capabilities, no_new_privs, seccomp) and
+	// the fork of the app happen on one locked thread, so the app
+	// inherits exactly that thread's state. It is unlocked once the app
+	// runs: a goroutine locked for init's whole life costs a thread
+	// hand-off at every wake-up, and Go never retires an unlocked thread,
+	// so the app's PR_SET_PDEATHSIG, which fires when the *thread* that
+	// forked it exits (prctl(2)), still fires only when init dies.
+	runtime.LockOSThread()
 	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	tty := cfg.TTY
 	if sb := cfg.Sandbox; sb != nil {
-		warning, err := buildRoot(sb)
+		var warning string
+		var err error
+		if prepared {
+			warning, err = finishRoot(sb)
+		} else {
+			warning, err = buildRoot(sb)
+		}
 		if err != nil {
 			return fail(initExitProtocol, "set up dyno %s: %v", cfg.Name, err)
 		}
@@ -118,10 +166,15 @@ func runInit() int {
 	if err != nil {
 		return fail(127, "%v", err)
 	}
-	proc, err := os.StartProcess(path, cfg.Argv, &os.ProcAttr{
+	// syscall.ForkExec, not os.StartProcess: children are reaped with
+	// wait4(-1) below, orphans included, so an os.Process handle would
+	// never be waited on (two reapers steal each other's statuses), and
+	// os.StartProcess forks a throwaway child first to probe for pidfd
+	// support.
+	pid, err := syscall.ForkExec(path, cfg.Argv, &syscall.ProcAttr{
 		Dir:   cfg.Dir,
 		Env:   cfg.Env,
-		Files: stdio,
+		Files: []uintptr{stdio[0].Fd(), stdio[1].Fd(), stdio[2].Fd()},
 		Sys: &syscall.SysProcAttr{
 			// Its own session: no job-control signals from the user's
 			// terminal, and no TIOCSTI into it (tty_ioctl(4)).
@@ -134,11 +187,8 @@ func runInit() int {
 	if err != nil {
 		return fail(127, "start %s: %v", cfg.Argv[0], err)
 	}
-	st.mainPid = proc.Pid
-	// Children are reaped with wait4(-1) below, orphans included; the
-	// os.Process handle is never waited on (two reapers would steal each
-	// other's statuses).
-	proc.Release()
+	runtime.UnlockOSThread()
+	st.mainPid = pid
 	if tty {
 		stdio[0].Close()
 	}
@@ -228,7 +278,9 @@ func (st *initState) reap() (more bool) {
 // Every descendant re-parents to init (a subreaper, or PID 1) before its
 // parent is reaped, so "no child left" means "nothing left".
 func (st *initState) killAll() {
-	for {
+	// Reap first: when nothing is left, as after most exits, that spares
+	// a walk of /proc.
+	for st.reap() {
 		st.signalAll(unix.SIGKILL)
 		if !st.reap() {
 			break

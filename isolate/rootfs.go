@@ -30,26 +30,53 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 // buildRoot makes the dyno's filesystem and pivots into it. It returns a
 // warning when it had to fall back (overlay refused: /app is a copy).
 func buildRoot(c *SandboxConfig) (warning string, err error) {
+	if err := prepareRoot(c); err != nil {
+		return "", err
+	}
+	return finishRoot(c)
+}
+
+// prepareRoot builds what every dyno's root has, whatever its app: the
+// tmpfs root, the read-only host binds, /proc and /dev. A warm init does
+// this before it knows its dyno (Spawner.Prewarm), off the critical path
+// of a start.
+func prepareRoot(c *SandboxConfig) error {
 	// Mounts made from here must not propagate to the host, and host
 	// unmounts should still reach us (MS_SLAVE, not MS_PRIVATE, so
 	// nothing stays pinned busy). Go only does this for Unshareflags,
 	// not for Cloneflags.
 	if err := unix.Mount("", "/", "", unix.MS_REC|unix.MS_SLAVE, ""); err != nil {
-		return "", fmt.Errorf("make / a slave mount: %w", err)
+		return fmt.Errorf("make / a slave mount: %w", err)
 	}
 	root := c.Root
 	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m"); err != nil {
-		return "", fmt.Errorf("mount tmpfs on %s: %w", root, err)
+		return fmt.Errorf("mount tmpfs on %s: %w", root, err)
 	}
 	for _, p := range c.ReadOnly {
 		if err := bindReadOnly(p, filepath.Join(root, p)); err != nil {
-			return "", err
+			return err
 		}
 	}
 	if err := bindResolvConf(root); err != nil {
-		return "", err
+		return err
 	}
+	proc := filepath.Join(root, "proc")
+	if err := os.Mkdir(proc, 0o555); err != nil {
+		return err
+	}
+	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("mount a new /proc: %w: the kernel refuses it when this host's /proc is partly masked, as inside a Docker or Kubernetes container; run dyno on the host, or give its container an unmasked /proc (e.g. --security-opt systempaths=unconfined)", err)
+		}
+		return fmt.Errorf("mount a new /proc: %w", err)
+	}
+	return buildDev(filepath.Join(root, "dev"))
+}
 
+// finishRoot adds what is the dyno's own (/app over its lower dir, /tmp
+// of its size, its hostname) and pivots into the root.
+func finishRoot(c *SandboxConfig) (warning string, err error) {
+	root := c.Root
 	app := filepath.Join(root, "app")
 	if err := os.Mkdir(app, 0o755); err != nil {
 		return "", err
@@ -75,20 +102,6 @@ func buildRoot(c *SandboxConfig) (warning string, err error) {
 	// and an unbounded /tmp could take the whole host without one.
 	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=1777,size=%d", c.TmpSize)); err != nil {
 		return "", fmt.Errorf("mount tmpfs on /tmp: %w", err)
-	}
-
-	proc := filepath.Join(root, "proc")
-	if err := os.Mkdir(proc, 0o555); err != nil {
-		return "", err
-	}
-	if err := unix.Mount("proc", proc, "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
-		if errors.Is(err, unix.EPERM) {
-			return "", fmt.Errorf("mount a new /proc: %w: the kernel refuses it when this host's /proc is partly masked, as inside a Docker or Kubernetes container; run dyno on the host, or give its container an unmasked /proc (e.g. --security-opt systempaths=unconfined)", err)
-		}
-		return "", fmt.Errorf("mount a new /proc: %w", err)
-	}
-	if err := buildDev(filepath.Join(root, "dev")); err != nil {
-		return "", err
 	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return "", fmt.Errorf("set hostname %q: %w", c.Hostname, err)
@@ -199,16 +212,22 @@ func mountOverlay(c *SandboxConfig, app string) error {
 	base := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s", c.Lower, c.Upper, c.Work)
 	// In a user namespace overlay must keep its metadata in user.*
 	// xattrs (userxattr, Linux 5.11); without it renames can fail later
-	// with EXDEV. Older distribution kernels that allowed userns overlay
-	// by a patch know no userxattr: try plain options then.
-	err := unix.Mount("overlay", app, "overlay", 0, base+",userxattr")
-	if err == nil {
-		return nil
+	// with EXDEV. volatile (5.10) skips the sync of the upper layer's
+	// filesystem at unmount: the upper layer dies with the dyno, and that
+	// sync would flush every dirty page of the host's disk at each exit.
+	// Older distribution kernels that allowed userns overlay by a patch
+	// know neither option: try plain options last.
+	var first error
+	for _, opts := range []string{",userxattr,volatile", ",userxattr", ""} {
+		err := unix.Mount("overlay", app, "overlay", 0, base+opts)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
 	}
-	if err2 := unix.Mount("overlay", app, "overlay", 0, base); err2 == nil {
-		return nil
-	}
-	return fmt.Errorf("mount overlay on /app (lower %s): %w", c.Lower, err)
+	return fmt.Errorf("mount overlay on /app (lower %s): %w", c.Lower, first)
 }
 
 // mountCopy copies Lower into Upper and binds that on app.
