@@ -89,6 +89,7 @@ func (sp *Spawner) Probe(stateDir string) (ProbeResult, error) {
 		return ProbeResult{}, fmt.Errorf("isolation is not available: %w", err)
 	}
 	st, err := d.Wait()
+	sp.cleanup.Wait()
 	if err != nil {
 		return ProbeResult{}, fmt.Errorf("isolation probe: %w", err)
 	}

@@ -4,7 +4,9 @@ package isolate
 // (child) runs over a SOCK_STREAM unix socketpair; the child's end is its
 // fd 3. Each message is one JSON object; json.Decoder frames them.
 //
-//	parent -> child  Config                  once, first
+//	parent -> child  Config{Prepare:true}    a warm init's first: build the common
+//	                                         part of the root (Root, ReadOnly) now
+//	parent -> child  Config                  once, first (after the above, if sent)
 //	child  -> parent Message{Type:"warning"} something fell back (overlay -> copy); the dyno runs
 //	                 Message{Type:"pty"}     with SCM_RIGHTS: the master of a PTY made in
 //	                                         the dyno's own devpts (Sandbox.PTY)
@@ -35,6 +37,14 @@ type Config struct {
 	Env  []string `json:"env"`
 	// TTY makes the app's stdin (a terminal) its controlling terminal.
 	TTY bool `json:"tty,omitempty"`
+	// Prepare marks a warm init's first message: only Sandbox.Root and
+	// Sandbox.ReadOnly are set; the full Config follows when a dyno
+	// takes the init.
+	Prepare bool `json:"prepare,omitempty"`
+	// Stdio says the message carries, with SCM_RIGHTS, the app's stdin,
+	// stdout and stderr, for init to put on its fds 0, 1 and 2: a warm
+	// init (Spawner.Prewarm) was started before they were known.
+	Stdio bool `json:"stdio,omitempty"`
 	// Sandbox, when set, says init runs in new namespaces and builds the
 	// dyno's root before starting the app.
 	Sandbox *SandboxConfig `json:"sandbox,omitempty"`

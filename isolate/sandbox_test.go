@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dyno-run/dyno/internal/testutil"
 )
@@ -28,6 +29,8 @@ type sandboxRun struct {
 	StateDir string `json:"state"`
 	Command  string `json:"command"`
 	Seccomp  bool   `json:"seccomp"`
+	Times    int    `json:"times"`   // dynos one after another; 0 means 1
+	Prewarm  bool   `json:"prewarm"` // Spawner.Prewarm
 }
 
 // sandboxManagerMain is the child's side: run one dyno, print its output,
@@ -43,6 +46,35 @@ func sandboxManagerMain(arg string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	sp.Prewarm = r.Prewarm
+	defer sp.Close()
+	st := 0
+	for range max(r.Times, 1) {
+		if st = runSandboxed(sp, r); st == 2 {
+			break
+		}
+		if r.Prewarm {
+			waitWarm(sp, r.StateDir)
+		}
+	}
+	return st
+}
+
+// waitWarm waits until a warm init for stateDir is ready, so the next
+// start takes the warm path for sure.
+func waitWarm(sp *Spawner, stateDir string) {
+	for range 5000 {
+		sp.mu.Lock()
+		ready := sp.warm[stateDir] != nil
+		sp.mu.Unlock()
+		if ready {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func runSandboxed(sp *Spawner, r sandboxRun) int {
 	d, err := sp.Start(Spec{
 		Name:    "test.1",
 		Argv:    ShellArgv(r.Command),
@@ -121,7 +153,13 @@ func newSandboxEnv(t *testing.T) *sandboxEnv {
 // returns its output and status.
 func (e *sandboxEnv) run(t *testing.T, command string, seccomp bool) (string, int) {
 	t.Helper()
-	arg, _ := json.Marshal(sandboxRun{Lower: e.lower, StateDir: filepath.Join(e.state, "dynos"), Command: command, Seccomp: seccomp})
+	return e.runWith(t, sandboxRun{Command: command, Seccomp: seccomp})
+}
+
+func (e *sandboxEnv) runWith(t *testing.T, r sandboxRun) (string, int) {
+	t.Helper()
+	r.Lower, r.StateDir = e.lower, filepath.Join(e.state, "dynos")
+	arg, _ := json.Marshal(r)
 	cmd := exec.Command(e.bin, "sandbox-manager", string(arg))
 	testutil.AsNobody(cmd)
 	var out bytes.Buffer
@@ -292,5 +330,21 @@ func TestSandboxSeccomp(t *testing.T) {
 	out, st := e.run(t, `grep '^Seccomp:' /proc/self/status; unshare -U true 2>/dev/null && echo unshare allowed; mount -t tmpfs x /tmp 2>/dev/null && echo mount allowed; echo done`, true)
 	if st != 0 || out != "Seccomp:\t2\ndone\n" {
 		t.Errorf("exit %d, %q; want the filter on and unshare and mount refused", st, out)
+	}
+}
+
+// Warm inits (started ahead, given their stdio and config later) run
+// dynos as cold ones do, and leave nothing behind.
+func TestSandboxPrewarm(t *testing.T) {
+	e := newSandboxEnv(t)
+	out, st := e.runWith(t, sandboxRun{Command: `echo "$(tr '\0' ' ' < /proc/1/cmdline)| $(cat /proc/1/comm) $(cat existing)"; echo err >&2; touch new; exit 3`, Times: 3, Prewarm: true})
+	// The first init starts cold, with the dyno's name in its command
+	// line; the next two are warm ones, named later.
+	want := "dyno init test.1 | test.1 original\nerr\n" + strings.Repeat("dyno init | test.1 original\nerr\n", 2)
+	if st != 3 || out != want {
+		t.Errorf("exit %d, %q; want %q", st, out, want)
+	}
+	if entries, _ := os.ReadDir(filepath.Join(e.state, "dynos")); len(entries) != 0 {
+		t.Errorf("left behind: %v", entries)
 	}
 }

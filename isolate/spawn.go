@@ -37,10 +37,19 @@ type Spec struct {
 // this process rather than the host's init, and SweepOrphans kills them.
 type Spawner struct {
 	initPath string
-	initArgs []string
+
+	// Prewarm keeps one sandboxed init started ahead, per state dir, so
+	// the next sandboxed dyno skips the clone, the exec and the Go
+	// runtime's start-up of its init (about 2 ms of a 5 ms start). The
+	// warm init waits in its namespaces, before building anything, for
+	// its config; it gets its stdio and cgroup then, not at clone time.
+	Prewarm bool
 
 	mu   sync.Mutex
-	live map[int]bool // pids of inits started and not yet waited for
+	live map[int]bool         // pids of inits started and not yet waited for
+	warm map[string]*launched // by state dir
+
+	cleanup sync.WaitGroup // removals of dyno dirs in flight
 }
 
 // NewSpawner makes the calling process a child subreaper and returns a
@@ -54,6 +63,7 @@ func NewSpawner() (*Spawner, error) {
 		// replaced by an upgrade while dynos run.
 		initPath: "/proc/self/exe",
 		live:     make(map[int]bool),
+		warm:     make(map[string]*launched),
 	}, nil
 }
 
@@ -64,6 +74,7 @@ type Dyno struct {
 	pid int // the app's main process
 
 	dir      *dynoDir // sandboxed dynos only
+	id       string
 	pty      *os.File
 	warnings []string
 
@@ -72,24 +83,167 @@ type Dyno struct {
 	enc *json.Encoder
 }
 
+// launched is an init that runs and waits for its config.
+type launched struct {
+	cmd *exec.Cmd
+	ctl *os.File
+	dir *dynoDir // sandboxed inits only
+	id  string
+}
+
 // Start starts the dyno's init, hands it the spec and waits until the app
 // is running or has failed to start.
 func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	if len(spec.Argv) == 0 {
 		return nil, fmt.Errorf("start dyno %s: empty command", spec.Name)
 	}
+	cfg := Config{Name: spec.Name, Argv: spec.Argv, Dir: spec.Dir, Env: spec.Env, TTY: spec.TTY}
+	var passFDs []int
+	l := sp.takeWarm(spec)
+	if l != nil {
+		// A warm init has /dev/null for stdio: it gets the dyno's own
+		// with its config, and is moved into its cgroup before that.
+		if cg := spec.Sandbox.Cgroup; cg != nil {
+			if err := cg.AddProcess(l.cmd.Process.Pid); err != nil {
+				sp.discard(l)
+				return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
+			}
+		}
+		null, err := os.Open(os.DevNull)
+		if err != nil {
+			sp.discard(l)
+			return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
+		}
+		defer null.Close()
+		for _, f := range []*os.File{spec.Stdin, spec.Stdout, spec.Stderr} {
+			if f == nil || (spec.TTY && f == spec.Stdin) {
+				f = null
+			}
+			passFDs = append(passFDs, int(f.Fd()))
+		}
+		cfg.Stdio = true
+	} else {
+		var err error
+		if l, err = sp.launch(spec.Name, spec); err != nil {
+			return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
+		}
+	}
+	d := &Dyno{sp: sp, cmd: l.cmd, ctl: l.ctl, enc: json.NewEncoder(l.ctl), dir: l.dir, id: l.id}
+	if spec.Sandbox != nil {
+		cfg.Sandbox = sandboxConfig(spec, l)
+	}
+	if err := d.handshake(cfg, passFDs); err != nil {
+		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
+	}
+	if sp.Prewarm && spec.Sandbox != nil {
+		go sp.WarmUp(spec.Sandbox.StateDir)
+	}
+	return d, nil
+}
+
+// takeWarm returns the warm init for spec's state dir, if there is one.
+// Warm inits bind DefaultReadOnly, so a spec with its own list goes cold.
+func (sp *Spawner) takeWarm(spec Spec) *launched {
+	if spec.Sandbox == nil || spec.Sandbox.ReadOnly != nil {
+		return nil
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	l := sp.warm[spec.Sandbox.StateDir]
+	if l != nil { // nil: none, or one still starting
+		delete(sp.warm, spec.Sandbox.StateDir)
+	}
+	return l
+}
+
+// WarmUp starts a warm init for dynos whose state dir is stateDir, unless
+// one is there or starting; it returns once the init waits, built as far
+// as it can be. Start calls it after each sandboxed start when Prewarm is
+// on; call it once ahead of the first.
+func (sp *Spawner) WarmUp(stateDir string) {
+	sp.mu.Lock()
+	_, ok := sp.warm[stateDir]
+	if !ok {
+		sp.warm[stateDir] = nil // reserved
+	}
+	sp.mu.Unlock()
+	if ok {
+		return
+	}
+	l, err := sp.launch("", Spec{Sandbox: &Sandbox{StateDir: stateDir}})
+	if err == nil {
+		// Build the common part of the root now, while nobody waits.
+		err = json.NewEncoder(l.ctl).Encode(Config{Prepare: true, Sandbox: &SandboxConfig{
+			Root:     filepath.Join(l.dir.path, "root"),
+			ReadOnly: DefaultReadOnly,
+		}})
+		if err != nil {
+			sp.discard(l)
+		}
+	}
+	sp.mu.Lock()
+	closed := !sp.Prewarm
+	if err != nil || closed {
+		// On an error the next start goes cold and reports whatever
+		// failed.
+		delete(sp.warm, stateDir)
+	} else {
+		sp.warm[stateDir] = l
+	}
+	sp.mu.Unlock()
+	if err == nil && closed {
+		sp.discard(l)
+	}
+}
+
+// discard ends an init that never got its config: closing its socket
+// makes it exit.
+func (sp *Spawner) discard(l *launched) {
+	l.ctl.Close()
+	l.cmd.Wait()
+	sp.mu.Lock()
+	delete(sp.live, l.cmd.Process.Pid)
+	sp.mu.Unlock()
+	if l.dir != nil {
+		l.dir.remove()
+	}
+}
+
+// Close ends the warm inits and waits until the directories of every dyno
+// that has ended are removed. Call it before exiting; what an exit cuts
+// short, the next SweepDynoDirs removes.
+func (sp *Spawner) Close() {
+	sp.mu.Lock()
+	warm := sp.warm
+	sp.warm = make(map[string]*launched)
+	sp.Prewarm = false
+	sp.mu.Unlock()
+	for _, l := range warm {
+		if l != nil {
+			sp.discard(l)
+		}
+	}
+	sp.cleanup.Wait()
+}
+
+// launch forks and executes an init for spec, in the sandbox's
+// namespaces with a fresh dyno dir when spec has a Sandbox. name "" makes
+// a warm init: stdio /dev/null, no cgroup.
+func (sp *Spawner) launch(name string, spec Spec) (*launched, error) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("start dyno %s: socketpair: %w", spec.Name, err)
+		return nil, fmt.Errorf("socketpair: %w", err)
 	}
 	parent := os.NewFile(uintptr(fds[0]), "dyno-control")
 	child := os.NewFile(uintptr(fds[1]), "dyno-control")
 	defer child.Close()
-
-	cfg := Config{Name: spec.Name, Argv: spec.Argv, Dir: spec.Dir, Env: spec.Env, TTY: spec.TTY}
+	args := []string{"dyno", "init"}
+	if name != "" {
+		args = append(args, name)
+	}
 	cmd := &exec.Cmd{
 		Path:       sp.initPath,
-		Args:       []string{"dyno", "init", spec.Name},
+		Args:       args,
 		Env:        []string{},
 		ExtraFiles: []*os.File{child},
 		// init leads its own session, so a Ctrl-C at the user's terminal
@@ -98,8 +252,9 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	}
 	// Leave cmd.Stdin etc. nil when the spec's are nil: os/exec then
 	// opens /dev/null. Assigning a nil *os.File would be a non-nil
-	// io.Reader.
-	if spec.Stdin != nil {
+	// io.Reader. A terminal made inside a sandbox leaves init's own
+	// stdin /dev/null.
+	if spec.Stdin != nil && !(spec.TTY && spec.Sandbox != nil) {
 		cmd.Stdin = spec.Stdin
 	}
 	if spec.Stdout != nil {
@@ -108,13 +263,12 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	if spec.Stderr != nil {
 		cmd.Stderr = spec.Stderr
 	}
-
-	d := &Dyno{sp: sp, cmd: cmd, ctl: parent, enc: json.NewEncoder(parent)}
+	l := &launched{cmd: cmd, ctl: parent}
 	var cgroupDir *os.File
 	if sb := spec.Sandbox; sb != nil {
-		if cfg.Sandbox, cgroupDir, err = d.prepareSandbox(spec, cmd); err != nil {
+		if cgroupDir, err = l.prepareSandbox(name, sb); err != nil {
 			parent.Close()
-			return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
+			return nil, err
 		}
 		if cgroupDir != nil {
 			defer cgroupDir.Close()
@@ -147,38 +301,71 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	sp.mu.Unlock()
 	if err != nil {
 		parent.Close()
-		if d.dir != nil {
-			d.dir.remove()
+		if l.dir != nil {
+			l.dir.remove()
 		}
 		if spec.Sandbox != nil {
 			err = diagnoseNamespaces(err)
 		}
-		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
+		return nil, err
 	}
-	if err := d.handshake(cfg); err != nil {
-		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
-	}
-	return d, nil
+	return l, nil
 }
 
 // prepareSandbox makes the dyno's state dir and sets the clone flags.
-func (d *Dyno) prepareSandbox(spec Spec, cmd *exec.Cmd) (*SandboxConfig, *os.File, error) {
-	sb := spec.Sandbox
-	id := newID()
-	dir, err := makeDynoDir(sb.StateDir, spec.Name+"-"+id[:8])
-	if err != nil {
-		return nil, nil, err
+func (l *launched) prepareSandbox(name string, sb *Sandbox) (*os.File, error) {
+	l.id = newID()
+	dirName := l.id[:8]
+	if name != "" {
+		dirName = name + "-" + dirName
 	}
-	d.dir = dir
+	dir, err := makeDynoDir(sb.StateDir, dirName)
+	if err != nil {
+		return nil, err
+	}
+	l.dir = dir
+	cmd := l.cmd
+	cmd.ExtraFiles = append(cmd.ExtraFiles, dir.lock) // lockFD
+	attr := cmd.SysProcAttr
+	// All namespaces at clone time, never unshare from Go: namespace
+	// entry is per thread and the Go runtime moves goroutines between
+	// threads; a freshly exec'd init starts with every thread inside.
+	attr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
+	// uid 0 inside: execve as uid 0 keeps the namespace's capabilities,
+	// which init needs to mount; it drops them all before the app runs.
+	attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+	attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+	// An unprivileged gid map needs setgroups denied first
+	// (user_namespaces(7)).
+	attr.GidMappingsEnableSetgroups = false
+	if sb.Cgroup == nil {
+		return nil, nil
+	}
+	cgroupDir, err := sb.Cgroup.Open()
+	if err != nil {
+		dir.remove()
+		l.dir = nil
+		return nil, err
+	}
+	// Born in its leaf (clone3 CLONE_INTO_CGROUP, Linux 5.7): never
+	// accounted anywhere else, and no cgroup.procs write.
+	attr.UseCgroupFD = true
+	attr.CgroupFD = int(cgroupDir.Fd())
+	return cgroupDir, nil
+}
+
+// sandboxConfig is the child's part of spec's sandbox, in l's dyno dir.
+func sandboxConfig(spec Spec, l *launched) *SandboxConfig {
+	sb := spec.Sandbox
 	hostname := sb.Hostname
 	if hostname == "" {
-		hostname = id
+		hostname = l.id
 	}
 	cfg := &SandboxConfig{
-		Root:      filepath.Join(dir.path, "root"),
+		Root:      filepath.Join(l.dir.path, "root"),
 		Lower:     sb.Lower,
-		Upper:     filepath.Join(dir.path, "upper"),
-		Work:      filepath.Join(dir.path, "work"),
+		Upper:     filepath.Join(l.dir.path, "upper"),
+		Work:      filepath.Join(l.dir.path, "work"),
 		ReadOnly:  sb.ReadOnly,
 		Hostname:  hostname,
 		TmpSize:   sb.TmpSize,
@@ -194,45 +381,23 @@ func (d *Dyno) prepareSandbox(spec Spec, cmd *exec.Cmd) (*SandboxConfig, *os.Fil
 	if cfg.TmpSize == 0 {
 		cfg.TmpSize = defaultTmpSize
 	}
-	if spec.TTY {
-		// The app's terminal is made inside; init's own stdin is
-		// /dev/null.
-		cmd.Stdin = nil
-	}
-	cmd.ExtraFiles = append(cmd.ExtraFiles, dir.lock) // lockFD
-	attr := cmd.SysProcAttr
-	// All namespaces at clone time, never unshare from Go: namespace
-	// entry is per thread and the Go runtime moves goroutines between
-	// threads; a freshly exec'd init starts with every thread inside.
-	attr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
-	// uid 0 inside: execve as uid 0 keeps the namespace's capabilities,
-	// which init needs to mount; it drops them all before the app runs.
-	attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
-	attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
-	// An unprivileged gid map needs setgroups denied first
-	// (user_namespaces(7)).
-	attr.GidMappingsEnableSetgroups = false
-	var cgroupDir *os.File
-	if sb.Cgroup != nil {
-		if cgroupDir, err = sb.Cgroup.Open(); err != nil {
-			dir.remove()
-			d.dir = nil
-			return nil, nil, err
-		}
-		// Born in its leaf (clone3 CLONE_INTO_CGROUP, Linux 5.7): never
-		// accounted anywhere else, and no cgroup.procs write.
-		attr.UseCgroupFD = true
-		attr.CgroupFD = int(cgroupDir.Fd())
-	}
-	return cfg, cgroupDir, nil
+	return cfg
 }
 
 // handshake sends the config and reads until the app runs or fails. The
 // reads go through recvmsg, so a PTY master passed with SCM_RIGHTS is
 // received rather than dropped.
-func (d *Dyno) handshake(cfg Config) error {
+func (d *Dyno) handshake(cfg Config, passFDs []int) error {
 	r := &controlReader{fd: int(d.ctl.Fd())}
-	err := d.enc.Encode(cfg)
+	var err error
+	if len(passFDs) == 0 {
+		err = d.enc.Encode(cfg)
+	} else {
+		var msg []byte
+		if msg, err = json.Marshal(cfg); err == nil {
+			err = unix.Sendmsg(r.fd, append(msg, '\n'), unix.UnixRights(passFDs...), nil, 0)
+		}
+	}
 	dec := json.NewDecoder(r)
 	for err == nil {
 		var m Message
@@ -283,6 +448,9 @@ func (d *Dyno) PTY() *os.File { return d.pty }
 // Pid is the app's main process (not init's).
 func (d *Dyno) Pid() int { return d.pid }
 
+// Spawner is the spawner that started d.
+func (d *Dyno) Spawner() *Spawner { return d.sp }
+
 // InitPid is the dyno's init.
 func (d *Dyno) InitPid() int { return d.cmd.Process.Pid }
 
@@ -328,7 +496,15 @@ func (d *Dyno) Wait() (int, error) {
 	d.mu.Unlock()
 
 	if d.dir != nil {
-		d.dir.remove()
+		// Removing the upper layer costs about a millisecond per dyno;
+		// the exit status need not wait for it. WaitCleanup does.
+		dir := d.dir
+		d.dir = nil
+		d.sp.cleanup.Add(1)
+		go func() {
+			defer d.sp.cleanup.Done()
+			dir.remove()
+		}()
 	}
 	status := d.cmd.ProcessState.Sys().(syscall.WaitStatus)
 	if status.Signaled() {

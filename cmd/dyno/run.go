@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"strings"
@@ -71,7 +72,7 @@ func runRun(o runOptions, args []string) error {
 		return err
 	}
 	if o.isolate.on {
-		r, err := isolatedRunner(spawner, proj.Dir, o.isolate)
+		r, err := isolatedRunner(spawner, proj.Dir, o.isolate, false)
 		if err != nil {
 			return err
 		}
@@ -100,6 +101,7 @@ func runRun(o runOptions, args []string) error {
 		if err != nil {
 			return err
 		}
+		warn(d)
 		if attach, err = isolate.Attach(d.PTY(), os.Stdin, os.Stdout); err != nil {
 			d.Kill()
 			d.Wait()
@@ -134,6 +136,7 @@ func runRun(o runOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	warn(d)
 	return waitOneOff(d, sigs, nil)
 }
 
@@ -154,6 +157,7 @@ func waitOneOff(d *isolate.Dyno, sigs <-chan os.Signal, attach *isolate.Attachme
 	}()
 	status, err := d.Wait()
 	close(done)
+	d.Spawner().Close()
 	if attach != nil {
 		// Output still in the PTY comes before the prompt returns.
 		select {
@@ -169,6 +173,13 @@ func waitOneOff(d *isolate.Dyno, sigs <-chan os.Signal, attach *isolate.Attachme
 		return exitStatus(status)
 	}
 	return nil
+}
+
+// warn says on stderr what the dyno's start fell back on.
+func warn(d *isolate.Dyno) {
+	for _, w := range d.Warnings() {
+		fmt.Fprintln(os.Stderr, "dyno: "+w)
+	}
 }
 
 // commandLine turns dyno run's arguments into a shell command line: one

@@ -123,7 +123,7 @@ func runStart(o startOptions, only []string) error {
 	var runner supervisor.Runner = supervisor.PlainRunner{Spawner: spawner}
 	var quota int64
 	if o.isolate.on {
-		r, err := isolatedRunner(spawner, proj.Dir, o.isolate)
+		r, err := isolatedRunner(spawner, proj.Dir, o.isolate, true)
 		if err != nil {
 			return err
 		}
@@ -131,6 +131,10 @@ func runStart(o startOptions, only []string) error {
 			quota = r.Size.Memory
 		}
 		runner = r
+		// Keep an init started ahead: restarts and the formation's
+		// next dynos skip its clone, exec and runtime start-up.
+		spawner.Prewarm = true
+		go spawner.WarmUp(r.StateDir)
 	}
 	for i := range formation {
 		formation[i].MemoryQuota = quota
@@ -166,6 +170,7 @@ func runStart(o startOptions, only []string) error {
 		}
 	}()
 	status, err := m.Run()
+	spawner.Close()
 	if err != nil {
 		return err
 	}
@@ -175,10 +180,13 @@ func runStart(o startOptions, only []string) error {
 	return nil
 }
 
-// isolatedRunner probes the host once and returns a runner that puts each
-// dyno in a sandbox over dir. What the host lacks is said in one line on
-// stderr; what cannot work at all is an error.
-func isolatedRunner(spawner *isolate.Spawner, dir string, o isolateOptions) (supervisor.IsolatedRunner, error) {
+// isolatedRunner returns a runner that puts each dyno in a sandbox over
+// dir. With probe, a throwaway dyno finds out first what the host
+// allows, so a formation's dynos do not each discover it; a one-off
+// skips that (it would double its start-up) and reports what its own
+// start finds. What the host lacks is said in one line on stderr; what
+// cannot work at all is an error.
+func isolatedRunner(spawner *isolate.Spawner, dir string, o isolateOptions, probe bool) (supervisor.IsolatedRunner, error) {
 	var none supervisor.IsolatedRunner
 	home, err := dynoHome()
 	if err != nil {
@@ -199,20 +207,22 @@ func isolatedRunner(spawner *isolate.Spawner, dir string, o isolateOptions) (sup
 	if _, err := isolate.SweepDynoDirs(stateDir); err != nil {
 		return none, err
 	}
-	probe, err := spawner.Probe(dynos)
-	if err != nil {
-		return none, err
-	}
-	if probe.Warning != "" {
-		fmt.Fprintln(os.Stderr, "dyno: "+probe.Warning)
-	}
 	r := supervisor.IsolatedRunner{
-		Spawner:   spawner,
-		Lower:     dir,
-		StateDir:  stateDir,
-		CopyLower: !probe.Overlay,
-		Seccomp:   true,
-		Size:      size,
+		Spawner:  spawner,
+		Lower:    dir,
+		StateDir: stateDir,
+		Seccomp:  true,
+		Size:     size,
+	}
+	if probe {
+		res, err := spawner.Probe(dynos)
+		if err != nil {
+			return none, err
+		}
+		if res.Warning != "" {
+			fmt.Fprintln(os.Stderr, "dyno: "+res.Warning)
+		}
+		r.CopyLower = !res.Overlay
 	}
 	cg := cgroup.ProbeSystem("/sys/fs/cgroup", "/proc/self/cgroup")
 	if !cg.Usable {
