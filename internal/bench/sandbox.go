@@ -61,15 +61,16 @@ type starter struct {
 type startup struct {
 	b       *bench
 	sp      *isolate.Spawner
-	scratch string // on a disk filesystem: lower dirs and dyno state
-	state   string // the dynos' state dir
+	warmSp  *isolate.Spawner // Prewarm on, as dyno start --isolate runs it
+	scratch string           // on a disk filesystem: lower dirs and dyno state
+	state   string           // the dynos' state dir
 	notes   []string
 
 	// The rows of the report. bwrap, unshare and gb are nil when left
 	// out; analysis rows explain the dyno rows rather than meet targets.
-	direct, ns, plain, whole, bwrap, unshare, mb, gb *starter
-	analysis                                         []*starter
-	bwrapVersion                                     string
+	direct, ns, plain, whole, warm, bwrap, unshare, mb, gb *starter
+	analysis                                               []*starter
+	bwrapVersion                                           string
 }
 
 func (b *bench) sandbox() {
@@ -96,6 +97,12 @@ func (s *startup) run() error {
 		return err
 	}
 	defer unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0)
+	defer s.sp.Close()
+	if s.warmSp, err = isolate.NewSpawner(); err != nil {
+		return err
+	}
+	s.warmSp.Prewarm = true
+	defer s.warmSp.Close()
 	probe, err := s.sp.Probe(s.state)
 	if err != nil {
 		return err
@@ -142,6 +149,7 @@ func (s *startup) run() error {
 	}, "/bin/true")
 	s.plain = s.dynoStarter("dyno plain (no sandbox)", "")
 	s.whole = s.dynoStarter("whole dyno (sandbox)", small)
+	s.warm = s.warmStarter("whole dyno, warm init", small)
 	s.bwrap = s.bwrapStarter(small)
 	s.unshare = s.unshareStarter()
 	s.mb = s.dynoStarter("whole dyno, 1 MB /app", mbDir)
@@ -162,7 +170,7 @@ func (s *startup) run() error {
 // rows returns the starters of the main table, in its order.
 func (s *startup) rows() []*starter {
 	var rows []*starter
-	for _, st := range []*starter{s.direct, s.ns, s.plain, s.whole, s.bwrap, s.unshare, s.mb, s.gb} {
+	for _, st := range []*starter{s.direct, s.ns, s.plain, s.whole, s.warm, s.bwrap, s.unshare, s.mb, s.gb} {
 		if st != nil {
 			rows = append(rows, st)
 		}
@@ -220,6 +228,10 @@ func (s *startup) report() {
 	if r, ok := ratio(s.whole, s.bwrap); ok {
 		fmt.Fprintf(b.out, "  %-30s %.2fx\n", "ratio whole dyno/bwrap", r)
 		verdicts = append(verdicts, "whole dyno/bwrap "+metOrMissed(r <= targetBwrapRatio))
+	}
+	if r, ok := ratio(s.warm, s.bwrap); ok {
+		fmt.Fprintf(b.out, "  %-30s %.2fx\n", "ratio warm dyno/bwrap", r)
+		verdicts = append(verdicts, "warm dyno/bwrap "+metOrMissed(r <= targetBwrapRatio))
 	}
 	if r, ok := ratio(s.gb, s.mb); ok {
 		fmt.Fprintf(b.out, "  %-30s %.2f\n", "ratio 1 GB/1 MB /app", r)
@@ -307,6 +319,30 @@ func (s *startup) dynoStarter(label, lower string) *starter {
 		}
 		if w := d.Warnings(); len(w) > 0 && st.warning == "" {
 			st.warning = w[0]
+		}
+		status, err := d.Wait()
+		if err != nil {
+			return err
+		}
+		if status != 0 {
+			return fmt.Errorf("/bin/true in a dyno exited with status %d", status)
+		}
+		return nil
+	}
+	return st
+}
+
+// warmStarter starts whole dynos from a spawner that keeps an init
+// started ahead (isolate.Spawner.Prewarm), as dyno start --isolate does:
+// a formation's restarts and scale-ups find one waiting.
+func (s *startup) warmStarter(label, lower string) *starter {
+	st := &starter{label: label, dyno: true}
+	spec := isolate.Spec{Name: "bench.1", Argv: []string{"/bin/true"}, Dir: "/app", Env: []string{"PATH=/usr/bin:/bin"},
+		Sandbox: &isolate.Sandbox{Lower: lower, StateDir: s.state + "-warm", Seccomp: true}}
+	st.run = func() error {
+		d, err := s.warmSp.Start(spec)
+		if err != nil {
+			return err
 		}
 		status, err := d.Wait()
 		if err != nil {
