@@ -23,12 +23,13 @@ lint:
 	if [ -n "$$bad" ]; then echo "gofmt needed:"; echo "$$bad"; exit 1; fi
 	$(GO) vet ./...
 
-# Go benchmarks, then the end-to-end benchmarks through the dyno binary
-# (log throughput, supervisor memory), compared with node-foreman (nf)
-# when it is installed.
+# Go benchmarks, then the end-to-end benchmarks through the dyno binary:
+# log throughput and supervisor memory (beside node-foreman, nf, when
+# installed), and sandbox start-up (beside bwrap, when installed). Static,
+# like make build: the bench binary is the dynos' init in its sandbox rows.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
-	$(GO) run ./internal/bench -dyno bin/dyno
+	CGO_ENABLED=0 $(GO) run ./internal/bench -dyno bin/dyno
 
 # A short run of every fuzz target.
 FUZZTIME ?= 20s

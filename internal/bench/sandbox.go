@@ -254,7 +254,7 @@ func (s *startup) report() {
 	fmt.Fprintln(b.out, "  for the analysis: the dyno rows start this benchmark's binary as the dyno's init, not the -dyno binary")
 	s.printRows(s.analysis)
 	fmt.Fprintln(b.out, "  exec init: the binary run as `init` with no control socket, so that it exits at once;\n"+
-		"    dyno run: the -dyno binary's CLI, which starts a probe dyno first, then sh -c 'exec /bin/true'")
+		"    dyno run: the -dyno binary's CLI, one-off and cold: sh -c 'exec /bin/true' in a fresh dyno")
 	if dynamic, err := isDynamic(b.dyno); err == nil && dynamic {
 		fmt.Fprintln(b.out, "  the -dyno binary is dynamically linked: each dyno's init loads libc first; `make build` links it statically")
 	}
