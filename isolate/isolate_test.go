@@ -266,3 +266,27 @@ func TestDescendants(t *testing.T) {
 		t.Fatalf("descendants = %v, want 4 processes", pids)
 	}
 }
+
+func TestProfileArgv(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(dir+"/.profile.d", 0o755)
+	os.WriteFile(dir+"/.profile.d/b.sh", []byte("export ORDER=\"$ORDER b\"\n"), 0o644)
+	os.WriteFile(dir+"/.profile.d/a.sh", []byte("export ORDER=\"$ORDER a\"; export KEPT=${KEPT:-default}\n"), 0o644)
+	os.WriteFile(dir+"/.profile", []byte("export ORDER=\"$ORDER profile\"\n"), 0o644)
+	argv := ProfileArgv(`echo "$ORDER|$KEPT"`)
+	// The script names /app: run it with /app pointing at dir.
+	script := strings.ReplaceAll(argv[2], "/app/", dir+"/")
+	out, err := exec.Command(argv[0], argv[1], script).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != " a b profile|default\n" {
+		t.Errorf("got %q: want .profile.d in lexical order, then .profile", out)
+	}
+	cmd := exec.Command(argv[0], argv[1], script)
+	cmd.Env = append(os.Environ(), "KEPT=config")
+	out, _ = cmd.Output()
+	if !strings.HasSuffix(string(out), "|config\n") {
+		t.Errorf("a config var did not win over the profile default: %q", out)
+	}
+}

@@ -54,7 +54,8 @@ type Config struct {
 // as seen before pivot_root.
 type SandboxConfig struct {
 	Root     string   `json:"root"`  // empty dir: the new root's tmpfs is mounted here
-	Lower    string   `json:"lower"` // read-only lower layer of /app
+	Lower    string   `json:"lower"` // read-only lower layer of /app; "" for none
+	Binds    []Bind   `json:"binds,omitempty"`
 	Upper    string   `json:"upper"` // overlay upper and work dirs, fresh per dyno,
 	Work     string   `json:"work"`  // on the same filesystem
 	ReadOnly []string `json:"ro"`    // host paths bound read-only at the same place

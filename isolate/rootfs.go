@@ -81,7 +81,9 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 	if err := os.Mkdir(app, 0o755); err != nil {
 		return "", err
 	}
-	if c.CopyLower {
+	if c.Lower == "" {
+		// A build sandbox: no app yet, its work is in the binds.
+	} else if c.CopyLower {
 		if err := mountCopy(c, app); err != nil {
 			return "", err
 		}
@@ -103,6 +105,11 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 	if err := unix.Mount("tmpfs", tmp, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=1777,size=%d", c.TmpSize)); err != nil {
 		return "", fmt.Errorf("mount tmpfs on /tmp: %w", err)
 	}
+	for _, b := range c.Binds {
+		if err := bindAt(b, filepath.Join(root, b.Path)); err != nil {
+			return "", err
+		}
+	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return "", fmt.Errorf("set hostname %q: %w", c.Hostname, err)
 	}
@@ -118,6 +125,24 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 		return "", err
 	}
 	return warning, nil
+}
+
+// bindAt binds the host directory b.Path at dst, read-only unless
+// b.Writable.
+func bindAt(b Bind, dst string) error {
+	if !filepath.IsAbs(b.Path) {
+		return fmt.Errorf("bind %q: not an absolute path", b.Path)
+	}
+	if err := os.MkdirAll(dst, 0o755); err != nil {
+		return fmt.Errorf("bind %s: %w", b.Path, err)
+	}
+	if err := unix.Mount(b.Path, dst, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return fmt.Errorf("bind %s: %w", b.Path, err)
+	}
+	if b.Writable {
+		return nil
+	}
+	return readOnly(dst)
 }
 
 // bindReadOnly binds host path src at dst, recursively, and makes the

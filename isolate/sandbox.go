@@ -20,8 +20,13 @@ import (
 // own hostname; no capabilities. The host's network is shared: the app
 // binds $PORT and is reachable on 127.0.0.1.
 type Sandbox struct {
-	// Lower is the directory seen as /app. It is never written to.
+	// Lower is the directory seen as /app. It is never written to. ""
+	// means no /app (a build sandbox, whose work is in Binds).
 	Lower string
+	// Binds are host directories seen at the same path inside, after
+	// everything else is mounted (so a bind under /tmp lands on the
+	// private /tmp): what a build may read or write.
+	Binds []Bind
 	// StateDir is where the dyno's own directory (upper and work layers,
 	// mount point of its root) is made, and removed when the dyno ends.
 	// It must be on a disk filesystem (ext4, xfs, btrfs): overlay wants
@@ -41,6 +46,12 @@ type Sandbox struct {
 	Seccomp bool
 	// Cgroup, when set, is the dyno's cgroup leaf: init is born in it.
 	Cgroup CgroupLeaf
+}
+
+// Bind is a host directory made visible in a sandbox at the same path.
+type Bind struct {
+	Path     string `json:"path"`
+	Writable bool   `json:"writable,omitempty"`
 }
 
 // CgroupLeaf is the cgroup a dyno is started in.

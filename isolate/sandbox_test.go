@@ -31,6 +31,8 @@ type sandboxRun struct {
 	Seccomp  bool   `json:"seccomp"`
 	Times    int    `json:"times"`   // dynos one after another; 0 means 1
 	Prewarm  bool   `json:"prewarm"` // Spawner.Prewarm
+	NoLower  bool   `json:"no_lower"`
+	Binds    []Bind `json:"binds"`
 }
 
 // sandboxManagerMain is the child's side: run one dyno, print its output,
@@ -82,7 +84,7 @@ func runSandboxed(sp *Spawner, r sandboxRun) int {
 		Env:     []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/app"},
 		Stdout:  os.Stdout,
 		Stderr:  os.Stderr,
-		Sandbox: &Sandbox{Lower: r.Lower, StateDir: r.StateDir, Seccomp: r.Seccomp},
+		Sandbox: &Sandbox{Lower: r.Lower, StateDir: r.StateDir, Seccomp: r.Seccomp, Binds: r.Binds},
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
@@ -159,6 +161,9 @@ func (e *sandboxEnv) run(t *testing.T, command string, seccomp bool) (string, in
 func (e *sandboxEnv) runWith(t *testing.T, r sandboxRun) (string, int) {
 	t.Helper()
 	r.Lower, r.StateDir = e.lower, filepath.Join(e.state, "dynos")
+	if r.NoLower {
+		r.Lower = ""
+	}
 	arg, _ := json.Marshal(r)
 	cmd := exec.Command(e.bin, "sandbox-manager", string(arg))
 	testutil.AsNobody(cmd)
@@ -346,5 +351,22 @@ func TestSandboxPrewarm(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(filepath.Join(e.state, "dynos")); len(entries) != 0 {
 		t.Errorf("left behind: %v", entries)
+	}
+}
+
+// A build sandbox: no /app, host directories bound at their own paths,
+// writable only where asked, even under the private /tmp.
+func TestSandboxBinds(t *testing.T) {
+	e := newSandboxEnv(t)
+	rw, ro := ownedDir(t), ownedDir(t)
+	os.WriteFile(filepath.Join(ro, "in"), []byte("from host\n"), 0o644)
+	testutil.GiveToNobody(t, ro)
+	out, st := e.runWith(t, sandboxRun{NoLower: true, Binds: []Bind{{Path: rw, Writable: true}, {Path: ro}},
+		Command: "ls -A /app; cat " + ro + "/in; echo made > " + rw + "/out; touch " + ro + "/x 2>/dev/null && echo ro-writable; echo done"})
+	if st != 0 || out != "from host\ndone\n" {
+		t.Errorf("exit %d, %q", st, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(rw, "out")); err != nil || string(b) != "made\n" {
+		t.Errorf("write through the writable bind: %q, %v", b, err)
 	}
 }

@@ -125,3 +125,17 @@ func validName(name string) bool {
 	}
 	return true
 }
+
+// ProfileArgv returns the argv that runs a release's command as Heroku
+// does: bash sources /app/.profile.d/*.sh in lexical order, then
+// /app/.profile, and then runs the command (exec'd when it is a simple
+// command, so no shell stays resident). The config vars are already in
+// the environment, so a profile script can defer to them with
+// ${VAR:-default}.
+func ProfileArgv(command string) []string {
+	if simpleCommand(command) {
+		command = insertExec(command)
+	}
+	const profile = `for f in /app/.profile.d/*.sh; do if [ -r "$f" ]; then . "$f"; fi; done; unset f; if [ -r /app/.profile ]; then . /app/.profile; fi`
+	return []string{"/bin/bash", "-c", profile + "\n" + command}
+}

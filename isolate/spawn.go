@@ -364,6 +364,7 @@ func sandboxConfig(spec Spec, l *launched) *SandboxConfig {
 	cfg := &SandboxConfig{
 		Root:      filepath.Join(l.dir.path, "root"),
 		Lower:     sb.Lower,
+		Binds:     sb.Binds,
 		Upper:     filepath.Join(l.dir.path, "upper"),
 		Work:      filepath.Join(l.dir.path, "work"),
 		ReadOnly:  sb.ReadOnly,
