@@ -1,0 +1,525 @@
+package buildpacks
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dyno-run/dyno/internal/testutil"
+)
+
+// newApp writes an app's prepared source into a new build dir.
+func newApp(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "app")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFiles(t, dir, files)
+	return dir
+}
+
+// build runs a build of dir with refs and returns the result, the error
+// and the output.
+func build(t *testing.T, b Build) (*Result, string, error) {
+	t.Helper()
+	var out syncBuffer
+	b.Out = &out
+	if b.CacheDir == "" {
+		b.CacheDir = filepath.Join(t.TempDir(), "cache")
+	}
+	if b.Stack == "" {
+		b.Stack = "heroku-24"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	res, err := Run(ctx, b)
+	return res, out.String(), err
+}
+
+// wantLines fails unless out holds each of lines, in order, each a whole line.
+func wantLines(t *testing.T, out string, lines ...string) {
+	t.Helper()
+	rest := "\n" + out
+	for _, l := range lines {
+		i := strings.Index(rest, "\n"+l+"\n")
+		if i < 0 {
+			t.Errorf("output lacks line %q (in order):\n%s", l, out)
+			return
+		}
+		rest = rest[i+len(l)+1:]
+	}
+}
+
+func TestRunFixture(t *testing.T) {
+	app := newApp(t, map[string]string{".fixture": ""})
+	bp := fixture(t)
+	greeting := "hello\nworld, no newline at the end"
+	res, out, err := build(t, Build{
+		BuildDir:      app,
+		Buildpacks:    []string{bp},
+		ConfigVars:    map[string]string{"FIXTURE_GREETING": greeting, "OTHER": "x"},
+		SourceVersion: "0123abcd",
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out,
+		"-----> Building on the Heroku-24 stack",
+		"-----> Using buildpack: "+bp,
+		"-----> Fixture app detected",
+		"-----> Compiling with fixture",
+		"       cache hits: 1",
+		"       stack: heroku-24",
+		"       source version: 0123abcd",
+		"       wrote greeting.txt from FIXTURE_GREETING",
+		"-----> Discovering process types",
+		"       Procfile declares types     -> (none)",
+		"       Default types for buildpack -> web, worker",
+	)
+	if got, _ := os.ReadFile(filepath.Join(app, "greeting.txt")); string(got) != greeting {
+		t.Errorf("greeting.txt = %q, want the config var exactly, %q", got, greeting)
+	}
+	if got, _ := os.ReadFile(filepath.Join(app, ".profile.d", "fixture.sh")); !strings.Contains(string(got), "FIXTURE_PROFILE") {
+		t.Errorf(".profile.d/fixture.sh = %q", got)
+	}
+	if _, err := os.Stat(filepath.Join(bp, "export")); !os.IsNotExist(err) {
+		t.Error("the build wrote export into the shared buildpack, not its private copy")
+	}
+	if len(res.ProcessTypes) != 2 || !strings.Contains(res.ProcessTypes["web"], "fixture web") || res.ProcessTypes["worker"] == "" {
+		t.Errorf("ProcessTypes = %q, want the default web and worker", res.ProcessTypes)
+	}
+	if len(res.DefaultTypes) != 2 {
+		t.Errorf("DefaultTypes = %q", res.DefaultTypes)
+	}
+	if len(res.Buildpacks) != 1 || res.Buildpacks[0] != bp || len(res.Names) != 1 || res.Names[0] != "Fixture" {
+		t.Errorf("Buildpacks = %q, Names = %q", res.Buildpacks, res.Names)
+	}
+	if res.Addons == nil || len(res.Addons) != 0 || res.FromBuildpacksFile {
+		t.Errorf("Addons = %#v, FromBuildpacksFile = %v; want empty and false", res.Addons, res.FromBuildpacksFile)
+	}
+}
+
+func TestRunCacheReuse(t *testing.T) {
+	cache := filepath.Join(t.TempDir(), "apps", "x", "cache") // created by Run
+	for i := 1; i <= 2; i++ {
+		_, out, err := build(t, Build{
+			BuildDir:   newApp(t, map[string]string{".fixture": ""}),
+			CacheDir:   cache,
+			Buildpacks: []string{fixture(t)},
+		})
+		if err != nil {
+			t.Fatalf("build %d: %v\n%s", i, err, out)
+		}
+		wantLines(t, out, "       cache hits: "+strconv.Itoa(i))
+	}
+}
+
+func TestRunEnvDir(t *testing.T) {
+	app := newApp(t, nil)
+	_, out, err := build(t, Build{
+		BuildDir:   app,
+		Buildpacks: []string{testBuildpack(t, "envdump")},
+		ConfigVars: map[string]string{"DATABASE_URL": "postgres://x", "SECRET": "s"},
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out, "args: 3", "envdir mode: 700", "envfile: DATABASE_URL 600", "envfile: SECRET 600")
+	if strings.Contains(out, "env: DATABASE_URL") || strings.Contains(out, "env: SECRET") {
+		t.Errorf("config vars leaked into compile's environment:\n%s", out)
+	}
+	envDir := between(out, "envdir: ", "\n")
+	if _, err := os.Stat(envDir); !os.IsNotExist(err) {
+		t.Errorf("ENV_DIR %s still exists after the build", envDir)
+	}
+}
+
+func TestRunEnvironment(t *testing.T) {
+	app := newApp(t, nil)
+	bp := testBuildpack(t, "envdump")
+	_, out, err := build(t, Build{
+		BuildDir:      app,
+		Buildpacks:    []string{bp},
+		SourceVersion: "feedface",
+		HostEnv: []string{
+			"FOO_4f1c=leak", "PATH=/evil", "HOME=/root", "HTTPS_PROXY=http://proxy:3128",
+			"no_proxy=localhost", "SSL_CERT_FILE=/etc/ca.pem", "HTTPS_PROXY=http://proxy:8080",
+		},
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var env []string
+	for _, l := range strings.Split(out, "\n") {
+		if kv, ok := strings.CutPrefix(l, "env: "); ok {
+			env = append(env, kv)
+		}
+	}
+	got := map[string]string{}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	want := map[string]string{
+		"PATH":           basePath,
+		"LANG":           "C.UTF-8",
+		"STACK":          "heroku-24",
+		"SOURCE_VERSION": "feedface",
+		"HTTPS_PROXY":    "http://proxy:8080",
+		"no_proxy":       "localhost",
+		"SSL_CERT_FILE":  "/etc/ca.pem",
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %q, want %q", k, got[k], v)
+		}
+	}
+	if _, ok := got["FOO_4f1c"]; ok {
+		t.Error("a host variable that is no proxy or CA setting reached the build")
+	}
+	// HOME and TMPDIR are the build's own: written during it, gone after.
+	wantLines(t, out, "home and tmpdir writable")
+	for _, k := range []string{"HOME", "TMPDIR"} {
+		if got[k] == "" || got[k] == "/root" {
+			t.Errorf("%s = %q, want a fresh directory of the build's own", k, got[k])
+		} else if _, err := os.Stat(got[k]); !os.IsNotExist(err) {
+			t.Errorf("%s %s still exists after the build", k, got[k])
+		}
+	}
+	if pwd := between(out, "pwd: ", "\n"); filepath.Base(filepath.Dir(pwd)) != "buildpacks" || pwd == bp {
+		t.Errorf("compile ran in %s, want the buildpack's private copy", pwd)
+	}
+}
+
+// between returns what follows the first prefix in s, up to end.
+func between(s, prefix, end string) string {
+	_, after, _ := strings.Cut(s, prefix)
+	v, _, _ := strings.Cut(after, end)
+	return v
+}
+
+func TestRunExportSourced(t *testing.T) {
+	exported := testBuildpack(t, "exported")
+	_, out, err := build(t, Build{
+		BuildDir:   newApp(t, map[string]string{".fixture": ""}),
+		Buildpacks: []string{fixture(t), exported},
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out,
+		"-----> Using buildpacks:",
+		"       1. "+fixture(t),
+		"       2. "+exported,
+		"-----> Fixture app detected",
+		"-----> Exported check app detected",
+		"-----> FIXTURE_EXPORTED=yes",
+	)
+
+	// In the other order nothing was exported yet.
+	_, out, err = build(t, Build{
+		BuildDir:   newApp(t, map[string]string{".fixture": ""}),
+		Buildpacks: []string{exported, fixture(t)},
+	})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out, "-----> FIXTURE_EXPORTED=unset")
+}
+
+func TestRunProcfileWins(t *testing.T) {
+	app := newApp(t, map[string]string{".fixture": "", "Procfile": "web: ./server -p $PORT\nclock: ./clock\n"})
+	res, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{fixture(t)}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out,
+		"-----> Discovering process types",
+		"       Procfile declares types     -> clock, web",
+		"       Default types for buildpack -> web, worker",
+	)
+	want := map[string]string{"web": "./server -p $PORT", "clock": "./clock"}
+	if len(res.ProcessTypes) != len(want) || res.ProcessTypes["web"] != want["web"] || res.ProcessTypes["clock"] != want["clock"] {
+		t.Errorf("ProcessTypes = %q, want the Procfile's only, %q", res.ProcessTypes, want)
+	}
+	if len(res.DefaultTypes) != 2 {
+		t.Errorf("DefaultTypes = %q, want the buildpack's web and worker", res.DefaultTypes)
+	}
+}
+
+func TestRunProcfileOnly(t *testing.T) {
+	// A buildpack without bin/release: only the Procfile line, unpadded.
+	app := newApp(t, map[string]string{"Procfile": "worker: ./work\n"})
+	res, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "exported")}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out, "-----> Discovering process types", "       Procfile declares types -> worker")
+	if strings.Contains(out, "Default types") {
+		t.Errorf("a Default types line without defaults:\n%s", out)
+	}
+	if len(res.ProcessTypes) != 1 || len(res.DefaultTypes) != 0 {
+		t.Errorf("ProcessTypes = %q, DefaultTypes = %q", res.ProcessTypes, res.DefaultTypes)
+	}
+}
+
+func TestRunInvalidProcfile(t *testing.T) {
+	app := newApp(t, map[string]string{"Procfile": "web ./server\n"})
+	_, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "exported")}})
+	var be *BuildError
+	if !errors.As(err, &be) || !strings.Contains(be.Reason, "Procfile:1") {
+		t.Fatalf("err = %v, want a BuildError about Procfile:1\n%s", err, out)
+	}
+	wantLines(t, out, " !     Push failed")
+}
+
+func TestRunCompileFails(t *testing.T) {
+	bp := fixture(t)
+	app := newApp(t, map[string]string{".fixture": "", ".fail-compile": ""})
+	_, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{bp}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Buildpack != bp {
+		t.Fatalf("err = %#v, want a BuildError naming %s", err, bp)
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, "failed to compile Fixture app") {
+		t.Errorf("Error() = %q, want one line saying the compile failed", msg)
+	}
+	wantLines(t, out,
+		"-----> Compiling with fixture",
+		" !     The app has a .fail-compile file: failing on purpose.",
+		" !     Push rejected, failed to compile Fixture app.",
+		" !     Push failed",
+	)
+	if strings.Contains(out, "Discovering process types") {
+		t.Errorf("the build went on after the failure:\n%s", out)
+	}
+}
+
+func TestRunNotCompatible(t *testing.T) {
+	bp := fixture(t)
+	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{bp}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Buildpack != bp {
+		t.Fatalf("err = %v, want a BuildError naming %s", err, bp)
+	}
+	wantLines(t, out,
+		" !     No .fixture file at the top of the app: the fixture buildpack does not apply.",
+		"-----> App not compatible with buildpack: "+bp,
+		"       More info: https://devcenter.heroku.com/articles/buildpacks#detection-failure",
+		" !     Push failed",
+	)
+	if strings.Contains(out, "Compiling") {
+		t.Errorf("compiled after detect failed:\n%s", out)
+	}
+}
+
+func TestRunAutoDetect(t *testing.T) {
+	installed := []string{testBuildpack(t, "nodetect"), fixture(t), testBuildpack(t, "exported")}
+	res, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{".fixture": ""}), Installed: installed})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out,
+		"-----> Determining which buildpack to use for this app",
+		"-----> Fixture app detected",
+		"-----> Compiling with fixture",
+	)
+	if strings.Contains(out, "never applies") || strings.Contains(out, "Exported") {
+		t.Errorf("output of buildpacks not picked:\n%s", out)
+	}
+	if len(res.Buildpacks) != 1 || res.Buildpacks[0] != fixture(t) {
+		t.Errorf("Buildpacks = %q, want the one detected", res.Buildpacks)
+	}
+}
+
+func TestRunAutoDetectNone(t *testing.T) {
+	_, out, err := build(t, Build{
+		BuildDir:  newApp(t, nil),
+		Installed: []string{testBuildpack(t, "nodetect"), fixture(t)},
+	})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Buildpack != "" {
+		t.Fatalf("err = %v, want a BuildError", err)
+	}
+	if want := "no buildpack detected this app; set one with -b or dyno buildpacks:set"; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err, want)
+	}
+	wantLines(t, out, "-----> Determining which buildpack to use for this app", " !     Push failed")
+}
+
+func TestRunInvalidRelease(t *testing.T) {
+	bp := testBuildpack(t, "badrelease")
+	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{bp}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Buildpack != bp || !strings.Contains(be.Reason, "invalid YAML") {
+		t.Fatalf("err = %v, want a BuildError naming %s and the YAML", err, bp)
+	}
+	wantLines(t, out, " !     Push failed")
+}
+
+func TestParseRelease(t *testing.T) {
+	for _, ok := range []string{"", "--- {}\n", "---\n", "addons: []\ndefault_process_types:\n  web: npm start\nconfig_vars:\n  PORT: 5000\n"} {
+		if _, err := parseRelease([]byte(ok)); err != nil {
+			t.Errorf("parseRelease(%q): %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"addons: [\n", "default_process_types: [web]\n", "Using release configuration\n",
+		"default_process_types:\n  'bad name': x\n", "default_process_types:\n  web: ''\n"} {
+		if _, err := parseRelease([]byte(bad)); err == nil {
+			t.Errorf("parseRelease(%q) succeeded", bad)
+		}
+	}
+	rel, _ := parseRelease([]byte("config_vars:\n  PORT: 5000\n"))
+	if rel.ConfigVars["PORT"] != "5000" {
+		t.Errorf("config_vars = %q", rel.ConfigVars)
+	}
+}
+
+func TestRunReplacedBuildDir(t *testing.T) {
+	app := newApp(t, map[string]string{".fixture": "", "Procfile": "web: old\n", "old.txt": "old"})
+	res, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{fixture(t), testBuildpack(t, "replace")}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := listFiles(t, app); len(got) != 2 || got[0] != "Procfile" || got[1] != "replaced.txt" {
+		t.Errorf("build dir = %q, want the replacement's files", got)
+	}
+	if res.ProcessTypes["web"] != "cat replaced.txt" || len(res.ProcessTypes) != 1 {
+		t.Errorf("ProcessTypes = %q, want the new Procfile's", res.ProcessTypes)
+	}
+}
+
+func TestRunBuildpacksFile(t *testing.T) {
+	app := newApp(t, map[string]string{
+		".fixture":    "",
+		".buildpacks": "# the app's buildpacks\n" + fixture(t) + "\n" + testBuildpack(t, "exported") + "\n",
+	})
+	res, out, err := build(t, Build{BuildDir: app, Installed: []string{testBuildpack(t, "nodetect")}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out,
+		"-----> Multipack app detected",
+		"=====> Downloading Buildpack: "+fixture(t),
+		"=====> Detected Framework: Fixture",
+		"-----> Compiling with fixture",
+		"=====> Downloading Buildpack: "+testBuildpack(t, "exported"),
+		"=====> Detected Framework: Exported check",
+		"-----> FIXTURE_EXPORTED=yes",
+		"       Using release configuration from last framework (Fixture).",
+	)
+	if !res.FromBuildpacksFile || len(res.Buildpacks) != 2 || res.Names[1] != "Exported check" {
+		t.Errorf("Result = %+v", res)
+	}
+}
+
+func TestRunFetchFails(t *testing.T) {
+	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{"no/such-buildpack"}, BaseDir: t.TempDir()})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Buildpack != "no/such-buildpack" || !strings.HasPrefix(be.Reason, "fetching: no such file") {
+		t.Fatalf("err = %v, want a BuildError naming the buildpack", err)
+	}
+	wantLines(t, out, " !     Push failed")
+}
+
+func TestRunStreamsOutput(t *testing.T) {
+	app := newApp(t, nil)
+	var out syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(context.Background(), Build{
+			BuildDir:   app,
+			CacheDir:   filepath.Join(t.TempDir(), "cache"),
+			Buildpacks: []string{testBuildpack(t, "wait")},
+			Out:        &out,
+		})
+		done <- err
+	}()
+	// The compile waits for go-on, which is only written once its
+	// first lines have arrived: buffered output would deadlock here.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(out.String(), " !     a line on stderr\n") {
+		if time.Now().After(deadline) {
+			t.Fatalf("compile output did not stream:\n%s", out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	wantLines(t, out.String(), "-----> Waiting for go-on", " !     a line on stderr")
+	if err := os.WriteFile(filepath.Join(app, "go-on"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	wantLines(t, out.String(), "       went on")
+}
+
+// readPid waits for a pid file a buildpack writes.
+func readPid(t *testing.T, name string) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		data, err := os.ReadFile(name)
+		if pid, perr := strconv.Atoi(strings.TrimSpace(string(data))); err == nil && perr == nil {
+			return pid
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never appeared", name)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestRunCancelKillsCompile(t *testing.T) {
+	app := newApp(t, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		_, err := Run(ctx, Build{
+			BuildDir:   app,
+			CacheDir:   filepath.Join(t.TempDir(), "cache"),
+			Buildpacks: []string{testBuildpack(t, "hang")},
+		})
+		done <- err
+	}()
+	child := readPid(t, filepath.Join(app, "child.pid"))
+	compile := readPid(t, filepath.Join(app, "compile.pid"))
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("err = %v, want one wrapping context.Canceled", err)
+		}
+		var be *BuildError
+		if errors.As(err, &be) {
+			t.Errorf("a canceled build is not a failed one: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	testutil.WaitGone(t, compile, child)
+}
+
+func TestRunKillsLeftovers(t *testing.T) {
+	app := newApp(t, nil)
+	_, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "leave")}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	testutil.WaitGone(t, readPid(t, filepath.Join(app, "child.pid")))
+}
+
+func TestBuildErrorOneLine(t *testing.T) {
+	r := &builder{out: &lineWriter{w: &syncBuffer{}}}
+	err := r.fail("bp", "first line\nsecond\tline")
+	if got, want := err.Error(), "buildpack bp: first line second line"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,112 @@
+package buildpacks
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// An Executor runs one buildpack command. It is the seam where dyno
+// plugs in a sandbox: namespaces, the host's toolchains read-only, only
+// the Writable directories writable, the network allowed.
+//
+// Run returns nil when the command exited 0. A command that ran and
+// exited non-zero must be reported with an error that has an
+// ExitCode() int method, as *exec.ExitError has: that is bin/detect's
+// "does not apply", where any other error means it could not run. When
+// ctx is done, Run must kill the command and everything it started.
+type Executor interface {
+	Run(ctx context.Context, c Command) error
+}
+
+// A Command is one run of a buildpack's bin/detect, bin/compile or
+// bin/release.
+type Command struct {
+	Argv []string
+	Dir  string   // working directory: the buildpack's own directory (some buildpacks untar vendored files by relative path)
+	Env  []string // the whole environment; nothing else is inherited
+	// Stdout and Stderr may be the same writer, for output interleaved
+	// as it was written.
+	Stdout, Stderr io.Writer
+	// Writable lists the directories the command may write: for
+	// compile, BUILD_DIR, CACHE_DIR, the buildpack's directory, its HOME
+	// and its TMPDIR; for detect and release, HOME and TMPDIR.
+	Writable []string
+	// Readable lists directories outside Writable that the command must
+	// be able to read, which a sandbox with a private /tmp would
+	// otherwise hide: the buildpack's directory for detect and release,
+	// BUILD_DIR for detect and release, ENV_DIR for compile, and the
+	// directories of earlier buildpacks, whose export files are sourced.
+	Readable []string
+}
+
+// PlainExecutor runs commands as ordinary subprocesses, each in its own
+// process group. When ctx is done the whole group is killed, and so is
+// whatever the command left running in it when it exited: a build must
+// leave no processes behind.
+type PlainExecutor struct{}
+
+// waitDelay is how long Wait waits for output after the command exited:
+// a process that left the group (setsid) can hold the output pipe open.
+const waitDelay = 5 * time.Second
+
+// Run runs c and waits for it. A command that exits non-zero returns an
+// *exec.ExitError.
+func (PlainExecutor) Run(ctx context.Context, c Command) error {
+	if len(c.Argv) == 0 {
+		return errors.New("run buildpack command: empty argv")
+	}
+	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	cmd.Dir = c.Dir
+	// A nil Env would inherit dyno's whole environment.
+	cmd.Env = append([]string{}, c.Env...)
+	cmd.Stdout, cmd.Stderr = c.Stdout, c.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = waitDelay
+
+	// The group id is the leader's pid, which can be reused once the
+	// leader is reaped. So the group is killed only while the leader is
+	// unreaped: exited tells Cancel when that is no longer sure.
+	var mu sync.Mutex
+	exited := false
+	cmd.Cancel = func() error {
+		mu.Lock()
+		defer mu.Unlock()
+		if exited {
+			return os.ErrProcessDone
+		}
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	pid := cmd.Process.Pid
+	// Learn that the leader exited without reaping it (WNOWAIT), kill
+	// what it left in its group, then let Wait reap it.
+	var info unix.Siginfo
+	for {
+		err := unix.Waitid(unix.P_PID, pid, &info, unix.WEXITED|unix.WNOWAIT, nil)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	mu.Lock()
+	exited = true
+	syscall.Kill(-pid, syscall.SIGKILL)
+	mu.Unlock()
+
+	err := cmd.Wait()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The command itself succeeded; only a process that escaped
+		// its group still held the output open.
+		return nil
+	}
+	return err
+}
