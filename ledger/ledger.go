@@ -1,0 +1,387 @@
+// Package ledger keeps an app's ledger: the append-only file that is the
+// truth about the app's releases, config vars, formation and buildpacks.
+//
+// The file (apps/<app>/ledger.jsonl, mode 0600 because config vars are
+// secrets) holds one record per line: the output of json.Marshal and a
+// '\n'. Lines are never rewritten. Each record carries its position
+// (Seq), the hash of the record before it (Prev) and its own hash (Hash),
+// so that Verify can tell whether a line was changed, removed or moved
+// since it was written. The chain catches accidents and careless edits,
+// not a forger: whoever can write the file can recompute every hash.
+//
+// # Crashes
+//
+// Append writes all of its records with one write(2) and returns only
+// after fsync(2) has made them durable, so a record Append returned
+// survives a crash. A crash or kill during the write can leave a prefix
+// of it: a last line without its '\n', or the first lines of a batch
+// without the rest. Each record of a batch says in More how many of the
+// batch follow it, so both cases can be recognised: readers ignore such a
+// tail, and the next Append truncates it away before writing. Readers
+// therefore see all of a batch or none of it.
+//
+// # Locking
+//
+// Append holds an exclusive flock(2) lock on the ledger file from reading
+// the state to the end of fsync(2), so writers in any number of
+// processes serialise and a version number computed from the state is
+// still the next one when it is written. Readers hold a shared lock, so
+// they never see an Append half done. flock(2) locks belong to an open
+// file description: two Ledgers for one file in one process exclude each
+// other as two processes would, and the kernel drops the lock of a
+// process that dies. One consequence: the build function given to Append
+// runs under the exclusive lock and must not call methods of a Ledger for
+// the same file, which would wait forever for the lock.
+package ledger
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Record types.
+const (
+	TypeRelease    = "release"
+	TypeStatus     = "status"
+	TypeFormation  = "formation"
+	TypeBuildpacks = "buildpacks"
+)
+
+// Release statuses, as Heroku's Platform API names them.
+const (
+	StatusPending   = "pending" // the release phase is running
+	StatusSucceeded = "succeeded"
+	StatusFailed    = "failed"
+)
+
+// A Record is one line of a ledger. Of Release, Status, Formation and
+// Buildpacks, only the one its Type names is set (Formation and
+// Buildpacks may be empty).
+//
+// The field order is the encoding's: Hash must stay the last field (see
+// encode).
+type Record struct {
+	Seq        int       `json:"seq"`  // 1-based position in the file
+	Type       string    `json:"type"` // TypeRelease, TypeStatus, TypeFormation or TypeBuildpacks
+	Time       time.Time `json:"time"` // UTC
+	User       string    `json:"user"`
+	Release    *Release  `json:"release,omitempty"`
+	Status     *Status   `json:"status,omitempty"`     // a release's status changed (its release phase ended)
+	Formation  Formation `json:"formation,omitempty"`  // the whole formation after a ps:scale
+	Buildpacks []string  `json:"buildpacks,omitempty"` // the app's whole buildpack list after a buildpacks:* change; empty clears it
+
+	// More is how many records written by the same Append follow this
+	// one; Append sets it. A reader that finds fewer knows the write was
+	// cut short and that none of the batch was committed.
+	More int `json:"more,omitempty"`
+
+	Prev string `json:"prev"` // Hash of the previous record; "" for the first
+	Hash string `json:"hash"` // "sha256:<hex>" of this record's JSON encoding with Hash == ""
+}
+
+// A Release is a version of the app: a slug and the config it runs with.
+type Release struct {
+	Version       int               `json:"version"`
+	Description   string            `json:"description"`    // "Initial release", "Deploy 1a2b3c4d", "Set FOO, BAR config vars", "Rollback to v3"
+	Status        string            `json:"status"`         // StatusSucceeded, StatusFailed or StatusPending
+	Slug          string            `json:"slug,omitempty"` // "sha256:<hex>" of the slug; "" for a release without code (v1)
+	ProcessTypes  map[string]string `json:"process_types,omitempty"`
+	ConfigVars    map[string]string `json:"config_vars,omitempty"`
+	Buildpacks    []string          `json:"buildpacks,omitempty"`
+	SourceVersion string            `json:"source_version,omitempty"` // git commit
+	Addons        []string          `json:"addons,omitempty"`
+	Time          time.Time         `json:"time"` // Append copies it from the record
+	User          string            `json:"user"` // Append copies it from the record
+}
+
+// A Status records the end of a pending release's release phase.
+type Status struct {
+	Version int    `json:"version"`
+	Status  string `json:"status"` // StatusSucceeded or StatusFailed
+}
+
+// A Formation maps process types to how many dynos of which size run them.
+type Formation map[string]FormationEntry
+
+// A FormationEntry is the scale of one process type.
+type FormationEntry struct {
+	Quantity int    `json:"quantity"`
+	Size     string `json:"size"`
+}
+
+// State is an app's current state, folded from its ledger.
+type State struct {
+	Seq         int       // of the last committed record; 0 for an empty ledger
+	Hash        string    // of the last committed record
+	LastVersion int       // highest release version; the next release is LastVersion+1
+	Current     *Release  // the newest release whose status is succeeded; nil if none
+	Formation   Formation // the newest formation record's; nil if none
+	Buildpacks  []string  // the newest buildpacks record's (empty, not nil, if it cleared them); nil if none
+}
+
+// ErrNoRelease is returned, wrapped, by Release for a version the ledger
+// does not hold.
+var ErrNoRelease = errors.New("no such release")
+
+// Ledger is one app's ledger file. Its methods may be called from any
+// number of goroutines and processes.
+type Ledger struct {
+	path string
+}
+
+// Open returns the ledger at path. It does no I/O: a missing file shows
+// up as an error wrapping fs.ErrNotExist from the first method called.
+func Open(path string) *Ledger {
+	return &Ledger{path: path}
+}
+
+// Path returns the ledger file's path.
+func (l *Ledger) Path() string {
+	return l.path
+}
+
+// Create makes a new ledger at path holding the records first, filled in
+// as Append fills them in. An existing file is an error wrapping
+// fs.ErrExist and is left untouched. The directory must exist.
+//
+// The records are written to a temporary file in the same directory,
+// which is fsynced and then given the name path with link(2): link fails
+// with EEXIST when path exists, as open(2) with O_EXCL would, and the
+// ledger appears whole or not at all, so a crash part way through never
+// leaves a ledger missing its first records (a stray temporary file is
+// all it can leave). Then the directory is fsynced, since a new
+// directory entry is durable only once its directory is (fsync(2)).
+func Create(path string, first ...Record) (*Ledger, error) {
+	data, _, err := seal(first, &State{}, time.Now(), osUserName)
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	// os.CreateTemp makes the file with mode 0600.
+	tmp, err := os.CreateTemp(dir, "."+base+".new-*")
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	return Open(path), nil
+}
+
+// Append adds the records build returns to the ledger, under an
+// exclusive lock held from reading the state to the end of fsync(2).
+//
+// First it truncates away a torn tail (see the package comment), then it
+// calls build with the app's current state. If build returns an error,
+// nothing is written and Append returns that error as it is. Otherwise
+// Append fills in each record's Seq, Prev, Hash and More, a zero Time
+// (now) and an empty User (the OS user's name), copies Time and User into
+// a Release, checks the records (a release must be version
+// LastVersion+1, a status must name an existing release, ...), writes
+// them with one write(2), fsyncs the file and returns the records as
+// written. If build returns no records, nothing is written.
+//
+// build runs under the lock: it should be quick, and it must not call
+// methods of a Ledger for the same file.
+func (l *Ledger) Append(build func(s *State) ([]Record, error)) ([]Record, error) {
+	f, err := os.OpenFile(l.path, os.O_RDWR|os.O_APPEND, 0)
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: %w", l.path, err)
+	}
+	// Closing the only descriptor of the open file description releases
+	// the flock(2) lock.
+	defer f.Close()
+	if err := lock(f, unix.LOCK_EX); err != nil {
+		return nil, fmt.Errorf("append to %s: lock: %w", l.path, err)
+	}
+	w, err := newWalker(f, l.path)
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: %w", l.path, err)
+	}
+	if w.end < w.size {
+		// What follows the last committed record was never committed:
+		// a write cut short by a crash. Remove it, and make the removal
+		// durable before writing after it, so that the new records can
+		// never end up behind the old fragment.
+		if err := f.Truncate(w.end); err != nil {
+			return nil, fmt.Errorf("append to %s: repair torn tail: %w", l.path, err)
+		}
+		if err := f.Sync(); err != nil {
+			return nil, fmt.Errorf("append to %s: repair torn tail: %w", l.path, err)
+		}
+	}
+	s, err := foldState(w)
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: %w", l.path, err)
+	}
+	// build may change the State it is given.
+	base := *s
+	recs, err := build(s)
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	data, written, err := seal(recs, &base, time.Now(), osUserName)
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: %w", l.path, err)
+	}
+	// With O_APPEND the write lands at the end, which the truncation
+	// above made the end of the last committed record.
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		// The records may be in the file, wholly or in part, but are not
+		// known to be durable, and the caller is told they were not
+		// written: take them out again. Should that fail too, a partial
+		// write is still recognisable as torn, and the next Append
+		// removes it.
+		if f.Truncate(w.end) == nil {
+			f.Sync()
+		}
+		return nil, fmt.Errorf("append to %s: %w", l.path, err)
+	}
+	return written, nil
+}
+
+// State returns the app's current state. It reads the file backwards
+// from the end and decodes only the records it needs: the newest
+// release, the status records and releases back to the newest succeeded
+// release, and the newest formation and buildpacks records. Records
+// between those are only recognised by the start of their line.
+func (l *Ledger) State() (*State, error) {
+	var s *State
+	err := l.read(func(w *walker) error {
+		var err error
+		s, err = foldState(w)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Releases returns up to n releases, newest first, with the status
+// records about them applied; n <= 0 means all of them. Like State, it
+// reads backwards from the end, so it costs what the n releases cost.
+func (l *Ledger) Releases(n int) ([]Release, error) {
+	var rels []Release
+	err := l.read(func(w *walker) error {
+		var err error
+		rels, err = foldReleases(w, n)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return rels, nil
+}
+
+// Release returns release version v with the status records about it
+// applied, or an error wrapping ErrNoRelease. It reads backwards from the
+// end to the release.
+func (l *Ledger) Release(v int) (*Release, error) {
+	var rel *Release
+	err := l.read(func(w *walker) error {
+		var err error
+		rel, err = findRelease(w, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if rel == nil {
+		return nil, fmt.Errorf("read %s: v%d: %w", l.path, v, ErrNoRelease)
+	}
+	return rel, nil
+}
+
+// read calls fn with a walker over the ledger's committed records, under
+// a shared lock.
+func (l *Ledger) read(fn func(w *walker) error) error {
+	f, err := os.Open(l.path)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", l.path, err)
+	}
+	defer f.Close()
+	if err := lock(f, unix.LOCK_SH); err != nil {
+		return fmt.Errorf("read %s: lock: %w", l.path, err)
+	}
+	w, err := newWalker(f, l.path)
+	if err == nil {
+		err = fn(w)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", l.path, err)
+	}
+	return nil
+}
+
+// lock takes a flock(2) lock on f, waiting for it. The lock is on the
+// ledger file itself, which is never replaced (nothing renames over it),
+// so every process locks the same inode.
+func lock(f *os.File, how int) error {
+	for {
+		// flock(2) is restarted after a signal handler installed with
+		// SA_RESTART, as Go's are, but is documented to fail with EINTR
+		// otherwise.
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
+}
+
+// syncDir fsyncs the directory dir, making the entries created in it
+// durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// osUserName returns the name of the user running the process: the
+// account name, else $USER, else the uid.
+func osUserName() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return u.Username
+	}
+	if name := os.Getenv("USER"); name != "" {
+		return name
+	}
+	return strconv.Itoa(os.Getuid())
+}
