@@ -1,0 +1,376 @@
+package slug
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// Store is the slug store, a directory ($DYNO_HOME/slugs).
+//
+// For a digest sha256:<hex> it holds:
+//
+//	<hex>.tgz          the slug, read-only, named by the sha256 of its bytes
+//	<hex>/             the slug unpacked, read-only: the lower layer of dynos
+//	<hex>.lock         shared-locked by every user of the slug (Acquire)
+//	<hex>.unpack.lock  exclusive-locked while <hex>/ is being made
+//
+// and, transiently, temporary files and directories whose names begin
+// with a dot.
+type Store struct {
+	Dir string
+}
+
+// A Slug is a slug in a Store.
+type Slug struct {
+	Digest string // "sha256:<hex>" of the .tgz bytes
+	Size   int64  // size of the .tgz in bytes
+	Path   string // the .tgz
+}
+
+const digestPrefix = "sha256:"
+
+// parseDigest returns the hex part of a "sha256:<hex>" digest. Only the
+// canonical lower-case form is accepted, so that one slug has one file name.
+func parseDigest(digest string) (string, error) {
+	h, ok := strings.CutPrefix(digest, digestPrefix)
+	if !ok || len(h) != sha256.Size*2 || strings.ToLower(h) != h {
+		return "", fmt.Errorf("invalid slug digest %q: want sha256: and 64 lower-case hex digits", digest)
+	}
+	if _, err := hex.DecodeString(h); err != nil {
+		return "", fmt.Errorf("invalid slug digest %q: want sha256: and 64 lower-case hex digits", digest)
+	}
+	return h, nil
+}
+
+// Path returns the path of the .tgz of digest, whether or not it exists.
+func (s *Store) Path(digest string) (string, error) {
+	h, err := parseDigest(digest)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.Dir, h+".tgz"), nil
+}
+
+// Has reports whether the store holds the .tgz of digest.
+func (s *Store) Has(digest string) bool {
+	p, err := s.Path(digest)
+	if err != nil {
+		return false
+	}
+	fi, err := os.Lstat(p)
+	return err == nil && fi.Mode().IsRegular()
+}
+
+// Unpacked returns the directory holding the unpacked slug of digest,
+// unpacking the .tgz there first if needed. The directory is read-only and
+// never changes until GC removes it, so callers that use it must hold the
+// slug with Acquire first (Unpacked holds it itself only while it works).
+//
+// The .tgz is verified against its digest before anything is extracted; a
+// mismatch is Heroku's R17 (checksum error). Concurrent callers, in this
+// process or others, unpack once: the others wait and get the same directory.
+func (s *Store) Unpacked(digest string) (string, error) {
+	h, err := parseDigest(digest)
+	if err != nil {
+		return "", fmt.Errorf("unpack slug: %w", err)
+	}
+	dir := filepath.Join(s.Dir, h)
+	if isDir(dir) {
+		return dir, nil
+	}
+
+	// Hold the slug while working so that GC can remove neither the .tgz
+	// being read nor the tree being made.
+	held, err := s.hold(h)
+	if err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	defer held.Close()
+
+	// One unpacker per digest; the others wait here and find the result.
+	unlock, err := lockExclusive(filepath.Join(s.Dir, h+".unpack.lock"))
+	if err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	defer unlock()
+	if isDir(dir) {
+		return dir, nil
+	}
+	// Holding the lock, any temporary tree of this digest is the leftover
+	// of an unpacker that died.
+	if err := removeTemps(s.Dir, h); err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+
+	f, err := os.Open(filepath.Join(s.Dir, h+".tgz"))
+	if err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	defer f.Close()
+	// Verify first rather than while extracting: a corrupt or substituted
+	// slug is then never handed to the extractor at all, and a second read
+	// of the file comes from the page cache.
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != h {
+		return "", fmt.Errorf("unpack slug %s: checksum error (R17): %s has sha256:%s", digest, f.Name(), got)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	if err := unpack(f, dir, Limits{}, true); err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	return dir, nil
+}
+
+// Acquire marks digest as in use by a running dyno until the returned
+// Closer is closed: GC does not remove a slug that anyone holds. The mark
+// is a shared flock, so it disappears with the process holding it.
+func (s *Store) Acquire(digest string) (io.Closer, error) {
+	h, err := parseDigest(digest)
+	if err != nil {
+		return nil, fmt.Errorf("acquire slug: %w", err)
+	}
+	f, err := s.hold(h)
+	if err != nil {
+		return nil, fmt.Errorf("acquire slug %s: %w", digest, err)
+	}
+	return f, nil
+}
+
+// hold takes the shared lock of slug h, which must be stored.
+func (s *Store) hold(h string) (*os.File, error) {
+	f, err := lockFile(filepath.Join(s.Dir, h+".lock"), unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	// Checked under the lock: GC holds it exclusively while removing, so
+	// the .tgz cannot disappear from now on.
+	if fi, err := os.Lstat(filepath.Join(s.Dir, h+".tgz")); err != nil || !fi.Mode().IsRegular() {
+		// Remove the lock file this call may have created, unless another
+		// holder shares it.
+		if unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil && sameFile(f, f.Name()) {
+			os.Remove(f.Name())
+		}
+		f.Close()
+		return nil, fmt.Errorf("not in the store %s: %w", s.Dir, fs.ErrNotExist)
+	}
+	return f, nil
+}
+
+// GC removes every slug (the .tgz, the unpacked tree and the lock files)
+// whose digest is not in keep and that no one holds with Acquire. It
+// returns the digests it removed, in order; it goes on past errors and
+// returns them all.
+//
+// A slug that was just packed but is not yet recorded in keep is removed
+// too: callers serialize GC with whatever records new slugs.
+func (s *Store) GC(keep map[string]bool) ([]string, error) {
+	entries, err := os.ReadDir(s.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gc slugs %s: %w", s.Dir, err)
+	}
+	var hexes []string
+	for _, e := range entries {
+		if h := slugOf(e.Name()); h != "" && !keep[digestPrefix+h] {
+			hexes = append(hexes, h)
+		}
+	}
+	slices.Sort(hexes)
+	hexes = slices.Compact(hexes)
+
+	var removed []string
+	var errs []error
+	for _, h := range hexes {
+		ok, err := s.remove(h)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gc slug %s%s: %w", digestPrefix, h, err))
+		}
+		if ok {
+			removed = append(removed, digestPrefix+h)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// remove removes the slug h unless someone holds it. It reports whether it
+// removed it.
+func (s *Store) remove(h string) (bool, error) {
+	lockPath := filepath.Join(s.Dir, h+".lock")
+	f, err := lockFile(lockPath, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+
+	var errs []error
+	dir := filepath.Join(s.Dir, h)
+	if isDir(dir) {
+		// Move the tree aside first so that nobody ever sees it half
+		// removed: it is there, whole, or not at all. It goes onto an
+		// empty directory in the same parent, which rename(2) replaces:
+		// moving a directory to another parent would need write
+		// permission on the read-only tree itself.
+		aside, err := os.MkdirTemp(s.Dir, "."+h+".tmp-")
+		if err == nil {
+			// os.Rename refuses to replace a directory; rename(2) does not.
+			if err = unix.Rename(dir, aside); err != nil {
+				err = &os.LinkError{Op: "rename", Old: dir, New: aside, Err: err}
+			} else {
+				err = removeTree(aside)
+			}
+		}
+		errs = append(errs, err)
+	}
+	// Temporary trees of this digest belong to unpackers that died: a live
+	// one would hold the lock.
+	errs = append(errs, removeTemps(s.Dir, h))
+	for _, name := range []string{h + ".tgz", h + ".unpack.lock", h + ".lock"} {
+		if err := os.Remove(filepath.Join(s.Dir, name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+		}
+	}
+	err = errors.Join(errs...)
+	return err == nil, err
+}
+
+// slugOf returns the hex digest that a store entry name belongs to, or ""
+// for names that are not a slug's (a pack in progress, foreign files).
+func slugOf(name string) string {
+	name = strings.TrimPrefix(name, ".") // temporary unpack trees
+	h, _, _ := strings.Cut(name, ".")
+	if _, err := parseDigest(digestPrefix + h); err != nil {
+		return ""
+	}
+	return h
+}
+
+// removeTemps removes the temporary trees of digest h in dir.
+func removeTemps(dir, h string) error {
+	matches, err := filepath.Glob(filepath.Join(dir, "."+h+".tmp-*"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, m := range matches {
+		errs = append(errs, removeTree(m))
+	}
+	return errors.Join(errs...)
+}
+
+// removeTree removes path and everything under it, first giving back the
+// owner's write permission on the directories that the read-only slug
+// trees took away, without which their entries cannot be unlinked.
+func removeTree(path string) error {
+	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		if d.IsDir() {
+			// WalkDir visits a directory before reading it, so this also
+			// makes unreadable directories readable in time.
+			return os.Chmod(p, 0o700)
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return os.RemoveAll(path)
+}
+
+func isDir(path string) bool {
+	fi, err := os.Lstat(path)
+	return err == nil && fi.IsDir()
+}
+
+// lockFile opens path, creating it, and flocks it with how. Lock files are
+// removed by their holders (GC, the unpacker), so a lock taken on a file
+// that was meanwhile unlinked protects nothing: lockFile then tries again,
+// and returns only a lock on the file that is at path.
+func lockFile(path string, how int) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			return nil, err
+		}
+		for {
+			err = unix.Flock(int(f.Fd()), how)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		if err != nil {
+			f.Close()
+			return nil, &fs.PathError{Op: "flock", Path: path, Err: err}
+		}
+		if sameFile(f, path) {
+			return f, nil
+		}
+		f.Close()
+	}
+}
+
+// lockExclusive takes an exclusive lock on path, and returns the function
+// that releases it. The lock file is removed on release, so that it leaves
+// nothing behind once everyone is done.
+func lockExclusive(path string) (func(), error) {
+	f, err := lockFile(path, unix.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	return func() {
+		os.Remove(path)
+		f.Close()
+	}, nil
+}
+
+// sameFile reports whether f is the file now at path.
+func sameFile(f *os.File, path string) bool {
+	fi, err := f.Stat()
+	if err != nil {
+		return false
+	}
+	pi, err := os.Lstat(path)
+	return err == nil && os.SameFile(fi, pi)
+}
+
+// renameNoReplace renames oldpath to newpath, failing with fs.ErrExist
+// when newpath exists: rename(2) alone would silently replace an empty
+// directory or any file at newpath.
+func renameNoReplace(oldpath, newpath string) error {
+	err := unix.Renameat2(unix.AT_FDCWD, oldpath, unix.AT_FDCWD, newpath, unix.RENAME_NOREPLACE)
+	if err == unix.EINVAL || err == unix.ENOSYS {
+		// A file system without RENAME_NOREPLACE: check, then rename.
+		if _, err := os.Lstat(newpath); err == nil {
+			return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: fs.ErrExist}
+		}
+		return os.Rename(oldpath, newpath)
+	}
+	if err != nil {
+		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
+	}
+	return nil
+}

@@ -1,0 +1,285 @@
+package slug
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary play a second process calling Unpacked:
+// with SLUG_TEST_UNPACKED set to "dir digest startfile", it waits for
+// startfile to exist, calls Unpacked, prints the result and exits.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("SLUG_TEST_UNPACKED"); args != "" {
+		os.Exit(unpackedHelper(strings.Fields(args)))
+	}
+	os.Exit(m.Run())
+}
+
+func unpackedHelper(args []string) int {
+	if len(args) != 3 {
+		fmt.Fprintln(os.Stderr, "SLUG_TEST_UNPACKED: want dir digest startfile")
+		return 2
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
+		if _, err := os.Stat(args[2]); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintln(os.Stderr, "no start signal")
+			return 2
+		}
+	}
+	s := &Store{Dir: args[0]}
+	dir, err := s.Unpacked(args[1])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Print(dir)
+	return 0
+}
+
+// bigTree makes a tree large enough for concurrent unpackers to overlap.
+func bigTree(t testing.TB, files int) []treeFile {
+	var tree []treeFile
+	for i := range files {
+		tree = append(tree, treeFile{
+			name: fmt.Sprintf("d%02d/f%04d", i%37, i),
+			mode: 0o644 | fs.FileMode(i%2)*0o111,
+			data: strings.Repeat(fmt.Sprintf("line %d of file %d\n", i, i), 200),
+		})
+	}
+	return append(tree, treeFile{name: "d00/l", link: "../d01"})
+}
+
+func TestUnpackedConcurrent(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	src := t.TempDir()
+	makeTree(t, src, bigTree(t, 2000))
+	slug, _ := mustPack(t, s, src)
+	h := strings.TrimPrefix(slug.Digest, "sha256:")
+	start := filepath.Join(t.TempDir(), "go")
+
+	var procs []*exec.Cmd
+	var outs []*strings.Builder
+	for range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), "SLUG_TEST_UNPACKED="+s.Dir+" "+slug.Digest+" "+start)
+		out := &strings.Builder{}
+		cmd.Stdout, cmd.Stderr = out, out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		procs = append(procs, cmd)
+		outs = append(outs, out)
+	}
+
+	const goroutines = 8
+	begin := make(chan struct{})
+	dirs := make([]string, goroutines)
+	errs := make([]error, goroutines)
+	var wg sync.WaitGroup
+	for i := range goroutines {
+		wg.Go(func() {
+			<-begin
+			dirs[i], errs[i] = s.Unpacked(slug.Digest)
+		})
+	}
+	// Let the processes reach their polling loop, then start everyone.
+	time.Sleep(100 * time.Millisecond)
+	if err := os.WriteFile(start, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	close(begin)
+	wg.Wait()
+
+	want := filepath.Join(s.Dir, h)
+	defer removeTree(want)
+	for i := range goroutines {
+		if errs[i] != nil || dirs[i] != want {
+			t.Errorf("goroutine %d: Unpacked = %q, %v; want %q", i, dirs[i], errs[i], want)
+		}
+	}
+	for i, cmd := range procs {
+		if err := cmd.Wait(); err != nil || outs[i].String() != want {
+			t.Errorf("process %d: %v, output %q; want %q", i, err, outs[i], want)
+		}
+	}
+	if got, want := snapshot(t, want, 0), snapshot(t, src, 0o222); !maps.Equal(got, want) {
+		t.Errorf("unpacked tree differs from the source (%d and %d entries)", len(got), len(want))
+	}
+	assertEntries(t, s.Dir, h, h+".lock", h+".tgz")
+}
+
+func TestUnpackedChecksum(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	src := t.TempDir()
+	makeTree(t, src, testTree)
+	slug, _ := mustPack(t, s, src)
+	h := strings.TrimPrefix(slug.Digest, "sha256:")
+
+	// Another slug's bytes under this digest's name.
+	makeTree(t, src, []treeFile{{name: "extra", mode: 0o644, data: "x"}})
+	other, _ := mustPack(t, s, src)
+	if err := os.Rename(other.Path, slug.Path); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Unpacked(slug.Digest)
+	if err == nil || !strings.Contains(err.Error(), slug.Digest) || !strings.Contains(err.Error(), "R17") {
+		t.Fatalf("Unpacked of a substituted slug: err = %v, want an R17 naming %s", err, slug.Digest)
+	}
+	assertEntries(t, s.Dir, h+".lock", h+".tgz")
+}
+
+func TestUnpackedMissing(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	if _, err := s.Unpacked(digest); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), digest) {
+		t.Errorf("Unpacked of a missing slug: err = %v", err)
+	}
+	if _, err := s.Acquire(digest); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Acquire of a missing slug: err = %v", err)
+	}
+	assertEntries(t, s.Dir) // no lock file left behind
+}
+
+func TestDigestValidation(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	good := "sha256:" + strings.Repeat("0123456789abcdef", 4)
+	if p, err := s.Path(good); err != nil || p != filepath.Join(s.Dir, strings.Repeat("0123456789abcdef", 4)+".tgz") {
+		t.Errorf("Path(%q) = %q, %v", good, p, err)
+	}
+	for _, bad := range []string{
+		"",
+		strings.Repeat("0123456789abcdef", 4),
+		"sha256:" + strings.Repeat("0123456789ABCDEF", 4),
+		"SHA256:" + strings.Repeat("0123456789abcdef", 4),
+		"sha256:" + strings.Repeat("0123456789abcdef", 4)[1:],
+		"sha256:" + strings.Repeat("0123456789abcdeg", 4),
+		"sha256:../../../../etc/passwd" + strings.Repeat("0", 36),
+		"sha512:" + strings.Repeat("0123456789abcdef", 4),
+	} {
+		if _, err := s.Path(bad); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q", bad)) {
+			t.Errorf("Path(%q): err = %v, want one naming the digest", bad, err)
+		}
+		if s.Has(bad) {
+			t.Errorf("Has(%q) = true", bad)
+		}
+		if _, err := s.Unpacked(bad); err == nil {
+			t.Errorf("Unpacked(%q) succeeded", bad)
+		}
+		if _, err := s.Acquire(bad); err == nil {
+			t.Errorf("Acquire(%q) succeeded", bad)
+		}
+	}
+	if s.Has(good) {
+		t.Errorf("Has(%q) = true in an empty store", good)
+	}
+}
+
+func TestGC(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	var slugs []Slug
+	for i := range 3 {
+		src := t.TempDir()
+		makeTree(t, src, append(slices.Clone(testTree), treeFile{name: "n", mode: 0o644, data: fmt.Sprint(i)}))
+		slug, _ := mustPack(t, s, src)
+		if _, err := s.Unpacked(slug.Digest); err != nil {
+			t.Fatal(err)
+		}
+		slugs = append(slugs, slug)
+	}
+	a, b, c := slugs[0].Digest, slugs[1].Digest, slugs[2].Digest
+	hex := func(d string) string { return strings.TrimPrefix(d, "sha256:") }
+	// The remains of an unpacker that died, read-only like a real tree.
+	stale := filepath.Join(s.Dir, "."+hex(c)+".tmp-123")
+	makeTree(t, stale, testTree)
+	mustChmod(t, filepath.Join(stale, "lib"), 0o555)
+	// Files that are not slugs.
+	if err := os.WriteFile(filepath.Join(s.Dir, ".pack-1.tgz"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	held, err := s.Acquire(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s.GC(map[string]bool{a: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(removed, []string{c}) {
+		t.Errorf("GC removed %q, want %q", removed, []string{c})
+	}
+	assertEntries(t, s.Dir, ".pack-1.tgz",
+		hex(a), hex(a)+".lock", hex(a)+".tgz",
+		hex(b), hex(b)+".lock", hex(b)+".tgz")
+
+	// While held, the slug stays usable.
+	if dir, err := s.Unpacked(b); err != nil || !isDir(dir) {
+		t.Errorf("Unpacked of a held slug = %q, %v", dir, err)
+	}
+	if err := held.Close(); err != nil {
+		t.Fatal(err)
+	}
+	removed, err = s.GC(map[string]bool{a: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(removed, []string{b}) {
+		t.Errorf("GC removed %q, want %q", removed, []string{b})
+	}
+	assertEntries(t, s.Dir, ".pack-1.tgz", hex(a), hex(a)+".lock", hex(a)+".tgz")
+
+	removed, err = s.GC(nil)
+	if err != nil || !slices.Equal(removed, []string{a}) {
+		t.Errorf("GC(nil) = %q, %v; want %q", removed, err, []string{a})
+	}
+	assertEntries(t, s.Dir, ".pack-1.tgz")
+	if removed, err := (&Store{Dir: filepath.Join(s.Dir, "missing")}).GC(nil); err != nil || removed != nil {
+		t.Errorf("GC of a missing store = %q, %v", removed, err)
+	}
+}
+
+// TestGCWhileAcquiring races GC against Acquire: every Acquire either
+// fails because the slug is gone or holds a slug that is still there.
+func TestGCWhileAcquiring(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	src := t.TempDir()
+	makeTree(t, src, testTree)
+	slug, _ := mustPack(t, s, src)
+	data, err := os.ReadFile(slug.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 50 {
+		if !s.Has(slug.Digest) {
+			if err := os.WriteFile(slug.Path, data, 0o444); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var wg sync.WaitGroup
+		wg.Go(func() { s.GC(nil) })
+		wg.Go(func() {
+			held, err := s.Acquire(slug.Digest)
+			if err != nil {
+				return
+			}
+			defer held.Close()
+			if !s.Has(slug.Digest) {
+				t.Error("slug removed while held")
+			}
+		})
+		wg.Wait()
+	}
+}
