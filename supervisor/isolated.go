@@ -23,6 +23,9 @@ type IsolatedRunner struct {
 	// Cgroups is nil in degraded mode: no limits.
 	Cgroups *cgroup.Tree
 	Size    cgroup.Size
+	// Profile runs commands as a release's are run: through bash, after
+	// /app/.profile.d/*.sh and /app/.profile (isolate.ProfileArgv).
+	Profile bool
 }
 
 // Start implements Runner.
@@ -32,9 +35,13 @@ func (r IsolatedRunner) Start(spec DynoSpec) (Process, error) {
 		return nil, err
 	}
 	p := &isolatedProcess{leaf: leaf}
+	argv := isolate.ShellArgv(spec.Command)
+	if r.Profile {
+		argv = isolate.ProfileArgv(spec.Command)
+	}
 	d, err := r.Spawner.Start(isolate.Spec{
 		Name:    spec.Name,
-		Argv:    isolate.ShellArgv(spec.Command),
+		Argv:    argv,
 		Dir:     "/app",
 		Env:     spec.Env,
 		Stdout:  spec.Output,

@@ -1,0 +1,189 @@
+// Package app is dyno's model of a Heroku app on one machine: a directory
+// under $DYNO_HOME/apps holding the app's ledger (the truth about its
+// releases, config vars, formation and buildpacks), its build cache and
+// its logs. Every change is a record appended to the ledger; nothing
+// here keeps state of its own.
+package app
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/dyno-run/dyno/ledger"
+	"github.com/dyno-run/dyno/slug"
+)
+
+// Home is $DYNO_HOME, laid out as shared/DESIGN.md says.
+type Home struct{ Dir string }
+
+func (h Home) appsDir() string { return filepath.Join(h.Dir, "apps") }
+
+// SlugsDir is where slugs are stored and unpacked.
+func (h Home) SlugsDir() string { return filepath.Join(h.Dir, "slugs") }
+
+// BuildpacksDir holds installed buildpacks, tried in detection.
+func (h Home) BuildpacksDir() string { return filepath.Join(h.Dir, "buildpacks") }
+
+// DynosDir holds running dynos' directories.
+func (h Home) DynosDir() string { return filepath.Join(h.Dir, "dynos") }
+
+// SizesFile is dyno.toml.
+func (h Home) SizesFile() string { return filepath.Join(h.Dir, "dyno.toml") }
+
+// Slugs is the slug store.
+func (h Home) Slugs() *slug.Store { return &slug.Store{Dir: h.SlugsDir()} }
+
+// namePattern is Heroku's app name rule.
+var namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,28}[a-z0-9]$`)
+
+// ValidName checks an app name against Heroku's rule.
+func ValidName(name string) error {
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("invalid app name %q: use 3 to 30 lowercase letters, digits and dashes, starting with a letter and not ending with a dash", name)
+	}
+	return nil
+}
+
+// ErrNotFound is returned for an app that does not exist.
+var ErrNotFound = errors.New("app not found")
+
+// App is one app.
+type App struct {
+	Name   string
+	Dir    string
+	Ledger *ledger.Ledger
+	home   Home
+}
+
+func (a *App) ledgerPath() string { return filepath.Join(a.Dir, "ledger.jsonl") }
+
+// CacheDir is the build cache kept between builds; an operator may seed
+// it (a toolchain a buildpack would otherwise download).
+func (a *App) CacheDir() string { return filepath.Join(a.Dir, "cache") }
+
+// LogsDir holds the app's stored logs.
+func (a *App) LogsDir() string { return filepath.Join(a.Dir, "logs") }
+
+// DynosDir is where the app's running dynos keep their directories.
+func (a *App) DynosDir() string { return filepath.Join(a.home.DynosDir(), a.Name) }
+
+// Home is the app's home.
+func (a *App) Home() Home { return a.home }
+
+func (h Home) app(name string) *App {
+	dir := filepath.Join(h.appsDir(), name)
+	return &App{Name: name, Dir: dir, Ledger: ledger.Open(filepath.Join(dir, "ledger.jsonl")), home: h}
+}
+
+// Create makes a new app with its first release, v1 "Initial release".
+func (h Home) Create(name, user string) (*App, error) {
+	if err := ValidName(name); err != nil {
+		return nil, err
+	}
+	a := h.app(name)
+	if err := os.MkdirAll(h.appsDir(), 0o700); err != nil {
+		return nil, fmt.Errorf("create app %s: %w", name, err)
+	}
+	if err := os.Mkdir(a.Dir, 0o700); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, fmt.Errorf("app %s already exists; pick another name or use it with -a %s", name, name)
+		}
+		return nil, fmt.Errorf("create app %s: %w", name, err)
+	}
+	first := ledger.Record{Type: ledger.TypeRelease, User: user, Release: &ledger.Release{
+		Version: 1, Description: "Initial release", Status: ledger.StatusSucceeded,
+	}}
+	l, err := ledger.Create(a.ledgerPath(), first)
+	if err != nil {
+		os.RemoveAll(a.Dir)
+		return nil, fmt.Errorf("create app %s: %w", name, err)
+	}
+	a.Ledger = l
+	return a, nil
+}
+
+// Open returns an existing app.
+func (h Home) Open(name string) (*App, error) {
+	if name == "" {
+		return nil, errors.New("no app given: use -a APP or set DYNO_APP (dyno apps lists them)")
+	}
+	a := h.app(name)
+	if _, err := os.Stat(a.ledgerPath()); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w: %s; create it with dyno apps:create %s", ErrNotFound, name, name)
+		}
+		return nil, fmt.Errorf("open app %s: %w", name, err)
+	}
+	return a, nil
+}
+
+// List returns the names of all apps, sorted.
+func (h Home) List() ([]string, error) {
+	entries, err := os.ReadDir(h.appsDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list apps: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(h.appsDir(), e.Name(), "ledger.jsonl")); err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// Destroy removes an app: its ledger, cache and logs. Its slugs stay in
+// the store until slugs:gc finds no app using them.
+func (h Home) Destroy(name string) error {
+	a, err := h.Open(name)
+	if err != nil {
+		return err
+	}
+	// Rename first, so a crash halfway leaves no half app that looks
+	// whole; then remove.
+	trash := filepath.Join(h.appsDir(), "."+name+".destroyed")
+	os.RemoveAll(trash)
+	if err := os.Rename(a.Dir, trash); err != nil {
+		return fmt.Errorf("destroy app %s: %w", name, err)
+	}
+	if err := os.RemoveAll(trash); err != nil {
+		return fmt.Errorf("destroy app %s: %w", name, err)
+	}
+	return nil
+}
+
+// ProcessTypeNames returns a release's process types in the order dyno
+// numbers their ports: web first, then by name.
+func ProcessTypeNames(types map[string]string) []string {
+	names := make([]string, 0, len(types))
+	for n := range types {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool {
+		if (names[i] == "web") != (names[j] == "web") {
+			return names[i] == "web"
+		}
+		return names[i] < names[j]
+	})
+	return names
+}
+
+// shortDigest is the first 8 hex digits of a "sha256:<hex>" digest or a
+// commit, as Heroku's "Deploy 1a2b3c4d".
+func shortDigest(s string) string {
+	s = strings.TrimPrefix(s, "sha256:")
+	if len(s) > 8 {
+		s = s[:8]
+	}
+	return s
+}

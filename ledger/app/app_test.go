@@ -1,0 +1,159 @@
+package app
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/dyno-run/dyno/ledger"
+)
+
+func newApp(t *testing.T) *App {
+	t.Helper()
+	h := Home{Dir: t.TempDir()}
+	a, err := h.Create("demo", "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+func current(t *testing.T, a *App) *ledger.Release {
+	t.Helper()
+	s, err := a.Ledger.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.Current
+}
+
+func TestValidName(t *testing.T) {
+	for name, ok := range map[string]bool{
+		"demo": true, "my-app-2": true, "abc": true, strings.Repeat("a", 30): true,
+		"ab": false, strings.Repeat("a", 31): false, "Demo": false, "2app": false,
+		"app-": false, "my_app": false, "": false,
+	} {
+		if err := ValidName(name); (err == nil) != ok {
+			t.Errorf("ValidName(%q) = %v", name, err)
+		}
+	}
+}
+
+func TestCreateOpenListDestroy(t *testing.T) {
+	h := Home{Dir: t.TempDir()}
+	if _, err := h.Create("demo", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Create("demo", "ann"); err == nil || !strings.Contains(err.Error(), "already exists") {
+		t.Errorf("second create: %v", err)
+	}
+	h.Create("other", "ann")
+	if names, _ := h.List(); strings.Join(names, ",") != "demo,other" {
+		t.Errorf("List = %v", names)
+	}
+	a, err := h.Open("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := current(t, a); c == nil || c.Version != 1 || c.Description != "Initial release" {
+		t.Errorf("v1 = %+v", c)
+	}
+	if err := h.Destroy("demo"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Open("demo"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("Open after Destroy: %v", err)
+	}
+}
+
+func TestValidateConfig(t *testing.T) {
+	for _, tc := range []struct {
+		vars map[string]string
+		bad  string
+	}{
+		{map[string]string{"A": "1", "_B2": "x", "lower": "y"}, ""},
+		{map[string]string{"1A": "x"}, `"1A"`},
+		{map[string]string{"A-B": "x"}, `"A-B"`},
+		{map[string]string{"": "x"}, `""`},
+		{map[string]string{"BIG": strings.Repeat("x", MaxConfigBytes)}, "over the limit"},
+		{map[string]string{"FIT": strings.Repeat("x", MaxConfigBytes-3)}, ""},
+	} {
+		err := ValidateConfig(tc.vars)
+		if tc.bad == "" && err != nil || tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)) {
+			t.Errorf("ValidateConfig(%d vars) = %v, want %q", len(tc.vars), err, tc.bad)
+		}
+	}
+}
+
+func TestConfigReleases(t *testing.T) {
+	a := newApp(t)
+	rel, err := a.SetConfig(map[string]string{"B": "2", "A": "1"}, "ann")
+	if err != nil || rel.Version != 2 || rel.Description != "Set A, B config vars" || rel.Status != ledger.StatusSucceeded {
+		t.Fatalf("SetConfig = %+v, %v", rel, err)
+	}
+	rel, err = a.UnsetConfig([]string{"A"}, "ann")
+	if err != nil || rel.Description != "Remove A config vars" || rel.ConfigVars["B"] != "2" || rel.ConfigVars["A"] != "" {
+		t.Fatalf("UnsetConfig = %+v, %v", rel, err)
+	}
+	if _, err := a.UnsetConfig([]string{"NOPE"}, "ann"); err == nil {
+		t.Error("unsetting only missing vars made a release")
+	}
+	if _, err := a.SetConfig(map[string]string{"9X": "y"}, "ann"); err == nil {
+		t.Error("bad key accepted")
+	}
+	if c := current(t, a); c.Version != 3 {
+		t.Errorf("refused changes moved the current release to v%d", c.Version)
+	}
+}
+
+func TestDeployRollbackAndReleasePhase(t *testing.T) {
+	a := newApp(t)
+	a.SetConfig(map[string]string{"K": "v1"}, "ann")
+	d1, err := a.Deploy("sha256:"+strings.Repeat("a", 64), "0123456789abcdef", map[string]string{"web": "w"}, []string{"heroku/go"}, []string{"pg"}, "ann")
+	if err != nil || d1.Version != 3 || d1.Description != "Deploy 01234567" || d1.ConfigVars["K"] != "v1" || len(d1.Addons) != 1 {
+		t.Fatalf("Deploy = %+v, %v", d1, err)
+	}
+	// A release phase leaves the release pending until Finish.
+	// bin/release's add-ons apply on the first deploy only; the app
+	// keeps the ones it has.
+	d2, _ := a.Deploy("sha256:"+strings.Repeat("b", 64), "", map[string]string{"web": "w", "release": "r"}, nil, []string{"redis"}, "ann")
+	if d2.Status != ledger.StatusPending || d2.Description != "Deploy bbbbbbbb" || strings.Join(d2.Addons, ",") != "pg" {
+		t.Fatalf("second Deploy = %+v", d2)
+	}
+	if c := current(t, a); c.Version != 3 {
+		t.Fatalf("pending release became current: v%d", c.Version)
+	}
+	a.Finish(d2.Version, false, "ann")
+	if c := current(t, a); c.Version != 3 {
+		t.Fatalf("failed release became current: v%d", c.Version)
+	}
+	a.SetConfig(map[string]string{"K": "v2"}, "ann") // v5, on v3's slug
+	rb, err := a.Rollback(0, "ann")
+	if err != nil || rb.Description != "Rollback to v3" || rb.ConfigVars["K"] != "v1" || rb.Slug != d1.Slug {
+		t.Fatalf("Rollback = %+v, %v", rb, err)
+	}
+	if _, err := a.Rollback(4, "ann"); err == nil || !strings.Contains(err.Error(), "failed") {
+		t.Errorf("rollback to a failed release: %v", err)
+	}
+	if _, err := a.Rollback(42, "ann"); err == nil || !strings.Contains(err.Error(), "v42") {
+		t.Errorf("rollback to a missing release: %v", err)
+	}
+}
+
+func TestEditBuildpacks(t *testing.T) {
+	a := newApp(t)
+	if l, _ := a.Buildpacks(); l != nil {
+		t.Fatalf("new app has buildpacks %v", l)
+	}
+	a.EditBuildpacks("ann", func(cur []string) ([]string, error) { return append(cur, "a", "b"), nil })
+	if l, _ := a.Buildpacks(); strings.Join(l, ",") != "a,b" {
+		t.Errorf("after add: %v", l)
+	}
+	if _, err := a.EditBuildpacks("ann", func([]string) ([]string, error) { return nil, errors.New("no") }); err == nil {
+		t.Error("an edit's error was lost")
+	}
+	a.EditBuildpacks("ann", func([]string) ([]string, error) { return nil, nil })
+	if l, _ := a.Buildpacks(); len(l) != 0 {
+		t.Errorf("after clear: %v", l)
+	}
+}

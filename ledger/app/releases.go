@@ -1,0 +1,237 @@
+package app
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"regexp"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/dyno-run/dyno/ledger"
+)
+
+// MaxConfigBytes is Heroku's limit on all config keys and values of an
+// app together.
+const MaxConfigBytes = 32 * 1024
+
+var keyPattern = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// ValidateConfig checks config vars as Heroku does: every key a shell
+// variable name, all keys and values together at most 32 KB. The error
+// names the key.
+func ValidateConfig(vars map[string]string) error {
+	total := 0
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		if !keyPattern.MatchString(k) {
+			return fmt.Errorf("invalid config var name %q: use letters, digits and _, not starting with a digit", k)
+		}
+		total += len(k) + len(vars[k])
+	}
+	if total > MaxConfigBytes {
+		return fmt.Errorf("config vars take %d bytes, over the limit of %d (32 KB) for all keys and values together; store large values elsewhere", total, MaxConfigBytes)
+	}
+	return nil
+}
+
+// releaseStatus is pending when the release has a release phase to run
+// before it may become current.
+func releaseStatus(types map[string]string) string {
+	if _, ok := types["release"]; ok {
+		return ledger.StatusPending
+	}
+	return ledger.StatusSucceeded
+}
+
+// newRelease appends the release make returns, numbered after the last
+// one, under the ledger's lock.
+func (a *App) newRelease(user string, make func(s *ledger.State) (ledger.Release, error)) (ledger.Release, error) {
+	recs, err := a.Ledger.Append(func(s *ledger.State) ([]ledger.Record, error) {
+		rel, err := make(s)
+		if err != nil {
+			return nil, err
+		}
+		rel.Version = s.LastVersion + 1
+		rel.Status = releaseStatus(rel.ProcessTypes)
+		return []ledger.Record{{Type: ledger.TypeRelease, User: user, Release: &rel}}, nil
+	})
+	if err != nil {
+		return ledger.Release{}, err
+	}
+	rel := *recs[0].Release
+	rel.Time, rel.User = recs[0].Time, recs[0].User
+	return rel, nil
+}
+
+// Finish records the outcome of a pending release's release phase: a
+// succeeded release becomes current, a failed one never does.
+func (a *App) Finish(version int, ok bool, user string) error {
+	status := ledger.StatusFailed
+	if ok {
+		status = ledger.StatusSucceeded
+	}
+	_, err := a.Ledger.Append(func(*ledger.State) ([]ledger.Record, error) {
+		return []ledger.Record{{Type: ledger.TypeStatus, User: user, Status: &ledger.Status{Version: version, Status: status}}}, nil
+	})
+	return err
+}
+
+// base is what a new release inherits from the current one.
+func base(s *ledger.State) ledger.Release {
+	if s.Current == nil {
+		return ledger.Release{}
+	}
+	c := *s.Current
+	return ledger.Release{
+		Slug: c.Slug, ProcessTypes: c.ProcessTypes, ConfigVars: maps.Clone(c.ConfigVars),
+		Buildpacks: c.Buildpacks, SourceVersion: c.SourceVersion, Addons: c.Addons,
+	}
+}
+
+// SetConfig sets config vars in a new release "Set A, B config vars".
+func (a *App) SetConfig(set map[string]string, user string) (ledger.Release, error) {
+	if len(set) == 0 {
+		return ledger.Release{}, errors.New("no config vars given; write them as KEY=value")
+	}
+	keys := slices.Sorted(maps.Keys(set))
+	return a.newRelease(user, func(s *ledger.State) (ledger.Release, error) {
+		rel := base(s)
+		if rel.ConfigVars == nil {
+			rel.ConfigVars = map[string]string{}
+		}
+		maps.Copy(rel.ConfigVars, set)
+		if err := ValidateConfig(rel.ConfigVars); err != nil {
+			return rel, err
+		}
+		rel.Description = fmt.Sprintf("Set %s config vars", strings.Join(keys, ", "))
+		return rel, nil
+	})
+}
+
+// UnsetConfig removes config vars in a new release "Remove A config vars".
+func (a *App) UnsetConfig(keys []string, user string) (ledger.Release, error) {
+	if len(keys) == 0 {
+		return ledger.Release{}, errors.New("no config var names given")
+	}
+	sort.Strings(keys)
+	return a.newRelease(user, func(s *ledger.State) (ledger.Release, error) {
+		rel := base(s)
+		var missing []string
+		for _, k := range keys {
+			if _, ok := rel.ConfigVars[k]; !ok {
+				missing = append(missing, k)
+			}
+			delete(rel.ConfigVars, k)
+		}
+		if len(missing) == len(keys) {
+			return rel, fmt.Errorf("%s: no such config var on %s; dyno config lists them", strings.Join(missing, ", "), a.Name)
+		}
+		rel.Description = fmt.Sprintf("Remove %s config vars", strings.Join(keys, ", "))
+		return rel, nil
+	})
+}
+
+// Deploy makes the release of a new slug: "Deploy <8 hex>" of the commit
+// it was built from, or of the slug's digest.
+func (a *App) Deploy(slugDigest, sourceVersion string, types map[string]string, buildpacks, addons []string, user string) (ledger.Release, error) {
+	return a.newRelease(user, func(s *ledger.State) (ledger.Release, error) {
+		rel := base(s)
+		rel.Slug, rel.ProcessTypes, rel.Buildpacks, rel.SourceVersion = slugDigest, types, buildpacks, sourceVersion
+		if s.Current == nil || s.Current.Slug == "" {
+			// Add-ons from bin/release apply on an app's first deploy only.
+			rel.Addons = addons
+		}
+		id := sourceVersion
+		if id == "" {
+			id = slugDigest
+		}
+		rel.Description = "Deploy " + shortDigest(id)
+		return rel, nil
+	})
+}
+
+// Rollback makes a new release "Rollback to vN" with vN's slug, process
+// types and config vars. target 0 means the succeeded release before the
+// current one.
+func (a *App) Rollback(target int, user string) (ledger.Release, error) {
+	// The target is read before the ledger is locked for the append:
+	// readers must not run under the writer's lock.
+	t, err := a.rollbackTarget(target)
+	if err != nil {
+		return ledger.Release{}, err
+	}
+	return a.newRelease(user, func(s *ledger.State) (ledger.Release, error) {
+		return ledger.Release{
+			Description: fmt.Sprintf("Rollback to v%d", t.Version),
+			Slug:        t.Slug, ProcessTypes: t.ProcessTypes, ConfigVars: maps.Clone(t.ConfigVars),
+			Buildpacks: t.Buildpacks, SourceVersion: t.SourceVersion,
+		}, nil
+	})
+}
+
+func (a *App) rollbackTarget(target int) (*ledger.Release, error) {
+	s, err := a.Ledger.State()
+	if err != nil {
+		return nil, err
+	}
+	if s.Current == nil {
+		return nil, fmt.Errorf("%s has no current release to roll back from", a.Name)
+	}
+	if target == 0 {
+		// Usually a few records back: look there first, then everywhere.
+		for _, n := range []int{50, 0} {
+			rels, err := a.Ledger.Releases(n)
+			if err != nil {
+				return nil, err
+			}
+			for i := range rels {
+				if rels[i].Version < s.Current.Version && rels[i].Status == ledger.StatusSucceeded {
+					return &rels[i], nil
+				}
+			}
+			if len(rels) < n {
+				break
+			}
+		}
+		return nil, fmt.Errorf("%s has no release before v%d to roll back to", a.Name, s.Current.Version)
+	}
+	r, err := a.Ledger.Release(target)
+	if err != nil {
+		if errors.Is(err, ledger.ErrNoRelease) {
+			return nil, fmt.Errorf("v%d: no such release on %s; dyno releases lists them", target, a.Name)
+		}
+		return nil, err
+	}
+	if r.Status != ledger.StatusSucceeded {
+		return nil, fmt.Errorf("v%d %s and is not eligible for rollback; dyno releases lists the others", target, r.Status)
+	}
+	return r, nil
+}
+
+// Buildpacks returns the app's buildpack list (nil when none is set).
+func (a *App) Buildpacks() ([]string, error) {
+	s, err := a.Ledger.State()
+	if err != nil {
+		return nil, err
+	}
+	return s.Buildpacks, nil
+}
+
+// EditBuildpacks replaces the app's buildpack list with what edit returns
+// from the current one.
+func (a *App) EditBuildpacks(user string, edit func(cur []string) ([]string, error)) ([]string, error) {
+	var out []string
+	_, err := a.Ledger.Append(func(s *ledger.State) ([]ledger.Record, error) {
+		next, err := edit(slices.Clone(s.Buildpacks))
+		if err != nil {
+			return nil, err
+		}
+		if next == nil {
+			next = []string{}
+		}
+		out = next
+		return []ledger.Record{{Type: ledger.TypeBuildpacks, User: user, Buildpacks: next}}, nil
+	})
+	return out, err
+}
