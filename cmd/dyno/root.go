@@ -15,6 +15,11 @@ prefixed logs, crash restarts with back-off and a clean stop with nothing left b
 		SilenceUsage:  true,
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
-	root.AddCommand(newStartCommand(), newRunCommand(), newCheckCommand(), newVersionCommand())
+	root.AddCommand(newStartCommand(), newRunCommand(), newCheckCommand(), newVersionCommand(),
+		newBuildCommand(), newSlugsGCCommand())
+	addAppsCommands(root)
+	addConfigCommands(root)
+	addReleasesCommands(root)
+	addBuildpacksCommands(root)
 	return root
 }

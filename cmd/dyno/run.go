@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/signal"
 	"strings"
@@ -16,10 +17,12 @@ import (
 )
 
 type runOptions struct {
-	procfile string
-	envFiles []string
-	port     int
-	isolate  isolateOptions
+	procfile    string
+	envFiles    []string
+	port        int
+	isolate     isolateOptions
+	app         string
+	procfileSet bool
 }
 
 func newRunCommand() *cobra.Command {
@@ -36,7 +39,10 @@ the command's.
 One argument is a shell command line ('echo $PORT'); several are words that
 reach the command as they are (bash -c 'echo hi').`,
 		Args: cobra.MinimumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error { return runRun(o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.procfileSet = cmd.Flags().Changed("procfile")
+			return runRun(o, args)
+		},
 	}
 	// Flags after COMMAND belong to it: `dyno run ls -la`.
 	cmd.Flags().SetInterspersed(false)
@@ -45,46 +51,26 @@ reach the command as they are (bash -c 'echo hi').`,
 	f.StringSliceVarP(&o.envFiles, "env", "e", nil, "env files, comma-separated (default .env beside the Procfile)")
 	f.IntVarP(&o.port, "port", "p", 0, "PORT for the command (default PORT from the env files, else $PORT, else 5000)")
 	o.isolate.addFlags(f, "run in a throwaway dyno: namespaces, /app an ephemeral overlay of the folder, no capabilities, cgroup limits")
+	appFlag(cmd, &o.app)
 	return cmd
 }
 
 func runRun(o runOptions, args []string) error {
-	proj, err := project.Load(project.Options{
-		Procfile:         o.procfile,
-		ProcfileOptional: true,
-		EnvFiles:         o.envFiles,
-		Port:             o.port,
-		Environ:          os.Environ(),
-	})
-	if err != nil {
-		return err
-	}
-	command := commandLine(args)
-	if proj.Procfile != nil {
-		if t, ok := proj.Procfile.Lookup(args[0]); ok {
-			command = strings.TrimSpace(t.Command + " " + commandLine(args[1:]))
-		}
-	}
-	const name = "run.1"
-	spec := isolate.Spec{Name: name, Argv: isolate.ShellArgv(command), Dir: proj.Dir, Env: proj.OneOffEnv(name)}
 	spawner, err := isolate.NewSpawner()
 	if err != nil {
 		return err
 	}
-	if o.isolate.on {
-		r, err := isolatedRunner(spawner, proj.Dir, o.isolate, false)
-		if err != nil {
-			return err
-		}
-		sb, leaf, err := r.NewSandbox(name)
-		if err != nil {
-			return err
-		}
-		defer supervisor.RemoveLeaf(leaf)
-		spec.Dir = "/app"
-		spec.Env = supervisor.SandboxEnv(spec.Env)
-		spec.Sandbox = sb
+	var spec isolate.Spec
+	var cleanup func()
+	if useApp(o.app, o.procfile, o.procfileSet) {
+		spec, cleanup, err = appOneOff(o, args, spawner)
+	} else {
+		spec, cleanup, err = folderOneOff(o, args, spawner)
 	}
+	if err != nil {
+		return err
+	}
+	defer cleanup()
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
 	defer signal.Stop(sigs)
@@ -173,6 +159,104 @@ func waitOneOff(d *isolate.Dyno, sigs <-chan os.Signal, attach *isolate.Attachme
 		return exitStatus(status)
 	}
 	return nil
+}
+
+// folderOneOff is run.1 with the folder's environment: a plain process
+// tree, or a throwaway dyno over the folder with --isolate.
+func folderOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.Spec, func(), error) {
+	none := func() {}
+	proj, err := project.Load(project.Options{
+		Procfile:         o.procfile,
+		ProcfileOptional: true,
+		EnvFiles:         o.envFiles,
+		Port:             o.port,
+		Environ:          os.Environ(),
+	})
+	if err != nil {
+		return isolate.Spec{}, none, err
+	}
+	command := commandLine(args)
+	if proj.Procfile != nil {
+		if t, ok := proj.Procfile.Lookup(args[0]); ok {
+			command = strings.TrimSpace(t.Command + " " + commandLine(args[1:]))
+		}
+	}
+	const name = "run.1"
+	spec := isolate.Spec{Name: name, Argv: isolate.ShellArgv(command), Dir: proj.Dir, Env: proj.OneOffEnv(name)}
+	if !o.isolate.on {
+		return spec, none, nil
+	}
+	stateDir, err := localStateDir(proj.Dir)
+	if err != nil {
+		return spec, none, err
+	}
+	r, err := isolatedRunner(spawner, proj.Dir, stateDir, o.isolate, false)
+	if err != nil {
+		return spec, none, err
+	}
+	sb, leaf, err := r.NewSandbox(name)
+	if err != nil {
+		return spec, none, err
+	}
+	spec.Dir = "/app"
+	spec.Env = supervisor.SandboxEnv(spec.Env)
+	spec.Sandbox = sb
+	return spec, func() { supervisor.RemoveLeaf(leaf) }, nil
+}
+
+// appOneOff is run.N of an app's current release: a throwaway dyno on its
+// slug, with its config vars, the command run after .profile.d, as
+// `heroku run` does. A first argument naming a process type runs that
+// type's command with the rest appended.
+func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.Spec, func(), error) {
+	none := func() {}
+	a, err := openApp(o.app)
+	if err != nil {
+		return isolate.Spec{}, none, err
+	}
+	s, err := a.Ledger.State()
+	if err != nil {
+		return isolate.Spec{}, none, err
+	}
+	rel := s.Current
+	if rel == nil || rel.Slug == "" {
+		return isolate.Spec{}, none, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
+	}
+	lower, err := releaseLower(a, rel)
+	if err != nil {
+		return isolate.Spec{}, none, err
+	}
+	hold, err := a.Home().Slugs().Acquire(rel.Slug)
+	if err != nil {
+		return isolate.Spec{}, none, err
+	}
+	command := commandLine(args)
+	if t, ok := rel.ProcessTypes[args[0]]; ok {
+		command = strings.TrimSpace(t + " " + commandLine(args[1:]))
+	}
+	port, err := basePort(o.port)
+	if err != nil {
+		hold.Close()
+		return isolate.Spec{}, none, err
+	}
+	o.isolate.on = true
+	r, err := isolatedRunner(spawner, lower, a.DynosDir(), o.isolate, false)
+	if err != nil {
+		hold.Close()
+		return isolate.Spec{}, none, err
+	}
+	// Heroku's modern one-off names are run.<4 digits>.
+	name := fmt.Sprintf("run.%d", 1000+rand.IntN(9000))
+	sb, leaf, err := r.NewSandbox(name)
+	if err != nil {
+		hold.Close()
+		return isolate.Spec{}, none, err
+	}
+	spec := isolate.Spec{Name: name, Argv: isolate.ProfileArgv(command), Dir: "/app", Env: releaseEnv(rel, name, port), Sandbox: sb}
+	return spec, func() {
+		supervisor.RemoveLeaf(leaf)
+		hold.Close()
+	}, nil
 }
 
 // warn says on stderr what the dyno's start fell back on.

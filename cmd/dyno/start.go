@@ -34,6 +34,8 @@ type startOptions struct {
 	noTimestamp bool
 	logFormat   string
 	isolate     isolateOptions
+	app         string
+	procfileSet bool
 }
 
 // isolateOptions are the flags of start and run that shape dynos.
@@ -62,7 +64,10 @@ func newStartCommand() *cobra.Command {
 formation, with Heroku's dyno manager: PORT per process, prefixed logs, crash
 restarts with back-off, and on Ctrl-C a stop with SIGTERM to every process,
 then SIGKILL after the timeout. A second Ctrl-C kills at once.`,
-		RunE: func(cmd *cobra.Command, args []string) error { return runStart(o, args) },
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.procfileSet = cmd.Flags().Changed("procfile")
+			return runStart(o, args)
+		},
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.procfile, "procfile", "f", "Procfile", "the Procfile; its folder is the working directory")
@@ -78,14 +83,13 @@ then SIGKILL after the timeout. A second Ctrl-C kills at once.`,
 	f.BoolVar(&o.noTimestamp, "no-timestamp", false, "leave the time out of log lines")
 	f.StringVar(&o.logFormat, "log-format", "terminal", `"terminal" or "logplex" (Heroku's log line format)`)
 	o.isolate.addFlags(f, "run each process in its own dyno: namespaces, /app an ephemeral overlay of the project folder, no capabilities, cgroup limits")
+	appFlag(cmd, &o.app)
 	return cmd
 }
 
-func runStart(o startOptions, only []string) error {
-	format, err := logmux.ParseFormat(o.logFormat)
-	if err != nil {
-		return err
-	}
+// folderPlan runs a project folder's Procfile: plain process trees, or
+// isolated dynos over the folder with --isolate.
+func folderPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPlan, error) {
 	proj, err := project.Load(project.Options{
 		Procfile:  o.procfile,
 		EnvFiles:  o.envFiles,
@@ -95,50 +99,85 @@ func runStart(o startOptions, only []string) error {
 		Environ:   os.Environ(),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	names := make([]string, 0, len(proj.Dynos))
-	formation := make([]supervisor.DynoConfig, 0, len(proj.Dynos))
-	for _, d := range proj.Dynos {
-		names = append(names, d.Name)
-		if o.isolate.on {
-			d.Env = supervisor.SandboxEnv(d.Env)
-		}
-		formation = append(formation, supervisor.DynoConfig{
-			Name: d.Name, Type: d.Type, Command: d.Command, Dir: proj.Dir,
-			Env: d.Env, Port: d.Port, Web: d.Type == "web",
-		})
-	}
-	logs := logmux.New(os.Stdout, logmux.Options{
-		Format:    format,
-		Color:     useColor(o.noColor),
-		Timestamp: !o.noTimestamp,
-		Types:     proj.Procfile.Names(),
-		Names:     names,
-	})
-	spawner, err := isolate.NewSpawner()
-	if err != nil {
-		return err
-	}
-	var runner supervisor.Runner = supervisor.PlainRunner{Spawner: spawner}
+	plan := &startPlan{types: proj.Procfile.Names(), spawner: spawner, cleanup: spawner.Close,
+		runner: supervisor.PlainRunner{Spawner: spawner}}
 	var quota int64
 	if o.isolate.on {
-		r, err := isolatedRunner(spawner, proj.Dir, o.isolate, true)
+		stateDir, err := localStateDir(proj.Dir)
 		if err != nil {
-			return err
+			return nil, err
+		}
+		r, err := isolatedRunner(spawner, proj.Dir, stateDir, o.isolate, true)
+		if err != nil {
+			return nil, err
 		}
 		if r.Cgroups != nil {
 			quota = r.Size.Memory
 		}
-		runner = r
+		plan.runner = r
 		// Keep an init started ahead: restarts and the formation's
 		// next dynos skip its clone, exec and runtime start-up.
 		spawner.Prewarm = true
 		go spawner.WarmUp(r.StateDir)
 	}
-	for i := range formation {
-		formation[i].MemoryQuota = quota
+	for _, d := range proj.Dynos {
+		env := d.Env
+		if o.isolate.on {
+			env = supervisor.SandboxEnv(env)
+		}
+		plan.formation = append(plan.formation, supervisor.DynoConfig{
+			Name: d.Name, Type: d.Type, Command: d.Command, Dir: proj.Dir,
+			Env: env, Port: d.Port, Web: d.Type == "web", MemoryQuota: quota,
+		})
 	}
+	return plan, nil
+}
+
+// startPlan is what dyno start runs: the formation's dynos, how they
+// run, and what to release when it ends.
+type startPlan struct {
+	formation []supervisor.DynoConfig
+	types     []string // process types in port order, for colours
+	runner    supervisor.Runner
+	spawner   *isolate.Spawner
+	cleanup   func()
+}
+
+func runStart(o startOptions, only []string) error {
+	format, err := logmux.ParseFormat(o.logFormat)
+	if err != nil {
+		return err
+	}
+	spawner, err := isolate.NewSpawner()
+	if err != nil {
+		return err
+	}
+	var plan *startPlan
+	if useApp(o.app, o.procfile, o.procfileSet) {
+		plan, err = appPlan(o, only, spawner)
+	} else {
+		plan, err = folderPlan(o, only, spawner)
+	}
+	if err != nil {
+		spawner.Close()
+		return err
+	}
+	defer plan.cleanup()
+	formation := plan.formation
+	names := make([]string, len(formation))
+	for i, d := range formation {
+		names[i] = d.Name
+	}
+	logs := logmux.New(os.Stdout, logmux.Options{
+		Format:    format,
+		Color:     useColor(o.noColor),
+		Timestamp: !o.noTimestamp,
+		Types:     plan.types,
+		Names:     names,
+	})
+	runner := plan.runner
 	policy := supervisor.DevRestartPolicy
 	policy.Max = time.Duration(o.backoffCap)
 	policy.Never = o.noRestart
@@ -170,7 +209,6 @@ func runStart(o startOptions, only []string) error {
 		}
 	}()
 	status, err := m.Run()
-	spawner.Close()
 	if err != nil {
 		return err
 	}
@@ -186,7 +224,7 @@ func runStart(o startOptions, only []string) error {
 // skips that (it would double its start-up) and reports what its own
 // start finds. What the host lacks is said in one line on stderr; what
 // cannot work at all is an error.
-func isolatedRunner(spawner *isolate.Spawner, dir string, o isolateOptions, probe bool) (supervisor.IsolatedRunner, error) {
+func isolatedRunner(spawner *isolate.Spawner, dir, stateDir string, o isolateOptions, probe bool) (supervisor.IsolatedRunner, error) {
 	var none supervisor.IsolatedRunner
 	home, err := dynoHome()
 	if err != nil {
@@ -201,7 +239,6 @@ func isolatedRunner(spawner *isolate.Spawner, dir string, o isolateOptions, prob
 		return none, fmt.Errorf("unknown dyno size %q; use one of %s, or add it to %s", o.size, strings.Join(slices.Sorted(maps.Keys(sizes)), ", "), filepath.Join(home, "dyno.toml"))
 	}
 	dynos := filepath.Join(home, "dynos")
-	stateDir := filepath.Join(dynos, localAppName(dir))
 	// Directories of dynos whose init died with a crash of the host or
 	// of dyno; live ones are locked and kept.
 	if _, err := isolate.SweepDynoDirs(stateDir); err != nil {
@@ -229,7 +266,11 @@ func isolatedRunner(spawner *isolate.Spawner, dir string, o isolateOptions, prob
 		if o.requireLimits {
 			return none, fmt.Errorf("--require-limits: %s", cg.Reason)
 		}
-		fmt.Fprintln(os.Stderr, "dyno: "+cg.Reason)
+		// Said once per formation; a one-off's output is the command's
+		// own, often captured by a script.
+		if probe {
+			fmt.Fprintln(os.Stderr, "dyno: "+cg.Reason)
+		}
 		return r, nil
 	}
 	tree, err := cgroup.Setup(cg.Path, os.Getpid())
@@ -249,4 +290,14 @@ func isolatedRunner(spawner *isolate.Spawner, dir string, o isolateOptions, prob
 	tree.Sweep()
 	r.Cgroups = tree
 	return r, nil
+}
+
+// localStateDir is where a project folder's isolated dynos keep their
+// directories: $DYNO_HOME/dynos/<folder name>.
+func localStateDir(dir string) (string, error) {
+	home, err := dynoHome()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(home, "dynos", localAppName(dir)), nil
 }

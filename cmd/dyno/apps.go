@@ -1,0 +1,199 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/spf13/cobra"
+)
+
+func addAppsCommands(root *cobra.Command) {
+	addTopic(root, newAppsCommand, newAppsCreateCommand, newAppsInfoCommand, newAppsDestroyCommand)
+}
+
+func newAppsCommand() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "apps",
+		Short: "List the apps on this machine",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := home()
+			if err != nil {
+				return err
+			}
+			names, err := h.List()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			if asJSON {
+				apps := make([]map[string]any, 0, len(names))
+				for _, n := range names {
+					apps = append(apps, map[string]any{"name": n, "stack": map[string]string{"name": app.Stack}})
+				}
+				return writeJSON(out, apps)
+			}
+			if len(names) == 0 {
+				fmt.Fprintln(out, "You have no apps; create one with dyno apps:create NAME")
+				return nil
+			}
+			fmt.Fprintln(out, "=== Apps")
+			for _, n := range names {
+				fmt.Fprintln(out, n)
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newAppsCreateCommand() *cobra.Command {
+	return &cobra.Command{
+		Use:   "apps:create NAME",
+		Short: "Create an app (its v1 is the \"Initial release\")",
+		Args:  exactArgs(1, "give the app's name: dyno apps:create NAME"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := home()
+			if err != nil {
+				return err
+			}
+			name := args[0]
+			if _, err := h.Create(name, userName()); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Creating ⬢ %s... done\n", name)
+			return nil
+		},
+	}
+}
+
+func newAppsInfoCommand() *cobra.Command {
+	var name string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "apps:info",
+		Short: "Show an app: its current release, buildpacks, slug and process types",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := openApp(name)
+			if err != nil {
+				return err
+			}
+			s, err := a.Ledger.State()
+			if err != nil {
+				return err
+			}
+			info := map[string]any{"name": a.Name, "stack": map[string]string{"name": app.Stack}, "buildpacks": s.Buildpacks}
+			rows := [][2]string{{"Buildpacks", strings.Join(s.Buildpacks, ", ")}}
+			if c := s.Current; c != nil {
+				rows = append(rows, [2]string{"Current Release", fmt.Sprintf("v%d %s", c.Version, c.Description)})
+				info["current_release"] = c.Version
+				if c.Slug != "" {
+					size := "?"
+					if p, err := a.Home().Slugs().Path(c.Slug); err == nil {
+						if fi, err := os.Stat(p); err == nil {
+							size = humanBytes(fi.Size())
+							info["slug_size"] = fi.Size()
+						}
+					}
+					rows = append(rows, [2]string{"Slug", c.Slug}, [2]string{"Slug Size", size})
+					info["slug"] = c.Slug
+				}
+				rows = append(rows, [2]string{"Process Types", strings.Join(app.ProcessTypeNames(c.ProcessTypes), ", ")},
+					[2]string{"Config Vars", fmt.Sprint(len(c.ConfigVars))})
+				info["process_types"] = c.ProcessTypes
+			}
+			rows = append(rows, [2]string{"Stack", app.Stack}, [2]string{"Path", a.Dir})
+			if asJSON {
+				return writeJSON(cmd.OutOrStdout(), info)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "=== %s\n", a.Name)
+			printAligned(cmd.OutOrStdout(), rows)
+			return nil
+		},
+	}
+	appFlag(cmd, &name)
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
+
+func newAppsDestroyCommand() *cobra.Command {
+	var confirm, name string
+	cmd := &cobra.Command{
+		Use:   "apps:destroy [NAME]",
+		Short: "Destroy an app: its releases, config vars, build cache and logs",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				name = args[0]
+			}
+			if name == "" {
+				name = os.Getenv("DYNO_APP")
+			}
+			if name == "" {
+				return fmt.Errorf("give the app to destroy: dyno apps:destroy NAME --confirm NAME")
+			}
+			if confirm != name {
+				return fmt.Errorf("this destroys %s for good; to proceed, re-run with --confirm %s", name, name)
+			}
+			h, err := home()
+			if err != nil {
+				return err
+			}
+			if err := h.Destroy(name); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Destroying ⬢ %s... done\n", name)
+			return nil
+		},
+	}
+	appFlag(cmd, &name)
+	cmd.Flags().StringVar(&confirm, "confirm", "", "the app's name again, to confirm")
+	return cmd
+}
+
+// exactArgs is cobra.ExactArgs with a message that says what to type.
+func exactArgs(n int, usage string) cobra.PositionalArgs {
+	return func(_ *cobra.Command, args []string) error {
+		if len(args) != n {
+			return fmt.Errorf("%s", usage)
+		}
+		return nil
+	}
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// printAligned prints "Key:   value" rows with the values aligned, as
+// the Heroku CLI's styled objects.
+func printAligned(w io.Writer, rows [][2]string) {
+	width := 0
+	for _, r := range rows {
+		width = max(width, len(r[0])+1)
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%-*s %s\n", width, r[0]+":", r[1])
+	}
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.1f GB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

@@ -1,0 +1,195 @@
+package main
+
+// Apps, builds, releases and config vars through the binary, as an
+// unprivileged user, with the fixture buildpack (examples/buildpacks/
+// fixture) shipped inside the binary.
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/dyno-run/dyno/internal/testutil"
+)
+
+// dynoOut runs dyno in e's home and returns its combined output and exit
+// status.
+func (e *isolatedEnv) dynoOut(t *testing.T, args ...string) (string, int) {
+	t.Helper()
+	cmd := e.command(args...)
+	out, _ := cmd.CombinedOutput()
+	return string(out), cmd.ProcessState.ExitCode()
+}
+
+// must runs dyno and fails the test unless it exits 0.
+func (e *isolatedEnv) must(t *testing.T, args ...string) string {
+	t.Helper()
+	out, st := e.dynoOut(t, args...)
+	if st != 0 {
+		t.Fatalf("dyno %s: exit %d:\n%s", strings.Join(args, " "), st, out)
+	}
+	return out
+}
+
+// source writes an app's source folder, owned by the unprivileged user.
+func source(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := testutil.SharedDir(t)
+	for name, content := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.GiveToNobody(t, dir)
+	return dir
+}
+
+func wantLines(t *testing.T, out string, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}
+
+func TestAppLifecycle(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	wantLines(t, e.must(t, "apps:create", "demo"), "Creating ⬢ demo... done")
+	wantLines(t, e.must(t, "apps"), "=== Apps\ndemo\n")
+	wantLines(t, e.must(t, "config:set", "FIXTURE_GREETING=hi", "FOO=bar baz", "-a", "demo"),
+		"Setting FIXTURE_GREETING, FOO and restarting ⬢ demo... done, v2", "FOO:              bar baz")
+	if out := e.must(t, "config:get", "FOO", "-a", "demo"); out != "bar baz\n" {
+		t.Errorf("config:get: %q", out)
+	}
+	wantLines(t, e.must(t, "config", "--shell", "-a", "demo"), "FIXTURE_GREETING=hi\nFOO='bar baz'\n")
+
+	src := source(t, map[string]string{
+		".fixture": "",
+		"Procfile": "worker: echo \"worker $FOO|$FIXTURE_PROFILE|$(cat greeting.txt)|$HOME\"; exec sleep 1000\nrelease: echo \"migrating $FOO on $DYNO\"\n",
+	})
+	out := e.must(t, "build", src, "-a", "demo", "-b", "fixture")
+	wantLines(t, out,
+		"-----> Fixture app detected", "cache hits: 1",
+		"-----> Discovering process types", "Procfile declares types     -> release, worker",
+		"-----> Compressing...", "       Done: ", "-----> Launching...",
+		"Release command declared", "release.3 | migrating bar baz on release.3",
+		"release.3: State changed from up to complete", "       Released v3")
+	rels := e.must(t, "releases", "-a", "demo")
+	if !regexp.MustCompile(`(?m)^=== demo Releases - Current: v3\nv3  Deploy [0-9a-f]{8} `).MatchString(rels) {
+		t.Errorf("releases:\n%s", rels)
+	}
+
+	// The build cache is kept between builds.
+	wantLines(t, e.must(t, "build", src, "-a", "demo"), "cache hits: 2", "Released v4")
+
+	// A one-off of the current release: config vars, .profile.d, the
+	// build's files, run.N.
+	out = e.must(t, "run", "-a", "demo", "echo $FOO/$FIXTURE_PROFILE/$DYNO; cat greeting.txt")
+	if !regexp.MustCompile(`^bar baz/loaded/run\.\d{4}\nhi\n?$`).MatchString(out) {
+		t.Errorf("run -a: %q", out)
+	}
+
+	// The formation of the current release in isolated dynos.
+	s := e.start(t, "-a", "demo")
+	s.waitFor(`app\[worker\.1\]: worker bar baz\|loaded\|hi\|/app$`)
+	s.signal(syscall.SIGTERM)
+	if st := s.wait(); st != 0 {
+		t.Errorf("start -a: exit %d", st)
+	}
+	for _, l := range s.lines() {
+		if strings.Contains(l, "release.") {
+			t.Errorf("start ran the release process type: %s", l)
+		}
+	}
+
+	wantLines(t, e.must(t, "rollback", "-a", "demo"),
+		"Rolling back ⬢ demo to v3... done, v5", "To undo, run: dyno rollback v4")
+	wantLines(t, e.must(t, "releases:info", "v5", "-a", "demo"), "=== Release v5", "Change:", "Rollback to v3", "FOO:")
+	wantLines(t, e.must(t, "releases:rollback", "v2", "-a", "demo"), "to v2... done, v6")
+	wantLines(t, e.must(t, "releases", "-a", "demo"), "Current: v6", "v6  Rollback to v2")
+	wantLines(t, e.must(t, "releases:verify", "-a", "demo"), "demo: ", "hash chain intact")
+	wantLines(t, e.must(t, "buildpacks", "-a", "demo"), "fixture")
+	wantLines(t, e.must(t, "apps:info", "-a", "demo"), "=== demo", "Current Release:", "v6 Rollback to v2")
+}
+
+// A failing release command records a failed release; the current one
+// stays.
+func TestReleasePhaseFailure(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "relfail")
+	src := source(t, map[string]string{".fixture": "", "Procfile": "worker: sleep 1000\nrelease: echo nope; exit 3\n"})
+	out, st := e.dynoOut(t, "build", src, "-a", "relfail", "-b", "fixture")
+	if st == 0 {
+		t.Fatalf("build with a failing release command exited 0:\n%s", out)
+	}
+	wantLines(t, out, "release.2 | nope", "Process exited with status 3", "release command failed", "v2")
+	rels := e.must(t, "releases", "-a", "relfail")
+	wantLines(t, rels, "Current: v1", "v2  Deploy ")
+	wantLines(t, rels, "release command failed")
+	if out, st := e.dynoOut(t, "run", "-a", "relfail", "true"); st == 0 {
+		t.Errorf("run on an app whose only code release failed: %s", out)
+	}
+}
+
+// A failed compile creates no release and no slug.
+func TestFailedBuild(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "broken")
+	src := source(t, map[string]string{".fixture": "", ".fail-compile": "", "Procfile": "worker: sleep 1000\n"})
+	out, st := e.dynoOut(t, "build", src, "-a", "broken", "-b", "fixture")
+	if st == 0 {
+		t.Fatalf("failed compile exited 0:\n%s", out)
+	}
+	wantLines(t, out, "Push rejected, failed to compile Fixture app")
+	if rels := e.must(t, "releases", "-a", "broken"); strings.Contains(rels, "v2") {
+		t.Errorf("a release was made:\n%s", rels)
+	}
+	if tgz, _ := filepath.Glob(filepath.Join(e.home, "slugs", "*.tgz")); len(tgz) != 0 {
+		t.Errorf("a slug was stored: %v", tgz)
+	}
+	// Detection that finds nothing is an error too.
+	out, st = e.dynoOut(t, "build", source(t, map[string]string{"x": ""}), "-a", "broken")
+	if st == 0 || !strings.Contains(out, "No default language could be detected") {
+		t.Errorf("exit %d:\n%s", st, out)
+	}
+}
+
+// Bad input: one line naming the value and the fix, non-zero, nothing
+// changed.
+func TestAppBadInput(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "good")
+	before := e.must(t, "releases", "-a", "good")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apps:create", "Bad_Name"}, `invalid app name "Bad_Name"`},
+		{[]string{"apps:create", "good"}, "already exists"},
+		{[]string{"config:set", "1X=y", "-a", "good"}, `invalid config var name "1X"`},
+		{[]string{"config:set", "NOEQUALS", "-a", "good"}, `"NOEQUALS" is not KEY=value`},
+		{[]string{"config:set", "BIG=" + strings.Repeat("x", 33*1024), "-a", "good"}, "over the limit"},
+		{[]string{"config:unset", "NOPE", "-a", "good"}, "NOPE: no such config var"},
+		{[]string{"rollback", "v99", "-a", "good"}, "v99: no such release"},
+		{[]string{"releases", "-a", "nope"}, "app not found: nope"},
+		{[]string{"releases"}, "no app given"},
+		{[]string{"apps:destroy", "good"}, "--confirm good"},
+		{[]string{"buildpacks:remove", "-a", "good", "--index", "3"}, "--index 3 is out of range"},
+	} {
+		out, st := e.dynoOut(t, tc.args...)
+		if st == 0 || !strings.Contains(out, tc.want) || strings.Count(strings.TrimSpace(out), "\n") > 0 && !strings.HasPrefix(tc.args[0], "config:set") {
+			t.Errorf("%v: exit %d, %q; want one line with %q", tc.args, st, out, tc.want)
+		}
+	}
+	if after := e.must(t, "releases", "-a", "good"); after != before {
+		t.Errorf("bad input changed the ledger:\n%s\nthen\n%s", before, after)
+	}
+	wantLines(t, e.must(t, "apps:destroy", "good", "--confirm", "good"), "Destroying ⬢ good... done")
+	if out, _ := e.dynoOut(t, "apps"); strings.Contains(out, "good") {
+		t.Errorf("destroyed app listed: %s", out)
+	}
+}

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+
+	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/ledger"
+	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/project"
+)
+
+// useApp says whether a command runs an app's release rather than the
+// folder's Procfile: with -a, or with DYNO_APP when no Procfile was named
+// and the folder has none.
+func useApp(flag, procfile string, procfileSet bool) bool {
+	if flag != "" {
+		return true
+	}
+	if os.Getenv("DYNO_APP") == "" || procfileSet {
+		return false
+	}
+	_, err := os.Stat(procfile)
+	return err != nil
+}
+
+// appPlan runs an app's current release: its slug unpacked once as the
+// read-only lower layer of every dyno, a fresh upper per dyno, the config
+// vars as the environment, commands run after .profile.d.
+func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPlan, error) {
+	a, err := openApp(o.app)
+	if err != nil {
+		return nil, err
+	}
+	s, err := a.Ledger.State()
+	if err != nil {
+		return nil, err
+	}
+	rel := s.Current
+	if rel == nil || rel.Slug == "" {
+		return nil, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
+	}
+	lower, err := releaseLower(a, rel)
+	if err != nil {
+		return nil, err
+	}
+	// Held while dynos run: slugs:gc leaves this slug alone.
+	hold, err := a.Home().Slugs().Acquire(rel.Slug)
+	if err != nil {
+		return nil, err
+	}
+	types := app.ProcessTypeNames(rel.ProcessTypes)
+	types = slices.DeleteFunc(types, func(t string) bool { return t == "release" })
+	if len(types) == 0 {
+		hold.Close()
+		return nil, fmt.Errorf("%s v%d declares no process types; add a Procfile and build again", a.Name, rel.Version)
+	}
+	counts, err := appFormation(o.formation, s.Formation, types, only)
+	if err != nil {
+		hold.Close()
+		return nil, err
+	}
+	base, err := basePort(o.port)
+	if err != nil {
+		hold.Close()
+		return nil, err
+	}
+	r, err := isolatedRunner(spawner, lower, a.DynosDir(), o.isolate, true)
+	if err != nil {
+		hold.Close()
+		return nil, err
+	}
+	r.Profile = true
+	spawner.Prewarm = true
+	go spawner.WarmUp(r.StateDir)
+	var quota int64
+	if r.Cgroups != nil {
+		quota = r.Size.Memory
+	}
+	plan := &startPlan{types: types, runner: r, spawner: spawner, cleanup: func() {
+		spawner.Close()
+		hold.Close()
+	}}
+	for i, t := range types {
+		for n := 1; n <= counts[t]; n++ {
+			name := t + "." + strconv.Itoa(n)
+			port := project.Port(base, i, n)
+			plan.formation = append(plan.formation, supervisor.DynoConfig{
+				Name: name, Type: t, Command: rel.ProcessTypes[t], Dir: "/app",
+				Env: releaseEnv(rel, name, port), Port: port, Web: t == "web", MemoryQuota: quota,
+			})
+		}
+	}
+	if len(plan.formation) == 0 {
+		plan.cleanup()
+		return nil, fmt.Errorf("the formation runs no dynos of %s; give one a count, as in -m %s=1", a.Name, types[0])
+	}
+	return plan, nil
+}
+
+// appFormation is how many dynos of each type run: -m when given, else
+// the app's formation from its ledger (ps:scale), else one of each type.
+func appFormation(flag string, recorded ledger.Formation, types, only []string) (map[string]int, error) {
+	var counts map[string]int
+	switch {
+	case flag != "":
+		f, err := project.ParseFormation(flag, types)
+		if err != nil {
+			return nil, err
+		}
+		counts = f
+	case len(recorded) > 0:
+		counts = map[string]int{}
+		for _, t := range types {
+			counts[t] = recorded[t].Quantity
+		}
+	default:
+		counts = map[string]int{}
+		for _, t := range types {
+			counts[t] = 1
+		}
+	}
+	if len(only) > 0 {
+		for _, t := range only {
+			if !slices.Contains(types, t) {
+				return nil, fmt.Errorf("unknown process type %q; the release declares %v", t, types)
+			}
+		}
+		for _, t := range types {
+			if !slices.Contains(only, t) {
+				counts[t] = 0
+			}
+		}
+	}
+	return counts, nil
+}
+
+// basePort is -p, else $PORT, else 5000, as for a folder.
+func basePort(flag int) (int, error) {
+	if flag > 0 {
+		return flag, nil
+	}
+	if v := os.Getenv("PORT"); v != "" {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return 0, fmt.Errorf("PORT=%q in the environment is not a port; unset it or pass -p", v)
+		}
+		return p, nil
+	}
+	return 5000, nil
+}
