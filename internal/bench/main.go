@@ -50,7 +50,7 @@ const linegenPkg = "github.com/dyno-run/dyno/internal/bench/linegen"
 
 // sections are the parts of the report, in the order they run, by the
 // names -only takes.
-var sections = []string{"logs", "memory", "sandbox"}
+var sections = []string{"logs", "memory", "releases", "sandbox"}
 
 type config struct {
 	dyno   string // the dyno binary
@@ -128,7 +128,7 @@ func main() {
 	flag.IntVar(&cfg.idle, "idle", 100, "idle processes in the memory test")
 	flag.IntVar(&cfg.starts, "starts", 200, "starts of each kind in the sandbox test")
 	flag.BoolVar(&cfg.skipNF, "skip-nf", false, "leave node-foreman out even when nf is installed")
-	flag.BoolVar(&cfg.skipGB, "skip-gb", false, "leave the 1 GB lower dir out of the sandbox test")
+	flag.BoolVar(&cfg.skipGB, "skip-gb", false, "leave the 1 GB lower dir and slug out of the sandbox and releases tests")
 	flag.StringVar(&cfg.only, "only", "", "run only these `sections`, comma-separated: "+strings.Join(sections, ", "))
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./internal/bench -dyno bin/dyno [flags]\n")
@@ -227,6 +227,7 @@ func run(cfg config) error {
 	}
 	section("logs", b.throughput)
 	section("memory", b.memory)
+	section("releases", b.releases)
 	// Last: it makes this process a child subreaper while it runs.
 	section("sandbox", b.sandbox)
 	if b.nf == "" && !cfg.skipNF && (cfg.runs("logs") || cfg.runs("memory")) {
