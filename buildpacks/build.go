@@ -66,9 +66,10 @@ type Build struct {
 
 // A Result is what a successful build found out about the app.
 type Result struct {
-	// ProcessTypes are the app's process types. As Heroku's slug
-	// compiler does, a Procfile left in BuildDir by the build wins as a
-	// whole; only without one are DefaultTypes used.
+	// ProcessTypes are the app's process types: the last buildpack's
+	// default types, under the Procfile left in BuildDir by the build,
+	// whose types win where both name one (a Procfile need not repeat a
+	// default the buildpack provides).
 	ProcessTypes map[string]string
 	// DefaultTypes are the default_process_types of the last buildpack
 	// that has a bin/release.
@@ -329,13 +330,12 @@ func (r *builder) run(ctx context.Context) (*Result, error) {
 		return nil, r.fail("", err.Error())
 	}
 	r.printProcessTypes(procfile, res.DefaultTypes)
+	for k, v := range res.DefaultTypes {
+		res.ProcessTypes[k] = v
+	}
 	if procfile != nil {
 		for _, t := range procfile.Types {
 			res.ProcessTypes[t.Name] = t.Command
-		}
-	} else {
-		for k, v := range res.DefaultTypes {
-			res.ProcessTypes[k] = v
 		}
 	}
 	return res, nil

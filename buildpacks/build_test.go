@@ -233,7 +233,9 @@ func TestRunExportSourced(t *testing.T) {
 	wantLines(t, out, "-----> FIXTURE_EXPORTED=unset")
 }
 
-func TestRunProcfileWins(t *testing.T) {
+// The buildpack's default types apply under the Procfile: its types win,
+// the defaults fill in the rest.
+func TestRunProcfileOverDefaults(t *testing.T) {
 	app := newApp(t, map[string]string{".fixture": "", "Procfile": "web: ./server -p $PORT\nclock: ./clock\n"})
 	res, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{fixture(t)}})
 	if err != nil {
@@ -244,9 +246,10 @@ func TestRunProcfileWins(t *testing.T) {
 		"       Procfile declares types     -> clock, web",
 		"       Default types for buildpack -> web, worker",
 	)
-	want := map[string]string{"web": "./server -p $PORT", "clock": "./clock"}
-	if len(res.ProcessTypes) != len(want) || res.ProcessTypes["web"] != want["web"] || res.ProcessTypes["clock"] != want["clock"] {
-		t.Errorf("ProcessTypes = %q, want the Procfile's only, %q", res.ProcessTypes, want)
+	want := map[string]string{"web": "./server -p $PORT", "clock": "./clock", "worker": res.DefaultTypes["worker"]}
+	if len(res.ProcessTypes) != len(want) || res.ProcessTypes["web"] != want["web"] || res.ProcessTypes["clock"] != want["clock"] ||
+		want["worker"] == "" || res.ProcessTypes["worker"] != want["worker"] {
+		t.Errorf("ProcessTypes = %q, want the Procfile's over the defaults, %q", res.ProcessTypes, want)
 	}
 	if len(res.DefaultTypes) != 2 {
 		t.Errorf("DefaultTypes = %q, want the buildpack's web and worker", res.DefaultTypes)
@@ -390,8 +393,8 @@ func TestRunReplacedBuildDir(t *testing.T) {
 	if got := listFiles(t, app); len(got) != 2 || got[0] != "Procfile" || got[1] != "replaced.txt" {
 		t.Errorf("build dir = %q, want the replacement's files", got)
 	}
-	if res.ProcessTypes["web"] != "cat replaced.txt" || len(res.ProcessTypes) != 1 {
-		t.Errorf("ProcessTypes = %q, want the new Procfile's", res.ProcessTypes)
+	if res.ProcessTypes["web"] != "cat replaced.txt" || res.ProcessTypes["web"] == "old" {
+		t.Errorf("ProcessTypes = %q, want the new Procfile's web", res.ProcessTypes)
 	}
 }
 
