@@ -17,6 +17,11 @@ type RestartPolicy struct {
 // DevRestartPolicy is the policy of `dyno start`.
 var DevRestartPolicy = RestartPolicy{Initial: time.Second, Max: 30 * time.Second, ResetAfter: 10 * time.Minute}
 
+// ProductionRestartPolicy is the daemon's: Heroku's first cool-off is up
+// to 20 minutes, and a dyno that crashes that often gains nothing from
+// longer ones on a single host, where nobody else waits for the slot.
+var ProductionRestartPolicy = RestartPolicy{Initial: time.Second, Max: 20 * time.Minute, ResetAfter: 10 * time.Minute}
+
 // backoff counts one dyno's consecutive crashes.
 type backoff struct {
 	policy  RestartPolicy

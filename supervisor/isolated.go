@@ -2,6 +2,7 @@ package supervisor
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,8 @@ type IsolatedRunner struct {
 	// Cgroups is nil in degraded mode: no limits.
 	Cgroups *cgroup.Tree
 	Size    cgroup.Size
+	// Sizes are all known sizes, for dynos whose DynoSpec names one.
+	Sizes map[string]cgroup.Size
 	// Profile runs commands as a release's are run: through bash, after
 	// /app/.profile.d/*.sh and /app/.profile (isolate.ProfileArgv).
 	Profile bool
@@ -30,6 +33,16 @@ type IsolatedRunner struct {
 
 // Start implements Runner.
 func (r IsolatedRunner) Start(spec DynoSpec) (Process, error) {
+	if spec.Lower != "" {
+		r.Lower = spec.Lower
+	}
+	if spec.Size != "" {
+		size, ok := r.Sizes[spec.Size]
+		if !ok {
+			return nil, fmt.Errorf("start %s: unknown dyno size %q", spec.Name, spec.Size)
+		}
+		r.Size = size
+	}
 	sb, leaf, err := r.NewSandbox(spec.Name)
 	if err != nil {
 		return nil, err

@@ -3,9 +3,10 @@ package supervisor
 import (
 	"errors"
 	"fmt"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dyno-run/dyno/supervisor/logmux"
@@ -19,6 +20,9 @@ const (
 	Up       State = "up"
 	Crashed  State = "crashed"
 	Down     State = "down"
+	// Complete is where a one-off ends; Heroku's logs show it, its API
+	// never does, since the dyno is gone by then.
+	Complete State = "complete"
 )
 
 // DynoConfig is one dyno of the formation.
@@ -35,9 +39,29 @@ type DynoConfig struct {
 	// MemoryQuota is the size's memory in bytes, for R14 on metered
 	// dynos; 0 means none.
 	MemoryQuota int64
+	// Size is the dyno size ("standard-1x"), for ps and for a Runner
+	// that sets limits per dyno.
+	Size string
+	// Lower is the folder the dyno sees as /app, for a Runner that takes
+	// it per dyno (a new release brings a new slug); "" means the
+	// Runner's own.
+	Lower string
 }
 
-// Options configure a Manager.
+// sameConfig reports whether a dyno started with a would run as one
+// started with b; a changed config restarts the dyno.
+func sameConfig(a, b DynoConfig) bool {
+	if !slices.Equal(a.Env, b.Env) {
+		return false
+	}
+	// DeepEqual, not a list of fields, so that a field added later
+	// counts too; Env apart, since a nil and an empty environment are
+	// the same to a dyno.
+	a.Env, b.Env = nil, nil
+	return reflect.DeepEqual(a, b)
+}
+
+// Options configure a Manager or a Supervisor.
 type Options struct {
 	Runner      Runner
 	Logs        *logmux.Mux
@@ -45,7 +69,8 @@ type Options struct {
 	BootTimeout time.Duration // web dynos must listen within it (R10); Heroku's is 60 s
 	Restart     RestartPolicy
 	// ExitOnCrash is Foreman's behaviour: the first exit of any dyno
-	// stops all and becomes the exit status of Run.
+	// stops all and becomes the exit status of Run. Only Manager has a
+	// run to end; a Supervisor ignores it.
 	ExitOnCrash bool
 	// BootPoll is how often a booting web dyno's port is checked; 0
 	// means 50 ms.
@@ -53,35 +78,23 @@ type Options struct {
 	// MemoryCheck is how often a metered dyno's memory is compared with
 	// its quota (R14); 0 means 20 s, Heroku's rhythm.
 	MemoryCheck time.Duration
+	// Cycle is Heroku's daily cycling: each process is restarted (a
+	// one-off stopped) once it has run for Cycle plus a random part of
+	// CycleJitter, so none lives longer than their sum; Heroku's are 24 h
+	// and 216 minutes. 0 disables it.
+	Cycle       time.Duration
+	CycleJitter time.Duration
 }
 
-// Manager runs a formation until stopped.
-type Manager struct {
-	opts  Options
-	dynos []*dyno
-
-	stopOnce, killOnce sync.Once
-	stop, kill         chan struct{}
-
-	mu       sync.Mutex
-	status   int // Run's result
-	statusOK bool
-}
-
-type dyno struct {
-	cfg DynoConfig
-
-	// Dynos start one after another in formation order, as Foreman
-	// starts them, so the log reads in Procfile order; after is closed
-	// when the previous one has started, started when this one has.
-	after       <-chan struct{}
-	started     chan struct{}
-	startedOnce sync.Once
-
-	mu    sync.Mutex
-	state State
-	since time.Time
-	pid   int
+// withDefaults fills in the options whose zero value means a default.
+func (o Options) withDefaults() Options {
+	if o.BootPoll == 0 {
+		o.BootPoll = 50 * time.Millisecond
+	}
+	if o.MemoryCheck == 0 {
+		o.MemoryCheck = 20 * time.Second
+	}
+	return o
 }
 
 // DynoStatus is a dyno as `ps` shows it.
@@ -89,23 +102,33 @@ type DynoStatus struct {
 	Name    string
 	Type    string
 	Command string
+	Size    string
 	State   State
 	Since   time.Time
 	Pid     int
+	OneOff  bool          // started by StartOneOff
+	Memory  int64         // bytes, from the dyno's cgroup; 0 without limits
+	CPU     time.Duration // CPU time used, from the dyno's cgroup
+}
+
+// Manager runs a fixed formation until stopped: `dyno start`. It is a
+// Supervisor given its formation once, plus the conditions that end a
+// run in the foreground.
+type Manager struct {
+	s         *Supervisor
+	opts      Options
+	formation []DynoConfig
+	created   time.Time
+
+	mu       sync.Mutex
+	status   int // Run's result
+	statusOK bool
 }
 
 // New returns a Manager for the given formation. Nothing runs until Run.
 func New(opts Options, formation []DynoConfig) *Manager {
-	if opts.BootPoll == 0 {
-		opts.BootPoll = 50 * time.Millisecond
-	}
-	if opts.MemoryCheck == 0 {
-		opts.MemoryCheck = 20 * time.Second
-	}
-	m := &Manager{opts: opts, stop: make(chan struct{}), kill: make(chan struct{})}
-	for _, c := range formation {
-		m.dynos = append(m.dynos, &dyno{cfg: c, state: Down, since: time.Now()})
-	}
+	m := &Manager{s: NewSupervisor(opts), opts: opts, formation: formation, created: time.Now()}
+	m.s.crashed = m.crashed
 	return m
 }
 
@@ -118,30 +141,17 @@ var ErrPortInUse = errors.New("port already in use")
 // exited and the policy never restarts. The status is 0 after a stop,
 // else the status of the dyno that ended the run.
 func (m *Manager) Run() (int, error) {
-	for _, d := range m.dynos {
-		if !d.cfg.Web || d.cfg.Port == 0 {
+	for _, d := range m.formation {
+		if !d.Web || d.Port == 0 {
 			continue
 		}
-		if busy, _ := listening(d.cfg.Port); busy {
+		if busy, _ := listening(d.Port); busy {
 			return 1, fmt.Errorf("%w: port %d (%s) is taken by another process; stop it or choose another base port with -p",
-				ErrPortInUse, d.cfg.Port, d.cfg.Name)
+				ErrPortInUse, d.Port, d.Name)
 		}
 	}
-	prev := make(chan struct{})
-	close(prev)
-	for _, d := range m.dynos {
-		d.after, d.started = prev, make(chan struct{})
-		prev = d.started
-	}
-	var wg sync.WaitGroup
-	for _, d := range m.dynos {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			m.supervise(d)
-		}()
-	}
-	wg.Wait()
+	m.s.Reconcile(m.formation)
+	m.s.wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.status, nil
@@ -149,24 +159,44 @@ func (m *Manager) Run() (int, error) {
 
 // Stop starts Heroku's stop sequence on every dyno at once: SIGTERM to
 // all their processes, SIGKILL after StopTimeout.
-func (m *Manager) Stop() { m.stopOnce.Do(func() { close(m.stop) }) }
+func (m *Manager) Stop() { m.s.stopAll(false) }
 
 // Kill SIGKILLs every dyno now (the second Ctrl-C).
-func (m *Manager) Kill() {
-	m.Stop()
-	m.killOnce.Do(func() { close(m.kill) })
-}
+func (m *Manager) Kill() { m.s.stopAll(true) }
 
-// Status lists the dynos in formation order.
+// Status lists the dynos in formation order; those not started yet are
+// down.
 func (m *Manager) Status() []DynoStatus {
-	out := make([]DynoStatus, 0, len(m.dynos))
-	for _, d := range m.dynos {
-		d.mu.Lock()
-		out = append(out, DynoStatus{Name: d.cfg.Name, Type: d.cfg.Type, Command: d.cfg.Command,
-			State: d.state, Since: d.since, Pid: d.pid})
-		d.mu.Unlock()
+	byName := make(map[string]DynoStatus)
+	for _, st := range m.s.Status() {
+		byName[st.Name] = st
+	}
+	out := make([]DynoStatus, 0, len(m.formation))
+	for _, c := range m.formation {
+		st, ok := byName[c.Name]
+		if !ok {
+			st = DynoStatus{Name: c.Name, Type: c.Type, Command: c.Command, Size: c.Size, State: Down, Since: m.created}
+		}
+		out = append(out, st)
 	}
 	return out
+}
+
+// crashed decides for the supervisor whether a crashed dyno restarts:
+// not when the crash ends the run.
+func (m *Manager) crashed(status int) bool {
+	switch {
+	case m.opts.ExitOnCrash:
+		m.finish(status)
+		m.Stop()
+		return false
+	case m.opts.Restart.Never:
+		if status != 0 {
+			m.finish(status)
+		}
+		return false
+	}
+	return true
 }
 
 // finish records the status that ends the run; the first one wins.
@@ -177,203 +207,6 @@ func (m *Manager) finish(status int) {
 	}
 	m.mu.Unlock()
 }
-
-func (m *Manager) stopping() bool {
-	select {
-	case <-m.stop:
-		return true
-	default:
-		return false
-	}
-}
-
-func (m *Manager) log(d *dyno, format string, args ...any) {
-	m.opts.Logs.System(d.cfg.Name, fmt.Sprintf(format, args...))
-}
-
-// setState moves d to s and logs it as Heroku does.
-func (m *Manager) setState(d *dyno, s State) {
-	d.mu.Lock()
-	from := d.state
-	d.state, d.since = s, time.Now()
-	d.mu.Unlock()
-	if from != s {
-		m.log(d, "State changed from %s to %s", from, s)
-	}
-}
-
-// supervise runs one dyno of the formation until the manager stops,
-// restarting it after crashes by the restart policy.
-func (m *Manager) supervise(d *dyno) {
-	b := backoff{policy: m.opts.Restart}
-	defer d.markStarted()
-	select {
-	case <-d.after:
-	case <-m.stop:
-	}
-	first := true
-	for {
-		if m.stopping() {
-			m.setState(d, Down)
-			return
-		}
-		if first {
-			// Heroku's first line for a new dyno is the command; there is
-			// no "from down" transition in its logs.
-			d.mu.Lock()
-			d.state = Starting
-			d.mu.Unlock()
-			first = false
-		} else {
-			m.setState(d, Starting)
-		}
-		status, uptime, stopped := m.runOnce(d)
-		if stopped {
-			m.setState(d, Down)
-			return
-		}
-		m.setState(d, Crashed)
-		if m.opts.ExitOnCrash {
-			m.finish(status)
-			m.Stop()
-			return
-		}
-		if m.opts.Restart.Never {
-			if status != 0 {
-				m.finish(status)
-			}
-			return
-		}
-		if wait := b.next(uptime); wait > 0 {
-			m.log(d, "Restarting in %s", wait)
-			t := time.NewTimer(wait)
-			select {
-			case <-t.C:
-			case <-m.stop:
-				t.Stop()
-				m.setState(d, Down)
-				return
-			}
-		}
-	}
-}
-
-// runOnce starts the dyno, watches it boot, and waits for it to exit,
-// carrying out a stop if one is asked for. It returns the exit status,
-// how long the process ran and whether it ended because of a stop.
-func (m *Manager) runOnce(d *dyno) (status int, uptime time.Duration, stopped bool) {
-	name := d.cfg.Name
-	m.log(d, "Starting process with command `%s`", expandEnv(d.cfg.Command, d.cfg.Env))
-	src, err := m.opts.Logs.Source(name)
-	if err != nil {
-		m.log(d, "Error starting process: %v", err)
-		return 127, 0, m.stopping()
-	}
-	p, err := m.opts.Runner.Start(DynoSpec{Name: name, Command: d.cfg.Command, Dir: d.cfg.Dir, Env: d.cfg.Env, Output: src.Writer()})
-	src.CloseWriter()
-	d.markStarted()
-	if err != nil {
-		src.Close()
-		m.log(d, "Error starting process: %v", err)
-		m.log(d, "Process exited with status 127")
-		return 127, 0, m.stopping()
-	}
-	started := time.Now()
-	d.mu.Lock()
-	d.pid = p.Pid()
-	d.mu.Unlock()
-
-	exited := make(chan int, 1)
-	go func() {
-		s, err := p.Wait()
-		if err != nil {
-			m.log(d, "Error waiting for process: %v", err)
-		}
-		exited <- s
-	}()
-
-	var poll *time.Ticker
-	var pollC, bootC <-chan time.Time
-	if d.cfg.Web && d.cfg.Port != 0 {
-		poll = time.NewTicker(m.opts.BootPoll)
-		defer poll.Stop()
-		pollC = poll.C
-		boot := time.NewTimer(m.opts.BootTimeout)
-		defer boot.Stop()
-		bootC = boot.C
-	} else {
-		m.setState(d, Up)
-	}
-
-	var memC <-chan time.Time
-	metered, isMetered := p.(Metered)
-	if isMetered && d.cfg.MemoryQuota > 0 {
-		t := time.NewTicker(m.opts.MemoryCheck)
-		defer t.Stop()
-		memC = t.C
-	}
-
-	stopC, killC := m.stop, m.kill
-	var graceC <-chan time.Time
-	for {
-		select {
-		case <-memC:
-			if st, err := metered.Stats(); err == nil {
-				if used := st.MemoryCurrent + st.SwapCurrent; used > d.cfg.MemoryQuota {
-					m.log(d, "%s", memoryLine(used, d.cfg.MemoryQuota))
-					m.log(d, "Error R14 (Memory quota exceeded)")
-				}
-			}
-		case <-pollC:
-			if ok, _ := listening(d.cfg.Port); ok {
-				poll.Stop()
-				pollC, bootC = nil, nil
-				m.setState(d, Up)
-			}
-		case <-bootC:
-			pollC, bootC = nil, nil
-			m.log(d, "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within %s of launch", seconds(m.opts.BootTimeout))
-			m.log(d, "Stopping process with SIGKILL")
-			p.Kill()
-		case <-stopC:
-			stopC = nil
-			stopped = true
-			m.log(d, "Stopping all processes with SIGTERM")
-			p.Signal(syscall.SIGTERM)
-			grace := time.NewTimer(m.opts.StopTimeout)
-			defer grace.Stop()
-			graceC = grace.C
-		case <-graceC:
-			graceC = nil
-			m.log(d, "Error R12 (Exit timeout) -> Process failed to exit within %s of SIGTERM", seconds(m.opts.StopTimeout))
-			m.log(d, "Stopping process with SIGKILL")
-			p.Kill()
-		case <-killC:
-			killC, graceC = nil, nil
-			m.log(d, "Stopping process with SIGKILL")
-			p.Kill()
-		case status = <-exited:
-			uptime = time.Since(started)
-			// The last lines a process wrote come before the line that
-			// says it exited. Every process of the dyno is gone once init
-			// has exited, so end of file follows at once; the timer only
-			// guards against a writer that escaped.
-			select {
-			case <-src.Done():
-			case <-time.After(2 * time.Second):
-				src.Close()
-			}
-			if isMetered && metered.OOMKilled() {
-				m.log(d, "Error R15 (Memory quota vastly exceeded)")
-				m.log(d, "Stopping process with SIGKILL")
-			}
-			m.log(d, "Process exited with status %d", status)
-			return status, uptime, stopped || m.stopping()
-		}
-	}
-}
-
-func (d *dyno) markStarted() { d.startedOnce.Do(func() { close(d.started) }) }
 
 // seconds writes a duration as Heroku's messages do: "30 seconds".
 func seconds(d time.Duration) string {

@@ -58,6 +58,7 @@ func (l *logBuffer) wait(t *testing.T, s string, n int) {
 
 // fakeProcess is a dyno the test controls.
 type fakeProcess struct {
+	spec     DynoSpec // what it was started with
 	exit     chan int
 	once     sync.Once
 	mu       sync.Mutex
@@ -88,7 +89,7 @@ type fakeRunner struct {
 }
 
 func (r *fakeRunner) Start(spec DynoSpec) (Process, error) {
-	p := &fakeProcess{exit: make(chan int, 1), exitTerm: r.exitTerm}
+	p := &fakeProcess{spec: spec, exit: make(chan int, 1), exitTerm: r.exitTerm}
 	r.started <- p
 	if r.wrap != nil {
 		return r.wrap(p), nil

@@ -7,6 +7,13 @@ import (
 	"os"
 )
 
+// Listening reports whether something on this host listens on TCP port,
+// for choosing a port nothing holds; an unreadable /proc counts as no.
+func Listening(port int) bool {
+	ok, _ := listening(port)
+	return ok
+}
+
 // listening reports whether some socket on this host listens on TCP port
 // (IPv4 or IPv6). It reads /proc/net/tcp{,6} (proc(5)) instead of
 // connecting, so the app never sees a probe connection in its logs.

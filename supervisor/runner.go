@@ -14,6 +14,8 @@ type DynoSpec struct {
 	Dir     string   // working directory
 	Env     []string // the whole environment
 	Output  *os.File // stdout and stderr; nil means /dev/null
+	Size    string   // the dyno size; "" means the Runner's default
+	Lower   string   // the folder seen as /app; "" means the Runner's
 }
 
 // Runner starts dynos. The manager depends on nothing else about how a

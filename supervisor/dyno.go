@@ -1,0 +1,440 @@
+package supervisor
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+)
+
+// dyno is one dyno name under a Supervisor. Its goroutine runs a process
+// for it, and the next one after a crash, a restart or a stop, until the
+// dyno leaves. This is the one place that moves dynos through Heroku's
+// states; Manager and the daemon both run their dynos here.
+type dyno struct {
+	s      *Supervisor
+	name   string
+	oneOff bool
+
+	// Dynos added by one Reconcile start one after another in its order,
+	// as Foreman starts them, so the log reads in Procfile order; after
+	// is closed when the previous one has started, started when this one
+	// has.
+	after       <-chan struct{}
+	started     chan struct{}
+	startedOnce sync.Once
+
+	// wake tells the goroutine that req or leaving changed. One pending
+	// token is enough: the goroutine reads both afresh when it wakes.
+	wake chan struct{}
+
+	mu      sync.Mutex
+	cfg     DynoConfig // what the next process runs
+	req     request
+	leaving bool // stop for good: scaled down, a one-off stopped, shutdown
+	// predecessors counts processes of this dyno replaced by a restart
+	// and still stopping. Until they are gone the port may be theirs, so
+	// it says nothing about whether the new process is up.
+	predecessors int
+	state        State
+	since        time.Time
+	pid          int
+	metered      Metered // the running process's accounting, if any
+}
+
+// request is what an operator or Reconcile asked of a dyno since its
+// goroutine last looked. Starting a process answers every request made
+// before it.
+type request struct {
+	restart string // "Restarting" or "Cycling": replace the process
+	stop    bool   // stop the process; a formation dyno then starts again
+	kill    bool   // stop with SIGKILL at once instead of SIGTERM
+	fresh   bool   // scaled back up: start a crashed dyno now, back-off forgotten
+}
+
+func (r request) empty() bool { return r == request{} }
+
+// outcome says how a process of a dyno ended.
+type outcome int
+
+const (
+	crashed  outcome = iota // by itself
+	stopped                 // after a stop
+	replaced                // it is stopping while a new process starts
+)
+
+func newDyno(s *Supervisor, cfg DynoConfig, oneOff bool) *dyno {
+	return &dyno{
+		s:       s,
+		name:    cfg.Name,
+		oneOff:  oneOff,
+		started: make(chan struct{}),
+		wake:    make(chan struct{}, 1),
+		cfg:     cfg,
+		state:   Down,
+		since:   time.Now(),
+	}
+}
+
+func (d *dyno) poke() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ask adds r to what is asked of d and wakes its goroutine; leave makes
+// the dyno leave once stopped instead of starting again.
+func (d *dyno) ask(r request, leave bool) {
+	d.mu.Lock()
+	if r.restart != "" {
+		d.req.restart = r.restart
+	}
+	d.req.stop = d.req.stop || r.stop
+	d.req.kill = d.req.kill || r.kill
+	d.req.fresh = d.req.fresh || r.fresh
+	if leave {
+		d.leaving = true
+	}
+	d.mu.Unlock()
+	d.poke()
+}
+
+// take returns and forgets what was asked, and whether d is leaving.
+func (d *dyno) take() (request, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r := d.req
+	d.req = request{}
+	return r, d.leaving
+}
+
+// update makes cfg what d runs from now on, and brings back a dyno that
+// was leaving. A changed config restarts the dyno, as a new release or a
+// config var change does on Heroku.
+func (d *dyno) update(cfg DynoConfig) {
+	d.mu.Lock()
+	r := request{fresh: d.leaving}
+	if !sameConfig(d.cfg, cfg) {
+		r.restart = "Restarting"
+	}
+	d.cfg = cfg
+	d.leaving = false
+	d.mu.Unlock()
+	if !r.empty() {
+		d.ask(r, false)
+	}
+}
+
+func (d *dyno) isLeaving() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.leaving
+}
+
+func (d *dyno) status() DynoStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := DynoStatus{Name: d.name, Type: d.cfg.Type, Command: d.cfg.Command, Size: d.cfg.Size,
+		State: d.state, Since: d.since, Pid: d.pid, OneOff: d.oneOff}
+	// Memory and CPU come from the dyno's cgroup when limits are on.
+	if d.metered != nil && (d.state == Up || d.state == Starting) {
+		if s, err := d.metered.Stats(); err == nil {
+			st.Memory, st.CPU = s.MemoryCurrent+s.SwapCurrent, s.CPUUsage
+		}
+	}
+	return st
+}
+
+func (d *dyno) markStarted() { d.startedOnce.Do(func() { close(d.started) }) }
+
+func (d *dyno) log(format string, args ...any) {
+	d.s.opts.Logs.System(d.name, fmt.Sprintf(format, args...))
+}
+
+// setState moves d to st and logs it as Heroku does.
+func (d *dyno) setState(st State) {
+	d.mu.Lock()
+	from := d.state
+	d.state, d.since = st, time.Now()
+	d.mu.Unlock()
+	if from != st {
+		d.log("State changed from %s to %s", from, st)
+	}
+}
+
+// setStateQuietly moves d to st without a log line: Heroku's first line
+// for a new dyno is its command, with no transition from down before it.
+func (d *dyno) setStateQuietly(st State) {
+	d.mu.Lock()
+	d.state, d.since = st, time.Now()
+	d.mu.Unlock()
+}
+
+// supervise runs formation dyno d until it leaves, restarting it after
+// crashes by the restart policy and after restarts and stops at once.
+func (s *Supervisor) supervise(d *dyno) {
+	defer s.wg.Done()
+	defer d.markStarted()
+	for waiting := true; waiting; {
+		select {
+		case <-d.after:
+			waiting = false
+		case <-d.wake:
+			// Nothing runs yet, so only leaving matters: the first
+			// process answers every other request.
+			if s.leave(d, Down) {
+				return
+			}
+		}
+	}
+	b := backoff{policy: s.opts.Restart}
+	first := true
+	for {
+		if s.leave(d, Down) {
+			return
+		}
+		if first {
+			d.setStateQuietly(Starting)
+			first = false
+		} else {
+			d.setState(Starting)
+		}
+		out, status, uptime := d.runOnce()
+		if out != crashed {
+			// Heroku forgets a dyno's crashes on a restart, a new
+			// release and a stop.
+			b.crashes = 0
+		}
+		switch out {
+		case replaced:
+			continue
+		case stopped:
+			if !s.leave(d, Down) {
+				d.setState(Down) // and up again: ps:stop keeps the formation
+			}
+			continue
+		}
+		// A crash while a stop was coming is a stop.
+		if s.leave(d, Down) {
+			return
+		}
+		d.setState(Crashed)
+		if s.crashed != nil && !s.crashed(status) {
+			return
+		}
+		d.coolOff(&b, uptime)
+	}
+}
+
+// coolOff waits after a crash as the restart policy says, or until
+// someone acts on the dyno: a restart, a stop or a new config starts it
+// at once with its back-off forgotten.
+func (d *dyno) coolOff(b *backoff, uptime time.Duration) {
+	var timeout <-chan time.Time
+	if !d.s.opts.Restart.Never {
+		wait := b.next(uptime)
+		if wait == 0 {
+			return
+		}
+		d.log("Restarting in %s", wait)
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		timeout = t.C
+	}
+	for {
+		select {
+		case <-timeout:
+			return
+		case <-d.wake:
+			r, leaving := d.take()
+			if leaving {
+				return // supervise's loop ends the dyno
+			}
+			if r.empty() {
+				continue
+			}
+			if r.restart != "" {
+				d.log("%s", r.restart)
+			}
+			b.crashes = 0
+			return
+		}
+	}
+}
+
+// runOnce starts a process of d and watches it to its end.
+func (d *dyno) runOnce() (out outcome, status int, uptime time.Duration) {
+	p, err := d.start()
+	d.markStarted()
+	if err != nil {
+		return crashed, 127, 0
+	}
+	return d.watch(p)
+}
+
+// start starts a process with d's current config.
+func (d *dyno) start() (*proc, error) {
+	d.mu.Lock()
+	cfg := d.cfg
+	d.req = request{}
+	d.mu.Unlock()
+	o := d.s.opts
+	p, err := startProc(o.Runner, o.Logs, DynoSpec{
+		Name: d.name, Command: cfg.Command, Dir: cfg.Dir, Env: cfg.Env, Size: cfg.Size, Lower: cfg.Lower,
+	}, o.StopTimeout)
+	if err != nil {
+		d.log("Error starting process: %v", err)
+		d.log("Process exited with status 127")
+		return nil, fmt.Errorf("start %s: %w", d.name, err)
+	}
+	p.cfg = cfg
+	d.mu.Lock()
+	d.pid = p.p.Pid()
+	d.metered, _ = p.p.(Metered)
+	d.mu.Unlock()
+	return p, nil
+}
+
+// watch follows p from its start to its end: up once booted (R10 when a
+// web process does not listen in time), R14 while over its memory quota,
+// daily cycling, and what is asked of the dyno meanwhile.
+func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
+	o := d.s.opts
+	var poll *time.Ticker
+	var pollC, bootC <-chan time.Time
+	if p.cfg.Web && p.cfg.Port != 0 {
+		poll = time.NewTicker(o.BootPoll)
+		defer poll.Stop()
+		pollC = poll.C
+		boot := time.NewTimer(o.BootTimeout)
+		defer boot.Stop()
+		bootC = boot.C
+	} else {
+		d.setState(Up)
+	}
+
+	var memC <-chan time.Time
+	metered, isMetered := p.p.(Metered)
+	if isMetered && p.cfg.MemoryQuota > 0 {
+		t := time.NewTicker(o.MemoryCheck)
+		defer t.Stop()
+		memC = t.C
+	}
+
+	var cycleC <-chan time.Time
+	if o.Cycle > 0 {
+		life := o.Cycle
+		if o.CycleJitter > 0 {
+			life += rand.N(o.CycleJitter + 1)
+		}
+		t := time.NewTimer(life)
+		defer t.Stop()
+		cycleC = t.C
+	}
+
+	stopping := false
+	stop := func(kill bool) {
+		// A dyno going down neither comes up nor cycles.
+		stopping = true
+		pollC, bootC, cycleC = nil, nil, nil
+		if kill {
+			p.kill()
+		} else {
+			p.term()
+		}
+	}
+	for {
+		select {
+		case <-memC:
+			if st, err := metered.Stats(); err == nil {
+				if used := st.MemoryCurrent + st.SwapCurrent; used > p.cfg.MemoryQuota {
+					d.log("%s", memoryLine(used, p.cfg.MemoryQuota))
+					d.log("Error R14 (Memory quota exceeded)")
+				}
+			}
+		case <-pollC:
+			d.mu.Lock()
+			alone := d.predecessors == 0
+			d.mu.Unlock()
+			if ok, _ := listening(p.cfg.Port); ok && alone {
+				pollC, bootC = nil, nil
+				d.setState(Up)
+			}
+		case <-bootC:
+			pollC, bootC = nil, nil
+			d.log("Error R10 (Boot timeout) -> Web process failed to bind to $PORT within %s of launch", seconds(o.BootTimeout))
+			p.kill()
+		case <-cycleC:
+			cycleC = nil
+			d.log("Cycling")
+			if d.oneOff {
+				// A one-off is never restarted: its day ends it.
+				d.mu.Lock()
+				d.leaving = true
+				d.mu.Unlock()
+				stop(false)
+				continue
+			}
+			return d.replace(p)
+		case <-d.wake:
+			r, leaving := d.take()
+			switch {
+			case leaving || r.stop:
+				stop(r.kill)
+			case stopping || r.restart == "":
+				// A dyno being stopped starts again with its latest
+				// config anyway.
+			default:
+				d.log("%s", r.restart)
+				return d.replace(p)
+			}
+		case status := <-p.exited:
+			uptime := time.Since(p.started)
+			p.report(status)
+			if stopping {
+				return stopped, status, uptime
+			}
+			return crashed, status, uptime
+		}
+	}
+}
+
+// replace stops p and lets a new process start at once, as Heroku starts
+// a replacement dyno as soon as SIGTERM is sent. p's stop sequence goes
+// on by itself.
+func (d *dyno) replace(p *proc) (outcome, int, time.Duration) {
+	d.setState(Starting)
+	p.term()
+	d.mu.Lock()
+	d.predecessors++
+	d.mu.Unlock()
+	s := d.s
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		var status int
+		select {
+		case status = <-p.exited:
+		case <-s.killed:
+			p.kill()
+			status = <-p.exited
+		}
+		p.report(status)
+		d.mu.Lock()
+		d.predecessors--
+		d.mu.Unlock()
+	}()
+	return replaced, 0, 0
+}
+
+// runOneOff watches one-off dyno d, started as p, to its end: one-offs
+// are never restarted.
+func (s *Supervisor) runOneOff(d *dyno, p *proc) {
+	defer s.wg.Done()
+	d.watch(p)
+	d.mu.Lock()
+	d.leaving = true
+	d.mu.Unlock()
+	s.leave(d, Complete)
+}
