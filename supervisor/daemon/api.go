@@ -1,0 +1,337 @@
+package daemon
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/dyno-run/dyno/ledger"
+	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/logstore"
+)
+
+// The API's resources, paths and JSON follow Heroku's Platform API
+// (shared/reference/platform-api.md), so that a later step can open it
+// to the official Heroku CLI; dyno's own CLI is a client of it. Errors
+// are {"id","message"}.
+func (d *Daemon) routes() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /apps", d.listApps)
+	mux.HandleFunc("GET /apps/{app}", d.withApp(d.getApp))
+	mux.HandleFunc("GET /apps/{app}/releases", d.withApp(d.listReleases))
+	mux.HandleFunc("GET /apps/{app}/config-vars", d.withApp(d.getConfig))
+	mux.HandleFunc("GET /apps/{app}/formation", d.withApp(d.getFormation))
+	mux.HandleFunc("GET /apps/{app}/dynos", d.withApp(d.listDynos))
+	mux.HandleFunc("POST /apps/{app}/dynos", d.withApp(d.createDyno))
+	mux.HandleFunc("DELETE /apps/{app}/dynos", d.withApp(d.restartDynos))
+	mux.HandleFunc("DELETE /apps/{app}/dynos/{dyno}", d.withApp(d.restartDynos))
+	mux.HandleFunc("POST /apps/{app}/dynos/{dyno}/actions/stop", d.withApp(d.stopDyno))
+	mux.HandleFunc("POST /apps/{app}/dynos/{dyno}/actions/kill", d.withApp(d.stopDyno))
+	mux.HandleFunc("POST /apps/{app}/log-sessions", d.withApp(d.logSession))
+	mux.HandleFunc("GET /apps/{app}/log-stream", d.withApp(d.logStream))
+	// dyno's own: the CLI changed a ledger and asks for it to take
+	// effect now rather than at the next poll.
+	mux.HandleFunc("POST /dyno/reconcile", func(w http.ResponseWriter, r *http.Request) {
+		d.Nudge()
+		w.WriteHeader(http.StatusAccepted)
+	})
+	return mux
+}
+
+// apiError is the Platform API's error body.
+type apiError struct {
+	ID      string `json:"id"`
+	Message string `json:"message"`
+}
+
+func writeError(w http.ResponseWriter, status int, id, format string, args ...any) {
+	writeJSON(w, status, apiError{ID: id, Message: fmt.Sprintf(format, args...)})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// withApp resolves {app} to a running app.
+func (d *Daemon) withApp(h func(http.ResponseWriter, *http.Request, *appRun)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("app")
+		a, ok := d.app(name)
+		if !ok {
+			// Created since the last look?
+			d.converge()
+			if a, ok = d.app(name); !ok {
+				writeError(w, http.StatusNotFound, "not_found", "Couldn't find that app: %s", name)
+				return
+			}
+		}
+		h(w, r, a)
+	}
+}
+
+func appJSON(name string) map[string]any {
+	return map[string]any{
+		"id": name, "name": name, "owner": map[string]string{"email": "dyno@localhost"},
+		"stack": map[string]string{"name": app.Stack}, "maintenance": false,
+		"web_url": "http://" + name + ".localhost/",
+	}
+}
+
+func (d *Daemon) listApps(w http.ResponseWriter, r *http.Request) {
+	names, err := d.cfg.Home.List()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	out := make([]map[string]any, 0, len(names))
+	for _, n := range names {
+		out = append(out, appJSON(n))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (d *Daemon) getApp(w http.ResponseWriter, r *http.Request, a *appRun) {
+	writeJSON(w, http.StatusOK, appJSON(a.name))
+}
+
+// ReleaseJSON is the Platform API's release.
+func ReleaseJSON(r ledger.Release, current int) map[string]any {
+	return map[string]any{
+		"id": strconv.Itoa(r.Version), "version": r.Version, "description": r.Description, "status": r.Status,
+		"current": r.Version == current, "eligible_for_rollback": r.Status == ledger.StatusSucceeded,
+		"created_at": r.Time.UTC().Format(time.RFC3339), "user": map[string]string{"email": r.User},
+	}
+}
+
+func (d *Daemon) listReleases(w http.ResponseWriter, r *http.Request, a *appRun) {
+	rels, err := a.app.Ledger.Releases(0)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	st, _ := a.app.Ledger.State()
+	cur := 0
+	if st != nil && st.Current != nil {
+		cur = st.Current.Version
+	}
+	out := make([]map[string]any, 0, len(rels))
+	for _, rel := range rels {
+		out = append(out, ReleaseJSON(rel, cur))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (d *Daemon) getConfig(w http.ResponseWriter, r *http.Request, a *appRun) {
+	st, err := a.app.Ledger.State()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	vars := map[string]string{}
+	if st.Current != nil {
+		maps.Copy(vars, st.Current.ConfigVars)
+	}
+	writeJSON(w, http.StatusOK, vars)
+}
+
+// FormationJSON is the Platform API's formation list.
+func FormationJSON(f ledger.Formation, rel *ledger.Release) []map[string]any {
+	out := []map[string]any{}
+	for _, t := range slices.Sorted(maps.Keys(f)) {
+		e := f[t]
+		out = append(out, map[string]any{"type": t, "quantity": e.Quantity, "size": app.SizeName(e.Size), "command": rel.ProcessTypes[t]})
+	}
+	return out
+}
+
+func (d *Daemon) getFormation(w http.ResponseWriter, r *http.Request, a *appRun) {
+	st, err := a.app.Ledger.State()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	if st.Current == nil {
+		writeJSON(w, http.StatusOK, []any{})
+		return
+	}
+	writeJSON(w, http.StatusOK, FormationJSON(app.FormationOf(st.Formation, st.Current), st.Current))
+}
+
+// DynoJSON is the Platform API's dyno, plus dyno's pid.
+func DynoJSON(s supervisor.DynoStatus, appName string) map[string]any {
+	size := s.Size
+	j := map[string]any{
+		"id": s.Name, "name": s.Name, "type": s.Type, "command": s.Command, "state": string(s.State),
+		"size": app.SizeName(size), "updated_at": s.Since.UTC().Format(time.RFC3339),
+		"app": map[string]string{"name": appName}, "pid": s.Pid,
+	}
+	if s.Memory > 0 {
+		j["memory_bytes"], j["cpu_seconds"] = s.Memory, s.CPU.Seconds()
+	}
+	return j
+}
+
+func (d *Daemon) listDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
+	out := []map[string]any{}
+	for _, s := range a.sup.Status() {
+		out = append(out, DynoJSON(s, a.name))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// createDyno is a detached one-off (dyno run --detached); attached runs
+// are dyno run's own, in the caller's terminal.
+func (d *Daemon) createDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
+	var body struct {
+		Command string `json:"command"`
+		Size    string `json:"size"`
+		Attach  bool   `json:"attach"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Command == "" {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "give the command to run: {\"command\": \"...\"}")
+		return
+	}
+	if body.Attach {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "attached runs are made by the dyno run command itself; ask for a detached one here")
+		return
+	}
+	c, err := a.runDetached(body.Command, body.Size)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, DynoJSON(supervisor.DynoStatus{Name: c.Name, Type: c.Type, Command: c.Command, State: supervisor.Starting, Since: time.Now(), Size: c.Size}, a.name))
+}
+
+func (d *Daemon) restartDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
+	if err := a.sup.Restart(r.PathValue("dyno")); err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{})
+}
+
+func (d *Daemon) stopDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
+	stop := a.sup.Stop
+	if r.URL.Path[len(r.URL.Path)-len("/kill"):] == "/kill" {
+		stop = a.sup.Kill
+	}
+	if err := stop(r.PathValue("dyno")); err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{})
+}
+
+// logSession answers with where to read the stream, as the Platform API
+// does; the URL is a path on this same socket.
+func (d *Daemon) logSession(w http.ResponseWriter, r *http.Request, a *appRun) {
+	var body struct {
+		Dyno     string `json:"dyno"`
+		DynoName string `json:"dyno_name"`
+		Type     string `json:"type"`
+		Source   string `json:"source"`
+		Tail     bool   `json:"tail"`
+		Lines    int    `json:"lines"`
+	}
+	json.NewDecoder(r.Body).Decode(&body)
+	q := url.Values{}
+	for k, v := range map[string]string{"dyno": firstNonEmpty(body.DynoName, body.Dyno, body.Type), "source": body.Source} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if body.Tail {
+		q.Set("tail", "true")
+	}
+	if body.Lines > 0 {
+		q.Set("lines", strconv.Itoa(body.Lines))
+	}
+	writeJSON(w, http.StatusCreated, map[string]string{"logplex_url": "/apps/" + a.name + "/log-stream?" + q.Encode()})
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// logStream writes the last lines stored, then, with tail, every new line
+// as it comes. The tail's buffer is bounded: a reader too slow for the
+// app loses lines (Logplex's L11), never stalls its dynos.
+func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
+	q := r.URL.Query()
+	f := logstore.Filter{Dyno: q.Get("dyno"), Source: q.Get("source")}
+	n := 100
+	if v, err := strconv.Atoi(q.Get("lines")); err == nil {
+		n = v
+	}
+	tail := q.Get("tail") == "true"
+	var t *logstore.Tail
+	if tail {
+		// Subscribe before reading history, so nothing falls between.
+		t = a.hub.Subscribe(f, 1024)
+		defer t.Close()
+	}
+	lines, err := logstore.Read(a.app.LogsDir(), f, n)
+	if err != nil && !errors.Is(err, errNoLogs) {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	flusher, _ := w.(http.Flusher)
+	shown := map[string]bool{}
+	for i, l := range lines {
+		w.Write(append(l.Raw, '\n'))
+		if i >= len(lines)-1024 {
+			shown[string(l.Raw)] = true
+		}
+	}
+	if flusher != nil {
+		flusher.Flush()
+	}
+	if t == nil {
+		return
+	}
+	// History and tail overlap by the lines written between the
+	// subscription and the read: the first tail lines already shown are
+	// skipped, until one was not.
+	skip := len(shown) > 0
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case line, ok := <-t.Lines():
+			if !ok {
+				return
+			}
+			if skip {
+				if shown[string(line[:len(line)-1])] {
+					continue
+				}
+				skip = false
+			}
+			if _, err := w.Write(line); err != nil {
+				return
+			}
+			if flusher != nil {
+				flusher.Flush()
+			}
+		}
+	}
+}
+
+var errNoLogs = errors.New("no logs")

@@ -1,0 +1,241 @@
+package daemon
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/dyno-run/dyno/isolate/cgroup"
+	"github.com/dyno-run/dyno/ledger"
+	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/logmux"
+	"github.com/dyno-run/dyno/supervisor/logstore"
+)
+
+// appRun is one app under the daemon: its dynos' supervisor, its logs,
+// and the release it runs.
+type appRun struct {
+	d    *Daemon
+	name string
+	app  *app.App
+
+	store *logstore.Store
+	hub   *logstore.Hub
+	logs  *logmux.Mux
+	sup   *supervisor.Supervisor
+
+	mu       sync.Mutex
+	seq      int // the ledger record last acted on
+	rel      *ledger.Release
+	slug     string
+	hold     io.Closer // keeps slugs:gc off the running slug
+	lower    string
+	dynos    map[string]supervisor.DynoConfig // by name, for the running release
+	lastErr  string
+	nextPort int
+}
+
+func (d *Daemon) openApp(name string) (*appRun, error) {
+	a, err := d.cfg.Home.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	store, err := logstore.Open(a.LogsDir(), logstore.Options{})
+	if err != nil {
+		return nil, err
+	}
+	r := &appRun{d: d, name: name, app: a, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
+	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
+	runner := supervisor.IsolatedRunner{
+		Spawner:   d.spawner,
+		StateDir:  a.DynosDir(),
+		CopyLower: d.copy,
+		Seccomp:   true,
+		Cgroups:   d.cgroups,
+		Profile:   true,
+	}
+	sizes, err := loadSizes(d.cfg.Home)
+	if err != nil {
+		return nil, err
+	}
+	runner.Sizes, runner.Size = sizes, sizes[app.DefaultSize]
+	r.sup = supervisor.NewSupervisor(supervisor.Options{
+		Runner:      runner,
+		Logs:        r.logs,
+		StopTimeout: d.cfg.StopTimeout,
+		BootTimeout: d.cfg.BootTimeout,
+		Restart:     d.cfg.Restart,
+		Cycle:       max(d.cfg.Cycle, 0),
+		CycleJitter: d.cfg.CycleJitter,
+	})
+	return r, nil
+}
+
+// fail says what keeps the app from its formation, once per distinct
+// error, in the daemon's log and the app's.
+func (r *appRun) fail(err error) {
+	r.mu.Lock()
+	same := r.lastErr == err.Error()
+	r.lastErr = err.Error()
+	r.mu.Unlock()
+	if !same {
+		r.d.logf("%s: %v", r.name, err)
+		r.logs.System("manager", err.Error())
+	}
+}
+
+// converge brings the app's dynos to what its ledger says, when the
+// ledger has changed since the last look.
+func (r *appRun) converge() error {
+	st, err := r.app.Ledger.State()
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if st.Seq == r.seq {
+		return nil
+	}
+	rel := st.Current
+	if rel == nil || rel.Slug == "" {
+		r.seq = st.Seq
+		r.sup.Reconcile(nil)
+		return nil
+	}
+	if rel.Slug != r.slug {
+		lower, err := r.app.Home().Slugs().Unpacked(rel.Slug)
+		if err != nil {
+			return err
+		}
+		hold, err := r.app.Home().Slugs().Acquire(rel.Slug)
+		if err != nil {
+			return err
+		}
+		// The old slug's hold goes once the new release's dynos are
+		// asked for; its old dynos keep their mounts meanwhile.
+		if r.hold != nil {
+			defer r.hold.Close()
+		}
+		r.slug, r.lower, r.hold = rel.Slug, lower, hold
+	}
+	newRelease := r.rel == nil || r.rel.Version != rel.Version
+	r.rel = rel
+	if newRelease {
+		// New environment or code: every dyno restarts (a fresh config
+		// for each), as Heroku restarts an app on a release.
+		r.dynos = map[string]supervisor.DynoConfig{}
+	}
+	desired := r.desired(rel, app.FormationOf(st.Formation, rel))
+	r.seq = st.Seq
+	r.lastErr = ""
+	r.sup.Reconcile(desired)
+	return nil
+}
+
+// desired builds the formation's dynos, reusing the config of each that
+// already runs this release at this size, so that it is not restarted.
+func (r *appRun) desired(rel *ledger.Release, f ledger.Formation) []supervisor.DynoConfig {
+	var out []supervisor.DynoConfig
+	keep := map[string]supervisor.DynoConfig{}
+	for _, t := range app.FormationTypes(rel) {
+		e := f[t]
+		for n := 1; n <= e.Quantity; n++ {
+			name := t + "." + strconv.Itoa(n)
+			c, ok := r.dynos[name]
+			if !ok || c.Size != e.Size {
+				c = r.dynoConfig(rel, t, name, e.Size)
+			}
+			keep[name] = c
+			out = append(out, c)
+		}
+	}
+	r.dynos = keep
+	return out
+}
+
+// dynoConfig is a new dyno of rel, with a port of its own: a replacement
+// starts while the dyno it replaces still stops, so they cannot share.
+func (r *appRun) dynoConfig(rel *ledger.Release, typ, name, size string) supervisor.DynoConfig {
+	port := r.d.allocPort()
+	return supervisor.DynoConfig{
+		Name: name, Type: typ, Command: rel.ProcessTypes[typ], Dir: "/app",
+		Env: app.DynoEnv(rel, name, port), Port: port, Web: typ == "web",
+		Lower: r.lower, Size: size, MemoryQuota: r.quota(size),
+	}
+}
+
+// quota is size's memory when limits are on (R14), else 0.
+func (r *appRun) quota(size string) int64 {
+	if r.d.cgroups == nil {
+		return 0
+	}
+	sizes, err := loadSizes(r.d.cfg.Home)
+	if err != nil {
+		return 0
+	}
+	return sizes[size].Memory
+}
+
+// runDetached starts run.N of the current release, its output to the
+// app's logs (dyno run --detached).
+func (r *appRun) runDetached(command, size string) (supervisor.DynoConfig, error) {
+	r.mu.Lock()
+	rel, lower := r.rel, r.lower
+	r.mu.Unlock()
+	if rel == nil {
+		return supervisor.DynoConfig{}, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", r.name, r.name)
+	}
+	if size == "" {
+		size = app.DefaultSize
+	}
+	if t, ok := rel.ProcessTypes[strings.Fields(command + " x")[0]]; ok {
+		// "dyno run --detached worker" runs the worker's command.
+		command = strings.TrimSpace(t + strings.TrimPrefix(command, strings.Fields(command)[0]))
+	}
+	name := fmt.Sprintf("run.%d", 1000+rand.IntN(9000))
+	port := r.d.allocPort()
+	c := supervisor.DynoConfig{
+		Name: name, Type: "run", Command: command, Dir: "/app",
+		Env: app.DynoEnv(rel, name, port), Port: port, Lower: lower, Size: size, MemoryQuota: r.quota(size),
+	}
+	r.logs.Line("api", []byte(fmt.Sprintf("Starting process with command `%s` by user %s", command, rel.User)))
+	return c, r.sup.StartOneOff(c)
+}
+
+// close stops the app's dynos and releases what it holds.
+func (r *appRun) close() {
+	r.sup.Shutdown()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.hold != nil {
+		r.hold.Close()
+		r.hold = nil
+	}
+	r.store.Close()
+}
+
+// allocPort hands out ports from 20000 to 29999 in turn, skipping any
+// that something listens on: each new dyno gets a port of its own (a
+// replacement starts while the dyno it replaces still stops), and ten
+// thousand starts pass before a number comes round again.
+func (d *Daemon) allocPort() int {
+	d.portMu.Lock()
+	defer d.portMu.Unlock()
+	for range 10000 {
+		d.port++
+		if d.port < 20000 || d.port > 29999 {
+			d.port = 20000
+		}
+		if !supervisor.Listening(d.port) {
+			break
+		}
+	}
+	return d.port
+}
+
+// loadSizes reads dyno.toml's sizes (Heroku's by default).
+func loadSizes(h app.Home) (map[string]cgroup.Size, error) { return cgroup.LoadSizes(h.SizesFile()) }

@@ -1,0 +1,111 @@
+package daemon
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"syscall"
+	"time"
+)
+
+// ErrNotRunning says no daemon answers on the socket.
+var ErrNotRunning = errors.New("the dyno daemon is not running; start it with dyno daemon (or systemctl start dyno)")
+
+// Client talks to a daemon's API over its unix socket.
+type Client struct {
+	socket string
+	http   *http.Client
+}
+
+// NewClient returns a client of the daemon listening on socket.
+func NewClient(socket string) *Client {
+	return &Client{socket: socket, http: &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var dialer net.Dialer
+			return dialer.DialContext(ctx, "unix", socket)
+		},
+	}}}
+}
+
+// Do sends a request with body as JSON and decodes the answer into out
+// (when not nil). An API error comes back as an error with its message.
+func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
+	resp, err := c.send(ctx, method, path, body)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e apiError
+		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Message != "" {
+			return errors.New(e.Message)
+		}
+		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// Stream copies a streamed answer (the log stream) to w until it ends or
+// ctx is done.
+func (c *Client) Stream(ctx context.Context, path string, w io.Writer) error {
+	resp, err := c.send(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		var e apiError
+		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Message != "" {
+			return errors.New(e.Message)
+		}
+		return fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	_, err = io.Copy(w, resp.Body)
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://dyno"+path, r)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", "application/vnd.heroku+json; version=3")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+			return nil, ErrNotRunning
+		}
+		return nil, err
+	}
+	return resp, nil
+}
+
+// Nudge asks a running daemon to act on a ledger change now; without a
+// daemon it is a no-op (the change waits in the ledger for the next start).
+func (c *Client) Nudge() {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	c.Do(ctx, http.MethodPost, "/dyno/reconcile", nil, nil)
+}
