@@ -64,9 +64,11 @@ func newAppsCreateCommand() *cobra.Command {
 				return err
 			}
 			name := args[0]
-			if _, err := h.Create(name, userName()); err != nil {
+			a, err := h.Create(name, userName())
+			if err != nil {
 				return err
 			}
+			apiLog(a, "Initial release", "Release v1 created")
 			fmt.Fprintf(cmd.OutOrStdout(), "Creating ⬢ %s... done\n", name)
 			return nil
 		},

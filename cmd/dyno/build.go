@@ -59,7 +59,8 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			}
 			cwd, _ := os.Getwd()
 			out := cmd.OutOrStdout()
-			_, err = a.Build(cmd.Context(), app.BuildOptions{
+			apiLog(a, "Build started")
+			rel, err := a.Build(cmd.Context(), app.BuildOptions{
 				Source:     src,
 				Buildpacks: refs,
 				Installed:  installed,
@@ -71,8 +72,13 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 				Exec:       exec,
 				RunRelease: releaseRunner(a, out),
 			})
+			if rel.Version > 0 {
+				apiLog(a, rel.Description, fmt.Sprintf("Release v%d created", rel.Version))
+				nudge()
+			}
 			var be *buildpacks.BuildError
 			if errors.As(err, &be) {
+				apiLog(a, "Build failed")
 				// The buildpack's own lines already said what failed.
 				return exitStatus(1)
 			}

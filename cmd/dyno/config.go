@@ -120,6 +120,7 @@ func newConfigSetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			apiLog(a, rel.Description, fmt.Sprintf("Release v%d created", rel.Version))
 			fmt.Fprintf(out, "Setting %s and restarting ⬢ %s... done, v%d\n", strings.Join(keys, ", "), a.Name, rel.Version)
 			printConfig(out, set)
 			return releasePhase(cmd, a, rel)
@@ -146,6 +147,7 @@ func newConfigUnsetCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			apiLog(a, rel.Description, fmt.Sprintf("Release v%d created", rel.Version))
 			fmt.Fprintf(out, "Unsetting %s and restarting ⬢ %s... done, v%d\n", strings.Join(args, ", "), a.Name, rel.Version)
 			return releasePhase(cmd, a, rel)
 		},
@@ -186,6 +188,8 @@ func shellQuoteValue(v string) string {
 // releasePhase runs rel's release phase when it has one (a config change
 // restarts the app on Heroku, and runs the release phase first).
 func releasePhase(cmd *cobra.Command, a *app.App, rel ledger.Release) error {
+	// A running daemon restarts the app on the new release now.
+	defer nudge()
 	if rel.Status != ledger.StatusPending {
 		return nil
 	}

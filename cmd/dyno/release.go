@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"maps"
 	"strconv"
 	"time"
 
@@ -14,22 +13,6 @@ import (
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 )
-
-// releaseEnv is a dyno's environment on a release: the config vars, then
-// what the dyno manager sets (heroku.md §4: PORT, DYNO, HOME=/app, a
-// plain PATH); nothing of the host's.
-func releaseEnv(rel *ledger.Release, name string, port int) []string {
-	vars := map[string]string{"PATH": "/usr/local/bin:/usr/bin:/bin"}
-	maps.Copy(vars, rel.ConfigVars)
-	vars["PORT"] = strconv.Itoa(port)
-	vars["DYNO"] = name
-	vars["HOME"] = "/app"
-	env := make([]string, 0, len(vars))
-	for k, v := range vars {
-		env = append(env, k+"="+v)
-	}
-	return env
-}
 
 // releaseRunner returns what runs a release phase for app a: the release
 // command in a one-off dyno release.N of the new release, isolated, its
@@ -55,7 +38,7 @@ func releaseRunner(a *app.App, out io.Writer) func(context.Context, ledger.Relea
 			Name:    name,
 			Command: rel.ProcessTypes["release"],
 			Dir:     "/app",
-			Env:     releaseEnv(&rel, name, 5000),
+			Env:     app.DynoEnv(&rel, name, 5000),
 		}, 30*time.Second)
 	}
 }

@@ -228,6 +228,7 @@ func newReleasesRollbackCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			apiLog(a, rel.Description, fmt.Sprintf("Release v%d created", rel.Version))
 			fmt.Fprintf(out, "Rolling back ⬢ %s to v%s... done, v%d\n", a.Name, strings.TrimPrefix(rel.Description, "Rollback to v"), rel.Version)
 			fmt.Fprintln(out, " ▸    Rollback affects code and config vars; it doesn't add or remove addons.")
 			fmt.Fprintf(out, " ▸    To undo, run: dyno rollback v%d\n", rel.Version-1)

@@ -16,7 +16,8 @@ prefixed logs, crash restarts with back-off and a clean stop with nothing left b
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddCommand(newStartCommand(), newRunCommand(), newCheckCommand(), newVersionCommand(),
-		newBuildCommand(), newSlugsGCCommand())
+		newBuildCommand(), newSlugsGCCommand(), newDaemonCommand(), newLogsCommand())
+	addPsCommands(root)
 	addAppsCommands(root)
 	addConfigCommands(root)
 	addReleasesCommands(root)

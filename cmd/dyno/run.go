@@ -1,14 +1,17 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/project"
 	"github.com/spf13/cobra"
@@ -23,6 +26,8 @@ type runOptions struct {
 	isolate     isolateOptions
 	app         string
 	procfileSet bool
+	detached    bool
+	size        string
 }
 
 func newRunCommand() *cobra.Command {
@@ -52,10 +57,14 @@ reach the command as they are (bash -c 'echo hi').`,
 	f.IntVarP(&o.port, "port", "p", 0, "PORT for the command (default PORT from the env files, else $PORT, else 5000)")
 	o.isolate.addFlags(f, "run in a throwaway dyno: namespaces, /app an ephemeral overlay of the folder, no capabilities, cgroup limits")
 	appFlag(cmd, &o.app)
+	f.BoolVar(&o.detached, "detached", false, "with -a: run in the background under the daemon, output to the app's logs (dyno logs -d run.N)")
 	return cmd
 }
 
 func runRun(o runOptions, args []string) error {
+	if o.detached {
+		return runDetached(o, args)
+	}
 	spawner, err := isolate.NewSpawner()
 	if err != nil {
 		return err
@@ -252,11 +261,38 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 		hold.Close()
 		return isolate.Spec{}, none, err
 	}
-	spec := isolate.Spec{Name: name, Argv: isolate.ProfileArgv(command), Dir: "/app", Env: releaseEnv(rel, name, port), Sandbox: sb}
+	spec := isolate.Spec{Name: name, Argv: isolate.ProfileArgv(command), Dir: "/app", Env: app.DynoEnv(rel, name, port), Sandbox: sb}
 	return spec, func() {
 		supervisor.RemoveLeaf(leaf)
 		hold.Close()
 	}, nil
+}
+
+// runDetached asks the daemon for a one-off run.N of the app's current
+// release whose output goes to the app's logs; ps lists it, ps:stop ends it.
+func runDetached(o runOptions, args []string) error {
+	if !useApp(o.app, o.procfile, o.procfileSet) {
+		return fmt.Errorf("--detached runs under the daemon: give the app with -a APP")
+	}
+	a, err := openApp(o.app)
+	if err != nil {
+		return err
+	}
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	command := commandLine(args)
+	var d struct {
+		Name string `json:"name"`
+	}
+	body := map[string]any{"command": command, "attach": false, "size": o.isolate.size}
+	if err := c.Do(context.Background(), http.MethodPost, "/apps/"+a.Name+"/dynos", body, &d); err != nil {
+		return err
+	}
+	fmt.Printf("Running `%s` on ⬢ %s... up, %s\n", command, a.Name, d.Name)
+	fmt.Printf("Run `dyno logs -a %s -d %s` to view the output.\n", a.Name, d.Name)
+	return nil
 }
 
 // warn says on stderr what the dyno's start fell back on.

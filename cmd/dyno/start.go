@@ -1,17 +1,12 @@
 package main
 
 import (
-	"fmt"
-	"maps"
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
-	"github.com/dyno-run/dyno/isolate/cgroup"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/project"
@@ -219,77 +214,23 @@ func runStart(o startOptions, only []string) error {
 }
 
 // isolatedRunner returns a runner that puts each dyno in a sandbox over
-// dir. With probe, a throwaway dyno finds out first what the host
-// allows, so a formation's dynos do not each discover it; a one-off
-// skips that (it would double its start-up) and reports what its own
-// start finds. What the host lacks is said in one line on stderr; what
-// cannot work at all is an error.
+// dir (supervisor.NewIsolatedRunner), with this home's sizes; with
+// probe, what the host withholds is said on stderr.
 func isolatedRunner(spawner *isolate.Spawner, dir, stateDir string, o isolateOptions, probe bool) (supervisor.IsolatedRunner, error) {
-	var none supervisor.IsolatedRunner
 	home, err := dynoHome()
 	if err != nil {
-		return none, err
+		return supervisor.IsolatedRunner{}, err
 	}
-	sizes, err := cgroup.LoadSizes(filepath.Join(home, "dyno.toml"))
-	if err != nil {
-		return none, err
-	}
-	size, ok := sizes[strings.ToLower(o.size)]
-	if !ok {
-		return none, fmt.Errorf("unknown dyno size %q; use one of %s, or add it to %s", o.size, strings.Join(slices.Sorted(maps.Keys(sizes)), ", "), filepath.Join(home, "dyno.toml"))
-	}
-	dynos := filepath.Join(home, "dynos")
-	// Directories of dynos whose init died with a crash of the host or
-	// of dyno; live ones are locked and kept.
-	if _, err := isolate.SweepDynoDirs(stateDir); err != nil {
-		return none, err
-	}
-	r := supervisor.IsolatedRunner{
-		Spawner:  spawner,
-		Lower:    dir,
-		StateDir: stateDir,
-		Seccomp:  true,
-		Size:     size,
-	}
-	if probe {
-		res, err := spawner.Probe(dynos)
-		if err != nil {
-			return none, err
-		}
-		if res.Warning != "" {
-			fmt.Fprintln(os.Stderr, "dyno: "+res.Warning)
-		}
-		r.CopyLower = !res.Overlay
-	}
-	cg := cgroup.ProbeSystem("/sys/fs/cgroup", "/proc/self/cgroup")
-	if !cg.Usable {
-		if o.requireLimits {
-			return none, fmt.Errorf("--require-limits: %s", cg.Reason)
-		}
-		// Said once per formation; a one-off's output is the command's
-		// own, often captured by a script.
-		if probe {
-			fmt.Fprintln(os.Stderr, "dyno: "+cg.Reason)
-		}
-		return r, nil
-	}
-	tree, err := cgroup.Setup(cg.Path, os.Getpid())
-	if err == nil && o.requireLimits {
-		err = tree.Refused()
-	}
-	if err != nil {
-		if o.requireLimits {
-			return none, fmt.Errorf("--require-limits: %w", err)
-		}
-		fmt.Fprintf(os.Stderr, "dyno: cgroup v2 limits are off: %v\n", err)
-		return r, nil
-	}
-	if err := tree.Refused(); err != nil {
-		fmt.Fprintf(os.Stderr, "dyno: some cgroup v2 limits are off: %v\n", err)
-	}
-	tree.Sweep()
-	r.Cgroups = tree
-	return r, nil
+	return supervisor.NewIsolatedRunner(spawner, supervisor.IsolationConfig{
+		Lower:         dir,
+		StateDir:      stateDir,
+		ProbeDir:      filepath.Join(home, "dynos"),
+		SizesFile:     filepath.Join(home, "dyno.toml"),
+		Size:          o.size,
+		Probe:         probe,
+		RequireLimits: o.requireLimits,
+		Warn:          os.Stderr,
+	})
 }
 
 // localStateDir is where a project folder's isolated dynos keep their

@@ -90,7 +90,7 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 			port := project.Port(base, i, n)
 			plan.formation = append(plan.formation, supervisor.DynoConfig{
 				Name: name, Type: t, Command: rel.ProcessTypes[t], Dir: "/app",
-				Env: releaseEnv(rel, name, port), Port: port, Web: t == "web", MemoryQuota: quota,
+				Env: app.DynoEnv(rel, name, port), Port: port, Web: t == "web", MemoryQuota: quota,
 			})
 		}
 	}

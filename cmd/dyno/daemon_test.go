@@ -1,0 +1,260 @@
+package main
+
+// dyno daemon through the binary, as an unprivileged user: a real daemon
+// on a temporary home and socket, apps built with the fixture buildpack.
+
+import (
+	"bufio"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// daemonProc is a running dyno daemon.
+type daemonProc struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	out  *strings.Builder
+	done chan struct{}
+}
+
+func (e *isolatedEnv) startDaemon(t *testing.T) *daemonProc {
+	t.Helper()
+	cmd := e.command("daemon")
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &daemonProc{t: t, cmd: cmd, out: &out, done: make(chan struct{})}
+	go func() {
+		cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() { p.stop(syscall.SIGKILL) })
+	exited := p.done
+	// Ready once its socket answers.
+	sock := filepath.Join(e.home, "dyno.sock")
+	e.eventually(t, "the daemon's socket", func() bool {
+		select {
+		case <-exited:
+			t.Fatalf("the daemon exited:\n%s", out.String())
+		default:
+		}
+		c, err := net.Dial("unix", sock)
+		if err != nil {
+			return false
+		}
+		c.Close()
+		return true
+	})
+	return p
+}
+
+// stop signals the daemon and waits for it.
+func (p *daemonProc) stop(sig syscall.Signal) {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(sig)
+	<-p.done
+}
+
+// eventually polls cond until it holds; the states it waits for (a dyno
+// up, a line logged) are events the daemon reaches asynchronously.
+func (e *isolatedEnv) eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitPs waits until dyno ps matches all of res.
+func (e *isolatedEnv) waitPs(t *testing.T, appName string, res ...string) string {
+	t.Helper()
+	var out string
+	e.eventually(t, "ps to show "+strings.Join(res, ", "), func() bool {
+		out, _ = e.dynoOut(t, "ps", "-a", appName)
+		for _, r := range res {
+			if !regexp.MustCompile(r).MatchString(out) {
+				return false
+			}
+		}
+		return true
+	})
+	return out
+}
+
+// waitLog waits until the app's logs hold a line matching re.
+func (e *isolatedEnv) waitLog(t *testing.T, appName, re string) {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	e.eventually(t, "a log line matching "+re, func() bool {
+		out, _ := e.dynoOut(t, "logs", "-a", appName, "-n", "2000")
+		return rx.MatchString(out)
+	})
+}
+
+// deployFixture creates app name and builds a release of it.
+func (e *isolatedEnv) deployFixture(t *testing.T, name, procfile string) {
+	t.Helper()
+	e.must(t, "apps:create", name)
+	src := source(t, map[string]string{".fixture": "", "Procfile": procfile})
+	e.must(t, "build", src, "-a", name, "-b", "fixture")
+}
+
+const daemonProcfile = "web: exec python3 -m http.server $PORT\nworker: echo \"worker FOO=$FOO\"; exec sleep 1000\n"
+
+func TestDaemonFormation(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "demo", daemonProcfile)
+	d := e.startDaemon(t)
+
+	// First deploy: web at 1, the rest at 0, as on Heroku.
+	out := e.waitPs(t, "demo", `(?m)^web\.1: up `)
+	if strings.Contains(out, "worker.") {
+		t.Errorf("worker started without being scaled:\n%s", out)
+	}
+	wantLines(t, out, "=== web (Standard-1X): exec python3 -m http.server $PORT (1)")
+
+	wantLines(t, e.must(t, "ps:scale", "worker=2", "-a", "demo"),
+		"Scaling dynos... done, now running web at 1:Standard-1X, worker at 2:Standard-1X.")
+	e.waitPs(t, "demo", `(?m)^worker\.1: up `, `(?m)^worker\.2: up `)
+	e.waitLog(t, "demo", `app\[api\]: Scaled to web@1:Standard-1X worker@2:Standard-1X by user `)
+
+	// A config change restarts the dynos on the new environment.
+	e.must(t, "config:set", "FOO=bar", "-a", "demo")
+	e.waitLog(t, "demo", `app\[worker\.1\]: worker FOO=bar`)
+	e.waitLog(t, "demo", `app\[api\]: Set FOO config vars by user `)
+
+	// Rollback: the old environment again.
+	e.must(t, "rollback", "-a", "demo")
+	e.waitLog(t, "demo", `(?sm)worker FOO=bar.*app\[worker\.1\]: worker FOO=$`)
+
+	e.must(t, "ps:scale", "worker=0", "-a", "demo")
+	e.eventually(t, "workers to go", func() bool {
+		out, _ := e.dynoOut(t, "ps", "-a", "demo")
+		return !strings.Contains(out, "worker.")
+	})
+
+	// Log filters read the stored lines without the daemon's help.
+	logs := e.must(t, "logs", "-a", "demo", "-p", "worker", "-n", "500")
+	for _, l := range strings.Split(strings.TrimSpace(logs), "\n") {
+		if !regexp.MustCompile(`\[worker\.\d\]: `).MatchString(l) {
+			t.Errorf("-p worker let through %q", l)
+		}
+	}
+	heroku := e.must(t, "logs", "-a", "demo", "-s", "heroku", "-n", "500")
+	if strings.Contains(heroku, "app[") || !strings.Contains(heroku, "heroku[web.1]: State changed from starting to up") {
+		t.Errorf("-s heroku:\n%s", heroku)
+	}
+
+	d.stop(syscall.SIGTERM)
+	if d.cmd.ProcessState.ExitCode() != 0 {
+		t.Errorf("daemon exit %d:\n%s", d.cmd.ProcessState.ExitCode(), d.out)
+	}
+	e.waitLog(t, "demo", `heroku\[web\.1\]: Stopping all processes with SIGTERM`)
+}
+
+func TestDaemonRestartsCrashesAndOneOffs(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "crashy", "web: exec python3 -m http.server $PORT\ncrasher: echo boom; exit 1\n")
+	e.startDaemon(t)
+	e.waitPs(t, "crashy", `(?m)^web\.1: up `)
+	e.must(t, "ps:scale", "crasher=1", "-a", "crashy")
+	// First restart immediate, then the back-off: 1 s.
+	e.waitLog(t, "crashy", `heroku\[crasher\.1\]: Restarting in 1s`)
+
+	// ps:restart of a type, and a detached one-off.
+	wantLines(t, e.must(t, "ps:restart", "web", "-a", "crashy"), "Restarting web dynos on ⬢ crashy... done")
+	e.waitLog(t, "crashy", `heroku\[web\.1\]: Restarting`)
+	out := e.must(t, "run", "--detached", "-a", "crashy", "echo detached-hi; exec sleep 1000")
+	m := regexp.MustCompile(`up, (run\.\d+)`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("run --detached: %q", out)
+	}
+	e.waitPs(t, "crashy", `(?m)^=== run: one-off processes \(1\)`, regexp.QuoteMeta(m[1])+` \(Standard-1X\): up `)
+	e.waitLog(t, "crashy", `app\[`+regexp.QuoteMeta(m[1])+`\]: detached-hi`)
+	wantLines(t, e.must(t, "ps:stop", m[1], "-a", "crashy"), "Stopping "+m[1])
+	e.eventually(t, "the one-off to end for good", func() bool {
+		out, _ := e.dynoOut(t, "ps", "-a", "crashy")
+		return !strings.Contains(out, m[1])
+	})
+}
+
+// kill -9 of the daemon: nothing survives; a change made while it is down
+// is picked up when it starts again, at the same formation.
+func TestDaemonKill9AndRestart(t *testing.T) {
+	marker := uniqueSleep()
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "sturdy", "web: exec python3 -m http.server $PORT\nworker: exec sleep "+marker+"\n")
+	d := e.startDaemon(t)
+	e.must(t, "ps:scale", "worker=1", "-a", "sturdy")
+	e.waitPs(t, "sturdy", `(?m)^worker\.1: up `, `(?m)^web\.1: up `)
+	d.stop(syscall.SIGKILL)
+	waitMarkerGone(t, marker, time.Second)
+
+	// A second daemon on the same home is refused while one runs.
+	d = e.startDaemon(t)
+	out, st := e.dynoOut(t, "daemon")
+	if st == 0 || !strings.Contains(out, "already runs on") {
+		t.Errorf("second daemon: exit %d, %q", st, out)
+	}
+	e.waitPs(t, "sturdy", `(?m)^worker\.1: up `, `(?m)^web\.1: up `)
+	d.stop(syscall.SIGTERM)
+
+	e.must(t, "ps:scale", "worker=2", "-a", "sturdy")
+	e.startDaemon(t)
+	e.waitPs(t, "sturdy", `(?m)^worker\.1: up `, `(?m)^worker\.2: up `, `(?m)^web\.1: up `)
+}
+
+// A tail follows new lines live.
+func TestDaemonLogsTail(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "tails", daemonProcfile)
+	e.startDaemon(t)
+	e.waitPs(t, "tails", `(?m)^web\.1: up `)
+	cmd := e.command("logs", "--tail", "-a", "tails", "-p", "worker", "-n", "1")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	e.must(t, "ps:scale", "worker=1", "-a", "tails")
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("tail ended")
+			}
+			if strings.Contains(l, "heroku[web") || strings.Contains(l, "app[api]") {
+				t.Errorf("tail filter let through %q", l)
+			}
+			if strings.Contains(l, "app[worker.1]: worker FOO=") {
+				return
+			}
+		case <-deadline:
+			t.Fatal("the worker's line never reached the tail")
+		}
+	}
+}
