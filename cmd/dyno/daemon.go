@@ -61,6 +61,7 @@ func runDaemon() error {
 		CycleJitter: settings.CycleJitter,
 		StopTimeout: settings.StopTimeout,
 		BootTimeout: settings.BootTimeout,
+		LogKeep:     settings.LogKeep,
 		Socket:      daemon.SocketPath(h.Dir, os.Environ()),
 		Log:         os.Stderr,
 		Ready:       func() { notify.Ready() },

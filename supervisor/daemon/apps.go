@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/isolate/cgroup"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
@@ -44,7 +45,12 @@ func (d *Daemon) openApp(name string) (*appRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	store, err := logstore.Open(a.LogsDir(), logstore.Options{})
+	// Directories of dynos killed with a daemon that died; live ones
+	// are locked by their inits and kept.
+	if _, err := isolate.SweepDynoDirs(a.DynosDir()); err != nil {
+		return nil, err
+	}
+	store, err := logstore.Open(a.LogsDir(), logstore.Options{KeepBytes: d.cfg.LogKeep})
 	if err != nil {
 		return nil, err
 	}
@@ -63,6 +69,9 @@ func (d *Daemon) openApp(name string) (*appRun, error) {
 		return nil, err
 	}
 	runner.Sizes, runner.Size = sizes, sizes[app.DefaultSize]
+	// A warm init per app: restarts, scale-ups and new releases skip
+	// the init's clone, exec and runtime start-up.
+	go d.spawner.WarmUp(a.DynosDir())
 	r.sup = supervisor.NewSupervisor(supervisor.Options{
 		Runner:      runner,
 		Logs:        r.logs,

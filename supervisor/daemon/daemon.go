@@ -48,6 +48,9 @@ type Config struct {
 	Cycle, CycleJitter time.Duration
 	StopTimeout        time.Duration // 0: 30 s
 	BootTimeout        time.Duration // 0: 60 s
+	// LogKeep is how much of each app's logs is kept, in bytes (never
+	// fewer than 1,500 lines); 0 means 100 MB.
+	LogKeep int64
 	// Log gets the daemon's own lines (journald-friendly: one line each,
 	// no timestamp of its own).
 	Log io.Writer
@@ -90,6 +93,10 @@ type Daemon struct {
 	mu   sync.Mutex
 	apps map[string]*appRun
 
+	// convergeMu makes one converge at a time: the main loop's and an
+	// API request's for an app it does not know yet.
+	convergeMu sync.Mutex
+
 	portMu sync.Mutex
 	port   int // the last port handed out
 }
@@ -128,6 +135,7 @@ func Run(ctx context.Context, cfg Config) error {
 	if d.spawner, err = isolate.NewSpawner(); err != nil {
 		return err
 	}
+	d.spawner.Prewarm = true
 	defer d.spawner.Close()
 	probe, err := d.spawner.Probe(cfg.Home.DynosDir())
 	if err != nil {
@@ -200,6 +208,8 @@ func (d *Daemon) Nudge() {
 // converge brings every app to its ledger's state: new apps start,
 // destroyed ones stop, changed ones reconcile.
 func (d *Daemon) converge() {
+	d.convergeMu.Lock()
+	defer d.convergeMu.Unlock()
 	names, err := d.cfg.Home.List()
 	if err != nil {
 		d.logf("list apps: %v", err)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+	"github.com/dyno-run/dyno/isolate/cgroup"
 )
 
 // Settings are the daemon's knobs in dyno.toml's [daemon] table:
@@ -18,7 +19,9 @@ import (
 //	cycle_jitter = "216m"  # plus up to this much, per dyno
 //	stop_timeout = "30s"   # SIGTERM to SIGKILL
 //	boot_timeout = "60s"   # a web dyno must listen on $PORT within it (R10)
+//	log_keep = "100MB"     # logs kept per app (never fewer than 1,500 lines)
 type Settings struct {
+	LogKeep     int64
 	RestartCap  time.Duration
 	Cycle       time.Duration // negative: off
 	CycleJitter time.Duration
@@ -29,7 +32,7 @@ type Settings struct {
 // DefaultSettings are Heroku's numbers.
 func DefaultSettings() Settings {
 	return Settings{RestartCap: 20 * time.Minute, Cycle: 24 * time.Hour, CycleJitter: 216 * time.Minute,
-		StopTimeout: 30 * time.Second, BootTimeout: 60 * time.Second}
+		StopTimeout: 30 * time.Second, BootTimeout: 60 * time.Second, LogKeep: 100 << 20}
 }
 
 // LoadSettings reads the [daemon] table of dyno.toml at path; a missing
@@ -64,8 +67,15 @@ func LoadSettings(path string) (Settings, error) {
 			target = &s.StopTimeout
 		case "boot_timeout":
 			target = &s.BootTimeout
+		case "log_keep":
+			n, err := cgroup.ParseBytes(v)
+			if err != nil || n <= 0 {
+				return s, fmt.Errorf("%s: daemon.log_keep: %q is not a size; write it like \"100MB\"", path, v)
+			}
+			s.LogKeep = n
+			continue
 		default:
-			return s, fmt.Errorf("%s: daemon.%s is not a setting; use restart_cap, cycle, cycle_jitter, stop_timeout or boot_timeout", path, k)
+			return s, fmt.Errorf("%s: daemon.%s is not a setting; use restart_cap, cycle, cycle_jitter, stop_timeout, boot_timeout or log_keep", path, k)
 		}
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 && k != "cycle_jitter" || d < 0 {
