@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/slug"
 )
 
@@ -113,7 +114,7 @@ func Run(ctx context.Context, b Build) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer removeTree(r.work)
+	defer fsutil.RemoveAll(r.work)
 	return r.run(ctx)
 }
 
@@ -160,7 +161,7 @@ func newBuilder(b Build) (r *builder, err error) {
 	}
 	defer func() {
 		if err != nil {
-			removeTree(r.work)
+			fsutil.RemoveAll(r.work)
 		}
 	}()
 	r.home = filepath.Join(r.work, "home")

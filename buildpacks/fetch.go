@@ -14,6 +14,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // fetchTimeout bounds one download or clone. Fetch takes no context,
@@ -62,11 +64,11 @@ func fetch(ctx context.Context, ref, baseDir, workDir string) (*Buildpack, error
 		return nil, fmt.Errorf("fetch buildpack %s: %w", ref, err)
 	}
 	if err := fetchInto(ctx, ref, baseDir, dir); err != nil {
-		removeTree(dir)
+		fsutil.RemoveAll(dir)
 		return nil, fmt.Errorf("fetch buildpack %s: %w", ref, err)
 	}
 	if info, err := os.Stat(filepath.Join(dir, "bin", "compile")); err != nil || !info.Mode().IsRegular() {
-		removeTree(dir)
+		fsutil.RemoveAll(dir)
 		return nil, fmt.Errorf("fetch buildpack %s: not a buildpack: it has no bin/compile", ref)
 	}
 	return &Buildpack{Ref: ref, Dir: dir}, nil
@@ -111,7 +113,7 @@ func fetchInto(ctx context.Context, ref, baseDir, dir string) error {
 		return gitClone(ctx, loc, frag, dir)
 	}
 	if _, err := os.Stat(filepath.Join(loc, "bin")); err == nil {
-		return copyTree(loc, dir)
+		return fsutil.CopyTree(loc, dir, skipGit)
 	}
 	// A bare repository has no files to copy, only history to clone.
 	if err := gitCommand(ctx, "-C", loc, "rev-parse", "--git-dir").Run(); err == nil {
@@ -221,7 +223,7 @@ func gitClone(ctx context.Context, url, ref, dir string) error {
 // emptyDir leaves dir existing and empty, as a failed clone may have
 // left it either with some files or without the directory itself.
 func emptyDir(dir string) error {
-	if err := removeTree(dir); err != nil {
+	if err := fsutil.RemoveAll(dir); err != nil {
 		return err
 	}
 	return os.Mkdir(dir, 0o700)

@@ -8,6 +8,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // A slugPattern is one line of a .slugignore file, split at "/".
@@ -126,7 +128,7 @@ func applySlugignore(dir, shownAs string) error {
 			if !pat.match(rel, d.IsDir()) {
 				continue
 			}
-			if err := removeTree(p); err != nil {
+			if err := fsutil.RemoveAll(p); err != nil {
 				return fmt.Errorf("applying .slugignore: %w", err)
 			}
 			if d.IsDir() {

@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // PrepareSource copies an app's source into dst, which must not exist,
@@ -41,7 +43,7 @@ func PrepareSource(src, dst string) (sourceVersion string, err error) {
 	}
 	defer func() {
 		if err != nil {
-			removeTree(dst)
+			fsutil.RemoveAll(dst)
 		}
 	}()
 
@@ -53,7 +55,7 @@ func PrepareSource(src, dst string) (sourceVersion string, err error) {
 		if err := gitArchive(ctx, src, sourceVersion, dst); err != nil {
 			return "", err
 		}
-	} else if err := copyTree(src, dst); err != nil {
+	} else if err := fsutil.CopyTree(src, dst, skipGit); err != nil {
 		return "", fmt.Errorf("prepare source: copying %s: %w", src, err)
 	}
 	if err := applySlugignore(dst, filepath.Join(src, ".slugignore")); err != nil {

@@ -3,12 +3,12 @@ package isolate
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -257,7 +257,7 @@ func mountOverlay(c *SandboxConfig, app string) error {
 
 // mountCopy copies Lower into Upper and binds that on app.
 func mountCopy(c *SandboxConfig, app string) error {
-	if err := copyTree(c.Lower, c.Upper); err != nil {
+	if err := fsutil.CopyTree(c.Lower, c.Upper, nil); err != nil {
 		return fmt.Errorf("copy %s for /app: %w", c.Lower, err)
 	}
 	if err := unix.Mount(c.Upper, app, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
@@ -342,56 +342,4 @@ func touch(path string) error {
 		return err
 	}
 	return f.Close()
-}
-
-// copyTree copies src into dst (which exists), keeping modes and
-// symlinks; special files are skipped.
-func copyTree(src, dst string) error {
-	return filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(src, path)
-		if err != nil {
-			return err
-		}
-		target := filepath.Join(dst, rel)
-		info, err := d.Info()
-		if err != nil {
-			return err
-		}
-		switch {
-		case d.IsDir():
-			if rel == "." {
-				return os.Chmod(dst, info.Mode().Perm())
-			}
-			return os.Mkdir(target, info.Mode().Perm()|0o200)
-		case info.Mode()&fs.ModeSymlink != 0:
-			link, err := os.Readlink(path)
-			if err != nil {
-				return err
-			}
-			return os.Symlink(link, target)
-		case info.Mode().IsRegular():
-			return copyFile(path, target, info.Mode().Perm())
-		}
-		return nil
-	})
-}
-
-func copyFile(src, dst string, mode fs.FileMode) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }

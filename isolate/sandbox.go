@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -90,7 +91,7 @@ func makeDynoDir(parent, id string) (*dynoDir, error) {
 		if lock != nil {
 			lock.Close()
 		}
-		removeTree(path)
+		fsutil.RemoveAll(path)
 		return nil, fmt.Errorf("lock dyno dir %s: %w", path, err)
 	}
 	d.lock = lock
@@ -105,25 +106,7 @@ func makeDynoDir(parent, id string) (*dynoDir, error) {
 
 func (d *dynoDir) remove() error {
 	d.lock.Close()
-	return removeTree(d.path)
-}
-
-// removeTree removes a dyno's directory. Overlay makes work/work with mode
-// 000, and an app may leave unreadable directories in its upper layer, so
-// plain RemoveAll fails with EACCES; give the owner access first.
-func removeTree(path string) error {
-	// WalkDir calls the function on a directory before reading it, so
-	// the chmod comes first.
-	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	if err := os.RemoveAll(path); err != nil {
-		return fmt.Errorf("remove dyno dir: %w", err)
-	}
-	return nil
+	return fsutil.RemoveAll(d.path)
 }
 
 // SweepDynoDirs removes the directories of dynos under parent that no
@@ -147,14 +130,14 @@ func SweepDynoDirs(parent string) (int, error) {
 		if err != nil {
 			// No lock yet: being created right now, or broken long ago.
 			if info, serr := os.Stat(path); serr == nil && time.Since(info.ModTime()) > time.Minute {
-				if removeTree(path) == nil {
+				if fsutil.RemoveAll(path) == nil {
 					removed++
 				}
 			}
 			continue
 		}
 		if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			if removeTree(path) == nil {
+			if fsutil.RemoveAll(path) == nil {
 				removed++
 			}
 		}

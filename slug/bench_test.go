@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // makeBenchTree writes a build dir like a real app's: files small text
@@ -83,7 +85,7 @@ func ComparePackWithTar(dir string) (dyno, tar time.Duration, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	defer removeTree(work)
+	defer fsutil.RemoveAll(work)
 
 	s := &Store{Dir: filepath.Join(work, "slugs")}
 	start := time.Now()
@@ -141,7 +143,7 @@ func BenchmarkUnpack(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	removeTree(filepath.Join(dir, "src"))
+	fsutil.RemoveAll(filepath.Join(dir, "src"))
 	b.SetBytes(slug.Size)
 	for i := 0; b.Loop(); i++ {
 		f, err := os.Open(slug.Path)
@@ -155,7 +157,7 @@ func BenchmarkUnpack(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.StopTimer()
-		removeTree(dst)
+		fsutil.RemoveAll(dst)
 		b.StartTimer()
 	}
 }

@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // A treeFile is one entry of a test tree: a directory when its name ends
@@ -258,7 +260,7 @@ func TestPackUnpackedRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer removeTree(dir)
+	defer fsutil.RemoveAll(dir)
 	if want := filepath.Join(s.Dir, strings.TrimPrefix(slug.Digest, "sha256:")); dir != want {
 		t.Errorf("Unpacked = %s, want %s", dir, want)
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -236,7 +237,7 @@ func (s *Store) remove(h string) (bool, error) {
 			if err = unix.Rename(dir, aside); err != nil {
 				err = &os.LinkError{Op: "rename", Old: dir, New: aside, Err: err}
 			} else {
-				err = removeTree(aside)
+				err = fsutil.RemoveAll(aside)
 			}
 		}
 		errs = append(errs, err)
@@ -272,33 +273,9 @@ func removeTemps(dir, h string) error {
 	}
 	var errs []error
 	for _, m := range matches {
-		errs = append(errs, removeTree(m))
+		errs = append(errs, fsutil.RemoveAll(m))
 	}
 	return errors.Join(errs...)
-}
-
-// removeTree removes path and everything under it, first giving back the
-// owner's write permission on the directories that the read-only slug
-// trees took away, without which their entries cannot be unlinked.
-func removeTree(path string) error {
-	err := filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			return err
-		}
-		if d.IsDir() {
-			// WalkDir visits a directory before reading it, so this also
-			// makes unreadable directories readable in time.
-			return os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return err
-	}
-	return os.RemoveAll(path)
 }
 
 func isDir(path string) bool {

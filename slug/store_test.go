@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // TestMain lets the test binary play a second process calling Unpacked:
@@ -104,7 +106,7 @@ func TestUnpackedConcurrent(t *testing.T) {
 	wg.Wait()
 
 	want := filepath.Join(s.Dir, h)
-	defer removeTree(want)
+	defer fsutil.RemoveAll(want)
 	for i := range goroutines {
 		if errs[i] != nil || dirs[i] != want {
 			t.Errorf("goroutine %d: Unpacked = %q, %v; want %q", i, dirs[i], errs[i], want)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/klauspost/pgzip"
 	"golang.org/x/sys/unix"
 )
@@ -83,11 +84,11 @@ func unpack(r io.Reader, dst string, lim Limits, readOnly bool) error {
 		dirAt:    map[string]int{},
 	}
 	if err := x.extract(r); err != nil {
-		removeTree(tmp)
+		fsutil.RemoveAll(tmp)
 		return err
 	}
 	if err := renameNoReplace(tmp, dst); err != nil {
-		removeTree(tmp)
+		fsutil.RemoveAll(tmp)
 		return err
 	}
 	return nil

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // A tarEntry is an entry of a test archive; body is the content of a regular file.
@@ -326,6 +328,6 @@ func FuzzUnpack(f *testing.F) {
 		case err == nil && (len(entries) != 1 || entries[0].Name() != "dst"):
 			t.Fatalf("succeeded and left %v", entries)
 		}
-		removeTree(dst) // directories may have come without write permission
+		fsutil.RemoveAll(dst) // directories may have come without write permission
 	})
 }

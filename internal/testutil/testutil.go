@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // Nobody is the uid and gid tests of rootless operation run as when the
@@ -30,17 +32,7 @@ func SharedDir(t testing.TB) string {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o755)
-	t.Cleanup(func() {
-		// WalkDir visits a directory before reading it, so the chmod
-		// comes first.
-		filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && d.IsDir() {
-				os.Chmod(p, 0o700)
-			}
-			return nil
-		})
-		os.RemoveAll(dir)
-	})
+	t.Cleanup(func() { fsutil.RemoveAll(dir) })
 	return dir
 }
 

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 
 	"github.com/dyno-run/dyno/buildpacks"
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/slug"
 )
@@ -55,7 +56,7 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 	if err != nil {
 		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 	}
-	defer removeWritable(work)
+	defer fsutil.RemoveAll(work)
 	buildDir := filepath.Join(work, "app")
 	sourceVersion, err := buildpacks.PrepareSource(o.Source, buildDir)
 	if err != nil {
@@ -173,16 +174,4 @@ func humanSize(n int64) string {
 	default:
 		return fmt.Sprintf("%.1fK", float64(n)/(1<<10))
 	}
-}
-
-// removeWritable removes a build's temp tree, which buildpacks may have
-// left read-only in places.
-func removeWritable(dir string) {
-	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
-		}
-		return nil
-	})
-	os.RemoveAll(dir)
 }
