@@ -50,7 +50,7 @@ const linegenPkg = "github.com/dyno-run/dyno/internal/bench/linegen"
 
 // sections are the parts of the report, in the order they run, by the
 // names -only takes.
-var sections = []string{"logs", "memory", "releases", "daemon", "sandbox"}
+var sections = []string{"logs", "memory", "releases", "daemon", "fleet", "sandbox"}
 
 type config struct {
 	dyno   string // the dyno binary
@@ -229,6 +229,7 @@ func run(cfg config) error {
 	section("memory", b.memory)
 	section("releases", b.releases)
 	section("daemon", b.daemonRestart)
+	section("fleet", b.fleet)
 	// Last: it makes this process a child subreaper while it runs.
 	section("sandbox", b.sandbox)
 	if b.nf == "" && !cfg.skipNF && (cfg.runs("logs") || cfg.runs("memory")) {

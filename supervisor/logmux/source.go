@@ -9,9 +9,15 @@ import (
 )
 
 const (
-	// readBufSize is large so that a dyno writing flat out is drained in a
-	// few big reads, which keeps the supervisor's CPU per line low.
-	readBufSize = 256 << 10
+	// readBufSize is large enough that a dyno writing flat out is
+	// drained in big reads (some 800 lines of 80 bytes each), which keeps
+	// the supervisor's CPU per line low, and small enough that 200 dynos'
+	// buffers cost the daemon little (64 KiB is also a pipe's default).
+	readBufSize = 64 << 10
+
+	// keepOut is the most formatted-output capacity a source keeps
+	// between reads; a burst's larger buffer goes back to the GC.
+	keepOut = 128 << 10
 
 	// maxPending bounds the formatted output a source collects before it
 	// writes: a chunk of empty lines grows many times when formatted.
@@ -170,5 +176,9 @@ func (s *Source) writeOut() {
 		return
 	}
 	s.m.write(s.out)
-	s.out = s.out[:0]
+	if cap(s.out) > keepOut {
+		s.out = nil
+	} else {
+		s.out = s.out[:0]
+	}
 }
