@@ -64,14 +64,14 @@ type ProbeResult struct {
 // here and whether overlay works. Its error says what failed, why and
 // the fix.
 func (sp *Spawner) Probe(stateDir string) (ProbeResult, error) {
-	lower, err := os.MkdirTemp(stateDir, ".probe-")
+	// Leftovers of a probe killed with its manager go first.
+	SweepDynoDirs(filepath.Join(stateDir, ".probe"))
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return ProbeResult{}, fmt.Errorf("probe isolation: %w", err)
+	}
+	lower, err := os.MkdirTemp(stateDir, ".probe-lower-")
 	if err != nil {
-		if err := os.MkdirAll(stateDir, 0o700); err != nil {
-			return ProbeResult{}, fmt.Errorf("probe isolation: %w", err)
-		}
-		if lower, err = os.MkdirTemp(stateDir, ".probe-"); err != nil {
-			return ProbeResult{}, fmt.Errorf("probe isolation: %w", err)
-		}
+		return ProbeResult{}, fmt.Errorf("probe isolation: %w", err)
 	}
 	defer os.RemoveAll(lower)
 	d, err := sp.Start(Spec{
@@ -80,8 +80,10 @@ func (sp *Spawner) Probe(stateDir string) (ProbeResult, error) {
 		Dir:  "/app",
 		Env:  []string{"PATH=/usr/bin:/bin"},
 		Sandbox: &Sandbox{
-			Lower:    lower,
-			StateDir: filepath.Join(stateDir, "probe"),
+			Lower: lower,
+			// ".probe": no app can be called that (names start with a
+			// letter), so no app's dynos share it.
+			StateDir: filepath.Join(stateDir, ".probe"),
 			TmpSize:  1 << 20,
 		},
 	})

@@ -135,7 +135,10 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	if err := d.handshake(cfg, passFDs); err != nil {
 		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
 	}
-	if sp.Prewarm && spec.Sandbox != nil {
+	sp.mu.Lock()
+	prewarm := sp.Prewarm
+	sp.mu.Unlock()
+	if prewarm && spec.Sandbox != nil {
 		go sp.WarmUp(spec.Sandbox.StateDir)
 	}
 	return d, nil
@@ -206,6 +209,17 @@ func (sp *Spawner) discard(l *launched) {
 	sp.mu.Unlock()
 	if l.dir != nil {
 		l.dir.remove()
+	}
+}
+
+// DropWarm ends the warm init kept for stateDir (its app is gone).
+func (sp *Spawner) DropWarm(stateDir string) {
+	sp.mu.Lock()
+	l := sp.warm[stateDir]
+	delete(sp.warm, stateDir)
+	sp.mu.Unlock()
+	if l != nil {
+		sp.discard(l)
 	}
 }
 

@@ -3,6 +3,8 @@ package supervisor
 import (
 	"fmt"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -280,6 +282,10 @@ func (d *dyno) start() (*proc, error) {
 	d.req = request{}
 	d.mu.Unlock()
 	o := d.s.opts
+	if o.NewPort != nil {
+		cfg.Port = o.NewPort()
+		cfg.Env = withEnv(cfg.Env, "PORT", strconv.Itoa(cfg.Port))
+	}
 	p, err := startProc(o.Runner, o.Logs, DynoSpec{
 		Name: d.name, Command: cfg.Command, Dir: cfg.Dir, Env: cfg.Env, Size: cfg.Size, Lower: cfg.Lower,
 	}, o.StopTimeout)
@@ -398,6 +404,17 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 			return crashed, status, uptime
 		}
 	}
+}
+
+// withEnv is env with key set to value, in place of any earlier value.
+func withEnv(env []string, key, value string) []string {
+	out := make([]string, 0, len(env)+1)
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, key+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, key+"="+value)
 }
 
 // replace stops p and lets a new process start at once, as Heroku starts

@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"strings"
 	"sync/atomic"
@@ -102,8 +104,12 @@ func RemoveLeaf(leaf *cgroup.Leaf) {
 }
 
 // leafSuffix keeps a restarted dyno's leaf apart from the one its
-// predecessor may still be leaving.
-func leafSuffix() string { return time.Now().Format("150405.000000") }
+// predecessor may still be leaving, and two apps' web.1 apart.
+func leafSuffix() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
 
 // isolatedProcess is a sandboxed dyno, with its cgroup leaf when limits
 // are on.

@@ -84,6 +84,12 @@ type Options struct {
 	// and 216 minutes. 0 disables it.
 	Cycle       time.Duration
 	CycleJitter time.Duration
+	// NewPort, when set, gives every process a port of its own at start
+	// (its PORT): dynos share the host's network, and a replacement
+	// starts while the process it replaces may still hold the old port
+	// during its grace period. DynoConfig.Port is then left 0, so a
+	// dyno's config stays the same across restarts.
+	NewPort func() int
 }
 
 // withDefaults fills in the options whose zero value means a default.

@@ -504,3 +504,32 @@ func TestConcurrentReconcile(t *testing.T) {
 		}
 	}
 }
+
+// With NewPort, each process gets a port of its own: a replacement must
+// not fight the process it replaces for the port during its grace period.
+func TestNewPortPerProcess(t *testing.T) {
+	next := 7000
+	s, r, logs := newTestSupervisor(t, Options{NewPort: func() int { next++; return next }}, true)
+	s.Reconcile([]DynoConfig{{Name: "web.1", Type: "web", Command: "x", Env: []string{"PORT=1", "A=b"}}})
+	first := <-r.started
+	logs.wait(t, "heroku[web.1]: Starting process", 1)
+	if err := s.Restart("web.1"); err != nil {
+		t.Fatal(err)
+	}
+	second := <-r.started
+	port := func(p *fakeProcess) string {
+		for _, kv := range p.spec.Env {
+			if v, ok := strings.CutPrefix(kv, "PORT="); ok {
+				return v
+			}
+		}
+		return ""
+	}
+	if port(first) != "7001" || port(second) != "7002" {
+		t.Errorf("PORTs %q then %q, want 7001 then 7002, each once", port(first), port(second))
+	}
+	if n := strings.Count(strings.Join(second.spec.Env, "\n"), "PORT="); n != 1 {
+		t.Errorf("PORT set %d times in %q", n, second.spec.Env)
+	}
+	s.ShutdownNow()
+}

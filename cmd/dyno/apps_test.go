@@ -109,11 +109,15 @@ func TestAppLifecycle(t *testing.T) {
 	wantLines(t, e.must(t, "rollback", "-a", "demo"),
 		"Rolling back ⬢ demo to v3... done, v5", "To undo, run: dyno rollback v4")
 	wantLines(t, e.must(t, "releases:info", "v5", "-a", "demo"), "=== Release v5", "Change:", "Rollback to v3", "FOO:")
-	wantLines(t, e.must(t, "releases:rollback", "v2", "-a", "demo"), "to v2... done, v6")
-	wantLines(t, e.must(t, "releases", "-a", "demo"), "Current: v6", "v6  Rollback to v2")
+	wantLines(t, e.must(t, "releases:rollback", "v4", "-a", "demo"), "to v4... done, v6")
+	wantLines(t, e.must(t, "releases", "-a", "demo"), "Current: v6", "v6  Rollback to v4")
+	// v2 changed only config vars: it has no code to roll back to.
+	if out, st := e.dynoOut(t, "rollback", "v2", "-a", "demo"); st == 0 || !strings.Contains(out, "v2 has no code") {
+		t.Errorf("rollback to a release without code: exit %d, %q", st, out)
+	}
 	wantLines(t, e.must(t, "releases:verify", "-a", "demo"), "demo: ", "hash chain intact")
 	wantLines(t, e.must(t, "buildpacks", "-a", "demo"), "fixture")
-	wantLines(t, e.must(t, "apps:info", "-a", "demo"), "=== demo", "Current Release:", "v6 Rollback to v2")
+	wantLines(t, e.must(t, "apps:info", "-a", "demo"), "=== demo", "Current Release:", "v6 Rollback to v4")
 }
 
 // A failing release command records a failed release; the current one

@@ -128,7 +128,7 @@ func client() (*daemon.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return daemon.NewClient(daemon.SocketPath(h.Dir, os.Environ())), nil
+	return daemon.NewClient(daemon.ClientSocketPath(h.Dir, os.Environ())), nil
 }
 
 // nudge tells a running daemon that a ledger changed; without one the

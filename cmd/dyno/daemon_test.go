@@ -101,7 +101,7 @@ func (e *isolatedEnv) waitLog(t *testing.T, appName, re string) {
 	t.Helper()
 	rx := regexp.MustCompile(re)
 	e.eventually(t, "a log line matching "+re, func() bool {
-		out, _ := e.dynoOut(t, "logs", "-a", appName, "-n", "2000")
+		out, _ := e.dynoOut(t, "logs", "-a", appName, "-n", "1500")
 		return rx.MatchString(out)
 	})
 }

@@ -30,6 +30,9 @@ never slows the dynos.`,
 			if err != nil {
 				return err
 			}
+			if n < 1 || n > 1500 {
+				return fmt.Errorf("-n %d: give 1 to 1500 lines, as Heroku keeps", n)
+			}
 			if ps != "" && dyno != "" {
 				return fmt.Errorf("give --ps TYPE or --dyno NAME, not both")
 			}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dyno-run/dyno/ledger"
+	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/spf13/cobra"
 )
 
@@ -24,7 +25,7 @@ func addReleasesCommands(root *cobra.Command) {
 func releaseJSON(r ledger.Release, current int) map[string]any {
 	return map[string]any{
 		"version": r.Version, "description": r.Description, "status": r.Status,
-		"current": r.Version == current, "eligible_for_rollback": r.Status == ledger.StatusSucceeded,
+		"current": r.Version == current, "eligible_for_rollback": app.Eligible(r),
 		"created_at": r.Time.UTC().Format(time.RFC3339), "user": map[string]string{"email": r.User},
 		"slug": map[string]string{"id": r.Slug},
 	}
@@ -179,7 +180,7 @@ func newReleasesInfoCommand() *cobra.Command {
 				change += " (" + note + ")"
 			}
 			eligible := "no"
-			if rel.Status == ledger.StatusSucceeded {
+			if app.Eligible(*rel) {
 				eligible = "yes"
 			}
 			fmt.Fprintf(out, "=== Release v%d\n", rel.Version)

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/slug"
 )
@@ -137,6 +138,9 @@ func (h Home) List() ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
+		if ValidName(e.Name()) != nil {
+			continue // not an app: a name no app can have
+		}
 		if _, err := os.Stat(filepath.Join(h.appsDir(), e.Name(), "ledger.jsonl")); err == nil {
 			names = append(names, e.Name())
 		}
@@ -152,14 +156,21 @@ func (h Home) Destroy(name string) error {
 	if err != nil {
 		return err
 	}
-	// Rename first, so a crash halfway leaves no half app that looks
-	// whole; then remove.
-	trash := filepath.Join(h.appsDir(), "."+name+".destroyed")
-	os.RemoveAll(trash)
-	if err := os.Rename(a.Dir, trash); err != nil {
+	// Move it out of apps/ first (one rename), so no half app that looks
+	// whole is ever listed, even after a crash halfway; then remove.
+	trashDir := filepath.Join(h.Dir, "trash")
+	if err := os.MkdirAll(trashDir, 0o700); err != nil {
 		return fmt.Errorf("destroy app %s: %w", name, err)
 	}
-	if err := os.RemoveAll(trash); err != nil {
+	trash, err := os.MkdirTemp(trashDir, name+"-")
+	if err != nil {
+		return fmt.Errorf("destroy app %s: %w", name, err)
+	}
+	if err := os.Rename(a.Dir, filepath.Join(trash, name)); err != nil {
+		os.Remove(trash)
+		return fmt.Errorf("destroy app %s: %w", name, err)
+	}
+	if err := fsutil.RemoveAll(trash); err != nil {
 		return fmt.Errorf("destroy app %s: %w", name, err)
 	}
 	return nil

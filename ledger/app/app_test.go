@@ -157,3 +157,21 @@ func TestEditBuildpacks(t *testing.T) {
 		t.Errorf("after clear: %v", l)
 	}
 }
+
+// While a release phase runs, no other release is made: it would be based
+// on the release before, and the new code would never run.
+func TestNoReleaseWhilePending(t *testing.T) {
+	a := newApp(t)
+	d, _ := a.Deploy("sha256:"+strings.Repeat("c", 64), "", map[string]string{"web": "w", "release": "r"}, nil, nil, "ann")
+	if _, err := a.SetConfig(map[string]string{"A": "1"}, "ann"); !errors.Is(err, ErrReleasePending) {
+		t.Fatalf("config change during a release phase: %v", err)
+	}
+	a.Finish(d.Version, true, "ann")
+	if rel, err := a.SetConfig(map[string]string{"A": "1"}, "ann"); err != nil || rel.Slug != d.Slug {
+		t.Fatalf("after the release phase: %+v, %v", rel, err)
+	}
+	// v1 has no code: rolling back to it would stop the app.
+	if _, err := a.Rollback(1, "ann"); err == nil || !strings.Contains(err.Error(), "no code") {
+		t.Errorf("rollback to v1: %v", err)
+	}
+}

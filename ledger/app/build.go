@@ -105,6 +105,11 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 	}
 	defer hold.Close()
+	// Unpacked now, while the build is waited for anyway: a dyno's
+	// start (and the daemon's loop) then only mounts it.
+	if _, err := store.Unpacked(sl.Digest); err != nil {
+		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
+	}
 	fmt.Fprintf(out, "       Done: %s\n", humanSize(sl.Size))
 	if report.Warning != "" {
 		fmt.Fprintln(out, " !     "+report.Warning)

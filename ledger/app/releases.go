@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dyno-run/dyno/ledger"
 )
@@ -44,9 +45,41 @@ func releaseStatus(types map[string]string) string {
 	return ledger.StatusSucceeded
 }
 
+// releasePhaseLimit is how long a release phase may run on Heroku; a
+// release left pending longer (its phase was killed with its machine)
+// counts as expired and no longer holds the app.
+const releasePhaseLimit = time.Hour
+
+// ErrReleasePending is returned while a release phase runs: a release
+// made meanwhile would be based on the release before it, and the new
+// code would silently never run.
+var ErrReleasePending = errors.New("a release phase is running")
+
+// checkPending refuses a new release while the newest one is pending.
+// It reads before the ledger is locked for the append: readers must not
+// run under the writer's lock.
+func (a *App) checkPending() error {
+	s, err := a.Ledger.State()
+	if err != nil {
+		return err
+	}
+	if s.Current != nil && s.LastVersion == s.Current.Version {
+		return nil
+	}
+	last, err := a.Ledger.Release(s.LastVersion)
+	if err != nil || last.Status != ledger.StatusPending || time.Since(last.Time) > releasePhaseLimit {
+		return nil
+	}
+	return fmt.Errorf("%w: v%d of %s is running its release command (since %s); try again when it has ended",
+		ErrReleasePending, last.Version, a.Name, last.Time.Local().Format("15:04:05"))
+}
+
 // newRelease appends the release make returns, numbered after the last
 // one, under the ledger's lock.
 func (a *App) newRelease(user string, make func(s *ledger.State) (ledger.Release, error)) (ledger.Release, error) {
+	if err := a.checkPending(); err != nil {
+		return ledger.Release{}, err
+	}
 	recs, err := a.Ledger.Append(func(s *ledger.State) ([]ledger.Record, error) {
 		rel, err := make(s)
 		if err != nil {
@@ -186,7 +219,7 @@ func (a *App) rollbackTarget(target int) (*ledger.Release, error) {
 				return nil, err
 			}
 			for i := range rels {
-				if rels[i].Version < s.Current.Version && rels[i].Status == ledger.StatusSucceeded {
+				if rels[i].Version < s.Current.Version && Eligible(rels[i]) {
 					return &rels[i], nil
 				}
 			}
@@ -194,7 +227,7 @@ func (a *App) rollbackTarget(target int) (*ledger.Release, error) {
 				break
 			}
 		}
-		return nil, fmt.Errorf("%s has no release before v%d to roll back to", a.Name, s.Current.Version)
+		return nil, fmt.Errorf("%s has no release with code before v%d to roll back to", a.Name, s.Current.Version)
 	}
 	r, err := a.Ledger.Release(target)
 	if err != nil {
@@ -206,7 +239,16 @@ func (a *App) rollbackTarget(target int) (*ledger.Release, error) {
 	if r.Status != ledger.StatusSucceeded {
 		return nil, fmt.Errorf("v%d %s and is not eligible for rollback; dyno releases lists the others", target, r.Status)
 	}
+	if r.Slug == "" {
+		return nil, fmt.Errorf("v%d has no code (%s); rolling back to it would stop the app; pick a release with a build", target, r.Description)
+	}
 	return r, nil
+}
+
+// Eligible says whether a release can be rolled back to: it succeeded
+// and has code (v1 "Initial release" has none).
+func Eligible(r ledger.Release) bool {
+	return r.Status == ledger.StatusSucceeded && r.Slug != ""
 }
 
 // Buildpacks returns the app's buildpack list (nil when none is set).

@@ -107,7 +107,7 @@ func (d *Daemon) getApp(w http.ResponseWriter, r *http.Request, a *appRun) {
 func ReleaseJSON(r ledger.Release, current int) map[string]any {
 	return map[string]any{
 		"id": strconv.Itoa(r.Version), "version": r.Version, "description": r.Description, "status": r.Status,
-		"current": r.Version == current, "eligible_for_rollback": r.Status == ledger.StatusSucceeded,
+		"current": r.Version == current, "eligible_for_rollback": app.Eligible(r),
 		"created_at": r.Time.UTC().Format(time.RFC3339), "user": map[string]string{"email": r.User},
 	}
 }

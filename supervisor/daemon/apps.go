@@ -4,9 +4,11 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/isolate/cgroup"
@@ -40,8 +42,12 @@ type appRun struct {
 	nextPort int
 }
 
-func (d *Daemon) openApp(name string) (*appRun, error) {
+func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	a, err := d.cfg.Home.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	sizes, err := loadSizes(d.cfg.Home)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +60,7 @@ func (d *Daemon) openApp(name string) (*appRun, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &appRun{d: d, name: name, app: a, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
+	r = &appRun{d: d, name: name, app: a, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
 	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
 	runner := supervisor.IsolatedRunner{
 		Spawner:   d.spawner,
@@ -63,12 +69,9 @@ func (d *Daemon) openApp(name string) (*appRun, error) {
 		Seccomp:   true,
 		Cgroups:   d.cgroups,
 		Profile:   true,
+		Sizes:     sizes,
+		Size:      sizes[app.DefaultSize],
 	}
-	sizes, err := loadSizes(d.cfg.Home)
-	if err != nil {
-		return nil, err
-	}
-	runner.Sizes, runner.Size = sizes, sizes[app.DefaultSize]
 	// A warm init per app: restarts, scale-ups and new releases skip
 	// the init's clone, exec and runtime start-up.
 	go d.spawner.WarmUp(a.DynosDir())
@@ -80,6 +83,7 @@ func (d *Daemon) openApp(name string) (*appRun, error) {
 		Restart:     d.cfg.Restart,
 		Cycle:       max(d.cfg.Cycle, 0),
 		CycleJitter: d.cfg.CycleJitter,
+		NewPort:     d.allocPort,
 	})
 	return r, nil
 }
@@ -124,10 +128,10 @@ func (r *appRun) converge() error {
 		if err != nil {
 			return err
 		}
-		// The old slug's hold goes once the new release's dynos are
-		// asked for; its old dynos keep their mounts meanwhile.
-		if r.hold != nil {
-			defer r.hold.Close()
+		// The old slug stays held while the old release's dynos stop:
+		// at most the stop timeout, plus a margin.
+		if old := r.hold; old != nil {
+			time.AfterFunc(r.d.cfg.StopTimeout+10*time.Second, func() { old.Close() })
 		}
 		r.slug, r.lower, r.hold = rel.Slug, lower, hold
 	}
@@ -166,13 +170,13 @@ func (r *appRun) desired(rel *ledger.Release, f ledger.Formation) []supervisor.D
 	return out
 }
 
-// dynoConfig is a new dyno of rel, with a port of its own: a replacement
-// starts while the dyno it replaces still stops, so they cannot share.
+// dynoConfig is a dyno of rel. Its PORT is given by the supervisor at
+// each start (Options.NewPort), not here, so the config stays the same
+// across restarts.
 func (r *appRun) dynoConfig(rel *ledger.Release, typ, name, size string) supervisor.DynoConfig {
-	port := r.d.allocPort()
 	return supervisor.DynoConfig{
 		Name: name, Type: typ, Command: rel.ProcessTypes[typ], Dir: "/app",
-		Env: app.DynoEnv(rel, name, port), Port: port, Web: typ == "web",
+		Env: app.DynoEnv(rel, name, 0), Web: typ == "web",
 		Lower: r.lower, Size: size, MemoryQuota: r.quota(size),
 	}
 }
@@ -198,18 +202,30 @@ func (r *appRun) runDetached(command, size string) (supervisor.DynoConfig, error
 	if rel == nil {
 		return supervisor.DynoConfig{}, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", r.name, r.name)
 	}
+	size = strings.ToLower(size)
 	if size == "" {
 		size = app.DefaultSize
+	}
+	sizes, err := loadSizes(r.d.cfg.Home)
+	if err != nil {
+		return supervisor.DynoConfig{}, err
+	}
+	if _, ok := sizes[size]; !ok {
+		names := make([]string, 0, len(sizes))
+		for n := range sizes {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return supervisor.DynoConfig{}, fmt.Errorf("unknown dyno size %q; use one of %s", size, strings.Join(names, ", "))
 	}
 	if t, ok := rel.ProcessTypes[strings.Fields(command + " x")[0]]; ok {
 		// "dyno run --detached worker" runs the worker's command.
 		command = strings.TrimSpace(t + strings.TrimPrefix(command, strings.Fields(command)[0]))
 	}
 	name := fmt.Sprintf("run.%d", 1000+rand.IntN(9000))
-	port := r.d.allocPort()
 	c := supervisor.DynoConfig{
 		Name: name, Type: "run", Command: command, Dir: "/app",
-		Env: app.DynoEnv(rel, name, port), Port: port, Lower: lower, Size: size, MemoryQuota: r.quota(size),
+		Env: app.DynoEnv(rel, name, 0), Lower: lower, Size: size, MemoryQuota: r.quota(size),
 	}
 	r.logs.Line("api", []byte(fmt.Sprintf("Starting process with command `%s` by user %s", command, rel.User)))
 	return c, r.sup.StartOneOff(c)
@@ -218,6 +234,8 @@ func (r *appRun) runDetached(command, size string) (supervisor.DynoConfig, error
 // close stops the app's dynos and releases what it holds.
 func (r *appRun) close() {
 	r.sup.Shutdown()
+	r.hub.Close() // ends the app's log tails
+	r.d.spawner.DropWarm(r.app.DynosDir())
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.hold != nil {

@@ -82,6 +82,22 @@ func SocketPath(home string, environ []string) string {
 	return filepath.Join(home, "dyno.sock")
 }
 
+// ClientSocketPath is where a client finds the daemon: as SocketPath,
+// but when $XDG_RUNTIME_DIR's socket is not there, the one in $DYNO_HOME
+// (a daemon run by systemd as a system service has no XDG_RUNTIME_DIR,
+// while the operator's login shell has one).
+func ClientSocketPath(home string, environ []string) string {
+	p := SocketPath(home, environ)
+	if _, err := os.Stat(p); err != nil {
+		if alt := filepath.Join(home, "dyno.sock"); alt != p {
+			if _, err := os.Stat(alt); err == nil {
+				return alt
+			}
+		}
+	}
+	return p
+}
+
 // Daemon is a running daemon.
 type Daemon struct {
 	cfg     Config
@@ -99,6 +115,8 @@ type Daemon struct {
 
 	portMu sync.Mutex
 	port   int // the last port handed out
+
+	closing sync.WaitGroup // destroyed apps whose dynos are stopping
 }
 
 // Run runs the daemon until ctx is done, then stops every dyno with
@@ -135,12 +153,14 @@ func Run(ctx context.Context, cfg Config) error {
 	if d.spawner, err = isolate.NewSpawner(); err != nil {
 		return err
 	}
-	d.spawner.Prewarm = true
 	defer d.spawner.Close()
 	probe, err := d.spawner.Probe(cfg.Home.DynosDir())
 	if err != nil {
 		return fmt.Errorf("daemon: dynos cannot be isolated here: %w", err)
 	}
+	// Warm inits from now on: the probe needs none kept.
+	d.spawner.Prewarm = true
+	d.sweepGoneApps()
 	if probe.Warning != "" {
 		d.logf("%s", probe.Warning)
 	}
@@ -180,6 +200,11 @@ func Run(ctx context.Context, cfg Config) error {
 				cfg.Stopping()
 			}
 			d.logf("stopping every dyno")
+			// Handlers first, so none takes up an app while dynos stop;
+			// a log tail would hold Shutdown forever, hence the limit.
+			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			srv.Shutdown(sctx)
+			cancel()
 			srv.Close()
 			d.shutdown()
 			return nil
@@ -246,7 +271,30 @@ func (d *Daemon) converge() {
 	d.mu.Unlock()
 	for _, a := range gone {
 		d.logf("%s: destroyed; stopping its dynos", a.name)
-		go a.close()
+		d.closing.Add(1)
+		go func() {
+			defer d.closing.Done()
+			a.close()
+		}()
+	}
+}
+
+// sweepGoneApps removes dyno dirs left by apps destroyed while their
+// dynos ran with a daemon that died.
+func (d *Daemon) sweepGoneApps() {
+	entries, err := os.ReadDir(d.cfg.Home.DynosDir())
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if !e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if _, err := d.cfg.Home.Open(e.Name()); err != nil {
+			dir := filepath.Join(d.cfg.Home.DynosDir(), e.Name())
+			isolate.SweepDynoDirs(dir)
+			os.Remove(dir)
+		}
 	}
 }
 
@@ -267,6 +315,7 @@ func (d *Daemon) shutdown() {
 		}()
 	}
 	wg.Wait()
+	d.closing.Wait()
 }
 
 // app returns a running app by name.
