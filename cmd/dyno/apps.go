@@ -83,11 +83,7 @@ func newAppsInfoCommand() *cobra.Command {
 		Short: "Show an app: its current release, buildpacks, slug and process types",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := openApp(name)
-			if err != nil {
-				return err
-			}
-			s, err := a.Ledger.State()
+			a, s, err := openAppState(name)
 			if err != nil {
 				return err
 			}

@@ -144,11 +144,7 @@ func newReleasesInfoCommand() *cobra.Command {
 		Short: "Show one release (default: the current one) and its config vars",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(name)
-			if err != nil {
-				return err
-			}
-			s, err := a.Ledger.State()
+			a, s, err := openAppState(name)
 			if err != nil {
 				return err
 			}

@@ -219,11 +219,7 @@ func folderOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolat
 // type's command with the rest appended.
 func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.Spec, func(), error) {
 	none := func() {}
-	a, err := openApp(o.app)
-	if err != nil {
-		return isolate.Spec{}, none, err
-	}
-	s, err := a.Ledger.State()
+	a, s, err := openAppState(o.app)
 	if err != nil {
 		return isolate.Spec{}, none, err
 	}

@@ -31,11 +31,7 @@ func useApp(flag, procfile string, procfileSet bool) bool {
 // read-only lower layer of every dyno, a fresh upper per dyno, the config
 // vars as the environment, commands run after .profile.d.
 func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPlan, error) {
-	a, err := openApp(o.app)
-	if err != nil {
-		return nil, err
-	}
-	s, err := a.Ledger.State()
+	a, s, err := openAppState(o.app)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"os/user"
 	"strings"
 
+	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/spf13/cobra"
 )
@@ -50,6 +51,20 @@ func openApp(name string) (*app.App, error) {
 		return nil, err
 	}
 	return h.Open(name)
+}
+
+// openAppState opens the app named by -a or DYNO_APP and reads its
+// state from the ledger.
+func openAppState(name string) (*app.App, *ledger.State, error) {
+	a, err := openApp(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := a.Ledger.State()
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, s, nil
 }
 
 // userName is who the ledger says made a change.
