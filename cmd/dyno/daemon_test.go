@@ -5,7 +5,9 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"net"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -13,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dyno-run/dyno/supervisor/daemon"
 )
 
 // daemonProc is a running dyno daemon.
@@ -256,5 +260,40 @@ func TestDaemonLogsTail(t *testing.T) {
 		case <-deadline:
 			t.Fatal("the worker's line never reached the tail")
 		}
+	}
+}
+
+// The API speaks the Platform API's shapes: formation and config vars
+// change through it as through the CLI.
+func TestDaemonAPI(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "api", daemonProcfile)
+	e.startDaemon(t)
+	e.waitPs(t, "api", `(?m)^web\.1: up `)
+	c := daemon.NewClient(filepath.Join(e.home, "dyno.sock"))
+	ctx := context.Background()
+	var formation []struct {
+		Type     string `json:"type"`
+		Quantity int    `json:"quantity"`
+		Size     string `json:"size"`
+	}
+	body := map[string]any{"updates": []map[string]any{{"type": "worker", "quantity": 1}}}
+	if err := c.Do(ctx, http.MethodPatch, "/apps/api/formation", body, &formation); err != nil {
+		t.Fatal(err)
+	}
+	if len(formation) != 2 || formation[1].Type != "worker" || formation[1].Quantity != 1 || formation[1].Size != "Standard-1X" {
+		t.Errorf("formation = %+v", formation)
+	}
+	var vars map[string]string
+	if err := c.Do(ctx, http.MethodPatch, "/apps/api/config-vars", map[string]any{"FOO": "api"}, &vars); err != nil || vars["FOO"] != "api" {
+		t.Fatalf("config-vars = %v, %v", vars, err)
+	}
+	e.waitLog(t, "api", `app\[worker\.1\]: worker FOO=api`)
+	err := c.Do(ctx, http.MethodPatch, "/apps/api/formation", map[string]any{"updates": []map[string]any{{"type": "nope", "quantity": 1}}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "nope is not a process type") {
+		t.Errorf("scaling a missing type: %v", err)
+	}
+	if err := c.Do(ctx, http.MethodGet, "/apps/missing/dynos", nil, nil); err == nil || !strings.Contains(err.Error(), "Couldn't find that app") {
+		t.Errorf("missing app: %v", err)
 	}
 }

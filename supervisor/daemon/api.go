@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dyno-run/dyno/ledger"
@@ -27,7 +28,9 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /apps/{app}", d.withApp(d.getApp))
 	mux.HandleFunc("GET /apps/{app}/releases", d.withApp(d.listReleases))
 	mux.HandleFunc("GET /apps/{app}/config-vars", d.withApp(d.getConfig))
+	mux.HandleFunc("PATCH /apps/{app}/config-vars", d.withApp(d.patchConfig))
 	mux.HandleFunc("GET /apps/{app}/formation", d.withApp(d.getFormation))
+	mux.HandleFunc("PATCH /apps/{app}/formation", d.withApp(d.patchFormation))
 	mux.HandleFunc("GET /apps/{app}/dynos", d.withApp(d.listDynos))
 	mux.HandleFunc("POST /apps/{app}/dynos", d.withApp(d.createDyno))
 	mux.HandleFunc("DELETE /apps/{app}/dynos", d.withApp(d.restartDynos))
@@ -141,6 +144,82 @@ func (d *Daemon) getConfig(w http.ResponseWriter, r *http.Request, a *appRun) {
 		maps.Copy(vars, st.Current.ConfigVars)
 	}
 	writeJSON(w, http.StatusOK, vars)
+}
+
+// patchConfig sets and unsets config vars ({"A": "1", "B": null}) in new
+// releases, as the Platform API does, and answers with the whole set.
+func (d *Daemon) patchConfig(w http.ResponseWriter, r *http.Request, a *appRun) {
+	var body map[string]*string
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body) == 0 {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "give the config vars as a JSON object, null to unset one")
+		return
+	}
+	set, unset := map[string]string{}, []string{}
+	for k, v := range body {
+		if v == nil {
+			unset = append(unset, k)
+		} else {
+			set[k] = *v
+		}
+	}
+	user := r.Header.Get("X-Dyno-User")
+	if len(set) > 0 {
+		if _, err := a.app.SetConfig(set, user); err != nil {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
+			return
+		}
+	}
+	if len(unset) > 0 {
+		if _, err := a.app.UnsetConfig(unset, user); err != nil {
+			writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
+			return
+		}
+	}
+	d.Nudge()
+	d.getConfig(w, r, a)
+}
+
+// patchFormation is ps:scale over the API: {"updates": [{"type": "web",
+// "quantity": 2, "size": "standard-2x"}]}.
+func (d *Daemon) patchFormation(w http.ResponseWriter, r *http.Request, a *appRun) {
+	var body struct {
+		Updates []struct {
+			Type     string `json:"type"`
+			Quantity *int   `json:"quantity"`
+			Size     string `json:"size"`
+		} `json:"updates"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Updates) == 0 {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "give {\"updates\": [{\"type\", \"quantity\", \"size\"}]}")
+		return
+	}
+	var changes []app.Scale
+	for _, u := range body.Updates {
+		c := app.Scale{Type: u.Type, Op: '+', Size: strings.ToLower(u.Size)}
+		if u.Quantity != nil {
+			if *u.Quantity < 0 {
+				writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%s: quantity %d is below 0", u.Type, *u.Quantity)
+				return
+			}
+			c.Op, c.N = '=', *u.Quantity
+		}
+		changes = append(changes, c)
+	}
+	sizes, err := loadSizes(d.cfg.Home)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	f, err := a.app.ApplyScale(changes, slices.Sorted(maps.Keys(sizes)), r.Header.Get("X-Dyno-User"))
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
+		return
+	}
+	_, scaled := app.FormationText(f)
+	a.logs.Line("api", []byte("Scaled to "+scaled+" by user "+r.Header.Get("X-Dyno-User")))
+	d.Nudge()
+	st, _ := a.app.Ledger.State()
+	writeJSON(w, http.StatusOK, FormationJSON(f, st.Current))
 }
 
 // FormationJSON is the Platform API's formation list.
