@@ -312,24 +312,28 @@ func (s *startup) dynoStarter(label, lower string) *starter {
 		spec.Dir = "/app"
 		spec.Sandbox = &isolate.Sandbox{Lower: lower, StateDir: s.state, Seccomp: true}
 	}
-	st.run = func() error {
-		d, err := s.sp.Start(spec)
-		if err != nil {
-			return err
-		}
-		if w := d.Warnings(); len(w) > 0 && st.warning == "" {
-			st.warning = w[0]
-		}
-		status, err := d.Wait()
-		if err != nil {
-			return err
-		}
-		if status != 0 {
-			return fmt.Errorf("/bin/true in a dyno exited with status %d", status)
-		}
-		return nil
-	}
+	st.run = func() error { return runTrue(s.sp, spec, st) }
 	return st
+}
+
+// runTrue starts spec's /bin/true in a dyno from sp and checks it
+// exited 0, noting the first fallback the dyno reported.
+func runTrue(sp *isolate.Spawner, spec isolate.Spec, st *starter) error {
+	d, err := sp.Start(spec)
+	if err != nil {
+		return err
+	}
+	if w := d.Warnings(); len(w) > 0 && st.warning == "" {
+		st.warning = w[0]
+	}
+	status, err := d.Wait()
+	if err != nil {
+		return err
+	}
+	if status != 0 {
+		return fmt.Errorf("/bin/true in a dyno exited with status %d", status)
+	}
+	return nil
 }
 
 // warmStarter starts whole dynos from a spawner that keeps an init
@@ -339,20 +343,7 @@ func (s *startup) warmStarter(label, lower string) *starter {
 	st := &starter{label: label, dyno: true}
 	spec := isolate.Spec{Name: "bench.1", Argv: []string{"/bin/true"}, Dir: "/app", Env: []string{"PATH=/usr/bin:/bin"},
 		Sandbox: &isolate.Sandbox{Lower: lower, StateDir: s.state + "-warm", Seccomp: true}}
-	st.run = func() error {
-		d, err := s.warmSp.Start(spec)
-		if err != nil {
-			return err
-		}
-		status, err := d.Wait()
-		if err != nil {
-			return err
-		}
-		if status != 0 {
-			return fmt.Errorf("/bin/true in a dyno exited with status %d", status)
-		}
-		return nil
-	}
+	st.run = func() error { return runTrue(s.warmSp, spec, st) }
 	return st
 }
 

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -205,12 +204,7 @@ func (d *Daemon) patchFormation(w http.ResponseWriter, r *http.Request, a *appRu
 		}
 		changes = append(changes, c)
 	}
-	sizes, err := loadSizes(d.cfg.Home)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
-		return
-	}
-	f, err := a.app.ApplyScale(changes, slices.Sorted(maps.Keys(sizes)), r.Header.Get("X-Dyno-User"))
+	f, err := a.app.ApplyScale(changes, slices.Sorted(maps.Keys(a.sizes)), r.Header.Get("X-Dyno-User"))
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
 		return
@@ -365,7 +359,7 @@ func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 		defer t.Close()
 	}
 	lines, err := logstore.Read(a.app.LogsDir(), f, n)
-	if err != nil && !errors.Is(err, errNoLogs) {
+	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
 		return
 	}
@@ -412,5 +406,3 @@ func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 		}
 	}
 }
-
-var errNoLogs = errors.New("no logs")

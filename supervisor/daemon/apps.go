@@ -3,8 +3,9 @@ package daemon
 import (
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,6 +27,7 @@ type appRun struct {
 	name string
 	app  *app.App
 
+	sizes map[string]cgroup.Size // dyno.toml's, read when the app was taken up
 	store *logstore.Store
 	hub   *logstore.Hub
 	logs  *logmux.Mux
@@ -60,7 +62,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r = &appRun{d: d, name: name, app: a, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
+	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
 	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
 	runner := supervisor.IsolatedRunner{
 		Spawner:   d.spawner,
@@ -186,11 +188,7 @@ func (r *appRun) quota(size string) int64 {
 	if r.d.cgroups == nil {
 		return 0
 	}
-	sizes, err := loadSizes(r.d.cfg.Home)
-	if err != nil {
-		return 0
-	}
-	return sizes[size].Memory
+	return r.sizes[size].Memory
 }
 
 // runDetached starts run.N of the current release, its output to the
@@ -206,16 +204,8 @@ func (r *appRun) runDetached(command, size string) (supervisor.DynoConfig, error
 	if size == "" {
 		size = app.DefaultSize
 	}
-	sizes, err := loadSizes(r.d.cfg.Home)
-	if err != nil {
-		return supervisor.DynoConfig{}, err
-	}
-	if _, ok := sizes[size]; !ok {
-		names := make([]string, 0, len(sizes))
-		for n := range sizes {
-			names = append(names, n)
-		}
-		sort.Strings(names)
+	if _, ok := r.sizes[size]; !ok {
+		names := slices.Sorted(maps.Keys(r.sizes))
 		return supervisor.DynoConfig{}, fmt.Errorf("unknown dyno size %q; use one of %s", size, strings.Join(names, ", "))
 	}
 	if t, ok := rel.ProcessTypes[strings.Fields(command + " x")[0]]; ok {
