@@ -181,6 +181,10 @@ func TestAppBadInput(t *testing.T) {
 		{[]string{"rollback", "v99", "-a", "good"}, "v99: no such release"},
 		{[]string{"releases", "-a", "nope"}, "app not found: nope"},
 		{[]string{"releases"}, "no app given"},
+		{[]string{"config", "-a", "../../decoy"}, `invalid app name "../../decoy"`},
+		{[]string{"config:set", "X=1", "-a", "../../decoy"}, `invalid app name "../../decoy"`},
+		{[]string{"ps:scale", "web=1", "-a", "../good"}, `invalid app name "../good"`},
+		{[]string{"apps:destroy", "../good", "--confirm", "../good"}, `invalid app name "../good"`},
 		{[]string{"apps:destroy", "good"}, "--confirm good"},
 		{[]string{"buildpacks:remove", "-a", "good", "--index", "3"}, "--index 3 is out of range"},
 	} {
@@ -191,6 +195,15 @@ func TestAppBadInput(t *testing.T) {
 	}
 	if after := e.must(t, "releases", "-a", "good"); after != before {
 		t.Errorf("bad input changed the ledger:\n%s\nthen\n%s", before, after)
+	}
+	// DYNO_APP is a way in too; and nothing was made outside apps/.
+	cmd := e.command("config:set", "X=1")
+	cmd.Env = append(cmd.Env, "DYNO_APP=../../decoy")
+	if out, err := cmd.CombinedOutput(); err == nil || !strings.Contains(string(out), `invalid app name "../../decoy"`) {
+		t.Errorf("DYNO_APP=../../decoy: %v %s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(e.home, "..", "decoy")); err == nil {
+		t.Error("a traversing app name made a folder outside $DYNO_HOME/apps")
 	}
 	wantLines(t, e.must(t, "apps:destroy", "good", "--confirm", "good"), "Destroying ⬢ good... done")
 	if out, _ := e.dynoOut(t, "apps"); strings.Contains(out, "good") {

@@ -48,6 +48,11 @@ func (b *bench) runFleet() error {
 	if err != nil {
 		return err
 	}
+	// Past Heroku's 100 of a type: the fleet is one type, fleetDynos strong.
+	limit := fmt.Sprintf("[formation]\nmax_quantity = %d\n", fleetDynos)
+	if err := os.WriteFile(home.SizesFile(), []byte(limit), 0o600); err != nil {
+		return err
+	}
 	tree := filepath.Join(b.work, "fleet-slug")
 	os.MkdirAll(tree, 0o755)
 	gen, _ := os.ReadFile(b.linegen)

@@ -112,10 +112,16 @@ func (h Home) Create(name, user string) (*App, error) {
 	return a, nil
 }
 
-// Open returns an existing app.
+// Open returns an existing app. Every way an app name comes in (-a,
+// DYNO_APP, positional names, API paths, the daemon's scan of apps/)
+// ends here, so this is where a name is checked: an app name becomes a
+// path under apps/, and "../x" would name a folder outside it.
 func (h Home) Open(name string) (*App, error) {
 	if name == "" {
 		return nil, errors.New("no app given: use -a APP or set DYNO_APP (dyno apps lists them)")
+	}
+	if err := ValidName(name); err != nil {
+		return nil, err
 	}
 	a := h.app(name)
 	if _, err := os.Stat(a.ledgerPath()); err != nil {

@@ -2,6 +2,9 @@ package app
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -173,5 +176,72 @@ func TestNoReleaseWhilePending(t *testing.T) {
 	// v1 has no code: rolling back to it would stop the app.
 	if _, err := a.Rollback(1, "ann"); err == nil || !strings.Contains(err.Error(), "no code") {
 		t.Errorf("rollback to v1: %v", err)
+	}
+}
+
+// An app name becomes a path: every way in goes through Open, which must
+// refuse a name that leaves apps/ before reading or writing anything.
+func TestOpenRefusesPathNames(t *testing.T) {
+	root := t.TempDir()
+	h := Home{Dir: filepath.Join(root, "home")}
+	if _, err := h.Create("alpha", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	// A second home beside the first, whose app a traversal would reach.
+	other := Home{Dir: filepath.Join(root, "other")}
+	if _, err := other.Create("beta", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"../../other/apps/beta", "../alpha", "alpha/../alpha", "/etc", ".", "..", "alpha/", "ALPHA"} {
+		_, err := h.Open(name)
+		if err == nil || !strings.Contains(err.Error(), "invalid app name "+strconv.Quote(name)) {
+			t.Errorf("Open(%q) = %v, want invalid app name", name, err)
+		}
+		if err := h.Destroy(name); err == nil {
+			t.Errorf("Destroy(%q) succeeded", name)
+		}
+	}
+	if _, err := other.Open("beta"); err != nil {
+		t.Errorf("the other home's app is gone: %v", err)
+	}
+}
+
+func TestScaleLimit(t *testing.T) {
+	a := newApp(t)
+	if _, err := a.Deploy("sha256:"+strings.Repeat("a", 64), "", map[string]string{"web": "w", "worker": "k"}, nil, nil, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []string{DefaultSize}
+	for i := 0; i < 2; i++ {
+		if _, err := a.ApplyScale([]Scale{{Type: "worker", Op: '+', N: 50}}, sizes, "ann"); err != nil {
+			t.Fatalf("worker+50 #%d: %v", i+1, err)
+		}
+	}
+	before, _ := os.ReadFile(a.ledgerPath())
+	for _, c := range []Scale{{Type: "worker", Op: '+', N: 1}, {Type: "web", Op: '=', N: 101}, {Type: "web", Op: '=', N: 99999999}} {
+		_, err := a.ApplyScale([]Scale{c}, sizes, "ann")
+		if !errors.Is(err, ErrFormationLimit) || !strings.Contains(err.Error(), "over the limit of 100 of a type") {
+			t.Errorf("%s%c%d: %v, want the limit", c.Type, c.Op, c.N, err)
+		}
+	}
+	if after, _ := os.ReadFile(a.ledgerPath()); string(after) != string(before) {
+		t.Error("a refused scale changed the ledger")
+	}
+
+	// dyno.toml raises it; a bad value is an error naming the file.
+	os.WriteFile(a.home.SizesFile(), []byte("[formation]\nmax_quantity = 150\n"), 0o600)
+	if f, err := a.ApplyScale([]Scale{{Type: "worker", Op: '+', N: 50}}, sizes, "ann"); err != nil || f["worker"].Quantity != 150 {
+		t.Errorf("with max_quantity 150: %v %v", f, err)
+	}
+	os.WriteFile(a.home.SizesFile(), []byte("[formation]\nmax_quantity = -3\n"), 0o600)
+	if _, err := a.ApplyScale([]Scale{{Type: "worker", Op: '=', N: 1}}, sizes, "ann"); err == nil || !strings.Contains(err.Error(), "dyno.toml: formation.max_quantity: -3") {
+		t.Errorf("bad max_quantity: %v", err)
+	}
+}
+
+func TestClampFormation(t *testing.T) {
+	f, cut := ClampFormation(ledger.Formation{"web": {Quantity: 99999999, Size: "x"}, "worker": {Quantity: 3}}, 100)
+	if f["web"].Quantity != 100 || f["web"].Size != "x" || f["worker"].Quantity != 3 || len(cut) != 1 || cut[0] != "web" {
+		t.Errorf("ClampFormation = %v, %v", f, cut)
 	}
 }

@@ -64,9 +64,11 @@ func ParseScale(args []string) ([]Scale, error) {
 		if m == nil {
 			return nil, fmt.Errorf("%q is not a scale; write TYPE=N, TYPE+N or TYPE-N, with :SIZE if you like (web=2:standard-2x)", a)
 		}
+		// The limit itself is ApplyScale's; this only keeps the number
+		// an int.
 		n, err := strconv.Atoi(m[3])
-		if err != nil || n > 100 {
-			return nil, fmt.Errorf("%q: at most 100 dynos of a type, as on Heroku", a)
+		if err != nil || n > 1_000_000 {
+			return nil, fmt.Errorf("%q: too many dynos; at most %d of a type, as on Heroku", a, DefaultMaxQuantity)
 		}
 		out = append(out, Scale{Type: m[1], Op: m[2][0], N: n, Size: strings.ToLower(m[4])})
 	}
@@ -74,11 +76,17 @@ func ParseScale(args []string) ([]Scale, error) {
 }
 
 // ApplyScale records a new formation: the current one with changes
-// applied. A type the current release lacks, an unknown size or a count
-// below 0 is refused with nothing written.
+// applied. A type the current release lacks, an unknown size, a count
+// below 0 or one over the limit (MaxQuantity) is refused with nothing
+// written. The limit is checked here, where every formation is recorded,
+// so the CLI and the API cannot differ.
 func (a *App) ApplyScale(changes []Scale, sizes []string, user string) (ledger.Formation, error) {
+	max, err := a.home.MaxQuantity()
+	if err != nil {
+		return nil, err
+	}
 	var out ledger.Formation
-	_, err := a.Ledger.Append(func(s *ledger.State) ([]ledger.Record, error) {
+	_, err = a.Ledger.Append(func(s *ledger.State) ([]ledger.Record, error) {
 		if s.Current == nil || s.Current.Slug == "" {
 			return nil, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
 		}
@@ -98,6 +106,10 @@ func (a *App) ApplyScale(changes []Scale, sizes []string, user string) (ledger.F
 			}
 			if e.Quantity < 0 {
 				return nil, fmt.Errorf("%s would have %d dynos; there are %d", c.Type, e.Quantity, f[c.Type].Quantity)
+			}
+			if e.Quantity > max {
+				return nil, limitError(fmt.Sprintf("%s would have %d dynos, over the limit of %d of a type; scale to %d or fewer, or raise formation.max_quantity in %s",
+					c.Type, e.Quantity, max, max, a.home.SizesFile()))
 			}
 			if c.Size != "" {
 				if !slices.Contains(sizes, c.Size) {
