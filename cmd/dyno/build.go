@@ -80,7 +80,7 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			var exec buildpacks.Executor
 			if !noSandbox {
 				var closeSandbox func()
-				if exec, closeSandbox, err = buildSandbox(a); err != nil {
+				if exec, closeSandbox, err = buildSandbox(a, filepath.Join(scratch.Dir, "sandbox")); err != nil {
 					return err
 				}
 				// Waits for the sandboxes' own folders to be removed.
@@ -133,8 +133,11 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 
 // buildSandbox runs buildpacks in a build sandbox when this host can
 // make one; where user namespaces are off, builds run as plain processes
-// and say so. closeSandbox waits until the sandboxes' folders are gone.
-func buildSandbox(a *app.App) (exec buildpacks.Executor, closeSandbox func(), err error) {
+// and say so. The sandboxes keep their folders in stateDir, in the
+// build's scratch folder: what a killed build leaves of them goes with
+// the rest of its scratch, and the daemon's sweep of its apps' dyno
+// folders never meets them. closeSandbox waits until they are removed.
+func buildSandbox(a *app.App, stateDir string) (exec buildpacks.Executor, closeSandbox func(), err error) {
 	spawner, err := isolate.NewSpawner()
 	if err != nil {
 		return nil, nil, err
@@ -142,12 +145,6 @@ func buildSandbox(a *app.App) (exec buildpacks.Executor, closeSandbox func(), er
 	if _, err := spawner.Probe(a.Home().DynosDir()); err != nil {
 		fmt.Fprintf(os.Stderr, "dyno: buildpacks run without a sandbox: %v\n", err)
 		return nil, func() {}, nil
-	}
-	stateDir := filepath.Join(a.DynosDir(), "build")
-	// What the sandboxes of a killed build left; those of a build still
-	// running are locked by their inits and stay.
-	if _, err := isolate.SweepDynoDirs(stateDir); err != nil {
-		fmt.Fprintf(os.Stderr, "dyno: %v\n", err)
 	}
 	return buildpacks.SandboxExecutor{Spawner: spawner, StateDir: stateDir}, spawner.Close, nil
 }
