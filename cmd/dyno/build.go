@@ -63,6 +63,11 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
 				return fmt.Errorf("%s is not a folder; give the app's source folder", src)
 			}
+			// What builds killed with SIGKILL left; a running build's
+			// folder is locked and stays.
+			if _, err := a.Home().SweepBuilds(); err != nil {
+				fmt.Fprintf(os.Stderr, "dyno: warning: %v\n", err)
+			}
 			scratch, err := a.NewScratch()
 			if err != nil {
 				return err

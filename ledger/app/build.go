@@ -60,6 +60,11 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 	}
 	scratch := o.Scratch
 	if scratch == nil {
+		if _, err := a.home.SweepBuilds(); err != nil {
+			// A folder that cannot be removed (a file a buildpack made
+			// that is not this user's to remove) must not stop builds.
+			fmt.Fprintf(out, " !     %v\n", err)
+		}
 		if scratch, err = a.NewScratch(); err != nil {
 			return ledger.Release{}, err
 		}
@@ -166,12 +171,9 @@ type Scratch struct {
 	lock *os.File
 }
 
-// NewScratch sweeps what dead builds left in BuildsDir, then makes and
-// locks a scratch folder for a build of a.
+// NewScratch makes and locks a scratch folder for a build of a. Call
+// SweepBuilds first, so that what dead builds left does not pile up.
 func (a *App) NewScratch() (*Scratch, error) {
-	// A folder that cannot be removed now (a file of a buildpack's that
-	// is not the user's to remove) must not stop every later build.
-	a.home.SweepBuilds()
 	parent := a.home.BuildsDir()
 	if err := os.MkdirAll(parent, 0o700); err != nil {
 		return nil, fmt.Errorf("build %s: %w", a.Name, err)
