@@ -48,7 +48,10 @@ type BuildOptions struct {
 // Build turns source into a slug through buildpacks and makes it a
 // release, running the release phase when the process types have one. A
 // failed build creates no slug and no release; a failed release phase
-// leaves a failed release that never becomes current.
+// leaves a failed release that never becomes current. A build canceled
+// (ctx) before its release is recorded records nothing; one canceled in
+// its release phase leaves that release failed. Its work is done in a
+// scratch folder under BuildsDir, never in TMPDIR.
 func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error) {
 	out := o.Out
 	if out == nil {
