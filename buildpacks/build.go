@@ -63,6 +63,11 @@ type Build struct {
 	Out io.Writer
 	// Exec runs the buildpack commands; nil means PlainExecutor.
 	Exec Executor
+	// WorkDir is where Run makes the folder each build gets fresh and
+	// loses at its end (HOME, TMPDIR, ENV_DIR, the buildpacks' copies);
+	// "" means os.TempDir(). dyno gives a folder under DYNO_HOME that is
+	// its build's own, so that what a killed build leaves is found again.
+	WorkDir string
 }
 
 // A Result is what a successful build found out about the app.
@@ -156,7 +161,7 @@ func newBuilder(b Build) (r *builder, err error) {
 	if err := os.MkdirAll(r.cacheDir, 0o700); err != nil {
 		return nil, fmt.Errorf("build: creating cache: %w", err)
 	}
-	if r.work, err = os.MkdirTemp("", "dyno-build-"); err != nil {
+	if r.work, err = os.MkdirTemp(b.WorkDir, "dyno-build-"); err != nil {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	defer func() {
@@ -485,20 +490,30 @@ func (r *builder) release(ctx context.Context, bp *Buildpack) (*release, error) 
 	if _, err := os.Lstat(script); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
-	var stdout bytes.Buffer
-	err := r.exec.Run(ctx, Command{
+	// What bin/release prints is read up to the limit and one byte
+	// more, which tells "at the limit" from "over it"; then the command
+	// is stopped: one that prints without end would never exit.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	stdout := &cappedBuffer{limit: MaxReleaseSize + 1, full: stop}
+	err := r.exec.Run(runCtx, Command{
 		Argv:     r.withExports(script, r.buildDir),
 		Dir:      bp.Dir,
 		Env:      r.env,
-		Stdout:   &stdout,
+		Stdout:   stdout,
 		Stderr:   r.out,
 		Writable: []string{r.home, r.tmp},
 		Readable: append([]string{bp.Dir, r.buildDir}, r.done...),
 	})
+	if ctx.Err() == nil && stdout.buf.Len() > MaxReleaseSize {
+		reason := fmt.Sprintf("printed more than %s, the most dyno reads of a release", sizeText(MaxReleaseSize))
+		r.out.printf(" !     bin/release of %s: %s\n", bp.Ref, reason)
+		return nil, r.fail(bp.Ref, "bin/release: "+reason)
+	}
 	if err != nil {
 		return nil, r.commandFailed(ctx, bp.Ref, "bin/release", err)
 	}
-	rel, err := parseRelease(stdout.Bytes())
+	rel, err := parseRelease(stdout.buf.Bytes())
 	if err != nil {
 		r.out.printf(" !     bin/release of %s: %v\n", bp.Ref, err)
 		return nil, r.fail(bp.Ref, "bin/release: "+err.Error())
@@ -609,6 +624,25 @@ func typeList(names []string) string {
 // stackTitle is a stack's name as Heroku shows it: "Heroku-24".
 func stackTitle(stack string) string {
 	return strings.ToUpper(stack[:1]) + stack[1:]
+}
+
+// A cappedBuffer keeps what is written to it up to limit bytes, and
+// calls full once when more comes. It never fails a write: the writer
+// must not die of a broken pipe before it is stopped.
+type cappedBuffer struct {
+	buf   bytes.Buffer
+	limit int
+	full  func()
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	if room := c.limit - c.buf.Len(); room > 0 {
+		c.buf.Write(p[:min(len(p), room)])
+		if c.buf.Len() == c.limit {
+			c.full()
+		}
+	}
+	return len(p), nil
 }
 
 // A lineWriter passes writes through, remembering whether the output

@@ -3,6 +3,7 @@ package buildpacks
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -524,5 +525,95 @@ func TestBuildErrorOneLine(t *testing.T) {
 	err := r.fail("bp", "first line\nsecond\tline")
 	if got, want := err.Error(), "buildpack bp: first line second line"; got != want {
 		t.Errorf("Error() = %q, want %q", got, want)
+	}
+}
+
+// A bin/release that prints without end is stopped at the limit, and
+// the build fails with one line naming the buildpack and the limit.
+func TestRunHugeRelease(t *testing.T) {
+	bp := testBuildpack(t, "hugerelease")
+	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{bp}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Buildpack != bp || !strings.Contains(be.Reason, "bin/release: printed more than 1 MiB") {
+		t.Fatalf("err = %v, want a BuildError naming %s and the limit", err, bp)
+	}
+	if strings.Contains(err.Error(), "\n") {
+		t.Errorf("error of more than one line: %q", err)
+	}
+	wantLines(t, out, " !     bin/release of "+bp+": printed more than 1 MiB, the most dyno reads of a release", " !     Push failed")
+}
+
+func TestParseReleaseBounds(t *testing.T) {
+	types := func(n int) string {
+		var b strings.Builder
+		b.WriteString("default_process_types:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  t%d: echo %d\n", i, i)
+		}
+		return b.String()
+	}
+	rel, err := parseRelease([]byte(types(MaxProcessTypes)))
+	if err != nil || len(rel.DefaultProcessTypes) != MaxProcessTypes || rel.DefaultProcessTypes["t7"] != "echo 7" {
+		t.Fatalf("%d types: %v, %d parsed", MaxProcessTypes, err, len(rel.DefaultProcessTypes))
+	}
+	for _, tc := range []struct{ in, want string }{
+		{types(MaxProcessTypes + 1), "default_process_types: 101 entries, over the limit of 100"},
+		{"addons: []\n" + strings.Repeat("#", MaxReleaseSize), "over the limit of 1 MiB"},
+		{"default_process_types:\n  web: a\n  web: b\n", `line 3: key "web" is defined twice`},
+		{"addons: []\naddons: []\n", `line 2: key "addons" is defined twice`},
+		{"default_process_types:\n  <<: {web: a}\n", "merge keys (<<) are not supported"},
+		{"default_process_types:\n  web: [a]\n", "line 2: want a string, not a list"},
+		{"- a\n", "want a mapping"},
+		{"addons: {a: b}\n", "addons: line 1: want a list, not a mapping"},
+	} {
+		_, err := parseRelease([]byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("parseRelease(%.40q): %v, want one line with %q", tc.in, err, tc.want)
+		}
+	}
+	// Exactly at the size limit is fine.
+	at := "addons: []\n"
+	at += strings.Repeat("#", MaxReleaseSize-len(at))
+	if _, err := parseRelease([]byte(at)); err != nil {
+		t.Errorf("a release of exactly %d bytes: %v", MaxReleaseSize, err)
+	}
+	// What the yaml package would decode: aliases, numbers, nulls.
+	rel, err = parseRelease([]byte("addons: [a, &x b, *x]\ndefault_process_types:\n  web: &c npm start\n  worker: *c\nconfig_vars:\n  PORT: 5000\n  EMPTY: ~\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rel.Addons, ","); got != "a,b,b" {
+		t.Errorf("addons = %q", got)
+	}
+	if rel.DefaultProcessTypes["worker"] != "npm start" || rel.ConfigVars["PORT"] != "5000" || rel.ConfigVars["EMPTY"] != "" {
+		t.Errorf("release = %+v", rel)
+	}
+}
+
+// BenchmarkParseRelease shows the parse linear in the release's size:
+// ns/entry stays flat from a hundred entries to fifty thousand (the
+// yaml package's own decoding checked each key against every other).
+func BenchmarkParseRelease(b *testing.B) {
+	for _, n := range []int{MaxProcessTypes, 1000, 10000, 50000} {
+		var out strings.Builder
+		// Process types up to their bound, config vars (bounded by the
+		// output's size only) beyond it.
+		out.WriteString("default_process_types:\n")
+		for i := range min(n, MaxProcessTypes) {
+			fmt.Fprintf(&out, "  t%d: echo %d\n", i, i)
+		}
+		out.WriteString("config_vars:\n")
+		for i := range n - min(n, MaxProcessTypes) {
+			fmt.Fprintf(&out, "  V%d: %d\n", i, i)
+		}
+		data := []byte(out.String())
+		b.Run(fmt.Sprintf("entries=%d", n), func(b *testing.B) {
+			for b.Loop() {
+				if _, err := parseRelease(data); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/entry")
+		})
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -33,30 +34,38 @@ func (e SandboxExecutor) Run(ctx context.Context, c Command) error {
 			binds = append(binds, isolate.Bind{Path: r})
 		}
 	}
-	r, w, err := os.Pipe()
+	// Both streams in one pipe keep their order where they go to the
+	// same place; where they do not (detect's and release's stdout is
+	// parsed), stderr must not end up in what is parsed.
+	stdout, copiedOut, err := copyPipe(c.Stdout)
 	if err != nil {
 		return err
 	}
-	copied := make(chan struct{})
-	go func() {
-		// Both streams in one pipe keep their order; the runner streams
-		// them to the same place anyway.
-		io.Copy(c.Stdout, r)
-		r.Close()
-		close(copied)
-	}()
+	stderr, copiedErr := stdout, copiedOut
+	if !sameWriter(c.Stdout, c.Stderr) {
+		if stderr, copiedErr, err = copyPipe(c.Stderr); err != nil {
+			stdout.Close()
+			<-copiedOut
+			return err
+		}
+	}
 	d, err := e.Spawner.Start(isolate.Spec{
 		Name:    "build",
 		Argv:    c.Argv,
 		Dir:     c.Dir,
 		Env:     c.Env,
-		Stdout:  w,
-		Stderr:  w,
+		Stdout:  stdout,
+		Stderr:  stderr,
 		Sandbox: &isolate.Sandbox{StateDir: e.StateDir, Binds: binds, Seccomp: true},
 	})
-	w.Close()
+	stdout.Close()
+	stderr.Close()
+	copied := func() {
+		<-copiedOut
+		<-copiedErr
+	}
 	if err != nil {
-		<-copied
+		copied()
 		return err
 	}
 	done := make(chan struct{})
@@ -69,7 +78,7 @@ func (e SandboxExecutor) Run(ctx context.Context, c Command) error {
 	}()
 	status, err := d.Wait()
 	close(done)
-	<-copied
+	copied()
 	if err != nil {
 		return err
 	}
@@ -80,6 +89,29 @@ func (e SandboxExecutor) Run(ctx context.Context, c Command) error {
 		return sandboxExit(status)
 	}
 	return nil
+}
+
+// copyPipe returns the write end of a pipe whose output goes to dst,
+// and a channel closed once all of it has.
+func copyPipe(dst io.Writer) (*os.File, chan struct{}, error) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		return nil, nil, err
+	}
+	copied := make(chan struct{})
+	go func() {
+		io.Copy(dst, r)
+		r.Close()
+		close(copied)
+	}()
+	return w, copied, nil
+}
+
+// sameWriter reports whether a and b are the same writer, without the
+// panic == gives for two values of one uncomparable type.
+func sameWriter(a, b io.Writer) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta != nil && ta.Comparable() && a == b
 }
 
 // sandboxExit is a command's non-zero status, with the ExitCode method

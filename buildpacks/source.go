@@ -21,8 +21,9 @@ import (
 // it is a copy of the folder and sourceVersion is "". .git is never
 // copied. Then what the top-level .slugignore names is removed.
 //
-// On failure dst is removed again.
-func PrepareSource(src, dst string) (sourceVersion string, err error) {
+// On failure dst is removed again. When ctx is done, the git command
+// running is killed and the error wraps ctx.Err().
+func PrepareSource(ctx context.Context, src, dst string) (sourceVersion string, err error) {
 	src, err = filepath.Abs(src)
 	if err != nil {
 		return "", fmt.Errorf("prepare source: %w", err)
@@ -44,11 +45,18 @@ func PrepareSource(src, dst string) (sourceVersion string, err error) {
 	defer func() {
 		if err != nil {
 			fsutil.RemoveAll(dst)
+			if ctx.Err() != nil {
+				err = fmt.Errorf("prepare source: %w", ctx.Err())
+			}
 		}
 	}()
 
-	ctx := context.Background()
-	if inGitWorkTree(ctx, src) {
+	inGit := inGitWorkTree(ctx, src)
+	if ctx.Err() != nil {
+		// A killed git says nothing about the folder.
+		return "", ctx.Err()
+	}
+	if inGit {
 		if sourceVersion, err = gitHead(ctx, src); err != nil {
 			return "", err
 		}

@@ -1,6 +1,7 @@
 package buildpacks
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"slices"
@@ -23,7 +24,7 @@ func TestPrepareSourceGit(t *testing.T) {
 	})
 
 	dst := filepath.Join(t.TempDir(), "build")
-	version, err := PrepareSource(repo, dst)
+	version, err := PrepareSource(context.Background(), repo, dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +47,7 @@ func TestPrepareSourceGitSubdir(t *testing.T) {
 		"apps/other/index": "other\n",
 	})
 	dst := filepath.Join(t.TempDir(), "build")
-	version, err := PrepareSource(filepath.Join(repo, "apps", "web"), dst)
+	version, err := PrepareSource(context.Background(), filepath.Join(repo, "apps", "web"), dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +63,7 @@ func TestPrepareSourceGitUncommittedFolder(t *testing.T) {
 	repo := newRepo(t, map[string]string{"README": "x\n"})
 	writeFiles(t, repo, map[string]string{"new/app": "x\n"})
 	dst := filepath.Join(t.TempDir(), "build")
-	_, err := PrepareSource(filepath.Join(repo, "new"), dst)
+	_, err := PrepareSource(context.Background(), filepath.Join(repo, "new"), dst)
 	if err == nil || !strings.Contains(err.Error(), "not committed") {
 		t.Fatalf("err = %v, want one saying the folder is not committed", err)
 	}
@@ -76,7 +77,7 @@ func TestPrepareSourceGitNoCommits(t *testing.T) {
 	repo := t.TempDir()
 	git(t, repo, "init", "-q")
 	writeFiles(t, repo, map[string]string{"a": "x\n"})
-	_, err := PrepareSource(repo, filepath.Join(t.TempDir(), "build"))
+	_, err := PrepareSource(context.Background(), repo, filepath.Join(t.TempDir(), "build"))
 	if err == nil || !strings.Contains(err.Error(), "no commits") {
 		t.Fatalf("err = %v, want one saying there are no commits", err)
 	}
@@ -97,7 +98,7 @@ func TestPrepareSourceFolder(t *testing.T) {
 		t.Fatal(err)
 	}
 	dst := filepath.Join(t.TempDir(), "build")
-	version, err := PrepareSource(src, dst)
+	version, err := PrepareSource(context.Background(), src, dst)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +118,7 @@ func TestPrepareSourceFolder(t *testing.T) {
 
 func TestPrepareSourceDstExists(t *testing.T) {
 	dst := t.TempDir()
-	if _, err := PrepareSource(t.TempDir(), dst); err == nil {
+	if _, err := PrepareSource(context.Background(), t.TempDir(), dst); err == nil {
 		t.Fatal("PrepareSource into an existing dst succeeded")
 	}
 }
@@ -166,7 +167,7 @@ func TestSlugignore(t *testing.T) {
 			}
 			writeFiles(t, src, all)
 			dst := filepath.Join(t.TempDir(), "build")
-			if _, err := PrepareSource(src, dst); err != nil {
+			if _, err := PrepareSource(context.Background(), src, dst); err != nil {
 				t.Fatal(err)
 			}
 			var want []string
@@ -195,7 +196,7 @@ func TestSlugignoreErrors(t *testing.T) {
 		src := t.TempDir()
 		writeFiles(t, src, map[string]string{".slugignore": tt.patterns, "important.log": "x"})
 		dst := filepath.Join(t.TempDir(), "build")
-		_, err := PrepareSource(src, dst)
+		_, err := PrepareSource(context.Background(), src, dst)
 		if err == nil {
 			t.Errorf("patterns %q: no error", tt.patterns)
 			continue

@@ -12,6 +12,7 @@ import (
 // finding a dyno's processes.
 type procEntry struct {
 	pid, ppid int
+	sid       int // session id
 	zombie    bool
 }
 
@@ -61,15 +62,19 @@ func readStat(pid int, buf []byte) (procEntry, bool) {
 	if i < 0 || i+4 > len(b) {
 		return procEntry{}, false
 	}
-	rest := bytes.Fields(b[i+1:]) // state ppid pgrp ...
-	if len(rest) < 2 {
+	rest := bytes.Fields(b[i+1:]) // state ppid pgrp session ...
+	if len(rest) < 4 {
 		return procEntry{}, false
 	}
 	ppid, err := strconv.Atoi(string(rest[1]))
 	if err != nil {
 		return procEntry{}, false
 	}
-	return procEntry{pid: pid, ppid: ppid, zombie: rest[0][0] == 'Z'}, true
+	sid, err := strconv.Atoi(string(rest[3]))
+	if err != nil {
+		return procEntry{}, false
+	}
+	return procEntry{pid: pid, ppid: ppid, sid: sid, zombie: rest[0][0] == 'Z'}, true
 }
 
 // descendants returns the live (non-zombie) processes below root. Because

@@ -510,6 +510,10 @@ func (d *Dyno) Wait() (int, error) {
 	}
 	d.mu.Unlock()
 
+	// A sandboxed init is PID 1 of its pid namespace: when it dies the
+	// kernel kills everything in the namespace (pid_namespaces(7)), so
+	// nothing of it can be left to sweep.
+	plain := d.dir == nil
 	if d.dir != nil {
 		// Removing the upper layer costs about a millisecond per dyno;
 		// the exit status need not wait for it. WaitCleanup does.
@@ -522,9 +526,9 @@ func (d *Dyno) Wait() (int, error) {
 		}()
 	}
 	status := d.cmd.ProcessState.Sys().(syscall.WaitStatus)
-	if status.Signaled() {
-		// init itself was killed: anything it left behind is ours now.
-		d.sp.SweepOrphans()
+	if status.Signaled() && plain {
+		// init itself was killed: what it left behind is ours now.
+		d.sp.SweepOrphans(d.pid)
 	}
 	var exitErr *exec.ExitError
 	if err != nil && !errors.As(err, &exitErr) {
@@ -533,39 +537,71 @@ func (d *Dyno) Wait() (int, error) {
 	return exitCode(unix.WaitStatus(status)), nil
 }
 
-// SweepOrphans kills and reaps every child of this process that is not a
-// live init: processes re-parented here because their dyno's init died
-// without cleaning up (someone SIGKILLed it).
-func (sp *Spawner) SweepOrphans() {
+// SweepOrphans kills and reaps what is left of a plain dyno whose init
+// was killed: the processes of session, the session init started the
+// app in (setsid; the app's main process leads it, so its id is the
+// main pid). When init dies they are re-parented to this process, a
+// subreaper, so they are found as its children in that session, and
+// killed with everything below them.
+//
+// Only those: this process has children of its own too (git, buildpack
+// commands, the inits of this and of other Spawners), and none of them
+// is in that session, since a session id is the pid of a process that
+// called setsid and a pid is not reused while its session has members.
+// The main process, killed by PDEATHSIG when init died and re-parented
+// here as well, is reaped last, so that its pid, the session's id,
+// stays taken while the sweep runs. A process that left the session
+// (setsid) is not found; a sandboxed dyno has no such gap, as its pid
+// namespace dies with its init.
+func (sp *Spawner) SweepOrphans(session int) {
+	if session <= 0 {
+		return
+	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	self := os.Getpid()
+	kill := func(pid int) {
+		// Its own descendants first, while they are still below it.
+		if kids, err := descendants(pid); err == nil {
+			for _, k := range kids {
+				unix.Kill(k, unix.SIGKILL)
+			}
+		}
+		unix.Kill(pid, unix.SIGKILL)
+	}
+	leader := false
+	if p, ok := readStat(session, make([]byte, 512)); ok && p.ppid == self && p.sid == session {
+		leader = true
+		kill(session)
+		// Wait for it to die without reaping it (WNOWAIT).
+		var info unix.Siginfo
+		for unix.Waitid(unix.P_PID, session, &info, unix.WEXITED|unix.WNOWAIT, nil) == unix.EINTR {
+		}
+	}
 	for range 100 {
 		procs, err := readProcs()
 		if err != nil {
-			return
+			break
 		}
 		var strays []int
 		for _, p := range procs {
-			if p.ppid == self && !sp.live[p.pid] {
+			if p.ppid == self && p.sid == session && p.pid != session {
 				strays = append(strays, p.pid)
 			}
 		}
 		if len(strays) == 0 {
-			return
+			break
 		}
 		for _, pid := range strays {
-			// Its own descendants first, while they are still below it.
-			if kids, err := descendants(pid); err == nil {
-				for _, k := range kids {
-					unix.Kill(k, unix.SIGKILL)
-				}
-			}
-			unix.Kill(pid, unix.SIGKILL)
+			kill(pid)
 		}
 		for _, pid := range strays {
 			var ws unix.WaitStatus
 			unix.Wait4(pid, &ws, 0, nil)
 		}
+	}
+	if leader {
+		var ws unix.WaitStatus
+		unix.Wait4(session, &ws, 0, nil)
 	}
 }

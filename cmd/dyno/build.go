@@ -1,15 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"sync/atomic"
+	"syscall"
 
 	"github.com/dyno-run/dyno/buildpacks"
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
 
 func newBuildCommand() *cobra.Command {
@@ -27,6 +32,23 @@ When the process types include "release", its command runs first in a
 one-off dyno, and the release becomes current only if it succeeds.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// Whoever stops reading the output does not stop the build,
+			// as a Heroku build goes on when git push is interrupted:
+			// with SIGPIPE caught (not ignored, which buildpacks would
+			// inherit across exec), a write to a closed stdout fails
+			// with EPIPE instead of killing dyno, and output is best
+			// effort from there on (os/signal: "If the program is
+			// calling Notify for SIGPIPE ... the write fails with an
+			// EPIPE error").
+			pipe := make(chan os.Signal, 1)
+			signal.Notify(pipe, syscall.SIGPIPE)
+			defer signal.Stop(pipe)
+			// SIGINT and SIGTERM stop the build: the buildpack command
+			// running is killed with everything it started, the scratch
+			// folder is removed, nothing is released.
+			ctx, stopSignal, stoppedBy := stopOnSignal(cmd.Context())
+			defer stopSignal()
+
 			a, err := openApp(name)
 			if err != nil {
 				return err
@@ -41,11 +63,20 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
 				return fmt.Errorf("%s is not a folder; give the app's source folder", src)
 			}
-			shippedDirs, shippedNames, cleanup, err := shippedBuildpacks()
+			// What builds killed with SIGKILL left; a running build's
+			// folder is locked and stays.
+			if _, err := a.Home().SweepBuilds(); err != nil {
+				fmt.Fprintf(os.Stderr, "dyno: warning: %v\n", err)
+			}
+			scratch, err := a.NewScratch()
 			if err != nil {
 				return err
 			}
-			defer cleanup()
+			defer scratch.Remove()
+			shippedDirs, shippedNames, err := shippedBuildpacks(filepath.Join(scratch.Dir, "shipped"))
+			if err != nil {
+				return fmt.Errorf("build %s: extracting the shipped buildpacks: %w", a.Name, err)
+			}
 			installed, err := buildpacks.Installed(a.Home().BuildpacksDir())
 			if err != nil {
 				return err
@@ -53,14 +84,17 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			installed = append(installed, shippedDirs...)
 			var exec buildpacks.Executor
 			if !noSandbox {
-				if exec, err = buildSandbox(a); err != nil {
+				var closeSandbox func()
+				if exec, closeSandbox, err = buildSandbox(a, filepath.Join(scratch.Dir, "sandbox")); err != nil {
 					return err
 				}
+				// Waits for the sandboxes' own folders to be removed.
+				defer closeSandbox()
 			}
 			cwd, _ := os.Getwd()
 			out := cmd.OutOrStdout()
 			apiLog(a, "Build started")
-			rel, err := a.Build(cmd.Context(), app.BuildOptions{
+			rel, err := a.Build(ctx, app.BuildOptions{
 				Source:     src,
 				Buildpacks: refs,
 				Installed:  installed,
@@ -71,10 +105,21 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 				Out:        out,
 				Exec:       exec,
 				RunRelease: releaseRunner(a, out),
+				Scratch:    scratch,
 			})
 			if rel.Version > 0 {
 				apiLog(a, rel.Description, fmt.Sprintf("Release v%d created", rel.Version))
 				nudge()
+			}
+			if sig := stoppedBy(); sig != 0 && err != nil {
+				apiLog(a, "Build failed")
+				if rel.Version == 0 {
+					fmt.Fprintf(os.Stderr, "dyno: build of %s stopped by %s; nothing was released\n", a.Name, unix.SignalName(sig))
+				} else {
+					fmt.Fprintf(os.Stderr, "dyno: build of %s stopped by %s: %v\n", a.Name, unix.SignalName(sig), err)
+				}
+				// A shell's status for a command a signal ended.
+				return exitStatus(128 + int(sig))
 			}
 			var be *buildpacks.BuildError
 			if errors.As(err, &be) {
@@ -93,15 +138,43 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 
 // buildSandbox runs buildpacks in a build sandbox when this host can
 // make one; where user namespaces are off, builds run as plain processes
-// and say so.
-func buildSandbox(a *app.App) (buildpacks.Executor, error) {
+// and say so. The sandboxes keep their folders in stateDir, in the
+// build's scratch folder: what a killed build leaves of them goes with
+// the rest of its scratch, and the daemon's sweep of its apps' dyno
+// folders never meets them. closeSandbox waits until they are removed.
+func buildSandbox(a *app.App, stateDir string) (exec buildpacks.Executor, closeSandbox func(), err error) {
 	spawner, err := isolate.NewSpawner()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := spawner.Probe(a.Home().DynosDir()); err != nil {
 		fmt.Fprintf(os.Stderr, "dyno: buildpacks run without a sandbox: %v\n", err)
-		return nil, nil
+		return nil, func() {}, nil
 	}
-	return buildpacks.SandboxExecutor{Spawner: spawner, StateDir: filepath.Join(a.DynosDir(), "build")}, nil
+	return buildpacks.SandboxExecutor{Spawner: spawner, StateDir: stateDir}, spawner.Close, nil
+}
+
+// stopOnSignal returns a context canceled by the first SIGINT or SIGTERM,
+// a function that stops listening, and one that says which signal came
+// (0: none).
+func stopOnSignal(parent context.Context) (ctx context.Context, stop func(), stoppedBy func() syscall.Signal) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	var got atomic.Int32
+	done := make(chan struct{})
+	go func() {
+		select {
+		case s := <-sigs:
+			got.Store(int32(s.(syscall.Signal)))
+			cancel()
+		case <-done:
+		}
+	}()
+	stop = func() {
+		signal.Stop(sigs)
+		close(done)
+		cancel()
+	}
+	return ctx, stop, func() syscall.Signal { return syscall.Signal(got.Load()) }
 }

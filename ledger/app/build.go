@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/slug"
+	"golang.org/x/sys/unix"
 )
 
 // Stack is what builds see as $STACK: the host is the stack, and
@@ -34,6 +36,10 @@ type BuildOptions struct {
 	Out     io.Writer
 	Exec    buildpacks.Executor // nil: plain subprocesses
 	Pack    slug.PackOptions
+	// Scratch is the build's folder (NewScratch), for a caller that puts
+	// things of its own there first; nil makes one. Either way its
+	// removal is the caller's: Build removes only what it made.
+	Scratch *Scratch
 	// RunRelease runs the release phase of rel, whose slug is unpacked
 	// at lower, and returns its exit status.
 	RunRelease func(ctx context.Context, rel ledger.Release, lower string) (int, error)
@@ -42,7 +48,10 @@ type BuildOptions struct {
 // Build turns source into a slug through buildpacks and makes it a
 // release, running the release phase when the process types have one. A
 // failed build creates no slug and no release; a failed release phase
-// leaves a failed release that never becomes current.
+// leaves a failed release that never becomes current. A build canceled
+// (ctx) before its release is recorded records nothing; one canceled in
+// its release phase leaves that release failed. Its work is done in a
+// scratch folder under BuildsDir, never in TMPDIR.
 func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error) {
 	out := o.Out
 	if out == nil {
@@ -52,13 +61,20 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 	if err != nil {
 		return ledger.Release{}, err
 	}
-	work, err := os.MkdirTemp("", "build_")
-	if err != nil {
-		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
+	scratch := o.Scratch
+	if scratch == nil {
+		if _, err := a.home.SweepBuilds(); err != nil {
+			// A folder that cannot be removed (a file a buildpack made
+			// that is not this user's to remove) must not stop builds.
+			fmt.Fprintf(out, " !     %v\n", err)
+		}
+		if scratch, err = a.NewScratch(); err != nil {
+			return ledger.Release{}, err
+		}
+		defer scratch.Remove()
 	}
-	defer fsutil.RemoveAll(work)
-	buildDir := filepath.Join(work, "app")
-	sourceVersion, err := buildpacks.PrepareSource(o.Source, buildDir)
+	buildDir := filepath.Join(scratch.Dir, "app")
+	sourceVersion, err := buildpacks.PrepareSource(ctx, o.Source, buildDir)
 	if err != nil {
 		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 	}
@@ -88,6 +104,7 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 		HostEnv:       o.HostEnv,
 		Out:           out,
 		Exec:          o.Exec,
+		WorkDir:       scratch.Dir,
 	})
 	if err != nil {
 		return ledger.Release{}, err
@@ -123,6 +140,11 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 		}
 	}
 
+	// Packing does not watch ctx; a build stopped meanwhile must still
+	// record nothing.
+	if err := ctx.Err(); err != nil {
+		return ledger.Release{}, fmt.Errorf("build %s canceled: %w", a.Name, err)
+	}
 	fmt.Fprintln(out, "-----> Launching...")
 	rel, err := a.Deploy(sl.Digest, sourceVersion, res.ProcessTypes, res.Buildpacks, res.Addons, o.User)
 	if err != nil {
@@ -133,6 +155,122 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 	}
 	fmt.Fprintf(out, "       Released v%d\n", rel.Version)
 	return rel, nil
+}
+
+// BuildsDir holds each running build's scratch folder: its copy of the
+// source, the buildpacks' HOME, TMPDIR and ENV_DIR and their copies of
+// the buildpacks. It is under DYNO_HOME rather than in /tmp: a caller
+// started with env -i has no TMPDIR, /tmp is often a small tmpfs, and
+// what a killed build leaves is found again here by the next one.
+func (h Home) BuildsDir() string { return filepath.Join(h.Dir, "builds") }
+
+// A Scratch is one build's folder in BuildsDir. The build holds a lock
+// on it (flock(2) on the folder itself) for as long as it runs; the
+// kernel drops the lock when the process ends however it ends, so a
+// folder whose lock can be taken is a dead build's, and SweepBuilds
+// removes it.
+type Scratch struct {
+	Dir  string
+	lock *os.File
+}
+
+// NewScratch makes and locks a scratch folder for a build of a. Call
+// SweepBuilds first, so that what dead builds left does not pile up.
+func (a *App) NewScratch() (*Scratch, error) {
+	parent := a.home.BuildsDir()
+	if err := os.MkdirAll(parent, 0o700); err != nil {
+		return nil, fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	// Between its mkdir and its flock a folder looks dead; the shared
+	// lock on the parent keeps a sweep (which takes it exclusively)
+	// from looking at that moment.
+	guard, err := lockDir(parent, unix.LOCK_SH)
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	defer guard.Close()
+	dir, err := os.MkdirTemp(parent, a.Name+"-")
+	if err != nil {
+		return nil, fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	lock, err := lockDir(dir, unix.LOCK_EX|unix.LOCK_NB)
+	if err != nil {
+		os.Remove(dir)
+		return nil, fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	return &Scratch{Dir: dir, lock: lock}, nil
+}
+
+// Remove removes the folder, then drops its lock.
+func (s *Scratch) Remove() error {
+	err := fsutil.RemoveAll(s.Dir)
+	s.lock.Close()
+	if err != nil {
+		return fmt.Errorf("remove build folder %s: %w", s.Dir, err)
+	}
+	return nil
+}
+
+// SweepBuilds removes the scratch folders of builds that no longer run
+// (killed with SIGKILL, or on a machine that lost power), and says how
+// many. A running build's folder is left alone: its lock is held.
+func (h Home) SweepBuilds() (int, error) {
+	parent := h.BuildsDir()
+	guard, err := lockDir(parent, unix.LOCK_EX)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("sweep builds: %w", err)
+	}
+	entries, err := os.ReadDir(parent)
+	var dead []*os.File
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		// Held until the folder is gone, so that a second sweep skips it.
+		if lock, err := lockDir(filepath.Join(parent, e.Name()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+			dead = append(dead, lock)
+		}
+	}
+	// The removals, which may take a while, need not keep new builds
+	// waiting.
+	guard.Close()
+	if err != nil {
+		err = fmt.Errorf("sweep builds: %w", err)
+	}
+	removed := 0
+	for _, lock := range dead {
+		if rerr := fsutil.RemoveAll(lock.Name()); rerr != nil && err == nil {
+			err = fmt.Errorf("sweep builds: %w", rerr)
+		} else if rerr == nil {
+			removed++
+		}
+		lock.Close()
+	}
+	return removed, err
+}
+
+// lockDir opens dir and flocks it with how (unix.LOCK_SH, LOCK_EX, maybe
+// with LOCK_NB). The lock lasts until the file is closed, or the process
+// ends; the descriptor is close-on-exec, so no child inherits it.
+func lockDir(dir string, how int) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("lock %s: %w", dir, err)
+	}
+	return f, nil
 }
 
 // ErrReleaseFailed is returned when a release phase fails.

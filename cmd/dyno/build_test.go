@@ -1,0 +1,258 @@
+package main
+
+// Builds interrupted (signals, kill -9, a reader gone) and builds that
+// read a buildpack's bin/release, through the binary as an
+// unprivileged user, in the build sandbox.
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/dyno-run/dyno/internal/testutil"
+	"golang.org/x/sys/unix"
+)
+
+// buildpackDir writes a buildpack of the given bin/ scripts, owned by
+// the unprivileged user.
+func buildpackDir(t *testing.T, scripts map[string]string) string {
+	t.Helper()
+	dir := testutil.SharedDir(t)
+	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, script := range scripts {
+		if err := os.WriteFile(filepath.Join(dir, "bin", name), []byte("#!/usr/bin/env bash\n"+script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.GiveToNobody(t, dir)
+	return dir
+}
+
+// waitingBuildpack is a buildpack whose compile prints a line with
+// marker and then sleeps (its command line holds marker, so the test can
+// see whether it outlives the build).
+func waitingBuildpack(t *testing.T, marker string) string {
+	return buildpackDir(t, map[string]string{
+		"detect":  "echo Waiting\n",
+		"compile": "echo \"-----> compiling, waiting " + marker + "\"\nexec sleep " + marker + "\n",
+	})
+}
+
+// left lists what is in dir; a missing dir holds nothing.
+func left(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// wantNoRelease fails if app has a release past v1.
+func (e *isolatedEnv) wantNoRelease(t *testing.T, app string) {
+	t.Helper()
+	if rels := e.must(t, "releases", "-a", app); !strings.Contains(rels, "Current: v1") || strings.Contains(rels, "v2") {
+		t.Errorf("a release was recorded:\n%s", rels)
+	}
+}
+
+// SIGTERM and SIGINT end a build cleanly: the compile killed, the
+// scratch (the sandbox's folders included) removed, no release, one line, the
+// shell's status for the signal.
+func TestBuildStoppedBySignal(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "sig")
+	src := source(t, map[string]string{"Procfile": "web: true\n"})
+	tmp := testutil.SharedDir(t)
+	testutil.GiveToNobody(t, tmp)
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		marker := uniqueSleep()
+		cmd := e.command("build", src, "-a", "sig", "-b", waitingBuildpack(t, marker))
+		// Nothing of a build goes to TMPDIR (it went to /tmp before).
+		cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
+		s := startSession(t, cmd)
+		s.waitFor("compiling, waiting " + marker)
+		s.signal(sig)
+		if st := s.wait(); st != 128+int(sig) {
+			t.Errorf("%v: exit %d, want %d", sig, st, 128+int(sig))
+		}
+		lines := s.lines()
+		want := "dyno: build of sig stopped by " + unix.SignalName(sig) + "; nothing was released"
+		if last := lines[len(lines)-1]; last != want {
+			t.Errorf("%v: last line %q, want %q", sig, last, want)
+		}
+		waitMarkerGone(t, marker, 5*time.Second)
+		if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+			t.Errorf("%v: left in builds: %v", sig, l)
+		}
+		if l := left(t, tmp); len(l) != 0 {
+			t.Errorf("%v: left in TMPDIR: %v", sig, l)
+		}
+		e.wantNoRelease(t, "sig")
+	}
+}
+
+// What kill -9 leaves, the next build sweeps; a build still running
+// keeps its folder through another build's sweep.
+func TestBuildKill9Swept(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "kill9")
+	src := source(t, map[string]string{".fixture": "", "Procfile": "web: true\n"})
+	builds := filepath.Join(e.home, "builds")
+
+	killed := uniqueSleep()
+	s := startSession(t, e.command("build", src, "-a", "kill9", "-b", waitingBuildpack(t, killed)))
+	s.waitFor("compiling, waiting " + killed)
+	s.cmd.Process.Kill()
+	s.wait()
+	// The sandbox's init sees its manager gone and kills the compile.
+	waitMarkerGone(t, killed, 5*time.Second)
+	dead := left(t, builds)
+	if len(dead) != 1 {
+		t.Fatalf("after kill -9, builds holds %v; want the killed build's folder", dead)
+	}
+	e.wantNoRelease(t, "kill9")
+
+	// A second build sweeps the dead one's folder.
+	running := uniqueSleep()
+	r := startSession(t, e.command("build", src, "-a", "kill9", "-b", waitingBuildpack(t, running)))
+	r.waitFor("compiling, waiting " + running)
+	now := left(t, builds)
+	if len(now) != 1 || now[0] == dead[0] {
+		t.Fatalf("builds holds %v; want only the running build's folder, not %s", now, dead[0])
+	}
+
+	// A third, while the second runs, succeeds and leaves its folder.
+	wantLines(t, e.must(t, "build", src, "-a", "kill9", "-b", "fixture"), "Released v2")
+	if l := left(t, builds); len(l) != 1 || l[0] != now[0] {
+		t.Errorf("after a build beside a running one, builds holds %v; want %s", l, now[0])
+	}
+	r.signal(syscall.SIGTERM)
+	if st := r.wait(); st != 143 {
+		t.Errorf("exit %d, want 143", st)
+	}
+	if l := left(t, builds); len(l) != 0 {
+		t.Errorf("left in builds: %v", l)
+	}
+}
+
+// dyno build | head -1: the reader goes after the first line, and the
+// build goes on to its release, as a Heroku build does when git push is
+// interrupted.
+func TestBuildOutputClosed(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "pipe")
+	src := source(t, map[string]string{"Procfile": "web: true\n"})
+	// The compile waits on a fifo in the cache, which the test opens
+	// once it has closed the output.
+	cache := filepath.Join(e.home, "apps", "pipe", "cache")
+	if err := os.Mkdir(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(cache, "go-on")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.GiveToNobody(t, cache)
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "echo Piped\n",
+		"compile": "echo '-----> waiting'\nread line < \"$2/go-on\"\nfor i in $(seq 1000); do echo \"       line $i\"; done\n",
+	})
+
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := e.command("build", src, "-a", "pipe", "-b", bp)
+	var stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = w, &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	first, err := bufio.NewReader(r).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no first line: %v", err)
+	}
+	r.Close()
+
+	opened := make(chan *os.File, 1)
+	go func() {
+		// Blocks until the compile opens the fifo to read it.
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			opened <- f
+		}
+	}()
+	select {
+	case f := <-opened:
+		f.WriteString("go on\n")
+		f.Close()
+	case err := <-exited:
+		t.Fatalf("dyno ended (%v) after its reader went, before its compile; first line %q, stderr:\n%s", err, first, stderr.String())
+	case <-time.After(30 * time.Second):
+		t.Fatal("the compile never opened the fifo")
+	}
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Errorf("dyno build: %v; stderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("dyno build did not end")
+	}
+	if rels := e.must(t, "releases", "-a", "pipe"); !strings.Contains(rels, "Current: v2") {
+		t.Errorf("no release recorded:\n%s", rels)
+	}
+	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+		t.Errorf("left in builds: %v", l)
+	}
+}
+
+// A bin/release that prints without end fails the build with one line
+// naming the buildpack and the limit; no release is made.
+func TestBuildHugeRelease(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "huge")
+	src := source(t, map[string]string{})
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "echo Huge\n",
+		"compile": "true\n",
+		"release": "echo default_process_types:\nseq 1 100000000 | sed 's/.*/  t&: echo &/'\n",
+	})
+	out, st := e.dynoOut(t, "build", src, "-a", "huge", "-b", bp)
+	if st != 1 {
+		t.Errorf("exit %d, want 1:\n%s", st, out)
+	}
+	wantLines(t, out, " !     bin/release of "+bp+": printed more than 1 MiB, the most dyno reads of a release\n", " !     Push failed\n")
+	e.wantNoRelease(t, "huge")
+	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+		t.Errorf("left in builds: %v", l)
+	}
+}
+
+// In the build sandbox, what bin/release writes to stderr is shown, not
+// parsed with its YAML.
+func TestBuildReleaseStderrApart(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "stderr")
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "echo Talky\n",
+		"compile": "true\n",
+		"release": "echo 'a note on stderr: not YAML' >&2\necho 'default_process_types: {web: echo hi}'\n",
+	})
+	out := e.must(t, "build", source(t, map[string]string{}), "-a", "stderr", "-b", bp)
+	wantLines(t, out, "a note on stderr: not YAML", "Default types for buildpack -> web", "Released v2")
+}
