@@ -49,7 +49,11 @@ const maxQuoted = 200
 func (s SkippedLine) String() string {
 	text, more := s.Text, ""
 	if len(text) > maxQuoted {
-		text, more = text[:maxQuoted], "..."
+		n := maxQuoted
+		for n > maxQuoted-utf8.UTFMax && !utf8.RuneStart(text[n]) {
+			n--
+		}
+		text, more = text[:n], "..."
 	}
 	return fmt.Sprintf("%s:%d: skipped %q%s: %s", s.Path, s.Line, text, more, s.Reason)
 }

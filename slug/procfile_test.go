@@ -198,6 +198,12 @@ func TestParseProcfileSkipsMalformedLines(t *testing.T) {
 			types: []ProcessType{web},
 			want:  []string{`Procfile:2: skipped "` + strings.Repeat("x", 200) + `"...: not NAME: COMMAND`},
 		},
+		{
+			name:  "long line cut between characters",
+			data:  "web: bin/server\nx" + strings.Repeat("é", 150) + "\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "x` + strings.Repeat("é", 99) + `"...: not NAME: COMMAND`},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

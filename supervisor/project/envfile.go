@@ -102,6 +102,11 @@ func parseEnv(path string, data []byte) (map[string]string, []slug.SkippedLine) 
 		src:  strings.ReplaceAll(string(data), "\r\n", "\n"),
 		line: 1,
 		vars: make(map[string]string),
+		// Linux's execve refuses with E2BIG an environment string
+		// longer than MAX_ARG_STRLEN, 32 pages with its NUL
+		// (fs/exec.c, copy_strings): a longer variable would stop
+		// every process from starting.
+		maxLen: 32*os.Getpagesize() - 1,
 	}
 	for p.nextStatement() {
 		p.statement()
@@ -116,6 +121,7 @@ type envParser struct {
 	line    int    // 1-based line of pos
 	vars    map[string]string
 	skipped []slug.SkippedLine
+	maxLen  int // the longest NAME=value a process can be given
 }
 
 // advance moves to offset to, counting the lines passed.
@@ -173,6 +179,9 @@ func (p *envParser) statement() {
 		return
 	case strings.IndexByte(raw, 0) >= 0:
 		p.skip(start, line, end, nulByte)
+		return
+	case len(name)+1+len(value) > p.maxLen:
+		p.skip(start, line, end, fmt.Sprintf("NAME=value longer than %d bytes, more than execve passes", p.maxLen))
 		return
 	}
 	p.vars[name] = value
@@ -247,7 +256,7 @@ func (p *envParser) value(at int) (value, raw string, end int, ok bool) {
 		// `say "hi\`. godotenv does that, and files rely on what it did.
 		value = strings.TrimLeft(strings.TrimRight(s[:i], string(quote)), string(quote))
 		if quote == '"' {
-			value = expandVariables(expandEscapes(value), p.vars)
+			value = expandVariables(expandEscapes(value), p.vars, p.maxLen)
 		}
 		return value, s[:i+1], at + i + 1, true
 	}
@@ -273,7 +282,7 @@ func (p *envParser) unquoted(at int) (value, raw string, end int) {
 		prev = r
 	}
 	value = strings.TrimFunc(s[:cut], isBlank)
-	return expandVariables(value, p.vars), s[:cut], at + n
+	return expandVariables(value, p.vars, p.maxLen), s[:cut], at + n
 }
 
 // expandEscapes turns \n and \r in a double-quoted value into newline
@@ -317,12 +326,15 @@ func expandEscapes(s string) string {
 // taken with it and "(" or "{" before it. A "\" before "$" keeps the
 // rest as it is, without the backslash. Anything else after "$" is left
 // alone. This is godotenv's expansion, which this file does not change.
-func expandVariables(s string, vars map[string]string) string {
+//
+// It stops once the result is longer than limit, which the caller
+// refuses: A=$A$A on 30 lines would otherwise double A to a gigabyte.
+func expandVariables(s string, vars map[string]string, limit int) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}
 	var b strings.Builder
-	for i := 0; i < len(s); {
+	for i := 0; i < len(s) && b.Len() <= limit; {
 		escaped := s[i] == '\\' && i+1 < len(s) && s[i+1] == '$'
 		if s[i] != '$' && !escaped {
 			b.WriteByte(s[i])

@@ -3,6 +3,7 @@ package project
 import (
 	"bytes"
 	"maps"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -45,6 +46,7 @@ func FuzzParseEnv(f *testing.F) {
 		"A: 1\nexport\tB :2\n",
 		"A=\"x\ncaf\xe9\"\nB=\"a\x00\"\n",
 		"A=\"\nB=\"\nC='\nD='\n",
+		"A=0123456789abcdef\nA=$A$A$A$A$A$A$A$A\nA=\"$A$A$A$A$A$A$A$A\"\nA=$A$A$A$A$A$A$A$A\nA=$A$A$A$A$A$A$A$A\n",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -78,6 +80,9 @@ func FuzzParseEnv(f *testing.F) {
 			}
 			if !utf8.ValidString(value) || strings.Contains(value, "\x00") {
 				t.Errorf("value %q of %s accepted", value, name)
+			}
+			if len(name)+len("=")+len(value) >= 32*os.Getpagesize() {
+				t.Errorf("%s of %d bytes accepted, more than execve passes", name, len(value))
 			}
 		}
 		if len(skipped) > 0 {

@@ -1,7 +1,9 @@
 package project
 
 import (
+	"fmt"
 	"maps"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -130,6 +132,47 @@ func TestParseEnvSkipsMalformedLines(t *testing.T) {
 	}
 }
 
+// A NAME=value longer than execve passes (MAX_ARG_STRLEN, 32 pages with
+// the NUL) is skipped: it would stop every process from starting. That
+// also bounds expansion, which could otherwise double a value per line.
+func TestParseEnvTooLong(t *testing.T) {
+	maxEnv := 32 * os.Getpagesize()
+	tooLong := fmt.Sprintf("NAME=value longer than %d bytes, more than execve passes", maxEnv-1)
+	fits, over := strings.Repeat("x", maxEnv-1-len("A=")), strings.Repeat("y", maxEnv-len("B="))
+	vars, skipped := parseEnv(".env", []byte("A="+fits+"\nB="+over+"\n"))
+	if len(vars) != 1 || vars["A"] != fits {
+		t.Errorf("vars has %d, A of %d bytes; want only A of %d", len(vars), len(vars["A"]), len(fits))
+	}
+	if len(skipped) != 1 || skipped[0].Line != 2 || skipped[0].Reason != tooLong {
+		t.Errorf("skipped %d lines, the first %.40v; want line 2: %s", len(skipped), skipped, tooLong)
+	}
+
+	// A doubles from 16 bytes on each of 64 lines: once it would not
+	// fit, each line is skipped and A keeps the last value that did.
+	data := "A=0123456789abcdef\n" + strings.Repeat("A=$A$A\n", 64) + "B=$A\n"
+	vars, skipped = parseEnv(".env", []byte(data))
+	n := 16
+	for n*2 <= maxEnv-1-len("A=") {
+		n *= 2
+	}
+	want := strings.Repeat("0123456789abcdef", n/16)
+	if vars["A"] != want || vars["B"] != want {
+		t.Errorf("A of %d bytes, B of %d; want both %d", len(vars["A"]), len(vars["B"]), n)
+	}
+	doublings := 0
+	for m := 16; m < n; m *= 2 {
+		doublings++
+	}
+	if len(skipped) != 64-doublings {
+		t.Fatalf("%d lines skipped, want %d", len(skipped), 64-doublings)
+	}
+	for i, s := range skipped {
+		if line := 2 + doublings + i; s.Line != line || s.Text != "A=$A$A" || s.Reason != tooLong {
+			t.Errorf("skipped %+v, want line %d: %s", s, line, tooLong)
+		}
+	}
+}
+
 // Load reports every skipped line of the Procfile and the env files, in
 // order, each file named as it was given, and runs the rest.
 func TestLoadSkipsMalformedLines(t *testing.T) {
@@ -194,5 +237,24 @@ func TestLoadReportsSkippedLinesWhenRefused(t *testing.T) {
 	// With nothing to report, no report is needed.
 	if _, err := Load(Options{}); err == nil {
 		t.Error("Load without OnSkip succeeded")
+	}
+}
+
+// BenchmarkParseEnv reads valid and malformed lines, 10,000 and 100,000
+// of them: the time per byte is the same (the parser is linear).
+func BenchmarkParseEnv(b *testing.B) {
+	for _, bc := range []struct{ name, lines string }{
+		{"valid", "export NAME_1=\"some value $B\" # comment\nB=plain value\n"},
+		{"malformed", "A B=1\n=novalue\n"},
+	} {
+		for _, n := range []int{10000, 100000} {
+			data := []byte(strings.Repeat(bc.lines, n/2))
+			b.Run(fmt.Sprintf("%s/%d", bc.name, n), func(b *testing.B) {
+				b.SetBytes(int64(len(data)))
+				for b.Loop() {
+					parseEnv(".env", data)
+				}
+			})
+		}
 	}
 }
