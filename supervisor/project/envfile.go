@@ -253,7 +253,8 @@ func (p *envParser) value(at int) (value, raw string, end int, ok bool) {
 		}
 		// Trimming every quote at both ends, not just one, drops an
 		// escaped quote at the end of the value: A="say \"hi\"" is
-		// `say "hi\`. godotenv does that, and files rely on what it did.
+		// `say "hi\`. godotenv did that, and a file it read without error
+		// must read the same.
 		value = strings.TrimLeft(strings.TrimRight(s[:i], string(quote)), string(quote))
 		if quote == '"' {
 			value = expandVariables(expandEscapes(value), p.vars, p.maxLen)
