@@ -331,6 +331,18 @@ func (r *builder) run(ctx context.Context) (*Result, error) {
 
 	r.out.printf("-----> Discovering process types\n")
 	procfile, err := readProcfile(r.buildDir)
+	// A line that is not "name: command" is skipped, as dyno start and
+	// Foreman skip it, with a warning in the build output.
+	var skipped []slug.SkippedLine
+	var pe *slug.ProcfileError
+	if errors.As(err, &pe) {
+		skipped = pe.Skipped
+	} else if procfile != nil {
+		skipped = procfile.Skipped
+	}
+	for _, s := range skipped {
+		r.out.printf(" !     Warning: %s\n", s)
+	}
 	if err != nil {
 		r.out.printf(" !     %s\n", err)
 		return nil, r.fail("", err.Error())

@@ -273,12 +273,44 @@ func TestRunProcfileOnly(t *testing.T) {
 	}
 }
 
+// A Procfile line that is not "name: command" is skipped with a warning
+// in the build output, as dyno start skips it; the rest is recorded.
+func TestRunProcfileSkipsMalformedLines(t *testing.T) {
+	app := newApp(t, map[string]string{"Procfile": "web ./server\nworker: ./work\noops"})
+	res, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "exported")}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out,
+		"-----> Discovering process types",
+		` !     Warning: Procfile:1: skipped "web ./server": not NAME: COMMAND`,
+		` !     Warning: Procfile:3: skipped "oops": not NAME: COMMAND`,
+		"       Procfile declares types -> worker",
+	)
+	if len(res.ProcessTypes) != 1 || res.ProcessTypes["worker"] != "./work" {
+		t.Errorf("ProcessTypes = %q, want only worker", res.ProcessTypes)
+	}
+}
+
+// A Procfile with nothing but skipped lines declares no types: the build
+// fails, after warning about each line.
 func TestRunInvalidProcfile(t *testing.T) {
 	app := newApp(t, map[string]string{"Procfile": "web ./server\n"})
 	_, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "exported")}})
 	var be *BuildError
-	if !errors.As(err, &be) || !strings.Contains(be.Reason, "Procfile:1") {
-		t.Fatalf("err = %v, want a BuildError about Procfile:1\n%s", err, out)
+	if !errors.As(err, &be) || !strings.Contains(be.Reason, "Procfile: no process types, 1 line skipped") {
+		t.Fatalf("err = %v, want a BuildError about a Procfile with no types\n%s", err, out)
+	}
+	wantLines(t, out, ` !     Warning: Procfile:1: skipped "web ./server": not NAME: COMMAND`, " !     Push failed")
+}
+
+// A duplicate process type fails the build, naming both lines.
+func TestRunDuplicateProcfileType(t *testing.T) {
+	app := newApp(t, map[string]string{"Procfile": "web: a\nweb: b\n"})
+	_, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "exported")}})
+	var be *BuildError
+	if !errors.As(err, &be) || !strings.Contains(be.Reason, `Procfile:2: duplicate process type "web" (first on line 1)`) {
+		t.Fatalf("err = %v, want a BuildError about the duplicate\n%s", err, out)
 	}
 	wantLines(t, out, " !     Push failed")
 }

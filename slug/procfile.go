@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"unicode/utf8"
 )
 
 // maxNameLen is the longest process type name Heroku's API accepts.
@@ -22,17 +23,49 @@ type ProcessType struct {
 
 // A Procfile is the parsed contents of a Procfile.
 type Procfile struct {
-	Path  string
-	Types []ProcessType // in file order
+	Path    string
+	Types   []ProcessType // in file order
+	Skipped []SkippedLine // lines that are not "name: command", in file order
+}
+
+// A SkippedLine is a line of a Procfile or an env file that is not in
+// the file's form. Foreman skips such lines and runs the rest; dyno skips
+// them too, but never silently: whoever reads the file reports each one.
+type SkippedLine struct {
+	Path   string // the file as the user named it
+	Line   int    // 1-based
+	Text   string // the line, trimmed; may be any bytes
+	Reason string // what is wrong, e.g. "not NAME: COMMAND"
+}
+
+// maxQuoted is how much of a skipped line String quotes: a warning
+// stays one readable line however long the line is.
+const maxQuoted = 200
+
+// String returns the one-line warning, e.g.
+// `Procfile:3: skipped "oops": not NAME: COMMAND`. The line is quoted
+// with Go's escapes, so control characters and bytes that are not UTF-8
+// show as escapes instead of reaching the terminal.
+func (s SkippedLine) String() string {
+	text, more := s.Text, ""
+	if len(text) > maxQuoted {
+		n := maxQuoted
+		for n > maxQuoted-utf8.UTFMax && !utf8.RuneStart(text[n]) {
+			n--
+		}
+		text, more = text[:n], "..."
+	}
+	return fmt.Sprintf("%s:%d: skipped %q%s: %s", s.Path, s.Line, text, more, s.Reason)
 }
 
 // A ProcfileError reports a problem with a Procfile, at a line when
 // the problem has one.
 type ProcfileError struct {
-	Path string
-	Line int // 0 when the problem concerns the whole file
-	Msg  string
-	Err  error // underlying error, if any (a missing file wraps fs.ErrNotExist)
+	Path    string
+	Line    int // 0 when the problem concerns the whole file
+	Msg     string
+	Err     error         // underlying error, if any (a missing file wraps fs.ErrNotExist)
+	Skipped []SkippedLine // lines skipped before the file was refused, to be reported too
 }
 
 func (e *ProcfileError) Error() string {
@@ -62,19 +95,32 @@ func ReadProcfile(path string) (*Procfile, error) {
 	return ParseProcfile(path, data)
 }
 
+// Reasons for skipping a Procfile line.
+const (
+	notProcfileLine = "not NAME: COMMAND"
+	badTypeName     = notProcfileLine + `; a NAME is letters, digits, "_" and "-", at most 128`
+	emptyCommand    = notProcfileLine + "; the COMMAND is empty"
+	notUTF8         = "not UTF-8"
+	nulByte         = "contains a NUL byte"
+)
+
 // ParseProcfile parses the contents of a Procfile. Path is used only in
-// error messages and is recorded in the result.
+// messages and is recorded in the result.
 //
-// Each non-blank line that does not start with "#" must be "name: command".
+// Each non-blank line that does not start with "#" is "name: command".
 // The command is everything after the first ":", so it may contain colons
-// itself. Unlike Foreman, which skips lines it cannot read, every such
-// line is an error: a silently ignored typo means a process that never runs.
+// itself. A line that is not in that form, or is not UTF-8 text, is
+// skipped as Foreman skips it, and listed in Skipped so that the caller
+// can say so: a silently ignored typo means a process that never runs.
+// A process type declared twice is an error, as is a file that declares
+// none; the error carries the lines skipped so far all the same.
 func ParseProcfile(path string, data []byte) (*Procfile, error) {
 	// Editors on Windows may save the file with a byte order mark.
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
 
 	p := &Procfile{Path: path}
 	firstLine := make(map[string]int)
+	var dup *ProcfileError
 	for i, line := range strings.Split(string(data), "\n") {
 		lineNum := i + 1
 		line = strings.TrimSuffix(line, "\r")
@@ -82,33 +128,62 @@ func ParseProcfile(path string, data []byte) (*Procfile, error) {
 		if line == "" || line[0] == '#' {
 			continue
 		}
-		name, command, ok := strings.Cut(line, ":")
-		if !ok {
-			return nil, &ProcfileError{Path: path, Line: lineNum,
-				Msg: `no ":" in line; write it as "name: command"`}
+		name, command, reason := parseProcfileLine(line)
+		if reason != "" {
+			p.Skipped = append(p.Skipped, SkippedLine{Path: path, Line: lineNum, Text: line, Reason: reason})
+			continue
 		}
-		name = strings.TrimSpace(name)
-		command = strings.TrimSpace(command)
-		if !validName(name) {
-			return nil, &ProcfileError{Path: path, Line: lineNum,
-				Msg: fmt.Sprintf(`invalid process type %q: use letters, digits, "_" and "-", at most %d`, name, maxNameLen)}
-		}
-		if command == "" {
-			return nil, &ProcfileError{Path: path, Line: lineNum,
-				Msg: fmt.Sprintf(`empty command for process type %q; write it as "%s: command"`, name, name)}
-		}
-		if first, dup := firstLine[name]; dup {
-			return nil, &ProcfileError{Path: path, Line: lineNum,
-				Msg: fmt.Sprintf("duplicate process type %q (first on line %d)", name, first)}
+		if first, seen := firstLine[name]; seen {
+			// Reading on finds every line to skip, for dyno check.
+			if dup == nil {
+				dup = &ProcfileError{Path: path, Line: lineNum,
+					Msg: fmt.Sprintf("duplicate process type %q (first on line %d)", name, first)}
+			}
+			continue
 		}
 		firstLine[name] = lineNum
 		p.Types = append(p.Types, ProcessType{Name: name, Command: command, Line: lineNum})
 	}
+	if dup != nil {
+		dup.Skipped = p.Skipped
+		return nil, dup
+	}
 	if len(p.Types) == 0 {
-		return nil, &ProcfileError{Path: path,
-			Msg: `no process types; add a line like "web: bin/server"`}
+		msg := `no process types; add a line like "web: bin/server"`
+		switch n := len(p.Skipped); {
+		case n == 1:
+			msg = `no process types, 1 line skipped; fix it or add a line like "web: bin/server"`
+		case n > 1:
+			msg = fmt.Sprintf(`no process types, %d lines skipped; fix them or add a line like "web: bin/server"`, n)
+		}
+		return nil, &ProcfileError{Path: path, Msg: msg, Skipped: p.Skipped}
 	}
 	return p, nil
+}
+
+// parseProcfileLine splits a trimmed, non-comment line into its process
+// type and command, or says why it is not a Procfile line.
+func parseProcfileLine(line string) (name, command, reason string) {
+	name, command, ok := strings.Cut(line, ":")
+	if !ok {
+		return "", "", notProcfileLine
+	}
+	name = strings.TrimSpace(name)
+	command = strings.TrimSpace(command)
+	switch {
+	case !validName(name):
+		return "", "", badTypeName
+	case command == "":
+		return "", "", emptyCommand
+	// The command goes to the ledger as JSON and to execve: JSON would
+	// turn bytes that are not UTF-8 into U+FFFD, and execve cannot pass
+	// a NUL.
+	case !utf8.ValidString(command):
+		return "", "", notUTF8
+	case strings.IndexByte(command, 0) >= 0:
+		return "", "", nulByte
+	}
+	return name, command, ""
 }
 
 // validName reports whether name matches ^[-\w]{1,128}$, the process

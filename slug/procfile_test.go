@@ -7,8 +7,10 @@ import (
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseProcfile(t *testing.T) {
@@ -89,63 +91,149 @@ func TestParseProcfile(t *testing.T) {
 	}
 }
 
-func TestParseProcfileErrors(t *testing.T) {
+// Lines that are not "name: command" are skipped, as Foreman skips them,
+// and each is listed with its number so that the caller can say so.
+func TestParseProcfileSkipsMalformedLines(t *testing.T) {
+	web := ProcessType{"web", "bin/server", 1}
 	tests := []struct {
-		name     string
-		path     string
-		data     string
-		wantLine int
-		want     string
+		name  string
+		data  string
+		types []ProcessType
+		want  []string // SkippedLine.String() of each skipped line
 	}{
 		{
-			name:     "no colon",
-			path:     "Procfile",
-			data:     "web: bin/server\nworker bin/worker\n",
-			wantLine: 2,
-			want:     `Procfile:2: no ":" in line; write it as "name: command"`,
+			name:  "no colon",
+			data:  "web: bin/server\nworker bin/worker\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "worker bin/worker": not NAME: COMMAND`},
 		},
 		{
-			name:     "space in name",
-			path:     "Procfile",
-			data:     "# c\nwe b: bin/server\n",
-			wantLine: 2,
-			want:     `Procfile:2: invalid process type "we b": use letters, digits, "_" and "-", at most 128`,
+			name:  "lone word with a newline",
+			data:  "web: bin/server\noops\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "oops": not NAME: COMMAND`},
 		},
 		{
-			name:     "empty name",
-			path:     "Procfile",
-			data:     ": bin/server\n",
-			wantLine: 1,
-			want:     `Procfile:1: invalid process type "": use letters, digits, "_" and "-", at most 128`,
+			name:  "lone word on a last line without newline",
+			data:  "web: bin/server\noops",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "oops": not NAME: COMMAND`},
 		},
 		{
-			name:     "non-ASCII name",
-			path:     "Procfile",
-			data:     "wéb: bin/server\n",
-			wantLine: 1,
-			want:     `Procfile:1: invalid process type "wéb": use letters, digits, "_" and "-", at most 128`,
+			name:  "space in name",
+			data:  "# c\nwe b: bin/server\nweb: bin/server\n",
+			types: []ProcessType{{"web", "bin/server", 3}},
+			want:  []string{`Procfile:2: skipped "we b: bin/server": ` + badTypeName},
 		},
 		{
-			name:     "dot in name",
-			path:     "Procfile",
-			data:     "web.1: bin/server\n",
-			wantLine: 1,
-			want:     `Procfile:1: invalid process type "web.1": use letters, digits, "_" and "-", at most 128`,
+			name:  "empty name",
+			data:  "web: bin/server\n: bin/other\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped ": bin/other": ` + badTypeName},
 		},
 		{
-			name:     "name too long",
-			path:     "Procfile",
-			data:     strings.Repeat("a", 129) + ": x\n",
-			wantLine: 1,
-			want:     `Procfile:1: invalid process type "` + strings.Repeat("a", 129) + `": use letters, digits, "_" and "-", at most 128`,
+			name:  "non-ASCII name",
+			data:  "web: bin/server\nwéb: bin/server\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "wéb: bin/server": ` + badTypeName},
 		},
 		{
-			name:     "empty command",
-			path:     "Procfile",
-			data:     "web: bin/server\nworker:   \n",
-			wantLine: 2,
-			want:     `Procfile:2: empty command for process type "worker"; write it as "worker: command"`,
+			name:  "dot in name",
+			data:  "web: bin/server\nweb.1: bin/server\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "web.1: bin/server": ` + badTypeName},
 		},
+		{
+			name:  "name too long",
+			data:  "web: bin/server\n" + strings.Repeat("a", 129) + ": x\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "` + strings.Repeat("a", 129) + `: x": ` + badTypeName},
+		},
+		{
+			name:  "empty command",
+			data:  "web: bin/server\nworker:   \n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "worker:": not NAME: COMMAND; the COMMAND is empty`},
+		},
+		{
+			name:  "invalid UTF-8 in the name",
+			data:  "web: bin/server\n\xff\xfe: bin/x\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "\xff\xfe: bin/x": ` + badTypeName},
+		},
+		{
+			name:  "invalid UTF-8 in the command",
+			data:  "web: bin/server\nworker: caf\xe9\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "worker: caf\xe9": not UTF-8`},
+		},
+		{
+			name:  "NUL in the command",
+			data:  "web: bin/server\nworker: a\x00b\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "worker: a\x00b": contains a NUL byte`},
+		},
+		{
+			name:  "CRLF file",
+			data:  "web: bin/server\r\noops\r\nworker: bin/worker\r\nx y\r\n",
+			types: []ProcessType{web, {"worker", "bin/worker", 3}},
+			want: []string{
+				`Procfile:2: skipped "oops": not NAME: COMMAND`,
+				`Procfile:4: skipped "x y": not NAME: COMMAND`,
+			},
+		},
+		{
+			name:  "every one listed, in order",
+			data:  "a\nweb: bin/server\nb\n\n# c\nc:\n",
+			types: []ProcessType{{"web", "bin/server", 2}},
+			want: []string{
+				`Procfile:1: skipped "a": not NAME: COMMAND`,
+				`Procfile:3: skipped "b": not NAME: COMMAND`,
+				`Procfile:6: skipped "c:": not NAME: COMMAND; the COMMAND is empty`,
+			},
+		},
+		{
+			name:  "long line quoted in part",
+			data:  "web: bin/server\n" + strings.Repeat("x", 300) + "\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "` + strings.Repeat("x", 200) + `"...: not NAME: COMMAND`},
+		},
+		{
+			name:  "long line cut between characters",
+			data:  "web: bin/server\nx" + strings.Repeat("é", 150) + "\n",
+			types: []ProcessType{web},
+			want:  []string{`Procfile:2: skipped "x` + strings.Repeat("é", 99) + `"...: not NAME: COMMAND`},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, err := ParseProcfile("Procfile", []byte(tt.data))
+			if err != nil {
+				t.Fatalf("ParseProcfile: %v", err)
+			}
+			if !reflect.DeepEqual(p.Types, tt.types) {
+				t.Errorf("Types = %+v, want %+v", p.Types, tt.types)
+			}
+			var got []string
+			for _, s := range p.Skipped {
+				got = append(got, s.String())
+			}
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("Skipped =\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
+			}
+		})
+	}
+}
+
+func TestParseProcfileErrors(t *testing.T) {
+	tests := []struct {
+		name        string
+		path        string
+		data        string
+		wantLine    int
+		want        string
+		wantSkipped []int // line numbers the error carries as skipped
+	}{
 		{
 			name:     "duplicate",
 			path:     "Procfile",
@@ -161,6 +249,14 @@ func TestParseProcfileErrors(t *testing.T) {
 			want:     `app/Procfile.dev:2: duplicate process type "web" (first on line 1)`,
 		},
 		{
+			name:        "duplicate with lines skipped before and after it",
+			path:        "Procfile",
+			data:        "oops\nweb: a\nweb: b\nweb: c\nx y\n",
+			wantLine:    3,
+			want:        `Procfile:3: duplicate process type "web" (first on line 2)`,
+			wantSkipped: []int{1, 5},
+		},
+		{
 			name: "empty file",
 			path: "Procfile",
 			data: "",
@@ -171,6 +267,20 @@ func TestParseProcfileErrors(t *testing.T) {
 			path: "Procfile",
 			data: "# web: bin/server\n\n",
 			want: `Procfile: no process types; add a line like "web: bin/server"`,
+		},
+		{
+			name:        "the only line skipped",
+			path:        "Procfile",
+			data:        "web bin/server\n",
+			want:        `Procfile: no process types, 1 line skipped; fix it or add a line like "web: bin/server"`,
+			wantSkipped: []int{1},
+		},
+		{
+			name:        "every line skipped",
+			path:        "Procfile",
+			data:        "web bin/server\n# c\nworker\n",
+			want:        `Procfile: no process types, 2 lines skipped; fix them or add a line like "web: bin/server"`,
+			wantSkipped: []int{1, 3},
 		},
 	}
 	for _, tt := range tests {
@@ -188,6 +298,13 @@ func TestParseProcfileErrors(t *testing.T) {
 			}
 			if pe.Line != tt.wantLine || pe.Path != tt.path {
 				t.Errorf("error at %s:%d, want %s:%d", pe.Path, pe.Line, tt.path, tt.wantLine)
+			}
+			var skipped []int
+			for _, s := range pe.Skipped {
+				skipped = append(skipped, s.Line)
+			}
+			if !reflect.DeepEqual(skipped, tt.wantSkipped) {
+				t.Errorf("skipped lines %v, want %v", skipped, tt.wantSkipped)
 			}
 		})
 	}
@@ -270,6 +387,35 @@ func TestLookupAndIndex(t *testing.T) {
 
 var nameRE = regexp.MustCompile(`^[-\w]{1,128}$`)
 
+// The fuzz target's own idea of a Procfile line, written as regular
+// expressions so that it shares no code with the parser. space is
+// unicode.IsSpace as a class.
+const space = `[\t\n\v\f\r \x{85}\p{Z}]`
+
+var (
+	ignoredLine = regexp.MustCompile(`^` + space + `*(#.*)?$`)
+	typeLine    = regexp.MustCompile(`^` + space + `*[-\w]{1,128}` + space + `*:.*[^\t\n\v\f\r \x{85}\p{Z}]`)
+)
+
+// badLines returns the numbers of the lines of data that are neither
+// blank, nor comments, nor "name: command" in UTF-8 without a NUL.
+func badLines(data []byte) []int {
+	var bad []int
+	for i, line := range strings.Split(strings.TrimPrefix(string(data), "\ufeff"), "\n") {
+		if ignoredLine.MatchString(line) {
+			continue
+		}
+		if !typeLine.MatchString(line) || !utf8.ValidString(line) || strings.Contains(line, "\x00") {
+			bad = append(bad, i+1)
+		}
+	}
+	return bad
+}
+
+// FuzzParseProcfile: the parser never panics; every line that is not
+// "name: command" is skipped and reported with its number, whether the
+// file is refused or not, and no other line is; what it accepts has
+// valid, distinct names and commands, and reads back the same.
 func FuzzParseProcfile(f *testing.F) {
 	seeds := []string{
 		"",
@@ -286,12 +432,40 @@ func FuzzParseProcfile(f *testing.F) {
 		"\ufeff\ufeffweb: a\n",
 		"web: a\r\r\n",
 		"web:\u00a0x\u0085\n",
+		"web: a\noops",
+		"web: a\noops\n",
+		"web: a\n\xff\xfe: b\nworker: caf\xe9\n",
+		"web: a\x00\nx: \u3000\n",
+		"bad\nweb: a\nweb: b\nworse\n",
 	}
 	for _, s := range seeds {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := ParseProcfile("Procfile", data)
+		var skipped []SkippedLine
+		if err != nil {
+			var pe *ProcfileError
+			if !errors.As(err, &pe) {
+				t.Fatalf("error %v is %T, want *ProcfileError", err, err)
+			}
+			skipped = pe.Skipped
+		} else {
+			skipped = p.Skipped
+		}
+		var got []int
+		for _, s := range skipped {
+			if s.Path != "Procfile" || s.Text == "" || s.Reason == "" {
+				t.Errorf("skipped line %+v lacks its file, text or reason", s)
+			}
+			if msg := s.String(); strings.ContainsAny(msg, "\n\r") {
+				t.Errorf("warning %q is more than one line", msg)
+			}
+			got = append(got, s.Line)
+		}
+		if want := badLines(data); !slices.Equal(got, want) {
+			t.Fatalf("skipped lines %v, want %v", got, want)
+		}
 		if err != nil {
 			return
 		}
@@ -317,8 +491,9 @@ func FuzzParseProcfile(f *testing.F) {
 		if err != nil {
 			t.Fatalf("reparsing %q: %v", b.String(), err)
 		}
-		if len(again.Types) != len(p.Types) {
-			t.Fatalf("reparse gave %d types, want %d", len(again.Types), len(p.Types))
+		if len(again.Types) != len(p.Types) || len(again.Skipped) != 0 {
+			t.Fatalf("reparse gave %d types and %d skipped lines, want %d and none",
+				len(again.Types), len(again.Skipped), len(p.Types))
 		}
 		for i, pt := range again.Types {
 			if pt.Name != p.Types[i].Name || pt.Command != p.Types[i].Command || pt.Line != i+1 {

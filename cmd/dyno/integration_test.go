@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -390,14 +391,117 @@ func TestCheck(t *testing.T) {
 		status         int
 	}{
 		{"web: a\nworker: b\n", "valid procfile detected (web, worker)\n", 0},
-		{"web: a\n\n# c\nweb: b\n", `Procfile:4: duplicate process type "web"`, 1},
-		{"web a\n", `Procfile:1: no ":"`, 1},
+		{"web: a\n\n# c\nweb: b\n", `Procfile:4: duplicate process type "web" (first on line 1)`, 1},
 		{"", "Procfile: no process types", 1},
 	} {
 		out, st := runDyno(t, newProject(t, map[string]string{"Procfile": tc.procfile}), "check")
 		if st != tc.status || !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 1 {
 			t.Errorf("check %q: exit %d, %q; want exit %d and one line with %q", tc.procfile, st, out, tc.status, tc.want)
 		}
+	}
+}
+
+// The malformed lines of issue 8: each kind in a .env and a Procfile.
+var malformedProject = map[string]string{
+	"Procfile": "web: echo \"a=$A c=$C\"\noops\nwe b: x\n",
+	// A name with a space, one not UTF-8, none, a lone word followed by
+	// a newline (which used to stop start) and one at the very end
+	// without (which used to vanish).
+	".env": "A=1\nA B=1\n\xff\xfe=bin\n=novalue\nB\nC=3\nD",
+}
+
+var malformedWarnings = []string{
+	`Procfile:2: skipped "oops": not NAME: COMMAND`,
+	`Procfile:3: skipped "we b: x": not NAME: COMMAND; a NAME is letters, digits, "_" and "-", at most 128`,
+	`.env:2: skipped "A B=1": not NAME=value`,
+	`.env:3: skipped "\xff\xfe=bin": not NAME=value`,
+	`.env:4: skipped "=novalue": not NAME=value`,
+	`.env:5: skipped "B": not NAME=value`,
+	`.env:7: skipped "D": not NAME=value`,
+}
+
+// wantWarnings checks that out has each warning once, as its own line.
+func wantWarnings(t *testing.T, out string, prefix string, warnings []string) {
+	t.Helper()
+	lines := strings.Split(out, "\n")
+	for _, w := range warnings {
+		if n := slices.Index(lines, prefix+w); n < 0 || slices.Contains(lines[n+1:], prefix+w) {
+			t.Errorf("want the line %q once in:\n%s", prefix+w, out)
+		}
+	}
+}
+
+// dyno start skips malformed lines of the Procfile and .env as Foreman
+// does, runs the rest, and says so once for each line on stderr.
+func TestStartSkipsMalformedLines(t *testing.T) {
+	s := startDyno(t, newProject(t, malformedProject), "--no-restart")
+	s.waitFor(`app\[web\.1\]: a=1 c=3$`)
+	if st := s.wait(); st != 0 {
+		t.Fatalf("exit %d:\n%s", st, strings.Join(s.lines(), "\n"))
+	}
+	wantWarnings(t, strings.Join(s.lines(), "\n"), "dyno: ", malformedWarnings)
+	if n := len(slices.DeleteFunc(s.lines(), func(l string) bool { return !strings.HasPrefix(l, "dyno: ") })); n != len(malformedWarnings) {
+		t.Errorf("%d warnings, want %d:\n%s", n, len(malformedWarnings), strings.Join(s.lines(), "\n"))
+	}
+}
+
+// dyno run does the same, with the warnings on stderr only.
+func TestRunSkipsMalformedLines(t *testing.T) {
+	cmd := exec.Command(dynoBin, "run", "echo a=$A c=$C")
+	cmd.Dir = newProject(t, malformedProject)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil || string(out) != "a=1 c=3\n" {
+		t.Errorf("run: %v, %q; want a=1 c=3", err, out)
+	}
+	wantWarnings(t, stderr.String(), "dyno: ", malformedWarnings)
+	if n := strings.Count(stderr.String(), "\n"); n != len(malformedWarnings) {
+		t.Errorf("%d lines on stderr, want %d:\n%s", n, len(malformedWarnings), stderr.String())
+	}
+}
+
+// dyno check lists every malformed line of the Procfile and the env
+// files, each file named as given, then a summary, and fails; with the
+// lines fixed it passes.
+func TestCheckListsMalformedLines(t *testing.T) {
+	dir := newProject(t, malformedProject)
+	out, st := runDyno(t, dir, "check")
+	want := strings.Join(malformedWarnings, "\n") +
+		"\ndyno: 7 malformed lines (2 in Procfile, 5 in .env): dyno start and run skip them; fix or remove them\n"
+	if st != 1 || out != want {
+		t.Errorf("check: exit %d,\n%s\nwant exit 1,\n%s", st, out, want)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "other.env"), []byte("X=1\r\nY\r\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, st = runDyno(t, dir, "check", "-e", "other.env")
+	want = strings.Join(malformedWarnings[:2], "\n") + "\n" + `other.env:2: skipped "Y": not NAME=value` +
+		"\ndyno: 3 malformed lines (2 in Procfile, 1 in other.env): dyno start and run skip them; fix or remove them\n"
+	if st != 1 || out != want {
+		t.Errorf("check -e other.env: exit %d,\n%s\nwant exit 1,\n%s", st, out, want)
+	}
+
+	for name, content := range map[string]string{"Procfile": "web: a\n", ".env": "A=1\n"} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out, st := runDyno(t, dir, "check"); st != 0 || out != "valid procfile detected (web)\n" {
+		t.Errorf("fixed: exit %d, %q", st, out)
+	}
+}
+
+// A duplicate process type still stops start, naming the file and both
+// lines, after the warnings about lines skipped.
+func TestStartDuplicateType(t *testing.T) {
+	dir := newProject(t, map[string]string{"Procfile": "web: a\noops\nweb: b\n"})
+	out, st := runDyno(t, dir, "start")
+	want := "dyno: Procfile:2: skipped \"oops\": not NAME: COMMAND\n" +
+		"dyno: Procfile:3: duplicate process type \"web\" (first on line 1)\n"
+	if st != 1 || out != want {
+		t.Errorf("exit %d, %q; want 1, %q", st, out, want)
 	}
 }
 

@@ -180,6 +180,7 @@ func folderOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolat
 		EnvFiles:         o.envFiles,
 		Port:             o.port,
 		Environ:          os.Environ(),
+		OnSkip:           warnSkipped,
 	})
 	if err != nil {
 		return isolate.Spec{}, none, err

@@ -92,6 +92,7 @@ func folderPlan(o startOptions, only []string, spawner *isolate.Spawner) (*start
 		Port:      o.port,
 		Only:      only,
 		Environ:   os.Environ(),
+		OnSkip:    warnSkipped,
 	})
 	if err != nil {
 		return nil, err

@@ -2,14 +2,31 @@ package project
 
 import (
 	"bytes"
-	"errors"
+	"maps"
+	"os"
+	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"github.com/joho/godotenv"
+)
+
+var (
+	// usableName is what parseEnv may return as a variable name.
+	usableName = regexp.MustCompile(`^[A-Za-z0-9_.]+$`)
+	// plainLine is a line that is NAME=value beyond doubt: no quotes,
+	// comments, escapes, expansions or CRs that could tie it to the lines
+	// around it. parseEnv never skips one.
+	plainLine = regexp.MustCompile(`^[ \t]*(export[ \t]+)?[A-Za-z0-9_.]+[=:][ \t]*[A-Za-z0-9_./,:;@%+=-]*[ \t]*$`)
 )
 
 // FuzzParseEnv: the env file parser never panics; what it accepts has
-// only usable names, and what it refuses is reported with the file's
-// name and a line that exists.
+// only usable names and values; every line it skips is reported with
+// the file's name and its own number, in order, and a plain NAME=value
+// line never is; and a file it reads without skipping a line reads the
+// same with godotenv v1.5.1, the parser dyno used before, so its syntax
+// for valid files is unchanged.
 func FuzzParseEnv(f *testing.F) {
 	for _, seed := range []string{
 		"A=1\nB=2\n",
@@ -18,28 +35,65 @@ func FuzzParseEnv(f *testing.F) {
 		"BAD-NAME=1\n",
 		"A=1\r\nB=2\r\n",
 		"=novalue\nA\n",
+		"A B=1\nB\n",
+		"A=1\nB",
 		"A=${B:-x}\nMULTI=\"line\none\"\n",
-		"\xff\xfe=1\n",
+		"\xff\xfe=bin\n",
+		"A=caf\xe9 # ok\nB=1 # caf\xe9\n",
+		"A='x'B=2 C\n",
+		"A=\"say \\\"hi\\\"\" # c\nB=\"\\n\\r\\\\n\\$A $A\"\n",
+		"\ufeffA=1\rB=2\r\n",
+		"A: 1\nexport\tB :2\n",
+		"A=\"x\ncaf\xe9\"\nB=\"a\x00\"\n",
+		"A=\"\nB=\"\nC='\nD='\n",
+		"A=0123456789abcdef\nA=$A$A$A$A$A$A$A$A\nA=\"$A$A$A$A$A$A$A$A\"\nA=$A$A$A$A$A$A$A$A\nA=$A$A$A$A$A$A$A$A\n",
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		vars, err := parseEnv("x.env", data)
-		if err != nil {
-			var e *EnvFileError
-			if !errors.As(err, &e) || e.Path != "x.env" {
-				t.Fatalf("error %v does not name the file", err)
+		vars, skipped := parseEnv("x.env", data)
+
+		lines := strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+		lastLine := 0
+		for _, s := range skipped {
+			if s.Path != "x.env" || s.Text == "" || s.Reason == "" {
+				t.Errorf("skipped line %+v lacks its file, text or reason", s)
 			}
-			if lines := bytes.Count(data, []byte("\n")) + 1; e.Line < 0 || e.Line > lines {
-				t.Fatalf("error line %d outside the file's %d lines", e.Line, lines)
+			if s.Line < lastLine || s.Line < 1 || s.Line > len(lines) {
+				t.Fatalf("skipped line %d out of order or outside the file's %d lines", s.Line, len(lines))
 			}
-			if !strings.HasPrefix(err.Error(), "x.env") {
-				t.Fatalf("message %q does not start with the file", err)
+			lastLine = s.Line
+			first, _, _ := strings.Cut(s.Text, "\n")
+			if !strings.Contains(lines[s.Line-1], first) {
+				t.Errorf("skipped text %q is not on line %d, %q", s.Text, s.Line, lines[s.Line-1])
 			}
+			if plainLine.MatchString(lines[s.Line-1]) {
+				t.Errorf("plain line %d, %q, skipped as %q", s.Line, lines[s.Line-1], s.Reason)
+			}
+			if msg := s.String(); strings.ContainsAny(msg, "\n\r") {
+				t.Errorf("warning %q is more than one line", msg)
+			}
+		}
+		for name, value := range vars {
+			if !usableName.MatchString(name) {
+				t.Errorf("name %q accepted", name)
+			}
+			if !utf8.ValidString(value) || strings.Contains(value, "\x00") {
+				t.Errorf("value %q of %s accepted", value, name)
+			}
+			if len(name)+len("=")+len(value) >= 32*os.Getpagesize() {
+				t.Errorf("%s of %d bytes accepted, more than execve passes", name, len(value))
+			}
+		}
+		if len(skipped) > 0 {
 			return
 		}
-		if _, ok := vars[""]; ok {
-			t.Fatal("empty variable name accepted")
+		want, err := godotenv.UnmarshalBytes(bytes.TrimPrefix(data, []byte("\ufeff")))
+		if err != nil {
+			t.Fatalf("read without skipping a line, but godotenv says %v", err)
+		}
+		if !maps.Equal(vars, want) {
+			t.Fatalf("vars = %q, godotenv reads %q", vars, want)
 		}
 	})
 }

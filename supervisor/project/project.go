@@ -31,6 +31,14 @@ type Options struct {
 	Port             int      // base port; 0 means unset
 	Only             []string // process types to run, all of them if empty
 	Environ          []string // the inherited environment, as os.Environ returns it
+
+	// OnSkip is called for each line of the Procfile or an env file
+	// that is skipped because it is not in the file's form (Foreman
+	// skips such lines too), in file order, the Procfile first. It is
+	// called before Load returns, even when Load fails, so that a
+	// skipped line is never silent: dyno start and run print a warning
+	// for each, dyno check lists them. Nil ignores them.
+	OnSkip func(slug.SkippedLine)
 }
 
 // A Project is the desired state of a project folder.
@@ -59,18 +67,33 @@ func Load(opts Options) (*Project, error) {
 	if procfilePath == "" {
 		procfilePath = "Procfile"
 	}
-	procfile, err := slug.ReadProcfile(procfilePath)
-	if err != nil && !(opts.ProcfileOptional && errors.Is(err, fs.ErrNotExist)) {
-		return nil, err
+	onSkip := opts.OnSkip
+	if onSkip == nil {
+		onSkip = func(slug.SkippedLine) {}
+	}
+	// Both kinds of file are read before either can fail the load, so
+	// that every line skipped in them is reported.
+	procfile, procfileErr := slug.ReadProcfile(procfilePath)
+	if procfileErr != nil && opts.ProcfileOptional && errors.Is(procfileErr, fs.ErrNotExist) {
+		procfileErr = nil
+	}
+	var pe *slug.ProcfileError
+	switch {
+	case errors.As(procfileErr, &pe):
+		reportSkipped(pe.Skipped, onSkip)
+	case procfile != nil:
+		reportSkipped(procfile.Skipped, onSkip)
+	}
+	envFiles, envErr := readEnvFiles(opts.EnvFiles, filepath.Dir(procfilePath), onSkip)
+	if procfileErr != nil {
+		return nil, procfileErr
+	}
+	if envErr != nil {
+		return nil, envErr
 	}
 	dir, err := filepath.Abs(filepath.Dir(procfilePath))
 	if err != nil {
 		return nil, fmt.Errorf("finding the folder of %s: %w", procfilePath, err)
-	}
-
-	envFiles, err := readEnvFiles(opts.EnvFiles, filepath.Dir(procfilePath))
-	if err != nil {
-		return nil, err
 	}
 	vars := environMap(opts.Environ)
 	for _, f := range envFiles {
@@ -146,6 +169,12 @@ func Load(opts Options) (*Project, error) {
 		}
 	}
 	return p, nil
+}
+
+func reportSkipped(lines []slug.SkippedLine, onSkip func(slug.SkippedLine)) {
+	for _, l := range lines {
+		onSkip(l)
+	}
 }
 
 // firstInstanceAbove returns the first instance of the type at typeIndex

@@ -228,51 +228,6 @@ func TestLoadMissingEnvFile(t *testing.T) {
 	}
 }
 
-func TestLoadBadEnvFile(t *testing.T) {
-	tests := []struct {
-		name, data, want string
-	}{
-		{
-			name: "bad character in name",
-			data: "# settings\nA=1\nBAD-NAME=2\nC=3\n",
-			want: `:3: unexpected character "-" in variable name`,
-		},
-		{
-			name: "unterminated quote",
-			data: "A=1\r\nB=2\r\nC=\"open\r\nD=4\r\n",
-			want: `:3: unterminated quoted value "open`,
-		},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			dir := t.TempDir()
-			procfile := writeFile(t, dir, "Procfile", threeTypeProcfile)
-			envPath := writeFile(t, dir, ".env", tt.data)
-			_, err := Load(Options{Procfile: procfile})
-			if err == nil {
-				t.Fatal("Load succeeded")
-			}
-			if want := envPath + tt.want; err.Error() != want {
-				t.Errorf("error = %q, want %q", err, want)
-			}
-			var envErr *EnvFileError
-			if !errors.As(err, &envErr) {
-				t.Errorf("error is %T, want *EnvFileError", err)
-			}
-		})
-	}
-}
-
-func TestErrorLineNotFound(t *testing.T) {
-	err := &EnvFileError{Path: ".env", Err: errors.New("zero length string")}
-	if got, want := err.Error(), ".env: zero length string"; got != want {
-		t.Errorf("Error() = %q, want %q", got, want)
-	}
-	if got := errorLine([]byte("A=1\n"), errors.New("zero length string")); got != 0 {
-		t.Errorf("errorLine = %d, want 0", got)
-	}
-}
-
 func TestLoadBasePort(t *testing.T) {
 	tests := []struct {
 		name    string
@@ -462,7 +417,7 @@ func TestLoadProcfileErrors(t *testing.T) {
 	bad := writeFile(t, dir, "Procfile.bad", "web bin/server\n")
 	for _, optional := range []bool{false, true} {
 		_, err = Load(Options{Procfile: bad, ProcfileOptional: optional})
-		want := bad + `:1: no ":" in line; write it as "name: command"`
+		want := bad + `: no process types, 1 line skipped; fix it or add a line like "web: bin/server"`
 		if err == nil || err.Error() != want {
 			t.Errorf("optional=%v: error = %v, want %q", optional, err, want)
 		}
