@@ -62,7 +62,8 @@ type Config struct {
 	Alive func()
 	// HeaderTimeout is how long a client may take to send a request's
 	// headers; 0 means 10 s. BodyTimeout is how long it may take to send
-	// the whole request, body included; 0 means 30 s. A client that
+	// the whole request, body included; 0 means 15 s (a body is at most
+	// 1 MB, on a local socket). A client that
 	// sends half a request is disconnected then, rather than holding a
 	// connection (and its goroutine) for ever. WriteTimeout is how long
 	// an answer may take to be taken, 0 meaning a minute (the log stream
@@ -94,7 +95,7 @@ func (cfg Config) withDefaults() Config {
 		cfg.HeaderTimeout = 10 * time.Second
 	}
 	if cfg.BodyTimeout == 0 {
-		cfg.BodyTimeout = 30 * time.Second
+		cfg.BodyTimeout = 15 * time.Second
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = time.Minute
@@ -428,7 +429,6 @@ func (d *Daemon) sweepGoneApps() {
 // app is taken up (closed, under the lock the list is taken under) and
 // release phases under way stop.
 func (d *Daemon) shutdown() {
-	d.endLife()
 	d.mu.Lock()
 	d.closed = true
 	apps := make([]*appRun, 0, len(d.apps))
@@ -436,6 +436,9 @@ func (d *Daemon) shutdown() {
 		apps = append(apps, a)
 	}
 	d.mu.Unlock()
+	// After closed: a phase is either under way (and stops now) or
+	// never starts.
+	d.endLife()
 	var wg sync.WaitGroup
 	for _, a := range apps {
 		wg.Add(1)
