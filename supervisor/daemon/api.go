@@ -71,8 +71,9 @@ func (d *Daemon) withApp(h func(http.ResponseWriter, *http.Request, *appRun)) ht
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("app")
 		a, err := d.awaitApp(r.Context(), name)
+		var notYet notTakenUp
 		switch {
-		case errors.Is(err, errShuttingDown):
+		case errors.Is(err, errShuttingDown), errors.As(err, &notYet):
 			writeError(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
 			return
 		case err != nil:

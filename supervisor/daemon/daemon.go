@@ -398,13 +398,21 @@ func (d *Daemon) awaitApp(ctx context.Context, name string) (*appRun, error) {
 	if a, ok := d.app(name); ok {
 		return a, nil
 	}
-	return nil, fmt.Errorf("%w: %s is not running under the daemon yet; its log says why", app.ErrNotFound, name)
+	return nil, notTakenUp(name)
 }
 
 // appWait bounds how long a request waits for the loop to take up an app.
 const appWait = 5 * time.Second
 
 var errShuttingDown = errors.New("the dyno daemon is shutting down")
+
+// notTakenUp is an app that exists but the loop could not take up (its
+// error is in the daemon's log).
+type notTakenUp string
+
+func (n notTakenUp) Error() string {
+	return string(n) + " is not running under the daemon yet; the daemon's log says why"
+}
 
 // sweepGoneApps removes dyno dirs left by apps destroyed while their
 // dynos ran with a daemon that died.
