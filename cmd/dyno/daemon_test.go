@@ -448,3 +448,32 @@ func TestDaemonClampsFormation(t *testing.T) {
 		t.Errorf("said %d times:\n%s", n, d.out)
 	}
 }
+
+// A release phase whose CLI was killed mid-way is taken up by the daemon:
+// the release is pending, nobody holds its phase lock (it went with the
+// CLI), and the daemon runs the phase to its end.
+func TestDaemonTakesUpAnOrphanedReleasePhase(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "orphan", "release: echo \"phase FOO=$FOO start\"; sleep 2; echo \"phase FOO=$FOO end\"\nworker: exec sleep 1000\n")
+	cli := e.command("config:set", "FOO=x", "-a", "orphan")
+	stdout, _ := cli.StdoutPipe()
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && !strings.Contains(sc.Text(), "| phase FOO=x start") {
+	}
+	cli.Process.Kill()
+	cli.Wait()
+	if out := e.must(t, "releases", "-a", "orphan"); !strings.Contains(out, "release command executing") {
+		t.Fatalf("the killed CLI's release is not pending:\n%s", out)
+	}
+
+	e.startDaemon(t)
+	e.waitLog(t, "orphan", `app\[release\.\d+\]: phase FOO=x end`)
+	e.eventually(t, "the release to succeed", func() bool {
+		var vars map[string]string
+		daemon.NewClient(filepath.Join(e.home, "dyno.sock")).Do(context.Background(), http.MethodGet, "/apps/orphan/config-vars", nil, &vars)
+		return vars["FOO"] == "x"
+	})
+}

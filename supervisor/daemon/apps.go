@@ -91,7 +91,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 }
 
 // isolatedRunner starts app a's dynos isolated (newRunner's default).
-func (d *Daemon) isolatedRunner(a *app.App, sizes map[string]cgroup.Size) supervisor.Runner {
+func (d *Daemon) isolatedRunner(a *app.App, sizes map[string]cgroup.Size) supervisor.IsolatedRunner {
 	return supervisor.IsolatedRunner{
 		Spawner:   d.spawner,
 		StateDir:  a.DynosDir(),
@@ -267,17 +267,8 @@ func (d *Daemon) releasePhaseRunner(ctx context.Context, r *appRun, rel ledger.R
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
-	runner := supervisor.IsolatedRunner{
-		Spawner:   d.spawner,
-		Lower:     lower,
-		StateDir:  r.app.DynosDir(),
-		CopyLower: d.copy,
-		Seccomp:   true,
-		Cgroups:   d.cgroups,
-		Profile:   true,
-		Sizes:     r.sizes,
-		Size:      r.sizes[app.DefaultSize],
-	}
+	runner := d.isolatedRunner(r.app, r.sizes)
+	runner.Lower = lower
 	name := "release." + strconv.Itoa(rel.Version)
 	return supervisor.RunOneOff(ctx, runner, r.logs, supervisor.DynoSpec{
 		Name:    name,

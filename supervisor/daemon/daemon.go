@@ -171,7 +171,8 @@ type Daemon struct {
 func newDaemon(cfg Config) *Daemon {
 	d := &Daemon{cfg: cfg, nudge: make(chan struct{}, 1), apps: map[string]*appRun{}, nextTurn: make(chan struct{})}
 	d.life, d.endLife = context.WithCancel(context.Background())
-	d.newRunner, d.runPhase = d.isolatedRunner, d.releasePhaseRunner
+	d.newRunner = func(a *app.App, sizes map[string]cgroup.Size) supervisor.Runner { return d.isolatedRunner(a, sizes) }
+	d.runPhase = d.releasePhaseRunner
 	return d
 }
 
