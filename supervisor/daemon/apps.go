@@ -249,6 +249,10 @@ func (r *appRun) startPhase(rel ledger.Release) {
 			r.logs.Line("api", []byte(fmt.Sprintf("Release v%d failed: %v", rel.Version, err)))
 		case ran:
 			r.logs.Line("api", []byte(fmt.Sprintf("Release v%d succeeded", rel.Version)))
+		default:
+			// Another process runs it: nothing changed, and a nudge
+			// would only bring the loop straight back here.
+			return
 		}
 		d.Nudge()
 	}()
