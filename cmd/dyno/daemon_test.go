@@ -6,11 +6,15 @@ package main
 import (
 	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -296,4 +300,180 @@ func TestDaemonAPI(t *testing.T) {
 	if err := c.Do(ctx, http.MethodGet, "/apps/missing/dynos", nil, nil); err == nil || !strings.Contains(err.Error(), "Couldn't find that app") {
 		t.Errorf("missing app: %v", err)
 	}
+
+	// The Heroku CLI's string quantities; the limit, in the error shape,
+	// with nothing recorded.
+	body = map[string]any{"updates": []map[string]any{{"type": "worker", "quantity": "+1"}}}
+	if err := c.Do(ctx, http.MethodPatch, "/apps/api/formation", body, &formation); err != nil || formation[1].Quantity != 2 {
+		t.Fatalf("worker +1: %+v, %v", formation, err)
+	}
+	ledgerFile := filepath.Join(e.home, "apps", "api", "ledger.jsonl")
+	before, _ := os.ReadFile(ledgerFile)
+	st, answer := rawAPI(t, e, "PATCH", "/apps/api/formation", `{"updates":[{"type":"worker","quantity":99999999}]}`)
+	if st != http.StatusUnprocessableEntity || !strings.Contains(answer, `"id":"invalid_params"`) || !strings.Contains(answer, "over the limit of 100") {
+		t.Errorf("quantity 99999999: %d %s", st, answer)
+	}
+	// Invalid UTF-8 is refused, not stored as U+FFFD.
+	st, answer = rawAPI(t, e, "PATCH", "/apps/api/config-vars", "{\"FOO\": \"caf\xe9\"}")
+	if st != http.StatusUnprocessableEntity || !strings.Contains(answer, "UTF-8") {
+		t.Errorf("invalid UTF-8: %d %s", st, answer)
+	}
+	// A body over 1 MB: 413 before it is sent.
+	conn, err := net.Dial("unix", filepath.Join(e.home, "dyno.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	fmt.Fprintf(conn, "PATCH /apps/api/config-vars HTTP/1.1\r\nHost: dyno\r\nContent-Length: %d\r\n\r\n", 2<<20)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusRequestEntityTooLarge || !strings.Contains(string(b), `"id":"request_too_large"`) {
+		t.Errorf("2 MB body: %s %s", resp.Status, b)
+	}
+	if after, _ := os.ReadFile(ledgerFile); string(after) != string(before) {
+		t.Error("a refused request changed the ledger")
+	}
+}
+
+// rawAPI sends body as it is and returns the status and the answer.
+func rawAPI(t *testing.T, e *isolatedEnv, method, path, body string) (int, string) {
+	t.Helper()
+	tr := &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", filepath.Join(e.home, "dyno.sock"))
+	}}
+	defer tr.CloseIdleConnections()
+	req, _ := http.NewRequest(method, "http://dyno"+path, strings.NewReader(body))
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// releaseStatus is release v's status, read over the API.
+func releaseStatus(t *testing.T, e *isolatedEnv, appName string, v int) string {
+	t.Helper()
+	var rels []struct {
+		Version int    `json:"version"`
+		Status  string `json:"status"`
+	}
+	if err := daemon.NewClient(filepath.Join(e.home, "dyno.sock")).Do(context.Background(), http.MethodGet, "/apps/"+appName+"/releases", nil, &rels); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range rels {
+		if r.Version == v {
+			return r.Status
+		}
+	}
+	return ""
+}
+
+// Whatever makes a release runs its phase: a config change through the
+// API runs it in the daemon (succeeded, or failed with the command's
+// exit, the current release staying), and the next change is taken. A
+// phase the CLI runs while the daemon watches runs once, in the CLI.
+func TestDaemonReleasePhase(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "phased", "release: echo \"phase FOO=$FOO\"; [ \"$FOO\" != bad ]\nworker: exec sleep 1000\n")
+	e.startDaemon(t)
+	c := daemon.NewClient(filepath.Join(e.home, "dyno.sock"))
+	ctx := context.Background()
+	change := func(v string) int {
+		t.Helper()
+		if err := c.Do(ctx, http.MethodPatch, "/apps/phased/config-vars", map[string]string{"FOO": v}, nil); err != nil {
+			t.Fatalf("FOO=%s: %v", v, err)
+		}
+		var rels []struct {
+			Version int `json:"version"`
+		}
+		c.Do(ctx, http.MethodGet, "/apps/phased/releases", nil, &rels)
+		last := 0
+		for _, r := range rels {
+			last = max(last, r.Version)
+		}
+		return last
+	}
+	v := change("one")
+	e.eventually(t, "the release phase to pass", func() bool { return releaseStatus(t, e, "phased", v) == "succeeded" })
+	e.waitLog(t, "phased", `app\[release\.`+strconv.Itoa(v)+`\]: phase FOO=one`)
+
+	bad := change("bad")
+	e.eventually(t, "the release phase to fail", func() bool { return releaseStatus(t, e, "phased", bad) == "failed" })
+	var vars map[string]string
+	if err := c.Do(ctx, http.MethodGet, "/apps/phased/config-vars", nil, &vars); err != nil || vars["FOO"] != "one" {
+		t.Errorf("after a failed phase the config is %v, %v", vars, err)
+	}
+	next := change("two")
+	e.eventually(t, "the next release phase to pass", func() bool { return releaseStatus(t, e, "phased", next) == "succeeded" })
+
+	// The CLI runs its own release's phase; the daemon, polling all the
+	// while, leaves it alone.
+	out := e.must(t, "config:set", "FOO=cli", "-a", "phased")
+	cli := strconv.Itoa(next + 1)
+	if n := strings.Count(out, "release."+cli+" | phase FOO=cli"); n != 1 {
+		t.Errorf("the CLI ran the phase %d times:\n%s", n, out)
+	}
+	e.eventually(t, "the CLI's release to pass", func() bool { return releaseStatus(t, e, "phased", next+1) == "succeeded" })
+	logs := e.must(t, "logs", "-a", "phased", "-n", "1500")
+	if strings.Contains(logs, "[release."+cli+"]") {
+		t.Errorf("the daemon ran the CLI's phase too:\n%s", logs)
+	}
+}
+
+// A formation already in the ledger past the limit (here: the limit was
+// lowered in dyno.toml) is clamped by the daemon, with one line saying so.
+func TestDaemonClampsFormation(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "many", "worker: exec sleep 1000\n")
+	e.must(t, "ps:scale", "worker=3", "-a", "many")
+	toml := filepath.Join(e.home, "dyno.toml")
+	if err := os.WriteFile(toml, []byte("[formation]\nmax_quantity = 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := e.startDaemon(t)
+	out := e.waitPs(t, "many", `(?m)^worker\.2: up `)
+	if strings.Contains(out, "worker.3") {
+		t.Errorf("past the limit:\n%s", out)
+	}
+	e.waitLog(t, "many", `over the limit of 2 of a type; running 2`)
+	d.stop(syscall.SIGTERM)
+	if n := strings.Count(d.out.String(), "over the limit of 2"); n != 1 {
+		t.Errorf("said %d times:\n%s", n, d.out)
+	}
+}
+
+// A release phase whose CLI was killed mid-way is taken up by the daemon:
+// the release is pending, nobody holds its phase lock (it went with the
+// CLI), and the daemon runs the phase to its end.
+func TestDaemonTakesUpAnOrphanedReleasePhase(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "orphan", "release: echo \"phase FOO=$FOO start\"; sleep 2; echo \"phase FOO=$FOO end\"\nworker: exec sleep 1000\n")
+	cli := e.command("config:set", "FOO=x", "-a", "orphan")
+	stdout, _ := cli.StdoutPipe()
+	if err := cli.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && !strings.Contains(sc.Text(), "| phase FOO=x start") {
+	}
+	cli.Process.Kill()
+	cli.Wait()
+	if out := e.must(t, "releases", "-a", "orphan"); !strings.Contains(out, "release command executing") {
+		t.Fatalf("the killed CLI's release is not pending:\n%s", out)
+	}
+
+	e.startDaemon(t)
+	e.waitLog(t, "orphan", `app\[release\.\d+\]: phase FOO=x end`)
+	e.eventually(t, "the release to succeed", func() bool {
+		var vars map[string]string
+		daemon.NewClient(filepath.Join(e.home, "dyno.sock")).Do(context.Background(), http.MethodGet, "/apps/orphan/config-vars", nil, &vars)
+		return vars["FOO"] == "x"
+	})
 }

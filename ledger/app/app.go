@@ -63,6 +63,7 @@ type App struct {
 	Dir    string
 	Ledger *ledger.Ledger
 	home   Home
+	held   heldPhases // phase locks of pending releases this App made
 }
 
 func (a *App) ledgerPath() string { return filepath.Join(a.Dir, "ledger.jsonl") }

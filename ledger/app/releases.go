@@ -1,16 +1,22 @@
 package app
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dyno-run/dyno/ledger"
+	"golang.org/x/sys/unix"
 )
 
 // MaxConfigBytes is Heroku's limit on all config keys and values of an
@@ -75,8 +81,20 @@ func (a *App) checkPending() error {
 }
 
 // newRelease appends the release make returns, numbered after the last
-// one, under the ledger's lock.
+// one, under the ledger's lock. It holds the app's phase lock from
+// before the pending check to after the append, and keeps it for a
+// pending release (see RunReleasePhase).
 func (a *App) newRelease(user string, make func(s *ledger.State) (ledger.Release, error)) (ledger.Release, error) {
+	lock, err := a.lockPhase()
+	if err != nil {
+		return ledger.Release{}, err
+	}
+	keep := false
+	defer func() {
+		if !keep {
+			lock.Close()
+		}
+	}()
 	if err := a.checkPending(); err != nil {
 		return ledger.Release{}, err
 	}
@@ -94,7 +112,161 @@ func (a *App) newRelease(user string, make func(s *ledger.State) (ledger.Release
 	}
 	rel := *recs[0].Release
 	rel.Time, rel.User = recs[0].Time, recs[0].User
+	if rel.Status == ledger.StatusPending {
+		a.held.put(rel.Version, lock)
+		keep = true
+	}
 	return rel, nil
+}
+
+// Who runs a release phase. A pending release's phase must run once,
+// whether a CLI command, the daemon's API or some process that died
+// made it. The rule: the app's phase lock (flock(2) on
+// apps/APP/release.lock) is held by whoever makes a pending release,
+// from before the append until Finish has recorded its outcome, and by
+// whoever runs a phase. A pending release whose lock is free has no
+// one running it: its maker died (flock locks go with their last
+// descriptor, so a killed process frees it) or never runs phases, and
+// RunReleasePhase takes it up. flock(2) locks belong to open file
+// descriptions, so two goroutines of one process exclude each other
+// too.
+
+// heldPhases are the phase locks an App holds for pending releases it
+// made, by version.
+type heldPhases struct {
+	mu sync.Mutex
+	m  map[int]*os.File
+}
+
+func (h *heldPhases) put(version int, f *os.File) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.m == nil {
+		h.m = map[int]*os.File{}
+	}
+	h.m[version] = f
+}
+
+func (h *heldPhases) take(version int) *os.File {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	f := h.m[version]
+	delete(h.m, version)
+	return f
+}
+
+func (a *App) phaseLockPath() string { return filepath.Join(a.Dir, "release.lock") }
+
+// tryLockPhase takes the phase lock if it is free; nil, nil when another
+// holds it.
+func (a *App) tryLockPhase() (*os.File, error) {
+	f, err := os.OpenFile(a.phaseLockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("release phase lock of %s: %w", a.Name, err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err == nil {
+		return f, nil
+	}
+	f.Close()
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, nil
+	}
+	return nil, fmt.Errorf("release phase lock %s: %w", a.phaseLockPath(), err)
+}
+
+// phaseLockWait bounds how long a new release waits for the phase lock
+// while no release is pending: its holder is only looking (or is about
+// to append a pending release, which the next look sees).
+const phaseLockWait = 5 * time.Second
+
+// lockPhase takes the phase lock for a new release. A release pending
+// meanwhile refuses it (ErrReleasePending), as checkPending does.
+func (a *App) lockPhase() (*os.File, error) {
+	deadline := time.Now().Add(phaseLockWait)
+	for {
+		f, err := a.tryLockPhase()
+		if err != nil || f != nil {
+			return f, err
+		}
+		if err := a.checkPending(); err != nil {
+			return nil, err
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("%w: another process holds %s; try again when it has ended", ErrReleasePending, a.phaseLockPath())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// RunReleasePhase runs rel's release phase (ReleasePhase) when rel is
+// pending and no one else runs it, and says whether it ran it. The
+// phase lock is this App's own when it made rel, else it is taken if
+// free (the maker is gone) and rel read again under it, since the phase
+// may have ended in between; a held lock means another process runs the
+// phase, and nothing is done.
+func (a *App) RunReleasePhase(ctx context.Context, rel ledger.Release, out io.Writer, run func(context.Context, ledger.Release, string) (int, error)) (bool, error) {
+	if rel.Status != ledger.StatusPending {
+		return false, nil
+	}
+	lock := a.held.take(rel.Version)
+	if lock == nil {
+		var err error
+		if lock, err = a.tryLockPhase(); err != nil || lock == nil {
+			return false, err
+		}
+		now, err := a.Ledger.Release(rel.Version)
+		if err != nil {
+			lock.Close()
+			return false, err
+		}
+		if now.Status != ledger.StatusPending {
+			lock.Close()
+			return false, nil
+		}
+	}
+	defer lock.Close()
+	return true, a.ReleasePhase(ctx, rel, out, run)
+}
+
+// ChangeConfig sets and unsets config vars in one new release, as the
+// Platform API's PATCH config-vars does: "Set A config vars", "Remove B
+// config vars", or "Set A; remove B config vars" for both.
+func (a *App) ChangeConfig(set map[string]string, unset []string, user string) (ledger.Release, error) {
+	switch {
+	case len(unset) == 0:
+		return a.SetConfig(set, user)
+	case len(set) == 0:
+		return a.UnsetConfig(unset, user)
+	}
+	unset = slices.Clone(unset)
+	sort.Strings(unset)
+	for _, k := range unset {
+		if _, ok := set[k]; ok {
+			return ledger.Release{}, fmt.Errorf("%s is both set and unset; give it once", k)
+		}
+	}
+	keys := slices.Sorted(maps.Keys(set))
+	return a.newRelease(user, func(s *ledger.State) (ledger.Release, error) {
+		rel := base(s)
+		if rel.ConfigVars == nil {
+			rel.ConfigVars = map[string]string{}
+		}
+		maps.Copy(rel.ConfigVars, set)
+		for _, k := range unset {
+			delete(rel.ConfigVars, k)
+		}
+		if err := ValidateConfig(rel.ConfigVars); err != nil {
+			return rel, err
+		}
+		rel.Description = fmt.Sprintf("Set %s; remove %s config vars", strings.Join(keys, ", "), strings.Join(unset, ", "))
+		return rel, nil
+	})
 }
 
 // Finish records the outcome of a pending release's release phase: a
@@ -107,6 +279,13 @@ func (a *App) Finish(version int, ok bool, user string) error {
 	_, err := a.Ledger.Append(func(*ledger.State) ([]ledger.Record, error) {
 		return []ledger.Record{{Type: ledger.TypeStatus, User: user, Status: &ledger.Status{Version: version, Status: status}}}, nil
 	})
+	if err == nil {
+		// The outcome is recorded: the phase lock this App kept since
+		// it made the release is let go.
+		if lock := a.held.take(version); lock != nil {
+			lock.Close()
+		}
+	}
 	return err
 }
 

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
@@ -44,7 +46,7 @@ func (d *Daemon) routes() http.Handler {
 		d.Nudge()
 		w.WriteHeader(http.StatusAccepted)
 	})
-	return mux
+	return limitBodies(mux)
 }
 
 // apiError is the Platform API's error body.
@@ -63,21 +65,34 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	json.NewEncoder(w).Encode(v)
 }
 
-// withApp resolves {app} to a running app.
+// withApp resolves {app} to a running app. One created since the main
+// loop's last turn is waited for (awaitApp), never taken up here.
 func (d *Daemon) withApp(h func(http.ResponseWriter, *http.Request, *appRun)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("app")
-		a, ok := d.app(name)
-		if !ok {
-			// Created since the last look?
-			d.converge()
-			if a, ok = d.app(name); !ok {
-				writeError(w, http.StatusNotFound, "not_found", "Couldn't find that app: %s", name)
-				return
-			}
+		a, err := d.awaitApp(r.Context(), name)
+		var notYet notTakenUp
+		switch {
+		case errors.Is(err, errShuttingDown), errors.As(err, &notYet):
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
+			return
+		case err != nil:
+			writeError(w, http.StatusNotFound, "not_found", "Couldn't find that app: %s", strings.ToValidUTF8(name, "?"))
+			return
 		}
 		h(w, r, a)
 	}
+}
+
+// apiUser is who the request says it is for the ledger (X-Dyno-User);
+// text that is not UTF-8 is refused, as in a body.
+func apiUser(w http.ResponseWriter, r *http.Request) (string, bool) {
+	user := r.Header.Get("X-Dyno-User")
+	if !utf8.ValidString(user) {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "the X-Dyno-User header is not valid UTF-8; send text as UTF-8")
+		return "", false
+	}
+	return user, true
 }
 
 func appJSON(name string) map[string]any {
@@ -145,72 +160,64 @@ func (d *Daemon) getConfig(w http.ResponseWriter, r *http.Request, a *appRun) {
 	writeJSON(w, http.StatusOK, vars)
 }
 
-// patchConfig sets and unsets config vars ({"A": "1", "B": null}) in new
-// releases, as the Platform API does, and answers with the whole set.
+// patchConfig sets and unsets config vars ({"A": "1", "B": null}) in a
+// new release, as the Platform API does, and answers with the whole set.
+// When the app has a release phase, the new release is pending and the
+// daemon runs its phase in the background, as Heroku does: the answer
+// comes at once, and the release's status (GET releases) turns
+// succeeded or failed when the phase ends.
 func (d *Daemon) patchConfig(w http.ResponseWriter, r *http.Request, a *appRun) {
-	var body map[string]*string
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body) == 0 {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "give the config vars as a JSON object, null to unset one")
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
-	set, unset := map[string]string{}, []string{}
-	for k, v := range body {
-		if v == nil {
-			unset = append(unset, k)
-		} else {
-			set[k] = *v
-		}
+	user, ok := apiUser(w, r)
+	if !ok {
+		return
 	}
-	user := r.Header.Get("X-Dyno-User")
-	if len(set) > 0 {
-		if _, err := a.app.SetConfig(set, user); err != nil {
-			writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
-			return
-		}
+	set, unset, err := DecodeConfigPatch(body)
+	if err != nil {
+		decodeError(w, err)
+		return
 	}
-	if len(unset) > 0 {
-		if _, err := a.app.UnsetConfig(unset, user); err != nil {
-			writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
-			return
-		}
+	rel, err := a.app.ChangeConfig(set, unset, user)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
+		return
+	}
+	a.logs.Line("api", []byte(fmt.Sprintf("%s by user %s", rel.Description, user)))
+	a.logs.Line("api", []byte(fmt.Sprintf("Release v%d created by user %s", rel.Version, user)))
+	if rel.Status == ledger.StatusPending {
+		a.startPhase(rel)
 	}
 	d.Nudge()
 	d.getConfig(w, r, a)
 }
 
 // patchFormation is ps:scale over the API: {"updates": [{"type": "web",
-// "quantity": 2, "size": "standard-2x"}]}.
+// "quantity": 2, "size": "standard-2x"}]}. A quantity over the limit is
+// refused by ApplyScale (app.ErrFormationLimit) with nothing recorded.
 func (d *Daemon) patchFormation(w http.ResponseWriter, r *http.Request, a *appRun) {
-	var body struct {
-		Updates []struct {
-			Type     string `json:"type"`
-			Quantity *int   `json:"quantity"`
-			Size     string `json:"size"`
-		} `json:"updates"`
-	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || len(body.Updates) == 0 {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "give {\"updates\": [{\"type\", \"quantity\", \"size\"}]}")
+	body, ok := readBody(w, r)
+	if !ok {
 		return
 	}
-	var changes []app.Scale
-	for _, u := range body.Updates {
-		c := app.Scale{Type: u.Type, Op: '+', Size: strings.ToLower(u.Size)}
-		if u.Quantity != nil {
-			if *u.Quantity < 0 {
-				writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%s: quantity %d is below 0", u.Type, *u.Quantity)
-				return
-			}
-			c.Op, c.N = '=', *u.Quantity
-		}
-		changes = append(changes, c)
+	user, ok := apiUser(w, r)
+	if !ok {
+		return
 	}
-	f, err := a.app.ApplyScale(changes, slices.Sorted(maps.Keys(a.sizes)), r.Header.Get("X-Dyno-User"))
+	changes, err := DecodeFormationPatch(body)
+	if err != nil {
+		decodeError(w, err)
+		return
+	}
+	f, err := a.app.ApplyScale(changes, slices.Sorted(maps.Keys(a.sizes)), user)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
 		return
 	}
 	_, scaled := app.FormationText(f)
-	a.logs.Line("api", []byte("Scaled to "+scaled+" by user "+r.Header.Get("X-Dyno-User")))
+	a.logs.Line("api", []byte("Scaled to "+scaled+" by user "+user))
 	d.Nudge()
 	st, _ := a.app.Ledger.State()
 	writeJSON(w, http.StatusOK, FormationJSON(f, st.Current))
@@ -264,13 +271,13 @@ func (d *Daemon) listDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
 // createDyno is a detached one-off (dyno run --detached); attached runs
 // are dyno run's own, in the caller's terminal.
 func (d *Daemon) createDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
-	var body struct {
-		Command string `json:"command"`
-		Size    string `json:"size"`
-		Attach  bool   `json:"attach"`
+	raw, ok := readBody(w, r)
+	if !ok {
+		return
 	}
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil || body.Command == "" {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "give the command to run: {\"command\": \"...\"}")
+	body, err := DecodeDynoCreate(raw)
+	if err != nil {
+		decodeError(w, err)
 		return
 	}
 	if body.Attach {
@@ -316,7 +323,17 @@ func (d *Daemon) logSession(w http.ResponseWriter, r *http.Request, a *appRun) {
 		Tail     bool   `json:"tail"`
 		Lines    int    `json:"lines"`
 	}
-	json.NewDecoder(r.Body).Decode(&body)
+	raw, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	if len(raw) > 0 {
+		if err := checkText(raw); err != nil {
+			decodeError(w, err)
+			return
+		}
+		json.Unmarshal(raw, &body)
+	}
 	q := url.Values{}
 	for k, v := range map[string]string{"dyno": firstNonEmpty(body.DynoName, body.Dyno, body.Type), "source": body.Source} {
 		if v != "" {
@@ -363,6 +380,12 @@ func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
 		return
 	}
+	// The stream outlives the server's WriteTimeout: each write gets a
+	// deadline of its own, so a tail runs as long as its reader reads,
+	// and a reader that stops reading is let go. (net/http lifts the
+	// read deadline itself once a request without a body is read.)
+	rc := http.NewResponseController(w)
+	rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
@@ -397,6 +420,7 @@ func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 				}
 				skip = false
 			}
+			rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
 			if _, err := w.Write(line); err != nil {
 				return
 			}

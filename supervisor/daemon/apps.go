@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"maps"
@@ -42,6 +44,11 @@ type appRun struct {
 	dynos    map[string]supervisor.DynoConfig // by name, for the running release
 	lastErr  string
 	nextPort int
+	// pending: the last look found the newest release pending, so the
+	// next looks check who runs its phase even if the ledger is
+	// unchanged (its maker may die without a word). phase: this daemon
+	// runs one.
+	pending, phase bool
 }
 
 func (d *Daemon) openApp(name string) (r *appRun, err error) {
@@ -64,19 +71,12 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	}
 	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
 	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
-	runner := supervisor.IsolatedRunner{
-		Spawner:   d.spawner,
-		StateDir:  a.DynosDir(),
-		CopyLower: d.copy,
-		Seccomp:   true,
-		Cgroups:   d.cgroups,
-		Profile:   true,
-		Sizes:     sizes,
-		Size:      sizes[app.DefaultSize],
-	}
+	runner := d.newRunner(a, sizes)
 	// A warm init per app: restarts, scale-ups and new releases skip
 	// the init's clone, exec and runtime start-up.
-	go d.spawner.WarmUp(a.DynosDir())
+	if d.spawner != nil {
+		go d.spawner.WarmUp(a.DynosDir())
+	}
 	r.sup = supervisor.NewSupervisor(supervisor.Options{
 		Runner:      runner,
 		Logs:        r.logs,
@@ -88,6 +88,20 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		NewPort:     d.allocPort,
 	})
 	return r, nil
+}
+
+// isolatedRunner starts app a's dynos isolated (newRunner's default).
+func (d *Daemon) isolatedRunner(a *app.App, sizes map[string]cgroup.Size) supervisor.IsolatedRunner {
+	return supervisor.IsolatedRunner{
+		Spawner:   d.spawner,
+		StateDir:  a.DynosDir(),
+		CopyLower: d.copy,
+		Seccomp:   true,
+		Cgroups:   d.cgroups,
+		Profile:   true,
+		Sizes:     sizes,
+		Size:      sizes[app.DefaultSize],
+	}
 }
 
 // fail says what keeps the app from its formation, once per distinct
@@ -104,11 +118,18 @@ func (r *appRun) fail(err error) {
 }
 
 // converge brings the app's dynos to what its ledger says, when the
-// ledger has changed since the last look.
+// ledger has changed since the last look, and sees that a pending
+// release's phase runs.
 func (r *appRun) converge() error {
 	st, err := r.app.Ledger.State()
 	if err != nil {
 		return err
+	}
+	r.mu.Lock()
+	look := st.Seq != r.seq || r.pending
+	r.mu.Unlock()
+	if look {
+		r.checkPhase(st)
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -121,6 +142,14 @@ func (r *appRun) converge() error {
 		r.sup.Reconcile(nil)
 		return nil
 	}
+	// The formation is checked against the limit before anything is
+	// sized by it: a ledger written by an older dyno, or by hand, may
+	// hold any number.
+	max, err := r.app.Home().MaxQuantity()
+	if err != nil {
+		return err
+	}
+	f, cut := app.ClampFormation(app.FormationOf(st.Formation, rel), max)
 	if rel.Slug != r.slug {
 		lower, err := r.app.Home().Slugs().Unpacked(rel.Slug)
 		if err != nil {
@@ -144,11 +173,113 @@ func (r *appRun) converge() error {
 		// for each), as Heroku restarts an app on a release.
 		r.dynos = map[string]supervisor.DynoConfig{}
 	}
-	desired := r.desired(rel, app.FormationOf(st.Formation, rel))
+	if len(cut) > 0 {
+		// Once per ledger change: converge gets here only when the
+		// ledger has changed.
+		var over []string
+		for _, t := range cut {
+			over = append(over, fmt.Sprintf("%s at %d", t, app.FormationOf(st.Formation, rel)[t].Quantity))
+		}
+		msg := fmt.Sprintf("the formation has %s, over the limit of %d of a type; running %d (scale down with dyno ps:scale -a %s, or raise formation.max_quantity in %s)",
+			strings.Join(over, ", "), max, max, r.name, r.app.Home().SizesFile())
+		r.d.logf("%s: %s", r.name, msg)
+		r.logs.System("manager", msg)
+	}
+	desired := r.desired(rel, f)
 	r.seq = st.Seq
 	r.lastErr = ""
 	r.sup.Reconcile(desired)
 	return nil
+}
+
+// checkPhase starts the phase of the newest release when it is pending
+// and no one runs it (app.App.RunReleasePhase decides).
+func (r *appRun) checkPhase(st *ledger.State) {
+	pending := false
+	defer func() {
+		r.mu.Lock()
+		r.pending = pending
+		r.mu.Unlock()
+	}()
+	if st.LastVersion == 0 || st.Current != nil && st.Current.Version == st.LastVersion {
+		return
+	}
+	rel, err := r.app.Ledger.Release(st.LastVersion)
+	if err != nil || rel.Status != ledger.StatusPending {
+		return
+	}
+	pending = true
+	r.startPhase(*rel)
+}
+
+// startPhase runs rel's release phase in the background, unless this
+// daemon runs one for the app already or is shutting down. Whether it
+// is this daemon's to run is RunReleasePhase's to say.
+func (r *appRun) startPhase(rel ledger.Release) {
+	r.mu.Lock()
+	if r.phase {
+		r.mu.Unlock()
+		return
+	}
+	r.phase = true
+	r.mu.Unlock()
+	d := r.d
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		r.mu.Lock()
+		r.phase = false
+		r.mu.Unlock()
+		return
+	}
+	// Added under d.mu, before shutdown's Wait can begin.
+	d.background.Add(1)
+	d.mu.Unlock()
+	go func() {
+		defer d.background.Done()
+		ran, err := r.app.RunReleasePhase(d.life, rel, io.Discard, func(ctx context.Context, rel ledger.Release, lower string) (int, error) {
+			return d.runPhase(ctx, r, rel, lower)
+		})
+		r.mu.Lock()
+		r.phase = false
+		r.mu.Unlock()
+		switch {
+		case err != nil:
+			d.logf("%s: %v", r.name, err)
+			r.logs.Line("api", []byte(fmt.Sprintf("Release v%d failed: %v", rel.Version, err)))
+		case ran:
+			r.logs.Line("api", []byte(fmt.Sprintf("Release v%d succeeded", rel.Version)))
+		default:
+			// Another process runs it: nothing changed, and a nudge
+			// would only bring the loop straight back here.
+			return
+		}
+		d.Nudge()
+	}()
+}
+
+// phaseRunner runs rel's release command with its slug at lower, and
+// returns its exit status.
+type phaseRunner func(ctx context.Context, r *appRun, rel ledger.Release, lower string) (int, error)
+
+// releasePhaseRunner runs a release phase as the CLI does (cmd/dyno
+// releaseRunner): a one-off dyno release.N of the new release, isolated,
+// its output in the app's logs. Heroku's release phase may take an hour.
+func (d *Daemon) releasePhaseRunner(ctx context.Context, r *appRun, rel ledger.Release, lower string) (int, error) {
+	if d.spawner == nil {
+		return -1, errors.New("this daemon runs no dynos")
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Hour)
+	defer cancel()
+	runner := d.isolatedRunner(r.app, r.sizes)
+	runner.Lower = lower
+	name := "release." + strconv.Itoa(rel.Version)
+	return supervisor.RunOneOff(ctx, runner, r.logs, supervisor.DynoSpec{
+		Name:    name,
+		Command: rel.ProcessTypes["release"],
+		Dir:     "/app",
+		Env:     app.DynoEnv(&rel, name, 0),
+	}, d.cfg.StopTimeout)
 }
 
 // desired builds the formation's dynos, reusing the config of each that
@@ -225,7 +356,9 @@ func (r *appRun) runDetached(command, size string) (supervisor.DynoConfig, error
 func (r *appRun) close() {
 	r.sup.Shutdown()
 	r.hub.Close() // ends the app's log tails
-	r.d.spawner.DropWarm(r.app.DynosDir())
+	if r.d.spawner != nil {
+		r.d.spawner.DropWarm(r.app.DynosDir())
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.hold != nil {

@@ -60,6 +60,47 @@ type Config struct {
 	// Alive is called on every turn of the main loop (the watchdog's
 	// proof of life).
 	Alive func()
+	// HeaderTimeout is how long a client may take to send a request's
+	// headers; 0 means 10 s. BodyTimeout is how long it may take to send
+	// the whole request, body included; 0 means 15 s (a body is at most
+	// 1 MB, on a local socket). A client that
+	// sends half a request is disconnected then, rather than holding a
+	// connection (and its goroutine) for ever. WriteTimeout is how long
+	// an answer may take to be taken, 0 meaning a minute (the log stream
+	// gets it anew for each write).
+	HeaderTimeout, BodyTimeout, WriteTimeout time.Duration
+}
+
+// withDefaults fills in the zero values.
+func (cfg Config) withDefaults() Config {
+	if cfg.Poll == 0 {
+		cfg.Poll = 250 * time.Millisecond
+	}
+	if cfg.Restart == (supervisor.RestartPolicy{}) {
+		cfg.Restart = supervisor.ProductionRestartPolicy
+	}
+	if cfg.StopTimeout == 0 {
+		cfg.StopTimeout = 30 * time.Second
+	}
+	if cfg.BootTimeout == 0 {
+		cfg.BootTimeout = 60 * time.Second
+	}
+	if cfg.Cycle == 0 {
+		cfg.Cycle, cfg.CycleJitter = 24*time.Hour, 216*time.Minute
+	}
+	if cfg.Log == nil {
+		cfg.Log = io.Discard
+	}
+	if cfg.HeaderTimeout == 0 {
+		cfg.HeaderTimeout = 10 * time.Second
+	}
+	if cfg.BodyTimeout == 0 {
+		cfg.BodyTimeout = 15 * time.Second
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = time.Minute
+	}
+	return cfg
 }
 
 // SocketPath is where the API listens: $XDG_RUNTIME_DIR/dyno/dyno.sock,
@@ -101,45 +142,44 @@ func ClientSocketPath(home string, environ []string) string {
 // Daemon is a running daemon.
 type Daemon struct {
 	cfg     Config
-	spawner *isolate.Spawner
+	spawner *isolate.Spawner // nil only in the API's own tests: no dyno starts
 	cgroups *cgroup.Tree
 	copy    bool // overlay refused: dynos copy their slug
 	nudge   chan struct{}
+	// newRunner is what starts an app's dynos, and runPhase what runs a
+	// release phase (isolatedRunner and releasePhaseRunner; the API's
+	// tests replace them).
+	newRunner func(a *app.App, sizes map[string]cgroup.Size) supervisor.Runner
+	runPhase  phaseRunner
 
-	mu   sync.Mutex
-	apps map[string]*appRun
-
-	// convergeMu makes one converge at a time: the main loop's and an
-	// API request's for an app it does not know yet.
-	convergeMu sync.Mutex
+	// life ends when shutdown begins: release phases under way stop.
+	life     context.Context
+	endLife  context.CancelFunc
+	mu       sync.Mutex
+	apps     map[string]*appRun
+	closed   bool          // shutdown began: no app is taken up any more
+	nextTurn chan struct{} // closed when the next converge to start has ended
 
 	portMu sync.Mutex
 	port   int // the last port handed out
 
-	closing sync.WaitGroup // destroyed apps whose dynos are stopping
+	// background counts destroyed apps whose dynos are stopping and
+	// release phases running: shutdown waits for them.
+	background sync.WaitGroup
+}
+
+func newDaemon(cfg Config) *Daemon {
+	d := &Daemon{cfg: cfg, nudge: make(chan struct{}, 1), apps: map[string]*appRun{}, nextTurn: make(chan struct{})}
+	d.life, d.endLife = context.WithCancel(context.Background())
+	d.newRunner = func(a *app.App, sizes map[string]cgroup.Size) supervisor.Runner { return d.isolatedRunner(a, sizes) }
+	d.runPhase = d.releasePhaseRunner
+	return d
 }
 
 // Run runs the daemon until ctx is done, then stops every dyno with
 // Heroku's sequence.
 func Run(ctx context.Context, cfg Config) error {
-	if cfg.Poll == 0 {
-		cfg.Poll = 250 * time.Millisecond
-	}
-	if cfg.Restart == (supervisor.RestartPolicy{}) {
-		cfg.Restart = supervisor.ProductionRestartPolicy
-	}
-	if cfg.StopTimeout == 0 {
-		cfg.StopTimeout = 30 * time.Second
-	}
-	if cfg.BootTimeout == 0 {
-		cfg.BootTimeout = 60 * time.Second
-	}
-	if cfg.Cycle == 0 {
-		cfg.Cycle, cfg.CycleJitter = 24*time.Hour, 216*time.Minute
-	}
-	if cfg.Log == nil {
-		cfg.Log = io.Discard
-	}
+	cfg = cfg.withDefaults()
 	if err := os.MkdirAll(cfg.Home.Dir, 0o700); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
@@ -149,7 +189,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	defer lock.Close()
 
-	d := &Daemon{cfg: cfg, nudge: make(chan struct{}, 1), apps: map[string]*appRun{}}
+	d := newDaemon(cfg)
 	if d.spawner, err = isolate.NewSpawner(); err != nil {
 		return err
 	}
@@ -182,22 +222,48 @@ func Run(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: d.routes(), ReadHeaderTimeout: 10 * time.Second}
+	srv := d.server()
 	go srv.Serve(ln)
 	defer os.Remove(cfg.Socket)
 	d.logf("listening on %s", cfg.Socket)
+	d.loop(ctx, srv)
+	return nil
+}
 
-	d.converge()
-	if cfg.Ready != nil {
-		cfg.Ready()
+// server is the API's HTTP server. Its timeouts bound what a client can
+// hold: headers and body must come within HeaderTimeout and BodyTimeout,
+// an answer must be taken within WriteTimeout (the log stream extends
+// its own deadlines), and an idle connection is closed after
+// idleTimeout.
+func (d *Daemon) server() *http.Server {
+	return &http.Server{
+		Handler:           d.routes(),
+		ReadHeaderTimeout: d.cfg.HeaderTimeout,
+		ReadTimeout:       d.cfg.BodyTimeout,
+		WriteTimeout:      d.cfg.WriteTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
 	}
-	tick := time.NewTicker(cfg.Poll)
+}
+
+const (
+	idleTimeout    = 2 * time.Minute
+	maxHeaderBytes = 64 << 10
+)
+
+// loop converges until ctx is done, then stops the API and every dyno.
+func (d *Daemon) loop(ctx context.Context, srv *http.Server) {
+	d.converge()
+	if d.cfg.Ready != nil {
+		d.cfg.Ready()
+	}
+	tick := time.NewTicker(d.cfg.Poll)
 	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			if cfg.Stopping != nil {
-				cfg.Stopping()
+			if d.cfg.Stopping != nil {
+				d.cfg.Stopping()
 			}
 			d.logf("stopping every dyno")
 			// Handlers first, so none takes up an app while dynos stop;
@@ -207,12 +273,12 @@ func Run(ctx context.Context, cfg Config) error {
 			cancel()
 			srv.Close()
 			d.shutdown()
-			return nil
+			return
 		case <-tick.C:
 		case <-d.nudge:
 		}
-		if cfg.Alive != nil {
-			cfg.Alive()
+		if d.cfg.Alive != nil {
+			d.cfg.Alive()
 		}
 		d.converge()
 	}
@@ -231,10 +297,15 @@ func (d *Daemon) Nudge() {
 }
 
 // converge brings every app to its ledger's state: new apps start,
-// destroyed ones stop, changed ones reconcile.
+// destroyed ones stop, changed ones reconcile. Only the main loop calls
+// it, so two never run at once and none runs after shutdown.
 func (d *Daemon) converge() {
-	d.convergeMu.Lock()
-	defer d.convergeMu.Unlock()
+	d.mu.Lock()
+	done := d.nextTurn
+	d.nextTurn = make(chan struct{})
+	d.mu.Unlock()
+	defer close(done)
+
 	names, err := d.cfg.Home.List()
 	if err != nil {
 		d.logf("list apps: %v", err)
@@ -243,18 +314,15 @@ func (d *Daemon) converge() {
 	seen := map[string]bool{}
 	for _, name := range names {
 		seen[name] = true
-		d.mu.Lock()
-		a := d.apps[name]
-		d.mu.Unlock()
-		if a == nil {
-			var err error
-			if a, err = d.openApp(name); err != nil {
+		a, ok := d.app(name)
+		if !ok {
+			if a, err = d.takeUp(name); err != nil {
 				d.logf("%s: %v", name, err)
 				continue
 			}
-			d.mu.Lock()
-			d.apps[name] = a
-			d.mu.Unlock()
+			if a == nil {
+				return // shutting down
+			}
 		}
 		if err := a.converge(); err != nil {
 			a.fail(err)
@@ -271,12 +339,80 @@ func (d *Daemon) converge() {
 	d.mu.Unlock()
 	for _, a := range gone {
 		d.logf("%s: destroyed; stopping its dynos", a.name)
-		d.closing.Add(1)
+		d.background.Add(1)
 		go func() {
-			defer d.closing.Done()
+			defer d.background.Done()
 			a.close()
 		}()
 	}
+}
+
+// takeUp opens an app the daemon does not run yet and adds it, unless
+// shutdown has begun (then it returns nil): an app added after shutdown
+// took its list of apps would never be stopped.
+func (d *Daemon) takeUp(name string) (*appRun, error) {
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return nil, nil
+	}
+	a, err := d.openApp(name)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		a.close()
+		return nil, nil
+	}
+	d.apps[name] = a
+	return a, nil
+}
+
+// awaitApp returns app name once the main loop runs it. An app created
+// since the loop's last turn is waited for, one turn at most (bounded by
+// appWait and the request's ctx): the handler nudges the loop rather
+// than converge itself, which would race the loop and shutdown.
+func (d *Daemon) awaitApp(ctx context.Context, name string) (*appRun, error) {
+	if a, ok := d.app(name); ok {
+		return a, nil
+	}
+	if _, err := d.cfg.Home.Open(name); err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	closed, turn := d.closed, d.nextTurn
+	d.mu.Unlock()
+	if closed {
+		return nil, errShuttingDown
+	}
+	d.Nudge()
+	timer := time.NewTimer(appWait)
+	defer timer.Stop()
+	select {
+	case <-turn:
+	case <-timer.C:
+	case <-ctx.Done():
+	}
+	if a, ok := d.app(name); ok {
+		return a, nil
+	}
+	return nil, notTakenUp(name)
+}
+
+// appWait bounds how long a request waits for the loop to take up an app.
+const appWait = 5 * time.Second
+
+var errShuttingDown = errors.New("the dyno daemon is shutting down")
+
+// notTakenUp is an app that exists but the loop could not take up (its
+// error is in the daemon's log).
+type notTakenUp string
+
+func (n notTakenUp) Error() string {
+	return string(n) + " is not running under the daemon yet; the daemon's log says why"
 }
 
 // sweepGoneApps removes dyno dirs left by apps destroyed while their
@@ -298,14 +434,20 @@ func (d *Daemon) sweepGoneApps() {
 	}
 }
 
-// shutdown stops every app's dynos at once and waits.
+// shutdown stops every app's dynos at once and waits. From here on no
+// app is taken up (closed, under the lock the list is taken under) and
+// release phases under way stop.
 func (d *Daemon) shutdown() {
 	d.mu.Lock()
+	d.closed = true
 	apps := make([]*appRun, 0, len(d.apps))
 	for _, a := range d.apps {
 		apps = append(apps, a)
 	}
 	d.mu.Unlock()
+	// After closed: a phase is either under way (and stops now) or
+	// never starts.
+	d.endLife()
 	var wg sync.WaitGroup
 	for _, a := range apps {
 		wg.Add(1)
@@ -315,7 +457,7 @@ func (d *Daemon) shutdown() {
 		}()
 	}
 	wg.Wait()
-	d.closing.Wait()
+	d.background.Wait()
 }
 
 // app returns a running app by name.
@@ -352,8 +494,15 @@ func lockHome(home string) (*os.File, error) {
 // listen opens the API socket: its directory 0700, the socket 0600. A
 // socket left by a daemon that crashed answers no connection: it is
 // removed. (A live one cannot be there: the home lock is held.)
+//
+// The socket is bound in a fresh 0700 directory beside its path,
+// chmodded 0600 there and only then renamed into place, so no other user
+// can connect in between. Setting the umask instead would change it for
+// the whole process: a file another goroutine created meanwhile would
+// get the socket's mode.
 func listen(path string) (net.Listener, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("daemon: socket dir: %w", err)
 	}
 	if _, err := os.Stat(path); err == nil {
@@ -363,12 +512,26 @@ func listen(path string) (net.Listener, error) {
 		}
 		os.Remove(path)
 	}
-	// The umask makes the socket 0600 from its creation on: no window
-	// in which another user could connect.
-	old := unix.Umask(0o177)
-	ln, err := net.Listen("unix", path)
-	unix.Umask(old)
+	// MkdirTemp makes the directory 0700 whatever the umask.
+	tmp, err := os.MkdirTemp(dir, ".dyno-sock-")
 	if err != nil {
+		return nil, fmt.Errorf("daemon: listen on %s: %w", path, err)
+	}
+	defer os.RemoveAll(tmp)
+	bound := filepath.Join(tmp, "s")
+	ln, err := net.Listen("unix", bound)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: listen on %s: %w", path, err)
+	}
+	// The socket moves: closing the listener must not unlink the path
+	// it was bound at (Run removes the real one).
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
+	if err := os.Chmod(bound, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("daemon: listen on %s: %w", path, err)
+	}
+	if err := os.Rename(bound, path); err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("daemon: listen on %s: %w", path, err)
 	}
 	return ln, nil
