@@ -41,9 +41,11 @@ func fixtureRecords(t0 time.Time) ([]Record, [][]Record) {
 	return first, later
 }
 
-// TestGenFixture writes the fixture ledger to $DYNO_GEN_FIXTURE; it is
-// skipped without it. testdata/format0.jsonl was written by it with the
-// code of commit 9aefe48, before records had a format version.
+// TestGenFixture writes the fixture ledger to $DYNO_GEN_FIXTURE, and its
+// head beside it; it is skipped without it. testdata/format0.jsonl was
+// written by it with the code of commit 9aefe48, before records had a
+// format version (and ledgers a head); testdata/format1.jsonl and
+// format1.head with the code that introduced format 1.
 func TestGenFixture(t *testing.T) {
 	out := os.Getenv("DYNO_GEN_FIXTURE")
 	if out == "" {
@@ -51,6 +53,7 @@ func TestGenFixture(t *testing.T) {
 	}
 	first, later := fixtureRecords(time.Date(2026, 12, 2, 8, 0, 0, 123456789, time.UTC))
 	os.Remove(out)
+	os.Remove(headPath(out))
 	l, err := Create(out, first...)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,184 @@
+package ledger
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// A head is the ledger's anchor (see the package comment): how many
+// records the ledger had committed when it was written, and the hash of
+// the last of them.
+type head struct {
+	Seq  int    `json:"seq"`
+	Hash string `json:"hash"` // "" when Seq is 0
+}
+
+// headPath returns the path of the head file of the ledger at path:
+// ledger.head beside ledger.jsonl.
+func headPath(path string) string {
+	return strings.TrimSuffix(path, ".jsonl") + ".head"
+}
+
+// HeadPath returns the path of the ledger's head file, which records how
+// long the ledger is known to be (see the package comment).
+func (l *Ledger) HeadPath() string {
+	return headPath(l.path)
+}
+
+// readHead reads the head file of the ledger at path; ok is false if
+// there is none.
+func readHead(path string) (h head, ok bool, err error) {
+	hp := headPath(path)
+	data, err := os.ReadFile(hp)
+	if errors.Is(err, fs.ErrNotExist) {
+		return head{}, false, nil
+	}
+	if err != nil {
+		return head{}, false, fmt.Errorf("read %s: %w", hp, err)
+	}
+	malformed := func(why string) error {
+		return fmt.Errorf("%s is malformed (%s): it should hold one line, {\"seq\":N,\"hash\":\"sha256:...\"}; "+
+			"restore it from a backup, or remove it to accept %s as it is", hp, why, path)
+	}
+	line, found := bytes.CutSuffix(data, []byte("\n"))
+	if !found || bytes.IndexByte(line, '\n') >= 0 {
+		return head{}, false, malformed("not one line")
+	}
+	d := json.NewDecoder(bytes.NewReader(line))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&h); err != nil {
+		return head{}, false, malformed(err.Error())
+	}
+	switch {
+	case h.Seq < 0:
+		return head{}, false, malformed(fmt.Sprintf("seq %d", h.Seq))
+	case h.Seq == 0 && h.Hash != "":
+		return head{}, false, malformed("a hash with seq 0")
+	case h.Seq > 0 && !validHash(h.Hash):
+		return head{}, false, malformed(fmt.Sprintf("hash %q", h.Hash))
+	}
+	return h, true, nil
+}
+
+// validHash reports whether s has the form of a record's hash.
+func validHash(s string) bool {
+	hex, ok := strings.CutPrefix(s, "sha256:")
+	if !ok || len(hex) != 64 {
+		return false
+	}
+	for i := 0; i < len(hex); i++ {
+		if c := hex[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// prepareHead writes h to a new temporary file beside the head file of
+// the ledger at path and fsyncs it, ready for commitHead. Preparing it
+// before the records are written means that a full disk fails Append
+// before anything is written.
+func prepareHead(path string, h head) (tmp string, err error) {
+	hp := headPath(path)
+	data, err := json.Marshal(h)
+	if err != nil {
+		return "", err
+	}
+	// os.CreateTemp makes the file with mode 0600: the head holds no
+	// secret, but it is the ledger's, and stays its owner's.
+	f, err := os.CreateTemp(filepath.Dir(hp), "."+filepath.Base(hp)+".new-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.Write(append(data, '\n'))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// commitHead renames the prepared head file tmp over the head file of
+// the ledger at path, and fsyncs the directory so that the new name is
+// durable. rename(2) replaces the old file in one step: a reader, or a
+// crash, sees the old head or the new one, never a mix.
+func commitHead(path, tmp string) error {
+	hp := headPath(path)
+	if err := os.Rename(tmp, hp); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return syncDir(filepath.Dir(hp))
+}
+
+// A HeadError reports a ledger that does not reach the record its head
+// file names: records were cut from its end (or it was replaced by
+// another ledger). It is never a reason to start afresh: the records are
+// lost only until the file is restored.
+type HeadError struct {
+	Path     string // the ledger file
+	HeadPath string // its head file
+	Records  int    // the committed records in the ledger
+	HeadSeq  int    // the records the head says the ledger has
+	// Mismatch says that the ledger has the record the head names, but
+	// with another hash.
+	Mismatch bool
+}
+
+// Error returns the error in the form "ledger apps/x/ledger.jsonl has 5
+// records but apps/x/ledger.head says 6: 1 record missing; restore the
+// file from a backup".
+func (e *HeadError) Error() string {
+	if e.Mismatch {
+		return fmt.Sprintf("ledger %s: record %d is not the one %s names (its hash differs): the file was replaced or rewritten; restore it from a backup",
+			e.Path, e.HeadSeq, e.HeadPath)
+	}
+	missing := e.HeadSeq - e.Records
+	return fmt.Sprintf("ledger %s has %s but %s says %d: %s missing; restore the file from a backup",
+		e.Path, plural(e.Records, "record"), e.HeadPath, e.HeadSeq, plural(missing, "record"))
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
+}
+
+// checkHead compares a ledger whose committed records end with record
+// seq, of hash hash, with its head h: the ledger must hold at least the
+// records the head counts, and the last of them must have the head's
+// hash. hashAt returns the hash of an older record; it is called only
+// when the ledger is longer than its head, after a crash between an
+// append and the head's update.
+func checkHead(path string, h head, seq int, hash string, hashAt func(seq int) (string, error)) error {
+	herr := &HeadError{Path: path, HeadPath: headPath(path), Records: seq, HeadSeq: h.Seq}
+	switch {
+	case seq < h.Seq:
+		return herr
+	case h.Seq == 0:
+		return nil
+	case seq > h.Seq:
+		var err error
+		if hash, err = hashAt(h.Seq); err != nil {
+			return err
+		}
+	}
+	if hash != h.Hash {
+		herr.Mismatch = true
+		return herr
+	}
+	return nil
+}
