@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -32,38 +33,60 @@ func (l *Ledger) HeadPath() string {
 }
 
 // readHead reads the head file of the ledger at path; ok is false if
-// there is none.
+// there is none. Every read of the ledger calls it, so it reads the
+// file with one read(2) into a buffer on the stack and parses the one
+// form prepareHead writes, {"seq":N,"hash":"sha256:<hex>"}, by hand.
 func readHead(path string) (h head, ok bool, err error) {
 	hp := headPath(path)
-	data, err := os.ReadFile(hp)
+	f, err := os.Open(hp)
 	if errors.Is(err, fs.ErrNotExist) {
 		return head{}, false, nil
 	}
 	if err != nil {
 		return head{}, false, fmt.Errorf("read %s: %w", hp, err)
 	}
-	malformed := func(why string) error {
-		return fmt.Errorf("%s is malformed (%s): it should hold one line, {\"seq\":N,\"hash\":\"sha256:...\"}; "+
-			"restore it from a backup, or remove it to accept %s as it is", hp, why, path)
+	defer f.Close()
+	var buf [128]byte // the longest head is 105 bytes
+	n, err := io.ReadFull(f, buf[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return head{}, false, fmt.Errorf("read %s: %w", hp, err)
 	}
-	line, found := bytes.CutSuffix(data, []byte("\n"))
-	if !found || bytes.IndexByte(line, '\n') >= 0 {
-		return head{}, false, malformed("not one line")
-	}
-	d := json.NewDecoder(bytes.NewReader(line))
-	d.DisallowUnknownFields()
-	if err := d.Decode(&h); err != nil {
-		return head{}, false, malformed(err.Error())
-	}
-	switch {
-	case h.Seq < 0:
-		return head{}, false, malformed(fmt.Sprintf("seq %d", h.Seq))
-	case h.Seq == 0 && h.Hash != "":
-		return head{}, false, malformed("a hash with seq 0")
-	case h.Seq > 0 && !validHash(h.Hash):
-		return head{}, false, malformed(fmt.Sprintf("hash %q", h.Hash))
+	if h, ok = parseHead(buf[:n]); !ok {
+		return head{}, false, fmt.Errorf("%s is malformed: it should hold one line, {\"seq\":N,\"hash\":\"sha256:...\"}; "+
+			"restore it from a backup, or remove it to accept %s as it is", hp, path)
 	}
 	return h, true, nil
+}
+
+// parseHead parses the contents of a head file.
+func parseHead(b []byte) (h head, ok bool) {
+	rest, ok := bytes.CutPrefix(b, []byte(`{"seq":`))
+	if !ok {
+		return head{}, false
+	}
+	i := 0
+	for ; i < len(rest) && '0' <= rest[i] && rest[i] <= '9'; i++ {
+		if i == 15 || i == 1 && rest[0] == '0' {
+			return head{}, false
+		}
+		h.Seq = h.Seq*10 + int(rest[i]-'0')
+	}
+	if i == 0 {
+		return head{}, false
+	}
+	rest, ok = bytes.CutPrefix(rest[i:], []byte(`,"hash":"`))
+	if !ok {
+		return head{}, false
+	}
+	hash, ok := bytes.CutSuffix(rest, []byte("\"}\n"))
+	if !ok {
+		return head{}, false
+	}
+	h.Hash = string(hash)
+	if h.Seq == 0 && h.Hash != "" || h.Seq > 0 && !validHash(h.Hash) {
+		return head{}, false
+	}
+	return h, true
 }
 
 // validHash reports whether s has the form of a record's hash.
