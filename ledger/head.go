@@ -104,46 +104,48 @@ func validHash(s string) bool {
 }
 
 // prepareHead writes h to a new temporary file beside the head file of
-// the ledger at path and fsyncs it, ready for commitHead. Preparing it
-// before the records are written means that a full disk fails Append
-// before anything is written.
-func prepareHead(path string, h head) (tmp string, err error) {
+// the ledger at path, ready to be fsynced and renamed over it by
+// commitHead. Preparing it before the records are written means that a
+// full disk fails Append before anything is written.
+func prepareHead(path string, h head) (*os.File, error) {
 	hp := headPath(path)
 	data, err := json.Marshal(h)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
 	// os.CreateTemp makes the file with mode 0600: the head holds no
 	// secret, but it is the ledger's, and stays its owner's.
 	f, err := os.CreateTemp(filepath.Dir(hp), "."+filepath.Base(hp)+".new-*")
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	_, err = f.Write(append(data, '\n'))
-	if err == nil {
-		err = f.Sync()
+	if _, err := f.Write(append(data, '\n')); err != nil {
+		discardHead(f)
+		return nil, err
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return "", err
-	}
-	return f.Name(), nil
+	return f, nil
 }
 
-// commitHead renames the prepared head file tmp over the head file of
-// the ledger at path, and fsyncs the directory so that the new name is
-// durable. rename(2) replaces the old file in one step: a reader, or a
-// crash, sees the old head or the new one, never a mix.
-func commitHead(path, tmp string) error {
-	hp := headPath(path)
-	if err := os.Rename(tmp, hp); err != nil {
-		os.Remove(tmp)
-		return err
+// discardHead removes a prepared head file.
+func discardHead(f *os.File) {
+	f.Close()
+	os.Remove(f.Name())
+}
+
+// commitHead closes the prepared head file tmp, which the caller has
+// fsynced, and renames it over the head file of the ledger at path.
+// rename(2) replaces the old file in one step: a reader, or a crash, sees
+// the old head or the new one, never a mix, and since tmp was fsynced
+// first, never an empty one.
+func commitHead(path string, tmp *os.File) error {
+	err := tmp.Close()
+	if err == nil {
+		err = os.Rename(tmp.Name(), headPath(path))
 	}
-	return syncDir(filepath.Dir(hp))
+	if err != nil {
+		os.Remove(tmp.Name())
+	}
+	return err
 }
 
 // A HeadError reports a ledger that does not reach the record its head

@@ -56,9 +56,10 @@
 // (ledger.head beside ledger.jsonl, mode 0600) anchors it: one line,
 // {"seq":N,"hash":"sha256:..."}, the number of committed records and the
 // hash of the last. Create writes it with the ledger; Append replaces it
-// after the records are durable, by renaming a new file, fsynced first,
-// over it and fsyncing the directory, so that it is the old head or the
-// new one, never a mix. Every read (State, Releases, Release, Verify, and
+// once the records are durable, by renaming a new file, fsynced first,
+// over it, so that it is the old head or the new one, never a mix. (The
+// directory is not fsynced after the rename: losing the rename in a
+// crash leaves the old head, which is the case below.) Every read (State, Releases, Release, Verify, and
 // Append before it writes) compares: a ledger that ends before record N,
 // or whose record N has another hash, is a *HeadError naming both files
 // and how many records are missing, and Append refuses to write to it,
@@ -250,15 +251,23 @@ func Create(path string, first ...Record) (*Ledger, error) {
 		h = head{Seq: written[n-1].Seq, Hash: written[n-1].Hash}
 	}
 	tmpHead, err := prepareHead(path, h)
+	if err == nil {
+		if err = tmpHead.Sync(); err != nil {
+			discardHead(tmpHead)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("create %s: write head: %w", path, err)
 	}
 	if err := os.Link(tmp.Name(), path); err != nil {
-		os.Remove(tmpHead)
+		discardHead(tmpHead)
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	if err := commitHead(path, tmpHead); err != nil {
 		return nil, fmt.Errorf("create %s: write head: %w", path, err)
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
 	return Open(path), nil
 }
@@ -336,7 +345,19 @@ func (l *Ledger) Append(build func(s *State) ([]Record, error)) ([]Record, error
 	// above made the end of the last committed record.
 	_, err = f.Write(data)
 	if err == nil {
+		// The new head must be durable before it is renamed into place
+		// (else a crash could leave an empty head file under the name),
+		// and the records before the head names them (else a crash could
+		// leave a head naming records the ledger lost). Both fsyncs are
+		// started together, so that the filesystem can make them one
+		// flush (ext4 can commit both in one journal transaction); the
+		// rename waits for both.
+		headSynced := make(chan error, 1)
+		go func() { headSynced <- tmpHead.Sync() }()
 		err = f.Sync()
+		if herr := <-headSynced; err == nil && herr != nil {
+			err = fmt.Errorf("write head: %w", herr)
+		}
 	}
 	if err != nil {
 		// The records may be in the file, wholly or in part, but are not
@@ -347,14 +368,18 @@ func (l *Ledger) Append(build func(s *State) ([]Record, error)) ([]Record, error
 		if f.Truncate(w.end) == nil {
 			f.Sync()
 		}
-		os.Remove(tmpHead)
+		discardHead(tmpHead)
 		return nil, fmt.Errorf("append to %s: %w", l.path, err)
 	}
 	// The records are committed. Should the head not be replaced, it
 	// still counts the records before them, which is a lower bound the
 	// ledger meets (see the package comment); the next Append replaces
 	// it. Telling the caller that records it will find in the ledger
-	// were not written would be worse: it might write them again.
+	// were not written would be worse: it might write them again. For
+	// the same reason the directory is not fsynced after the rename: a
+	// crash that loses the rename leaves the old head, which the ledger
+	// meets, and an fsync of the directory would add to every Append
+	// the cost of a third flush for no guarantee the head relies on.
 	commitHead(l.path, tmpHead)
 	return written, nil
 }
