@@ -164,15 +164,22 @@ type HeadError struct {
 
 // Error returns the error in the form "ledger apps/x/ledger.jsonl has 5
 // records but apps/x/ledger.head says 6: 1 record missing; restore the
-// file from a backup".
+// file from a backup, or remove apps/x/ledger.head to go on without
+// them". A backup restored must be no older than the head, or come with
+// the head it had.
 func (e *HeadError) Error() string {
 	if e.Mismatch {
-		return fmt.Sprintf("ledger %s: record %d is not the one %s names (its hash differs): the file was replaced or rewritten; restore it from a backup",
-			e.Path, e.HeadSeq, e.HeadPath)
+		return fmt.Sprintf("ledger %s: record %d is not the one %s names (its hash differs): the file was replaced or rewritten; "+
+			"restore it from a backup, or remove %s to go on with it as it is",
+			e.Path, e.HeadSeq, e.HeadPath, e.HeadPath)
 	}
 	missing := e.HeadSeq - e.Records
-	return fmt.Sprintf("ledger %s has %s but %s says %d: %s missing; restore the file from a backup",
-		e.Path, plural(e.Records, "record"), e.HeadPath, e.HeadSeq, plural(missing, "record"))
+	them := "them"
+	if missing == 1 {
+		them = "it"
+	}
+	return fmt.Sprintf("ledger %s has %s but %s says %d: %s missing; restore the file from a backup, or remove %s to go on without %s",
+		e.Path, plural(e.Records, "record"), e.HeadPath, e.HeadSeq, plural(missing, "record"), e.HeadPath, them)
 }
 
 func plural(n int, noun string) string {

@@ -64,7 +64,9 @@
 // or whose record N has another hash, is a *HeadError naming both files
 // and how many records are missing, and Append refuses to write to it,
 // so it can be restored from a backup. It is never taken for a new
-// ledger.
+// ledger. A backup is of both files: a ledger restored alone from before
+// its head's last update is short of it too. To go on with a shorter
+// ledger on purpose, remove its head.
 //
 // The head is a lower bound. A crash between an Append's fsync and the
 // head's rename leaves the ledger one batch longer than its head, and

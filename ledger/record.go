@@ -424,7 +424,10 @@ func sniffVersion(line []byte) (version int, ok bool) {
 // without its '\n', and a last batch that lacks some of its records (see
 // Record.More), are left out: they were never committed. A line that
 // does not hold a well-formed record is an error, a *VerifyError naming
-// the line. ReadAll does not check seqs or hashes; Verify does.
+// the line, as is a record in a format newer than this binary reads. A
+// record of a type it does not know is returned with what of it decodes
+// into a Record (at least the fields every record has). ReadAll does not
+// check seqs or hashes, nor the head; Verify does.
 func ReadAll(r io.Reader) ([]Record, error) {
 	var recs []Record
 	err := forEachLine(r, func(n int, line []byte) error {

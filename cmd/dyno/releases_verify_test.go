@@ -28,7 +28,7 @@ func TestReleasesVerifyTruncated(t *testing.T) {
 		data    []byte
 		missing string
 	}{
-		{bytes.Join(lines[:2], nil), "has 2 records but " + filepath.Join(e.home, "apps", "cut", "ledger.head") + " says 3: 1 record missing; restore the file from a backup"},
+		{bytes.Join(lines[:2], nil), "has 2 records but " + filepath.Join(e.home, "apps", "cut", "ledger.head") + " says 3: 1 record missing; restore the file from a backup, or remove " + filepath.Join(e.home, "apps", "cut", "ledger.head") + " to go on without it"},
 		{nil, "has 0 records but"},
 	} {
 		if err := os.WriteFile(path, tc.data, 0o600); err != nil {
