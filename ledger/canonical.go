@@ -58,7 +58,7 @@ func hashFormat0(line []byte) (string, error) {
 func hashFormat1(line []byte) (string, error) {
 	c, err := canonicalize(line)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("malformed record: %w", err)
 	}
 	sum := sha256.Sum256(c)
 	return "sha256:" + hex.EncodeToString(sum[:]), nil

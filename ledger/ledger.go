@@ -59,14 +59,15 @@
 // once the records are durable, by renaming a new file, fsynced first,
 // over it, so that it is the old head or the new one, never a mix. (The
 // directory is not fsynced after the rename: losing the rename in a
-// crash leaves the old head, which is the case below.) Every read (State, Releases, Release, Verify, and
-// Append before it writes) compares: a ledger that ends before record N,
-// or whose record N has another hash, is a *HeadError naming both files
-// and how many records are missing, and Append refuses to write to it,
-// so it can be restored from a backup. It is never taken for a new
-// ledger. A backup is of both files: a ledger restored alone from before
-// its head's last update is short of it too. To go on with a shorter
-// ledger on purpose, remove its head.
+// crash leaves the old head, which is the case below.) Every read
+// (State, Releases, Release, Verify, and Append before it writes)
+// compares: a ledger that ends before record N, or whose record N has
+// another hash, is a *HeadError naming both files and how many records
+// are missing, and Append refuses to write to it, so it can be restored
+// from a backup. It is never taken for a new ledger. A backup is of both
+// files: a ledger restored alone from before its head's last update is
+// short of it too. To go on with a shorter ledger on purpose, remove its
+// head.
 //
 // The head is a lower bound. A crash between an Append's fsync and the
 // head's rename leaves the ledger one batch longer than its head, and
