@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -84,24 +83,38 @@ func hashFormat1(line []byte) (string, error) {
 //   - no whitespace between tokens. The writer writes none, and a line
 //     holding some is an error: it was not written as it is.
 func canonicalize(line []byte) ([]byte, error) {
-	p := canonParser{in: line}
+	p := canonParser{in: line, out: make([]byte, 0, len(line))}
 	if len(line) == 0 || line[0] != '{' {
 		return nil, errors.New("not a JSON object")
 	}
-	out, err := p.value(make([]byte, 0, len(line)), 0, true)
-	if err != nil {
+	if err := p.value(0, true); err != nil {
 		return nil, err
 	}
 	if p.i != len(p.in) {
 		return nil, p.errorf("unexpected %s after the object", p.what())
 	}
-	return out, nil
+	return p.out, nil
 }
 
-// canonParser reads JSON from in, writing its canonical encoding.
+// canonParser reads JSON from in, appending its canonical encoding to
+// out. Verify canonicalizes every line of a ledger, so the parser
+// allocates little: members are written to out as they come and put in
+// order when their object ends, and a string without escapes is copied
+// as it is.
 type canonParser struct {
-	in []byte
-	i  int
+	in      []byte
+	i       int
+	out     []byte
+	members []member // of the objects being read, innermost last
+	tmp     []byte   // scratch for putting members in order
+	str     []byte   // scratch for a string with escapes
+}
+
+// member is an object member written to out: its key's value and where
+// it is in out, "key":value.
+type member struct {
+	key        []byte
+	start, end int
 }
 
 func (p *canonParser) errorf(format string, args ...any) error {
@@ -116,110 +129,51 @@ func (p *canonParser) what() string {
 	return fmt.Sprintf("%q", p.in[p.i])
 }
 
-// member is an object member: its key and its value's canonical
-// encoding.
-type member struct {
-	key string
-	val []byte
-}
-
-// value appends the canonical encoding of the value at the read position
-// to out. top says that the value is the record itself, whose "hash"
-// member is left out.
-func (p *canonParser) value(out []byte, depth int, top bool) ([]byte, error) {
+// value reads the value at the read position. top says that the value is
+// the record itself, whose "hash" member is left out.
+func (p *canonParser) value(depth int, top bool) error {
 	if p.i >= len(p.in) {
-		return nil, p.errorf("unexpected end of line")
+		return p.errorf("unexpected end of line")
 	}
 	switch c := p.in[p.i]; {
 	case c == '{':
-		if depth == maxDepth {
-			return nil, p.errorf("nested more than %d deep", maxDepth)
-		}
-		p.i++
-		var members []member
-		if p.i < len(p.in) && p.in[p.i] == '}' {
-			p.i++
-			return append(out, "{}"...), nil
-		}
-		for {
-			if p.i >= len(p.in) || p.in[p.i] != '"' {
-				return nil, p.errorf("want a key, found %s", p.what())
-			}
-			key, err := p.string()
-			if err != nil {
-				return nil, err
-			}
-			if p.i >= len(p.in) || p.in[p.i] != ':' {
-				return nil, p.errorf("want ':', found %s", p.what())
-			}
-			p.i++
-			val, err := p.value(nil, depth+1, false)
-			if err != nil {
-				return nil, err
-			}
-			if !(top && key == "hash") {
-				members = append(members, member{key, val})
-			}
-			if p.i >= len(p.in) {
-				return nil, p.errorf("unexpected end of line")
-			}
-			if p.in[p.i] == '}' {
-				p.i++
-				break
-			}
-			if p.in[p.i] != ',' {
-				return nil, p.errorf("want ',' or '}', found %s", p.what())
-			}
-			p.i++
-		}
-		slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
-		out = append(out, '{')
-		for i, m := range members {
-			if i > 0 {
-				if m.key == members[i-1].key {
-					return nil, fmt.Errorf("duplicate key %q", m.key)
-				}
-				out = append(out, ',')
-			}
-			out = appendString(out, m.key)
-			out = append(out, ':')
-			out = append(out, m.val...)
-		}
-		return append(out, '}'), nil
+		return p.object(depth, top)
 	case c == '[':
 		if depth == maxDepth {
-			return nil, p.errorf("nested more than %d deep", maxDepth)
+			return p.errorf("nested more than %d deep", maxDepth)
 		}
 		p.i++
-		out = append(out, '[')
+		p.out = append(p.out, '[')
 		if p.i < len(p.in) && p.in[p.i] == ']' {
 			p.i++
-			return append(out, ']'), nil
+			p.out = append(p.out, ']')
+			return nil
 		}
 		for {
-			var err error
-			if out, err = p.value(out, depth+1, false); err != nil {
-				return nil, err
+			if err := p.value(depth+1, false); err != nil {
+				return err
 			}
 			if p.i >= len(p.in) {
-				return nil, p.errorf("unexpected end of line")
+				return p.errorf("unexpected end of line")
 			}
 			if p.in[p.i] == ']' {
 				p.i++
-				return append(out, ']'), nil
+				p.out = append(p.out, ']')
+				return nil
 			}
 			if p.in[p.i] != ',' {
-				return nil, p.errorf("want ',' or ']', found %s", p.what())
+				return p.errorf("want ',' or ']', found %s", p.what())
 			}
 			p.i++
-			out = append(out, ',')
+			p.out = append(p.out, ',')
 		}
 	case c == '"':
-		s, err := p.string()
+		s, err := p.string(false)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		return appendString(out, s), nil
+		p.out = appendString(p.out, s)
+		return nil
 	case c == '-' || '0' <= c && c <= '9':
 		start := p.i
 		if c == '-' {
@@ -232,63 +186,142 @@ func (p *canonParser) value(out []byte, depth int, top bool) ([]byte, error) {
 		n := p.in[digits:p.i]
 		switch {
 		case len(n) == 0:
-			return nil, p.errorf("want a digit, found %s", p.what())
+			return p.errorf("want a digit, found %s", p.what())
 		case n[0] == '0' && len(n) > 1:
-			return nil, p.errorf("number %s has a leading zero", p.in[start:p.i])
+			return p.errorf("number %s has a leading zero", p.in[start:p.i])
 		case c == '-' && len(n) == 1 && n[0] == '0':
-			return nil, p.errorf("number -0")
+			return p.errorf("number -0")
 		}
 		if p.i < len(p.in) && (p.in[p.i] == '.' || p.in[p.i] == 'e' || p.in[p.i] == 'E') {
-			return nil, p.errorf("number %s is not an integer", p.in[start:p.i])
+			return p.errorf("number %s is not an integer", p.in[start:p.i])
 		}
-		return append(out, p.in[start:p.i]...), nil
+		p.out = append(p.out, p.in[start:p.i]...)
+		return nil
 	default:
 		for _, lit := range []string{"true", "false", "null"} {
 			if bytes.HasPrefix(p.in[p.i:], []byte(lit)) {
 				p.i += len(lit)
-				return append(out, lit...), nil
+				p.out = append(p.out, lit...)
+				return nil
 			}
 		}
-		return nil, p.errorf("unexpected %s", p.what())
+		return p.errorf("unexpected %s", p.what())
 	}
 }
 
+// object reads the object at the read position. Its members are written
+// to out as they come, without commas, and then put in order.
+func (p *canonParser) object(depth int, top bool) error {
+	if depth == maxDepth {
+		return p.errorf("nested more than %d deep", maxDepth)
+	}
+	p.i++
+	if p.i < len(p.in) && p.in[p.i] == '}' {
+		p.i++
+		p.out = append(p.out, "{}"...)
+		return nil
+	}
+	base, start := len(p.members), len(p.out)
+	for {
+		if p.i >= len(p.in) || p.in[p.i] != '"' {
+			return p.errorf("want a key, found %s", p.what())
+		}
+		key, err := p.string(true)
+		if err != nil {
+			return err
+		}
+		if p.i >= len(p.in) || p.in[p.i] != ':' {
+			return p.errorf("want ':', found %s", p.what())
+		}
+		p.i++
+		m := member{key: key, start: len(p.out)}
+		p.out = appendString(p.out, key)
+		p.out = append(p.out, ':')
+		if err := p.value(depth+1, false); err != nil {
+			return err
+		}
+		if top && string(key) == "hash" {
+			p.out = p.out[:m.start]
+		} else {
+			m.end = len(p.out)
+			p.members = append(p.members, m)
+		}
+		if p.i >= len(p.in) {
+			return p.errorf("unexpected end of line")
+		}
+		if p.in[p.i] == '}' {
+			p.i++
+			break
+		}
+		if p.in[p.i] != ',' {
+			return p.errorf("want ',' or '}', found %s", p.what())
+		}
+		p.i++
+	}
+	ms := p.members[base:]
+	slices.SortFunc(ms, func(a, b member) int { return bytes.Compare(a.key, b.key) })
+	p.tmp = append(p.tmp[:0], p.out[start:]...)
+	p.out = append(p.out[:start], '{')
+	for i, m := range ms {
+		if i > 0 {
+			if bytes.Equal(m.key, ms[i-1].key) {
+				return fmt.Errorf("duplicate key %q", m.key)
+			}
+			p.out = append(p.out, ',')
+		}
+		p.out = append(p.out, p.tmp[m.start-start:m.end-start]...)
+	}
+	p.out = append(p.out, '}')
+	p.members = p.members[:base]
+	return nil
+}
+
 // string reads the JSON string at the read position and returns its
-// value.
-func (p *canonParser) string() (string, error) {
+// value, valid UTF-8. The value is in in when the string has no escapes;
+// otherwise it is in a scratch buffer valid until the next call, or,
+// with keep, in a buffer of its own.
+func (p *canonParser) string(keep bool) ([]byte, error) {
 	p.i++ // the opening '"'
 	start := p.i
-	// The common case: no escapes.
+	// The common case: no escapes. A string's bytes then need no
+	// escaping either: JSON has '"' and '\' escaped and no control
+	// characters raw.
 	for p.i < len(p.in) {
 		c := p.in[p.i]
 		if c == '"' {
 			s := p.in[start:p.i]
 			if !utf8.Valid(s) {
-				return "", p.errorf("string is not valid UTF-8")
+				return nil, p.errorf("string is not valid UTF-8")
 			}
 			p.i++
-			return string(s), nil
+			return s, nil
 		}
 		if c == '\\' || c < 0x20 {
 			break
 		}
 		p.i++
 	}
-	b := append([]byte(nil), p.in[start:p.i]...)
+	b := append(p.str[:0], p.in[start:p.i]...)
+	if keep {
+		b = append([]byte(nil), b...)
+	}
 	for {
 		if p.i >= len(p.in) {
-			return "", p.errorf("unterminated string")
+			return nil, p.errorf("unterminated string")
 		}
 		c := p.in[p.i]
 		switch {
 		case c == '"':
 			p.i++
 			if !utf8.Valid(b) {
-				return "", p.errorf("string is not valid UTF-8")
+				return nil, p.errorf("string is not valid UTF-8")
 			}
-			return string(b), nil
+			if !keep {
+				p.str = b
+			}
+			return b, nil
 		case c < 0x20:
-			return "", p.errorf("control character %q in a string", c)
+			return nil, p.errorf("control character %q in a string", c)
 		case c != '\\':
 			b = append(b, c)
 			p.i++
@@ -296,7 +329,7 @@ func (p *canonParser) string() (string, error) {
 		}
 		p.i++
 		if p.i >= len(p.in) {
-			return "", p.errorf("unterminated string")
+			return nil, p.errorf("unterminated string")
 		}
 		esc := p.in[p.i]
 		p.i++
@@ -316,7 +349,7 @@ func (p *canonParser) string() (string, error) {
 		case 'u':
 			r, ok := p.hex4()
 			if !ok {
-				return "", p.errorf(`bad \u escape`)
+				return nil, p.errorf(`bad \u escape`)
 			}
 			if utf16.IsSurrogate(r) {
 				// Only a high surrogate followed by an escaped low one
@@ -325,16 +358,16 @@ func (p *canonParser) string() (string, error) {
 				if bytes.HasPrefix(p.in[p.i:], []byte(`\u`)) {
 					p.i += 2
 					if r2, ok = p.hex4(); !ok {
-						return "", p.errorf(`bad \u escape`)
+						return nil, p.errorf(`bad \u escape`)
 					}
 				}
 				if r = utf16.DecodeRune(r, r2); r == utf8.RuneError {
-					return "", p.errorf("string holds a lone surrogate, which is not valid UTF-8")
+					return nil, p.errorf("string holds a lone surrogate, which is not valid UTF-8")
 				}
 			}
 			b = utf8.AppendRune(b, r)
 		default:
-			return "", p.errorf("bad escape \\%c", esc)
+			return nil, p.errorf("bad escape \\%c", esc)
 		}
 	}
 }
@@ -362,28 +395,34 @@ func (p *canonParser) hex4() (rune, bool) {
 }
 
 // appendString appends s, valid UTF-8, as a canonical JSON string.
-func appendString(out []byte, s string) []byte {
+func appendString(out []byte, s []byte) []byte {
 	const hexDigits = "0123456789abcdef"
 	out = append(out, '"')
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c == '"' || c == '\\':
-			out = append(out, '\\', c)
-		case c == '\b':
-			out = append(out, `\b`...)
-		case c == '\t':
-			out = append(out, `\t`...)
-		case c == '\n':
-			out = append(out, `\n`...)
-		case c == '\f':
-			out = append(out, `\f`...)
-		case c == '\r':
-			out = append(out, `\r`...)
-		case c < 0x20:
-			out = append(out, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		default:
-			out = append(out, c)
+	for {
+		i := 0
+		for i < len(s) && s[i] >= 0x20 && s[i] != '"' && s[i] != '\\' {
+			i++
 		}
+		out = append(out, s[:i]...)
+		if i == len(s) {
+			return append(out, '"')
+		}
+		switch c := s[i]; c {
+		case '"', '\\':
+			out = append(out, '\\', c)
+		case '\b':
+			out = append(out, `\b`...)
+		case '\t':
+			out = append(out, `\t`...)
+		case '\n':
+			out = append(out, `\n`...)
+		case '\f':
+			out = append(out, `\f`...)
+		case '\r':
+			out = append(out, `\r`...)
+		default:
+			out = append(out, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		s = s[i+1:]
 	}
-	return append(out, '"')
 }
