@@ -26,12 +26,6 @@ func headPath(path string) string {
 	return strings.TrimSuffix(path, ".jsonl") + ".head"
 }
 
-// HeadPath returns the path of the ledger's head file, which records how
-// long the ledger is known to be (see the package comment).
-func (l *Ledger) HeadPath() string {
-	return headPath(l.path)
-}
-
 // readHead reads the head file of the ledger at path; ok is false if
 // there is none. Every read of the ledger calls it, so it reads the
 // file with one read(2) into a buffer on the stack and parses the one
