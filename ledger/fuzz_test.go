@@ -3,8 +3,12 @@ package ledger
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -79,22 +83,54 @@ func FuzzReadAll(f *testing.F) {
 }
 
 // FuzzVerify checks that Verify and the readers never panic on any file,
-// and that on a file Verify accepts, the backward readers agree with a
-// forward fold of the whole file.
+// with or without a head, that on a file Verify accepts the backward
+// readers agree with a forward fold of the whole file, and that a ledger
+// Verify finds shorter than its head is refused by State and Append,
+// which leaves it as it was. headAt, when not 0, is the seq the head
+// names, with that record's hash if the file has it.
 func FuzzVerify(f *testing.F) {
 	for _, seed := range fuzzSeeds(f) {
-		f.Add(seed)
+		f.Add(seed, uint8(0))
+		f.Add(seed, uint8(14))
+		f.Add(seed, uint8(3))
 	}
 	path := filepath.Join(f.TempDir(), "ledger.jsonl")
-	f.Fuzz(func(t *testing.T, data []byte) {
+	f.Fuzz(func(t *testing.T, data []byte, headAt uint8) {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			t.Fatal(err)
+		}
+		os.Remove(headPath(path))
+		if headAt > 0 {
+			hash := "sha256:" + strings.Repeat("0", 64)
+			if recs, err := ReadAll(bytes.NewReader(data)); err == nil && int(headAt) <= len(recs) {
+				hash = recs[headAt-1].Hash
+			}
+			content := fmt.Sprintf(`{"seq":%d,"hash":%q}`+"\n", headAt, hash)
+			if err := os.WriteFile(headPath(path), []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
 		}
 		l := Open(path)
 		verr := l.Verify()
 		s, serr := l.State()
 		l.Releases(3)
 		l.Release(1)
+		var herr *HeadError
+		if errors.As(verr, &herr) {
+			if !errors.As(serr, &herr) {
+				t.Fatalf("Verify: %v; State: %v, want a *HeadError", verr, serr)
+			}
+			_, err := l.Append(func(*State) ([]Record, error) {
+				return []Record{{Type: TypeFormation}}, nil
+			})
+			if !errors.As(err, &herr) {
+				t.Fatalf("Verify: %v; Append: %v, want a *HeadError", verr, err)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, data) {
+				t.Fatalf("a refused Append changed the ledger")
+			}
+			return
+		}
 		if verr != nil {
 			return
 		}
@@ -105,11 +141,47 @@ func FuzzVerify(f *testing.F) {
 		if err != nil {
 			t.Fatalf("Verify passed but ReadAll failed: %v", err)
 		}
+		if headAt > 0 && (int(headAt) > len(recs) || recs[headAt-1].Hash == "sha256:"+strings.Repeat("0", 64)) {
+			t.Fatalf("Verify passed a ledger of %d records whose head names record %d", len(recs), headAt)
+		}
 		want, _ := foldAll(recs)
 		if s.Seq != want.Seq || s.Hash != want.Hash || s.LastVersion != want.LastVersion || (s.Current == nil) != (want.Current == nil) {
 			t.Fatalf("State = %+v, forward fold = %+v", s, want)
 		}
 		checkAgainstFoldAll(t, l)
+	})
+}
+
+// FuzzCanonical checks that canonicalize accepts only JSON that
+// encoding/json reads as the same values, and that its output is a fixed
+// point.
+func FuzzCanonical(f *testing.F) {
+	for _, seed := range fuzzSeeds(f) {
+		for _, line := range bytes.Split(seed, []byte("\n")) {
+			f.Add(line)
+		}
+	}
+	f.Add([]byte(`{"s":"\u0041\ud83d\ude80\/\b","n":[-1,0,10],"o":{"b":null,"a":true},"hash":"x"}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		c, err := canonicalize(line)
+		if err != nil {
+			return
+		}
+		again, err := canonicalize(c)
+		if err != nil || !bytes.Equal(again, c) {
+			t.Fatalf("canonicalize(%s) = %s, then %s, %v", line, c, again, err)
+		}
+		var v1, v2 map[string]any
+		if err := json.Unmarshal(line, &v1); err != nil {
+			t.Fatalf("canonicalize accepted %s, which encoding/json does not: %v", line, err)
+		}
+		delete(v1, "hash")
+		if err := json.Unmarshal(c, &v2); err != nil {
+			t.Fatalf("canonical encoding %s is not JSON: %v", c, err)
+		}
+		if !reflect.DeepEqual(v1, v2) {
+			t.Fatalf("%s and its canonical encoding %s hold different values", line, c)
+		}
 	})
 }
 

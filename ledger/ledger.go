@@ -2,12 +2,41 @@
 // truth about the app's releases, config vars, formation and buildpacks.
 //
 // The file (apps/<app>/ledger.jsonl, mode 0600 because config vars are
-// secrets) holds one record per line: the output of json.Marshal and a
-// '\n'. Lines are never rewritten. Each record carries its position
-// (Seq), the hash of the record before it (Prev) and its own hash (Hash),
-// so that Verify can tell whether a line was changed, removed or moved
-// since it was written. The chain catches accidents and careless edits,
-// not a forger: whoever can write the file can recompute every hash.
+// secrets) holds one record per line: a JSON object and a '\n'. Lines
+// are never rewritten. Each record carries its position (Seq), the hash
+// of the record before it (Prev) and its own hash (Hash), so that Verify
+// can tell whether a line was changed, removed or moved since it was
+// written. The chain catches accidents and careless edits, not a forger:
+// whoever can write the file can recompute every hash.
+//
+// # Formats
+//
+// Each record says in "v" how its hash is computed. Records written
+// before "v" existed (format 0) hashed encoding/json's encoding of the
+// Record struct of their day; verifying one now hashes its line, which
+// holds those bytes (see format0), so old ledgers verify whatever the
+// struct has become. Format 1 records, which Append writes, hash a
+// canonical encoding of the JSON object in the line (see canonicalize),
+// which covers every field in it, known to the reading binary or not.
+// So a newer binary may add fields and record types within format 1 and
+// its ledgers still verify with an older one, and the other way round.
+// Formats only grow along a file.
+//
+// A reader takes what it knows from a record and passes over the rest:
+// unknown fields are ignored, and records of an unknown type are skipped
+// by State, Releases and Release, and appended after by Append. That is
+// safe because of a rule for whoever adds to format 1: a new field must
+// mean nothing when absent (an older binary writes records without it,
+// copying releases too), a new record type must not change what the
+// existing types mean or the checks on them (it must not take a release
+// version, say), the envelope (seq, type, v, time, user, more, prev,
+// hash) keeps its meaning, and no new field may reuse an existing
+// field's name in another case (encoding/json matches names without
+// regard to case). A change that breaks the rule takes format 2, which
+// older binaries refuse to read or append to: once a binary writes a
+// format, it writes only that format, so the newest record tells. A
+// refusal is the safe answer there, where skipping might misread the
+// app or write a record that contradicts what it cannot see.
 //
 // # Crashes
 //
@@ -19,6 +48,35 @@
 // batch follow it, so both cases can be recognised: readers ignore such a
 // tail, and the next Append truncates it away before writing. Readers
 // therefore see all of a batch or none of it.
+//
+// # The head
+//
+// A hash chain cannot see its own end being cut: a ledger less its last
+// records, or emptied, is a valid chain. So beside the ledger a head file
+// (ledger.head beside ledger.jsonl, mode 0600) anchors it: one line,
+// {"seq":N,"hash":"sha256:..."}, the number of committed records and the
+// hash of the last. Create writes it with the ledger; Append replaces it
+// once the records are durable, by renaming a new file, fsynced first,
+// over it, so that it is the old head or the new one, never a mix. (The
+// directory is not fsynced after the rename: losing the rename in a
+// crash leaves the old head, which is the case below.) Every read
+// (State, Releases, Release, Verify, and Append before it writes)
+// compares: a ledger that ends before record N, or whose record N has
+// another hash, is a *HeadError naming both files and how many records
+// are missing, and Append refuses to write to it, so it can be restored
+// from a backup. It is never taken for a new ledger. A backup is of both
+// files: a ledger restored alone from before its head's last update is
+// short of it too. To go on with a shorter ledger on purpose, remove its
+// head.
+//
+// The head is a lower bound. A crash between an Append's fsync and the
+// head's rename leaves the ledger one batch longer than its head, and
+// that is a valid ledger: readers accept one that goes past the head as
+// long as record N has the head's hash, and the next Append replaces the
+// head. A ledger without a head file, written before heads existed, is
+// accepted as it is; its next Append writes the head. (So removing the
+// head and cutting the ledger goes unseen, like rewriting the chain: the
+// head guards against accidents, not forgers.)
 //
 // # Locking
 //
@@ -68,8 +126,12 @@ const (
 // The field order is the encoding's: Hash must stay the last field (see
 // encode).
 type Record struct {
-	Seq        int       `json:"seq"`  // 1-based position in the file
-	Type       string    `json:"type"` // TypeRelease, TypeStatus, TypeFormation or TypeBuildpacks
+	Seq  int    `json:"seq"`  // 1-based position in the file
+	Type string `json:"type"` // TypeRelease, TypeStatus, TypeFormation or TypeBuildpacks; readers skip others (see the package comment)
+	// V is the record's format, which says how its hash is computed
+	// (see format0 and format1). Append writes the latest; format 0
+	// records have no "v".
+	V          int       `json:"v,omitempty"`
 	Time       time.Time `json:"time"` // UTC
 	User       string    `json:"user"`
 	Release    *Release  `json:"release,omitempty"`
@@ -83,7 +145,7 @@ type Record struct {
 	More int `json:"more,omitempty"`
 
 	Prev string `json:"prev"` // Hash of the previous record; "" for the first
-	Hash string `json:"hash"` // "sha256:<hex>" of this record's JSON encoding with Hash == ""
+	Hash string `json:"hash"` // "sha256:<hex>" of this record's canonical encoding without "hash" (see canonicalize)
 }
 
 // A Release is a version of the app: a slug and the config it runs with.
@@ -148,18 +210,22 @@ func (l *Ledger) Path() string {
 }
 
 // Create makes a new ledger at path holding the records first, filled in
-// as Append fills them in. An existing file is an error wrapping
-// fs.ErrExist and is left untouched. The directory must exist.
+// as Append fills them in, and its head file (see the package comment).
+// An existing ledger file is an error wrapping fs.ErrExist and is left
+// untouched, as is its head. The directory must exist.
 //
 // The records are written to a temporary file in the same directory,
 // which is fsynced and then given the name path with link(2): link fails
 // with EEXIST when path exists, as open(2) with O_EXCL would, and the
 // ledger appears whole or not at all, so a crash part way through never
 // leaves a ledger missing its first records (a stray temporary file is
-// all it can leave). Then the directory is fsynced, since a new
-// directory entry is durable only once its directory is (fsync(2)).
+// all it can leave). The head, prepared the same way, is renamed into
+// place after the link; a crash between the two leaves a ledger without
+// a head, which is accepted as one written before heads existed. Then
+// the directory is fsynced, since a new directory entry is durable only
+// once its directory is (fsync(2)).
 func Create(path string, first ...Record) (*Ledger, error) {
-	data, _, err := seal(first, &State{}, time.Now(), osUserName)
+	data, written, err := seal(first, &State{}, time.Now(), osUserName)
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
@@ -183,8 +249,25 @@ func Create(path string, first ...Record) (*Ledger, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
 	}
+	var h head
+	if n := len(written); n > 0 {
+		h = head{Seq: written[n-1].Seq, Hash: written[n-1].Hash}
+	}
+	tmpHead, err := prepareHead(path, h)
+	if err == nil {
+		if err = tmpHead.Sync(); err != nil {
+			discardHead(tmpHead)
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("create %s: write head: %w", path, err)
+	}
 	if err := os.Link(tmp.Name(), path); err != nil {
+		discardHead(tmpHead)
 		return nil, fmt.Errorf("create %s: %w", path, err)
+	}
+	if err := commitHead(path, tmpHead); err != nil {
+		return nil, fmt.Errorf("create %s: write head: %w", path, err)
 	}
 	if err := syncDir(dir); err != nil {
 		return nil, fmt.Errorf("create %s: %w", path, err)
@@ -222,6 +305,11 @@ func (l *Ledger) Append(build func(s *State) ([]Record, error)) ([]Record, error
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", l.path, err)
 	}
+	// Before anything is changed: a ledger shorter than its head is
+	// never written to, so that it can still be restored.
+	if err := w.checkHead(); err != nil {
+		return nil, headErr("append to", l.path, err)
+	}
 	if w.end < w.size {
 		// What follows the last committed record was never committed:
 		// a write cut short by a crash. Remove it, and make the removal
@@ -251,11 +339,28 @@ func (l *Ledger) Append(build func(s *State) ([]Record, error)) ([]Record, error
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", l.path, err)
 	}
+	last := written[len(written)-1]
+	tmpHead, err := prepareHead(l.path, head{Seq: last.Seq, Hash: last.Hash})
+	if err != nil {
+		return nil, fmt.Errorf("append to %s: write head: %w", l.path, err)
+	}
 	// With O_APPEND the write lands at the end, which the truncation
 	// above made the end of the last committed record.
 	_, err = f.Write(data)
 	if err == nil {
+		// The new head must be durable before it is renamed into place
+		// (else a crash could leave an empty head file under the name),
+		// and the records before the head names them (else a crash could
+		// leave a head naming records the ledger lost). Both fsyncs are
+		// started together, so that the filesystem can make them one
+		// flush (ext4 can commit both in one journal transaction); the
+		// rename waits for both.
+		headSynced := make(chan error, 1)
+		go func() { headSynced <- tmpHead.Sync() }()
 		err = f.Sync()
+		if herr := <-headSynced; err == nil && herr != nil {
+			err = fmt.Errorf("write head: %w", herr)
+		}
 	}
 	if err != nil {
 		// The records may be in the file, wholly or in part, but are not
@@ -266,9 +371,30 @@ func (l *Ledger) Append(build func(s *State) ([]Record, error)) ([]Record, error
 		if f.Truncate(w.end) == nil {
 			f.Sync()
 		}
+		discardHead(tmpHead)
 		return nil, fmt.Errorf("append to %s: %w", l.path, err)
 	}
+	// The records are committed. Should the head not be replaced, it
+	// still counts the records before them, which is a lower bound the
+	// ledger meets (see the package comment); the next Append replaces
+	// it. Telling the caller that records it will find in the ledger
+	// were not written would be worse: it might write them again. For
+	// the same reason the directory is not fsynced after the rename: a
+	// crash that loses the rename leaves the old head, which the ledger
+	// meets, and an fsync of the directory would add to every Append
+	// the cost of a third flush for no guarantee the head relies on.
+	commitHead(l.path, tmpHead)
 	return written, nil
+}
+
+// headErr wraps an error from comparing the ledger with its head: a
+// *HeadError names both files and the fix and is returned as it is.
+func headErr(op, path string, err error) error {
+	var herr *HeadError
+	if errors.As(err, &herr) {
+		return err
+	}
+	return fmt.Errorf("%s %s: %w", op, path, err)
 }
 
 // State returns the app's current state. It reads the file backwards
@@ -336,10 +462,13 @@ func (l *Ledger) read(fn func(w *walker) error) error {
 		return fmt.Errorf("read %s: lock: %w", l.path, err)
 	}
 	w, err := newWalker(f, l.path)
-	if err == nil {
-		err = fn(w)
-	}
 	if err != nil {
+		return fmt.Errorf("read %s: %w", l.path, err)
+	}
+	if err := w.checkHead(); err != nil {
+		return headErr("read", l.path, err)
+	}
+	if err := fn(w); err != nil {
 		return fmt.Errorf("read %s: %w", l.path, err)
 	}
 	return nil

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -345,6 +346,10 @@ func TestCreateExisting(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	headBefore, err := os.ReadFile(headPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = Create(path, releaseRecord(1, StatusFailed, nil))
 	if !errors.Is(err, fs.ErrExist) {
 		t.Fatalf("Create on an existing ledger: error %v, want one wrapping fs.ErrExist", err)
@@ -356,13 +361,16 @@ func TestCreateExisting(t *testing.T) {
 	if !bytes.Equal(before, after) {
 		t.Errorf("Create changed the existing ledger")
 	}
+	if after, _ := os.ReadFile(headPath(path)); !bytes.Equal(headBefore, after) {
+		t.Errorf("Create changed the existing ledger's head")
+	}
 	entries, _ := os.ReadDir(filepath.Dir(path))
-	if len(entries) != 1 {
-		var names []string
-		for _, e := range entries {
-			names = append(names, e.Name())
-		}
-		t.Errorf("directory holds %q, want the ledger alone", names)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	if !slices.Equal(names, []string{"ledger.head", "ledger.jsonl"}) {
+		t.Errorf("directory holds %q, want the ledger and its head alone", names)
 	}
 }
 
@@ -376,12 +384,14 @@ func TestMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustAppend(t, l, releaseRecord(2, StatusSucceeded, nil))
-	fi, err := os.Stat(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode() != 0o600 {
-		t.Errorf("mode = %v, want -rw-------", fi.Mode())
+	for _, p := range []string{path, headPath(path)} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode() != 0o600 {
+			t.Errorf("%s: mode = %v, want -rw-------", p, fi.Mode())
+		}
 	}
 }
 
@@ -659,4 +669,13 @@ func uncommittedBytes(t *testing.T, path string) int64 {
 		t.Fatal(err)
 	}
 	return w.size - w.end
+}
+
+// writeHead writes the head file of the ledger at path.
+func writeHead(t testing.TB, path string, seq int, hash string) {
+	t.Helper()
+	data := fmt.Sprintf(`{"seq":%d,"hash":%q}`+"\n", seq, hash)
+	if err := os.WriteFile(headPath(path), []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
 }

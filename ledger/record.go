@@ -3,8 +3,6 @@ package ledger
 import (
 	"bufio"
 	"bytes"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,11 +13,11 @@ import (
 	"unicode/utf8"
 )
 
-// encode returns the line for rec, without its '\n', and rec's hash: the
-// sha256 of rec's JSON encoding with Hash set to "". encoding/json writes
-// struct fields in declaration order and map keys sorted, so a record's
-// encoding depends only on its contents, and the hash of a decoded line
-// can be recomputed.
+// encode returns the line for rec, without its '\n', and rec's hash,
+// computed by the rule of rec's format (see format0 and format1). The
+// line is encoding/json's encoding of rec, which writes struct fields in
+// declaration order, so that it starts {"seq":N,"type":"T", as sniff
+// expects, and ends with "hash".
 func encode(rec *Record) (line []byte, hash string, err error) {
 	r := *rec
 	r.Hash = ""
@@ -27,22 +25,54 @@ func encode(rec *Record) (line []byte, hash string, err error) {
 	if err != nil {
 		return nil, "", err
 	}
-	sum := sha256.Sum256(b)
-	hash = "sha256:" + hex.EncodeToString(sum[:])
-
 	// Hash is the last field and is never omitted, so b ends in
 	// "hash":""} and the line is b with the hash between those quotes,
 	// which is what encoding rec with Hash set gives (a hex digest needs
-	// no escaping), without encoding it a second time.
+	// no escaping), without encoding it a second time. Both rules leave
+	// the hash's value out, so they give the same hash for b and for the
+	// line.
 	const emptyHash = `"hash":""}`
 	if !bytes.HasSuffix(b, []byte(emptyHash)) {
 		return nil, "", errors.New("internal error: a record's encoding does not end with its hash")
+	}
+	switch r.V {
+	case format0:
+		hash, err = hashFormat0(b)
+	case format1:
+		hash, err = hashFormat1(b)
+	default:
+		err = fmt.Errorf("format %d is not one this dyno writes", r.V)
+	}
+	if err != nil {
+		return nil, "", err
 	}
 	line = make([]byte, 0, len(b)+len(hash))
 	line = append(line, b[:len(b)-2]...)
 	line = append(line, hash...)
 	line = append(line, `"}`...)
 	return line, hash, nil
+}
+
+// hashLine returns the hash of the record rec decoded from line, by the
+// rule of its format, or an error for a format this binary does not know
+// or a line that the rule cannot read.
+func hashLine(line []byte, rec *Record) (string, error) {
+	switch rec.V {
+	case format0:
+		return hashFormat0(line)
+	case format1:
+		return hashFormat1(line)
+	}
+	return "", formatError(rec.V)
+}
+
+// formatError is the error for a record in format v, which this binary
+// does not read.
+func formatError(v int) error {
+	if v > formatLatest {
+		return fmt.Errorf("format %d, newer than this dyno reads (up to %d): the ledger was written by a newer dyno; upgrade dyno to use it", v, formatLatest)
+	}
+	return fmt.Errorf("format %d does not exist", v)
 }
 
 // seal fills in recs as the records that follow the state s, written at
@@ -55,6 +85,7 @@ func seal(recs []Record, s *State, now time.Time, userName func() string) ([]byt
 	out := make([]Record, len(recs))
 	var data []byte
 	for i, rec := range recs {
+		rec.V = formatLatest
 		rec.Seq = s.Seq + i + 1
 		rec.Prev = prev
 		rec.More = len(recs) - 1 - i
@@ -75,7 +106,10 @@ func seal(recs []Record, s *State, now time.Time, userName func() string) ([]byt
 			rel.Time, rel.User = rec.Time, rec.User
 			rec.Release = &rel
 		}
-		err := checkShape(&rec)
+		err := checkType(rec.Type)
+		if err == nil {
+			err = checkShape(&rec)
+		}
 		if err == nil {
 			err = checkNext(&rec, &lastVersion)
 		}
@@ -97,9 +131,30 @@ func seal(recs []Record, s *State, now time.Time, userName func() string) ([]byt
 	return data, out, nil
 }
 
+// checkType reports whether typ is a record type this binary writes.
+func checkType(typ string) error {
+	switch typ {
+	case TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks:
+		return nil
+	}
+	return fmt.Errorf("unknown record type %q", typ)
+}
+
 // checkShape reports whether rec has the payload its type calls for and
-// no other, so that readers can rely on it.
+// no other, so that readers can rely on it. A record of a type this
+// binary does not know, written by a newer one, is checked only for a
+// well-formed type, seq and more: readers skip it (see the package
+// comment).
 func checkShape(rec *Record) error {
+	if rec.Seq < 1 {
+		return fmt.Errorf("seq %d is not positive", rec.Seq)
+	}
+	if rec.More < 0 {
+		return fmt.Errorf("more %d is negative", rec.More)
+	}
+	if rec.V < 0 || rec.V > formatLatest {
+		return formatError(rec.V)
+	}
 	var want string
 	switch rec.Type {
 	case TypeRelease:
@@ -117,7 +172,14 @@ func checkShape(rec *Record) error {
 	case TypeBuildpacks:
 		want = "buildpacks"
 	default:
-		return fmt.Errorf("unknown record type %q", rec.Type)
+		if !validTypeName(rec.Type) {
+			return fmt.Errorf("malformed record type %q", rec.Type)
+		}
+		if rec.V == format0 {
+			// Format 0 knew only the types above.
+			return fmt.Errorf("unknown record type %q", rec.Type)
+		}
+		return nil
 	}
 	// Formation and Buildpacks may be empty: an empty formation, a
 	// cleared buildpack list.
@@ -135,13 +197,24 @@ func checkShape(rec *Record) error {
 			return fmt.Errorf("%s record with a %s", rec.Type, p.name)
 		}
 	}
-	if rec.Seq < 1 {
-		return fmt.Errorf("seq %d is not positive", rec.Seq)
-	}
-	if rec.More < 0 {
-		return fmt.Errorf("more %d is negative", rec.More)
-	}
 	return nil
+}
+
+// validTypeName reports whether typ has the form of a record type: a
+// lower-case letter, then lower-case letters, digits, '-' and '_', at
+// most 64 bytes. sniff reads such a name from a line without decoding
+// it, since none of its bytes is escaped in JSON.
+func validTypeName(typ string) bool {
+	if len(typ) == 0 || len(typ) > 64 || typ[0] < 'a' || typ[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(typ); i++ {
+		c := typ[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 // checkNext reports whether rec may follow records whose highest release
@@ -238,10 +311,28 @@ func checkUTF8(rec *Record) error {
 // parseRecord decodes a line.
 func parseRecord(line []byte) (*Record, error) {
 	var rec Record
-	if err := json.Unmarshal(line, &rec); err != nil {
+	err := json.Unmarshal(line, &rec)
+	if err == nil {
+		return &rec, nil
+	}
+	// A record of a type this binary does not know may hold fields whose
+	// names it knows with values of other shapes: of such a record only
+	// the envelope, the fields every record has, is needed.
+	var env struct {
+		Seq  int       `json:"seq"`
+		Type string    `json:"type"`
+		V    int       `json:"v"`
+		Time time.Time `json:"time"`
+		User string    `json:"user"`
+		More int       `json:"more"`
+		Prev string    `json:"prev"`
+		Hash string    `json:"hash"`
+	}
+	if json.Unmarshal(line, &env) != nil || checkType(env.Type) == nil {
 		return nil, err
 	}
-	return &rec, nil
+	return &Record{Seq: env.Seq, Type: env.Type, V: env.V, Time: env.Time, User: env.User,
+		More: env.More, Prev: env.Prev, Hash: env.Hash}, nil
 }
 
 // decodeRecord decodes a line and checks that the record has the shape
@@ -258,9 +349,9 @@ func decodeRecord(line []byte) (*Record, error) {
 }
 
 // sniff reads the seq and type from the start of a line in the form
-// Append writes, `{"seq":12,"type":"release",...`, so that readers can
+// Append writes, `{"seq":12,"type":"release","v":1,...`, so that readers can
 // skip records they do not need without decoding them. ok is false for a
-// line in any other form or of an unknown type.
+// line in any other form or whose type is not a well-formed type name.
 //
 // The prefix cannot be forged by a value inside the record: encoding/json
 // escapes every '"' in a string.
@@ -295,14 +386,18 @@ func sniff(line []byte) (seq int, typ string, ok bool) {
 	case TypeBuildpacks:
 		typ = TypeBuildpacks
 	default:
-		return 0, "", false
+		// A type a newer binary writes, which readers skip.
+		typ = string(rest[:end])
+		if !validTypeName(typ) {
+			return 0, "", false
+		}
 	}
 	return seq, typ, true
 }
 
 // sniffVersion reads the version of a release record from its line in
 // the form Append writes, where the fields before the release hold no
-// '{': `{"seq":12,"type":"release","time":"...","user":"...","release":{"version":7,`.
+// '{': `{"seq":12,"type":"release","v":1,"time":"...","user":"...","release":{"version":7,`.
 // As in sniff, the key cannot be forged by a string value, in which every
 // '"' is escaped.
 func sniffVersion(line []byte) (version int, ok bool) {
@@ -329,7 +424,10 @@ func sniffVersion(line []byte) (version int, ok bool) {
 // without its '\n', and a last batch that lacks some of its records (see
 // Record.More), are left out: they were never committed. A line that
 // does not hold a well-formed record is an error, a *VerifyError naming
-// the line. ReadAll does not check seqs or hashes; Verify does.
+// the line, as is a record in a format newer than this binary reads. A
+// record of a type it does not know is returned with what of it decodes
+// into a Record (at least the fields every record has). ReadAll does not
+// check seqs or hashes, nor the head; Verify does.
 func ReadAll(r io.Reader) ([]Record, error) {
 	var recs []Record
 	err := forEachLine(r, func(n int, line []byte) error {

@@ -164,6 +164,53 @@ func newWalker(f *os.File, path string) (*walker, error) {
 	}
 }
 
+// checkHead compares the ledger with its head file, if it has one (see
+// the package comment). It must be called before the walk starts.
+func (w *walker) checkHead() error {
+	h, ok, err := readHead(w.path)
+	if err != nil || !ok {
+		return err
+	}
+	seq, hash := 0, ""
+	if w.newest != nil {
+		seq, hash = w.newest.Seq, w.newest.Hash
+	}
+	return checkHead(w.path, h, seq, hash, w.hashAt)
+}
+
+// hashAt returns the hash of committed record seq, reading back from the
+// newest with a lineReader of its own, so that the walk is not
+// disturbed. It decodes only record seq.
+func (w *walker) hashAt(seq int) (string, error) {
+	lines, err := newLineReader(w.f, w.end)
+	if err != nil {
+		return "", err
+	}
+	for want := w.newest.Seq; ; want-- {
+		line, at, ok, err := lines.prev()
+		if err != nil {
+			return "", err
+		}
+		if !ok {
+			return "", w.corrupt(0, 0, fmt.Sprintf("out of sequence: record %d is missing", want))
+		}
+		got, _, sniffed := sniff(line)
+		var rec *Record
+		if !sniffed || got == seq {
+			if rec, err = decodeRecord(line); err != nil {
+				return "", w.corrupt(at, got, err.Error())
+			}
+			got = rec.Seq
+		}
+		if got != want || at == 0 && got != 1 {
+			return "", w.corrupt(at, got, fmt.Sprintf("out of sequence: record %d should be here (a record was removed, or lines were moved)", want))
+		}
+		if got == seq {
+			return rec.Hash, nil
+		}
+	}
+}
+
 // An entry is a record met by a walker: its line, and the record decoded
 // when asked for. The line is valid until the walker's next call.
 type entry struct {

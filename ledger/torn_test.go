@@ -44,6 +44,16 @@ func buildTorn(t *testing.T, recs ...Record) tornCase {
 	return tornCase{data: data, cut: len(before), kept: kept}
 }
 
+// writeCrashed writes data to the ledger at path, with the head a crash
+// during the append after last leaves: the one naming last.
+func writeCrashed(t *testing.T, path string, data []byte, last Record) {
+	t.Helper()
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	writeHead(t, path, last.Seq, last.Hash)
+}
+
 // checkTorn truncates a copy of the ledger at every offset inside its
 // last append and checks that readers see the records before it, that it
 // verifies, and that the next append removes the fragment.
@@ -52,9 +62,7 @@ func checkTorn(t *testing.T, tc tornCase) {
 	last := tc.kept[len(tc.kept)-1]
 	for off := tc.cut + 1; off < len(tc.data); off++ {
 		path := filepath.Join(dir, "ledger.jsonl")
-		if err := os.WriteFile(path, tc.data[:off], 0o600); err != nil {
-			t.Fatal(err)
-		}
+		writeCrashed(t, path, tc.data[:off], last)
 		l := Open(path)
 		s, err := l.State()
 		if err != nil {
@@ -133,11 +141,9 @@ func TestTornLongLine(t *testing.T) {
 func checkTornOnce(t *testing.T, tc tornCase, off int) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
-	if err := os.WriteFile(path, tc.data[:off], 0o600); err != nil {
-		t.Fatal(err)
-	}
-	l := Open(path)
 	last := tc.kept[len(tc.kept)-1]
+	writeCrashed(t, path, tc.data[:off], last)
+	l := Open(path)
 	if s, err := l.State(); err != nil || s.Seq != last.Seq {
 		t.Fatalf("cut at %d: State = %+v, %v", off, s, err)
 	}

@@ -129,14 +129,14 @@ func TestVerifyFindsTampering(t *testing.T) {
 			make:   replace(3, `{"seq":3,`, `{"seq":3,"admin":true,`),
 			line:   3,
 			seq:    3,
-			reason: "the line is not as it was written",
+			reason: "hash mismatch",
 		},
 		{
 			name:   "key in other case",
 			make:   replace(2, `"user":`, `"User":`),
 			line:   2,
 			seq:    2,
-			reason: "the line is not as it was written",
+			reason: "hash mismatch",
 		},
 		{
 			name:   "garbage line",
