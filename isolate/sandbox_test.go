@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +34,24 @@ type sandboxRun struct {
 	Prewarm  bool   `json:"prewarm"` // Spawner.Prewarm
 	NoLower  bool   `json:"no_lower"`
 	Binds    []Bind `json:"binds"`
+	// FakeCgroup gives the dyno a cgroup leaf whose directory is not a
+	// cgroup2 one, so clone3(CLONE_INTO_CGROUP) fails with EBADF, as it
+	// does where the kernel or a seccomp profile refuses clone3.
+	FakeCgroup bool `json:"fake_cgroup"`
+}
+
+// fakeLeaf is a CgroupLeaf that clone3 refuses and that records which
+// processes were moved in.
+type fakeLeaf struct {
+	dir   string
+	added []int
+}
+
+func (f *fakeLeaf) Open() (*os.File, error) { return os.Open(f.dir) }
+
+func (f *fakeLeaf) AddProcess(pid int) error {
+	f.added = append(f.added, pid)
+	return nil
 }
 
 // sandboxManagerMain is the child's side: run one dyno, print its output,
@@ -77,6 +96,12 @@ func waitWarm(sp *Spawner, stateDir string) {
 }
 
 func runSandboxed(sp *Spawner, r sandboxRun) int {
+	sb := &Sandbox{Lower: r.Lower, StateDir: r.StateDir, Seccomp: r.Seccomp, Binds: r.Binds}
+	var leaf *fakeLeaf
+	if r.FakeCgroup {
+		leaf = &fakeLeaf{dir: r.StateDir}
+		sb.Cgroup = leaf
+	}
 	d, err := sp.Start(Spec{
 		Name:    "test.1",
 		Argv:    ShellArgv(r.Command),
@@ -84,7 +109,7 @@ func runSandboxed(sp *Spawner, r sandboxRun) int {
 		Env:     []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/app"},
 		Stdout:  os.Stdout,
 		Stderr:  os.Stderr,
-		Sandbox: &Sandbox{Lower: r.Lower, StateDir: r.StateDir, Seccomp: r.Seccomp, Binds: r.Binds},
+		Sandbox: sb,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
@@ -97,6 +122,9 @@ func runSandboxed(sp *Spawner, r sandboxRun) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wait:", err)
 		return 2
+	}
+	if leaf != nil {
+		fmt.Printf("moved into the cgroup: %v, init %v\n", leaf.added, []int{d.InitPid()})
 	}
 	return st
 }
@@ -368,5 +396,22 @@ func TestSandboxBinds(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(rw, "out")); err != nil || string(b) != "made\n" {
 		t.Errorf("write through the writable bind: %q, %v", b, err)
+	}
+}
+
+// Where clone3(CLONE_INTO_CGROUP) is refused, init starts without it and
+// is moved into its leaf before the app runs.
+func TestSandboxCloneIntoCgroupFallback(t *testing.T) {
+	e := newSandboxEnv(t)
+	out, st := e.runWith(t, sandboxRun{Command: "cat existing", FakeCgroup: true})
+	lines := strings.Split(out, "\n")
+	if st != 0 || len(lines) != 3 || lines[0] != "original" {
+		t.Fatalf("exit %d, %q; want the dyno to run", st, out)
+	}
+	if !regexp.MustCompile(`^moved into the cgroup: \[(\d+)\], init \[(\d+)\]$`).MatchString(lines[1]) {
+		t.Fatalf("%q; want init, and only init, moved into its cgroup", lines[1])
+	}
+	if m := regexp.MustCompile(`\d+`).FindAllString(lines[1], -1); m[0] != m[1] {
+		t.Errorf("%q: the pid moved in is not init's", lines[1])
 	}
 }

@@ -293,13 +293,13 @@ func (sp *Spawner) launch(name string, spec Spec) (*launched, error) {
 	// mistakes a new init for an orphan.
 	sp.mu.Lock()
 	err = cmd.Start()
-	if err != nil && cgroupDir != nil {
-		// clone3 refused (ENOSYS on old kernels, EPERM under some
-		// container seccomp profiles): Go has no fallback, so start
-		// without CLONE_INTO_CGROUP and move init in below, before it
-		// gets its config and starts anything.
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = false, 0
-		cmd.Process, cmd.ProcessState = nil, nil
+	if err != nil && cgroupDir != nil && cloneIntoCgroupRefused(err) {
+		// Go has no fallback when clone3 or CLONE_INTO_CGROUP is refused,
+		// and an exec.Cmd starts only once, so start a fresh copy without
+		// it and move init in below, before it gets its config and starts
+		// anything.
+		cmd = retryCmd(cmd)
+		l.cmd = cmd
 		err = cmd.Start()
 		if err == nil {
 			if aerr := spec.Sandbox.Cgroup.AddProcess(cmd.Process.Pid); aerr != nil {
@@ -324,6 +324,41 @@ func (sp *Spawner) launch(name string, spec Spec) (*launched, error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// cloneIntoCgroupRefused says whether a failed start with UseCgroupFD
+// may work without it. clone3 itself is refused with ENOSYS (kernels
+// before 5.3, and Docker's default seccomp profile) or EPERM (other
+// seccomp profiles); kernels 5.3 to 5.6 answer E2BIG to its larger
+// argument, or EINVAL to CLONE_INTO_CGROUP; and the kernel refuses the
+// leaf itself with EBADF (not a cgroup2 directory: a hybrid hierarchy),
+// EOPNOTSUPP, EBUSY or EACCES. For the last ones the write to
+// cgroup.procs that follows gives the clearer error.
+func cloneIntoCgroupRefused(err error) bool {
+	for _, e := range []error{unix.ENOSYS, unix.EPERM, unix.E2BIG, unix.EINVAL, unix.EBADF, unix.EOPNOTSUPP, unix.EBUSY, unix.EACCES} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryCmd is a fresh, unstarted copy of cmd, whose Start failed,
+// without CLONE_INTO_CGROUP.
+func retryCmd(cmd *exec.Cmd) *exec.Cmd {
+	attr := *cmd.SysProcAttr
+	attr.UseCgroupFD, attr.CgroupFD = false, 0
+	return &exec.Cmd{
+		Path:        cmd.Path,
+		Args:        cmd.Args,
+		Env:         cmd.Env,
+		Dir:         cmd.Dir,
+		Stdin:       cmd.Stdin,
+		Stdout:      cmd.Stdout,
+		Stderr:      cmd.Stderr,
+		ExtraFiles:  cmd.ExtraFiles,
+		SysProcAttr: &attr,
+	}
 }
 
 // prepareSandbox makes the dyno's state dir and sets the clone flags.
