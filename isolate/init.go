@@ -84,7 +84,7 @@ func runInit() int {
 		return fail(initExitProtocol, "empty command")
 	}
 	if cfg.Stdio {
-		// A warm init: its stdio comes now (Spawner.Prewarm).
+		// A warm init: its stdio comes now (Spawner.SetPrewarm).
 		for target := range 3 {
 			fd, ok := in.takeFD()
 			if !ok {

@@ -43,7 +43,7 @@ type Config struct {
 	Prepare bool `json:"prepare,omitempty"`
 	// Stdio says the message carries, with SCM_RIGHTS, the app's stdin,
 	// stdout and stderr, for init to put on its fds 0, 1 and 2: a warm
-	// init (Spawner.Prewarm) was started before they were known.
+	// init (Spawner.SetPrewarm) was started before they were known.
 	Stdio bool `json:"stdio,omitempty"`
 	// Sandbox, when set, says init runs in new namespaces and builds the
 	// dyno's root before starting the app.

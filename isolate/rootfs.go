@@ -38,7 +38,7 @@ func buildRoot(c *SandboxConfig) (warning string, err error) {
 
 // prepareRoot builds what every dyno's root has, whatever its app: the
 // tmpfs root, the read-only host binds, /proc and /dev. A warm init does
-// this before it knows its dyno (Spawner.Prewarm), off the critical path
+// this before it knows its dyno (Spawner.SetPrewarm), off the critical path
 // of a start.
 func prepareRoot(c *SandboxConfig) error {
 	// Mounts made from here must not propagate to the host, and host

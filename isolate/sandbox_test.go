@@ -31,7 +31,7 @@ type sandboxRun struct {
 	Command  string `json:"command"`
 	Seccomp  bool   `json:"seccomp"`
 	Times    int    `json:"times"`   // dynos one after another; 0 means 1
-	Prewarm  bool   `json:"prewarm"` // Spawner.Prewarm
+	Prewarm  bool   `json:"prewarm"` // Spawner.SetPrewarm
 	NoLower  bool   `json:"no_lower"`
 	Binds    []Bind `json:"binds"`
 	// FakeCgroup gives the dyno a cgroup leaf whose directory is not a
@@ -67,7 +67,7 @@ func sandboxManagerMain(arg string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	sp.Prewarm = r.Prewarm
+	sp.SetPrewarm(r.Prewarm)
 	defer sp.Close()
 	st := 0
 	for range max(r.Times, 1) {
@@ -86,7 +86,8 @@ func sandboxManagerMain(arg string) int {
 func waitWarm(sp *Spawner, stateDir string) {
 	for range 5000 {
 		sp.mu.Lock()
-		ready := sp.warm[stateDir] != nil
+		slot := sp.warm[stateDir]
+		ready := slot != nil && slot.l != nil
 		sp.mu.Unlock()
 		if ready {
 			return

@@ -38,18 +38,29 @@ type Spec struct {
 type Spawner struct {
 	initPath string
 
-	// Prewarm keeps one sandboxed init started ahead, per state dir, so
+	mu sync.Mutex
+	// prewarm keeps one sandboxed init started ahead, per state dir, so
 	// the next sandboxed dyno skips the clone, the exec and the Go
 	// runtime's start-up of its init (about 2 ms of a 5 ms start). The
 	// warm init waits in its namespaces, before building anything, for
 	// its config; it gets its stdio and cgroup then, not at clone time.
-	Prewarm bool
+	prewarm bool
+	closed  bool                 // Close was called: no more warm inits
+	live    map[int]bool         // pids of inits started and not yet waited for
+	warm    map[string]*warmSlot // by state dir
+	dropped map[string]bool      // state dirs given up by DropWarm
+	warming sync.WaitGroup       // warm inits being launched
+	cleanup sync.WaitGroup       // removals of dyno dirs in flight
+	// warmLaunched, when set (by tests), runs after a warm init is
+	// launched and before it is kept.
+	warmLaunched func(stateDir string)
+}
 
-	mu   sync.Mutex
-	live map[int]bool         // pids of inits started and not yet waited for
-	warm map[string]*launched // by state dir
-
-	cleanup sync.WaitGroup // removals of dyno dirs in flight
+// warmSlot is a state dir's warm init: l is nil while it is launched.
+// A launch keeps its init only if its slot is still the state dir's
+// when it ends: DropWarm and Close take the slot away.
+type warmSlot struct {
+	l *launched
 }
 
 // NewSpawner makes the calling process a child subreaper and returns a
@@ -63,8 +74,25 @@ func NewSpawner() (*Spawner, error) {
 		// replaced by an upgrade while dynos run.
 		initPath: "/proc/self/exe",
 		live:     make(map[int]bool),
-		warm:     make(map[string]*launched),
+		warm:     make(map[string]*warmSlot),
+		dropped:  make(map[string]bool),
 	}, nil
+}
+
+// SetPrewarm turns warm inits on or off: with it on, WarmUp keeps one
+// sandboxed init started ahead per state dir, and each sandboxed start
+// launches the next. Turning it off ends those kept.
+func (sp *Spawner) SetPrewarm(on bool) {
+	sp.mu.Lock()
+	sp.prewarm = on
+	var ended []*launched
+	if !on {
+		ended = sp.takeAllWarm()
+	}
+	sp.mu.Unlock()
+	for _, l := range ended {
+		sp.discard(l)
+	}
 }
 
 // Dyno is a running dyno seen from the manager.
@@ -135,16 +163,15 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	if err := d.handshake(cfg, passFDs); err != nil {
 		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
 	}
-	sp.mu.Lock()
-	prewarm := sp.Prewarm
-	sp.mu.Unlock()
-	if prewarm && spec.Sandbox != nil {
-		go sp.WarmUp(spec.Sandbox.StateDir)
+	if spec.Sandbox != nil {
+		sp.mu.Lock()
+		sp.warmUpLocked(spec.Sandbox.StateDir)
+		sp.mu.Unlock()
 	}
 	return d, nil
 }
 
-// takeWarm returns the warm init for spec's state dir, if there is one.
+// takeWarm returns the warm init for spec's state dir, if one is ready.
 // Warm inits bind DefaultReadOnly, so a spec with its own list goes cold.
 func (sp *Spawner) takeWarm(spec Spec) *launched {
 	if spec.Sandbox == nil || spec.Sandbox.ReadOnly != nil {
@@ -152,27 +179,50 @@ func (sp *Spawner) takeWarm(spec Spec) *launched {
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	l := sp.warm[spec.Sandbox.StateDir]
-	if l != nil { // nil: none, or one still starting
-		delete(sp.warm, spec.Sandbox.StateDir)
+	slot := sp.warm[spec.Sandbox.StateDir]
+	if slot == nil || slot.l == nil { // none, or one still starting
+		return nil
 	}
-	return l
+	delete(sp.warm, spec.Sandbox.StateDir)
+	return slot.l
 }
 
-// WarmUp starts a warm init for dynos whose state dir is stateDir, unless
-// one is there or starting; it returns once the init waits, built as far
-// as it can be. Start calls it after each sandboxed start when Prewarm is
-// on; call it once ahead of the first.
+// WarmUp starts, in the background, a warm init for dynos whose state
+// dir is stateDir, unless one is there or starting or warm inits are off
+// (SetPrewarm). Each sandboxed start then launches the next; call it
+// once ahead of the first. It undoes DropWarm: the state dir's app is
+// (back) in use.
 func (sp *Spawner) WarmUp(stateDir string) {
 	sp.mu.Lock()
-	_, ok := sp.warm[stateDir]
-	if !ok {
-		sp.warm[stateDir] = nil // reserved
-	}
-	sp.mu.Unlock()
-	if ok {
+	defer sp.mu.Unlock()
+	delete(sp.dropped, stateDir)
+	sp.warmUpLocked(stateDir)
+}
+
+// warmUpLocked reserves stateDir's slot and launches its warm init in
+// the background; sp.mu is held. The reservation is made here, not in
+// the goroutine, so that a DropWarm after it always sees it.
+func (sp *Spawner) warmUpLocked(stateDir string) {
+	if !sp.prewarm || sp.closed || sp.dropped[stateDir] {
 		return
 	}
+	if _, ok := sp.warm[stateDir]; ok {
+		return
+	}
+	slot := &warmSlot{}
+	sp.warm[stateDir] = slot
+	sp.warming.Add(1)
+	go func() {
+		defer sp.warming.Done()
+		sp.launchWarm(stateDir, slot)
+	}()
+}
+
+// launchWarm starts slot's init and builds the common part of its root,
+// then keeps it, unless the slot was taken away meanwhile (DropWarm,
+// Close, SetPrewarm(false)): then the init is ended, so nothing launched
+// for an app being destroyed outlives it.
+func (sp *Spawner) launchWarm(stateDir string, slot *warmSlot) {
 	l, err := sp.launch("", Spec{Sandbox: &Sandbox{StateDir: stateDir}})
 	if err == nil {
 		// Build the common part of the root now, while nobody waits.
@@ -182,19 +232,24 @@ func (sp *Spawner) WarmUp(stateDir string) {
 		}})
 		if err != nil {
 			sp.discard(l)
+			l = nil
 		}
 	}
+	if sp.warmLaunched != nil {
+		sp.warmLaunched(stateDir)
+	}
 	sp.mu.Lock()
-	closed := !sp.Prewarm
-	if err != nil || closed {
-		// On an error the next start goes cold and reports whatever
-		// failed.
+	ours := sp.warm[stateDir] == slot
+	switch {
+	case ours && l != nil:
+		slot.l = l
+		l = nil
+	case ours:
+		// The next start goes cold and reports whatever failed.
 		delete(sp.warm, stateDir)
-	} else {
-		sp.warm[stateDir] = l
 	}
 	sp.mu.Unlock()
-	if err == nil && closed {
+	if l != nil {
 		sp.discard(l)
 	}
 }
@@ -212,31 +267,47 @@ func (sp *Spawner) discard(l *launched) {
 	}
 }
 
-// DropWarm ends the warm init kept for stateDir (its app is gone).
+// DropWarm ends the warm init kept or being launched for stateDir (its
+// app is gone), and launches no more for it until WarmUp is called
+// again.
 func (sp *Spawner) DropWarm(stateDir string) {
 	sp.mu.Lock()
-	l := sp.warm[stateDir]
+	slot := sp.warm[stateDir]
 	delete(sp.warm, stateDir)
+	sp.dropped[stateDir] = true
 	sp.mu.Unlock()
-	if l != nil {
-		sp.discard(l)
+	if slot != nil && slot.l != nil {
+		sp.discard(slot.l)
 	}
 }
 
-// Close ends the warm inits and waits until the directories of every dyno
-// that has ended are removed. Call it before exiting; what an exit cuts
-// short, the next SweepDynoDirs removes.
-func (sp *Spawner) Close() {
-	sp.mu.Lock()
-	warm := sp.warm
-	sp.warm = make(map[string]*launched)
-	sp.Prewarm = false
-	sp.mu.Unlock()
-	for _, l := range warm {
-		if l != nil {
-			sp.discard(l)
+// takeAllWarm empties the warm slots and returns the inits ready in
+// them; sp.mu is held. Launches in flight see their slot gone and end
+// their init themselves.
+func (sp *Spawner) takeAllWarm() []*launched {
+	var ready []*launched
+	for _, slot := range sp.warm {
+		if slot.l != nil {
+			ready = append(ready, slot.l)
 		}
 	}
+	clear(sp.warm)
+	return ready
+}
+
+// Close ends the warm inits, those being launched included, and waits
+// until the directories of every dyno that has ended are removed. Call
+// it before exiting; what an exit cuts short, the next SweepDynoDirs
+// removes.
+func (sp *Spawner) Close() {
+	sp.mu.Lock()
+	sp.closed = true
+	ready := sp.takeAllWarm()
+	sp.mu.Unlock()
+	for _, l := range ready {
+		sp.discard(l)
+	}
+	sp.warming.Wait()
 	sp.cleanup.Wait()
 }
 

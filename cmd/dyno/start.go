@@ -114,8 +114,8 @@ func folderPlan(o startOptions, only []string, spawner *isolate.Spawner) (*start
 		plan.runner = r
 		// Keep an init started ahead: restarts and the formation's
 		// next dynos skip its clone, exec and runtime start-up.
-		spawner.Prewarm = true
-		go spawner.WarmUp(r.StateDir)
+		spawner.SetPrewarm(true)
+		spawner.WarmUp(r.StateDir)
 	}
 	for _, d := range proj.Dynos {
 		env := d.Env

@@ -70,8 +70,8 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 		return nil, err
 	}
 	r.Profile = true
-	spawner.Prewarm = true
-	go spawner.WarmUp(r.StateDir)
+	spawner.SetPrewarm(true)
+	spawner.WarmUp(r.StateDir)
 	var quota int64
 	if r.Cgroups != nil {
 		quota = r.Size.Memory

@@ -76,7 +76,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	}
 	// A warm init per app: restarts, scale-ups and new releases skip
 	// the init's clone, exec and runtime start-up.
-	go d.spawner.WarmUp(a.DynosDir())
+	d.spawner.WarmUp(a.DynosDir())
 	r.sup = supervisor.NewSupervisor(supervisor.Options{
 		Runner:      runner,
 		Logs:        r.logs,

@@ -159,7 +159,7 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("daemon: dynos cannot be isolated here: %w", err)
 	}
 	// Warm inits from now on: the probe needs none kept.
-	d.spawner.Prewarm = true
+	d.spawner.SetPrewarm(true)
 	d.sweepGoneApps()
 	if probe.Warning != "" {
 		d.logf("%s", probe.Warning)
