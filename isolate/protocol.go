@@ -72,6 +72,8 @@ type SandboxConfig struct {
 	Cols uint16 `json:"cols,omitempty"`
 	// Seccomp loads the deny list before the app starts.
 	Seccomp bool `json:"seccomp,omitempty"`
+	// Hidden are covered with empty read-only mounts, after Binds.
+	Hidden []Hidden `json:"hidden,omitempty"`
 }
 
 // Message is every message after Config, in both directions.

@@ -110,6 +110,10 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 			return "", err
 		}
 	}
+	// Last, so nothing mounted later uncovers them.
+	if err := hideAll(root, c.Hidden); err != nil {
+		return "", err
+	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return "", fmt.Errorf("set hostname %q: %w", c.Hostname, err)
 	}

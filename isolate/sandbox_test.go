@@ -38,6 +38,8 @@ type sandboxRun struct {
 	// cgroup2 one, so clone3(CLONE_INTO_CGROUP) fails with EBADF, as it
 	// does where the kernel or a seccomp profile refuses clone3.
 	FakeCgroup bool `json:"fake_cgroup"`
+	// Hide is passed to Spawner.Hide.
+	Hide []string `json:"hide"`
 }
 
 // fakeLeaf is a CgroupLeaf that clone3 refuses and that records which
@@ -68,6 +70,10 @@ func sandboxManagerMain(arg string) int {
 		return 2
 	}
 	sp.SetPrewarm(r.Prewarm)
+	if err := sp.Hide(r.Hide...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 	defer sp.Close()
 	st := 0
 	for range max(r.Times, 1) {
@@ -414,5 +420,53 @@ func TestSandboxCloneIntoCgroupFallback(t *testing.T) {
 	}
 	if m := regexp.MustCompile(`\d+`).FindAllString(lines[1], -1); m[0] != m[1] {
 		t.Errorf("%q: the pid moved in is not init's", lines[1])
+	}
+}
+
+// Hidden host paths show empty and read-only wherever the dyno would see
+// them: below /app, below a bind, below a read-only host path; a file
+// shows as an empty one.
+func TestSandboxHide(t *testing.T) {
+	e := newSandboxEnv(t)
+	rw := ownedDir(t)
+	for _, p := range []string{filepath.Join(e.lower, "state", "apps", "ledger"), filepath.Join(e.lower, "sock"), filepath.Join(rw, "inner", "secret")} {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.GiveToNobody(t, e.lower, rw)
+	// /etc/ssl or whatever /etc holds: any directory of a read-only path.
+	etc, err := os.ReadDir("/etc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcDir := ""
+	for _, d := range etc {
+		if d.IsDir() {
+			if entries, err := os.ReadDir(filepath.Join("/etc", d.Name())); err == nil && len(entries) > 0 {
+				etcDir = filepath.Join("/etc", d.Name())
+				break
+			}
+		}
+	}
+	if etcDir == "" {
+		t.Fatal("no directory with files in /etc")
+	}
+	// Twice: the second dyno takes a warm init.
+	out, st := e.runWith(t, sandboxRun{
+		Times: 2, Prewarm: true,
+		Binds: []Bind{{Path: rw, Writable: true}},
+		Hide:  []string{filepath.Join(e.lower, "state"), filepath.Join(e.lower, "sock"), filepath.Join(rw, "inner"), etcDir, "/nonexistent/dyno-test"},
+		Command: "for p in state sock " + rw + "/inner " + etcDir + "; do echo \"$p: [$(ls -A $p)] [$(cat $p 2>/dev/null)]\"; done; " +
+			"touch state/x " + rw + "/inner/x 2>/dev/null && echo writable; ls -A " + rw + "; echo done",
+	})
+	want := strings.Repeat("state: [] []\nsock: [sock] []\n"+rw+"/inner: [] []\n"+etcDir+": [] []\ninner\ndone\n", 2)
+	if st != 0 || out != want {
+		t.Errorf("exit %d, %q; want %q", st, out, want)
+	}
+	// The host's files are untouched.
+	if b, err := os.ReadFile(filepath.Join(e.lower, "sock")); err != nil || string(b) != "secret\n" {
+		t.Errorf("host file changed: %q, %v", b, err)
 	}
 }

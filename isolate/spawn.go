@@ -49,6 +49,7 @@ type Spawner struct {
 	live    map[int]bool         // pids of inits started and not yet waited for
 	warm    map[string]*warmSlot // by state dir
 	dropped map[string]bool      // state dirs given up by DropWarm
+	hidden  []hiddenPath         // host paths no dyno sees (Hide)
 	warming sync.WaitGroup       // warm inits being launched
 	cleanup sync.WaitGroup       // removals of dyno dirs in flight
 	// warmLaunched, when set (by tests), runs after a warm init is
@@ -159,6 +160,10 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	d := &Dyno{sp: sp, cmd: l.cmd, ctl: l.ctl, enc: json.NewEncoder(l.ctl), dir: l.dir, id: l.id}
 	if spec.Sandbox != nil {
 		cfg.Sandbox = sandboxConfig(spec, l)
+		sp.mu.Lock()
+		hidden := sp.hidden
+		sp.mu.Unlock()
+		cfg.Sandbox.Hidden = hiddenIn(hidden, cfg.Sandbox.Lower, cfg.Sandbox.Binds, cfg.Sandbox.ReadOnly)
 	}
 	if err := d.handshake(cfg, passFDs); err != nil {
 		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)

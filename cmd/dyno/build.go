@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 
 	"github.com/dyno-run/dyno/buildpacks"
-	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/spf13/cobra"
 )
@@ -95,7 +94,7 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 // make one; where user namespaces are off, builds run as plain processes
 // and say so.
 func buildSandbox(a *app.App) (buildpacks.Executor, error) {
-	spawner, err := isolate.NewSpawner()
+	spawner, err := newSpawner()
 	if err != nil {
 		return nil, err
 	}

@@ -274,3 +274,62 @@ func TestIsolatedOOMIsR15(t *testing.T) {
 		}
 	}
 }
+
+// A project folder that holds DYNO_HOME (~/.local/share/dyno when the
+// folder is ~) and the daemon's runtime folder: its dynos see both
+// empty, in dyno start and dyno run alike, and no app's ledger (config
+// vars included) is readable from them.
+func TestIsolatedHidesDynoHome(t *testing.T) {
+	if reason := testutil.UserNSOff(); reason != "" {
+		t.Skip(reason)
+	}
+	secret := "hunter2-" + uniqueSleep()
+	const inside = `for d in .local/share/dyno run/dyno; do echo "$d: [$(ls -A $d)]"; done; ` +
+		`touch .local/share/dyno/x 2>/dev/null && echo home writable; ` +
+		`grep -rsl "hunter2-[0-9]" . /tmp; echo done`
+	project := testutil.SharedDir(t)
+	e := &isolatedEnv{project: project, home: filepath.Join(project, ".local", "share", "dyno")}
+	runtime := filepath.Join(project, "run")
+	for _, dir := range []string{e.home, filepath.Join(runtime, "dyno")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(runtime, "dyno", "dyno.sock"), []byte(secret+"\n"), 0o600)
+	os.WriteFile(filepath.Join(project, "Procfile"), []byte("a: "+inside+"; exec sleep 1000\n"), 0o644)
+	testutil.GiveToNobody(t, project)
+	command := func(args ...string) *exec.Cmd {
+		cmd := e.command(args...)
+		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+runtime)
+		return cmd
+	}
+	for _, args := range [][]string{{"apps:create", "secretapp"}, {"config:set", "SECRET=" + secret, "-a", "secretapp"}} {
+		if out, err := command(args...).CombinedOutput(); err != nil {
+			t.Fatalf("dyno %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	ledger, err := os.ReadFile(filepath.Join(e.home, "apps", "secretapp", "ledger.jsonl"))
+	if err != nil || !strings.Contains(string(ledger), secret) {
+		t.Fatalf("test is broken: the ledger does not hold the secret (%v)", err)
+	}
+	want := []string{".local/share/dyno: []", "run/dyno: []", "done"}
+
+	out, err := command("run", "--isolate", inside).CombinedOutput()
+	if err != nil || strings.Join(strings.Split(strings.TrimSpace(string(out)), "\n"), "|") != strings.Join(want, "|") {
+		t.Errorf("dyno run --isolate: %v, %q; want %q", err, out, want)
+	}
+
+	s := startSession(t, command("start", "--isolate", "--log-format", "logplex"))
+	s.waitFor(`app\[a\.1\]: done$`)
+	s.signal(syscall.SIGTERM)
+	s.wait()
+	var got []string
+	for _, l := range s.lines() {
+		if _, text, ok := strings.Cut(l, "app[a.1]: "); ok {
+			got = append(got, text)
+		}
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("dyno start --isolate: the dyno said %q; want %q", got, want)
+	}
+}

@@ -65,7 +65,7 @@ func runRun(o runOptions, args []string) error {
 	if o.detached {
 		return runDetached(o, args)
 	}
-	spawner, err := isolate.NewSpawner()
+	spawner, err := newSpawner()
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/project"
 	"github.com/spf13/cobra"
@@ -145,7 +146,7 @@ func runStart(o startOptions, only []string) error {
 	if err != nil {
 		return err
 	}
-	spawner, err := isolate.NewSpawner()
+	spawner, err := newSpawner()
 	if err != nil {
 		return err
 	}
@@ -231,6 +232,24 @@ func isolatedRunner(spawner *isolate.Spawner, dir, stateDir string, o isolateOpt
 		RequireLimits: o.requireLimits,
 		Warn:          os.Stderr,
 	})
+}
+
+// newSpawner is the spawner of this process's dynos, which never see
+// this home nor the daemon's socket, even when a project folder holds
+// them.
+func newSpawner() (*isolate.Spawner, error) {
+	spawner, err := isolate.NewSpawner()
+	if err != nil {
+		return nil, err
+	}
+	// No home: nothing to hide, and plain process trees need none (an
+	// isolated dyno fails later, saying so).
+	if home, err := dynoHome(); err == nil {
+		if err := spawner.Hide(daemon.PrivatePaths(home, daemon.SocketPath(home, os.Environ()))...); err != nil {
+			return nil, err
+		}
+	}
+	return spawner, nil
 }
 
 // localStateDir is where a project folder's isolated dynos keep their

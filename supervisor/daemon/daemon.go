@@ -82,6 +82,20 @@ func SocketPath(home string, environ []string) string {
 	return filepath.Join(home, "dyno.sock")
 }
 
+// PrivatePaths are what no dyno may see of dyno's own state: the home
+// (every app's ledger, config vars included) and the socket's runtime
+// directory, or the socket alone when DYNO_SOCKET puts it in a folder of
+// its own choosing (isolate.Spawner.Hide).
+func PrivatePaths(home, socket string) []string {
+	paths := []string{home}
+	if dir := filepath.Dir(socket); filepath.Base(dir) == "dyno" {
+		paths = append(paths, dir)
+	} else {
+		paths = append(paths, socket)
+	}
+	return paths
+}
+
 // ClientSocketPath is where a client finds the daemon: as SocketPath,
 // but when $XDG_RUNTIME_DIR's socket is not there, the one in $DYNO_HOME
 // (a daemon run by systemd as a system service has no XDG_RUNTIME_DIR,
@@ -154,6 +168,9 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer d.spawner.Close()
+	if err := d.spawner.Hide(PrivatePaths(cfg.Home.Dir, cfg.Socket)...); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
 	probe, err := d.spawner.Probe(cfg.Home.DynosDir())
 	if err != nil {
 		return fmt.Errorf("daemon: dynos cannot be isolated here: %w", err)
