@@ -19,6 +19,17 @@ package isolate
 // signal N killed it. End of file on the socket means the parent is gone:
 // the child kills every process of the dyno and exits.
 
+// A dyno with its own ids (Sandbox.IDs) is started as `dyno init
+// --mapped NAME`, in a user namespace with no maps yet: its execve found
+// no uid 0 there and left it no capabilities. It waits for
+//
+//	parent -> child  Message{Type:"mapped"}  newuidmap and newgidmap are done
+//
+// reading byte by byte so nothing after it is consumed, and re-executes
+// itself as `dyno init NAME`: as uid 0 of a mapped namespace, that
+// execve gives it the namespace's capabilities. The protocol above then
+// runs as for any dyno.
+//
 // controlFD is the child's end of the socket: the first of
 // exec.Cmd.ExtraFiles, after stdin, stdout and stderr. lockFD, for a
 // sandboxed dyno, holds a flock on the dyno's state directory for as
@@ -74,6 +85,11 @@ type SandboxConfig struct {
 	Seccomp bool `json:"seccomp,omitempty"`
 	// Hidden are covered with empty read-only mounts, after Binds.
 	Hidden []Hidden `json:"hidden,omitempty"`
+	// IDs is the size of the app's slice of ids when init's user
+	// namespace maps one at 1 (Sandbox.IDs): the app then runs as uid
+	// and gid 0 of a nested user namespace mapping them, and its own
+	// exec stage drops the capabilities it has there.
+	IDs int `json:"ids,omitempty"`
 }
 
 // Message is every message after Config, in both directions.
@@ -91,4 +107,5 @@ const (
 	msgError   = "error"
 	msgSignal  = "signal"
 	msgKill    = "kill"
+	msgMapped  = "mapped"
 )

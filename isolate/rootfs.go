@@ -81,6 +81,13 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 	if err := os.Mkdir(app, 0o755); err != nil {
 		return "", err
 	}
+	if c.IDs > 0 && c.Lower != "" {
+		// The upper dir is /app's root: the app's, uid 0 of its own
+		// namespace, which is 1 of init's (IDs in protocol.go).
+		if err := os.Chown(c.Upper, 1, 1); err != nil {
+			return "", fmt.Errorf("give the upper dir to the app's ids: %w", err)
+		}
+	}
 	if c.Lower == "" {
 		// A build sandbox: no app yet, its work is in the binds.
 	} else if c.CopyLower {

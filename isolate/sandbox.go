@@ -47,6 +47,12 @@ type Sandbox struct {
 	Seccomp bool
 	// Cgroup, when set, is the dyno's cgroup leaf: init is born in it.
 	Cgroup CgroupLeaf
+	// IDs, when set, is the app's own slice of host ids (IDAllocator):
+	// the app's processes run as its first uid and gid, uid 0 of a user
+	// namespace mapping the whole slice, instead of as this process's
+	// uid. newuidmap and newgidmap write init's maps; no warm init is
+	// kept for such dynos.
+	IDs *IDRange
 }
 
 // Bind is a host directory made visible in a sandbox at the same path.

@@ -168,7 +168,7 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	if err := d.handshake(cfg, passFDs); err != nil {
 		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
 	}
-	if spec.Sandbox != nil {
+	if spec.Sandbox != nil && spec.Sandbox.IDs == nil {
 		sp.mu.Lock()
 		sp.warmUpLocked(spec.Sandbox.StateDir)
 		sp.mu.Unlock()
@@ -179,7 +179,7 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 // takeWarm returns the warm init for spec's state dir, if one is ready.
 // Warm inits bind DefaultReadOnly, so a spec with its own list goes cold.
 func (sp *Spawner) takeWarm(spec Spec) *launched {
-	if spec.Sandbox == nil || spec.Sandbox.ReadOnly != nil {
+	if spec.Sandbox == nil || spec.Sandbox.ReadOnly != nil || spec.Sandbox.IDs != nil {
 		return nil
 	}
 	sp.mu.Lock()
@@ -328,6 +328,10 @@ func (sp *Spawner) launch(name string, spec Spec) (*launched, error) {
 	child := os.NewFile(uintptr(fds[1]), "dyno-control")
 	defer child.Close()
 	args := []string{"dyno", "init"}
+	mapped := spec.Sandbox != nil && spec.Sandbox.IDs != nil
+	if mapped {
+		args = append(args, "--mapped")
+	}
 	if name != "" {
 		args = append(args, name)
 	}
@@ -399,6 +403,22 @@ func (sp *Spawner) launch(name string, spec Spec) (*launched, error) {
 		}
 		return nil, err
 	}
+	if mapped {
+		err = mapIDs(cmd.Process.Pid, *spec.Sandbox.IDs)
+		if err == nil {
+			err = json.NewEncoder(parent).Encode(Message{Type: msgMapped})
+		}
+		if err != nil {
+			parent.Close()
+			cmd.Process.Kill()
+			cmd.Wait()
+			sp.mu.Lock()
+			delete(sp.live, cmd.Process.Pid)
+			sp.mu.Unlock()
+			l.dir.remove()
+			return nil, fmt.Errorf("map the app's ids into dyno %s: %w", name, err)
+		}
+	}
 	return l, nil
 }
 
@@ -456,13 +476,18 @@ func (l *launched) prepareSandbox(name string, sb *Sandbox) (*os.File, error) {
 	// entry is per thread and the Go runtime moves goroutines between
 	// threads; a freshly exec'd init starts with every thread inside.
 	attr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
-	// uid 0 inside: execve as uid 0 keeps the namespace's capabilities,
-	// which init needs to mount; it drops them all before the app runs.
-	attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
-	attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
-	// An unprivileged gid map needs setgroups denied first
-	// (user_namespaces(7)).
-	attr.GidMappingsEnableSetgroups = false
+	if sb.IDs == nil {
+		// uid 0 inside: execve as uid 0 keeps the namespace's
+		// capabilities, which init needs to mount; it drops them all
+		// before the app runs.
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		// An unprivileged gid map needs setgroups denied first
+		// (user_namespaces(7)).
+		attr.GidMappingsEnableSetgroups = false
+	}
+	// Else newuidmap and newgidmap write the maps once init runs
+	// (launch): Go can only write maps this process may write itself.
 	if sb.Cgroup == nil {
 		return nil, nil
 	}
@@ -500,6 +525,9 @@ func sandboxConfig(spec Spec, l *launched) *SandboxConfig {
 		Rows:      spec.Rows,
 		Cols:      spec.Cols,
 		Seccomp:   sb.Seccomp,
+	}
+	if sb.IDs != nil {
+		cfg.IDs = sb.IDs.Size
 	}
 	if cfg.ReadOnly == nil {
 		cfg.ReadOnly = DefaultReadOnly
