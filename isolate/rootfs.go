@@ -90,6 +90,19 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 	}
 	if c.Lower == "" {
 		// A build sandbox: no app yet, its work is in the binds.
+	} else if c.IDs > 0 {
+		// The lower dir is the manager's: the app, another uid, could
+		// neither write into it nor read its private files, which today
+		// it owns, and overlay's copy-up would keep the manager as their
+		// owner. Its own copy, given to its ids, keeps that working, at
+		// the cost of a copy per start (an idmapped lower would avoid
+		// it, but needs real root).
+		if err := mountCopy(c, app); err != nil {
+			return "", err
+		}
+		if err := chownTree(c.Upper, 1, 1); err != nil {
+			return "", fmt.Errorf("give /app to the app's ids: %w", err)
+		}
 	} else if c.CopyLower {
 		if err := mountCopy(c, app); err != nil {
 			return "", err
@@ -264,6 +277,17 @@ func mountOverlay(c *SandboxConfig, app string) error {
 		}
 	}
 	return fmt.Errorf("mount overlay on /app (lower %s): %w", c.Lower, first)
+}
+
+// chownTree gives every file under dir to uid and gid, links
+// themselves rather than their targets.
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
 
 // mountCopy copies Lower into Upper and binds that on app.

@@ -149,7 +149,12 @@ func appsManagerMain(mode string) int {
 		return fail(fmt.Errorf("no ids: %v: %s", err, NoRangesWarning()))
 	}
 	lower := filepath.Join(stateDir, "lower")
-	if err := os.MkdirAll(lower, 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(lower, "sub"), 0o755); err != nil {
+		return fail(err)
+	}
+	// The app's code, as a slug unpacks it: the manager's files, some
+	// private to their owner.
+	if err := os.WriteFile(filepath.Join(lower, "sub", "private"), []byte("code\n"), 0o600); err != nil {
 		return fail(err)
 	}
 	out := map[string]*appDyno{}
@@ -169,7 +174,7 @@ func appsManagerMain(mode string) int {
 		}
 		d, err := sp.Start(Spec{
 			Name:   "web.1",
-			Argv:   ShellArgv(`id -u; id -g; grep -c . /proc/self/uid_map; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; echo ready; exec sleep 1000`),
+			Argv:   ShellArgv(`id -u; id -g; grep -c . /proc/self/uid_map; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; echo ready; exec sleep 1000`),
 			Dir:    "/app",
 			Env:    []string{"PATH=/usr/bin:/bin", "SECRET=" + app + "-secret"},
 			Stdout: pw, Stderr: pw,
@@ -267,7 +272,8 @@ func TestAppsOwnIDs(t *testing.T) {
 		uidA, gidA := hostIDs(t, a.Pid)
 		uidB, gidB := hostIDs(t, b.Pid)
 		// Inside, each app is root, and owns what it writes.
-		wantSaid := []string{"0", "0", "1", "0 0"}
+		// It reads and writes its code, which it owns, as it does today.
+		wantSaid := []string{"0", "0", "1", "0 0", "code", "0 0 755", "0 0 600", "0 0 644"}
 		if mode == "own" {
 			inRange := func(id int) bool { return id >= base && id < base+3*AppIDs }
 			if uidA == uidB || !inRange(uidA) || !inRange(uidB) || !inRange(gidA) || !inRange(gidB) {
