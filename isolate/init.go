@@ -69,6 +69,13 @@ func runInit() int {
 		fmt.Fprintf(os.Stderr, "dyno init: read config from fd %d: %v\n", controlFD, err)
 		return initExitProtocol
 	}
+	if cfg.Remove != "" {
+		if err := os.RemoveAll(cfg.Remove); err != nil {
+			return fail(1, "remove %s: %v", cfg.Remove, err)
+		}
+		enc.Encode(Message{Type: msgStarted})
+		return 0
+	}
 	prepared := false
 	if cfg.Prepare {
 		// A warm init: the common part of the root now, the rest once a

@@ -59,6 +59,10 @@ type Config struct {
 	// Sandbox, when set, says init runs in new namespaces and builds the
 	// dyno's root before starting the app.
 	Sandbox *SandboxConfig `json:"sandbox,omitempty"`
+	// Remove, set alone, makes a mapped init a helper that removes this
+	// path, files of the app's ids included, answers "started" (or an
+	// error) and exits.
+	Remove string `json:"remove,omitempty"`
 }
 
 // SandboxConfig is the child's part of a sandboxed dyno: host paths are

@@ -3,6 +3,7 @@ package isolate
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -112,7 +113,33 @@ func makeDynoDir(parent, id string) (*dynoDir, error) {
 
 func (d *dynoDir) remove() error {
 	d.lock.Close()
-	return fsutil.RemoveAll(d.path)
+	return removeDynoDir(d.path)
+}
+
+// idsFile, in a dyno's dir, records the app's ids (Sandbox.IDs): what a
+// dyno leaves there when its init is killed belongs to them.
+const idsFile = "ids.json"
+
+// removeDynoDir removes a dyno's dir; when files of the app's ids are
+// left in it (its init was killed before it emptied the upper dir), a
+// helper mapping those ids removes them first.
+func removeDynoDir(path string) error {
+	// Read first: a failed RemoveAll still removes what it can.
+	b, rerr := os.ReadFile(filepath.Join(path, idsFile))
+	err := fsutil.RemoveAll(path)
+	if err == nil || rerr != nil {
+		return err
+	}
+	var r IDRange
+	if json.Unmarshal(b, &r) != nil {
+		return err
+	}
+	for _, sub := range []string{"upper", "work"} {
+		if herr := removeAsOwner(filepath.Join(path, sub), r); herr != nil {
+			return fmt.Errorf("%w; as the app's ids: %v", err, herr)
+		}
+	}
+	return fsutil.RemoveAll(path)
 }
 
 // SweepDynoDirs removes the directories of dynos under parent that no
@@ -143,7 +170,7 @@ func SweepDynoDirs(parent string) (int, error) {
 			continue
 		}
 		if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			if fsutil.RemoveAll(path) == nil {
+			if removeDynoDir(path) == nil {
 				removed++
 			}
 		}

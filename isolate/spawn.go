@@ -457,6 +457,53 @@ func retryCmd(cmd *exec.Cmd) *exec.Cmd {
 	}
 }
 
+// removeAsOwner removes path with a helper that maps r the way a
+// dyno's init does (mapIDs): as uid 0 of that namespace it may remove
+// files of the app's ids, which this process may not.
+func removeAsOwner(path string, r IDRange) error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socketpair: %w", err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "dyno-control")
+	child := os.NewFile(uintptr(fds[1]), "dyno-control")
+	defer parent.Close()
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{"dyno", "init", "--mapped"},
+		Env:         []string{},
+		ExtraFiles:  []*os.File{child},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Cloneflags: unix.CLONE_NEWUSER, Pdeathsig: syscall.SIGKILL},
+	}
+	err = cmd.Start()
+	child.Close()
+	if err != nil {
+		return diagnoseNamespaces(err)
+	}
+	defer cmd.Wait()
+	if err := mapIDs(cmd.Process.Pid, r); err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	enc := json.NewEncoder(parent)
+	if err := enc.Encode(Message{Type: msgMapped}); err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	if err := enc.Encode(Config{Remove: path}); err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	var m Message
+	if err := json.NewDecoder(parent).Decode(&m); err != nil {
+		return fmt.Errorf("remove %s as the app's ids: helper exited: %w", path, err)
+	}
+	if m.Type != msgStarted {
+		return fmt.Errorf("remove %s as the app's ids: %s", path, m.Error)
+	}
+	return nil
+}
+
 // prepareSandbox makes the dyno's state dir and sets the clone flags.
 func (l *launched) prepareSandbox(name string, sb *Sandbox) (*os.File, error) {
 	l.id = newID()
@@ -469,6 +516,14 @@ func (l *launched) prepareSandbox(name string, sb *Sandbox) (*os.File, error) {
 		return nil, err
 	}
 	l.dir = dir
+	if sb.IDs != nil {
+		b, _ := json.Marshal(sb.IDs)
+		if err := os.WriteFile(filepath.Join(dir.path, idsFile), b, 0o600); err != nil {
+			dir.remove()
+			l.dir = nil
+			return nil, fmt.Errorf("create dyno dir: %w", err)
+		}
+	}
 	cmd := l.cmd
 	cmd.ExtraFiles = append(cmd.ExtraFiles, dir.lock) // lockFD
 	attr := cmd.SysProcAttr

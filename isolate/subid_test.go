@@ -201,13 +201,16 @@ func appsManagerMain(mode string) int {
 	json.NewEncoder(os.Stdout).Encode(out)
 	// Until the test is done reading.
 	os.Stdin.Read(make([]byte, 1))
+	// alpha's init dies without emptying its upper dir, whose files are
+	// alpha's ids: its dir must go all the same.
+	unix.Kill(dynos[0].InitPid(), unix.SIGKILL)
+	dynos[1].Kill()
 	for _, d := range dynos {
-		d.Kill()
 		d.Wait()
 	}
 	sp.Close()
 	if left, _ := filepath.Glob(filepath.Join(stateDir, "dynos", "*", "*")); len(left) != 0 {
-		return fail(fmt.Errorf("dyno dirs left: %v", left))
+		return fail(fmt.Errorf("dyno dirs left: %v (removing again: %v)", left, removeDynoDir(left[0])))
 	}
 	return 0
 }
