@@ -69,60 +69,6 @@ func TestIDAllocator(t *testing.T) {
 	}
 }
 
-// withSubIDs gives testutil.Nobody n slices of subordinate ids for the
-// length of the test, under a lock shared by every test binary, and
-// returns the first uid (and gid) of them.
-func withSubIDs(t *testing.T, n int) int {
-	t.Helper()
-	if os.Getuid() != 0 {
-		t.Skip("adding subordinate ids for uid 65534 to /etc/subuid and /etc/subgid needs root")
-	}
-	for _, tool := range []string{"newuidmap", "newgidmap"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is missing: install the uidmap package", tool)
-		}
-	}
-	lock, err := os.OpenFile("/tmp/dyno-test-subids.lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { lock.Close() })
-	// Far above any range a distribution hands out (100000 upwards).
-	const base = 3_000_000_000
-	line := fmt.Sprintf("%d:%d:%d", testutil.Nobody, base, n*AppIDs)
-	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
-		f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = f.WriteString(line + "\n")
-		f.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			b, err := os.ReadFile(file)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			var keep []string
-			for _, l := range strings.SplitAfter(string(b), "\n") {
-				if strings.TrimSpace(l) != line && l != "" {
-					keep = append(keep, l)
-				}
-			}
-			if err := os.WriteFile(file, []byte(strings.Join(keep, "")), 0o644); err != nil {
-				t.Error(err)
-			}
-		})
-	}
-	return base
-}
-
 // appDyno is what appsManagerMain reports of one app's dyno.
 type appDyno struct {
 	Pid   int      `json:"pid"`
@@ -248,7 +194,7 @@ func readAs(uid, gid int, path string) (string, error) {
 // subordinate ids) the same reads succeed: were both apps one uid, this
 // test would fail.
 func TestAppsOwnIDs(t *testing.T) {
-	base := withSubIDs(t, 3)
+	base := testutil.SubIDs(t, 3*AppIDs)
 	if reason := userNSBlocker(sysctlDir); reason != "" {
 		t.Skip(reason)
 	}

@@ -333,3 +333,103 @@ func TestIsolatedHidesDynoHome(t *testing.T) {
 		t.Errorf("dyno start --isolate: the dyno said %q; want %q", got, want)
 	}
 }
+
+// sleepPid finds the host pid of the live `sleep marker`.
+func sleepPid(t *testing.T, marker string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && string(b) == "sleep\x00"+marker+"\x00" && testutil.Alive(pid) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// procIDs reads a process's host uid and gid.
+func procIDs(t *testing.T, pid int) (uid, gid int) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+			uid, _ = strconv.Atoi(f[1])
+		} else if len(f) > 1 && f[0] == "Gid:" {
+			gid, _ = strconv.Atoi(f[1])
+		}
+	}
+	return uid, gid
+}
+
+// With subordinate ids, the daemon runs each app's dynos as host ids of
+// the app's own, so one app's uid cannot read another's environment
+// (its config vars) through /proc; without, it says once how to get them.
+func TestDaemonAppsOwnIDs(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	noIDs := e.startDaemon(t)
+	noIDs.stop(syscall.SIGTERM)
+	if !strings.Contains(noIDs.out.String(), "usermod --add-subuids") {
+		t.Errorf("without subordinate ids the daemon did not say how to get them:\n%s", noIDs.out.String())
+	}
+
+	base := testutil.SubIDs(t, 3*65536)
+	markers := map[string]string{"alpha": uniqueSleep(), "beta": ""}
+	markers["beta"] = strconv.Itoa(100 + mustAtoi(t, markers["alpha"]))
+	for name, m := range markers {
+		e.deployFixture(t, name, "worker: exec sleep "+m+"\n")
+		e.must(t, "config:set", "SECRET="+name+"-secret", "-a", name)
+		e.must(t, "ps:scale", "worker=1", "-a", name)
+	}
+	d := e.startDaemon(t)
+	if strings.Contains(d.out.String(), "usermod") {
+		t.Errorf("the daemon warned with subordinate ids there:\n%s", d.out.String())
+	}
+	pids := map[string]int{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("daemon:\n%s", d.out.String())
+			for name := range markers {
+				out, _ := e.dynoOut(t, "logs", "-a", name, "-n", "50")
+				t.Logf("%s logs:\n%s", name, out)
+			}
+		}
+	}()
+	e.eventually(t, "both apps' workers", func() bool {
+		for name, m := range markers {
+			pids[name] = sleepPid(t, m)
+		}
+		return pids["alpha"] != 0 && pids["beta"] != 0
+	})
+	uidA, _ := procIDs(t, pids["alpha"])
+	uidB, gidB := procIDs(t, pids["beta"])
+	if uidA == uidB || uidA < base || uidB < base || uidA >= base+3*65536 || uidB >= base+3*65536 {
+		t.Fatalf("host uids: alpha %d, beta %d; want each app its own, from %d", uidA, uidB, base)
+	}
+	cmd := exec.Command("cat", "/proc/"+strconv.Itoa(pids["alpha"])+"/environ")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uidB), Gid: uint32(gidB), Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err == nil || strings.Contains(string(out), "alpha-secret") {
+		t.Errorf("beta's uid read alpha's environment: %q", out)
+	}
+	d.stop(syscall.SIGTERM)
+	// Nothing of the apps' dynos is left in the daemon's home.
+	left, _ := filepath.Glob(filepath.Join(e.home, "dynos", "*", "*.*-*"))
+	if len(left) != 0 {
+		t.Errorf("dyno dirs left: %v", left)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}

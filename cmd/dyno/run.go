@@ -245,7 +245,7 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 		return isolate.Spec{}, none, err
 	}
 	o.isolate.on = true
-	r, err := isolatedRunner(spawner, lower, a.DynosDir(), o.isolate, false)
+	r, err := appRunner(spawner, a, lower, o.isolate, false, false)
 	if err != nil {
 		hold.Close()
 		return isolate.Spec{}, none, err

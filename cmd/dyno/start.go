@@ -1,12 +1,14 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/logmux"
@@ -232,6 +234,26 @@ func isolatedRunner(spawner *isolate.Spawner, dir, stateDir string, o isolateOpt
 		RequireLimits: o.requireLimits,
 		Warn:          os.Stderr,
 	})
+}
+
+// appRunner is isolatedRunner for an app's dynos over lower (its
+// release's slug): with the user's subordinate ids, they run as the
+// app's own slice of host ids; without, warn says why not on stderr.
+func appRunner(spawner *isolate.Spawner, a *app.App, lower string, o isolateOptions, probe, warn bool) (supervisor.IsolatedRunner, error) {
+	r, err := isolatedRunner(spawner, lower, a.DynosDir(), o, probe)
+	if err != nil {
+		return r, err
+	}
+	exists := func(name string) bool { _, err := a.Home().Open(name); return err == nil }
+	ids, warning, err := supervisor.AppIDs(a.Home().Dir, a.Name, exists)
+	if err != nil {
+		return r, err
+	}
+	if warning != "" && warn {
+		fmt.Fprintln(os.Stderr, "dyno: "+warning)
+	}
+	r.IDs = ids
+	return r, nil
 }
 
 // newSpawner is the spawner of this process's dynos, which never see

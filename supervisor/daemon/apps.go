@@ -64,6 +64,12 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	}
 	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
 	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
+	exists := func(name string) bool { _, err := d.cfg.Home.Open(name); return err == nil }
+	ids, _, err := supervisor.AppIDs(d.cfg.Home.Dir, name, exists)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	runner := supervisor.IsolatedRunner{
 		Spawner:   d.spawner,
 		StateDir:  a.DynosDir(),
@@ -73,10 +79,14 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		Profile:   true,
 		Sizes:     sizes,
 		Size:      sizes[app.DefaultSize],
+		IDs:       ids,
 	}
 	// A warm init per app: restarts, scale-ups and new releases skip
-	// the init's clone, exec and runtime start-up.
-	d.spawner.WarmUp(a.DynosDir())
+	// the init's clone, exec and runtime start-up. (Not yet for dynos
+	// with the app's own ids.)
+	if ids == nil {
+		d.spawner.WarmUp(a.DynosDir())
+	}
 	r.sup = supervisor.NewSupervisor(supervisor.Options{
 		Runner:      runner,
 		Logs:        r.logs,

@@ -182,6 +182,11 @@ func Run(ctx context.Context, cfg Config) error {
 		d.logf("%s", probe.Warning)
 	}
 	d.copy = !probe.Overlay
+	// Said once: each app's dynos run as ids of its own only where this
+	// user has subordinate ids (supervisor.AppIDs).
+	if warning := supervisor.NoAppIDs(cfg.Home.Dir); warning != "" {
+		d.logf("%s", warning)
+	}
 	tree, reason, err := supervisor.SetupCgroups()
 	switch {
 	case reason != "":
