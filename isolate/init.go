@@ -2,7 +2,9 @@ package isolate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -68,6 +70,13 @@ func runInit() int {
 	if err := dec.Decode(&cfg); err != nil {
 		fmt.Fprintf(os.Stderr, "dyno init: read config from fd %d: %v\n", controlFD, err)
 		return initExitProtocol
+	}
+	if c := cfg.Chown; c != nil {
+		if err := giveTree(c.Path, c.ToApp); err != nil {
+			return fail(1, "%v", err)
+		}
+		enc.Encode(Message{Type: msgStarted})
+		return 0
 	}
 	if cfg.Remove != "" {
 		if err := os.RemoveAll(cfg.Remove); err != nil {
@@ -487,4 +496,38 @@ func emptyDir(dir *os.Root) {
 	for _, n := range names {
 		dir.RemoveAll(n)
 	}
+}
+
+// giveTree is GiveTree's helper side: in its namespace the manager's ids
+// are 0 and the app's 1 and up.
+func giveTree(path string, toApp bool) error {
+	return filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		give := func(id uint32) int {
+			switch {
+			case toApp && id == 0:
+				return 1
+			case !toApp && id >= 1:
+				return 0
+			}
+			return int(id)
+		}
+		uid, gid := give(st.Uid), give(st.Gid)
+		if uid == int(st.Uid) && gid == int(st.Gid) {
+			return nil
+		}
+		err = os.Lchown(p, uid, gid)
+		if errors.Is(err, unix.EPERM) {
+			// Owned by ids this namespace does not map (they show as
+			// the overflow id): neither the app's nor the manager's.
+			return nil
+		}
+		return err
+	})
 }

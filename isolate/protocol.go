@@ -63,6 +63,16 @@ type Config struct {
 	// path, files of the app's ids included, answers "started" (or an
 	// error) and exits.
 	Remove string `json:"remove,omitempty"`
+	// Chown, set alone, makes a mapped init a helper that hands a tree
+	// between the manager's ids and the app's (GiveTree).
+	Chown *ChownConfig `json:"chown,omitempty"`
+}
+
+// ChownConfig is a GiveTree: in the helper's namespace the manager's ids
+// are 0 and the app's 1 to its size.
+type ChownConfig struct {
+	Path  string `json:"path"`
+	ToApp bool   `json:"to_app"`
 }
 
 // SandboxConfig is the child's part of a sandboxed dyno: host paths are

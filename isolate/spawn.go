@@ -461,6 +461,29 @@ func retryCmd(cmd *exec.Cmd) *exec.Cmd {
 // dyno's init does (mapIDs): as uid 0 of that namespace it may remove
 // files of the app's ids, which this process may not.
 func removeAsOwner(path string, r IDRange) error {
+	if err := runHelper(r, Config{Remove: path}); err != nil {
+		return fmt.Errorf("remove %s as the app's ids: %w", path, err)
+	}
+	return nil
+}
+
+// GiveTree hands every file under path that this process's uid and gid
+// own to the app's first ids (toApp), or every file the app's ids own
+// back to this process's: what a build sandbox with the app's ids
+// (Sandbox.IDs) needs around its writable binds, so that the build can
+// write them and the manager can pack and remove what it made. It runs a
+// helper that maps r as a dyno's init does; this process may not chown
+// to or from the app's ids itself.
+func GiveTree(path string, r IDRange, toApp bool) error {
+	if err := runHelper(r, Config{Chown: &ChownConfig{Path: path, ToApp: toApp}}); err != nil {
+		return fmt.Errorf("give %s to the app's ids: %w", path, err)
+	}
+	return nil
+}
+
+// runHelper starts `dyno init --mapped` with r mapped, hands it cfg (a
+// Remove or a Chown) and waits for its answer.
+func runHelper(r IDRange, cfg Config) error {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socketpair: %w", err)
@@ -490,16 +513,16 @@ func removeAsOwner(path string, r IDRange) error {
 		cmd.Process.Kill()
 		return err
 	}
-	if err := enc.Encode(Config{Remove: path}); err != nil {
+	if err := enc.Encode(cfg); err != nil {
 		cmd.Process.Kill()
 		return err
 	}
 	var m Message
 	if err := json.NewDecoder(parent).Decode(&m); err != nil {
-		return fmt.Errorf("remove %s as the app's ids: helper exited: %w", path, err)
+		return fmt.Errorf("helper exited: %w", err)
 	}
 	if m.Type != msgStarted {
-		return fmt.Errorf("remove %s as the app's ids: %s", path, m.Error)
+		return errors.New(m.Error)
 	}
 	return nil
 }

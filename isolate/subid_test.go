@@ -256,3 +256,76 @@ func TestAppsOwnIDs(t *testing.T) {
 		}
 	}
 }
+
+// buildManagerMain runs a build-like sandbox (no /app, a writable bind)
+// with an app's own ids, before and after giving the bind to them, and
+// then takes the bind back and removes it, as a build's manager does.
+func buildManagerMain(stateDir string) int {
+	fail := func(err error) int {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	sp, err := NewSpawner()
+	if err != nil {
+		return fail(err)
+	}
+	defer sp.Close()
+	ids, err := NewIDAllocator(filepath.Join(stateDir, "subids.json"))
+	if err != nil || ids == nil {
+		return fail(fmt.Errorf("no ids: %v", err))
+	}
+	r, err := ids.Alloc("alpha", nil)
+	if err != nil {
+		return fail(err)
+	}
+	work := filepath.Join(stateDir, "build")
+	if err := os.Mkdir(work, 0o755); err != nil {
+		return fail(err)
+	}
+	build := func() int {
+		d, err := sp.Start(Spec{
+			Name:    "build",
+			Argv:    ShellArgv("cd " + work + " && mkdir out && echo made > out/file && chmod 700 out && id -u"),
+			Env:     []string{"PATH=/usr/bin:/bin"},
+			Stdout:  os.Stdout,
+			Stderr:  os.Stdout,
+			Sandbox: &Sandbox{StateDir: filepath.Join(stateDir, "dynos"), Binds: []Bind{{Path: work, Writable: true}}, Seccomp: true, IDs: &r},
+		})
+		if err != nil {
+			fail(err)
+			return -1
+		}
+		st, _ := d.Wait()
+		return st
+	}
+	fmt.Println("before:", build())
+	if err := GiveTree(work, r, true); err != nil {
+		return fail(err)
+	}
+	fmt.Println("given:", build())
+	if err := GiveTree(work, r, false); err != nil {
+		return fail(err)
+	}
+	b, err := os.ReadFile(filepath.Join(work, "out", "file"))
+	fmt.Printf("read back: %q %v\n", b, err)
+	fmt.Println("removed:", os.RemoveAll(work))
+	return 0
+}
+
+// A build sandbox with the app's ids writes its binds once GiveTree has
+// handed them over, and the manager reads and removes what it made once
+// they are handed back.
+func TestGiveTree(t *testing.T) {
+	testutil.SubIDs(t, AppIDs)
+	if reason := userNSBlocker(sysctlDir); reason != "" {
+		t.Skip(reason)
+	}
+	cmd := exec.Command(unprivilegedBinary(t), "build-manager", ownedDir(t))
+	testutil.AsNobody(cmd)
+	out, err := cmd.CombinedOutput()
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{"before: 1", "0", "given: 0", `read back: "made\n" <nil>`, "removed: <nil>"}
+	if err != nil || len(lines) != len(want)+1 || !strings.Contains(lines[0], "Permission denied") || !slices.Equal(lines[1:], want) {
+		t.Errorf("%v: %q; want the build refused before the bind is given, then %q", err, lines, want)
+	}
+}
