@@ -433,3 +433,30 @@ func mustAtoi(t *testing.T, s string) int {
 	}
 	return n
 }
+
+// An interactive one-off of an app with its own ids: its terminal is the
+// app's, so programs that open /dev/tty (less, ssh, sudo) can.
+func TestRunPTYOwnIDs(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	testutil.SubIDs(t, 65536)
+	e.deployFixture(t, "alpha", "web: exec sleep 1000\n")
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	cmd := e.command("run", "-a", "alpha", "id -u; echo to-tty > /dev/tty && echo wrote; exit 4")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	testutil.AsNobody(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out, _ := io.ReadAll(master)
+	cmd.Wait()
+	text := strings.ReplaceAll(string(out), "\r", "")
+	if st := cmd.ProcessState.ExitCode(); st != 4 || !strings.Contains(text, "0\nto-tty\nwrote\n") {
+		t.Errorf("exit %d, %q; want uid 0, a write to /dev/tty, status 4", st, text)
+	}
+}
