@@ -2,7 +2,9 @@ package isolate
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,6 +39,14 @@ type initState struct {
 }
 
 func runInit() int {
+	if len(os.Args) > 2 {
+		switch os.Args[2] {
+		case "--mapped":
+			return waitMapped()
+		case "--exec":
+			return execStage(os.Args[3:])
+		}
+	}
 	var fst unix.Stat_t
 	if unix.Fstat(controlFD, &fst) != nil {
 		fmt.Fprintln(os.Stderr, "dyno init: no control socket on fd 3; init is started by dyno, not by hand")
@@ -61,6 +71,20 @@ func runInit() int {
 		fmt.Fprintf(os.Stderr, "dyno init: read config from fd %d: %v\n", controlFD, err)
 		return initExitProtocol
 	}
+	if c := cfg.Chown; c != nil {
+		if err := giveTree(c.Path, c.ToApp); err != nil {
+			return fail(1, "%v", err)
+		}
+		enc.Encode(Message{Type: msgStarted})
+		return 0
+	}
+	if cfg.Remove != "" {
+		if err := os.RemoveAll(cfg.Remove); err != nil {
+			return fail(1, "remove %s: %v", cfg.Remove, err)
+		}
+		enc.Encode(Message{Type: msgStarted})
+		return 0
+	}
 	prepared := false
 	if cfg.Prepare {
 		// A warm init: the common part of the root now, the rest once a
@@ -84,7 +108,7 @@ func runInit() int {
 		return fail(initExitProtocol, "empty command")
 	}
 	if cfg.Stdio {
-		// A warm init: its stdio comes now (Spawner.Prewarm).
+		// A warm init: its stdio comes now (Spawner.SetPrewarm).
 		for target := range 3 {
 			fd, ok := in.takeFD()
 			if !ok {
@@ -130,9 +154,24 @@ func runInit() int {
 	runtime.LockOSThread()
 	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	tty := cfg.TTY
+	mapped := cfg.Sandbox != nil && cfg.Sandbox.IDs > 0
 	if sb := cfg.Sandbox; sb != nil {
 		var warning string
 		var err error
+		if mapped {
+			// The manager's supplementary groups would follow the app
+			// into its own ids; newgidmap leaves setgroups allowed.
+			if err := syscall.Setgroups([]int{}); err != nil {
+				return fail(initExitProtocol, "set up dyno %s: drop supplementary groups: %v", cfg.Name, err)
+			}
+			upper, err := os.OpenRoot(sb.Upper)
+			if err != nil {
+				return fail(initExitProtocol, "set up dyno %s: %v", cfg.Name, err)
+			}
+			// The app's files in the upper layer are its own ids', which
+			// the manager cannot remove: init, who can, empties it.
+			defer emptyDir(upper)
+		}
 		if prepared {
 			warning, err = finishRoot(sb)
 		} else {
@@ -152,12 +191,16 @@ func runInit() int {
 			stdio = []*os.File{slave, slave, slave}
 			tty = true
 		}
-		if err := dropPrivileges(); err != nil {
-			return fail(initExitProtocol, "drop privileges in dyno %s: %v", cfg.Name, err)
-		}
-		if sb.Seccomp {
-			if err := loadSeccomp(); err != nil {
-				return fail(initExitProtocol, "load seccomp filter in dyno %s: %v", cfg.Name, err)
+		// A mapped dyno's exec stage does this, in the app's own user
+		// namespace: here init needs its capabilities to map that one.
+		if !mapped {
+			if err := dropPrivileges(); err != nil {
+				return fail(initExitProtocol, "drop privileges in dyno %s: %v", cfg.Name, err)
+			}
+			if sb.Seccomp {
+				if err := loadSeccomp(); err != nil {
+					return fail(initExitProtocol, "load seccomp filter in dyno %s: %v", cfg.Name, err)
+				}
 			}
 		}
 	}
@@ -166,23 +209,46 @@ func runInit() int {
 	if err != nil {
 		return fail(127, "%v", err)
 	}
+	execPath, argv := path, cfg.Argv
+	sys := &syscall.SysProcAttr{
+		// Its own session: no job-control signals from the user's
+		// terminal, and no TIOCSTI into it (tty_ioctl(4)).
+		Setsid:    true,
+		Setctty:   tty,
+		Ctty:      0,
+		Pdeathsig: syscall.SIGKILL,
+	}
+	if mapped {
+		// The app runs as the app's ids: uid and gid 0 of a nested user
+		// namespace that maps 1 to IDs of init's, which newuidmap mapped
+		// to the app's slice of host ids. Init's own 0 (the manager's
+		// uid) is not mapped there. The exec stage drops what that
+		// namespace gave it and execs the app.
+		seccomp := "0"
+		if cfg.Sandbox.Seccomp {
+			seccomp = "1"
+		}
+		execPath = "/proc/self/exe"
+		argv = append([]string{"dyno", "init", "--exec", seccomp, path}, cfg.Argv...)
+		sys.Cloneflags = unix.CLONE_NEWUSER
+		sys.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1, Size: cfg.Sandbox.IDs}}
+		sys.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: 1, Size: cfg.Sandbox.IDs}}
+		sys.GidMappingsEnableSetgroups = true
+		// The child starts as init's uid, which that namespace does not
+		// map: it becomes the namespace's 0 before its execve, so the
+		// exec stage holds the capabilities it then drops.
+		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
+	}
 	// syscall.ForkExec, not os.StartProcess: children are reaped with
 	// wait4(-1) below, orphans included, so an os.Process handle would
 	// never be waited on (two reapers steal each other's statuses), and
 	// os.StartProcess forks a throwaway child first to probe for pidfd
 	// support.
-	pid, err := syscall.ForkExec(path, cfg.Argv, &syscall.ProcAttr{
+	pid, err := syscall.ForkExec(execPath, argv, &syscall.ProcAttr{
 		Dir:   cfg.Dir,
 		Env:   cfg.Env,
 		Files: []uintptr{stdio[0].Fd(), stdio[1].Fd(), stdio[2].Fd()},
-		Sys: &syscall.SysProcAttr{
-			// Its own session: no job-control signals from the user's
-			// terminal, and no TIOCSTI into it (tty_ioctl(4)).
-			Setsid:    true,
-			Setctty:   tty,
-			Ctty:      0,
-			Pdeathsig: syscall.SIGKILL,
-		},
+		Sys:   sys,
 	})
 	if err != nil {
 		return fail(127, "start %s: %v", cfg.Argv[0], err)
@@ -358,4 +424,110 @@ func lookPath(name string, env []string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("%s: command not found in PATH %s", name, path)
+}
+
+// waitMapped is a mapped dyno's init before its maps exist (protocol.go):
+// it waits for the parent's word and re-executes itself, which gives it
+// the capabilities of its namespace. It returns only on an error.
+func waitMapped() int {
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		n, err := unix.Read(controlFD, b)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil || n == 0 {
+			// The parent failed to map us and closed the socket.
+			return initExitProtocol
+		}
+		if b[0] == '\n' {
+			break
+		}
+		line = append(line, b[0])
+	}
+	var m Message
+	if err := json.Unmarshal(line, &m); err != nil || m.Type != msgMapped {
+		fmt.Fprintf(os.Stderr, "dyno init: got %q, want a %q message\n", line, msgMapped)
+		return initExitProtocol
+	}
+	args := append([]string{os.Args[0], os.Args[1]}, os.Args[3:]...)
+	err := unix.Exec("/proc/self/exe", args, os.Environ())
+	fmt.Fprintf(os.Stderr, "dyno init: re-execute once mapped: %v\n", err)
+	return initExitProtocol
+}
+
+// execStage is `dyno init --exec SECCOMP PATH ARGV...`: the first
+// process of a mapped dyno's app, uid 0 of its own user namespace. It
+// drops every capability that namespace gave it and sets no_new_privs,
+// loads the seccomp filter when SECCOMP is 1, and execs the app, all on
+// one locked thread, whose state the app inherits.
+func execStage(args []string) int {
+	if len(args) < 3 {
+		fmt.Fprintln(os.Stderr, "dyno init --exec: want SECCOMP PATH ARGV...")
+		return initExitProtocol
+	}
+	runtime.LockOSThread()
+	if err := dropPrivileges(); err != nil {
+		fmt.Fprintf(os.Stderr, "dyno: drop privileges: %v\n", err)
+		return initExitProtocol
+	}
+	if args[0] == "1" {
+		if err := loadSeccomp(); err != nil {
+			fmt.Fprintf(os.Stderr, "dyno: load seccomp filter: %v\n", err)
+			return initExitProtocol
+		}
+	}
+	err := unix.Exec(args[1], args[2:], os.Environ())
+	fmt.Fprintf(os.Stderr, "dyno: start %s: %v\n", args[2], err)
+	return 127
+}
+
+// emptyDir removes everything in dir, which init opened before
+// pivot_root, once the app and all its processes are gone.
+func emptyDir(dir *os.Root) {
+	defer dir.Close()
+	f, err := dir.Open(".")
+	if err != nil {
+		return
+	}
+	names, _ := f.Readdirnames(-1)
+	f.Close()
+	for _, n := range names {
+		dir.RemoveAll(n)
+	}
+}
+
+// giveTree is GiveTree's helper side: in its namespace the manager's ids
+// are 0 and the app's 1 and up.
+func giveTree(path string, toApp bool) error {
+	return filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		var st unix.Stat_t
+		if err := unix.Lstat(p, &st); err != nil {
+			return err
+		}
+		give := func(id uint32) int {
+			switch {
+			case toApp && id == 0:
+				return 1
+			case !toApp && id >= 1:
+				return 0
+			}
+			return int(id)
+		}
+		uid, gid := give(st.Uid), give(st.Gid)
+		if uid == int(st.Uid) && gid == int(st.Gid) {
+			return nil
+		}
+		err = os.Lchown(p, uid, gid)
+		if errors.Is(err, unix.EPERM) {
+			// Owned by ids this namespace does not map (they show as
+			// the overflow id): neither the app's nor the manager's.
+			return nil
+		}
+		return err
+	})
 }

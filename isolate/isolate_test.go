@@ -26,6 +26,10 @@ func TestMain(m *testing.M) {
 			os.Exit(managerMain(os.Args[2]))
 		case "sandbox-manager":
 			os.Exit(sandboxManagerMain(os.Args[2]))
+		case "apps-manager":
+			os.Exit(appsManagerMain(os.Args[2]))
+		case "build-manager":
+			os.Exit(buildManagerMain(os.Args[2]))
 		}
 	}
 	os.Exit(m.Run())

@@ -19,6 +19,17 @@ package isolate
 // signal N killed it. End of file on the socket means the parent is gone:
 // the child kills every process of the dyno and exits.
 
+// A dyno with its own ids (Sandbox.IDs) is started as `dyno init
+// --mapped NAME`, in a user namespace with no maps yet: its execve found
+// no uid 0 there and left it no capabilities. It waits for
+//
+//	parent -> child  Message{Type:"mapped"}  newuidmap and newgidmap are done
+//
+// reading byte by byte so nothing after it is consumed, and re-executes
+// itself as `dyno init NAME`: as uid 0 of a mapped namespace, that
+// execve gives it the namespace's capabilities. The protocol above then
+// runs as for any dyno.
+//
 // controlFD is the child's end of the socket: the first of
 // exec.Cmd.ExtraFiles, after stdin, stdout and stderr. lockFD, for a
 // sandboxed dyno, holds a flock on the dyno's state directory for as
@@ -43,11 +54,25 @@ type Config struct {
 	Prepare bool `json:"prepare,omitempty"`
 	// Stdio says the message carries, with SCM_RIGHTS, the app's stdin,
 	// stdout and stderr, for init to put on its fds 0, 1 and 2: a warm
-	// init (Spawner.Prewarm) was started before they were known.
+	// init (Spawner.SetPrewarm) was started before they were known.
 	Stdio bool `json:"stdio,omitempty"`
 	// Sandbox, when set, says init runs in new namespaces and builds the
 	// dyno's root before starting the app.
 	Sandbox *SandboxConfig `json:"sandbox,omitempty"`
+	// Remove, set alone, makes a mapped init a helper that removes this
+	// path, files of the app's ids included, answers "started" (or an
+	// error) and exits.
+	Remove string `json:"remove,omitempty"`
+	// Chown, set alone, makes a mapped init a helper that hands a tree
+	// between the manager's ids and the app's (GiveTree).
+	Chown *ChownConfig `json:"chown,omitempty"`
+}
+
+// ChownConfig is a GiveTree: in the helper's namespace the manager's ids
+// are 0 and the app's 1 to its size.
+type ChownConfig struct {
+	Path  string `json:"path"`
+	ToApp bool   `json:"to_app"`
 }
 
 // SandboxConfig is the child's part of a sandboxed dyno: host paths are
@@ -72,6 +97,13 @@ type SandboxConfig struct {
 	Cols uint16 `json:"cols,omitempty"`
 	// Seccomp loads the deny list before the app starts.
 	Seccomp bool `json:"seccomp,omitempty"`
+	// Hidden are covered with empty read-only mounts, after Binds.
+	Hidden []Hidden `json:"hidden,omitempty"`
+	// IDs is the size of the app's slice of ids when init's user
+	// namespace maps one at 1 (Sandbox.IDs): the app then runs as uid
+	// and gid 0 of a nested user namespace mapping them, and its own
+	// exec stage drops the capabilities it has there.
+	IDs int `json:"ids,omitempty"`
 }
 
 // Message is every message after Config, in both directions.
@@ -89,4 +121,5 @@ const (
 	msgError   = "error"
 	msgSignal  = "signal"
 	msgKill    = "kill"
+	msgMapped  = "mapped"
 )

@@ -38,7 +38,7 @@ func buildRoot(c *SandboxConfig) (warning string, err error) {
 
 // prepareRoot builds what every dyno's root has, whatever its app: the
 // tmpfs root, the read-only host binds, /proc and /dev. A warm init does
-// this before it knows its dyno (Spawner.Prewarm), off the critical path
+// this before it knows its dyno (Spawner.SetPrewarm), off the critical path
 // of a start.
 func prepareRoot(c *SandboxConfig) error {
 	// Mounts made from here must not propagate to the host, and host
@@ -81,8 +81,28 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 	if err := os.Mkdir(app, 0o755); err != nil {
 		return "", err
 	}
+	if c.IDs > 0 && c.Lower != "" {
+		// The upper dir is /app's root: the app's, uid 0 of its own
+		// namespace, which is 1 of init's (IDs in protocol.go).
+		if err := os.Chown(c.Upper, 1, 1); err != nil {
+			return "", fmt.Errorf("give the upper dir to the app's ids: %w", err)
+		}
+	}
 	if c.Lower == "" {
 		// A build sandbox: no app yet, its work is in the binds.
+	} else if c.IDs > 0 {
+		// The lower dir is the manager's: the app, another uid, could
+		// neither write into it nor read its private files, which today
+		// it owns, and overlay's copy-up would keep the manager as their
+		// owner. Its own copy, given to its ids, keeps that working, at
+		// the cost of a copy per start (an idmapped lower would avoid
+		// it, but needs real root).
+		if err := mountCopy(c, app); err != nil {
+			return "", err
+		}
+		if err := chownTree(c.Upper, 1, 1); err != nil {
+			return "", fmt.Errorf("give /app to the app's ids: %w", err)
+		}
 	} else if c.CopyLower {
 		if err := mountCopy(c, app); err != nil {
 			return "", err
@@ -109,6 +129,10 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 		if err := bindAt(b, filepath.Join(root, b.Path)); err != nil {
 			return "", err
 		}
+	}
+	// Last, so nothing mounted later uncovers them.
+	if err := hideAll(root, c.Hidden); err != nil {
+		return "", err
 	}
 	if err := unix.Sethostname([]byte(c.Hostname)); err != nil {
 		return "", fmt.Errorf("set hostname %q: %w", c.Hostname, err)
@@ -253,6 +277,17 @@ func mountOverlay(c *SandboxConfig, app string) error {
 		}
 	}
 	return fmt.Errorf("mount overlay on /app (lower %s): %w", c.Lower, first)
+}
+
+// chownTree gives every file under dir to uid and gid, links
+// themselves rather than their targets.
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
 
 // mountCopy copies Lower into Upper and binds that on app.

@@ -3,6 +3,7 @@ package isolate
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -47,6 +48,12 @@ type Sandbox struct {
 	Seccomp bool
 	// Cgroup, when set, is the dyno's cgroup leaf: init is born in it.
 	Cgroup CgroupLeaf
+	// IDs, when set, is the app's own slice of host ids (IDAllocator):
+	// the app's processes run as its first uid and gid, uid 0 of a user
+	// namespace mapping the whole slice, instead of as this process's
+	// uid. newuidmap and newgidmap write init's maps; no warm init is
+	// kept for such dynos.
+	IDs *IDRange
 }
 
 // Bind is a host directory made visible in a sandbox at the same path.
@@ -106,7 +113,33 @@ func makeDynoDir(parent, id string) (*dynoDir, error) {
 
 func (d *dynoDir) remove() error {
 	d.lock.Close()
-	return fsutil.RemoveAll(d.path)
+	return removeDynoDir(d.path)
+}
+
+// idsFile, in a dyno's dir, records the app's ids (Sandbox.IDs): what a
+// dyno leaves there when its init is killed belongs to them.
+const idsFile = "ids.json"
+
+// removeDynoDir removes a dyno's dir; when files of the app's ids are
+// left in it (its init was killed before it emptied the upper dir), a
+// helper mapping those ids removes them first.
+func removeDynoDir(path string) error {
+	// Read first: a failed RemoveAll still removes what it can.
+	b, rerr := os.ReadFile(filepath.Join(path, idsFile))
+	err := fsutil.RemoveAll(path)
+	if err == nil || rerr != nil {
+		return err
+	}
+	var r IDRange
+	if json.Unmarshal(b, &r) != nil {
+		return err
+	}
+	for _, sub := range []string{"upper", "work"} {
+		if herr := removeAsOwner(filepath.Join(path, sub), r); herr != nil {
+			return fmt.Errorf("%w; as the app's ids: %v", err, herr)
+		}
+	}
+	return fsutil.RemoveAll(path)
 }
 
 // SweepDynoDirs removes the directories of dynos under parent that no
@@ -137,7 +170,7 @@ func SweepDynoDirs(parent string) (int, error) {
 			continue
 		}
 		if unix.Flock(int(lock.Fd()), unix.LOCK_EX|unix.LOCK_NB) == nil {
-			if fsutil.RemoveAll(path) == nil {
+			if removeDynoDir(path) == nil {
 				removed++
 			}
 		}

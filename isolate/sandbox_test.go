@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -30,9 +31,29 @@ type sandboxRun struct {
 	Command  string `json:"command"`
 	Seccomp  bool   `json:"seccomp"`
 	Times    int    `json:"times"`   // dynos one after another; 0 means 1
-	Prewarm  bool   `json:"prewarm"` // Spawner.Prewarm
+	Prewarm  bool   `json:"prewarm"` // Spawner.SetPrewarm
 	NoLower  bool   `json:"no_lower"`
 	Binds    []Bind `json:"binds"`
+	// FakeCgroup gives the dyno a cgroup leaf whose directory is not a
+	// cgroup2 one, so clone3(CLONE_INTO_CGROUP) fails with EBADF, as it
+	// does where the kernel or a seccomp profile refuses clone3.
+	FakeCgroup bool `json:"fake_cgroup"`
+	// Hide is passed to Spawner.Hide.
+	Hide []string `json:"hide"`
+}
+
+// fakeLeaf is a CgroupLeaf that clone3 refuses and that records which
+// processes were moved in.
+type fakeLeaf struct {
+	dir   string
+	added []int
+}
+
+func (f *fakeLeaf) Open() (*os.File, error) { return os.Open(f.dir) }
+
+func (f *fakeLeaf) AddProcess(pid int) error {
+	f.added = append(f.added, pid)
+	return nil
 }
 
 // sandboxManagerMain is the child's side: run one dyno, print its output,
@@ -48,7 +69,11 @@ func sandboxManagerMain(arg string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	sp.Prewarm = r.Prewarm
+	sp.SetPrewarm(r.Prewarm)
+	if err := sp.Hide(r.Hide...); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
 	defer sp.Close()
 	st := 0
 	for range max(r.Times, 1) {
@@ -67,7 +92,8 @@ func sandboxManagerMain(arg string) int {
 func waitWarm(sp *Spawner, stateDir string) {
 	for range 5000 {
 		sp.mu.Lock()
-		ready := sp.warm[stateDir] != nil
+		slot := sp.warm[stateDir]
+		ready := slot != nil && slot.l != nil
 		sp.mu.Unlock()
 		if ready {
 			return
@@ -77,6 +103,12 @@ func waitWarm(sp *Spawner, stateDir string) {
 }
 
 func runSandboxed(sp *Spawner, r sandboxRun) int {
+	sb := &Sandbox{Lower: r.Lower, StateDir: r.StateDir, Seccomp: r.Seccomp, Binds: r.Binds}
+	var leaf *fakeLeaf
+	if r.FakeCgroup {
+		leaf = &fakeLeaf{dir: r.StateDir}
+		sb.Cgroup = leaf
+	}
 	d, err := sp.Start(Spec{
 		Name:    "test.1",
 		Argv:    ShellArgv(r.Command),
@@ -84,7 +116,7 @@ func runSandboxed(sp *Spawner, r sandboxRun) int {
 		Env:     []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=/app"},
 		Stdout:  os.Stdout,
 		Stderr:  os.Stderr,
-		Sandbox: &Sandbox{Lower: r.Lower, StateDir: r.StateDir, Seccomp: r.Seccomp, Binds: r.Binds},
+		Sandbox: sb,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "start:", err)
@@ -97,6 +129,9 @@ func runSandboxed(sp *Spawner, r sandboxRun) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wait:", err)
 		return 2
+	}
+	if leaf != nil {
+		fmt.Printf("moved into the cgroup: %v, init %v\n", leaf.added, []int{d.InitPid()})
 	}
 	return st
 }
@@ -368,5 +403,70 @@ func TestSandboxBinds(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(rw, "out")); err != nil || string(b) != "made\n" {
 		t.Errorf("write through the writable bind: %q, %v", b, err)
+	}
+}
+
+// Where clone3(CLONE_INTO_CGROUP) is refused, init starts without it and
+// is moved into its leaf before the app runs.
+func TestSandboxCloneIntoCgroupFallback(t *testing.T) {
+	e := newSandboxEnv(t)
+	out, st := e.runWith(t, sandboxRun{Command: "cat existing", FakeCgroup: true})
+	lines := strings.Split(out, "\n")
+	if st != 0 || len(lines) != 3 || lines[0] != "original" {
+		t.Fatalf("exit %d, %q; want the dyno to run", st, out)
+	}
+	if !regexp.MustCompile(`^moved into the cgroup: \[(\d+)\], init \[(\d+)\]$`).MatchString(lines[1]) {
+		t.Fatalf("%q; want init, and only init, moved into its cgroup", lines[1])
+	}
+	if m := regexp.MustCompile(`\d+`).FindAllString(lines[1], -1); m[0] != m[1] {
+		t.Errorf("%q: the pid moved in is not init's", lines[1])
+	}
+}
+
+// Hidden host paths show empty and read-only wherever the dyno would see
+// them: below /app, below a bind, below a read-only host path; a file
+// shows as an empty one.
+func TestSandboxHide(t *testing.T) {
+	e := newSandboxEnv(t)
+	rw := ownedDir(t)
+	for _, p := range []string{filepath.Join(e.lower, "state", "apps", "ledger"), filepath.Join(e.lower, "sock"), filepath.Join(rw, "inner", "secret")} {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte("secret\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.GiveToNobody(t, e.lower, rw)
+	// /etc/ssl or whatever /etc holds: any directory of a read-only path.
+	etc, err := os.ReadDir("/etc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	etcDir := ""
+	for _, d := range etc {
+		if d.IsDir() {
+			if entries, err := os.ReadDir(filepath.Join("/etc", d.Name())); err == nil && len(entries) > 0 {
+				etcDir = filepath.Join("/etc", d.Name())
+				break
+			}
+		}
+	}
+	if etcDir == "" {
+		t.Fatal("no directory with files in /etc")
+	}
+	// Twice: the second dyno takes a warm init.
+	out, st := e.runWith(t, sandboxRun{
+		Times: 2, Prewarm: true,
+		Binds: []Bind{{Path: rw, Writable: true}},
+		Hide:  []string{filepath.Join(e.lower, "state"), filepath.Join(e.lower, "sock"), filepath.Join(rw, "inner"), etcDir, "/nonexistent/dyno-test"},
+		Command: "for p in state sock " + rw + "/inner " + etcDir + "; do echo \"$p: [$(ls -A $p)] [$(cat $p 2>/dev/null)]\"; done; " +
+			"touch state/x " + rw + "/inner/x 2>/dev/null && echo writable; ls -A " + rw + "; echo done",
+	})
+	want := strings.Repeat("state: [] []\nsock: [sock] []\n"+rw+"/inner: [] []\n"+etcDir+": [] []\ninner\ndone\n", 2)
+	if st != 0 || out != want {
+		t.Errorf("exit %d, %q; want %q", st, out, want)
+	}
+	// The host's files are untouched.
+	if b, err := os.ReadFile(filepath.Join(e.lower, "sock")); err != nil || string(b) != "secret\n" {
+		t.Errorf("host file changed: %q, %v", b, err)
 	}
 }

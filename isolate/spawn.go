@@ -38,18 +38,30 @@ type Spec struct {
 type Spawner struct {
 	initPath string
 
-	// Prewarm keeps one sandboxed init started ahead, per state dir, so
+	mu sync.Mutex
+	// prewarm keeps one sandboxed init started ahead, per state dir, so
 	// the next sandboxed dyno skips the clone, the exec and the Go
 	// runtime's start-up of its init (about 2 ms of a 5 ms start). The
 	// warm init waits in its namespaces, before building anything, for
 	// its config; it gets its stdio and cgroup then, not at clone time.
-	Prewarm bool
+	prewarm bool
+	closed  bool                 // Close was called: no more warm inits
+	live    map[int]bool         // pids of inits started and not yet waited for
+	warm    map[string]*warmSlot // by state dir
+	dropped map[string]bool      // state dirs given up by DropWarm
+	hidden  []hiddenPath         // host paths no dyno sees (Hide)
+	warming sync.WaitGroup       // warm inits being launched
+	cleanup sync.WaitGroup       // removals of dyno dirs in flight
+	// warmLaunched, when set (by tests), runs after a warm init is
+	// launched and before it is kept.
+	warmLaunched func(stateDir string)
+}
 
-	mu   sync.Mutex
-	live map[int]bool         // pids of inits started and not yet waited for
-	warm map[string]*launched // by state dir
-
-	cleanup sync.WaitGroup // removals of dyno dirs in flight
+// warmSlot is a state dir's warm init: l is nil while it is launched.
+// A launch keeps its init only if its slot is still the state dir's
+// when it ends: DropWarm and Close take the slot away.
+type warmSlot struct {
+	l *launched
 }
 
 // NewSpawner makes the calling process a child subreaper and returns a
@@ -63,8 +75,25 @@ func NewSpawner() (*Spawner, error) {
 		// replaced by an upgrade while dynos run.
 		initPath: "/proc/self/exe",
 		live:     make(map[int]bool),
-		warm:     make(map[string]*launched),
+		warm:     make(map[string]*warmSlot),
+		dropped:  make(map[string]bool),
 	}, nil
+}
+
+// SetPrewarm turns warm inits on or off: with it on, WarmUp keeps one
+// sandboxed init started ahead per state dir, and each sandboxed start
+// launches the next. Turning it off ends those kept.
+func (sp *Spawner) SetPrewarm(on bool) {
+	sp.mu.Lock()
+	sp.prewarm = on
+	var ended []*launched
+	if !on {
+		ended = sp.takeAllWarm()
+	}
+	sp.mu.Unlock()
+	for _, l := range ended {
+		sp.discard(l)
+	}
 }
 
 // Dyno is a running dyno seen from the manager.
@@ -131,48 +160,74 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	d := &Dyno{sp: sp, cmd: l.cmd, ctl: l.ctl, enc: json.NewEncoder(l.ctl), dir: l.dir, id: l.id}
 	if spec.Sandbox != nil {
 		cfg.Sandbox = sandboxConfig(spec, l)
+		sp.mu.Lock()
+		hidden := sp.hidden
+		sp.mu.Unlock()
+		cfg.Sandbox.Hidden = hiddenIn(hidden, cfg.Sandbox.Lower, cfg.Sandbox.Binds, cfg.Sandbox.ReadOnly)
 	}
 	if err := d.handshake(cfg, passFDs); err != nil {
 		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
 	}
-	sp.mu.Lock()
-	prewarm := sp.Prewarm
-	sp.mu.Unlock()
-	if prewarm && spec.Sandbox != nil {
-		go sp.WarmUp(spec.Sandbox.StateDir)
+	if spec.Sandbox != nil && spec.Sandbox.IDs == nil {
+		sp.mu.Lock()
+		sp.warmUpLocked(spec.Sandbox.StateDir)
+		sp.mu.Unlock()
 	}
 	return d, nil
 }
 
-// takeWarm returns the warm init for spec's state dir, if there is one.
+// takeWarm returns the warm init for spec's state dir, if one is ready.
 // Warm inits bind DefaultReadOnly, so a spec with its own list goes cold.
 func (sp *Spawner) takeWarm(spec Spec) *launched {
-	if spec.Sandbox == nil || spec.Sandbox.ReadOnly != nil {
+	if spec.Sandbox == nil || spec.Sandbox.ReadOnly != nil || spec.Sandbox.IDs != nil {
 		return nil
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	l := sp.warm[spec.Sandbox.StateDir]
-	if l != nil { // nil: none, or one still starting
-		delete(sp.warm, spec.Sandbox.StateDir)
+	slot := sp.warm[spec.Sandbox.StateDir]
+	if slot == nil || slot.l == nil { // none, or one still starting
+		return nil
 	}
-	return l
+	delete(sp.warm, spec.Sandbox.StateDir)
+	return slot.l
 }
 
-// WarmUp starts a warm init for dynos whose state dir is stateDir, unless
-// one is there or starting; it returns once the init waits, built as far
-// as it can be. Start calls it after each sandboxed start when Prewarm is
-// on; call it once ahead of the first.
+// WarmUp starts, in the background, a warm init for dynos whose state
+// dir is stateDir, unless one is there or starting or warm inits are off
+// (SetPrewarm). Each sandboxed start then launches the next; call it
+// once ahead of the first. It undoes DropWarm: the state dir's app is
+// (back) in use.
 func (sp *Spawner) WarmUp(stateDir string) {
 	sp.mu.Lock()
-	_, ok := sp.warm[stateDir]
-	if !ok {
-		sp.warm[stateDir] = nil // reserved
-	}
-	sp.mu.Unlock()
-	if ok {
+	defer sp.mu.Unlock()
+	delete(sp.dropped, stateDir)
+	sp.warmUpLocked(stateDir)
+}
+
+// warmUpLocked reserves stateDir's slot and launches its warm init in
+// the background; sp.mu is held. The reservation is made here, not in
+// the goroutine, so that a DropWarm after it always sees it.
+func (sp *Spawner) warmUpLocked(stateDir string) {
+	if !sp.prewarm || sp.closed || sp.dropped[stateDir] {
 		return
 	}
+	if _, ok := sp.warm[stateDir]; ok {
+		return
+	}
+	slot := &warmSlot{}
+	sp.warm[stateDir] = slot
+	sp.warming.Add(1)
+	go func() {
+		defer sp.warming.Done()
+		sp.launchWarm(stateDir, slot)
+	}()
+}
+
+// launchWarm starts slot's init and builds the common part of its root,
+// then keeps it, unless the slot was taken away meanwhile (DropWarm,
+// Close, SetPrewarm(false)): then the init is ended, so nothing launched
+// for an app being destroyed outlives it.
+func (sp *Spawner) launchWarm(stateDir string, slot *warmSlot) {
 	l, err := sp.launch("", Spec{Sandbox: &Sandbox{StateDir: stateDir}})
 	if err == nil {
 		// Build the common part of the root now, while nobody waits.
@@ -182,19 +237,24 @@ func (sp *Spawner) WarmUp(stateDir string) {
 		}})
 		if err != nil {
 			sp.discard(l)
+			l = nil
 		}
 	}
+	if sp.warmLaunched != nil {
+		sp.warmLaunched(stateDir)
+	}
 	sp.mu.Lock()
-	closed := !sp.Prewarm
-	if err != nil || closed {
-		// On an error the next start goes cold and reports whatever
-		// failed.
+	ours := sp.warm[stateDir] == slot
+	switch {
+	case ours && l != nil:
+		slot.l = l
+		l = nil
+	case ours:
+		// The next start goes cold and reports whatever failed.
 		delete(sp.warm, stateDir)
-	} else {
-		sp.warm[stateDir] = l
 	}
 	sp.mu.Unlock()
-	if err == nil && closed {
+	if l != nil {
 		sp.discard(l)
 	}
 }
@@ -212,31 +272,47 @@ func (sp *Spawner) discard(l *launched) {
 	}
 }
 
-// DropWarm ends the warm init kept for stateDir (its app is gone).
+// DropWarm ends the warm init kept or being launched for stateDir (its
+// app is gone), and launches no more for it until WarmUp is called
+// again.
 func (sp *Spawner) DropWarm(stateDir string) {
 	sp.mu.Lock()
-	l := sp.warm[stateDir]
+	slot := sp.warm[stateDir]
 	delete(sp.warm, stateDir)
+	sp.dropped[stateDir] = true
 	sp.mu.Unlock()
-	if l != nil {
-		sp.discard(l)
+	if slot != nil && slot.l != nil {
+		sp.discard(slot.l)
 	}
 }
 
-// Close ends the warm inits and waits until the directories of every dyno
-// that has ended are removed. Call it before exiting; what an exit cuts
-// short, the next SweepDynoDirs removes.
-func (sp *Spawner) Close() {
-	sp.mu.Lock()
-	warm := sp.warm
-	sp.warm = make(map[string]*launched)
-	sp.Prewarm = false
-	sp.mu.Unlock()
-	for _, l := range warm {
-		if l != nil {
-			sp.discard(l)
+// takeAllWarm empties the warm slots and returns the inits ready in
+// them; sp.mu is held. Launches in flight see their slot gone and end
+// their init themselves.
+func (sp *Spawner) takeAllWarm() []*launched {
+	var ready []*launched
+	for _, slot := range sp.warm {
+		if slot.l != nil {
+			ready = append(ready, slot.l)
 		}
 	}
+	clear(sp.warm)
+	return ready
+}
+
+// Close ends the warm inits, those being launched included, and waits
+// until the directories of every dyno that has ended are removed. Call
+// it before exiting; what an exit cuts short, the next SweepDynoDirs
+// removes.
+func (sp *Spawner) Close() {
+	sp.mu.Lock()
+	sp.closed = true
+	ready := sp.takeAllWarm()
+	sp.mu.Unlock()
+	for _, l := range ready {
+		sp.discard(l)
+	}
+	sp.warming.Wait()
 	sp.cleanup.Wait()
 }
 
@@ -252,6 +328,10 @@ func (sp *Spawner) launch(name string, spec Spec) (*launched, error) {
 	child := os.NewFile(uintptr(fds[1]), "dyno-control")
 	defer child.Close()
 	args := []string{"dyno", "init"}
+	mapped := spec.Sandbox != nil && spec.Sandbox.IDs != nil
+	if mapped {
+		args = append(args, "--mapped")
+	}
 	if name != "" {
 		args = append(args, name)
 	}
@@ -293,13 +373,13 @@ func (sp *Spawner) launch(name string, spec Spec) (*launched, error) {
 	// mistakes a new init for an orphan.
 	sp.mu.Lock()
 	err = cmd.Start()
-	if err != nil && cgroupDir != nil {
-		// clone3 refused (ENOSYS on old kernels, EPERM under some
-		// container seccomp profiles): Go has no fallback, so start
-		// without CLONE_INTO_CGROUP and move init in below, before it
-		// gets its config and starts anything.
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = false, 0
-		cmd.Process, cmd.ProcessState = nil, nil
+	if err != nil && cgroupDir != nil && cloneIntoCgroupRefused(err) {
+		// Go has no fallback when clone3 or CLONE_INTO_CGROUP is refused,
+		// and an exec.Cmd starts only once, so start a fresh copy without
+		// it and move init in below, before it gets its config and starts
+		// anything.
+		cmd = retryCmd(cmd)
+		l.cmd = cmd
 		err = cmd.Start()
 		if err == nil {
 			if aerr := spec.Sandbox.Cgroup.AddProcess(cmd.Process.Pid); aerr != nil {
@@ -323,7 +403,128 @@ func (sp *Spawner) launch(name string, spec Spec) (*launched, error) {
 		}
 		return nil, err
 	}
+	if mapped {
+		err = mapIDs(cmd.Process.Pid, *spec.Sandbox.IDs)
+		if err == nil {
+			err = json.NewEncoder(parent).Encode(Message{Type: msgMapped})
+		}
+		if err != nil {
+			parent.Close()
+			cmd.Process.Kill()
+			cmd.Wait()
+			sp.mu.Lock()
+			delete(sp.live, cmd.Process.Pid)
+			sp.mu.Unlock()
+			l.dir.remove()
+			return nil, fmt.Errorf("map the app's ids into dyno %s: %w", name, err)
+		}
+	}
 	return l, nil
+}
+
+// cloneIntoCgroupRefused says whether a failed start with UseCgroupFD
+// may work without it. clone3 itself is refused with ENOSYS (kernels
+// before 5.3, and Docker's default seccomp profile) or EPERM (other
+// seccomp profiles); kernels 5.3 to 5.6 answer E2BIG to its larger
+// argument, or EINVAL to CLONE_INTO_CGROUP; and the kernel refuses the
+// leaf itself with EBADF (not a cgroup2 directory: a hybrid hierarchy),
+// EOPNOTSUPP, EBUSY or EACCES. For the last ones the write to
+// cgroup.procs that follows gives the clearer error.
+func cloneIntoCgroupRefused(err error) bool {
+	for _, e := range []error{unix.ENOSYS, unix.EPERM, unix.E2BIG, unix.EINVAL, unix.EBADF, unix.EOPNOTSUPP, unix.EBUSY, unix.EACCES} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// retryCmd is a fresh, unstarted copy of cmd, whose Start failed,
+// without CLONE_INTO_CGROUP.
+func retryCmd(cmd *exec.Cmd) *exec.Cmd {
+	attr := *cmd.SysProcAttr
+	attr.UseCgroupFD, attr.CgroupFD = false, 0
+	return &exec.Cmd{
+		Path:        cmd.Path,
+		Args:        cmd.Args,
+		Env:         cmd.Env,
+		Dir:         cmd.Dir,
+		Stdin:       cmd.Stdin,
+		Stdout:      cmd.Stdout,
+		Stderr:      cmd.Stderr,
+		ExtraFiles:  cmd.ExtraFiles,
+		SysProcAttr: &attr,
+	}
+}
+
+// removeAsOwner removes path with a helper that maps r the way a
+// dyno's init does (mapIDs): as uid 0 of that namespace it may remove
+// files of the app's ids, which this process may not.
+func removeAsOwner(path string, r IDRange) error {
+	if err := runHelper(r, Config{Remove: path}); err != nil {
+		return fmt.Errorf("remove %s as the app's ids: %w", path, err)
+	}
+	return nil
+}
+
+// GiveTree hands every file under path that this process's uid and gid
+// own to the app's first ids (toApp), or every file the app's ids own
+// back to this process's: what a build sandbox with the app's ids
+// (Sandbox.IDs) needs around its writable binds, so that the build can
+// write them and the manager can pack and remove what it made. It runs a
+// helper that maps r as a dyno's init does; this process may not chown
+// to or from the app's ids itself.
+func GiveTree(path string, r IDRange, toApp bool) error {
+	if err := runHelper(r, Config{Chown: &ChownConfig{Path: path, ToApp: toApp}}); err != nil {
+		return fmt.Errorf("give %s to the app's ids: %w", path, err)
+	}
+	return nil
+}
+
+// runHelper starts `dyno init --mapped` with r mapped, hands it cfg (a
+// Remove or a Chown) and waits for its answer.
+func runHelper(r IDRange, cfg Config) error {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("socketpair: %w", err)
+	}
+	parent := os.NewFile(uintptr(fds[0]), "dyno-control")
+	child := os.NewFile(uintptr(fds[1]), "dyno-control")
+	defer parent.Close()
+	cmd := &exec.Cmd{
+		Path:        "/proc/self/exe",
+		Args:        []string{"dyno", "init", "--mapped"},
+		Env:         []string{},
+		ExtraFiles:  []*os.File{child},
+		SysProcAttr: &syscall.SysProcAttr{Setsid: true, Cloneflags: unix.CLONE_NEWUSER, Pdeathsig: syscall.SIGKILL},
+	}
+	err = cmd.Start()
+	child.Close()
+	if err != nil {
+		return diagnoseNamespaces(err)
+	}
+	defer cmd.Wait()
+	if err := mapIDs(cmd.Process.Pid, r); err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	enc := json.NewEncoder(parent)
+	if err := enc.Encode(Message{Type: msgMapped}); err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	if err := enc.Encode(cfg); err != nil {
+		cmd.Process.Kill()
+		return err
+	}
+	var m Message
+	if err := json.NewDecoder(parent).Decode(&m); err != nil {
+		return fmt.Errorf("helper exited: %w", err)
+	}
+	if m.Type != msgStarted {
+		return errors.New(m.Error)
+	}
+	return nil
 }
 
 // prepareSandbox makes the dyno's state dir and sets the clone flags.
@@ -338,6 +539,14 @@ func (l *launched) prepareSandbox(name string, sb *Sandbox) (*os.File, error) {
 		return nil, err
 	}
 	l.dir = dir
+	if sb.IDs != nil {
+		b, _ := json.Marshal(sb.IDs)
+		if err := os.WriteFile(filepath.Join(dir.path, idsFile), b, 0o600); err != nil {
+			dir.remove()
+			l.dir = nil
+			return nil, fmt.Errorf("create dyno dir: %w", err)
+		}
+	}
 	cmd := l.cmd
 	cmd.ExtraFiles = append(cmd.ExtraFiles, dir.lock) // lockFD
 	attr := cmd.SysProcAttr
@@ -345,13 +554,18 @@ func (l *launched) prepareSandbox(name string, sb *Sandbox) (*os.File, error) {
 	// entry is per thread and the Go runtime moves goroutines between
 	// threads; a freshly exec'd init starts with every thread inside.
 	attr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
-	// uid 0 inside: execve as uid 0 keeps the namespace's capabilities,
-	// which init needs to mount; it drops them all before the app runs.
-	attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
-	attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
-	// An unprivileged gid map needs setgroups denied first
-	// (user_namespaces(7)).
-	attr.GidMappingsEnableSetgroups = false
+	if sb.IDs == nil {
+		// uid 0 inside: execve as uid 0 keeps the namespace's
+		// capabilities, which init needs to mount; it drops them all
+		// before the app runs.
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		// An unprivileged gid map needs setgroups denied first
+		// (user_namespaces(7)).
+		attr.GidMappingsEnableSetgroups = false
+	}
+	// Else newuidmap and newgidmap write the maps once init runs
+	// (launch): Go can only write maps this process may write itself.
 	if sb.Cgroup == nil {
 		return nil, nil
 	}
@@ -389,6 +603,9 @@ func sandboxConfig(spec Spec, l *launched) *SandboxConfig {
 		Rows:      spec.Rows,
 		Cols:      spec.Cols,
 		Seccomp:   sb.Seccomp,
+	}
+	if sb.IDs != nil {
+		cfg.IDs = sb.IDs.Size
 	}
 	if cfg.ReadOnly == nil {
 		cfg.ReadOnly = DefaultReadOnly

@@ -31,6 +31,9 @@ type IsolatedRunner struct {
 	// Profile runs commands as a release's are run: through bash, after
 	// /app/.profile.d/*.sh and /app/.profile (isolate.ProfileArgv).
 	Profile bool
+	// IDs, when set, is the app's own slice of host ids, which its
+	// dynos run as (isolate.Sandbox.IDs); nil runs them as this user.
+	IDs *isolate.IDRange
 }
 
 // Start implements Runner.
@@ -81,6 +84,7 @@ func (r IsolatedRunner) NewSandbox(name string) (*isolate.Sandbox, *cgroup.Leaf,
 		CopyLower: r.CopyLower,
 		Seccomp:   r.Seccomp,
 		TmpSize:   r.Size.Memory,
+		IDs:       r.IDs,
 	}
 	if r.Cgroups == nil {
 		return sb, nil, nil

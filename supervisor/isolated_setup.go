@@ -5,6 +5,7 @@ import (
 	"io"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 
@@ -109,4 +110,37 @@ func SetupCgroups() (tree *cgroup.Tree, reason string, err error) {
 	}
 	tree.Sweep()
 	return tree, "", nil
+}
+
+// AppIDs returns app's own slice of host ids from the user's subordinate
+// ids, allocated in home's subids.json; where the user has none
+// (or newuidmap is missing) it returns nil and the one line that says so
+// and names the fix. exists says whether an app still exists: a slice is
+// given to another app only once its app is gone.
+func AppIDs(home, app string, exists func(string) bool) (*isolate.IDRange, string, error) {
+	ids, err := isolate.NewIDAllocator(filepath.Join(home, "subids.json"))
+	if err != nil {
+		return nil, "", err
+	}
+	if ids == nil {
+		return nil, isolate.NoRangesWarning(), nil
+	}
+	r, err := ids.Alloc(app, exists)
+	if err != nil {
+		return nil, "", err
+	}
+	return &r, "", nil
+}
+
+// NoAppIDs says, in one line naming the fix, why apps' dynos would all
+// run as this user's own uid here; "" when each app gets its own ids.
+func NoAppIDs(home string) string {
+	ids, err := isolate.NewIDAllocator(filepath.Join(home, "subids.json"))
+	switch {
+	case err != nil:
+		return err.Error()
+	case ids == nil:
+		return isolate.NoRangesWarning()
+	}
+	return ""
 }

@@ -11,7 +11,6 @@ import (
 	"syscall"
 
 	"github.com/dyno-run/dyno/buildpacks"
-	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -143,7 +142,7 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 // the rest of its scratch, and the daemon's sweep of its apps' dyno
 // folders never meets them. closeSandbox waits until they are removed.
 func buildSandbox(a *app.App, stateDir string) (exec buildpacks.Executor, closeSandbox func(), err error) {
-	spawner, err := isolate.NewSpawner()
+	spawner, err := newSpawner()
 	if err != nil {
 		return nil, nil, err
 	}

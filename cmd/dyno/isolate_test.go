@@ -274,3 +274,189 @@ func TestIsolatedOOMIsR15(t *testing.T) {
 		}
 	}
 }
+
+// A project folder that holds DYNO_HOME (~/.local/share/dyno when the
+// folder is ~) and the daemon's runtime folder: its dynos see both
+// empty, in dyno start and dyno run alike, and no app's ledger (config
+// vars included) is readable from them.
+func TestIsolatedHidesDynoHome(t *testing.T) {
+	if reason := testutil.UserNSOff(); reason != "" {
+		t.Skip(reason)
+	}
+	secret := "hunter2-" + uniqueSleep()
+	const inside = `for d in .local/share/dyno run/dyno; do echo "$d: [$(ls -A $d)]"; done; ` +
+		`touch .local/share/dyno/x 2>/dev/null && echo home writable; ` +
+		`grep -rsl "hunter2-[0-9]" . /tmp; echo done`
+	project := testutil.SharedDir(t)
+	e := &isolatedEnv{project: project, home: filepath.Join(project, ".local", "share", "dyno")}
+	runtime := filepath.Join(project, "run")
+	for _, dir := range []string{e.home, filepath.Join(runtime, "dyno")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(runtime, "dyno", "dyno.sock"), []byte(secret+"\n"), 0o600)
+	os.WriteFile(filepath.Join(project, "Procfile"), []byte("a: "+inside+"; exec sleep 1000\n"), 0o644)
+	testutil.GiveToNobody(t, project)
+	command := func(args ...string) *exec.Cmd {
+		cmd := e.command(args...)
+		cmd.Env = append(cmd.Env, "XDG_RUNTIME_DIR="+runtime)
+		return cmd
+	}
+	for _, args := range [][]string{{"apps:create", "secretapp"}, {"config:set", "SECRET=" + secret, "-a", "secretapp"}} {
+		if out, err := command(args...).CombinedOutput(); err != nil {
+			t.Fatalf("dyno %s: %v: %s", strings.Join(args, " "), err, out)
+		}
+	}
+	ledger, err := os.ReadFile(filepath.Join(e.home, "apps", "secretapp", "ledger.jsonl"))
+	if err != nil || !strings.Contains(string(ledger), secret) {
+		t.Fatalf("test is broken: the ledger does not hold the secret (%v)", err)
+	}
+	want := []string{".local/share/dyno: []", "run/dyno: []", "done"}
+
+	out, err := command("run", "--isolate", inside).CombinedOutput()
+	if err != nil || strings.Join(strings.Split(strings.TrimSpace(string(out)), "\n"), "|") != strings.Join(want, "|") {
+		t.Errorf("dyno run --isolate: %v, %q; want %q", err, out, want)
+	}
+
+	s := startSession(t, command("start", "--isolate", "--log-format", "logplex"))
+	s.waitFor(`app\[a\.1\]: done$`)
+	s.signal(syscall.SIGTERM)
+	s.wait()
+	var got []string
+	for _, l := range s.lines() {
+		if _, text, ok := strings.Cut(l, "app[a.1]: "); ok {
+			got = append(got, text)
+		}
+	}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("dyno start --isolate: the dyno said %q; want %q", got, want)
+	}
+}
+
+// sleepPid finds the host pid of the live `sleep marker`.
+func sleepPid(t *testing.T, marker string) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && string(b) == "sleep\x00"+marker+"\x00" && testutil.Alive(pid) {
+			return pid
+		}
+	}
+	return 0
+}
+
+// procIDs reads a process's host uid and gid.
+func procIDs(t *testing.T, pid int) (uid, gid int) {
+	t.Helper()
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(l); len(f) > 1 && f[0] == "Uid:" {
+			uid, _ = strconv.Atoi(f[1])
+		} else if len(f) > 1 && f[0] == "Gid:" {
+			gid, _ = strconv.Atoi(f[1])
+		}
+	}
+	return uid, gid
+}
+
+// With subordinate ids, the daemon runs each app's dynos as host ids of
+// the app's own, so one app's uid cannot read another's environment
+// (its config vars) through /proc; without, it says once how to get them.
+func TestDaemonAppsOwnIDs(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	noIDs := e.startDaemon(t)
+	noIDs.stop(syscall.SIGTERM)
+	if !strings.Contains(noIDs.out.String(), "usermod --add-subuids") {
+		t.Errorf("without subordinate ids the daemon did not say how to get them:\n%s", noIDs.out.String())
+	}
+
+	base := testutil.SubIDs(t, 3*65536)
+	markers := map[string]string{"alpha": uniqueSleep(), "beta": ""}
+	markers["beta"] = strconv.Itoa(100 + mustAtoi(t, markers["alpha"]))
+	for name, m := range markers {
+		e.deployFixture(t, name, "worker: exec sleep "+m+"\n")
+		e.must(t, "config:set", "SECRET="+name+"-secret", "-a", name)
+		e.must(t, "ps:scale", "worker=1", "-a", name)
+	}
+	d := e.startDaemon(t)
+	if strings.Contains(d.out.String(), "usermod") {
+		t.Errorf("the daemon warned with subordinate ids there:\n%s", d.out.String())
+	}
+	pids := map[string]int{}
+	defer func() {
+		if t.Failed() {
+			t.Logf("daemon:\n%s", d.out.String())
+			for name := range markers {
+				out, _ := e.dynoOut(t, "logs", "-a", name, "-n", "50")
+				t.Logf("%s logs:\n%s", name, out)
+			}
+		}
+	}()
+	e.eventually(t, "both apps' workers", func() bool {
+		for name, m := range markers {
+			pids[name] = sleepPid(t, m)
+		}
+		return pids["alpha"] != 0 && pids["beta"] != 0
+	})
+	uidA, _ := procIDs(t, pids["alpha"])
+	uidB, gidB := procIDs(t, pids["beta"])
+	if uidA == uidB || uidA < base || uidB < base || uidA >= base+3*65536 || uidB >= base+3*65536 {
+		t.Fatalf("host uids: alpha %d, beta %d; want each app its own, from %d", uidA, uidB, base)
+	}
+	cmd := exec.Command("cat", "/proc/"+strconv.Itoa(pids["alpha"])+"/environ")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uidB), Gid: uint32(gidB), Groups: []uint32{}}}
+	if out, err := cmd.CombinedOutput(); err == nil || strings.Contains(string(out), "alpha-secret") {
+		t.Errorf("beta's uid read alpha's environment: %q", out)
+	}
+	d.stop(syscall.SIGTERM)
+	// Nothing of the apps' dynos is left in the daemon's home.
+	left, _ := filepath.Glob(filepath.Join(e.home, "dynos", "*", "*.*-*"))
+	if len(left) != 0 {
+		t.Errorf("dyno dirs left: %v", left)
+	}
+}
+
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// An interactive one-off of an app with its own ids: its terminal is the
+// app's, so programs that open /dev/tty (less, ssh, sudo) can.
+func TestRunPTYOwnIDs(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	testutil.SubIDs(t, 65536)
+	e.deployFixture(t, "alpha", "web: exec sleep 1000\n")
+	master, slave, err := pty.Open()
+	if err != nil {
+		t.Skipf("no pty: %v", err)
+	}
+	defer master.Close()
+	cmd := e.command("run", "-a", "alpha", "id -u; echo to-tty > /dev/tty && echo wrote; exit 4")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	testutil.AsNobody(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out, _ := io.ReadAll(master)
+	cmd.Wait()
+	text := strings.ReplaceAll(string(out), "\r", "")
+	if st := cmd.ProcessState.ExitCode(); st != 4 || !strings.Contains(text, "0\nto-tty\nwrote\n") {
+		t.Errorf("exit %d, %q; want uid 0, a write to /dev/tty, status 4", st, text)
+	}
+}

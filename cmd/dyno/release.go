@@ -7,7 +7,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
@@ -19,12 +18,12 @@ import (
 // output streamed to out in Heroku's log lines.
 func releaseRunner(a *app.App, out io.Writer) func(context.Context, ledger.Release, string) (int, error) {
 	return func(ctx context.Context, rel ledger.Release, lower string) (int, error) {
-		spawner, err := isolate.NewSpawner()
+		spawner, err := newSpawner()
 		if err != nil {
 			return -1, err
 		}
 		defer spawner.Close()
-		r, err := isolatedRunner(spawner, lower, a.DynosDir(), isolateOptions{size: "standard-1x"}, false)
+		r, err := appRunner(spawner, a, lower, isolateOptions{size: "standard-1x"}, false, false)
 		if err != nil {
 			return -1, err
 		}

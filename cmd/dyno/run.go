@@ -65,7 +65,7 @@ func runRun(o runOptions, args []string) error {
 	if o.detached {
 		return runDetached(o, args)
 	}
-	spawner, err := isolate.NewSpawner()
+	spawner, err := newSpawner()
 	if err != nil {
 		return err
 	}
@@ -246,7 +246,7 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 		return isolate.Spec{}, none, err
 	}
 	o.isolate.on = true
-	r, err := isolatedRunner(spawner, lower, a.DynosDir(), o.isolate, false)
+	r, err := appRunner(spawner, a, lower, o.isolate, false, false)
 	if err != nil {
 		hold.Close()
 		return isolate.Spec{}, none, err

@@ -1,13 +1,16 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/project"
 	"github.com/spf13/cobra"
@@ -115,8 +118,8 @@ func folderPlan(o startOptions, only []string, spawner *isolate.Spawner) (*start
 		plan.runner = r
 		// Keep an init started ahead: restarts and the formation's
 		// next dynos skip its clone, exec and runtime start-up.
-		spawner.Prewarm = true
-		go spawner.WarmUp(r.StateDir)
+		spawner.SetPrewarm(true)
+		spawner.WarmUp(r.StateDir)
 	}
 	for _, d := range proj.Dynos {
 		env := d.Env
@@ -146,7 +149,7 @@ func runStart(o startOptions, only []string) error {
 	if err != nil {
 		return err
 	}
-	spawner, err := isolate.NewSpawner()
+	spawner, err := newSpawner()
 	if err != nil {
 		return err
 	}
@@ -232,6 +235,44 @@ func isolatedRunner(spawner *isolate.Spawner, dir, stateDir string, o isolateOpt
 		RequireLimits: o.requireLimits,
 		Warn:          os.Stderr,
 	})
+}
+
+// appRunner is isolatedRunner for an app's dynos over lower (its
+// release's slug): with the user's subordinate ids, they run as the
+// app's own slice of host ids; without, warn says why not on stderr.
+func appRunner(spawner *isolate.Spawner, a *app.App, lower string, o isolateOptions, probe, warn bool) (supervisor.IsolatedRunner, error) {
+	r, err := isolatedRunner(spawner, lower, a.DynosDir(), o, probe)
+	if err != nil {
+		return r, err
+	}
+	exists := func(name string) bool { _, err := a.Home().Open(name); return err == nil }
+	ids, warning, err := supervisor.AppIDs(a.Home().Dir, a.Name, exists)
+	if err != nil {
+		return r, err
+	}
+	if warning != "" && warn {
+		fmt.Fprintln(os.Stderr, "dyno: "+warning)
+	}
+	r.IDs = ids
+	return r, nil
+}
+
+// newSpawner is the spawner of this process's dynos, which never see
+// this home nor the daemon's socket, even when a project folder holds
+// them.
+func newSpawner() (*isolate.Spawner, error) {
+	spawner, err := isolate.NewSpawner()
+	if err != nil {
+		return nil, err
+	}
+	// No home: nothing to hide, and plain process trees need none (an
+	// isolated dyno fails later, saying so).
+	if home, err := dynoHome(); err == nil {
+		if err := spawner.Hide(daemon.PrivatePaths(home, daemon.SocketPath(home, os.Environ()))...); err != nil {
+			return nil, err
+		}
+	}
+	return spawner, nil
 }
 
 // localStateDir is where a project folder's isolated dynos keep their

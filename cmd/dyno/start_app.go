@@ -64,14 +64,16 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 		hold.Close()
 		return nil, err
 	}
-	r, err := isolatedRunner(spawner, lower, a.DynosDir(), o.isolate, true)
+	r, err := appRunner(spawner, a, lower, o.isolate, true, true)
 	if err != nil {
 		hold.Close()
 		return nil, err
 	}
 	r.Profile = true
-	spawner.Prewarm = true
-	go spawner.WarmUp(r.StateDir)
+	if r.IDs == nil { // no warm inits for dynos with the app's own ids yet
+		spawner.SetPrewarm(true)
+		spawner.WarmUp(r.StateDir)
+	}
 	var quota int64
 	if r.Cgroups != nil {
 		quota = r.Size.Memory

@@ -101,7 +101,7 @@ func (s *startup) run() error {
 	if s.warmSp, err = isolate.NewSpawner(); err != nil {
 		return err
 	}
-	s.warmSp.Prewarm = true
+	s.warmSp.SetPrewarm(true)
 	defer s.warmSp.Close()
 	probe, err := s.sp.Probe(s.state)
 	if err != nil {
@@ -337,7 +337,7 @@ func runTrue(sp *isolate.Spawner, spec isolate.Spec, st *starter) error {
 }
 
 // warmStarter starts whole dynos from a spawner that keeps an init
-// started ahead (isolate.Spawner.Prewarm), as dyno start --isolate does:
+// started ahead (isolate.Spawner.SetPrewarm), as dyno start --isolate does:
 // a formation's restarts and scale-ups find one waiting.
 func (s *startup) warmStarter(label, lower string) *starter {
 	st := &starter{label: label, dyno: true}

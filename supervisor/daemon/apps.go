@@ -30,6 +30,7 @@ type appRun struct {
 	app  *app.App
 
 	sizes map[string]cgroup.Size // dyno.toml's, read when the app was taken up
+	ids   *isolate.IDRange       // the app's own host ids; nil: the daemon's one uid
 	store *logstore.Store
 	hub   *logstore.Hub
 	logs  *logmux.Mux
@@ -71,11 +72,19 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	}
 	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
 	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
-	runner := d.newRunner(a, sizes)
+	exists := func(name string) bool { _, err := d.cfg.Home.Open(name); return err == nil }
+	ids, _, err := supervisor.AppIDs(d.cfg.Home.Dir, name, exists)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	r.ids = ids
+	runner := d.newRunner(a, sizes, ids)
 	// A warm init per app: restarts, scale-ups and new releases skip
-	// the init's clone, exec and runtime start-up.
-	if d.spawner != nil {
-		go d.spawner.WarmUp(a.DynosDir())
+	// the init's clone, exec and runtime start-up. (Not yet for dynos
+	// with the app's own ids.)
+	if d.spawner != nil && ids == nil {
+		d.spawner.WarmUp(a.DynosDir())
 	}
 	r.sup = supervisor.NewSupervisor(supervisor.Options{
 		Runner:      runner,
@@ -91,8 +100,9 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 }
 
 // isolatedRunner starts app a's dynos isolated (newRunner's default).
-func (d *Daemon) isolatedRunner(a *app.App, sizes map[string]cgroup.Size) supervisor.IsolatedRunner {
+func (d *Daemon) isolatedRunner(a *app.App, sizes map[string]cgroup.Size, ids *isolate.IDRange) supervisor.IsolatedRunner {
 	return supervisor.IsolatedRunner{
+		IDs:       ids,
 		Spawner:   d.spawner,
 		StateDir:  a.DynosDir(),
 		CopyLower: d.copy,
@@ -271,7 +281,7 @@ func (d *Daemon) releasePhaseRunner(ctx context.Context, r *appRun, rel ledger.R
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Hour)
 	defer cancel()
-	runner := d.isolatedRunner(r.app, r.sizes)
+	runner := d.isolatedRunner(r.app, r.sizes, r.ids)
 	runner.Lower = lower
 	name := "release." + strconv.Itoa(rel.Version)
 	return supervisor.RunOneOff(ctx, runner, r.logs, supervisor.DynoSpec{

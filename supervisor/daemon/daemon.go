@@ -123,6 +123,20 @@ func SocketPath(home string, environ []string) string {
 	return filepath.Join(home, "dyno.sock")
 }
 
+// PrivatePaths are what no dyno may see of dyno's own state: the home
+// (every app's ledger, config vars included) and the socket's runtime
+// directory, or the socket alone when DYNO_SOCKET puts it in a folder of
+// its own choosing (isolate.Spawner.Hide).
+func PrivatePaths(home, socket string) []string {
+	paths := []string{home}
+	if dir := filepath.Dir(socket); filepath.Base(dir) == "dyno" {
+		paths = append(paths, dir)
+	} else {
+		paths = append(paths, socket)
+	}
+	return paths
+}
+
 // ClientSocketPath is where a client finds the daemon: as SocketPath,
 // but when $XDG_RUNTIME_DIR's socket is not there, the one in $DYNO_HOME
 // (a daemon run by systemd as a system service has no XDG_RUNTIME_DIR,
@@ -149,7 +163,7 @@ type Daemon struct {
 	// newRunner is what starts an app's dynos, and runPhase what runs a
 	// release phase (isolatedRunner and releasePhaseRunner; the API's
 	// tests replace them).
-	newRunner func(a *app.App, sizes map[string]cgroup.Size) supervisor.Runner
+	newRunner func(a *app.App, sizes map[string]cgroup.Size, ids *isolate.IDRange) supervisor.Runner
 	runPhase  phaseRunner
 
 	// life ends when shutdown begins: release phases under way stop.
@@ -171,7 +185,9 @@ type Daemon struct {
 func newDaemon(cfg Config) *Daemon {
 	d := &Daemon{cfg: cfg, nudge: make(chan struct{}, 1), apps: map[string]*appRun{}, nextTurn: make(chan struct{})}
 	d.life, d.endLife = context.WithCancel(context.Background())
-	d.newRunner = func(a *app.App, sizes map[string]cgroup.Size) supervisor.Runner { return d.isolatedRunner(a, sizes) }
+	d.newRunner = func(a *app.App, sizes map[string]cgroup.Size, ids *isolate.IDRange) supervisor.Runner {
+		return d.isolatedRunner(a, sizes, ids)
+	}
 	d.runPhase = d.releasePhaseRunner
 	return d
 }
@@ -194,17 +210,25 @@ func Run(ctx context.Context, cfg Config) error {
 		return err
 	}
 	defer d.spawner.Close()
+	if err := d.spawner.Hide(PrivatePaths(cfg.Home.Dir, cfg.Socket)...); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
 	probe, err := d.spawner.Probe(cfg.Home.DynosDir())
 	if err != nil {
 		return fmt.Errorf("daemon: dynos cannot be isolated here: %w", err)
 	}
 	// Warm inits from now on: the probe needs none kept.
-	d.spawner.Prewarm = true
+	d.spawner.SetPrewarm(true)
 	d.sweepGoneApps()
 	if probe.Warning != "" {
 		d.logf("%s", probe.Warning)
 	}
 	d.copy = !probe.Overlay
+	// Said once: each app's dynos run as ids of its own only where this
+	// user has subordinate ids (supervisor.AppIDs).
+	if warning := supervisor.NoAppIDs(cfg.Home.Dir); warning != "" {
+		d.logf("%s", warning)
+	}
 	tree, reason, err := supervisor.SetupCgroups()
 	switch {
 	case reason != "":

@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/isolate/cgroup"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
@@ -129,7 +130,7 @@ func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 		cfg.Poll = time.Hour // turns come from nudges, as a test asks
 	}
 	td.d = newDaemon(cfg.withDefaults())
-	td.d.newRunner = func(*app.App, map[string]cgroup.Size) supervisor.Runner { return td.runner }
+	td.d.newRunner = func(*app.App, map[string]cgroup.Size, *isolate.IDRange) supervisor.Runner { return td.runner }
 	td.d.runPhase = func(ctx context.Context, r *appRun, rel ledger.Release, lower string) (int, error) {
 		td.phases.Add(1)
 		if o.phase == nil {
