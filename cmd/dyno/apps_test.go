@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/dyno-run/dyno/internal/testutil"
+	"github.com/dyno-run/dyno/ledger"
 )
 
 // dynoOut runs dyno in e's home and returns its combined output and exit
@@ -213,5 +214,42 @@ func TestAppBadInput(t *testing.T) {
 	wantLines(t, e.must(t, "apps:destroy", "good", "--confirm", "good"), "Destroying ⬢ good... done")
 	if out, _ := e.dynoOut(t, "apps"); strings.Contains(out, "good") {
 		t.Errorf("destroyed app listed: %s", out)
+	}
+}
+
+// dyno start -a reads the formation as the daemon does: a ledger that
+// holds more than the limit (an older dyno wrote it, or a hand) runs the
+// limit, with one line saying so; -m over the limit is refused.
+func TestStartAppClampsFormation(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "many", "worker: echo \"up $DYNO\"; exec sleep 1000\n")
+	if err := os.WriteFile(filepath.Join(e.home, "dyno.toml"), []byte("[formation]\nmax_quantity = 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	l := ledger.Open(filepath.Join(e.home, "apps", "many", "ledger.jsonl"))
+	_, err := l.Append(func(*ledger.State) ([]ledger.Record, error) {
+		return []ledger.Record{{Type: ledger.TypeFormation, Formation: ledger.Formation{"worker": {Quantity: 99999999, Size: "standard-1x"}}}}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testutil.GiveToNobody(t, e.home) // the ledger's new head is root's
+
+	out, st := e.dynoOut(t, "start", "-a", "many", "-m", "worker=3")
+	if st == 0 || !strings.Contains(out, "-m worker=3: 3 dynos of worker, over the limit of 2 of a type") {
+		t.Errorf("start -m over the limit: exit %d, %q", st, out)
+	}
+
+	s := e.start(t, "-a", "many")
+	s.waitFor(`the formation has worker at 99999999, over the limit of 2 of a type; running 2`)
+	s.waitN(`app\[worker\.\d\]: up worker\.\d`, 2)
+	s.signal(syscall.SIGTERM)
+	if st := s.wait(); st != 0 {
+		t.Errorf("start -a: exit %d", st)
+	}
+	for _, l := range s.lines() {
+		if strings.Contains(l, "worker.3") {
+			t.Errorf("a dyno past the limit ran: %s", l)
+		}
 	}
 }

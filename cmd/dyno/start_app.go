@@ -54,10 +54,32 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 		hold.Close()
 		return nil, fmt.Errorf("%s v%d declares no process types; add a Procfile and build again", a.Name, rel.Version)
 	}
-	counts, err := appFormation(o.formation, s.Formation, types, only)
+	// The recorded formation, checked against the limit: a ledger may
+	// hold any number (an older dyno, a hand).
+	recorded, over, err := a.Formation(s)
 	if err != nil {
 		hold.Close()
 		return nil, err
+	}
+	if s.Formation == nil {
+		recorded = nil // never scaled: one of each, as Foreman does
+	}
+	if over != "" {
+		fmt.Fprintf(os.Stderr, "dyno: %s\n", over)
+	}
+	counts, err := appFormation(o.formation, recorded, types, only)
+	if err != nil {
+		hold.Close()
+		return nil, err
+	}
+	if max, _ := a.Home().MaxQuantity(); o.formation != "" {
+		for _, t := range types {
+			if counts[t] > max {
+				hold.Close()
+				return nil, fmt.Errorf("-m %s: %d dynos of %s, over the limit of %d of a type; ask for %d or fewer, or raise formation.max_quantity in %s",
+					o.formation, counts[t], t, max, max, a.Home().SizesFile())
+			}
+		}
 	}
 	base, err := basePort(o.port)
 	if err != nil {

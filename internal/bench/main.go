@@ -31,6 +31,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/dyno-run/dyno/supervisor/project"
 	"io"
 	"os"
 	"os/exec"
@@ -155,10 +156,12 @@ func (c *config) validate() error {
 	case c.lines < 1 || c.lines > 9_999_999:
 		// The generator numbers lines with seven digits.
 		return fmt.Errorf("-lines %d: want 1 to 9999999", c.lines)
-	case c.procs < 1 || c.procs > 1000:
-		return fmt.Errorf("-procs %d: want 1 to 1000", c.procs)
-	case c.idle < 1 || c.idle > 10000:
-		return fmt.Errorf("-idle %d: want 1 to 10000", c.idle)
+	// Both run as one process type under dyno start, which runs at most
+	// project.MaxCount of a type.
+	case c.procs < 1 || c.procs > project.MaxCount:
+		return fmt.Errorf("-procs %d: want 1 to %d", c.procs, project.MaxCount)
+	case c.idle < 1 || c.idle > project.MaxCount:
+		return fmt.Errorf("-idle %d: want 1 to %d", c.idle, project.MaxCount)
 	case c.starts < 1 || c.starts > 100000:
 		return fmt.Errorf("-starts %d: want 1 to 100000", c.starts)
 	}

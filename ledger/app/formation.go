@@ -68,7 +68,7 @@ func ParseScale(args []string) ([]Scale, error) {
 		// an int.
 		n, err := strconv.Atoi(m[3])
 		if err != nil || n > 1_000_000 {
-			return nil, fmt.Errorf("%q: too many dynos; at most %d of a type, as on Heroku", a, DefaultMaxQuantity)
+			return nil, fmt.Errorf("%q: too many dynos; the limit is %d of a type unless formation.max_quantity in dyno.toml raises it", a, DefaultMaxQuantity)
 		}
 		out = append(out, Scale{Type: m[1], Op: m[2][0], N: n, Size: strings.ToLower(m[4])})
 	}

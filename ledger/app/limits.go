@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/BurntSushi/toml"
 	"github.com/dyno-run/dyno/ledger"
@@ -77,4 +78,29 @@ func ClampFormation(f ledger.Formation, max int) (ledger.Formation, []string) {
 		out[t] = e
 	}
 	return out, cut
+}
+
+// Formation is the formation s's current release runs at, checked
+// against the limit: FormationOf, with every quantity over MaxQuantity
+// cut to it. Over says what was cut, in a line for the logs ("" when
+// nothing was). Everything that starts an app's dynos (the daemon,
+// dyno start -a) reads the formation through here, so none of them sizes
+// anything by a number it has not checked.
+func (a *App) Formation(s *ledger.State) (f ledger.Formation, over string, err error) {
+	max, err := a.home.MaxQuantity()
+	if err != nil {
+		return nil, "", err
+	}
+	recorded := FormationOf(s.Formation, s.Current)
+	f, cut := ClampFormation(recorded, max)
+	if len(cut) == 0 {
+		return f, "", nil
+	}
+	var parts []string
+	for _, t := range cut {
+		parts = append(parts, fmt.Sprintf("%s at %d", t, recorded[t].Quantity))
+	}
+	over = fmt.Sprintf("the formation has %s, over the limit of %d of a type; running %d (scale down with dyno ps:scale -a %s, or raise formation.max_quantity in %s)",
+		strings.Join(parts, ", "), max, max, a.Name, a.home.SizesFile())
+	return f, over, nil
 }

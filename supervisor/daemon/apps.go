@@ -155,11 +155,10 @@ func (r *appRun) converge() error {
 	// The formation is checked against the limit before anything is
 	// sized by it: a ledger written by an older dyno, or by hand, may
 	// hold any number.
-	max, err := r.app.Home().MaxQuantity()
+	f, over, err := r.app.Formation(st)
 	if err != nil {
 		return err
 	}
-	f, cut := app.ClampFormation(app.FormationOf(st.Formation, rel), max)
 	if rel.Slug != r.slug {
 		lower, err := r.app.Home().Slugs().Unpacked(rel.Slug)
 		if err != nil {
@@ -183,17 +182,11 @@ func (r *appRun) converge() error {
 		// for each), as Heroku restarts an app on a release.
 		r.dynos = map[string]supervisor.DynoConfig{}
 	}
-	if len(cut) > 0 {
+	if over != "" {
 		// Once per ledger change: converge gets here only when the
 		// ledger has changed.
-		var over []string
-		for _, t := range cut {
-			over = append(over, fmt.Sprintf("%s at %d", t, app.FormationOf(st.Formation, rel)[t].Quantity))
-		}
-		msg := fmt.Sprintf("the formation has %s, over the limit of %d of a type; running %d (scale down with dyno ps:scale -a %s, or raise formation.max_quantity in %s)",
-			strings.Join(over, ", "), max, max, r.name, r.app.Home().SizesFile())
-		r.d.logf("%s: %s", r.name, msg)
-		r.logs.System("manager", msg)
+		r.d.logf("%s: %s", r.name, over)
+		r.logs.System("manager", over)
 	}
 	desired := r.desired(rel, f)
 	r.seq = st.Seq

@@ -106,7 +106,8 @@ func parseEnv(path string, data []byte) (map[string]string, []slug.SkippedLine) 
 		// longer than MAX_ARG_STRLEN, 32 pages with its NUL
 		// (fs/exec.c, copy_strings): a longer variable would stop
 		// every process from starting.
-		maxLen: 32*os.Getpagesize() - 1,
+		maxLen:   32*os.Getpagesize() - 1,
+		maxTotal: maxEnvTotal,
 	}
 	for p.nextStatement() {
 		p.statement()
@@ -122,7 +123,17 @@ type envParser struct {
 	vars    map[string]string
 	skipped []slug.SkippedLine
 	maxLen  int // the longest NAME=value a process can be given
+	// total is what vars take as an environment (NAME=value and a NUL
+	// each); maxTotal bounds it. Each value is bounded by maxLen, but
+	// expansion ($A$A on line after line) could still double a small
+	// file into gigabytes.
+	total, maxTotal int
 }
+
+// maxEnvTotal bounds the variables of one env file: execve refuses an
+// argv and environment over a quarter of the stack limit (2 MiB with
+// the usual 8 MiB), and the process's own environment needs room too.
+const maxEnvTotal = 1 << 20
 
 // advance moves to offset to, counting the lines passed.
 func (p *envParser) advance(to int) {
@@ -184,6 +195,15 @@ func (p *envParser) statement() {
 		p.skip(start, line, end, fmt.Sprintf("NAME=value longer than %d bytes, more than execve passes", p.maxLen))
 		return
 	}
+	total := p.total + len(name) + len(value) + 2
+	if old, ok := p.vars[name]; ok {
+		total -= len(name) + len(old) + 2
+	}
+	if total > p.maxTotal {
+		p.skip(start, line, end, fmt.Sprintf("the file's variables would take more than %d bytes, more than execve passes", p.maxTotal))
+		return
+	}
+	p.total = total
 	p.vars[name] = value
 	p.advance(end)
 }

@@ -173,6 +173,36 @@ func TestParseEnvTooLong(t *testing.T) {
 	}
 }
 
+// Every value fits, but together they would not: a small file that
+// expands $A on line after line is bounded as a whole, and replacing a
+// variable counts only its new value.
+func TestParseEnvTotalBound(t *testing.T) {
+	big := strings.Repeat("x", 60000)
+	var b strings.Builder
+	b.WriteString("A=" + big + "\n")
+	for i := 0; i < 40; i++ {
+		fmt.Fprintf(&b, "A=$A\nC%d=$A\n", i) // A is replaced with itself: no growth
+	}
+	vars, skipped := parseEnv(".env", []byte(b.String()))
+	total := 0
+	for k, v := range vars {
+		total += len(k) + len(v) + 2
+	}
+	if total > maxEnvTotal {
+		t.Errorf("the variables take %d bytes, over %d", total, maxEnvTotal)
+	}
+	if len(vars) < 10 || vars["A"] != big {
+		t.Errorf("%d variables kept, A of %d bytes", len(vars), len(vars["A"]))
+	}
+	want := fmt.Sprintf("the file's variables would take more than %d bytes, more than execve passes", maxEnvTotal)
+	if len(skipped) == 0 || skipped[0].Reason != want || !strings.HasPrefix(skipped[0].Text, "C") {
+		t.Fatalf("skipped %.60v; want the C lines past the bound: %s", skipped, want)
+	}
+	if len(vars)-1+len(skipped) != 40 {
+		t.Errorf("%d C variables kept and %d skipped, want 40 in all", len(vars)-1, len(skipped))
+	}
+}
+
 // Load reports every skipped line of the Procfile and the env files, in
 // order, each file named as it was given, and runs the rest.
 func TestLoadSkipsMalformedLines(t *testing.T) {

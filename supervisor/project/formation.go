@@ -10,6 +10,12 @@ import (
 // A Formation maps each process type to the number of its instances to run.
 type Formation map[string]int
 
+// MaxCount is the most processes of one type a formation may ask for.
+// Foreman numbers ports PORT+100*type+instance, so a 101st instance would
+// take the next type's ports; and nothing should allocate in proportion
+// to an unchecked number (-m web=99999999).
+const MaxCount = 100
+
 // ParseFormation parses a formation such as "web=2,worker=1" or
 // "all=0,web=1" for a Procfile declaring types, and returns a count for
 // every one of them. "all=N" sets the count of the types not named
@@ -36,6 +42,9 @@ func ParseFormation(spec string, types []string) (Formation, error) {
 			count, err := strconv.Atoi(strings.TrimSpace(countText))
 			if err != nil || count < 0 {
 				return nil, fmt.Errorf("formation: bad count in %q; want a whole number, 0 or more", item)
+			}
+			if count > MaxCount {
+				return nil, fmt.Errorf("formation: %q asks for %d processes, over the limit of %d of a type; ask for %d or fewer", item, count, MaxCount, MaxCount)
 			}
 			if name == "all" {
 				if seenAll {

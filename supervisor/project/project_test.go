@@ -321,7 +321,9 @@ func TestLoadPortOverflow(t *testing.T) {
 		{"instance", 65500, "web=40,all=0",
 			"port 65536 for web.37 is above 65535; use a lower base port (-p) or fewer instances"},
 		{"huge count fails fast", 5000, "web=9223372036854775807",
-			"port 65536 for web.60537 is above 65535; use a lower base port (-p) or fewer instances"},
+			`formation: "web=9223372036854775807" asks for 9223372036854775807 processes, over the limit of 100 of a type; ask for 100 or fewer`},
+		{"over the limit", 5000, "web=101",
+			`formation: "web=101" asks for 101 processes, over the limit of 100 of a type; ask for 100 or fewer`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
