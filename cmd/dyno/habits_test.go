@@ -262,13 +262,20 @@ func TestColorOnATerminalOnly(t *testing.T) {
 	if !strings.Contains(out, "\x1b[35m⬢ tinted2\x1b[0m") {
 		t.Errorf("apps:create on a terminal: %q", out)
 	}
+	for args, header := range map[string]string{"releases": "tinted Releases - Current: v1", "config": "tinted Config Vars",
+		"releases:info": "Release v1", "apps:info": "tinted"} {
+		out, _ := onPTY(t, e.colorCommand(args, "-a", "tinted"), "", "")
+		if !strings.Contains(out, "\x1b[2m=== \x1b[0m\x1b[1m"+header+"\x1b[0m\n") {
+			t.Errorf("%s on a terminal: %q", args, out)
+		}
+	}
 	out, _ = onPTY(t, e.colorCommand("logs", "-a", "tinted"), "", "")
 	if !regexp.MustCompile(`(?m)^\x1b\[[0-9;]+m\S+ app\[api\]:\x1b\[0m Initial release by user `).MatchString(out) {
 		t.Errorf("logs on a terminal: %q", out)
 	}
 
 	// A pipe, NO_COLOR (any value) or --no-color: none.
-	for _, args := range [][]string{{"apps"}, {"logs", "-a", "tinted"}, {"apps:info", "tinted"}} {
+	for _, args := range [][]string{{"apps"}, {"logs", "-a", "tinted"}, {"apps:info", "tinted"}, {"releases", "-a", "tinted"}} {
 		piped := e.colorCommand(args...)
 		b, err := piped.Output()
 		if err != nil || strings.Contains(string(b), sgr) || len(b) == 0 {
