@@ -93,13 +93,20 @@ func TestHerokuAliases(t *testing.T) {
 func TestUnknownCommandSuggests(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	for typed, want := range map[string]string{
-		"scael":      `dyno: "scael" is not a dyno command; did you mean scale?`,
-		"confg":      `dyno: "confg" is not a dyno command; did you mean config?`,
-		"apps:creat": `dyno: "apps:creat" is not a dyno command; did you mean apps:create?`,
-		"zzzzzz":     `dyno: "zzzzzz" is not a dyno command; dyno --help lists them`,
+		"scael":        `dyno: "scael" is not a dyno command; did you mean scale?`,
+		"confg":        `dyno: "confg" is not a dyno command; did you mean config?`,
+		"apps:creat":   `dyno: "apps:creat" is not a dyno command; did you mean apps:create?`,
+		"zzzzzz":       `dyno: "zzzzzz" is not a dyno command; dyno --help lists them`,
+		"apps craete":  `dyno: "craete" is not a dyno apps command; did you mean create?`,
+		"config sett":  `dyno: "sett" is not a dyno config command; did you mean set or get?`,
+		"releases zzz": `dyno: "zzz" is not a dyno releases command; dyno releases --help lists them`,
 	} {
-		// Flags after the typo are not what the message is about.
-		out, st := e.dynoOut(t, typed, "-a", "x")
+		args := strings.Fields(typed)
+		if len(args) == 1 {
+			// Flags after a command's typo are not what the message is about.
+			args = append(args, "-a", "x")
+		}
+		out, st := e.dynoOut(t, args...)
 		if st == 0 || strings.TrimSpace(out) != want {
 			t.Errorf("dyno %s: exit %d, %q; want one line %q", typed, st, out, want)
 		}

@@ -61,7 +61,8 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	return root
 }
 
-// unknownCommand is one line: what was typed is not a command, and the
+// unknownCommand is one line: what was typed is not a command of root
+// (dyno, or a topic such as dyno apps), and the
 // nearest names and aliases, if any: within two edits or starting with
 // what was typed, the nearest three.
 func unknownCommand(root *cobra.Command, typed string) error {
@@ -85,10 +86,11 @@ func unknownCommand(root *cobra.Command, typed string) error {
 	for _, m := range found[:min(len(found), 3)] {
 		near = append(near, m.name)
 	}
+	path := root.CommandPath()
 	if len(near) == 0 {
-		return fmt.Errorf("%q is not a dyno command; dyno --help lists them", typed)
+		return fmt.Errorf("%q is not a %s command; %s --help lists them", typed, path, path)
 	}
-	return fmt.Errorf("%q is not a dyno command; did you mean %s?", typed, strings.Join(near, " or "))
+	return fmt.Errorf("%q is not a %s command; did you mean %s?", typed, path, strings.Join(near, " or "))
 }
 
 // editDistance is the Levenshtein distance between a and b, in bytes
