@@ -160,6 +160,14 @@ func newAppsDestroyCommand() *cobra.Command {
 			if name == "" {
 				return fmt.Errorf("give the app to destroy: dyno apps:destroy NAME --confirm NAME")
 			}
+			h, err := home()
+			if err != nil {
+				return err
+			}
+			// Ask only about an app that is there to destroy.
+			if _, err := h.Open(name); err != nil {
+				return err
+			}
 			c := newColors(cmd)
 			switch {
 			case confirm == name:
@@ -179,10 +187,6 @@ func newAppsDestroyCommand() *cobra.Command {
 					}
 					return fmt.Errorf("confirmation did not match %s. Aborted.", name)
 				}
-			}
-			h, err := home()
-			if err != nil {
-				return err
 			}
 			if err := h.Destroy(name); err != nil {
 				return err

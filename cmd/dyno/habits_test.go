@@ -185,6 +185,12 @@ func TestAppsDestroyAsksOnATerminal(t *testing.T) {
 		t.Errorf("confirmed app still listed:\n%s", out)
 	}
 
+	// No question about an app that is not there.
+	out, st = onPTY(t, e.command("apps:destroy", "doomed"), "", "")
+	if st == 0 || strings.Contains(out, "WARNING") || !strings.Contains(out, "app not found: doomed") {
+		t.Errorf("destroying a missing app: exit %d:\n%s", st, out)
+	}
+
 	// Off a terminal: no prompt, the re-run message (TestAppBadInput).
 	e.must(t, "apps:create", "kept")
 	cmd := e.command("apps:destroy", "kept")
