@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"strings"
 
@@ -42,7 +44,7 @@ func newAppsCommand() *cobra.Command {
 				fmt.Fprintln(out, "You have no apps; create one with dyno apps:create NAME")
 				return nil
 			}
-			fmt.Fprintln(out, "=== Apps")
+			fmt.Fprintln(out, newColors(cmd).header("Apps"))
 			for _, n := range names {
 				fmt.Fprintln(out, n)
 			}
@@ -55,21 +57,34 @@ func newAppsCommand() *cobra.Command {
 
 func newAppsCreateCommand() *cobra.Command {
 	return &cobra.Command{
-		Use:   "apps:create NAME",
-		Short: "Create an app (its v1 is the \"Initial release\")",
-		Args:  exactArgs(1, "give the app's name: dyno apps:create NAME"),
+		Use:     "apps:create [NAME]",
+		Aliases: []string{"create"},
+		Short:   "Create an app (its v1 is the \"Initial release\"); without a NAME, one is made up",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := home()
 			if err != nil {
 				return err
 			}
-			name := args[0]
-			a, err := h.Create(name, userName())
+			c := newColors(cmd)
+			out := cmd.OutOrStdout()
+			if len(args) == 0 {
+				r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
+				a, err := createUnnamed(h, func() string { return madeUpName(r) }, userName())
+				if err != nil {
+					return err
+				}
+				apiLog(a, "Initial release", "Release v1 created")
+				// Heroku's words for an app it named.
+				fmt.Fprintf(out, "Creating app... done, %s\n", c.app(a.Name))
+				return nil
+			}
+			a, err := h.Create(args[0], userName())
 			if err != nil {
 				return err
 			}
 			apiLog(a, "Initial release", "Release v1 created")
-			fmt.Fprintf(cmd.OutOrStdout(), "Creating ⬢ %s... done\n", name)
+			fmt.Fprintf(out, "Creating %s... done\n", c.app(a.Name))
 			return nil
 		},
 	}
@@ -79,10 +94,17 @@ func newAppsInfoCommand() *cobra.Command {
 	var name string
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "apps:info",
-		Short: "Show an app: its current release, buildpacks, slug and process types",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Use:     "apps:info [APP]",
+		Aliases: []string{"info"},
+		Short:   "Show an app: its current release, buildpacks, slug and process types",
+		Args:    cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if name != "" && name != args[0] {
+					return fmt.Errorf("two apps given, %s and -a %s: give one", args[0], name)
+				}
+				name = args[0]
+			}
 			a, s, err := openAppState(name)
 			if err != nil {
 				return err
@@ -111,7 +133,7 @@ func newAppsInfoCommand() *cobra.Command {
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), info)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "=== %s\n", a.Name)
+			fmt.Fprintln(cmd.OutOrStdout(), newColors(cmd).header(a.Name))
 			printAligned(cmd.OutOrStdout(), rows)
 			return nil
 		},
@@ -124,9 +146,10 @@ func newAppsInfoCommand() *cobra.Command {
 func newAppsDestroyCommand() *cobra.Command {
 	var confirm, name string
 	cmd := &cobra.Command{
-		Use:   "apps:destroy [NAME]",
-		Short: "Destroy an app: its releases, config vars, build cache and logs",
-		Args:  cobra.MaximumNArgs(1),
+		Use:     "apps:destroy [NAME]",
+		Aliases: []string{"destroy"},
+		Short:   "Destroy an app: its releases, config vars, build cache and logs",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 1 {
 				name = args[0]
@@ -137,17 +160,38 @@ func newAppsDestroyCommand() *cobra.Command {
 			if name == "" {
 				return fmt.Errorf("give the app to destroy: dyno apps:destroy NAME --confirm NAME")
 			}
-			if confirm != name {
-				return fmt.Errorf("this destroys %s for good; to proceed, re-run with --confirm %s", name, name)
-			}
 			h, err := home()
 			if err != nil {
 				return err
 			}
+			// Ask only about an app that is there to destroy.
+			if _, err := h.Open(name); err != nil {
+				return err
+			}
+			c := newColors(cmd)
+			switch {
+			case confirm == name:
+			case confirm != "":
+				return fmt.Errorf("--confirm %s did not match %s; re-run with --confirm %s", confirm, name, name)
+			case !isTerminal(cmd.InOrStdin()):
+				return fmt.Errorf("this destroys %s for good; to proceed, re-run with --confirm %s", name, name)
+			default:
+				// Heroku's confirmApp: a warning on stderr, then the
+				// name read from the terminal.
+				fmt.Fprintf(cmd.ErrOrStderr(), " ▸    WARNING: This will delete %s: its releases, config vars, build cache and logs.\n", c.app(name))
+				fmt.Fprintf(cmd.ErrOrStderr(), " ▸    To proceed, type %s or re-run this command with --confirm %s\n\n> ", name, name)
+				line, err := bufio.NewReader(cmd.InOrStdin()).ReadString('\n')
+				if strings.TrimSpace(line) != name {
+					if err != nil && line == "" {
+						return fmt.Errorf("no name typed; %s is kept", name)
+					}
+					return fmt.Errorf("confirmation did not match %s. Aborted.", name)
+				}
+			}
 			if err := h.Destroy(name); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Destroying ⬢ %s... done\n", name)
+			fmt.Fprintf(cmd.OutOrStdout(), "Destroying %s... done\n", c.app(name))
 			return nil
 		},
 	}

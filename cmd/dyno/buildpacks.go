@@ -35,7 +35,7 @@ func newBuildpacksCommand() *cobra.Command {
 				fmt.Fprintf(out, "%s has no buildpacks set; builds detect one\n", a.Name)
 				return nil
 			}
-			fmt.Fprintf(out, "=== %s Buildpack URLs\n", a.Name)
+			fmt.Fprintln(out, newColors(cmd).header(a.Name+" Buildpack URLs"))
 			printBuildpacks(cmd, list)
 			return nil
 		},

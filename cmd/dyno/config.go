@@ -51,7 +51,7 @@ func newConfigCommand() *cobra.Command {
 			case shell:
 				printShell(out, vars)
 			default:
-				fmt.Fprintf(out, "=== %s Config Vars\n", a.Name)
+				fmt.Fprintln(out, newColors(cmd).header(a.Name+" Config Vars"))
 				printConfig(out, vars)
 			}
 			return nil

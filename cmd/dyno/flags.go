@@ -2,11 +2,8 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strconv"
 	"time"
-
-	"golang.org/x/term"
 )
 
 // secondsValue is a duration flag that takes Foreman's plain seconds
@@ -38,13 +35,3 @@ func (s *secondsValue) Set(v string) error {
 }
 
 func (s *secondsValue) Type() string { return "seconds" }
-
-// useColor decides colour as Foreman and the NO_COLOR convention do:
-// only on a terminal that is not "dumb", never when NO_COLOR is set to
-// anything, never with --no-color.
-func useColor(noColor bool) bool {
-	if noColor || os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
-		return false
-	}
-	return term.IsTerminal(int(os.Stdout.Fd()))
-}

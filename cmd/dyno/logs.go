@@ -34,19 +34,20 @@ never slows the dynos.`,
 				return fmt.Errorf("-n %d: give 1 to 1500 lines, as Heroku keeps", n)
 			}
 			if ps != "" && dyno != "" {
-				return fmt.Errorf("give --ps TYPE or --dyno NAME, not both")
+				return fmt.Errorf("give -p TYPE or -d DYNO, not both")
 			}
 			if source != "" && source != "app" && source != "heroku" {
 				return fmt.Errorf("--source %q: use app or heroku", source)
 			}
 			f := logstore.Filter{Dyno: ps + dyno, Source: source}
-			out := cmd.OutOrStdout()
+			out := &logWriter{c: newColors(cmd), w: cmd.OutOrStdout()}
+			defer out.Flush()
 			if !tail {
 				lines, err := logstore.Read(a.LogsDir(), f, n)
 				if err != nil {
 					return err
 				}
-				enc := json.NewEncoder(out)
+				enc := json.NewEncoder(cmd.OutOrStdout())
 				for _, l := range lines {
 					if asJSON {
 						enc.Encode(map[string]string{"time": l.Time.Format(time.RFC3339Nano), "source": l.Source, "dyno": l.Dyno, "message": l.Text})
@@ -74,9 +75,14 @@ never slows the dynos.`,
 	f := cmd.Flags()
 	f.IntVarP(&n, "num", "n", 100, "how many lines to show")
 	f.BoolVarP(&tail, "tail", "t", false, "follow new lines as they come")
-	f.StringVarP(&ps, "ps", "p", "", "only this process type's dynos (web) or this dyno (web.1)")
-	f.StringVarP(&dyno, "dyno", "d", "", "only this dyno (web.1)")
+	f.StringVarP(&ps, "process-type", "p", "", "only this process type's dynos (web) or this dyno (web.1)")
+	f.StringVarP(&dyno, "dyno-name", "d", "", "only this dyno (web.1)")
 	f.StringVarP(&source, "source", "s", "", "only app or heroku lines")
+	// --ps and --dyno are the Heroku CLI's older names, kept working.
+	f.StringVar(&ps, "ps", "", "same as --process-type")
+	f.StringVar(&dyno, "dyno", "", "same as --dyno-name")
+	f.MarkHidden("ps")
+	f.MarkHidden("dyno")
 	f.BoolVar(&asJSON, "json", false, "print JSON, one object per line")
 	return cmd
 }

@@ -19,10 +19,6 @@ import (
 
 func addPsCommands(root *cobra.Command) {
 	addTopic(root, newPsCommand, newPsScaleCommand, newPsRestartCommand, newPsStopCommand, newPsKillCommand)
-	// `dyno restart` is Heroku's alias of ps:restart.
-	r := newPsRestartCommand()
-	r.Use, r.Hidden = "restart [TYPE|DYNO]", true
-	root.AddCommand(r)
 }
 
 // dynoJSON is the API's dyno as the CLI reads it.
@@ -70,7 +66,7 @@ func newPsCommand() *cobra.Command {
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), dynos)
 			}
-			printPs(cmd.OutOrStdout(), a.Name, dynos, time.Now())
+			printPs(cmd.OutOrStdout(), newColors(cmd), a.Name, dynos, time.Now())
 			return nil
 		},
 	}
@@ -81,9 +77,9 @@ func newPsCommand() *cobra.Command {
 
 // printPs prints Heroku's ps: one-offs first, then a group per process
 // type and command, each dyno with its state and since when.
-func printPs(w io.Writer, appName string, dynos []dynoJSON, now time.Time) {
+func printPs(w io.Writer, c colors, appName string, dynos []dynoJSON, now time.Time) {
 	if len(dynos) == 0 {
-		fmt.Fprintf(w, "No dynos on ⬢ %s\n", appName)
+		fmt.Fprintf(w, "No dynos on %s\n", c.app(appName))
 		return
 	}
 	sort.Slice(dynos, func(i, j int) bool { return dynoLess(dynos[i].Name, dynos[j].Name) })
@@ -103,18 +99,18 @@ func printPs(w io.Writer, appName string, dynos []dynoJSON, now time.Time) {
 	}
 	sep := ""
 	if len(oneoffs) > 0 {
-		fmt.Fprintf(w, "=== run: one-off processes (%d)\n", len(oneoffs))
+		fmt.Fprintln(w, c.header(fmt.Sprintf("run: one-off processes (%d)", len(oneoffs))))
 		for _, d := range oneoffs {
-			fmt.Fprintf(w, "%s (%s): %s %s%s: %s\n", d.Name, d.Size, d.State, when(d.UpdatedAt, now), d.usage(), d.Command)
+			fmt.Fprintf(w, "%s (%s): %s %s%s: %s\n", d.Name, d.Size, c.state(d.State), when(d.UpdatedAt, now), d.usage(), d.Command)
 		}
 		sep = "\n"
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
 		g := groups[k]
-		fmt.Fprintf(w, "%s=== %s (%s): %s (%d)\n", sep, g[0].Type, g[0].Size, g[0].Command, len(g))
+		fmt.Fprintf(w, "%s%s\n", sep, c.header(fmt.Sprintf("%s (%s): %s (%d)", g[0].Type, g[0].Size, g[0].Command, len(g))))
 		for _, d := range g {
-			fmt.Fprintf(w, "%s: %s %s%s\n", d.Name, d.State, when(d.UpdatedAt, now), d.usage())
+			fmt.Fprintf(w, "%s: %s %s%s\n", d.Name, c.state(d.State), when(d.UpdatedAt, now), d.usage())
 		}
 		sep = "\n"
 	}
@@ -136,9 +132,13 @@ func dynoLess(a, b string) bool {
 func newPsScaleCommand() *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
-		Use:   "ps:scale TYPE=N[:SIZE]...",
-		Short: "Set how many dynos of each type run (web=3, worker+1, web-1, web=2:standard-2x)",
+		Use:     "ps:scale TYPE=N[:SIZE]...",
+		Aliases: []string{"scale"},
+		Short:   "Set how many dynos of each type run (web=3, worker+1, web-1, web=2:standard-2x); with none, show them",
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return printFormation(cmd, name)
+			}
 			a, err := openApp(name)
 			if err != nil {
 				return err
@@ -171,6 +171,32 @@ func newPsScaleCommand() *cobra.Command {
 	return cmd
 }
 
+// printFormation prints the app's formation as heroku ps:scale does
+// without arguments: "web=2:Standard-1X worker=1:Standard-1X", read from
+// the ledger (no daemon needed).
+func printFormation(cmd *cobra.Command, name string) error {
+	a, s, err := openAppState(name)
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	if s.Current == nil {
+		fmt.Fprintf(out, "No process types on %s\n", newColors(cmd).app(a.Name))
+		return nil
+	}
+	f := app.FormationOf(s.Formation, s.Current)
+	var parts []string
+	for _, t := range app.FormationTypes(s.Current) {
+		parts = append(parts, fmt.Sprintf("%s=%d:%s", t, f[t].Quantity, app.SizeName(f[t].Size)))
+	}
+	if len(parts) == 0 {
+		fmt.Fprintf(out, "No process types on %s\n", newColors(cmd).app(a.Name))
+		return nil
+	}
+	fmt.Fprintln(out, strings.Join(parts, " "))
+	return nil
+}
+
 // dynoAction sends one of the API's dyno actions for the app.
 func dynoAction(ctx context.Context, appName, method, path string) error {
 	c, err := client()
@@ -180,32 +206,73 @@ func dynoAction(ctx context.Context, appName, method, path string) error {
 	return c.Do(ctx, method, "/apps/"+appName+path, nil, nil)
 }
 
+// dynoTargetFlags adds Heroku's -p/--process-type and -d/--dyno-name.
+func dynoTargetFlags(cmd *cobra.Command, processType, dynoName *string) {
+	cmd.Flags().StringVarP(processType, "process-type", "p", "", "only this process type's dynos (web)")
+	cmd.Flags().StringVarP(dynoName, "dyno-name", "d", "", "only this dyno (web.1)")
+}
+
+// dynoTarget is the one type or dyno named by a positional argument,
+// -p TYPE or -d NAME ("" for none); more than one is an error, as is a
+// dyno given to -p or a type given to -d.
+func dynoTarget(args []string, processType, dynoName string) (string, error) {
+	var given []string
+	if len(args) == 1 {
+		given = append(given, args[0])
+	}
+	if processType != "" {
+		if strings.Contains(processType, ".") {
+			return "", fmt.Errorf("-p %s: -p takes a process type (web); for one dyno use -d %s", processType, processType)
+		}
+		given = append(given, processType)
+	}
+	if dynoName != "" {
+		if !strings.Contains(dynoName, ".") {
+			return "", fmt.Errorf("-d %s: -d takes a dyno name (%s.1); for all %s dynos use -p %s", dynoName, dynoName, dynoName, dynoName)
+		}
+		given = append(given, dynoName)
+	}
+	if len(given) > 1 {
+		return "", fmt.Errorf("%s: give one type or dyno, not %d", strings.Join(given, ", "), len(given))
+	}
+	if len(given) == 0 {
+		return "", nil
+	}
+	return given[0], nil
+}
+
 func newPsRestartCommand() *cobra.Command {
-	var name string
+	var name, processType, dynoName string
 	cmd := &cobra.Command{
-		Use:   "ps:restart [TYPE|DYNO]",
-		Short: "Restart the app's dynos (all, a type, or one)",
-		Args:  cobra.MaximumNArgs(1),
+		Use:     "ps:restart [TYPE|DYNO]",
+		Aliases: []string{"restart"},
+		Short:   "Restart the app's dynos (all, a type, or one)",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			target, err := dynoTarget(args, processType, dynoName)
+			if err != nil {
+				return err
+			}
 			a, err := openApp(name)
 			if err != nil {
 				return err
 			}
 			path, what := "/dynos", "all dynos"
-			if len(args) == 1 {
-				path, what = "/dynos/"+url.PathEscape(args[0]), args[0]
-				if !strings.Contains(args[0], ".") {
+			if target != "" {
+				path, what = "/dynos/"+url.PathEscape(target), target
+				if !strings.Contains(target, ".") {
 					what += " dynos"
 				}
 			}
 			if err := dynoAction(cmd.Context(), a.Name, http.MethodDelete, path); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "Restarting %s on ⬢ %s... done\n", what, a.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "Restarting %s on %s... done\n", what, newColors(cmd).app(a.Name))
 			return nil
 		},
 	}
 	appFlag(cmd, &name)
+	dynoTargetFlags(cmd, &processType, &dynoName)
 	return cmd
 }
 
@@ -215,23 +282,32 @@ func newPsKillCommand() *cobra.Command { return psStop("ps:kill", "kill", "Killi
 // psStop is ps:stop and ps:kill: a formation dyno comes back (the
 // formation is unchanged, as on Heroku); a one-off ends for good.
 func psStop(use, action, verb string) *cobra.Command {
-	var name string
+	var name, processType, dynoName string
 	cmd := &cobra.Command{
-		Use:   use + " DYNO|TYPE",
-		Short: verb + " a dyno or a type's dynos (formation dynos come back; use ps:scale to remove them)",
-		Args:  exactArgs(1, "give the dyno or type: dyno "+use+" web.1"),
+		Use:     use + " DYNO|TYPE",
+		Aliases: []string{action},
+		Short:   verb + " a dyno or a type's dynos (formation dynos come back; use ps:scale to remove them)",
+		Args:    cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			target, err := dynoTarget(args, processType, dynoName)
+			if err != nil {
+				return err
+			}
+			if target == "" {
+				return fmt.Errorf("give the dyno or type: dyno %s web.1, -d web.1 or -p web", use)
+			}
 			a, err := openApp(name)
 			if err != nil {
 				return err
 			}
-			if err := dynoAction(cmd.Context(), a.Name, http.MethodPost, "/dynos/"+url.PathEscape(args[0])+"/actions/"+action); err != nil {
+			if err := dynoAction(cmd.Context(), a.Name, http.MethodPost, "/dynos/"+url.PathEscape(target)+"/actions/"+action); err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s on ⬢ %s... done\n", verb, args[0], a.Name)
+			fmt.Fprintf(cmd.OutOrStdout(), "%s %s on %s... done\n", verb, target, newColors(cmd).app(a.Name))
 			return nil
 		},
 	}
 	appFlag(cmd, &name)
+	dynoTargetFlags(cmd, &processType, &dynoName)
 	return cmd
 }

@@ -76,11 +76,11 @@ func newReleasesCommand() *cobra.Command {
 				}
 				return writeJSON(out, list)
 			}
-			header := "=== " + a.Name + " Releases"
+			header := a.Name + " Releases"
 			if current > 0 {
 				header += " - Current: v" + strconv.Itoa(current)
 			}
-			fmt.Fprintln(out, header)
+			fmt.Fprintln(out, newColors(cmd).header(header))
 			printReleases(out, rels, time.Now())
 			return nil
 		},
@@ -179,7 +179,7 @@ func newReleasesInfoCommand() *cobra.Command {
 			if app.Eligible(*rel) {
 				eligible = "yes"
 			}
-			fmt.Fprintf(out, "=== Release v%d\n", rel.Version)
+			fmt.Fprintln(out, newColors(cmd).header(fmt.Sprintf("Release v%d", rel.Version)))
 			printAligned(out, [][2]string{
 				{"Add-ons", strings.Join(rel.Addons, ", ")},
 				{"By", rel.User},
@@ -188,7 +188,7 @@ func newReleasesInfoCommand() *cobra.Command {
 				{"Slug", rel.Slug},
 				{"When", rel.Time.UTC().Format(time.RFC3339)},
 			})
-			fmt.Fprintf(out, "\n=== v%d Config vars\n", rel.Version)
+			fmt.Fprintf(out, "\n%s\n", newColors(cmd).header(fmt.Sprintf("v%d Config vars", rel.Version)))
 			if shell {
 				printShell(out, rel.ConfigVars)
 			} else {

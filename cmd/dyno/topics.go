@@ -18,6 +18,17 @@ import (
 func addTopic(root *cobra.Command, main func() *cobra.Command, verbs ...func() *cobra.Command) {
 	topic := main()
 	root.AddCommand(topic)
+	// "dyno apps craete" is a mistyped verb, answered as one, where
+	// the topic itself takes no such argument.
+	if check := topic.Args; check != nil {
+		topic.Args = func(cmd *cobra.Command, args []string) error {
+			err := check(cmd, args)
+			if err != nil && len(args) > 0 {
+				return unknownCommand(cmd, args[0])
+			}
+			return err
+		}
+	}
 	for _, v := range verbs {
 		root.AddCommand(v())
 		sub := v()

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"math/rand/v2"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dyno-run/dyno/ledger/app"
+)
+
+// Every made-up name is a valid app name (Heroku's 30-character rule).
+func TestMadeUpNamesAreValid(t *testing.T) {
+	for _, a := range nameAdjectives {
+		for _, n := range nameNouns {
+			if name := a + "-" + n + "-99999"; app.ValidName(name) != nil {
+				t.Errorf("%s: %v", name, app.ValidName(name))
+			}
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	if err := app.ValidName(madeUpName(r)); err != nil {
+		t.Error(err)
+	}
+}
+
+// A taken name is skipped, not reported; a name that fails for another
+// reason is reported.
+func TestCreateUnnamedRetriesATakenName(t *testing.T) {
+	h := app.Home{Dir: t.TempDir()}
+	if _, err := h.Create("taken-name-00001", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"taken-name-00001", "free-name-00002"}
+	a, err := createUnnamed(h, func() string { n := names[0]; names = names[1:]; return n }, "ann")
+	if err != nil || a.Name != "free-name-00002" {
+		t.Fatalf("createUnnamed: %v, %v", a, err)
+	}
+	if _, err := createUnnamed(h, func() string { return "Bad_Name" }, "ann"); err == nil || !strings.Contains(err.Error(), "invalid app name") {
+		t.Errorf("an invalid name: %v", err)
+	}
+	if _, err := createUnnamed(h, func() string { return "taken-name-00001" }, "ann"); err == nil || !strings.Contains(err.Error(), "all taken") {
+		t.Errorf("only taken names: %v", err)
+	}
+}
+
+// ps colours states as heroku ps does; without colour, no codes.
+func TestPsStateColors(t *testing.T) {
+	now := time.Now()
+	dynos := []dynoJSON{
+		{Name: "web.1", Type: "web", State: "up", Size: "Standard-1X", Command: "w", UpdatedAt: now},
+		{Name: "web.2", Type: "web", State: "crashed", Size: "Standard-1X", Command: "w", UpdatedAt: now},
+		{Name: "web.3", Type: "web", State: "starting", Size: "Standard-1X", Command: "w", UpdatedAt: now},
+	}
+	var b strings.Builder
+	printPs(&b, colors{on: true}, "demo", dynos, now)
+	for _, want := range []string{"web.1: \x1b[32mup\x1b[0m ", "web.2: \x1b[31mcrashed\x1b[0m ", "web.3: \x1b[33mstarting\x1b[0m ",
+		"\x1b[2m=== \x1b[0m\x1b[1mweb (Standard-1X): w (3)\x1b[0m\n"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("ps lacks %q:\n%q", want, b.String())
+		}
+	}
+	b.Reset()
+	printPs(&b, colors{}, "demo", dynos, now)
+	if strings.Contains(b.String(), "\x1b") {
+		t.Errorf("ps without colour: %q", b.String())
+	}
+}
+
+// A dyno keeps its colour; a line split across writes is coloured whole.
+func TestLogWriterColorsWholeLines(t *testing.T) {
+	c := colors{on: true}
+	var b strings.Builder
+	w := &logWriter{c: c, w: &b}
+	line := "2026-01-01T00:00:00.000000+00:00 app[web.1]: hi"
+	w.Write([]byte(line[:20]))
+	w.Write([]byte(line[20:] + "\n" + line))
+	w.Flush()
+	want := c.dyno("web.1", "2026-01-01T00:00:00.000000+00:00 app[web.1]:") + " hi"
+	if b.String() != want+"\n"+want {
+		t.Errorf("got %q, want %q twice", b.String(), want)
+	}
+	if c.dyno("web.1", "x") != c.dyno("web.1", "x") || c.dyno("web.1", "x") == c.dyno("worker.1", "x") && c.dyno("web.2", "x") == c.dyno("web.1", "x") {
+		t.Error("dyno colours are not stable or all the same")
+	}
+}
