@@ -373,11 +373,13 @@ func procIDs(t *testing.T, pid int) (uid, gid int) {
 // (its config vars) through /proc; without, it says once how to get them.
 func TestDaemonAppsOwnIDs(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
-	noIDs := e.startDaemon(t)
-	noIDs.stop(syscall.SIGTERM)
-	if !strings.Contains(noIDs.out.String(), "usermod --add-subuids") {
-		t.Errorf("without subordinate ids the daemon did not say how to get them:\n%s", noIDs.out.String())
-	}
+	testutil.WithoutSubIDs(t, func() {
+		noIDs := e.startDaemon(t)
+		noIDs.stop(syscall.SIGTERM)
+		if !strings.Contains(noIDs.out.String(), "usermod --add-subuids") {
+			t.Errorf("without subordinate ids the daemon did not say how to get them:\n%s", noIDs.out.String())
+		}
+	})
 
 	base := testutil.SubIDs(t, 3*65536)
 	markers := map[string]string{"alpha": uniqueSleep(), "beta": ""}

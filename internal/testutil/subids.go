@@ -25,16 +25,9 @@ func SubIDs(t testing.TB, count int) int {
 			t.Skipf("%s is missing: install the uidmap package", tool)
 		}
 	}
-	lock, err := os.OpenFile("/tmp/dyno-test-subids.lock", os.O_CREATE|os.O_RDWR, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
+	lock := lockSubIDs(t)
 	t.Cleanup(func() { lock.Close() })
-	// Far above any range a distribution hands out (100000 upwards).
-	const base = 3_000_000_000
+	base := subIDBase
 	line := fmt.Sprintf("%d:%d:%d", Nobody, base, count)
 	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
 		f, err := os.OpenFile(file, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
@@ -64,4 +57,52 @@ func SubIDs(t testing.TB, count int) int {
 		})
 	}
 	return base
+}
+
+// subIDBase is where the tests' ranges start: far above any range a
+// distribution hands out (100000 upwards).
+const subIDBase = 3_000_000_000
+
+// WithoutSubIDs runs fn while no test adds subordinate ids: the test
+// binaries of other packages run at the same time, and one of them may
+// be between SubIDs and its cleanup.
+func WithoutSubIDs(t testing.TB, fn func()) {
+	t.Helper()
+	lock := lockSubIDs(t)
+	defer lock.Close()
+	fn()
+}
+
+// lockSubIDs takes the lock that keeps one test at a time between an
+// edit of /etc/subuid and /etc/subgid and its removal.
+func lockSubIDs(t testing.TB) *os.File {
+	t.Helper()
+	lock, err := os.OpenFile("/tmp/dyno-test-subids.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		t.Fatal(err)
+	}
+	// Under the lock no other test has a range in the files: a line of
+	// ours there was left by a test binary killed before its cleanup.
+	prefix := fmt.Sprintf("%d:%d:", Nobody, subIDBase)
+	for _, file := range []string{"/etc/subuid", "/etc/subgid"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			continue
+		}
+		var keep []string
+		for _, l := range strings.SplitAfter(string(b), "\n") {
+			if l != "" && !strings.HasPrefix(l, prefix) {
+				keep = append(keep, l)
+			}
+		}
+		if kept := strings.Join(keep, ""); kept != string(b) {
+			if err := os.WriteFile(file, []byte(kept), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return lock
 }
