@@ -457,10 +457,10 @@ func retryCmd(cmd *exec.Cmd) *exec.Cmd {
 	}
 }
 
-// removeAsOwner removes path with a helper that maps r the way a
+// RemoveAsOwner removes path with a helper that maps r the way a
 // dyno's init does (mapIDs): as uid 0 of that namespace it may remove
 // files of the app's ids, which this process may not.
-func removeAsOwner(path string, r IDRange) error {
+func RemoveAsOwner(path string, r IDRange) error {
 	if err := runHelper(r, Config{Remove: path}); err != nil {
 		return fmt.Errorf("remove %s as the app's ids: %w", path, err)
 	}

@@ -161,7 +161,9 @@ func (r *appRun) converge() error {
 	}
 	f, cut := app.ClampFormation(app.FormationOf(st.Formation, rel), max)
 	if rel.Slug != r.slug {
-		lower, err := r.app.Home().Slugs().Unpacked(rel.Slug)
+		// The app's own copy when it has its own ids: made once, then
+		// each start mounts it as it is.
+		lower, err := r.app.Lower(rel.Slug, r.ids)
 		if err != nil {
 			return err
 		}
@@ -283,6 +285,13 @@ func (d *Daemon) releasePhaseRunner(ctx context.Context, r *appRun, rel ledger.R
 	defer cancel()
 	runner := d.isolatedRunner(r.app, r.sizes, r.ids)
 	runner.Lower = lower
+	if r.ids != nil {
+		// lower is the store's shared tree; the app's ids want theirs.
+		var err error
+		if runner.Lower, err = r.app.Lower(rel.Slug, r.ids); err != nil {
+			return -1, err
+		}
+	}
 	name := "release." + strconv.Itoa(rel.Version)
 	return supervisor.RunOneOff(ctx, runner, r.logs, supervisor.DynoSpec{
 		Name:    name,
