@@ -5,6 +5,7 @@ package main
 // about rootless operation.
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -28,7 +29,7 @@ type isolatedEnv struct {
 	project, home string
 }
 
-func newIsolatedEnv(t *testing.T, files map[string]string) *isolatedEnv {
+func newIsolatedEnv(t testing.TB, files map[string]string) *isolatedEnv {
 	t.Helper()
 	if reason := testutil.UserNSOff(); reason != "" {
 		t.Skip(reason)
@@ -561,5 +562,37 @@ func TestRunPTYOwnIDs(t *testing.T) {
 	text := strings.ReplaceAll(string(out), "\r", "")
 	if st := cmd.ProcessState.ExitCode(); st != 4 || !strings.Contains(text, "0\nto-tty\nwrote\n") {
 		t.Errorf("exit %d, %q; want uid 0, a write to /dev/tty, status 4", st, text)
+	}
+}
+
+// BenchmarkRunOwnIDs is `dyno run -a APP true` for an app whose slug
+// holds 2,000 files, 50 MB: the whole one-off, the CLI's start and exit
+// included, once with the daemon user's one uid (shared) and once with
+// the app's own ids (own), whose first run made the app's copy of the
+// slug. Run as root: go test ./cmd/dyno -run '^$' -bench RunOwnIDs
+func BenchmarkRunOwnIDs(b *testing.B) {
+	for _, mode := range []string{"shared", "own"} {
+		b.Run(mode, func(b *testing.B) {
+			e := newIsolatedEnv(b, nil)
+			if mode == "own" {
+				testutil.SubIDs(b, 65536)
+			}
+			src := source(b, map[string]string{".fixture": "", "Procfile": "web: exec sleep 1000\n"})
+			block := strings.Repeat("0123456789abcdef", 25<<10/16)
+			for i := range 2000 {
+				dir := filepath.Join(src, fmt.Sprintf("d%02d", i%40))
+				os.MkdirAll(dir, 0o755)
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), []byte(strconv.Itoa(i)+block), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			testutil.GiveToNobody(b, src)
+			e.must(b, "apps:create", "bench")
+			e.must(b, "build", src, "-a", "bench", "-b", "fixture")
+			e.must(b, "run", "-a", "bench", "true")
+			for b.Loop() {
+				e.must(b, "run", "-a", "bench", "true")
+			}
+		})
 	}
 }
