@@ -51,8 +51,8 @@ type Sandbox struct {
 	// IDs, when set, is the app's own slice of host ids (IDAllocator):
 	// the app's processes run as its first uid and gid, uid 0 of a user
 	// namespace mapping the whole slice, instead of as this process's
-	// uid. newuidmap and newgidmap write init's maps; no warm init is
-	// kept for such dynos. Lower must then be the app's own tree, given
+	// uid. newuidmap and newgidmap write init's maps (a warm init's
+	// ahead of its start: WarmUp). Lower must then be the app's own tree, given
 	// to its first ids (GiveTree; slug.Store.UnpackedFor): the overlay
 	// shows it as it is, and its copy-up keeps the app the owner of what
 	// it writes.

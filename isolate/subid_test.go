@@ -76,6 +76,7 @@ type appDyno struct {
 	Upper string   `json:"upper"`
 	Lower string   `json:"lower"`
 	Said  []string `json:"said"`
+	Warm  bool     `json:"warm"` // started by the init kept warm for it
 }
 
 // appsManagerMain is the unprivileged manager of two apps, each with its
@@ -92,6 +93,7 @@ func appsManagerMain(mode string) int {
 		return fail(err)
 	}
 	defer sp.Close()
+	sp.SetPrewarm(true)
 	ids, err := NewIDAllocator(filepath.Join(stateDir, "subids.json"))
 	if err != nil || ids == nil {
 		return fail(fmt.Errorf("no ids: %v: %s", err, NoRangesWarning()))
@@ -133,20 +135,30 @@ func appsManagerMain(mode string) int {
 		if err != nil {
 			return fail(err)
 		}
+		// A warm init, mapped with the app's ids ahead of the start.
+		dynosDir := filepath.Join(stateDir, "dynos", app)
+		sp.WarmUp(dynosDir, own)
+		sp.warming.Wait()
+		sp.mu.Lock()
+		var warm *launched
+		if slot := sp.warm[dynosDir]; slot != nil {
+			warm = slot.l
+		}
+		sp.mu.Unlock()
 		d, err := sp.Start(Spec{
 			Name:   "web.1",
 			Argv:   ShellArgv(`id -u; id -g; grep -c . /proc/self/uid_map; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; echo ready; exec sleep 1000`),
 			Dir:    "/app",
 			Env:    []string{"PATH=/usr/bin:/bin", "SECRET=" + app + "-secret"},
 			Stdout: pw, Stderr: pw,
-			Sandbox: &Sandbox{Lower: appLower, StateDir: filepath.Join(stateDir, "dynos", app), Seccomp: true, IDs: own},
+			Sandbox: &Sandbox{Lower: appLower, StateDir: dynosDir, Seccomp: true, IDs: own},
 		})
 		pw.Close()
 		if err != nil {
 			return fail(err)
 		}
 		dynos = append(dynos, d)
-		a := &appDyno{Upper: filepath.Join(d.dir.path, "upper"), Lower: appLower}
+		a := &appDyno{Upper: filepath.Join(d.dir.path, "upper"), Lower: appLower, Warm: warm != nil && d.cmd == warm.cmd}
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() && sc.Text() != "ready" {
 			a.Said = append(a.Said, sc.Text())
@@ -249,6 +261,9 @@ func TestAppsOwnIDs(t *testing.T) {
 			t.Errorf("shared: host uids %d and %d, want the manager's", uidA, uidB)
 		}
 		for name, d := range apps {
+			if !d.Warm {
+				t.Errorf("%s: %s's dyno did not start from its warm init", mode, name)
+			}
 			if !slices.Equal(d.Said, wantSaid) {
 				t.Errorf("%s: %s's dyno said %q; want %q (uid, gid, one line of map, owner of its file)", mode, name, d.Said, wantSaid)
 			}

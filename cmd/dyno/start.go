@@ -119,7 +119,7 @@ func folderPlan(o startOptions, only []string, spawner *isolate.Spawner) (*start
 		// Keep an init started ahead: restarts and the formation's
 		// next dynos skip its clone, exec and runtime start-up.
 		spawner.SetPrewarm(true)
-		spawner.WarmUp(r.StateDir)
+		spawner.WarmUp(r.StateDir, nil)
 	}
 	for _, d := range proj.Dynos {
 		env := d.Env

@@ -66,10 +66,8 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 		return nil, err
 	}
 	r.Profile = true
-	if r.IDs == nil { // no warm inits for dynos with the app's own ids yet
-		spawner.SetPrewarm(true)
-		spawner.WarmUp(r.StateDir)
-	}
+	spawner.SetPrewarm(true)
+	spawner.WarmUp(r.StateDir, r.IDs)
 	var quota int64
 	if r.Cgroups != nil {
 		quota = r.Size.Memory

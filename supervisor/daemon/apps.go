@@ -81,10 +81,10 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	r.ids = ids
 	runner := d.newRunner(a, sizes, ids)
 	// A warm init per app: restarts, scale-ups and new releases skip
-	// the init's clone, exec and runtime start-up. (Not yet for dynos
-	// with the app's own ids.)
-	if d.spawner != nil && ids == nil {
-		d.spawner.WarmUp(a.DynosDir())
+	// the init's clone, exec and runtime start-up, and with the app's
+	// own ids its mapping and re-execution too.
+	if d.spawner != nil {
+		d.spawner.WarmUp(a.DynosDir(), ids)
 	}
 	r.sup = supervisor.NewSupervisor(supervisor.Options{
 		Runner:      runner,
