@@ -485,6 +485,18 @@ func TestDaemonAppsOwnIDs(t *testing.T) {
 	if got := ownLowers(t, e.home, "beta"); len(got) != 1 || got[0] == old[0] {
 		t.Errorf("beta's copies after slugs:gc: %v; want only the new one", got)
 	}
+	// A copy that is not the app's ids' (subids.json lost and the app
+	// given another slice) is refused, naming the fix.
+	cur := ownLowers(t, e.home, "beta")[0]
+	if err := os.Lchown(cur, uidB+1, gidB+1); err != nil {
+		t.Fatal(err)
+	}
+	if out, st := e.dynoOut(t, "run", "-a", "beta", "true"); st == 0 || !strings.Contains(out, "remove it as root") {
+		t.Errorf("run over a copy of other ids: exit %d, %q; want an error naming the fix", st, out)
+	}
+	if err := os.Lchown(cur, uidB, gidB); err != nil {
+		t.Fatal(err)
+	}
 	// Destroying alpha removes its copies, its ids' files, with it.
 	e.must(t, "apps:destroy", "alpha", "--confirm", "alpha")
 	for _, p := range []string{filepath.Join(e.home, "apps", "alpha"), filepath.Join(e.home, "trash", "*", "*")} {

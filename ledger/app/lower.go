@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/dyno-run/dyno/isolate"
+	"golang.org/x/sys/unix"
 )
 
 // IDsFile records each app's own slice of host ids
@@ -29,7 +30,21 @@ func (a *App) Lower(digest string, ids *isolate.IDRange) (string, error) {
 	if ids == nil {
 		return a.home.Slugs().Unpacked(digest)
 	}
-	return a.home.Slugs().UnpackedFor(digest, a.ownSlugsDir(), idOwner(*ids))
+	dir, err := a.home.Slugs().UnpackedFor(digest, a.ownSlugsDir(), idOwner(*ids))
+	if err != nil {
+		return "", err
+	}
+	// A copy made for other ids (subids.json lost or edited, the app
+	// given another slice) would show the app files it can neither read
+	// nor write: say so rather than start it.
+	var st unix.Stat_t
+	if err := unix.Lstat(dir, &st); err != nil {
+		return "", fmt.Errorf("unpack slug %s for %s: %w", digest, a.Name, err)
+	}
+	if int(st.Uid) != ids.UID || int(st.Gid) != ids.GID {
+		return "", fmt.Errorf("unpack slug %s for %s: %s belongs to uid %d and gid %d, not to the app's ids %d and %d (%s changed since it was made); remove it as root and start again", digest, a.Name, dir, st.Uid, st.Gid, ids.UID, ids.GID, a.home.IDsFile())
+	}
+	return dir, nil
 }
 
 // GCLowers removes the app's own copies of slugs not in keep that no one
