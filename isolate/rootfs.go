@@ -88,32 +88,31 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 			return "", fmt.Errorf("give the upper dir to the app's ids: %w", err)
 		}
 	}
+	// With the app's own ids, Lower is the app's (Sandbox.IDs): the
+	// overlay shows its files as theirs and copy-up keeps them so, so
+	// nothing is copied per start. Only a copy, made by init, needs
+	// handing to the app.
+	copied := false
 	if c.Lower == "" {
 		// A build sandbox: no app yet, its work is in the binds.
-	} else if c.IDs > 0 {
-		// The lower dir is the manager's: the app, another uid, could
-		// neither write into it nor read its private files, which today
-		// it owns, and overlay's copy-up would keep the manager as their
-		// owner. Its own copy, given to its ids, keeps that working, at
-		// the cost of a copy per start (an idmapped lower would avoid
-		// it, but needs real root).
-		if err := mountCopy(c, app); err != nil {
-			return "", err
-		}
-		if err := chownTree(c.Upper, 1, 1); err != nil {
-			return "", fmt.Errorf("give /app to the app's ids: %w", err)
-		}
 	} else if c.CopyLower {
 		if err := mountCopy(c, app); err != nil {
 			return "", err
 		}
+		copied = true
 	} else if err := mountOverlay(c, app); err != nil {
 		// The probe said overlay works; a refusal now (a lower dir on a
 		// filesystem overlay cannot use, say) still leaves the copy.
 		if cerr := mountCopy(c, app); cerr != nil {
 			return "", fmt.Errorf("%w; copying it instead failed too: %v", err, cerr)
 		}
+		copied = true
 		warning = fmt.Sprintf("%v; /app is a copy of %s instead, which is slower to start", err, c.Lower)
+	}
+	if copied && c.IDs > 0 {
+		if err := chownTree(c.Upper, 1, 1); err != nil {
+			return "", fmt.Errorf("give /app to the app's ids: %w", err)
+		}
 	}
 
 	tmp := filepath.Join(root, "tmp")

@@ -51,8 +51,11 @@ type Sandbox struct {
 	// IDs, when set, is the app's own slice of host ids (IDAllocator):
 	// the app's processes run as its first uid and gid, uid 0 of a user
 	// namespace mapping the whole slice, instead of as this process's
-	// uid. newuidmap and newgidmap write init's maps; no warm init is
-	// kept for such dynos.
+	// uid. newuidmap and newgidmap write init's maps (a warm init's
+	// ahead of its start: WarmUp). Lower must then be the app's own tree, given
+	// to its first ids (GiveTree; slug.Store.UnpackedFor): the overlay
+	// shows it as it is, and its copy-up keeps the app the owner of what
+	// it writes.
 	IDs *IDRange
 }
 
@@ -135,7 +138,7 @@ func removeDynoDir(path string) error {
 		return err
 	}
 	for _, sub := range []string{"upper", "work"} {
-		if herr := removeAsOwner(filepath.Join(path, sub), r); herr != nil {
+		if herr := RemoveAsOwner(filepath.Join(path, sub), r); herr != nil {
 			return fmt.Errorf("%w; as the app's ids: %v", err, herr)
 		}
 	}

@@ -59,9 +59,12 @@ type Spawner struct {
 
 // warmSlot is a state dir's warm init: l is nil while it is launched.
 // A launch keeps its init only if its slot is still the state dir's
-// when it ends: DropWarm and Close take the slot away.
+// when it ends: DropWarm and Close take the slot away. ids are the
+// app's own ids it was launched with (mapped by newuidmap), nil for
+// none: a start takes it only with the same.
 type warmSlot struct {
-	l *launched
+	l   *launched
+	ids *IDRange
 }
 
 // NewSpawner makes the calling process a child subreaper and returns a
@@ -168,18 +171,20 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	if err := d.handshake(cfg, passFDs); err != nil {
 		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)
 	}
-	if spec.Sandbox != nil && spec.Sandbox.IDs == nil {
+	if spec.Sandbox != nil {
 		sp.mu.Lock()
-		sp.warmUpLocked(spec.Sandbox.StateDir)
+		sp.warmUpLocked(spec.Sandbox.StateDir, spec.Sandbox.IDs)
 		sp.mu.Unlock()
 	}
 	return d, nil
 }
 
 // takeWarm returns the warm init for spec's state dir, if one is ready.
-// Warm inits bind DefaultReadOnly, so a spec with its own list goes cold.
+// Warm inits bind DefaultReadOnly, so a spec with its own list goes
+// cold, and so does one whose ids are not those the init was mapped
+// with.
 func (sp *Spawner) takeWarm(spec Spec) *launched {
-	if spec.Sandbox == nil || spec.Sandbox.ReadOnly != nil || spec.Sandbox.IDs != nil {
+	if spec.Sandbox == nil || spec.Sandbox.ReadOnly != nil {
 		return nil
 	}
 	sp.mu.Lock()
@@ -188,26 +193,29 @@ func (sp *Spawner) takeWarm(spec Spec) *launched {
 	if slot == nil || slot.l == nil { // none, or one still starting
 		return nil
 	}
+	if !sameIDs(slot.ids, spec.Sandbox.IDs) {
+		return nil
+	}
 	delete(sp.warm, spec.Sandbox.StateDir)
 	return slot.l
 }
 
 // WarmUp starts, in the background, a warm init for dynos whose state
-// dir is stateDir, unless one is there or starting or warm inits are off
-// (SetPrewarm). Each sandboxed start then launches the next; call it
-// once ahead of the first. It undoes DropWarm: the state dir's app is
-// (back) in use.
-func (sp *Spawner) WarmUp(stateDir string) {
+// dir is stateDir and whose ids are ids (Sandbox.IDs; nil for none),
+// unless one is there or starting or warm inits are off (SetPrewarm).
+// Each sandboxed start then launches the next; call it once ahead of
+// the first. It undoes DropWarm: the state dir's app is (back) in use.
+func (sp *Spawner) WarmUp(stateDir string, ids *IDRange) {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	delete(sp.dropped, stateDir)
-	sp.warmUpLocked(stateDir)
+	sp.warmUpLocked(stateDir, ids)
 }
 
 // warmUpLocked reserves stateDir's slot and launches its warm init in
 // the background; sp.mu is held. The reservation is made here, not in
 // the goroutine, so that a DropWarm after it always sees it.
-func (sp *Spawner) warmUpLocked(stateDir string) {
+func (sp *Spawner) warmUpLocked(stateDir string, ids *IDRange) {
 	if !sp.prewarm || sp.closed || sp.dropped[stateDir] {
 		return
 	}
@@ -215,6 +223,10 @@ func (sp *Spawner) warmUpLocked(stateDir string) {
 		return
 	}
 	slot := &warmSlot{}
+	if ids != nil {
+		r := *ids
+		slot.ids = &r
+	}
 	sp.warm[stateDir] = slot
 	sp.warming.Add(1)
 	go func() {
@@ -223,12 +235,18 @@ func (sp *Spawner) warmUpLocked(stateDir string) {
 	}()
 }
 
+func sameIDs(a, b *IDRange) bool {
+	return a == nil && b == nil || a != nil && b != nil && *a == *b
+}
+
 // launchWarm starts slot's init and builds the common part of its root,
 // then keeps it, unless the slot was taken away meanwhile (DropWarm,
 // Close, SetPrewarm(false)): then the init is ended, so nothing launched
 // for an app being destroyed outlives it.
 func (sp *Spawner) launchWarm(stateDir string, slot *warmSlot) {
-	l, err := sp.launch("", Spec{Sandbox: &Sandbox{StateDir: stateDir}})
+	// With the app's ids, newuidmap and newgidmap map it here, and it
+	// re-executes itself, off the critical path of a start too.
+	l, err := sp.launch("", Spec{Sandbox: &Sandbox{StateDir: stateDir, IDs: slot.ids}})
 	if err == nil {
 		// Build the common part of the root now, while nobody waits.
 		err = json.NewEncoder(l.ctl).Encode(Config{Prepare: true, Sandbox: &SandboxConfig{
@@ -457,10 +475,10 @@ func retryCmd(cmd *exec.Cmd) *exec.Cmd {
 	}
 }
 
-// removeAsOwner removes path with a helper that maps r the way a
+// RemoveAsOwner removes path with a helper that maps r the way a
 // dyno's init does (mapIDs): as uid 0 of that namespace it may remove
 // files of the app's ids, which this process may not.
-func removeAsOwner(path string, r IDRange) error {
+func RemoveAsOwner(path string, r IDRange) error {
 	if err := runHelper(r, Config{Remove: path}); err != nil {
 		return fmt.Errorf("remove %s as the app's ids: %w", path, err)
 	}

@@ -225,6 +225,29 @@ func (a *IDAllocator) Alloc(app string, exists func(app string) bool) (IDRange, 
 	return r, nil
 }
 
+// LookupIDs returns the slice that file (IDAllocator.File) records for
+// app, allocating none: nil when it records none, as when the user has
+// no subordinate ids. What the app's ids own (its copies of its slugs)
+// is removed with it (RemoveAsOwner).
+func LookupIDs(file, app string) (*IDRange, error) {
+	b, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("look up the ids of %s: %w", app, err)
+	}
+	var f idFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("look up the ids of %s: %s is not valid JSON (%v)", app, file, err)
+	}
+	r, ok := f.Apps[app]
+	if !ok {
+		return nil, nil
+	}
+	return &r, nil
+}
+
 func within(ranges []SubRange, start, size int) bool {
 	for _, r := range ranges {
 		if start >= r.Start && start+size <= r.Start+r.Count {

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -73,7 +74,9 @@ func TestIDAllocator(t *testing.T) {
 type appDyno struct {
 	Pid   int      `json:"pid"`
 	Upper string   `json:"upper"`
+	Lower string   `json:"lower"`
 	Said  []string `json:"said"`
+	Warm  bool     `json:"warm"` // started by the init kept warm for it
 }
 
 // appsManagerMain is the unprivileged manager of two apps, each with its
@@ -90,6 +93,7 @@ func appsManagerMain(mode string) int {
 		return fail(err)
 	}
 	defer sp.Close()
+	sp.SetPrewarm(true)
 	ids, err := NewIDAllocator(filepath.Join(stateDir, "subids.json"))
 	if err != nil || ids == nil {
 		return fail(fmt.Errorf("no ids: %v: %s", err, NoRangesWarning()))
@@ -110,28 +114,51 @@ func appsManagerMain(mode string) int {
 		if err != nil {
 			return fail(err)
 		}
-		own := &r
+		own, appLower := &r, lower
 		if shared {
 			own = nil
+		} else {
+			// The app's own copy, given to its ids, as
+			// slug.Store.UnpackedFor makes it.
+			appLower = filepath.Join(stateDir, "lower-"+app)
+			if err := os.Mkdir(appLower, 0o755); err != nil {
+				return fail(err)
+			}
+			if err := fsutil.CopyTree(lower, appLower, nil); err != nil {
+				return fail(err)
+			}
+			if err := GiveTree(appLower, r, true); err != nil {
+				return fail(err)
+			}
 		}
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			return fail(err)
 		}
+		// A warm init, mapped with the app's ids ahead of the start.
+		dynosDir := filepath.Join(stateDir, "dynos", app)
+		sp.WarmUp(dynosDir, own)
+		sp.warming.Wait()
+		sp.mu.Lock()
+		var warm *launched
+		if slot := sp.warm[dynosDir]; slot != nil {
+			warm = slot.l
+		}
+		sp.mu.Unlock()
 		d, err := sp.Start(Spec{
 			Name:   "web.1",
-			Argv:   ShellArgv(`id -u; id -g; grep -c . /proc/self/uid_map; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; echo ready; exec sleep 1000`),
+			Argv:   ShellArgv(`id -u; id -g; grep -c . /proc/self/uid_map; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; echo ready; exec sleep 1000`),
 			Dir:    "/app",
 			Env:    []string{"PATH=/usr/bin:/bin", "SECRET=" + app + "-secret"},
 			Stdout: pw, Stderr: pw,
-			Sandbox: &Sandbox{Lower: lower, StateDir: filepath.Join(stateDir, "dynos", app), Seccomp: true, IDs: own},
+			Sandbox: &Sandbox{Lower: appLower, StateDir: dynosDir, Seccomp: true, IDs: own},
 		})
 		pw.Close()
 		if err != nil {
 			return fail(err)
 		}
 		dynos = append(dynos, d)
-		a := &appDyno{Upper: filepath.Join(d.dir.path, "upper")}
+		a := &appDyno{Upper: filepath.Join(d.dir.path, "upper"), Lower: appLower, Warm: warm != nil && d.cmd == warm.cmd}
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() && sc.Text() != "ready" {
 			a.Said = append(a.Said, sc.Text())
@@ -221,8 +248,10 @@ func TestAppsOwnIDs(t *testing.T) {
 		uidA, gidA := hostIDs(t, a.Pid)
 		uidB, gidB := hostIDs(t, b.Pid)
 		// Inside, each app is root, and owns what it writes.
-		// It reads and writes its code, which it owns, as it does today.
-		wantSaid := []string{"0", "0", "1", "0 0", "code", "0 0 755", "0 0 600", "0 0 644"}
+		// It reads and writes its code, which it owns, as it does today,
+		// through an overlay over its own lower (nothing copied), whose
+		// copy-up keeps the app the owner of the file it wrote.
+		wantSaid := []string{"0", "0", "1", "0 0", "code", "0 0 755", "0 0 600", "0 0 644", "overlay"}
 		if mode == "own" {
 			inRange := func(id int) bool { return id >= base && id < base+3*AppIDs }
 			if uidA == uidB || !inRange(uidA) || !inRange(uidB) || !inRange(gidA) || !inRange(gidB) {
@@ -232,14 +261,24 @@ func TestAppsOwnIDs(t *testing.T) {
 			t.Errorf("shared: host uids %d and %d, want the manager's", uidA, uidB)
 		}
 		for name, d := range apps {
+			if !d.Warm {
+				t.Errorf("%s: %s's dyno did not start from its warm init", mode, name)
+			}
 			if !slices.Equal(d.Said, wantSaid) {
 				t.Errorf("%s: %s's dyno said %q; want %q (uid, gid, one line of map, owner of its file)", mode, name, d.Said, wantSaid)
 			}
 		}
+		// The overlay wrote nothing into the lower.
+		if b, err := os.ReadFile(filepath.Join(a.Lower, "sub", "private")); err != nil || string(b) != "code\n" {
+			t.Errorf("%s: alpha's lower holds %q, %v; want it untouched", mode, b, err)
+		}
 		for p, secret := range map[string]string{
-			"/proc/" + strconv.Itoa(a.Pid) + "/environ":  "SECRET=alpha-secret",
-			"/proc/" + strconv.Itoa(a.Pid) + "/root/app": "mine",
+			"/proc/" + strconv.Itoa(a.Pid) + "/environ":          "SECRET=alpha-secret",
+			"/proc/" + strconv.Itoa(a.Pid) + "/root/app":         "mine",
+			"/proc/" + strconv.Itoa(a.Pid) + "/root/app/sub/new": "new",
 			a.Upper: "mine",
+			// The build's private file, in alpha's own lower.
+			filepath.Join(a.Lower, "sub", "private"): "code",
 		} {
 			out, err := readAs(uidB, gidB, p)
 			read := err == nil && strings.Contains(out, secret)

@@ -54,7 +54,7 @@ func TestDropWarmDuringLaunch(t *testing.T) {
 		launched++
 		sp.DropWarm(dir)
 	}
-	sp.WarmUp(stateDir)
+	sp.WarmUp(stateDir, nil)
 	assertNoWarm(t, sp, stateDir)
 	if launched != 1 {
 		t.Fatalf("%d warm inits launched, want 1", launched)
@@ -77,7 +77,7 @@ func TestNoWarmInitAfterDropWarm(t *testing.T) {
 	}
 	assertNoWarm(t, sp, stateDir)
 
-	sp.WarmUp(stateDir)
+	sp.WarmUp(stateDir, nil)
 	sp.warming.Wait()
 	sp.mu.Lock()
 	slot := sp.warm[stateDir]
@@ -104,7 +104,7 @@ func TestWarmConcurrentLifecycle(t *testing.T) {
 				case 0:
 					sp.SetPrewarm(j%2 == 0)
 				case 1:
-					sp.WarmUp(stateDir)
+					sp.WarmUp(stateDir, nil)
 				case 2:
 					sp.DropWarm(stateDir)
 				case 3:

@@ -113,28 +113,178 @@ func (s *Store) Unpacked(digest string) (string, error) {
 		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
 	}
 
-	f, err := os.Open(filepath.Join(s.Dir, h+".tgz"))
+	f, err := s.verified(h)
 	if err != nil {
 		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
 	}
 	defer f.Close()
-	// Verify first rather than while extracting: a corrupt or substituted
-	// slug is then never handed to the extractor at all, and a second read
-	// of the file comes from the page cache.
-	sum := sha256.New()
-	if _, err := io.Copy(sum, f); err != nil {
-		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
-	}
-	if got := hex.EncodeToString(sum.Sum(nil)); got != h {
-		return "", fmt.Errorf("unpack slug %s: checksum error (R17): %s has sha256:%s", digest, f.Name(), got)
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
-	}
 	if err := unpack(f, dir, Limits{}, true); err != nil {
 		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
 	}
 	return dir, nil
+}
+
+// verified opens the .tgz of slug h, checks it against its digest and
+// returns it at its start. Verifying first rather than while extracting
+// means a corrupt or substituted slug is never handed to the extractor
+// at all, and the second read comes from the page cache.
+func (s *Store) verified(h string) (*os.File, error) {
+	f, err := os.Open(filepath.Join(s.Dir, h+".tgz"))
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.New()
+	if _, err := io.Copy(sum, f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	if got := hex.EncodeToString(sum.Sum(nil)); got != h {
+		f.Close()
+		return nil, fmt.Errorf("checksum error (R17): %s has sha256:%s", f.Name(), got)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Owner owns one app's copies of slugs (UnpackedFor): it hands a tree
+// to the app's ids, and removes trees that hold their files, which the
+// store's user may not do itself once they belong to other ids.
+type Owner interface {
+	Give(path string) error
+	Remove(path string) error
+}
+
+// UnpackedFor returns dir/<hex>, the slug of digest unpacked for one
+// owner: with the modes the build gave, not read-only (an app writes its
+// own files through its dynos' overlay, whose copy-up keeps it their
+// owner), and every file handed to o before the tree appears at its
+// name. dir is made 0700: the owner's processes never see it from the
+// host, only through a dyno's mounts.
+//
+// Like Unpacked, it verifies the .tgz first and unpacks once: concurrent
+// callers, in this process or others, wait on dir/<hex>.unpack.lock and
+// get the same tree. Callers that use it hold the slug with Acquire:
+// GCFor leaves held slugs alone.
+func (s *Store) UnpackedFor(digest, dir string, o Owner) (string, error) {
+	h, err := parseDigest(digest)
+	if err != nil {
+		return "", fmt.Errorf("unpack slug: %w", err)
+	}
+	dst := filepath.Join(dir, h)
+	if isDir(dst) {
+		return dst, nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	// Held while working, so that neither GC nor GCFor removes what is
+	// read or made.
+	held, err := s.hold(h)
+	if err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	defer held.Close()
+	unlock, err := lockExclusive(filepath.Join(dir, h+".unpack.lock"))
+	if err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	defer unlock()
+	if isDir(dst) {
+		return dst, nil
+	}
+	// Holding the lock, a temporary tree of this digest is the leftover
+	// of an unpacker that died, perhaps after handing it over.
+	if err := removeTempsWith(dir, h, o.Remove); err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	f, err := s.verified(h)
+	if err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	defer f.Close()
+	if err := unpackFor(f, dst, Limits{}, false, o); err != nil {
+		return "", fmt.Errorf("unpack slug %s for %s: %w", digest, dir, err)
+	}
+	return dst, nil
+}
+
+// GCFor removes from dir the trees UnpackedFor made whose digest is not
+// in keep and whose slug no one holds with Acquire. It returns the
+// digests it removed, in order, and goes on past errors.
+func (s *Store) GCFor(dir string, keep map[string]bool, o Owner) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("gc slugs %s: %w", dir, err)
+	}
+	var hexes []string
+	for _, e := range entries {
+		if h := slugOf(e.Name()); h != "" && !keep[digestPrefix+h] {
+			hexes = append(hexes, h)
+		}
+	}
+	slices.Sort(hexes)
+	hexes = slices.Compact(hexes)
+	var removed []string
+	var errs []error
+	for _, h := range hexes {
+		ok, err := s.removeFor(dir, h, o)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("gc slug %s%s in %s: %w", digestPrefix, h, dir, err))
+		}
+		if ok {
+			removed = append(removed, digestPrefix+h)
+		}
+	}
+	return removed, errors.Join(errs...)
+}
+
+// removeFor removes dir's tree of slug h unless someone holds the slug.
+// The store's exclusive lock keeps UnpackedFor, which holds it shared,
+// away meanwhile.
+func (s *Store) removeFor(dir, h string, o Owner) (bool, error) {
+	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+		return false, err
+	}
+	lockPath := filepath.Join(s.Dir, h+".lock")
+	f, err := lockFile(lockPath, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if _, err := os.Lstat(filepath.Join(s.Dir, h+".tgz")); errors.Is(err, fs.ErrNotExist) {
+		// GC removed the slug already; this lock file is lockFile's.
+		defer os.Remove(lockPath)
+	}
+	var errs []error
+	tree := filepath.Join(dir, h)
+	if isDir(tree) {
+		// Aside first, onto an empty directory that rename(2) replaces,
+		// so the tree is whole or gone, never half removed.
+		aside, err := os.MkdirTemp(dir, "."+h+".tmp-")
+		if err == nil {
+			if err = unix.Rename(tree, aside); err != nil {
+				err = &os.LinkError{Op: "rename", Old: tree, New: aside, Err: err}
+			} else {
+				err = o.Remove(aside)
+			}
+		}
+		errs = append(errs, err)
+	}
+	errs = append(errs, removeTempsWith(dir, h, o.Remove))
+	if err := os.Remove(filepath.Join(dir, h+".unpack.lock")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		errs = append(errs, err)
+	}
+	err = errors.Join(errs...)
+	return err == nil, err
 }
 
 // Acquire marks digest as in use by a running dyno until the returned
@@ -266,14 +416,18 @@ func slugOf(name string) string {
 }
 
 // removeTemps removes the temporary trees of digest h in dir.
-func removeTemps(dir, h string) error {
+func removeTemps(dir, h string) error { return removeTempsWith(dir, h, fsutil.RemoveAll) }
+
+// removeTempsWith removes the temporary trees of digest h in dir with
+// remove.
+func removeTempsWith(dir, h string, remove func(string) error) error {
 	matches, err := filepath.Glob(filepath.Join(dir, "."+h+".tmp-*"))
 	if err != nil {
 		return err
 	}
 	var errs []error
 	for _, m := range matches {
-		errs = append(errs, fsutil.RemoveAll(m))
+		errs = append(errs, remove(m))
 	}
 	return errors.Join(errs...)
 }

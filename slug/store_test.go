@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -284,4 +285,134 @@ func TestGCWhileAcquiring(t *testing.T) {
 		})
 		wg.Wait()
 	}
+}
+
+// recordingOwner is an Owner that records what it is handed and
+// removes as this user.
+type recordingOwner struct {
+	mu      sync.Mutex
+	given   []string
+	removed []string
+	seen    []bool // whether the final name existed when Give ran
+	final   string
+	fail    error
+}
+
+func (o *recordingOwner) Give(path string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	_, err := os.Lstat(o.final)
+	o.given = append(o.given, path)
+	o.seen = append(o.seen, err == nil)
+	return o.fail
+}
+
+func (o *recordingOwner) Remove(path string) error {
+	o.mu.Lock()
+	o.removed = append(o.removed, path)
+	o.mu.Unlock()
+	return fsutil.RemoveAll(path)
+}
+
+// Concurrent callers unpack an app's copy once, keeping the build's
+// modes (writable ones included), and the tree is handed to its owner
+// before it appears at its name.
+func TestUnpackedFor(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	src := t.TempDir()
+	makeTree(t, src, bigTree(t, 300))
+	makeTree(t, src, []treeFile{{name: "private", mode: 0o600, data: "secret"}})
+	slug, _ := mustPack(t, s, src)
+	h := strings.TrimPrefix(slug.Digest, "sha256:")
+	dir := filepath.Join(t.TempDir(), "apps", "alpha", "slugs")
+	want := filepath.Join(dir, h)
+	o := &recordingOwner{final: want}
+
+	const goroutines = 8
+	begin := make(chan struct{})
+	dirs := make([]string, goroutines)
+	errs := make([]error, goroutines)
+	var wg sync.WaitGroup
+	for i := range goroutines {
+		wg.Go(func() {
+			<-begin
+			dirs[i], errs[i] = s.UnpackedFor(slug.Digest, dir, o)
+		})
+	}
+	close(begin)
+	wg.Wait()
+	for i := range goroutines {
+		if errs[i] != nil || dirs[i] != want {
+			t.Errorf("goroutine %d: UnpackedFor = %q, %v; want %q", i, dirs[i], errs[i], want)
+		}
+	}
+	if len(o.given) != 1 || filepath.Dir(o.given[0]) != dir || o.given[0] == want || o.seen[0] {
+		t.Errorf("given %q (final name there: %v); want one temporary tree in %s, before %s appears", o.given, o.seen, dir, want)
+	}
+	if got, want := snapshot(t, want, 0), snapshot(t, src, 0); !maps.Equal(got, want) {
+		t.Errorf("the app's copy differs from the source, modes included (%d and %d entries)", len(got), len(want))
+	}
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("%s: %v, %v; want mode 0700", dir, fi, err)
+	}
+	assertEntries(t, dir, h)
+	// The store's own tree is not made: the app's copy came from the .tgz.
+	assertEntries(t, s.Dir, h+".lock", h+".tgz")
+}
+
+// A tree its owner refused is removed, through the owner, and nothing
+// appears.
+func TestUnpackedForGiveFails(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	src := t.TempDir()
+	makeTree(t, src, testTree)
+	slug, _ := mustPack(t, s, src)
+	dir := t.TempDir()
+	o := &recordingOwner{fail: errors.New("newuidmap: refused")}
+	if _, err := s.UnpackedFor(slug.Digest, dir, o); err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), slug.Digest) {
+		t.Errorf("UnpackedFor with a refusing owner: %v", err)
+	}
+	assertEntries(t, dir)
+}
+
+// GCFor removes an app's copies no release keeps, through the owner,
+// and leaves held ones and kept ones.
+func TestGCFor(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	dir := t.TempDir()
+	o := &recordingOwner{}
+	var digests []string
+	for i := range 3 {
+		src := t.TempDir()
+		makeTree(t, src, []treeFile{{name: "n", mode: 0o644, data: strconv.Itoa(i)}})
+		slug, _ := mustPack(t, s, src)
+		if _, err := s.UnpackedFor(slug.Digest, dir, o); err != nil {
+			t.Fatal(err)
+		}
+		digests = append(digests, slug.Digest)
+	}
+	held, err := s.Acquire(digests[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed, err := s.GCFor(dir, map[string]bool{digests[2]: true}, o)
+	if err != nil || !slices.Equal(removed, digests[:1]) {
+		t.Errorf("GCFor = %v, %v; want %v", removed, err, digests[:1])
+	}
+	hex := func(d string) string { return strings.TrimPrefix(d, "sha256:") }
+	assertEntries(t, dir, hex(digests[1]), hex(digests[2]))
+	if len(o.removed) != 1 || !strings.HasPrefix(filepath.Base(o.removed[0]), "."+hex(digests[0])+".tmp-") {
+		t.Errorf("removed through the owner: %q; want the first copy, moved aside", o.removed)
+	}
+	held.Close()
+	// Once the slug is gone from the store too, its copy goes, and no
+	// lock file is left behind in the store.
+	if _, err := s.GC(map[string]bool{digests[2]: true}); err != nil {
+		t.Fatal(err)
+	}
+	if removed, err := s.GCFor(dir, map[string]bool{digests[2]: true}, o); err != nil || !slices.Equal(removed, digests[1:2]) {
+		t.Errorf("GCFor after GC = %v, %v; want %v", removed, err, digests[1:2])
+	}
+	assertEntries(t, dir, hex(digests[2]))
+	assertEntries(t, s.Dir, hex(digests[2])+".lock", hex(digests[2])+".tgz")
 }

@@ -69,6 +69,13 @@ func Unpack(r io.Reader, dst string, lim Limits) error {
 // unpack is Unpack, with the choice of taking away every write permission,
 // as the slug store does, before the tree appears at dst.
 func unpack(r io.Reader, dst string, lim Limits, readOnly bool) error {
+	return unpackFor(r, dst, lim, readOnly, nil)
+}
+
+// unpackFor is unpack that, when o is set, hands the whole tree to o
+// before it appears at dst (Store.UnpackedFor): nobody ever sees it at
+// dst with other owners. A tree handed over is removed through o.
+func unpackFor(r io.Reader, dst string, lim Limits, readOnly bool, o Owner) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return &fs.PathError{Op: "unpack", Path: dst, Err: fs.ErrExist}
 	}
@@ -87,8 +94,22 @@ func unpack(r io.Reader, dst string, lim Limits, readOnly bool) error {
 		fsutil.RemoveAll(tmp)
 		return err
 	}
+	remove := fsutil.RemoveAll
+	if o != nil {
+		if err := o.Give(tmp); err != nil {
+			// Part of it may be the owner's already.
+			if fsutil.RemoveAll(tmp) != nil {
+				o.Remove(tmp)
+			}
+			return err
+		}
+		remove = o.Remove
+	}
+	// A rename in the same directory: moving a directory to another
+	// parent would need write permission on the directory itself, which
+	// a tree given to another owner does not grant (rename(2)).
 	if err := renameNoReplace(tmp, dst); err != nil {
-		fsutil.RemoveAll(tmp)
+		remove(tmp)
 		return err
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 
 // dynoOut runs dyno in e's home and returns its combined output and exit
 // status.
-func (e *isolatedEnv) dynoOut(t *testing.T, args ...string) (string, int) {
+func (e *isolatedEnv) dynoOut(t testing.TB, args ...string) (string, int) {
 	t.Helper()
 	cmd := e.command(args...)
 	out, _ := cmd.CombinedOutput()
@@ -26,7 +26,7 @@ func (e *isolatedEnv) dynoOut(t *testing.T, args ...string) (string, int) {
 }
 
 // must runs dyno and fails the test unless it exits 0.
-func (e *isolatedEnv) must(t *testing.T, args ...string) string {
+func (e *isolatedEnv) must(t testing.TB, args ...string) string {
 	t.Helper()
 	out, st := e.dynoOut(t, args...)
 	if st != 0 {
@@ -36,7 +36,7 @@ func (e *isolatedEnv) must(t *testing.T, args ...string) string {
 }
 
 // source writes an app's source folder, owned by the unprivileged user.
-func source(t *testing.T, files map[string]string) string {
+func source(t testing.TB, files map[string]string) string {
 	t.Helper()
 	dir := testutil.SharedDir(t)
 	for name, content := range files {

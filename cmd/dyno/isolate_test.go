@@ -5,6 +5,7 @@ package main
 // about rootless operation.
 
 import (
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/creack/pty"
 	"github.com/dyno-run/dyno/internal/testutil"
 	"github.com/dyno-run/dyno/isolate/cgroup"
+	"golang.org/x/sys/unix"
 )
 
 // isolatedEnv is a project folder and a DYNO_HOME owned by the
@@ -27,7 +29,7 @@ type isolatedEnv struct {
 	project, home string
 }
 
-func newIsolatedEnv(t *testing.T, files map[string]string) *isolatedEnv {
+func newIsolatedEnv(t testing.TB, files map[string]string) *isolatedEnv {
 	t.Helper()
 	if reason := testutil.UserNSOff(); reason != "" {
 		t.Skip(reason)
@@ -371,6 +373,10 @@ func procIDs(t *testing.T, pid int) (uid, gid int) {
 // With subordinate ids, the daemon runs each app's dynos as host ids of
 // the app's own, so one app's uid cannot read another's environment
 // (its config vars) through /proc; without, it says once how to get them.
+// Each app's dynos mount an overlay over the app's own copy of its slug,
+// made once and owned by its ids: a second start copies nothing, the
+// app writes its files and reads its private ones, another app reads
+// neither, and destroy and slugs:gc remove the copies.
 func TestDaemonAppsOwnIDs(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	testutil.WithoutSubIDs(t, func() {
@@ -385,7 +391,7 @@ func TestDaemonAppsOwnIDs(t *testing.T) {
 	markers := map[string]string{"alpha": uniqueSleep(), "beta": ""}
 	markers["beta"] = strconv.Itoa(100 + mustAtoi(t, markers["alpha"]))
 	for name, m := range markers {
-		e.deployFixture(t, name, "worker: exec sleep "+m+"\n")
+		e.deployPrivate(t, name, "worker: exec sleep "+m+"\n")
 		e.must(t, "config:set", "SECRET="+name+"-secret", "-a", name)
 		e.must(t, "ps:scale", "worker=1", "-a", name)
 	}
@@ -414,10 +420,51 @@ func TestDaemonAppsOwnIDs(t *testing.T) {
 	if uidA == uidB || uidA < base || uidB < base || uidA >= base+3*65536 || uidB >= base+3*65536 {
 		t.Fatalf("host uids: alpha %d, beta %d; want each app its own, from %d", uidA, uidB, base)
 	}
-	cmd := exec.Command("cat", "/proc/"+strconv.Itoa(pids["alpha"])+"/environ")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uidB), Gid: uint32(gidB), Groups: []uint32{}}}
-	if out, err := cmd.CombinedOutput(); err == nil || strings.Contains(string(out), "alpha-secret") {
+	readAsB := func(path string) (string, error) {
+		cmd := exec.Command("cat", path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uidB), Gid: uint32(gidB), Groups: []uint32{}}}
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := readAsB("/proc/" + strconv.Itoa(pids["alpha"]) + "/environ"); err == nil || strings.Contains(out, "alpha-secret") {
 		t.Errorf("beta's uid read alpha's environment: %q", out)
+	}
+
+	// alpha's own copy of its slug: its ids', in a folder of the
+	// daemon's user alone.
+	owned := ownLowers(t, e.home, "alpha")
+	if len(owned) != 1 {
+		t.Fatalf("alpha's own copies of its slug: %v; want one", owned)
+	}
+	lowerA := owned[0]
+	if st := statT(t, lowerA); int(st.Uid) != uidA {
+		t.Errorf("%s is uid %d's; want alpha's %d", lowerA, st.Uid, uidA)
+	}
+	if st := statT(t, filepath.Dir(lowerA)); st.Mode&0o777 != 0o700 || st.Uid != testutil.Nobody {
+		t.Errorf("%s: mode %#o, uid %d; want 0700, the daemon's user's", filepath.Dir(lowerA), st.Mode&0o777, st.Uid)
+	}
+	// The file the build made 0600 is alpha's alone.
+	for _, p := range []string{filepath.Join(lowerA, "private.txt"), "/proc/" + strconv.Itoa(pids["alpha"]) + "/root/app/private.txt"} {
+		if out, err := readAsB(p); err == nil || strings.Contains(out, "alpha-private") {
+			t.Errorf("beta's uid read alpha's %s: %q", p, out)
+		}
+	}
+	// Two one-offs next to the worker: each an overlay over the same
+	// tree, made once; the app reads its private file and writes its
+	// files, which stay its own, and nothing reaches the lower.
+	ino := statT(t, lowerA).Ino
+	script := `awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; cat private.txt; echo more >> private.txt && stat -c '%u %a' private.txt; echo new > /app/new && echo wrote`
+	for i := range 2 {
+		out := e.must(t, "run", "-a", "alpha", script)
+		if want := "overlay\nalpha-private\n0 600\nwrote\n"; !strings.Contains(out, want) {
+			t.Errorf("run %d: said %q; want %q", i+1, out, want)
+		}
+		if got := ownLowers(t, e.home, "alpha"); len(got) != 1 || got[0] != lowerA || statT(t, lowerA).Ino != ino {
+			t.Errorf("run %d: alpha's copies %v; want %s, the same inode, made once", i+1, got, lowerA)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(lowerA, "private.txt")); err != nil || string(b) != "alpha-private\n" {
+		t.Errorf("alpha's lower holds %q, %v; want it untouched", b, err)
 	}
 	d.stop(syscall.SIGTERM)
 	// Nothing of the apps' dynos is left in the daemon's home.
@@ -425,6 +472,75 @@ func TestDaemonAppsOwnIDs(t *testing.T) {
 	if len(left) != 0 {
 		t.Errorf("dyno dirs left: %v", left)
 	}
+
+	// slugs:gc removes beta's copy of a slug no release of its keeps.
+	old := ownLowers(t, e.home, "beta")
+	e.deployPrivate(t, "", "worker: exec sleep 2\n")
+	e.must(t, "run", "-a", "beta", "true")
+	if got := ownLowers(t, e.home, "beta"); len(got) != 2 || len(old) != 1 {
+		t.Fatalf("beta's copies %v after a new release; want the old %v and a new one", got, old)
+	}
+	out := e.must(t, "slugs:gc", "--keep", "1")
+	if !strings.Contains(out, "Removed beta's copy of sha256:"+filepath.Base(old[0])) {
+		t.Errorf("slugs:gc said %q; want beta's copy of %s removed", out, filepath.Base(old[0]))
+	}
+	if got := ownLowers(t, e.home, "beta"); len(got) != 1 || got[0] == old[0] {
+		t.Errorf("beta's copies after slugs:gc: %v; want only the new one", got)
+	}
+	// A copy that is not the app's ids' (subids.json lost and the app
+	// given another slice) is refused, naming the fix.
+	cur := ownLowers(t, e.home, "beta")[0]
+	if err := os.Lchown(cur, uidB+1, gidB+1); err != nil {
+		t.Fatal(err)
+	}
+	if out, st := e.dynoOut(t, "run", "-a", "beta", "true"); st == 0 || !strings.Contains(out, "remove it as root") {
+		t.Errorf("run over a copy of other ids: exit %d, %q; want an error naming the fix", st, out)
+	}
+	if err := os.Lchown(cur, uidB, gidB); err != nil {
+		t.Fatal(err)
+	}
+	// Destroying alpha removes its copies, its ids' files, with it.
+	e.must(t, "apps:destroy", "alpha", "--confirm", "alpha")
+	for _, p := range []string{filepath.Join(e.home, "apps", "alpha"), filepath.Join(e.home, "trash", "*", "*")} {
+		if m, _ := filepath.Glob(p); len(m) != 0 {
+			t.Errorf("left after apps:destroy alpha: %v", m)
+		}
+	}
+}
+
+// deployPrivate builds a release of app name whose slug holds
+// private.txt, made 0600 by the build; name "" builds beta again.
+func (e *isolatedEnv) deployPrivate(t *testing.T, name, procfile string) {
+	t.Helper()
+	if name == "" {
+		name = "beta"
+	} else {
+		e.must(t, "apps:create", name)
+	}
+	src := source(t, map[string]string{".fixture": "", "Procfile": procfile, "private.txt": name + "-private\n"})
+	if err := os.Chmod(filepath.Join(src, "private.txt"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	e.must(t, "build", src, "-a", name, "-b", "fixture")
+}
+
+// ownLowers lists app's own copies of its slugs.
+func ownLowers(t *testing.T, home, app string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(home, "apps", app, "slugs", strings.Repeat("[0-9a-f]", 64)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func statT(t *testing.T, path string) unix.Stat_t {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Lstat(path, &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
 
 func mustAtoi(t *testing.T, s string) int {
@@ -460,5 +576,37 @@ func TestRunPTYOwnIDs(t *testing.T) {
 	text := strings.ReplaceAll(string(out), "\r", "")
 	if st := cmd.ProcessState.ExitCode(); st != 4 || !strings.Contains(text, "0\nto-tty\nwrote\n") {
 		t.Errorf("exit %d, %q; want uid 0, a write to /dev/tty, status 4", st, text)
+	}
+}
+
+// BenchmarkRunOwnIDs is `dyno run -a APP true` for an app whose slug
+// holds 2,000 files, 50 MB: the whole one-off, the CLI's start and exit
+// included, once with the daemon user's one uid (shared) and once with
+// the app's own ids (own), whose first run made the app's copy of the
+// slug. Run as root: go test ./cmd/dyno -run '^$' -bench RunOwnIDs
+func BenchmarkRunOwnIDs(b *testing.B) {
+	for _, mode := range []string{"shared", "own"} {
+		b.Run(mode, func(b *testing.B) {
+			e := newIsolatedEnv(b, nil)
+			if mode == "own" {
+				testutil.SubIDs(b, 65536)
+			}
+			src := source(b, map[string]string{".fixture": "", "Procfile": "web: exec sleep 1000\n"})
+			block := strings.Repeat("0123456789abcdef", 25<<10/16)
+			for i := range 2000 {
+				dir := filepath.Join(src, fmt.Sprintf("d%02d", i%40))
+				os.MkdirAll(dir, 0o755)
+				if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%04d", i)), []byte(strconv.Itoa(i)+block), 0o644); err != nil {
+					b.Fatal(err)
+				}
+			}
+			testutil.GiveToNobody(b, src)
+			e.must(b, "apps:create", "bench")
+			e.must(b, "build", src, "-a", "bench", "-b", "fixture")
+			e.must(b, "run", "-a", "bench", "true")
+			for b.Loop() {
+				e.must(b, "run", "-a", "bench", "true")
+			}
+		})
 	}
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"strconv"
 	"time"
@@ -17,13 +16,15 @@ import (
 // command in a one-off dyno release.N of the new release, isolated, its
 // output streamed to out in Heroku's log lines.
 func releaseRunner(a *app.App, out io.Writer) func(context.Context, ledger.Release, string) (int, error) {
-	return func(ctx context.Context, rel ledger.Release, lower string) (int, error) {
+	// The lower it is given is the store's shared tree; appRunner picks
+	// the app's own copy where the app has its own ids.
+	return func(ctx context.Context, rel ledger.Release, _ string) (int, error) {
 		spawner, err := newSpawner()
 		if err != nil {
 			return -1, err
 		}
 		defer spawner.Close()
-		r, err := appRunner(spawner, a, lower, isolateOptions{size: "standard-1x"}, false, false)
+		r, err := appRunner(spawner, a, rel.Slug, isolateOptions{size: "standard-1x"}, false, false)
 		if err != nil {
 			return -1, err
 		}
@@ -40,12 +41,4 @@ func releaseRunner(a *app.App, out io.Writer) func(context.Context, ledger.Relea
 			Env:     app.DynoEnv(&rel, name, 5000),
 		}, 30*time.Second)
 	}
-}
-
-// releaseLower unpacks rel's slug (once per slug) for dynos to mount.
-func releaseLower(a *app.App, rel *ledger.Release) (string, error) {
-	if rel.Slug == "" {
-		return "", fmt.Errorf("%s v%d has no code yet; build it first with dyno build -a %s", a.Name, rel.Version, a.Name)
-	}
-	return a.Home().Slugs().Unpacked(rel.Slug)
 }

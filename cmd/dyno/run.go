@@ -228,10 +228,6 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 	if rel == nil || rel.Slug == "" {
 		return isolate.Spec{}, none, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
 	}
-	lower, err := releaseLower(a, rel)
-	if err != nil {
-		return isolate.Spec{}, none, err
-	}
 	hold, err := a.Home().Slugs().Acquire(rel.Slug)
 	if err != nil {
 		return isolate.Spec{}, none, err
@@ -246,7 +242,7 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 		return isolate.Spec{}, none, err
 	}
 	o.isolate.on = true
-	r, err := appRunner(spawner, a, lower, o.isolate, false, false)
+	r, err := appRunner(spawner, a, rel.Slug, o.isolate, false, false)
 	if err != nil {
 		hold.Close()
 		return isolate.Spec{}, none, err

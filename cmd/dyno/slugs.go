@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/spf13/cobra"
 )
@@ -25,6 +27,7 @@ func newSlugsGCCommand() *cobra.Command {
 				return err
 			}
 			used := map[string]bool{}
+			var errs []error
 			for _, n := range names {
 				a, err := h.Open(n)
 				if err != nil {
@@ -34,22 +37,33 @@ func newSlugsGCCommand() *cobra.Command {
 				if err != nil {
 					return err
 				}
+				mine := map[string]bool{}
 				for _, r := range rels {
 					if r.Slug != "" {
-						used[r.Slug] = true
+						mine[r.Slug] = true
 					}
 				}
 				// The current release may be older than the last N (a
 				// string of failed releases): keep it too.
 				if s, err := a.Ledger.State(); err == nil && s.Current != nil && s.Current.Slug != "" {
-					used[s.Current.Slug] = true
+					mine[s.Current.Slug] = true
 				}
+				// The app's own copies (apps with their own ids) go by
+				// the app's releases alone.
+				gone, err := a.GCLowers(mine)
+				for _, d := range gone {
+					fmt.Fprintf(cmd.OutOrStdout(), "Removed %s's copy of %s\n", n, d)
+				}
+				if err != nil {
+					errs = append(errs, err)
+				}
+				maps.Copy(used, mine)
 			}
 			removed, err := h.Slugs().GC(used)
 			for _, d := range removed {
 				fmt.Fprintf(cmd.OutOrStdout(), "Removed %s\n", d)
 			}
-			if err != nil {
+			if err := errors.Join(append(errs, err)...); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%d slugs removed, %d kept\n", len(removed), len(used))

@@ -119,7 +119,7 @@ func folderPlan(o startOptions, only []string, spawner *isolate.Spawner) (*start
 		// Keep an init started ahead: restarts and the formation's
 		// next dynos skip its clone, exec and runtime start-up.
 		spawner.SetPrewarm(true)
-		spawner.WarmUp(r.StateDir)
+		spawner.WarmUp(r.StateDir, nil)
 	}
 	for _, d := range proj.Dynos {
 		env := d.Env
@@ -237,16 +237,25 @@ func isolatedRunner(spawner *isolate.Spawner, dir, stateDir string, o isolateOpt
 	})
 }
 
-// appRunner is isolatedRunner for an app's dynos over lower (its
-// release's slug): with the user's subordinate ids, they run as the
-// app's own slice of host ids; without, warn says why not on stderr.
-func appRunner(spawner *isolate.Spawner, a *app.App, lower string, o isolateOptions, probe, warn bool) (supervisor.IsolatedRunner, error) {
-	r, err := isolatedRunner(spawner, lower, a.DynosDir(), o, probe)
-	if err != nil {
-		return r, err
-	}
+// appRunner is isolatedRunner for an app's dynos over its release's
+// slug digest, unpacked once (app.App.Lower): with the user's
+// subordinate ids, they run as the app's own slice of host ids over the
+// app's own copy of the slug; without, over the store's shared one, and
+// warn says why on stderr. The caller holds the slug (Acquire).
+func appRunner(spawner *isolate.Spawner, a *app.App, digest string, o isolateOptions, probe, warn bool) (supervisor.IsolatedRunner, error) {
 	exists := func(name string) bool { _, err := a.Home().Open(name); return err == nil }
 	ids, warning, err := supervisor.AppIDs(a.Home().Dir, a.Name, exists)
+	if err != nil {
+		return supervisor.IsolatedRunner{}, err
+	}
+	if digest == "" {
+		return supervisor.IsolatedRunner{}, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
+	}
+	lower, err := a.Lower(digest, ids)
+	if err != nil {
+		return supervisor.IsolatedRunner{}, err
+	}
+	r, err := isolatedRunner(spawner, lower, a.DynosDir(), o, probe)
 	if err != nil {
 		return r, err
 	}

@@ -39,10 +39,6 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 	if rel == nil || rel.Slug == "" {
 		return nil, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
 	}
-	lower, err := releaseLower(a, rel)
-	if err != nil {
-		return nil, err
-	}
 	// Held while dynos run: slugs:gc leaves this slug alone.
 	hold, err := a.Home().Slugs().Acquire(rel.Slug)
 	if err != nil {
@@ -86,16 +82,14 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 		hold.Close()
 		return nil, err
 	}
-	r, err := appRunner(spawner, a, lower, o.isolate, true, true)
+	r, err := appRunner(spawner, a, rel.Slug, o.isolate, true, true)
 	if err != nil {
 		hold.Close()
 		return nil, err
 	}
 	r.Profile = true
-	if r.IDs == nil { // no warm inits for dynos with the app's own ids yet
-		spawner.SetPrewarm(true)
-		spawner.WarmUp(r.StateDir)
-	}
+	spawner.SetPrewarm(true)
+	spawner.WarmUp(r.StateDir, r.IDs)
 	var quota int64
 	if r.Cgroups != nil {
 		quota = r.Size.Memory

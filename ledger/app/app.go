@@ -156,8 +156,9 @@ func (h Home) List() ([]string, error) {
 	return names, nil
 }
 
-// Destroy removes an app: its ledger, cache and logs. Its slugs stay in
-// the store until slugs:gc finds no app using them.
+// Destroy removes an app: its ledger, cache, logs and its own copies of
+// its slugs (Lower). Its slugs stay in the store until slugs:gc finds no
+// app using them.
 func (h Home) Destroy(name string) error {
 	a, err := h.Open(name)
 	if err != nil {
@@ -175,6 +176,10 @@ func (h Home) Destroy(name string) error {
 	}
 	if err := os.Rename(a.Dir, filepath.Join(trash, name)); err != nil {
 		os.Remove(trash)
+		return fmt.Errorf("destroy app %s: %w", name, err)
+	}
+	// Its own copies of its slugs belong to its ids: removed as them.
+	if err := h.removeOwned(name, filepath.Join(trash, name)); err != nil {
 		return fmt.Errorf("destroy app %s: %w", name, err)
 	}
 	if err := fsutil.RemoveAll(trash); err != nil {

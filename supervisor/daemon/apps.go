@@ -81,10 +81,10 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	r.ids = ids
 	runner := d.newRunner(a, sizes, ids)
 	// A warm init per app: restarts, scale-ups and new releases skip
-	// the init's clone, exec and runtime start-up. (Not yet for dynos
-	// with the app's own ids.)
-	if d.spawner != nil && ids == nil {
-		d.spawner.WarmUp(a.DynosDir())
+	// the init's clone, exec and runtime start-up, and with the app's
+	// own ids its mapping and re-execution too.
+	if d.spawner != nil {
+		d.spawner.WarmUp(a.DynosDir(), ids)
 	}
 	r.sup = supervisor.NewSupervisor(supervisor.Options{
 		Runner:      runner,
@@ -160,7 +160,9 @@ func (r *appRun) converge() error {
 		return err
 	}
 	if rel.Slug != r.slug {
-		lower, err := r.app.Home().Slugs().Unpacked(rel.Slug)
+		// The app's own copy when it has its own ids: made once, then
+		// each start mounts it as it is.
+		lower, err := r.app.Lower(rel.Slug, r.ids)
 		if err != nil {
 			return err
 		}
@@ -276,6 +278,13 @@ func (d *Daemon) releasePhaseRunner(ctx context.Context, r *appRun, rel ledger.R
 	defer cancel()
 	runner := d.isolatedRunner(r.app, r.sizes, r.ids)
 	runner.Lower = lower
+	if r.ids != nil {
+		// lower is the store's shared tree; the app's ids want theirs.
+		var err error
+		if runner.Lower, err = r.app.Lower(rel.Slug, r.ids); err != nil {
+			return -1, err
+		}
+	}
 	name := "release." + strconv.Itoa(rel.Version)
 	return supervisor.RunOneOff(ctx, runner, r.logs, supervisor.DynoSpec{
 		Name:    name,
