@@ -30,32 +30,51 @@ type hiddenPath struct {
 // or an empty file (anything else) is mounted over it. dyno's own state
 // (DYNO_HOME, with every app's ledger and config vars) and the daemon's
 // socket go here: a project folder may well hold DYNO_HOME
-// (~/.local/share/dyno when the folder is ~). Paths that do not exist
-// are skipped.
+// (~/.local/share/dyno when the folder is ~). A path that does not exist
+// yet is looked for again at each start: DYNO_HOME is made by the first
+// dyno's own state dir, a socket by a daemon started later.
 func (sp *Spawner) Hide(paths ...string) error {
-	var hidden []hiddenPath
+	var hidden []string
 	for _, p := range paths {
 		abs, err := filepath.Abs(p)
 		if err != nil {
 			return fmt.Errorf("hide %s from dynos: %w", p, err)
 		}
-		real, err := filepath.EvalSymlinks(abs)
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
+		if _, err := resolveHidden(abs); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("hide %s from dynos: %w", p, err)
 		}
-		fi, err := os.Stat(real)
-		if err != nil {
-			return fmt.Errorf("hide %s from dynos: %w", p, err)
-		}
-		hidden = append(hidden, hiddenPath{path: real, dir: fi.IsDir()})
+		hidden = append(hidden, abs)
 	}
 	sp.mu.Lock()
 	sp.hidden = append(sp.hidden, hidden...)
 	sp.mu.Unlock()
 	return nil
+}
+
+// resolveHidden is the hidden path p as it is now: symlinks resolved,
+// and whether it is a directory.
+func resolveHidden(p string) (hiddenPath, error) {
+	real, err := filepath.EvalSymlinks(p)
+	if err != nil {
+		return hiddenPath{}, err
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return hiddenPath{}, err
+	}
+	return hiddenPath{path: real, dir: fi.IsDir()}, nil
+}
+
+// hiddenNow resolves the paths given to Hide as they are at this start;
+// those that do not exist have nothing to show.
+func hiddenNow(paths []string) []hiddenPath {
+	var out []hiddenPath
+	for _, p := range paths {
+		if h, err := resolveHidden(p); err == nil {
+			out = append(out, h)
+		}
+	}
+	return out
 }
 
 // hiddenIn says where, inside a dyno with this lower dir, binds and

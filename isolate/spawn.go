@@ -49,7 +49,7 @@ type Spawner struct {
 	live    map[int]bool         // pids of inits started and not yet waited for
 	warm    map[string]*warmSlot // by state dir
 	dropped map[string]bool      // state dirs given up by DropWarm
-	hidden  []hiddenPath         // host paths no dyno sees (Hide)
+	hidden  []string             // host paths no dyno sees (Hide), absolute
 	warming sync.WaitGroup       // warm inits being launched
 	cleanup sync.WaitGroup       // removals of dyno dirs in flight
 	// warmLaunched, when set (by tests), runs after a warm init is
@@ -166,7 +166,7 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 		sp.mu.Lock()
 		hidden := sp.hidden
 		sp.mu.Unlock()
-		cfg.Sandbox.Hidden = hiddenIn(hidden, cfg.Sandbox.Lower, cfg.Sandbox.Binds, cfg.Sandbox.ReadOnly)
+		cfg.Sandbox.Hidden = hiddenIn(hiddenNow(hidden), cfg.Sandbox.Lower, cfg.Sandbox.Binds, cfg.Sandbox.ReadOnly)
 	}
 	if err := d.handshake(cfg, passFDs); err != nil {
 		return nil, fmt.Errorf("start dyno %s: %w", spec.Name, err)

@@ -610,3 +610,23 @@ func BenchmarkRunOwnIDs(b *testing.B) {
 		})
 	}
 }
+
+// A DYNO_HOME that does not exist yet is made by the first dyno's own
+// state dir, after the spawner was told to hide it: it is hidden all the
+// same, from the first dyno on.
+func TestIsolatedHidesNewDynoHome(t *testing.T) {
+	if reason := testutil.UserNSOff(); reason != "" {
+		t.Skip(reason)
+	}
+	project := testutil.SharedDir(t)
+	os.WriteFile(filepath.Join(project, "Procfile"), []byte("a: true\n"), 0o644)
+	testutil.GiveToNobody(t, project)
+	e := &isolatedEnv{project: project, home: filepath.Join(project, "dh")}
+	out, err := e.command("run", "--isolate", `echo "[$(ls -A /app/dh)]"`).CombinedOutput()
+	if err != nil || strings.TrimSpace(string(out)) != "[]" {
+		t.Errorf("dyno run --isolate with a new DYNO_HOME under the project: %v, %q; want it empty", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(e.home, "dynos")); err != nil {
+		t.Errorf("the test is broken: the run did not make DYNO_HOME: %v", err)
+	}
+}
