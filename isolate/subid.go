@@ -62,6 +62,12 @@ func ReadSubRanges(file, name string, uid int) ([]SubRange, error) {
 		if err1 != nil || err2 != nil || start < 0 || count <= 0 {
 			continue // newuidmap skips what it cannot parse too
 		}
+		if start == 0 || (uid >= start && uid-start < count) {
+			// A slice holding host root, or this user itself, would give
+			// an app root's files or the daemon's own: a mistake in the
+			// file, never a range to hand out.
+			continue
+		}
 		out = append(out, SubRange{start, count})
 	}
 	if err := sc.Err(); err != nil {

@@ -28,6 +28,11 @@ func TestReadSubRanges(t *testing.T) {
 	if got, err := ReadSubRanges(filepath.Join(t.TempDir(), "none"), "alice", 1000); got != nil || err != nil {
 		t.Errorf("missing file: %v, %v", got, err)
 	}
+	// A range holding host root or the user itself is never handed out.
+	os.WriteFile(file, []byte("alice:0:65536\nalice:900:200\nalice:1000:1\nalice:1001:10\n"), 0o644)
+	if got, err := ReadSubRanges(file, "alice", 1000); err != nil || !slices.Equal(got, []SubRange{{1001, 10}}) {
+		t.Errorf("ranges over root or the user: got %v, %v; want only 1001:10", got, err)
+	}
 }
 
 // Each app gets its own slice, the same one every time; a slice is

@@ -80,6 +80,7 @@ func TestValidateConfig(t *testing.T) {
 		{map[string]string{"": "x"}, `""`},
 		{map[string]string{"BIG": strings.Repeat("x", MaxConfigBytes)}, "over the limit"},
 		{map[string]string{"FIT": strings.Repeat("x", MaxConfigBytes-3)}, ""},
+		{map[string]string{"NUL": "x\x00y"}, "config var NUL holds a NUL byte"},
 	} {
 		err := ValidateConfig(tc.vars)
 		if tc.bad == "" && err != nil || tc.bad != "" && (err == nil || !strings.Contains(err.Error(), tc.bad)) {

@@ -34,6 +34,10 @@ func ValidateConfig(vars map[string]string) error {
 		if !keyPattern.MatchString(k) {
 			return fmt.Errorf("invalid config var name %q: use letters, digits and _, not starting with a digit", k)
 		}
+		if strings.IndexByte(vars[k], 0) >= 0 {
+			// execve cannot pass it: no dyno of the app could start.
+			return fmt.Errorf("config var %s holds a NUL byte, which no process environment can carry; remove it", k)
+		}
 		total += len(k) + len(vars[k])
 	}
 	if total > MaxConfigBytes {

@@ -84,12 +84,20 @@ func (d *Daemon) withApp(h func(http.ResponseWriter, *http.Request, *appRun)) ht
 	}
 }
 
+// maxUserBytes bounds a user name from X-Dyno-User.
+const maxUserBytes = 256
+
 // apiUser is who the request says it is for the ledger (X-Dyno-User);
 // text that is not UTF-8 is refused, as in a body.
 func apiUser(w http.ResponseWriter, r *http.Request) (string, bool) {
 	user := r.Header.Get("X-Dyno-User")
 	if !utf8.ValidString(user) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "the X-Dyno-User header is not valid UTF-8; send text as UTF-8")
+		return "", false
+	}
+	// It goes into every record the request appends.
+	if len(user) > maxUserBytes {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "the X-Dyno-User header is %d bytes, over the %d a user name may take", len(user), maxUserBytes)
 		return "", false
 	}
 	return user, true
@@ -364,9 +372,12 @@ func firstNonEmpty(s ...string) string {
 func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 	q := r.URL.Query()
 	f := logstore.Filter{Dyno: q.Get("dyno"), Source: q.Get("source")}
+	// Heroku's default and most: 100 and 1,500 lines; 0 is none, a tail
+	// alone. (logstore.Read takes n <= 0 as the whole store, 100 MB read
+	// into memory for one request.)
 	n := 100
-	if v, err := strconv.Atoi(q.Get("lines")); err == nil {
-		n = v
+	if v, err := strconv.Atoi(q.Get("lines")); err == nil && v >= 0 {
+		n = min(v, 1500)
 	}
 	tail := q.Get("tail") == "true"
 	var t *logstore.Tail
@@ -375,10 +386,13 @@ func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 		t = a.hub.Subscribe(f, 1024)
 		defer t.Close()
 	}
-	lines, err := logstore.Read(a.app.LogsDir(), f, n)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
-		return
+	var lines []logstore.Line
+	if n > 0 {
+		var err error
+		if lines, err = logstore.Read(a.app.LogsDir(), f, n); err != nil {
+			writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+			return
+		}
 	}
 	// The stream outlives the server's WriteTimeout: each write gets a
 	// deadline of its own, so a tail runs as long as its reader reads,

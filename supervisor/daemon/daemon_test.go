@@ -390,6 +390,30 @@ func TestAPIClosesSlowRequests(t *testing.T) {
 	}
 }
 
+// The stream's history is bounded as Heroku's is: 0 lines is none,
+// more than 1,500 is 1,500, never the whole store.
+func TestAPILogStreamLines(t *testing.T) {
+	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) { h.Create("demo", "test") }})
+	a, _ := td.d.app("demo")
+	for i := range 1600 {
+		a.logs.Line("api", []byte(fmt.Sprintf("line %d", i)))
+	}
+	for _, tc := range []struct {
+		lines string
+		want  int
+	}{{"0", 0}, {"-5", 100}, {"", 100}, {"7", 7}, {"99999", 1500}} {
+		resp, err := td.client.http.Get("http://dyno/apps/demo/log-stream?lines=" + tc.lines)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if got := strings.Count(string(body), "\n"); got != tc.want {
+			t.Errorf("lines=%s: %d lines, want %d", tc.lines, got, tc.want)
+		}
+	}
+}
+
 // The log stream is a long answer: the server's timeouts do not end it.
 func TestAPILogStreamOutlivesRequestTimeouts(t *testing.T) {
 	td := startTestDaemon(t, daemonOptions{
@@ -434,6 +458,21 @@ func TestAPIRefusesInvalidUTF8(t *testing.T) {
 		if resp.StatusCode != http.StatusUnprocessableEntity || e.ID != "invalid_params" || !strings.Contains(e.Message, "UTF-8") {
 			t.Errorf("%q: %s %+v", body, resp.Status, e)
 		}
+	}
+	if !bytes.Equal(before, ledgerBytes(t, td.home, "demo")) {
+		t.Error("the ledger changed")
+	}
+	// A NUL is valid UTF-8, but no process environment can carry it.
+	if status, body := td.patch("/apps/demo/config-vars", `{"A": "x\u0000y"}`); status != http.StatusUnprocessableEntity || !strings.Contains(string(body), "NUL") {
+		t.Errorf("a NUL in a value: %d %s", status, body)
+	}
+	// The user goes into every record: bounded.
+	req, _ := http.NewRequest(http.MethodPatch, "http://dyno/apps/demo/config-vars", strings.NewReader(`{"A": "1"}`))
+	req.Header.Set("X-Dyno-User", strings.Repeat("u", 10000))
+	if resp, err := td.client.http.Do(req); err != nil || resp.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("a 10,000-byte X-Dyno-User: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 	if !bytes.Equal(before, ledgerBytes(t, td.home, "demo")) {
 		t.Error("the ledger changed")
