@@ -119,8 +119,42 @@ func Run(ctx context.Context, b Build) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer fsutil.RemoveAll(r.work)
+	defer r.cleanup()
 	return r.run(ctx)
+}
+
+// cleanup hands back what the commands' ids hold (a build that failed
+// or was canceled has not yet), then removes the build's own folder.
+func (r *builder) cleanup() {
+	r.handBack()
+	fsutil.RemoveAll(r.work)
+}
+
+// handOver hands dirs to the ids the commands run as, where they are not
+// this process's (Handover).
+func (r *builder) handOver(dirs ...string) error {
+	h, ok := r.exec.(Handover)
+	if !ok {
+		return nil
+	}
+	for _, d := range dirs {
+		if err := h.HandOver(d); err != nil {
+			return fmt.Errorf("build: %w", err)
+		}
+	}
+	return nil
+}
+
+// handBack hands back everything handOver handed over.
+func (r *builder) handBack() error {
+	h, ok := r.exec.(Handover)
+	if !ok {
+		return nil
+	}
+	if err := h.HandBack(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	return nil
 }
 
 // A builder holds one run's state.
@@ -166,7 +200,7 @@ func newBuilder(b Build) (r *builder, err error) {
 	}
 	defer func() {
 		if err != nil {
-			fsutil.RemoveAll(r.work)
+			r.cleanup()
 		}
 	}()
 	r.home = filepath.Join(r.work, "home")
@@ -182,6 +216,11 @@ func newBuilder(b Build) (r *builder, err error) {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	r.env = buildEnv(b, r.home, r.tmp)
+	// The buildpacks' ids must be able to write these and read ENV_DIR;
+	// the cache is the app's, and so were its files in earlier builds.
+	if err := r.handOver(r.buildDir, r.cacheDir, r.home, r.tmp, r.envDir); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 
@@ -329,6 +368,11 @@ func (r *builder) run(ctx context.Context) (*Result, error) {
 		r.out.printf("       Using release configuration from last framework (%s).\n", lastRelease)
 	}
 
+	// The commands are done: what they made is this process's again
+	// before it reads the Procfile, and before the slug is packed.
+	if err := r.handBack(); err != nil {
+		return nil, err
+	}
 	r.out.printf("-----> Discovering process types\n")
 	procfile, err := readProcfile(r.buildDir)
 	// A line that is not "name: command" is skipped, as dyno start and
@@ -398,6 +442,11 @@ func (r *builder) fetch(ctx context.Context, ref string) (*Buildpack, error) {
 	}
 	bp, err := fetch(ctx, src, r.b.BaseDir, r.packDir)
 	if err != nil {
+		return nil, err
+	}
+	// Its compile may write into it; its scripts must be readable by
+	// the commands' ids whatever modes the fetch gave them.
+	if err := r.handOver(bp.Dir); err != nil {
 		return nil, err
 	}
 	bp.Ref = ref

@@ -2,13 +2,16 @@ package buildpacks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/dyno-run/dyno/isolate"
 )
@@ -21,10 +24,55 @@ import (
 type SandboxExecutor struct {
 	Spawner  *isolate.Spawner
 	StateDir string // where the sandboxes' own dirs live while they run
+	// IDs, when set, is the app's own slice of host ids (isolate.IDRange):
+	// the commands run as its first uid and gid, which no other app
+	// shares, instead of as this process's uid, and the build's folders
+	// are handed to them (Handover) with isolate.GiveTree. Nil runs
+	// them as this process's uid, with nothing handed over.
+	IDs *isolate.IDRange
+
+	mu    sync.Mutex
+	given []string // handed over, in order, until HandBack
+}
+
+// HandOver implements Handover: it gives the tree at dir to e.IDs (when
+// set), unless a tree already handed over holds it.
+func (e *SandboxExecutor) HandOver(dir string) error {
+	if e.IDs == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if covered(dir, e.given) {
+		return nil
+	}
+	// Recorded first: a GiveTree that fails halfway may have handed
+	// some of the tree over, and HandBack must look at all of it.
+	e.given = append(e.given, dir)
+	return isolate.GiveTree(dir, *e.IDs, true)
+}
+
+// HandBack implements Handover. Every tree is handed back, whatever
+// fails; the first error is returned. A tree removed meanwhile (a fetch
+// that failed) is skipped.
+func (e *SandboxExecutor) HandBack() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var first error
+	for _, dir := range e.given {
+		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := isolate.GiveTree(dir, *e.IDs, false); err != nil && first == nil {
+			first = fmt.Errorf("hand %s back from the app's ids: %w", dir, err)
+		}
+	}
+	e.given = nil
+	return first
 }
 
 // Run implements Executor.
-func (e SandboxExecutor) Run(ctx context.Context, c Command) error {
+func (e *SandboxExecutor) Run(ctx context.Context, c Command) error {
 	var binds []isolate.Bind
 	for _, w := range c.Writable {
 		binds = append(binds, isolate.Bind{Path: w, Writable: true})
@@ -56,7 +104,7 @@ func (e SandboxExecutor) Run(ctx context.Context, c Command) error {
 		Env:     c.Env,
 		Stdout:  stdout,
 		Stderr:  stderr,
-		Sandbox: &isolate.Sandbox{StateDir: e.StateDir, Binds: binds, Seccomp: true},
+		Sandbox: &isolate.Sandbox{StateDir: e.StateDir, Binds: binds, Seccomp: true, IDs: e.IDs},
 	})
 	stdout.Close()
 	stderr.Close()
