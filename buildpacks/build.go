@@ -138,8 +138,12 @@ func (r *builder) handOver(dirs ...string) error {
 		return nil
 	}
 	for _, d := range dirs {
-		if err := h.HandOver(d); err != nil {
+		handed, err := h.HandOver(d)
+		if err != nil {
 			return fmt.Errorf("build: %w", err)
+		}
+		if handed {
+			r.handed[d] = true
 		}
 	}
 	return nil
@@ -168,10 +172,16 @@ type builder struct {
 	work, home, tmp, envDir, packDir string
 	env                              []string
 	done                             []string // dirs of the buildpacks compiled so far, in order
+	// handed are the dirs handed to the commands' ids (Handover), which
+	// this process may not look into until they are handed back.
+	handed map[string]bool
+	// releases says, for each buildpack fetched, whether it has a
+	// bin/release, as looked up before it was handed over.
+	releases map[string]bool
 }
 
 func newBuilder(b Build) (r *builder, err error) {
-	r = &builder{b: b, exec: b.Exec, out: &lineWriter{w: b.Out}}
+	r = &builder{b: b, exec: b.Exec, out: &lineWriter{w: b.Out}, handed: map[string]bool{}, releases: map[string]bool{}}
 	if r.exec == nil {
 		r.exec = PlainExecutor{}
 	}
@@ -216,11 +226,6 @@ func newBuilder(b Build) (r *builder, err error) {
 		return nil, fmt.Errorf("build: %w", err)
 	}
 	r.env = buildEnv(b, r.home, r.tmp)
-	// The buildpacks' ids must be able to write these and read ENV_DIR;
-	// the cache is the app's, and so were its files in earlier builds.
-	if err := r.handOver(r.buildDir, r.cacheDir, r.home, r.tmp, r.envDir); err != nil {
-		return nil, err
-	}
 	return r, nil
 }
 
@@ -298,6 +303,12 @@ func (r *builder) run(ctx context.Context) (*Result, error) {
 		res.FromBuildpacksFile = len(refs) > 0
 	}
 	multi := res.FromBuildpacksFile
+	// Read: .buildpacks, above. The commands' ids must be able to
+	// write these and read ENV_DIR; the cache is the app's, and so were
+	// its files in earlier builds.
+	if err := r.handOver(r.buildDir, r.cacheDir, r.home, r.tmp, r.envDir); err != nil {
+		return nil, err
+	}
 
 	if r.b.Stack != "" {
 		r.out.printf("-----> Building on the %s stack\n", stackTitle(r.b.Stack))
@@ -445,7 +456,11 @@ func (r *builder) fetch(ctx context.Context, ref string) (*Buildpack, error) {
 		return nil, err
 	}
 	// Its compile may write into it; its scripts must be readable by
-	// the commands' ids whatever modes the fetch gave them.
+	// the commands' ids whatever modes the fetch gave them. Whether it
+	// has a bin/release is looked up first: once handed over, its
+	// folder (0700) is not this process's to look into.
+	_, err = os.Lstat(filepath.Join(bp.Dir, "bin", "release"))
+	r.releases[bp.Dir] = !errors.Is(err, fs.ErrNotExist)
 	if err := r.handOver(bp.Dir); err != nil {
 		return nil, err
 	}
@@ -548,7 +563,13 @@ func (r *builder) compile(ctx context.Context, bp *Buildpack, name string) error
 // printed; a nil release means it has none.
 func (r *builder) release(ctx context.Context, bp *Buildpack) (*release, error) {
 	script := filepath.Join(bp.Dir, "bin", "release")
-	if _, err := os.Lstat(script); errors.Is(err, fs.ErrNotExist) {
+	if r.handed[bp.Dir] {
+		// Looked up as fetched (fetch): a compile that adds one to
+		// its own copy is not heard.
+		if !r.releases[bp.Dir] {
+			return nil, nil
+		}
+	} else if _, err := os.Lstat(script); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	// What bin/release prints is read up to the limit and one byte

@@ -36,8 +36,9 @@ type Executor interface {
 type Handover interface {
 	Executor
 	// HandOver hands the tree at dir, which this process made, to the
-	// commands' ids.
-	HandOver(dir string) error
+	// commands' ids, and says whether it did: false means they are this
+	// process's own, and there is nothing to hand over.
+	HandOver(dir string) (bool, error)
 	// HandBack hands every tree HandOver handed over back to this
 	// process's ids, what the commands made in them included. It may be
 	// called more than once.

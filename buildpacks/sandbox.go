@@ -37,19 +37,19 @@ type SandboxExecutor struct {
 
 // HandOver implements Handover: it gives the tree at dir to e.IDs (when
 // set), unless a tree already handed over holds it.
-func (e *SandboxExecutor) HandOver(dir string) error {
+func (e *SandboxExecutor) HandOver(dir string) (bool, error) {
 	if e.IDs == nil {
-		return nil
+		return false, nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if covered(dir, e.given) {
-		return nil
+		return true, nil
 	}
 	// Recorded first: a GiveTree that fails halfway may have handed
 	// some of the tree over, and HandBack must look at all of it.
 	e.given = append(e.given, dir)
-	return isolate.GiveTree(dir, *e.IDs, true)
+	return true, isolate.GiveTree(dir, *e.IDs, true)
 }
 
 // HandBack implements Handover. Every tree is handed back, whatever
