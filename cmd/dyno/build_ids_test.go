@@ -202,3 +202,54 @@ func TestBuildOwnIDsKill9Swept(t *testing.T) {
 		t.Errorf("left in trash: %v", l)
 	}
 }
+
+// A build with the app's ids that SIGTERM or SIGINT stops, or whose
+// compile fails, hands back what its buildpacks made before it removes
+// its scratch: nothing is left in builds, and the cache is the user's
+// again.
+func TestBuildOwnIDsStoppedOrFailed(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	testutil.SubIDs(t, 65536)
+	e.must(t, "apps:create", "stopped")
+	e.must(t, "config:set", "SECRET=s", "-a", "stopped")
+	cache, _ := cacheWithFifo(t, e.home, "stopped")
+	src := source(t, map[string]string{"Procfile": "web: true\n"})
+	builds := filepath.Join(e.home, "builds")
+	bp := ownedBuildpack(t)
+	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGINT} {
+		s := startSession(t, e.command("build", src, "-a", "stopped", "-b", bp))
+		s.waitFor("-----> inside: uid 0 ")
+		if uid := hostOwner(t, filepath.Join(cache, "kept", "file")); uid == testutil.Nobody {
+			t.Fatalf("%v: the cache is the user's during the build", sig)
+		}
+		s.signal(sig)
+		if st := s.wait(); st != 128+int(sig) {
+			t.Errorf("%v: exit %d, want %d:\n%s", sig, st, 128+int(sig), strings.Join(s.lines(), "\n"))
+		}
+		if l := left(t, builds); len(l) != 0 {
+			t.Errorf("%v: left in builds: %v", sig, l)
+		}
+		if uid := hostOwner(t, filepath.Join(cache, "kept", "file")); uid != testutil.Nobody {
+			t.Errorf("%v: the cache's file is host uid %d after the build; want the user's %d", sig, uid, testutil.Nobody)
+		}
+	}
+
+	failing := buildpackDir(t, map[string]string{
+		"detect":  "echo Failing\n",
+		"compile": "mkdir \"$2/failed\" && echo x > \"$2/failed/x\" && chmod 700 \"$2/failed\"\nmkdir \"$1/private\" && echo x > \"$1/private/x\" && chmod 700 \"$1/private\"\nexit 3\n",
+	})
+	out, st := e.dynoOut(t, "build", src, "-a", "stopped", "-b", failing)
+	if st != 1 {
+		t.Errorf("a failed compile: exit %d, want 1:\n%s", st, out)
+	}
+	wantLines(t, out, " !     Push rejected, failed to compile Failing app.")
+	if l := left(t, builds); len(l) != 0 {
+		t.Errorf("after a failed compile, left in builds: %v", l)
+	}
+	if uid := hostOwner(t, filepath.Join(cache, "failed", "x")); uid != testutil.Nobody {
+		t.Errorf("after a failed compile, the cache's file is host uid %d; want the user's %d", uid, testutil.Nobody)
+	}
+	if rels := e.must(t, "releases", "-a", "stopped"); !strings.Contains(rels, "Current: v2") || strings.Contains(rels, "v3") {
+		t.Errorf("a build was released:\n%s", rels)
+	}
+}
