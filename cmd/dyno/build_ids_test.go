@@ -253,3 +253,50 @@ func TestBuildOwnIDsStoppedOrFailed(t *testing.T) {
 		t.Errorf("a build was released:\n%s", rels)
 	}
 }
+
+// Two builds of one app with its own ids do not share its cache: the
+// second waits, saying so, until the first has handed the cache back,
+// then runs. Detection tries buildpacks installed in $DYNO_HOME, where
+// they lie, as the app's ids.
+func TestBuildOwnIDsOneAtATime(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	testutil.SubIDs(t, 65536)
+	e.must(t, "apps:create", "queued")
+	e.must(t, "config:set", "SECRET=q", "-a", "queued")
+	cache, fifo := cacheWithFifo(t, e.home, "queued")
+	src := source(t, map[string]string{".installed": "", "Procfile": "web: true\n"})
+	first := startSession(t, e.command("build", src, "-a", "queued", "-b", ownedBuildpack(t)))
+	first.waitFor("-----> inside: uid 0 ")
+
+	installed := filepath.Join(e.home, "buildpacks", "local")
+	if err := os.MkdirAll(filepath.Dir(installed), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(buildpackDir(t, map[string]string{
+		"detect":  "[ -f \"$1/.installed\" ] && echo Installed\n",
+		"compile": "echo \"-----> second: $(stat -c %u \"$2/kept/file\")\"\n",
+	}), installed); err != nil {
+		t.Fatal(err)
+	}
+	testutil.GiveToNobody(t, filepath.Dir(installed))
+	second := startSession(t, e.command("build", src, "-a", "queued"))
+	second.waitFor("^-----> Waiting for another build of queued to finish with the build cache$")
+
+	goOn(t, fifo)
+	if st := first.wait(); st != 0 {
+		t.Fatalf("first build: exit %d:\n%s", st, strings.Join(first.lines(), "\n"))
+	}
+	// The second saw the cache as its own, after the first handed it
+	// back: uid 0 inside.
+	second.waitFor("^-----> second: 0$")
+	if st := second.wait(); st != 0 {
+		t.Fatalf("second build: exit %d:\n%s", st, strings.Join(second.lines(), "\n"))
+	}
+	wantLines(t, strings.Join(second.lines(), "\n"), "-----> Installed app detected", "Released v4")
+	if uid := hostOwner(t, filepath.Join(cache, "kept", "file")); uid != testutil.Nobody {
+		t.Errorf("the cache's file is host uid %d after both builds; want the user's %d", uid, testutil.Nobody)
+	}
+	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+		t.Errorf("left in builds: %v", l)
+	}
+}
