@@ -137,14 +137,12 @@ func (r *builder) handOver(dirs ...string) error {
 	if !ok {
 		return nil
 	}
+	handed, err := h.HandOver(dirs...)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
 	for _, d := range dirs {
-		handed, err := h.HandOver(d)
-		if err != nil {
-			return fmt.Errorf("build: %w", err)
-		}
-		if handed {
-			r.handed[d] = true
-		}
+		r.handed[d] = handed
 	}
 	return nil
 }

@@ -35,10 +35,10 @@ type Executor interface {
 // belong to their ids, which this process may neither read nor remove.
 type Handover interface {
 	Executor
-	// HandOver hands the tree at dir, which this process made, to the
-	// commands' ids, and says whether it did: false means they are this
-	// process's own, and there is nothing to hand over.
-	HandOver(dir string) (bool, error)
+	// HandOver hands the trees at dirs, which this process made, to
+	// the commands' ids, and says whether it did: false means they are
+	// this process's own, and there is nothing to hand over.
+	HandOver(dirs ...string) (bool, error)
 	// HandBack hands every tree HandOver handed over back to this
 	// process's ids, what the commands made in them included. It may be
 	// called more than once.

@@ -35,40 +35,45 @@ type SandboxExecutor struct {
 	given []string // handed over, in order, until HandBack
 }
 
-// HandOver implements Handover: it gives the tree at dir to e.IDs (when
-// set), unless a tree already handed over holds it.
-func (e *SandboxExecutor) HandOver(dir string) (bool, error) {
+// HandOver implements Handover: it gives the trees at dirs to e.IDs
+// (when set), but for those a tree already handed over holds.
+func (e *SandboxExecutor) HandOver(dirs ...string) (bool, error) {
 	if e.IDs == nil {
 		return false, nil
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if covered(dir, e.given) {
-		return true, nil
+	var give []string
+	for _, d := range dirs {
+		if !covered(d, e.given) && !covered(d, give) {
+			give = append(give, d)
+		}
 	}
-	// Recorded first: a GiveTree that fails halfway may have handed
-	// some of the tree over, and HandBack must look at all of it.
-	e.given = append(e.given, dir)
-	return true, isolate.GiveTree(dir, *e.IDs, true)
+	// Recorded first: a GiveTrees that fails halfway may have handed
+	// some of them over, and HandBack must look at all of them.
+	e.given = append(e.given, give...)
+	return true, isolate.GiveTrees(give, *e.IDs, true)
 }
 
-// HandBack implements Handover. Every tree is handed back, whatever
-// fails; the first error is returned. A tree removed meanwhile (a fetch
-// that failed) is skipped.
+// HandBack implements Handover. Trees removed meanwhile (a fetch that
+// failed) are skipped.
 func (e *SandboxExecutor) HandBack() error {
+	if e.IDs == nil {
+		return nil
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	var first error
+	var back []string
 	for _, dir := range e.given {
-		if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err := isolate.GiveTree(dir, *e.IDs, false); err != nil && first == nil {
-			first = fmt.Errorf("hand %s back from the app's ids: %w", dir, err)
+		if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+			back = append(back, dir)
 		}
 	}
+	if err := isolate.GiveTrees(back, *e.IDs, false); err != nil {
+		return err
+	}
 	e.given = nil
-	return first
+	return nil
 }
 
 // Run implements Executor.

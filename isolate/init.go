@@ -72,8 +72,10 @@ func runInit() int {
 		return initExitProtocol
 	}
 	if c := cfg.Chown; c != nil {
-		if err := giveTree(c.Path, c.ToApp); err != nil {
-			return fail(1, "%v", err)
+		for _, p := range c.Paths {
+			if err := giveTree(p, c.ToApp); err != nil {
+				return fail(1, "%v", err)
+			}
 		}
 		enc.Encode(Message{Type: msgStarted})
 		return 0
