@@ -27,7 +27,7 @@ type SandboxExecutor struct {
 	// IDs, when set, is the app's own slice of host ids (isolate.IDRange):
 	// the commands run as its first uid and gid, which no other app
 	// shares, instead of as this process's uid, and the build's folders
-	// are handed to them (Handover) with isolate.GiveTree. Nil runs
+	// are handed to them (Handover) with isolate.GiveTrees. Nil runs
 	// them as this process's uid, with nothing handed over.
 	IDs *isolate.IDRange
 
