@@ -27,6 +27,9 @@ type Build struct {
 	// before the step that needs it.
 	BuildDir string
 	// CacheDir is kept per app between builds; it is created if missing.
+	// With an Exec that hands folders over (Handover), the caller hands
+	// it over before Run and back after: several builds of one app may
+	// share it, and only the caller knows when the last one is done.
 	CacheDir string
 	// ConfigVars are written to a fresh ENV_DIR, one file per var (the
 	// name is the key, the content the value exactly), mode 0600 in a
@@ -302,9 +305,10 @@ func (r *builder) run(ctx context.Context) (*Result, error) {
 	}
 	multi := res.FromBuildpacksFile
 	// Read: .buildpacks, above. The commands' ids must be able to
-	// write these and read ENV_DIR; the cache is the app's, and so were
-	// its files in earlier builds.
-	if err := r.handOver(r.buildDir, r.cacheDir, r.home, r.tmp, r.envDir); err != nil {
+	// write these and read ENV_DIR. The cache, which outlives the build
+	// and may serve several at once, is the caller's to hand over
+	// (CacheDir).
+	if err := r.handOver(r.buildDir, r.home, r.tmp, r.envDir); err != nil {
 		return nil, err
 	}
 

@@ -28,8 +28,9 @@ type Executor interface {
 
 // A Handover is an Executor whose commands run as ids other than this
 // process's: a build sandbox with the app's own ids (SandboxExecutor with
-// IDs). The folders a build makes for its commands (BUILD_DIR, CACHE_DIR,
-// HOME, TMPDIR, ENV_DIR, each buildpack's copy) are handed over before
+// IDs). The folders a build makes for its commands (BUILD_DIR, HOME,
+// TMPDIR, ENV_DIR, each buildpack's copy; CACHE_DIR is the caller's to
+// hand over, see Build.CacheDir) are handed over before
 // they run, and handed back before this process reads the Procfile,
 // packs the slug or removes what they left: files the commands made
 // belong to their ids, which this process may neither read nor remove.

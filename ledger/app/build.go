@@ -93,15 +93,11 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 	if err := os.MkdirAll(a.CacheDir(), 0o700); err != nil {
 		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 	}
+	doneWithCache := func() {}
 	if scratch.ids != nil {
-		// The cache is handed to the app's ids for this build and back
-		// at its end: another build of the app handing it back under
-		// this one would leave its buildpacks unable to write it.
-		lock, err := a.lockCache(ctx, out)
-		if err != nil {
+		if doneWithCache, err = a.shareCache(*scratch.ids); err != nil {
 			return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 		}
-		defer lock.Close()
 	}
 	res, err := buildpacks.Run(ctx, buildpacks.Build{
 		BuildDir:      buildDir,
@@ -118,6 +114,7 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 		Exec:          o.Exec,
 		WorkDir:       scratch.Dir,
 	})
+	doneWithCache()
 	if err != nil {
 		return ledger.Release{}, err
 	}
@@ -204,10 +201,10 @@ type scratchIDs struct {
 }
 
 // RunAs records that this build's buildpacks run as ids, the app's own
-// slice of host ids: Build then holds the app's cache lock, and Remove
-// and a later SweepBuilds hand back what the buildpacks left should the
-// build not do so itself (killed with SIGKILL). Call it before anything
-// is handed to ids.
+// slice of host ids: Build then hands the app's cache to them
+// (shareCache), and Remove and a later SweepBuilds hand back what the
+// buildpacks left should the build not do so itself (killed with
+// SIGKILL). Call it before anything is handed to ids.
 func (s *Scratch) RunAs(ids isolate.IDRange) error {
 	b, err := json.Marshal(scratchIDs{IDs: ids, Cache: s.cache})
 	if err != nil {
@@ -268,9 +265,9 @@ func removeScratch(dir string, handBackCache bool) error {
 }
 
 // handBackCacheIfFree hands the cache a dead build had handed to the
-// app's ids back, unless a live build of the app holds the cache lock.
-// A failure is left for the next build of the app, which hands the
-// cache over and back anyway.
+// app's ids back, unless a live build of the app holds cache.lock
+// (shareCache): the last of those hands it back. A failure is left for
+// the next build of the app, which hands the cache over and back anyway.
 func handBackCacheIfFree(rec scratchIDs) {
 	// A build takes the lock, creating its file, before it hands the
 	// cache over: without the file (the app is gone, say) there is
@@ -288,43 +285,44 @@ func handBackCacheIfFree(rec scratchIDs) {
 	}
 }
 
-// lockCache takes the app's cache lock, cache.lock beside the cache (the
-// cache itself may be the app's ids', which this user cannot open), for
-// a build whose buildpacks run as the app's ids. Another build of the
-// app holding it is waited for, with one line saying so; ctx ends the
-// wait.
-func (a *App) lockCache(ctx context.Context, out io.Writer) (*os.File, error) {
-	f, err := os.OpenFile(a.CacheDir()+".lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+// shareCache hands the app's cache to ids, the app's own, for a build
+// whose buildpacks run as them; done hands it back once no other build
+// of the app still uses it. Builds of one app may run side by side and
+// share the cache, as they do without ids: each holds a shared flock on
+// cache.lock beside the cache (the cache itself may be the app's ids',
+// which this user cannot open) while its buildpacks may write it. At the
+// end a build asks for the lock exclusively without waiting: only the
+// last build out gets it (flock(2) converts a lock by dropping it first,
+// under the inode's lock, so of two builds ending at once the second
+// always finds the first gone) and hands the cache back. A sweep of a
+// killed build's cache asks the same way (handBackCacheIfFree).
+func (a *App) shareCache(ids isolate.IDRange) (done func(), err error) {
+	lock, err := os.OpenFile(a.CacheDir()+".lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return nil, err
 	}
-	err = flock(f, unix.LOCK_EX|unix.LOCK_NB)
-	if err == nil {
-		return f, nil
+	// Waits only while a build or a sweep hands the cache back.
+	if err := flock(lock, unix.LOCK_SH); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
-	if !errors.Is(err, unix.EWOULDBLOCK) {
-		f.Close()
-		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
-	}
-	fmt.Fprintf(out, "-----> Waiting for another build of %s to finish with the build cache\n", a.Name)
-	got := make(chan error, 1)
-	go func() { got <- flock(f, unix.LOCK_EX) }()
-	select {
-	case err := <-got:
-		if err != nil {
-			f.Close()
-			return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	if err := isolate.GiveTree(a.CacheDir(), ids, true); err != nil {
+		// Some of it may be the app's now: hand that back, if last.
+		if flock(lock, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			isolate.GiveTree(a.CacheDir(), ids, false)
 		}
-		return f, nil
-	case <-ctx.Done():
-		// A blocked flock cannot be called off: the lock, once it
-		// comes, is dropped at once.
-		go func() {
-			<-got
-			f.Close()
-		}()
-		return nil, fmt.Errorf("canceled waiting for the build cache: %w", ctx.Err())
+		lock.Close()
+		return nil, err
 	}
+	return func() {
+		defer lock.Close()
+		if flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
+			return // another build still uses it, and hands it back
+		}
+		// A failure leaves the cache to the next build of the app,
+		// which hands it over and back anyway, or to a sweep.
+		isolate.GiveTree(a.CacheDir(), ids, false)
+	}, nil
 }
 
 // flock is flock(2) on f, retried when a signal interrupts it.
