@@ -27,6 +27,9 @@ type Build struct {
 	// before the step that needs it.
 	BuildDir string
 	// CacheDir is kept per app between builds; it is created if missing.
+	// With an Exec that hands folders over (Handover), the caller hands
+	// it over before Run and back after: several builds of one app may
+	// share it, and only the caller knows when the last one is done.
 	CacheDir string
 	// ConfigVars are written to a fresh ENV_DIR, one file per var (the
 	// name is the key, the content the value exactly), mode 0600 in a
@@ -119,8 +122,44 @@ func Run(ctx context.Context, b Build) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer fsutil.RemoveAll(r.work)
+	defer r.cleanup()
 	return r.run(ctx)
+}
+
+// cleanup hands back what the commands' ids hold (a build that failed
+// or was canceled has not yet), then removes the build's own folder.
+func (r *builder) cleanup() {
+	r.handBack()
+	fsutil.RemoveAll(r.work)
+}
+
+// handOver hands dirs to the ids the commands run as, where they are not
+// this process's (Handover).
+func (r *builder) handOver(dirs ...string) error {
+	h, ok := r.exec.(Handover)
+	if !ok {
+		return nil
+	}
+	handed, err := h.HandOver(dirs...)
+	if err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	for _, d := range dirs {
+		r.handed[d] = handed
+	}
+	return nil
+}
+
+// handBack hands back everything handOver handed over.
+func (r *builder) handBack() error {
+	h, ok := r.exec.(Handover)
+	if !ok {
+		return nil
+	}
+	if err := h.HandBack(); err != nil {
+		return fmt.Errorf("build: %w", err)
+	}
+	return nil
 }
 
 // A builder holds one run's state.
@@ -134,10 +173,16 @@ type builder struct {
 	work, home, tmp, envDir, packDir string
 	env                              []string
 	done                             []string // dirs of the buildpacks compiled so far, in order
+	// handed are the dirs handed to the commands' ids (Handover), which
+	// this process may not look into until they are handed back.
+	handed map[string]bool
+	// releases says, for each buildpack fetched, whether it has a
+	// bin/release, as looked up before it was handed over.
+	releases map[string]bool
 }
 
 func newBuilder(b Build) (r *builder, err error) {
-	r = &builder{b: b, exec: b.Exec, out: &lineWriter{w: b.Out}}
+	r = &builder{b: b, exec: b.Exec, out: &lineWriter{w: b.Out}, handed: map[string]bool{}, releases: map[string]bool{}}
 	if r.exec == nil {
 		r.exec = PlainExecutor{}
 	}
@@ -166,7 +211,7 @@ func newBuilder(b Build) (r *builder, err error) {
 	}
 	defer func() {
 		if err != nil {
-			fsutil.RemoveAll(r.work)
+			r.cleanup()
 		}
 	}()
 	r.home = filepath.Join(r.work, "home")
@@ -259,6 +304,13 @@ func (r *builder) run(ctx context.Context) (*Result, error) {
 		res.FromBuildpacksFile = len(refs) > 0
 	}
 	multi := res.FromBuildpacksFile
+	// Read: .buildpacks, above. The commands' ids must be able to
+	// write these and read ENV_DIR. The cache, which outlives the build
+	// and may serve several at once, is the caller's to hand over
+	// (CacheDir).
+	if err := r.handOver(r.buildDir, r.home, r.tmp, r.envDir); err != nil {
+		return nil, err
+	}
 
 	if r.b.Stack != "" {
 		r.out.printf("-----> Building on the %s stack\n", stackTitle(r.b.Stack))
@@ -329,6 +381,11 @@ func (r *builder) run(ctx context.Context) (*Result, error) {
 		r.out.printf("       Using release configuration from last framework (%s).\n", lastRelease)
 	}
 
+	// The commands are done: what they made is this process's again
+	// before it reads the Procfile, and before the slug is packed.
+	if err := r.handBack(); err != nil {
+		return nil, err
+	}
 	r.out.printf("-----> Discovering process types\n")
 	procfile, err := readProcfile(r.buildDir)
 	// A line that is not "name: command" is skipped, as dyno start and
@@ -398,6 +455,15 @@ func (r *builder) fetch(ctx context.Context, ref string) (*Buildpack, error) {
 	}
 	bp, err := fetch(ctx, src, r.b.BaseDir, r.packDir)
 	if err != nil {
+		return nil, err
+	}
+	// Its compile may write into it; its scripts must be readable by
+	// the commands' ids whatever modes the fetch gave them. Whether it
+	// has a bin/release is looked up first: once handed over, its
+	// folder (0700) is not this process's to look into.
+	_, err = os.Lstat(filepath.Join(bp.Dir, "bin", "release"))
+	r.releases[bp.Dir] = !errors.Is(err, fs.ErrNotExist)
+	if err := r.handOver(bp.Dir); err != nil {
 		return nil, err
 	}
 	bp.Ref = ref
@@ -499,7 +565,13 @@ func (r *builder) compile(ctx context.Context, bp *Buildpack, name string) error
 // printed; a nil release means it has none.
 func (r *builder) release(ctx context.Context, bp *Buildpack) (*release, error) {
 	script := filepath.Join(bp.Dir, "bin", "release")
-	if _, err := os.Lstat(script); errors.Is(err, fs.ErrNotExist) {
+	if r.handed[bp.Dir] {
+		// Looked up as fetched (fetch): a compile that adds one to
+		// its own copy is not heard.
+		if !r.releases[bp.Dir] {
+			return nil, nil
+		}
+	} else if _, err := os.Lstat(script); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	// What bin/release prints is read up to the limit and one byte

@@ -26,6 +26,26 @@ type Executor interface {
 	Run(ctx context.Context, c Command) error
 }
 
+// A Handover is an Executor whose commands run as ids other than this
+// process's: a build sandbox with the app's own ids (SandboxExecutor with
+// IDs). The folders a build makes for its commands (BUILD_DIR, HOME,
+// TMPDIR, ENV_DIR, each buildpack's copy; CACHE_DIR is the caller's to
+// hand over, see Build.CacheDir) are handed over before
+// they run, and handed back before this process reads the Procfile,
+// packs the slug or removes what they left: files the commands made
+// belong to their ids, which this process may neither read nor remove.
+type Handover interface {
+	Executor
+	// HandOver hands the trees at dirs, which this process made, to
+	// the commands' ids, and says whether it did: false means they are
+	// this process's own, and there is nothing to hand over.
+	HandOver(dirs ...string) (bool, error)
+	// HandBack hands every tree HandOver handed over back to this
+	// process's ids, what the commands made in them included. It may be
+	// called more than once.
+	HandBack() error
+}
+
 // A Command is one run of a buildpack's bin/detect, bin/compile or
 // bin/release.
 type Command struct {

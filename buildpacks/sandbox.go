@@ -2,13 +2,16 @@ package buildpacks
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/dyno-run/dyno/isolate"
 )
@@ -21,10 +24,60 @@ import (
 type SandboxExecutor struct {
 	Spawner  *isolate.Spawner
 	StateDir string // where the sandboxes' own dirs live while they run
+	// IDs, when set, is the app's own slice of host ids (isolate.IDRange):
+	// the commands run as its first uid and gid, which no other app
+	// shares, instead of as this process's uid, and the build's folders
+	// are handed to them (Handover) with isolate.GiveTrees. Nil runs
+	// them as this process's uid, with nothing handed over.
+	IDs *isolate.IDRange
+
+	mu    sync.Mutex
+	given []string // handed over, in order, until HandBack
+}
+
+// HandOver implements Handover: it gives the trees at dirs to e.IDs
+// (when set), but for those a tree already handed over holds.
+func (e *SandboxExecutor) HandOver(dirs ...string) (bool, error) {
+	if e.IDs == nil {
+		return false, nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var give []string
+	for _, d := range dirs {
+		if !covered(d, e.given) && !covered(d, give) {
+			give = append(give, d)
+		}
+	}
+	// Recorded first: a GiveTrees that fails halfway may have handed
+	// some of them over, and HandBack must look at all of them.
+	e.given = append(e.given, give...)
+	return true, isolate.GiveTrees(give, *e.IDs, true)
+}
+
+// HandBack implements Handover. Trees removed meanwhile (a fetch that
+// failed) are skipped.
+func (e *SandboxExecutor) HandBack() error {
+	if e.IDs == nil {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var back []string
+	for _, dir := range e.given {
+		if _, err := os.Lstat(dir); !errors.Is(err, fs.ErrNotExist) {
+			back = append(back, dir)
+		}
+	}
+	if err := isolate.GiveTrees(back, *e.IDs, false); err != nil {
+		return err
+	}
+	e.given = nil
+	return nil
 }
 
 // Run implements Executor.
-func (e SandboxExecutor) Run(ctx context.Context, c Command) error {
+func (e *SandboxExecutor) Run(ctx context.Context, c Command) error {
 	var binds []isolate.Bind
 	for _, w := range c.Writable {
 		binds = append(binds, isolate.Bind{Path: w, Writable: true})
@@ -56,7 +109,7 @@ func (e SandboxExecutor) Run(ctx context.Context, c Command) error {
 		Env:     c.Env,
 		Stdout:  stdout,
 		Stderr:  stderr,
-		Sandbox: &isolate.Sandbox{StateDir: e.StateDir, Binds: binds, Seccomp: true},
+		Sandbox: &isolate.Sandbox{StateDir: e.StateDir, Binds: binds, Seccomp: true, IDs: e.IDs},
 	})
 	stdout.Close()
 	stderr.Close()

@@ -72,8 +72,10 @@ func runInit() int {
 		return initExitProtocol
 	}
 	if c := cfg.Chown; c != nil {
-		if err := giveTree(c.Path, c.ToApp); err != nil {
-			return fail(1, "%v", err)
+		for _, p := range c.Paths {
+			if err := giveTree(p, c.ToApp); err != nil {
+				return fail(1, "%v", err)
+			}
 		}
 		enc.Encode(Message{Type: msgStarted})
 		return 0
@@ -499,15 +501,30 @@ func emptyDir(dir *os.Root) {
 }
 
 // giveTree is GiveTree's helper side: in its namespace the manager's ids
-// are 0 and the app's 1 and up.
+// are 0 and the app's 1 and up. The walk and each chown are confined to
+// path (os.Root, which resolves every name below it with openat and
+// refuses to leave it): were a process of the app still alive in the
+// tree (a build killed with SIGKILL, its sandbox not yet gone), a
+// directory it swapped for a symlink after the walk listed it must not
+// lead the chown to files outside, the manager's ledger say, which the
+// helper may chown as well.
 func giveTree(path string, toApp bool) error {
-	return filepath.WalkDir(path, func(p string, _ fs.DirEntry, err error) error {
+	root, err := os.OpenRoot(path)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	return fs.WalkDir(root.FS(), ".", func(p string, _ fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
-		var st unix.Stat_t
-		if err := unix.Lstat(p, &st); err != nil {
+		fi, err := root.Lstat(p)
+		if err != nil {
 			return err
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no owner", filepath.Join(path, p))
 		}
 		give := func(id uint32) int {
 			switch {
@@ -522,7 +539,7 @@ func giveTree(path string, toApp bool) error {
 		if uid == int(st.Uid) && gid == int(st.Gid) {
 			return nil
 		}
-		err = os.Lchown(p, uid, gid)
+		err = root.Lchown(p, uid, gid)
 		if errors.Is(err, unix.EPERM) {
 			// Owned by ids this namespace does not map (they show as
 			// the overflow id): neither the app's nor the manager's.

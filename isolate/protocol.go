@@ -64,15 +64,15 @@ type Config struct {
 	// error) and exits.
 	Remove string `json:"remove,omitempty"`
 	// Chown, set alone, makes a mapped init a helper that hands a tree
-	// between the manager's ids and the app's (GiveTree).
+	// between the manager's ids and the app's (GiveTrees).
 	Chown *ChownConfig `json:"chown,omitempty"`
 }
 
-// ChownConfig is a GiveTree: in the helper's namespace the manager's ids
-// are 0 and the app's 1 to its size.
+// ChownConfig is a GiveTrees: in the helper's namespace the manager's
+// ids are 0 and the app's 1 to its size.
 type ChownConfig struct {
-	Path  string `json:"path"`
-	ToApp bool   `json:"to_app"`
+	Paths []string `json:"paths"`
+	ToApp bool     `json:"to_app"`
 }
 
 // SandboxConfig is the child's part of a sandboxed dyno: host paths are

@@ -11,7 +11,9 @@ import (
 	"syscall"
 
 	"github.com/dyno-run/dyno/buildpacks"
+	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/supervisor"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -84,11 +86,17 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			var exec buildpacks.Executor
 			if !noSandbox {
 				var closeSandbox func()
-				if exec, closeSandbox, err = buildSandbox(a, filepath.Join(scratch.Dir, "sandbox")); err != nil {
+				var ids *isolate.IDRange
+				if exec, ids, closeSandbox, err = buildSandbox(a, filepath.Join(scratch.Dir, "sandbox")); err != nil {
 					return err
 				}
 				// Waits for the sandboxes' own folders to be removed.
 				defer closeSandbox()
+				if ids != nil {
+					if err := scratch.RunAs(*ids); err != nil {
+						return err
+					}
+				}
 			}
 			cwd, _ := os.Getwd()
 			out := cmd.OutOrStdout()
@@ -137,20 +145,29 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 
 // buildSandbox runs buildpacks in a build sandbox when this host can
 // make one; where user namespaces are off, builds run as plain processes
-// and say so. The sandboxes keep their folders in stateDir, in the
-// build's scratch folder: what a killed build leaves of them goes with
-// the rest of its scratch, and the daemon's sweep of its apps' dyno
-// folders never meets them. closeSandbox waits until they are removed.
-func buildSandbox(a *app.App, stateDir string) (exec buildpacks.Executor, closeSandbox func(), err error) {
+// and say so. Where this user has subordinate ids, the buildpacks run as
+// the app's own slice of them (ids), as its dynos do, so a build never
+// runs as a uid another app's dynos or builds run as; else as this
+// user's uid, as the app's dynos do then (dyno start and run say so).
+// The sandboxes keep their folders in stateDir, in the build's scratch
+// folder: what a killed build leaves of them goes with the rest of its
+// scratch, and the daemon's sweep of its apps' dyno folders never meets
+// them. closeSandbox waits until they are removed.
+func buildSandbox(a *app.App, stateDir string) (exec buildpacks.Executor, ids *isolate.IDRange, closeSandbox func(), err error) {
 	spawner, err := newSpawner()
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if _, err := spawner.Probe(a.Home().DynosDir()); err != nil {
 		fmt.Fprintf(os.Stderr, "dyno: buildpacks run without a sandbox: %v\n", err)
-		return nil, func() {}, nil
+		return nil, nil, func() {}, nil
 	}
-	return buildpacks.SandboxExecutor{Spawner: spawner, StateDir: stateDir}, spawner.Close, nil
+	exists := func(name string) bool { _, err := a.Home().Open(name); return err == nil }
+	if ids, _, err = supervisor.AppIDs(a.Home().Dir, a.Name, exists); err != nil {
+		spawner.Close()
+		return nil, nil, nil, fmt.Errorf("build %s: %w", a.Name, err)
+	}
+	return &buildpacks.SandboxExecutor{Spawner: spawner, StateDir: stateDir, IDs: ids}, ids, spawner.Close, nil
 }
 
 // stopOnSignal returns a context canceled by the first SIGINT or SIGTERM,

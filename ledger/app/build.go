@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/dyno-run/dyno/buildpacks"
 	"github.com/dyno-run/dyno/internal/fsutil"
+	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/slug"
 	"golang.org/x/sys/unix"
@@ -91,6 +93,12 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 	if err := os.MkdirAll(a.CacheDir(), 0o700); err != nil {
 		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 	}
+	doneWithCache := func() {}
+	if scratch.ids != nil {
+		if doneWithCache, err = a.shareCache(*scratch.ids); err != nil {
+			return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
+		}
+	}
 	res, err := buildpacks.Run(ctx, buildpacks.Build{
 		BuildDir:      buildDir,
 		CacheDir:      a.CacheDir(),
@@ -106,6 +114,7 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 		Exec:          o.Exec,
 		WorkDir:       scratch.Dir,
 	})
+	doneWithCache()
 	if err != nil {
 		return ledger.Release{}, err
 	}
@@ -170,8 +179,160 @@ func (h Home) BuildsDir() string { return filepath.Join(h.Dir, "builds") }
 // folder whose lock can be taken is a dead build's, and SweepBuilds
 // removes it.
 type Scratch struct {
-	Dir  string
-	lock *os.File
+	Dir   string
+	lock  *os.File
+	cache string           // the app's cache folder
+	ids   *isolate.IDRange // RunAs
+}
+
+// scratchIDsFile, in a scratch folder, records the app's own ids its
+// buildpacks run as, and the app's cache, which is handed to them too
+// (RunAs). It is written before anything is handed over, by this user,
+// in a folder only this user may write (the scratch folder itself is
+// never handed over): what a killed build left belongs to those ids,
+// which this user may neither read nor remove, and the ids are what a
+// sweep needs to hand it back. The app's current ids from subids.json
+// would not do: the app may be gone and its slice another app's.
+const scratchIDsFile = "ids.json"
+
+type scratchIDs struct {
+	IDs   isolate.IDRange `json:"ids"`
+	Cache string          `json:"cache"`
+}
+
+// RunAs records that this build's buildpacks run as ids, the app's own
+// slice of host ids: Build then hands the app's cache to them
+// (shareCache), and Remove and a later SweepBuilds hand back what the
+// buildpacks left should the build not do so itself (killed with
+// SIGKILL). Call it before anything is handed to ids.
+func (s *Scratch) RunAs(ids isolate.IDRange) error {
+	b, err := json.Marshal(scratchIDs{IDs: ids, Cache: s.cache})
+	if err != nil {
+		return err
+	}
+	// Synced: a build killed after handing its folders over must leave
+	// the record behind it, power loss included.
+	if err := writeSynced(filepath.Join(s.Dir, scratchIDsFile), b); err != nil {
+		return fmt.Errorf("build folder %s: %w", s.Dir, err)
+	}
+	s.ids = &ids
+	return nil
+}
+
+func writeSynced(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// removeScratch removes a build's scratch folder. Where its record says
+// the buildpacks ran as the app's own ids, what they left is handed back
+// first when a plain removal fails (their folders, made 0700 or holding
+// files, are not this user's to empty); with handBackCache, so is the
+// app's cache, unless a live build of the app holds its lock (that build
+// hands it back itself).
+func removeScratch(dir string, handBackCache bool) error {
+	// Read before anything is removed: a failed RemoveAll still removes
+	// what it can, the record perhaps.
+	var rec scratchIDs
+	b, rerr := os.ReadFile(filepath.Join(dir, scratchIDsFile))
+	if rerr == nil {
+		rerr = json.Unmarshal(b, &rec)
+	}
+	// A record cut short was being written when the build died, before
+	// anything was handed over.
+	haveIDs := rerr == nil && rec.IDs.Size > 0
+	if haveIDs && handBackCache && rec.Cache != "" {
+		handBackCacheIfFree(rec)
+	}
+	err := fsutil.RemoveAll(dir)
+	if err == nil || !haveIDs {
+		return err
+	}
+	if gerr := isolate.GiveTree(dir, rec.IDs, false); gerr != nil {
+		return fmt.Errorf("%w; handing it back from the app's ids: %v", err, gerr)
+	}
+	return fsutil.RemoveAll(dir)
+}
+
+// handBackCacheIfFree hands the cache a dead build had handed to the
+// app's ids back, unless a live build of the app holds cache.lock
+// (shareCache): the last of those hands it back. A failure is left for
+// the next build of the app, which hands the cache over and back anyway.
+func handBackCacheIfFree(rec scratchIDs) {
+	// A build takes the lock, creating its file, before it hands the
+	// cache over: without the file (the app is gone, say) there is
+	// nothing to hand back.
+	lock, err := os.OpenFile(rec.Cache+".lock", os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return
+	}
+	defer lock.Close()
+	if flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		return
+	}
+	if _, err := os.Lstat(rec.Cache); err == nil {
+		isolate.GiveTree(rec.Cache, rec.IDs, false)
+	}
+}
+
+// shareCache hands the app's cache to ids, the app's own, for a build
+// whose buildpacks run as them; done hands it back once no other build
+// of the app still uses it. Builds of one app may run side by side and
+// share the cache, as they do without ids: each holds a shared flock on
+// cache.lock beside the cache (the cache itself may be the app's ids',
+// which this user cannot open) while its buildpacks may write it. At the
+// end a build asks for the lock exclusively without waiting: only the
+// last build out gets it (flock(2) converts a lock by dropping it first,
+// under the inode's lock, so of two builds ending at once the second
+// always finds the first gone) and hands the cache back. A sweep of a
+// killed build's cache asks the same way (handBackCacheIfFree).
+func (a *App) shareCache(ids isolate.IDRange) (done func(), err error) {
+	lock, err := os.OpenFile(a.CacheDir()+".lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	// Waits only while a build or a sweep hands the cache back.
+	if err := flock(lock, unix.LOCK_SH); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
+	}
+	if err := isolate.GiveTree(a.CacheDir(), ids, true); err != nil {
+		// Some of it may be the app's now: hand that back, if last.
+		if flock(lock, unix.LOCK_EX|unix.LOCK_NB) == nil {
+			isolate.GiveTree(a.CacheDir(), ids, false)
+		}
+		lock.Close()
+		return nil, err
+	}
+	return func() {
+		defer lock.Close()
+		if flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
+			return // another build still uses it, and hands it back
+		}
+		// A failure leaves the cache to the next build of the app,
+		// which hands it over and back anyway, or to a sweep.
+		isolate.GiveTree(a.CacheDir(), ids, false)
+	}, nil
+}
+
+// flock is flock(2) on f, retried when a signal interrupts it.
+func flock(f *os.File, how int) error {
+	for {
+		err := unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			return err
+		}
+	}
 }
 
 // NewScratch makes and locks a scratch folder for a build of a. Call
@@ -198,12 +359,15 @@ func (a *App) NewScratch() (*Scratch, error) {
 		os.Remove(dir)
 		return nil, fmt.Errorf("build %s: %w", a.Name, err)
 	}
-	return &Scratch{Dir: dir, lock: lock}, nil
+	return &Scratch{Dir: dir, lock: lock, cache: a.CacheDir()}, nil
 }
 
-// Remove removes the folder, then drops its lock.
+// Remove removes the folder, then drops its lock. What the buildpacks
+// left as the app's ids (RunAs) they handed back already, unless that
+// failed: then it is handed back here. The cache stays as it is: its
+// lock is still this build's, and the build hands it back itself.
 func (s *Scratch) Remove() error {
-	err := fsutil.RemoveAll(s.Dir)
+	err := removeScratch(s.Dir, false)
 	s.lock.Close()
 	if err != nil {
 		return fmt.Errorf("remove build folder %s: %w", s.Dir, err)
@@ -242,7 +406,7 @@ func (h Home) SweepBuilds() (int, error) {
 	}
 	removed := 0
 	for _, lock := range dead {
-		if rerr := fsutil.RemoveAll(lock.Name()); rerr != nil && err == nil {
+		if rerr := removeScratch(lock.Name(), true); rerr != nil && err == nil {
 			err = fmt.Errorf("sweep builds: %w", rerr)
 		} else if rerr == nil {
 			removed++
