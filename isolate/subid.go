@@ -157,11 +157,12 @@ type idFile struct {
 }
 
 // Alloc returns app's slice, allocating one the first time. A slice
-// whose app no longer exists (exists says) is taken back, and only then
+// whose app holds nothing any more (holds says: no app, no dyno, no
+// files of its ids left; app.Home.Holds) is taken back, and only then
 // given to another app; an app's slice is never moved. It holds an
 // exclusive flock on File.lock across the read and the atomic replace,
 // so two dyno processes never hand out one slice twice.
-func (a *IDAllocator) Alloc(app string, exists func(app string) bool) (IDRange, error) {
+func (a *IDAllocator) Alloc(app string, holds func(app string) bool) (IDRange, error) {
 	lock, err := os.OpenFile(a.File+".lock", os.O_CREATE|os.O_RDWR|unix.O_CLOEXEC, 0o600)
 	if err != nil {
 		return IDRange{}, fmt.Errorf("allocate ids for %s: %w", app, err)
@@ -193,7 +194,7 @@ func (a *IDAllocator) Alloc(app string, exists func(app string) bool) (IDRange, 
 	uids, gids := blocks(a.UIDs, AppIDs), blocks(a.GIDs, AppIDs)
 	usedU, usedG := map[int]bool{}, map[int]bool{}
 	for _, name := range slices.Sorted(maps.Keys(f.Apps)) {
-		if exists != nil && !exists(name) {
+		if holds != nil && !holds(name) {
 			delete(f.Apps, name) // its app is gone: the slice is free
 			continue
 		}

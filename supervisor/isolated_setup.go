@@ -115,9 +115,10 @@ func SetupCgroups() (tree *cgroup.Tree, reason string, err error) {
 // AppIDs returns app's own slice of host ids from the user's subordinate
 // ids, allocated in home's subids.json; where the user has none
 // (or newuidmap is missing) it returns nil and the one line that says so
-// and names the fix. exists says whether an app still exists: a slice is
-// given to another app only once its app is gone.
-func AppIDs(home, app string, exists func(string) bool) (*isolate.IDRange, string, error) {
+// and names the fix. holds says whether an app still holds its slice
+// (app.Home.Holds): a slice is given to another app only once nothing of
+// its app is left.
+func AppIDs(home, app string, holds func(string) bool) (*isolate.IDRange, string, error) {
 	ids, err := isolate.NewIDAllocator(filepath.Join(home, "subids.json"))
 	if err != nil {
 		return nil, "", err
@@ -125,7 +126,7 @@ func AppIDs(home, app string, exists func(string) bool) (*isolate.IDRange, strin
 	if ids == nil {
 		return nil, isolate.NoRangesWarning(), nil
 	}
-	r, err := ids.Alloc(app, exists)
+	r, err := ids.Alloc(app, holds)
 	if err != nil {
 		return nil, "", err
 	}

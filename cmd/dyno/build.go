@@ -162,8 +162,7 @@ func buildSandbox(a *app.App, stateDir string) (exec buildpacks.Executor, ids *i
 		fmt.Fprintf(os.Stderr, "dyno: buildpacks run without a sandbox: %v\n", err)
 		return nil, nil, func() {}, nil
 	}
-	exists := func(name string) bool { _, err := a.Home().Open(name); return err == nil }
-	if ids, _, err = supervisor.AppIDs(a.Home().Dir, a.Name, exists); err != nil {
+	if ids, _, err = supervisor.AppIDs(a.Home().Dir, a.Name, a.Home().Holds); err != nil {
 		spawner.Close()
 		return nil, nil, nil, fmt.Errorf("build %s: %w", a.Name, err)
 	}

@@ -243,8 +243,7 @@ func isolatedRunner(spawner *isolate.Spawner, dir, stateDir string, o isolateOpt
 // app's own copy of the slug; without, over the store's shared one, and
 // warn says why on stderr. The caller holds the slug (Acquire).
 func appRunner(spawner *isolate.Spawner, a *app.App, digest string, o isolateOptions, probe, warn bool) (supervisor.IsolatedRunner, error) {
-	exists := func(name string) bool { _, err := a.Home().Open(name); return err == nil }
-	ids, warning, err := supervisor.AppIDs(a.Home().Dir, a.Name, exists)
+	ids, warning, err := supervisor.AppIDs(a.Home().Dir, a.Name, a.Home().Holds)
 	if err != nil {
 		return supervisor.IsolatedRunner{}, err
 	}

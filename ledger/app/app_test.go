@@ -246,3 +246,40 @@ func TestClampFormation(t *testing.T) {
 		t.Errorf("ClampFormation = %v, %v", f, cut)
 	}
 }
+
+// An app's slice of ids is free for another app only once nothing of the
+// app is left: a destroyed app's dynos may still run until the daemon's
+// next look, and its trash is removed after the rename that makes it gone.
+func TestHolds(t *testing.T) {
+	h := Home{Dir: t.TempDir()}
+	if _, err := h.Create("alpha", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	if !h.Holds("alpha") {
+		t.Error("an app that exists does not hold its ids")
+	}
+	if err := h.Destroy("alpha"); err != nil {
+		t.Fatal(err)
+	}
+	if h.Holds("alpha") {
+		t.Error("a destroyed app with nothing left holds its ids")
+	}
+	for _, left := range []string{"dynos/alpha/web.1-ab12cd34", "trash/alpha-123456", "builds/alpha-987654"} {
+		t.Run(left, func(t *testing.T) {
+			dir := filepath.Join(h.Dir, left)
+			os.MkdirAll(dir, 0o700)
+			defer os.RemoveAll(filepath.Dir(dir))
+			if !h.Holds("alpha") {
+				t.Errorf("with %s left, alpha does not hold its ids", left)
+			}
+			if h.Holds("alph") {
+				t.Errorf("with %s left, alph holds ids", left)
+			}
+		})
+	}
+	// Another app's leftovers are not alpha's: alpha-x is an app name.
+	os.MkdirAll(filepath.Join(h.Dir, "trash", "alpha-x-123456"), 0o700)
+	if h.Holds("alpha") {
+		t.Error("alpha-x's trash holds alpha's ids")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dyno-run/dyno/isolate"
 	"golang.org/x/sys/unix"
@@ -87,4 +88,28 @@ func (h Home) removeOwned(name, dir string) error {
 		return fmt.Errorf("%s holds copies of its slugs, but %s records no ids to remove them as; remove it as root", own, h.IDsFile())
 	}
 	return isolate.RemoveAsOwner(own, *ids)
+}
+
+// Holds reports whether anything of app name may still run as, or lie on
+// disk owned by, the app's ids: the app itself, a dyno dir of it (the
+// daemon stops a destroyed app's dynos only at its next look), its trash
+// (Destroy removes the app's own files after the rename that makes it
+// gone) or a build's scratch. Only then may its slice of ids go to
+// another app: handed over sooner, two apps would share host uids.
+func (h Home) Holds(name string) bool {
+	if _, err := h.Open(name); err == nil {
+		return true
+	}
+	if entries, err := os.ReadDir(filepath.Join(h.DynosDir(), name)); err == nil && len(entries) > 0 {
+		return true
+	}
+	for _, dir := range []string{filepath.Join(h.Dir, "trash"), filepath.Join(h.Dir, "builds")} {
+		entries, _ := os.ReadDir(dir)
+		for _, e := range entries {
+			if rest, ok := strings.CutPrefix(e.Name(), name+"-"); ok && rest != "" && !strings.Contains(rest, "-") {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -72,8 +72,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	}
 	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
 	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
-	exists := func(name string) bool { _, err := d.cfg.Home.Open(name); return err == nil }
-	ids, _, err := supervisor.AppIDs(d.cfg.Home.Dir, name, exists)
+	ids, _, err := supervisor.AppIDs(d.cfg.Home.Dir, name, d.cfg.Home.Holds)
 	if err != nil {
 		store.Close()
 		return nil, err
