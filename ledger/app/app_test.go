@@ -2,6 +2,7 @@ package app
 
 import (
 	"errors"
+	"github.com/dyno-run/dyno/internal/testutil"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,7 +14,9 @@ import (
 
 func newApp(t *testing.T) *App {
 	t.Helper()
-	h := Home{Dir: t.TempDir()}
+	// testutil.SharedDir, not t.TempDir: an unpacked slug's folders lose
+	// their write bits, which only root's RemoveAll gets past.
+	h := Home{Dir: testutil.SharedDir(t)}
 	a, err := h.Create("demo", "ann")
 	if err != nil {
 		t.Fatal(err)

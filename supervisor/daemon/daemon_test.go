@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/dyno-run/dyno/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -119,7 +120,9 @@ type daemonOptions struct {
 
 func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 	t.Helper()
-	dir := t.TempDir()
+	// testutil.SharedDir, not t.TempDir: an unpacked slug's folders lose
+	// their write bits, which only root's RemoveAll gets past.
+	dir := testutil.SharedDir(t)
 	td := &testDaemon{t: t, home: app.Home{Dir: dir}, log: &syncBuffer{}, runner: newFakeRunner(), done: make(chan struct{})}
 	if o.setup != nil {
 		o.setup(td.home)
