@@ -649,3 +649,43 @@ func BenchmarkParseRelease(b *testing.B) {
 		})
 	}
 }
+
+// A bin/detect that prints without end is stopped at 64 KiB, whether it
+// was named (the build fails, naming it) or tried in detection (it is
+// skipped, and the next one is tried). Before the bound, dyno read all
+// of it: exec yes grew dyno past 600 MB.
+func TestRunHugeDetect(t *testing.T) {
+	// 8 MiB, then exit 0: without the bound, detection succeeds with
+	// a name of 8 MiB.
+	bp := scriptedBuildpack(t, map[string]string{
+		"detect":  "yes AAAAAAA | head -c 8388608\n",
+		"compile": "true\n",
+	})
+	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{bp}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Buildpack != bp || be.Reason != "bin/detect: printed more than 64 KiB, the most dyno reads of bin/detect's output" {
+		t.Fatalf("err = %v, want a BuildError naming %s and the limit", err, bp)
+	}
+	wantLines(t, out, " !     bin/detect of "+bp+": printed more than 64 KiB, the most dyno reads of bin/detect's output", " !     Push failed")
+
+	// One without end, in detection: stopped, skipped.
+	endless := scriptedBuildpack(t, map[string]string{"detect": "exec yes AAAAAAA\n", "compile": "true\n"})
+	res, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{".fixture": ""}), Installed: []string{endless, fixture(t)}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out, " !     Skipping buildpack "+endless+": bin/detect: printed more than 64 KiB, the most dyno reads of bin/detect's output", "-----> Fixture app detected")
+	if res.Names[0] != "Fixture" {
+		t.Errorf("Names = %q", res.Names)
+	}
+
+	// At the limit exactly is fine; the first line is the name.
+	at := scriptedBuildpack(t, map[string]string{
+		"detect":  "echo Exact; head -c $((65536 - 6)) /dev/zero | tr '\\0' x\n",
+		"compile": "true\n",
+	})
+	res, out, err = build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{at}})
+	if err != nil || res.Names[0] != "Exact" {
+		t.Fatalf("64 KiB of detect output: %v, %+v\n%.2000s", err, res, out)
+	}
+}

@@ -256,3 +256,20 @@ func TestBuildReleaseStderrApart(t *testing.T) {
 	out := e.must(t, "build", source(t, map[string]string{}), "-a", "stderr", "-b", bp)
 	wantLines(t, out, "a note on stderr: not YAML", "Default types for buildpack -> web", "Released v2")
 }
+
+// A bin/detect that prints without end (exec yes) is stopped at 64 KiB
+// in the build sandbox, and the build fails with one line naming it.
+func TestBuildHugeDetect(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "yes")
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "exec yes AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+		"compile": "true\n",
+	})
+	out, st := e.dynoOut(t, "build", source(t, map[string]string{}), "-a", "yes", "-b", bp)
+	if st != 1 {
+		t.Errorf("exit %d, want 1:\n%.2000s", st, out)
+	}
+	wantLines(t, out, " !     bin/detect of "+bp+": printed more than 64 KiB, the most dyno reads of bin/detect's output\n", " !     Push failed\n")
+	e.wantNoRelease(t, "yes")
+}
