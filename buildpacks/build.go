@@ -254,7 +254,8 @@ func (r *builder) run(ctx context.Context) (*Result, error) {
 	if len(refs) == 0 {
 		var err error
 		if refs, err = ReadBuildpacksFile(r.buildDir); err != nil {
-			return nil, err
+			r.out.printf(" !     %v\n", err)
+			return nil, r.fail("", err.Error())
 		}
 		res.FromBuildpacksFile = len(refs) > 0
 	}
@@ -594,21 +595,27 @@ func (r *builder) fail(ref, reason string) error {
 	return &BuildError{Buildpack: ref, Reason: strings.Join(strings.Fields(reason), " ")}
 }
 
-// readProcfile reads the Procfile the build left, if any. It is read
-// through an os.Root: a buildpack could leave a symlink to any file of
-// the host there.
+// MaxProcfileSize is the most dyno reads of the Procfile a build
+// leaves. Real ones are a few lines.
+const MaxProcfileSize = 1 << 20
+
+// readProcfile reads the Procfile the build left, if any. A buildpack
+// could leave anything there: a symlink to any file of the host (it is
+// read through an os.Root), a fifo that would block the read for good, a
+// sparse file of 100 GB (it must be a regular file, read up to
+// MaxProcfileSize).
 func readProcfile(dir string) (*slug.Procfile, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading Procfile: %w", err)
 	}
 	defer root.Close()
-	data, err := root.ReadFile("Procfile")
+	data, err := fsutil.ReadRegular(root, "Procfile", MaxProcfileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading Procfile: %w", err)
+		return nil, err
 	}
 	return slug.ParseProcfile("Procfile", data)
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -688,4 +689,63 @@ func TestRunHugeDetect(t *testing.T) {
 	if err != nil || res.Names[0] != "Exact" {
 		t.Fatalf("64 KiB of detect output: %v, %+v\n%.2000s", err, res, out)
 	}
+}
+
+// The Procfile a build leaves is read only if it is a regular file of at
+// most 1 MiB. A fifo there blocked dyno's read until a writer came,
+// and no signal ended it; a sparse file of 100 GB was allocated whole.
+func TestRunProcfileBounded(t *testing.T) {
+	bp := scriptedBuildpack(t, map[string]string{"detect": "echo Odd\n", "compile": "true\n"})
+
+	// A Procfile of valid lines, one byte over the limit.
+	big := "web: server\n" + strings.Repeat("# padding\n", MaxProcfileSize/10)
+	_, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{"Procfile": big[:MaxProcfileSize+1]}), Buildpacks: []string{bp}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Reason != "read Procfile: larger than 1 MiB, the most dyno reads of it" {
+		t.Errorf("a Procfile over 1 MiB: err = %v, want a BuildError naming Procfile and the limit", err)
+	}
+	wantLines(t, out, "-----> Discovering process types", " !     read Procfile: larger than 1 MiB, the most dyno reads of it", " !     Push failed")
+	res, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{"Procfile": big[:MaxProcfileSize]}), Buildpacks: []string{bp}})
+	if err != nil || res.ProcessTypes["web"] != "server" {
+		t.Errorf("a Procfile of 1 MiB: %v, %v\n%s", err, res, out)
+	}
+
+	// A fifo. Were it opened to be read as a file, the open would
+	// wait for the writer here, which then writes a valid Procfile.
+	app := newApp(t, nil)
+	fifo := filepath.Join(app, "Procfile")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.WriteString("web: from the fifo\n")
+			f.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		// Let a writer still waiting for a reader go.
+		if f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			<-wrote
+			f.Close()
+		}
+	})
+	res, out, err = build(t, Build{BuildDir: app, Buildpacks: []string{bp}})
+	if !errors.As(err, &be) || be.Reason != "read Procfile: is a named pipe (fifo), not a regular file" {
+		t.Errorf("a fifo Procfile: err = %v, result %+v, want a BuildError naming Procfile\n%s", err, res, out)
+	}
+}
+
+// .buildpacks is the app's file: a regular file of at most 64 KiB.
+func TestRunBuildpacksFileBounded(t *testing.T) {
+	list := "# the app's buildpacks\n" + fixture(t) + "\n"
+	list += strings.Repeat("#\n", (64<<10-len(list))/2+1)
+	_, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{".fixture": "", ".buildpacks": list}), Installed: []string{testBuildpack(t, "nodetect")}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Reason != "read .buildpacks: larger than 64 KiB, the most dyno reads of it" {
+		t.Errorf("a .buildpacks over 64 KiB: err = %v, want a BuildError naming .buildpacks and the limit\n%s", err, out)
+	}
+	wantLines(t, out, " !     read .buildpacks: larger than 64 KiB, the most dyno reads of it", " !     Push failed")
 }

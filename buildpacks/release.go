@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -199,15 +200,7 @@ func kindName(n *yaml.Node) string {
 }
 
 // sizeText is a byte limit as people write it: "1 MiB".
-func sizeText(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
+func sizeText(n int) string { return fsutil.SizeText(int64(n)) }
 
 // validProcessType reports whether name matches ^[-\w]{1,128}$, the
 // process type names Heroku's API accepts (\w being ASCII there).

@@ -268,12 +268,19 @@ func writeSlug(w io.Writer, dir string, entries []packEntry, level, blockSize in
 // to w.
 func copyFile(w io.Writer, path string, size int64, buf []byte) error {
 	// O_NOFOLLOW: a file replaced by a symlink since the walk must not
-	// pull the link's target into the slug.
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	// pull the link's target into the slug. O_NONBLOCK: one replaced by
+	// a fifo must not block the open until a writer comes (fifo(7));
+	// it changes nothing for a regular file (open(2)).
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s changed while being packed: no longer a regular file", path)
+	}
 	// Hide the file's WriteTo, which would ignore buf and copy 32 KiB at a time.
 	n, err := io.CopyBuffer(w, io.LimitReader(struct{ io.Reader }{f}, size), buf)
 	if err != nil {

@@ -422,3 +422,30 @@ func assertEntries(t testing.TB, dir string, names ...string) {
 		t.Errorf("%s holds %q, want %q", dir, got, names)
 	}
 }
+
+// A file replaced by a fifo after the walk is refused, not opened to be
+// read as a file: that open would wait for a writer (here the test's,
+// which lets it through empty).
+func TestPackCopyFileRefusesFifo(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "swapped")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			<-done
+			f.Close()
+		}
+	})
+	err := copyFile(io.Discard, fifo, 0, make([]byte, 512))
+	if err == nil || !strings.Contains(err.Error(), "no longer a regular file") {
+		t.Errorf("copyFile of a fifo: %v", err)
+	}
+}

@@ -273,3 +273,28 @@ func TestBuildHugeDetect(t *testing.T) {
 	wantLines(t, out, " !     bin/detect of "+bp+": printed more than 64 KiB, the most dyno reads of bin/detect's output\n", " !     Push failed\n")
 	e.wantNoRelease(t, "yes")
 }
+
+// A Procfile the buildpack made a fifo, or a sparse file of 100 GB,
+// fails the build with one line naming it. The fifo hung the build at
+// "Discovering process types", past SIGINT; the sparse file was
+// allocated whole.
+func TestBuildProcfileNotAFile(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "odd")
+	src := source(t, map[string]string{"Procfile": "web: true\n"})
+	for _, tc := range []struct{ compile, want string }{
+		{`rm -f "$1/Procfile"; mkfifo "$1/Procfile"`, " !     read Procfile: is a named pipe (fifo), not a regular file\n"},
+		{`truncate -s 100G "$1/Procfile"`, " !     read Procfile: larger than 1 MiB, the most dyno reads of it\n"},
+	} {
+		bp := buildpackDir(t, map[string]string{"detect": "echo Odd\n", "compile": tc.compile + "\n"})
+		s := startSession(t, e.command("build", src, "-a", "odd", "-b", bp))
+		if st := s.wait(); st != 1 {
+			t.Errorf("%s: exit %d, want 1", tc.compile, st)
+		}
+		wantLines(t, strings.Join(s.lines(), "\n")+"\n", "-----> Discovering process types\n", tc.want, " !     Push failed\n")
+		e.wantNoRelease(t, "odd")
+		if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+			t.Errorf("left in builds: %v", l)
+		}
+	}
+}
