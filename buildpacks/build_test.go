@@ -749,3 +749,49 @@ func TestRunBuildpacksFileBounded(t *testing.T) {
 	}
 	wantLines(t, out, " !     read .buildpacks: larger than 64 KiB, the most dyno reads of it", " !     Push failed")
 }
+
+// Aliases count against the size bound as often as they are read: a
+// release of 1 MiB must not mean 35 GB of strings. Addons and each
+// process type's command have bounds of their own.
+func TestParseReleaseAliasesBounded(t *testing.T) {
+	big := strings.Repeat("x", 850<<10)
+	aliases := func(key string, n int, item func(i int) string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "x: &a %q\n%s:\n", big, key)
+		for i := range n {
+			b.WriteString(item(i))
+		}
+		return b.String()
+	}
+	// The reviewer's: 40,001 addons, each the 850 KiB string.
+	bomb := fmt.Sprintf("x: &a %q\naddons: [*a%s]\n", big, strings.Repeat(",*a", 40000))
+	if len(bomb) > MaxReleaseSize {
+		t.Fatalf("the release is %d bytes, over the limit: the test must stay under it", len(bomb))
+	}
+	for _, tc := range []struct{ in, want string }{
+		{bomb, "addons: 40001 entries, over the limit of 100"},
+		// Within the addons' count, the bytes still add up.
+		{aliases("addons", 3, func(int) string { return "  - *a\n" }), "addons: line 4: with its aliases expanded, the release is over 1 MiB"},
+		{aliases("config_vars", 2, func(i int) string { return fmt.Sprintf("  V%d: *a\n", i) }), "config_vars: line 4: with its aliases expanded, the release is over 1 MiB"},
+		{aliases("addons", MaxAddons+1, func(i int) string { return fmt.Sprintf("  - a%d\n", i) }), "addons: 101 entries, over the limit of 100"},
+		{aliases("default_process_types", 1, func(int) string { return "  web: *a\n" }), `the command of process type "web" is 870400 bytes, over the limit of 32 KiB`},
+		{"default_process_types:\n  web: " + strings.Repeat("y", MaxCommandSize+1) + "\n", `process type "web" is 32769 bytes, over the limit of 32 KiB`},
+	} {
+		_, err := parseRelease([]byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("parseRelease(%.40q): %v, want one line with %q", tc.in, err, tc.want)
+		}
+	}
+	// At the bounds is fine, and one alias of the big string too.
+	rel, err := parseRelease([]byte(aliases("addons", MaxAddons, func(i int) string { return fmt.Sprintf("  - a%d\n", i) })))
+	if err != nil || len(rel.Addons) != MaxAddons {
+		t.Errorf("%d addons: %v", MaxAddons, err)
+	}
+	rel, err = parseRelease([]byte("default_process_types:\n  web: " + strings.Repeat("y", MaxCommandSize) + "\naddons: [&b a, *b]\n"))
+	if err != nil || len(rel.DefaultProcessTypes["web"]) != MaxCommandSize {
+		t.Errorf("a command of %d bytes: %v", MaxCommandSize, err)
+	}
+	if _, err := parseRelease([]byte(aliases("config_vars", 1, func(int) string { return "  V: *a\n" }))); err != nil {
+		t.Errorf("one alias of %d bytes: %v", len(big), err)
+	}
+}
