@@ -345,7 +345,7 @@ func TestBuildSecondSignalKills(t *testing.T) {
 	marker, escaped := uniqueSleep(), uniqueSleep()+"1"
 	t.Cleanup(func() { killMarked(escaped) })
 	bp := buildpackDir(t, map[string]string{
-		"detect":  "echo Twice\n",
+		"detect": "echo Twice\n",
 		// The escaped line is printed once out of the group.
 		"compile": "setsid bash -c 'echo escaped; exec sleep " + escaped + "' &\necho \"-----> compiling, waiting " + marker + "\"\nexec sleep " + marker + "\n",
 	})
