@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -68,7 +69,12 @@ func (PlainExecutor) Run(ctx context.Context, c Command) error {
 	// A nil Env would inherit dyno's whole environment.
 	cmd.Env = append([]string{}, c.Env...)
 	cmd.Stdout, cmd.Stderr = c.Stdout, c.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Pdeathsig: when dyno dies, even of SIGKILL, the kernel kills the
+	// command, which would otherwise go on compiling into a scratch
+	// folder that the next build's sweep removes from under it. It
+	// covers the group's leader only: what the command started in the
+	// group outlives it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.WaitDelay = waitDelay
 
 	// The group id is the leader's pid, which can be reused once the
@@ -84,6 +90,14 @@ func (PlainExecutor) Run(ctx context.Context, c Command) error {
 		}
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
+	// The kernel sends Pdeathsig when the thread that forked the child
+	// exits, not the process (prctl(2): "the parent thread"). Go ends a
+	// thread when a goroutine locked to it exits, which code that
+	// changes a thread's namespaces does on purpose; so the forking
+	// thread stays this goroutine's, which does not exit, until the
+	// command has been waited for.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		return err
 	}

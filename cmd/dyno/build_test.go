@@ -411,3 +411,20 @@ func TestBuildInheritedIgnoreKept(t *testing.T) {
 		t.Errorf("no release recorded:\n%s", rels)
 	}
 }
+
+// kill -9 of a --no-sandbox build takes its compile with it
+// (Pdeathsig), so nothing goes on writing into the scratch folder that
+// the next build sweeps. The compile ran on as an orphan.
+func TestBuildKill9NoSandbox(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "plain")
+	src := source(t, map[string]string{"Procfile": "web: true\n"})
+	marker := uniqueSleep()
+	t.Cleanup(func() { killMarked(marker) })
+	s := startSession(t, e.command("build", src, "-a", "plain", "-b", waitingBuildpack(t, marker), "--no-sandbox"))
+	s.waitFor("compiling, waiting " + marker)
+	s.cmd.Process.Kill()
+	s.wait()
+	waitMarkerGone(t, marker, 5*time.Second)
+	e.wantNoRelease(t, "plain")
+}
