@@ -449,3 +449,46 @@ func TestPackCopyFileRefusesFifo(t *testing.T) {
 		t.Errorf("copyFile of a fifo: %v", err)
 	}
 }
+
+// With TempDir, the .tgz is written there and renamed into the store:
+// nothing is left in either, and a failed pack leaves nothing either.
+func TestPackTempDir(t *testing.T) {
+	home := t.TempDir()
+	s := &Store{Dir: filepath.Join(home, "slugs")}
+	tmp := filepath.Join(home, "scratch")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	makeTree(t, src, testTree)
+	if _, _, err := s.Pack(src, PackOptions{TempDir: tmp, MaxSize: 100}); err == nil {
+		t.Fatal("Pack with MaxSize 100 succeeded")
+	}
+	assertEntries(t, tmp)
+	slug, _, err := s.Pack(src, PackOptions{TempDir: tmp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertEntries(t, tmp)
+	if !s.Has(slug.Digest) {
+		t.Errorf("slug not stored")
+	}
+	for _, e := range listDir(t, s.Dir) {
+		if strings.HasPrefix(e, ".pack-") {
+			t.Errorf("temporary file in the store: %s", e)
+		}
+	}
+}
+
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}

@@ -428,3 +428,50 @@ func TestBuildKill9NoSandbox(t *testing.T) {
 	waitMarkerGone(t, marker, 5*time.Second)
 	e.wantNoRelease(t, "plain")
 }
+
+// packTemps lists the .pack-* files under dir, at any depth.
+func packTemps(dir string) []string {
+	var found []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".pack-") {
+			found = append(found, p)
+		}
+		return nil
+	})
+	return found
+}
+
+// kill -9 while the slug is packed leaves its temporary .tgz in the
+// build's scratch folder, which the next build sweeps; it was left in
+// the slug store, up to the maximum slug size, and nothing removed it.
+func TestBuildKill9WhilePacking(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "pack")
+	src := source(t, map[string]string{".fixture": "", "Procfile": "web: true\n"})
+	// Incompressible, so that packing takes long enough to be caught.
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "echo Packed\n",
+		"compile": "head -c 67108864 /dev/urandom > \"$1/blob\"\n",
+	})
+	s := startSession(t, e.command("build", src, "-a", "pack", "-b", bp))
+	s.waitFor("^-----> Compressing")
+	deadline := time.Now().Add(20 * time.Second)
+	for len(packTemps(e.home)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no .pack-* file appeared under %s:\n%s", e.home, strings.Join(s.lines(), "\n"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.cmd.Process.Kill()
+	s.wait()
+	if l := packTemps(filepath.Join(e.home, "slugs")); len(l) != 0 {
+		t.Errorf("kill -9 while packing left in the slug store: %v", l)
+	}
+	wantLines(t, e.must(t, "build", src, "-a", "pack", "-b", "fixture"), "Released v2")
+	if l := packTemps(e.home); len(l) != 0 {
+		t.Errorf("after the next build, left: %v", l)
+	}
+	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+		t.Errorf("left in builds: %v", l)
+	}
+}

@@ -112,7 +112,15 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 
 	fmt.Fprintln(out, "-----> Compressing...")
 	store := a.home.Slugs()
-	sl, report, err := store.Pack(buildDir, o.Pack)
+	// The .tgz is written in the scratch folder, so that what a build
+	// killed while packing leaves is swept with the rest of its scratch
+	// (in the store, nothing removed it). Both are under DYNO_HOME, on
+	// one filesystem, for the rename into the store.
+	packOpts := o.Pack
+	if packOpts.TempDir == "" {
+		packOpts.TempDir = scratch.Dir
+	}
+	sl, report, err := store.Pack(buildDir, packOpts)
 	if err != nil {
 		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 	}
