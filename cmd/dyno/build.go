@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -69,13 +70,21 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			// What builds killed with SIGKILL left; a running build's
 			// folder is locked and stays.
 			if _, err := a.Home().SweepBuilds(); err != nil {
-				fmt.Fprintf(os.Stderr, "dyno: warning: %v\n", err)
+				// One line per folder, each with its fix.
+				for _, line := range strings.Split(err.Error(), "\n") {
+					fmt.Fprintf(os.Stderr, "dyno: warning: %s\n", line)
+				}
 			}
 			scratch, err := a.NewScratch()
 			if err != nil {
 				return err
 			}
-			defer scratch.Remove()
+			defer func() {
+				// What stays, the next build's sweep tries again.
+				if err := scratch.Remove(); err != nil {
+					fmt.Fprintf(os.Stderr, "dyno: warning: %v; the next build removes it, or remove it as its owner or as root\n", err)
+				}
+			}()
 			shippedDirs, shippedNames, err := shippedBuildpacks(filepath.Join(scratch.Dir, "shipped"))
 			if err != nil {
 				return fmt.Errorf("build %s: extracting the shipped buildpacks: %w", a.Name, err)

@@ -475,3 +475,40 @@ func TestBuildKill9WhilePacking(t *testing.T) {
 		t.Errorf("left in builds: %v", l)
 	}
 }
+
+// A build folder the sweep cannot open, or cannot remove, is reported
+// with its fix, one warning each, and the build goes on. The first was
+// skipped without a word.
+func TestBuildSweepReportsWhatStays(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to make folders the unprivileged user cannot remove")
+	}
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "stays")
+	builds := filepath.Join(e.home, "builds")
+	locked := filepath.Join(builds, "stays-locked")
+	dead := filepath.Join(builds, "stays-dead")
+	for _, d := range []string{locked, filepath.Join(dead, "given")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dead, "given", "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(locked, 0o700)
+	// The user's own, but for given/, root's: what a buildpack run as
+	// another uid leaves.
+	os.Chown(builds, testutil.Nobody, testutil.Nobody)
+	os.Chown(dead, testutil.Nobody, testutil.Nobody)
+
+	out := e.must(t, "build", source(t, map[string]string{".fixture": ""}), "-a", "stays", "-b", "fixture")
+	wantLines(t, out,
+		"dyno: warning: sweep builds: cannot open "+locked+" to see whether its build runs (open "+locked+": permission denied); when none runs, remove it as its owner or as root: rm -rf "+locked+"\n",
+		"dyno: warning: sweep builds: cannot remove "+dead+", a dead build's folder (",
+		"permission denied); remove it as its owner or as root: rm -rf "+dead+"\n",
+		"Released v2")
+	if l := left(t, builds); len(l) != 2 {
+		t.Errorf("builds holds %v; want the two folders the user cannot remove", l)
+	}
+}
