@@ -412,20 +412,25 @@ func TestBuildInheritedIgnoreKept(t *testing.T) {
 	}
 }
 
-// kill -9 of a --no-sandbox build takes its compile with it
-// (Pdeathsig), so nothing goes on writing into the scratch folder that
-// the next build sweeps. The compile ran on as an orphan.
+// kill -9 of a --no-sandbox build takes its compile with it, and what
+// the compile started in its group, so nothing goes on writing into the
+// scratch folder that the next build sweeps. They ran on as orphans.
 func TestBuildKill9NoSandbox(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "plain")
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
-	marker := uniqueSleep()
-	t.Cleanup(func() { killMarked(marker) })
-	s := startSession(t, e.command("build", src, "-a", "plain", "-b", waitingBuildpack(t, marker), "--no-sandbox"))
+	marker, child := uniqueSleep(), uniqueSleep()+"2"
+	t.Cleanup(func() { killMarked(marker); killMarked(child) })
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "echo Plain\n",
+		"compile": "sleep " + child + " &\necho \"-----> compiling, waiting " + marker + "\"\nexec sleep " + marker + "\n",
+	})
+	s := startSession(t, e.command("build", src, "-a", "plain", "-b", bp, "--no-sandbox"))
 	s.waitFor("compiling, waiting " + marker)
 	s.cmd.Process.Kill()
 	s.wait()
 	waitMarkerGone(t, marker, 5*time.Second)
+	waitMarkerGone(t, child, 5*time.Second)
 	e.wantNoRelease(t, "plain")
 }
 
