@@ -299,7 +299,8 @@ func (r *builder) run(ctx context.Context) (*Result, error) {
 	if len(refs) == 0 {
 		var err error
 		if refs, err = ReadBuildpacksFile(r.buildDir); err != nil {
-			return nil, err
+			r.out.printf(" !     %v\n", err)
+			return nil, r.fail("", err.Error())
 		}
 		res.FromBuildpacksFile = len(refs) > 0
 	}
@@ -516,17 +517,27 @@ type exitCoder interface {
 // detect runs the bin/detect in dir. ok says whether it accepted the
 // app and name is the first line it printed; err is for a detect that
 // could not run at all.
+//
+// Only the first line is used, so stdout is read up to maxDetectOutput
+// (and one byte more, to tell "at" from "over"), then the command is
+// stopped and err is an *outputTooLarge: one that prints without end
+// (exec yes) would otherwise grow dyno without bound.
 func (r *builder) detect(ctx context.Context, dir, ref string, stderr io.Writer) (name string, ok bool, err error) {
-	var stdout bytes.Buffer
-	err = r.exec.Run(ctx, Command{
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	stdout := &cappedBuffer{limit: maxDetectOutput + 1, full: stop}
+	err = r.exec.Run(runCtx, Command{
 		Argv:     r.withExports(filepath.Join(dir, "bin", "detect"), r.buildDir),
 		Dir:      dir,
 		Env:      r.env,
-		Stdout:   &stdout,
+		Stdout:   stdout,
 		Stderr:   stderr,
 		Writable: []string{r.home, r.tmp},
 		Readable: append([]string{dir, r.buildDir}, r.done...),
 	})
+	if ctx.Err() == nil && stdout.buf.Len() > maxDetectOutput {
+		return "", false, &outputTooLarge{limit: maxDetectOutput, of: "bin/detect's output"}
+	}
 	var exit exitCoder
 	if err != nil && ctx.Err() == nil && errors.As(err, &exit) {
 		return "", false, nil
@@ -534,7 +545,7 @@ func (r *builder) detect(ctx context.Context, dir, ref string, stderr io.Writer)
 	if err != nil {
 		return "", false, err
 	}
-	name, _, _ = strings.Cut(strings.TrimSpace(stdout.String()), "\n")
+	name, _, _ = strings.Cut(strings.TrimSpace(stdout.buf.String()), "\n")
 	if name = strings.TrimSpace(name); name == "" {
 		name = refName(ref)
 	}
@@ -590,9 +601,7 @@ func (r *builder) release(ctx context.Context, bp *Buildpack) (*release, error) 
 		Readable: append([]string{bp.Dir, r.buildDir}, r.done...),
 	})
 	if ctx.Err() == nil && stdout.buf.Len() > MaxReleaseSize {
-		reason := fmt.Sprintf("printed more than %s, the most dyno reads of a release", sizeText(MaxReleaseSize))
-		r.out.printf(" !     bin/release of %s: %s\n", bp.Ref, reason)
-		return nil, r.fail(bp.Ref, "bin/release: "+reason)
+		return nil, r.commandFailed(ctx, bp.Ref, "bin/release", &outputTooLarge{limit: MaxReleaseSize, of: "a release"})
 	}
 	if err != nil {
 		return nil, r.commandFailed(ctx, bp.Ref, "bin/release", err)
@@ -643,6 +652,10 @@ func (r *builder) commandFailed(ctx context.Context, ref, what string, err error
 	if ctx.Err() != nil {
 		return fmt.Errorf("build canceled: buildpack %s: %w", ref, ctx.Err())
 	}
+	if big, ok := err.(*outputTooLarge); ok {
+		r.out.printf(" !     %s of %s: %v\n", what, ref, big)
+		return r.fail(ref, what+": "+big.Error())
+	}
 	r.out.printf(" !     %s of %s failed: %v\n", what, ref, err)
 	return r.fail(ref, what+": "+err.Error())
 }
@@ -654,21 +667,27 @@ func (r *builder) fail(ref, reason string) error {
 	return &BuildError{Buildpack: ref, Reason: strings.Join(strings.Fields(reason), " ")}
 }
 
-// readProcfile reads the Procfile the build left, if any. It is read
-// through an os.Root: a buildpack could leave a symlink to any file of
-// the host there.
+// MaxProcfileSize is the most dyno reads of the Procfile a build
+// leaves. Real ones are a few lines.
+const MaxProcfileSize = 1 << 20
+
+// readProcfile reads the Procfile the build left, if any. A buildpack
+// could leave anything there: a symlink to any file of the host (it is
+// read through an os.Root), a fifo that would block the read for good, a
+// sparse file of 100 GB (it must be a regular file, read up to
+// MaxProcfileSize).
 func readProcfile(dir string) (*slug.Procfile, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
 		return nil, fmt.Errorf("reading Procfile: %w", err)
 	}
 	defer root.Close()
-	data, err := root.ReadFile("Procfile")
+	data, err := fsutil.ReadRegular(root, "Procfile", MaxProcfileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading Procfile: %w", err)
+		return nil, err
 	}
 	return slug.ParseProcfile("Procfile", data)
 }
@@ -708,6 +727,21 @@ func typeList(names []string) string {
 // stackTitle is a stack's name as Heroku shows it: "Heroku-24".
 func stackTitle(stack string) string {
 	return strings.ToUpper(stack[:1]) + stack[1:]
+}
+
+// maxDetectOutput is the most dyno reads of what bin/detect prints. Only
+// its first line, the app's framework name, is used.
+const maxDetectOutput = 64 << 10
+
+// An outputTooLarge is a buildpack command stopped for printing more
+// than dyno reads of it.
+type outputTooLarge struct {
+	limit int
+	of    string // what the limit is of, for the message: "a release"
+}
+
+func (e *outputTooLarge) Error() string {
+	return fmt.Sprintf("printed more than %s, the most dyno reads of %s", sizeText(e.limit), e.of)
 }
 
 // A cappedBuffer keeps what is written to it up to limit bytes, and

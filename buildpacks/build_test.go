@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -647,5 +649,203 @@ func BenchmarkParseRelease(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/entry")
 		})
+	}
+}
+
+// A bin/detect that prints without end is stopped at 64 KiB, whether it
+// was named (the build fails, naming it) or tried in detection (it is
+// skipped, and the next one is tried). Before the bound, dyno read all
+// of it: exec yes grew dyno past 600 MB.
+func TestRunHugeDetect(t *testing.T) {
+	// 8 MiB, then exit 0: without the bound, detection succeeds with
+	// a name of 8 MiB.
+	bp := scriptedBuildpack(t, map[string]string{
+		"detect":  "yes AAAAAAA | head -c 8388608\n",
+		"compile": "true\n",
+	})
+	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{bp}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Buildpack != bp || be.Reason != "bin/detect: printed more than 64 KiB, the most dyno reads of bin/detect's output" {
+		t.Fatalf("err = %v, want a BuildError naming %s and the limit", err, bp)
+	}
+	wantLines(t, out, " !     bin/detect of "+bp+": printed more than 64 KiB, the most dyno reads of bin/detect's output", " !     Push failed")
+
+	// One without end, in detection: stopped, skipped.
+	endless := scriptedBuildpack(t, map[string]string{"detect": "exec yes AAAAAAA\n", "compile": "true\n"})
+	res, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{".fixture": ""}), Installed: []string{endless, fixture(t)}})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	wantLines(t, out, " !     Skipping buildpack "+endless+": bin/detect: printed more than 64 KiB, the most dyno reads of bin/detect's output", "-----> Fixture app detected")
+	if res.Names[0] != "Fixture" {
+		t.Errorf("Names = %q", res.Names)
+	}
+
+	// At the limit exactly is fine; the first line is the name.
+	at := scriptedBuildpack(t, map[string]string{
+		"detect":  "echo Exact; head -c $((65536 - 6)) /dev/zero | tr '\\0' x\n",
+		"compile": "true\n",
+	})
+	res, out, err = build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{at}})
+	if err != nil || res.Names[0] != "Exact" {
+		t.Fatalf("64 KiB of detect output: %v, %+v\n%.2000s", err, res, out)
+	}
+}
+
+// The Procfile a build leaves is read only if it is a regular file of at
+// most 1 MiB. A fifo there blocked dyno's read until a writer came,
+// and no signal ended it; a sparse file of 100 GB was allocated whole.
+func TestRunProcfileBounded(t *testing.T) {
+	bp := scriptedBuildpack(t, map[string]string{"detect": "echo Odd\n", "compile": "true\n"})
+
+	// A Procfile of valid lines, one byte over the limit.
+	big := "web: server\n" + strings.Repeat("# padding\n", MaxProcfileSize/10)
+	_, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{"Procfile": big[:MaxProcfileSize+1]}), Buildpacks: []string{bp}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Reason != "read Procfile: larger than 1 MiB, the most dyno reads of it" {
+		t.Errorf("a Procfile over 1 MiB: err = %v, want a BuildError naming Procfile and the limit", err)
+	}
+	wantLines(t, out, "-----> Discovering process types", " !     read Procfile: larger than 1 MiB, the most dyno reads of it", " !     Push failed")
+	res, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{"Procfile": big[:MaxProcfileSize]}), Buildpacks: []string{bp}})
+	if err != nil || res.ProcessTypes["web"] != "server" {
+		t.Errorf("a Procfile of 1 MiB: %v, %v\n%s", err, res, out)
+	}
+
+	// A fifo. Were it opened to be read as a file, the open would
+	// wait for the writer here, which then writes a valid Procfile.
+	app := newApp(t, nil)
+	fifo := filepath.Join(app, "Procfile")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.WriteString("web: from the fifo\n")
+			f.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		// Let a writer still waiting for a reader go.
+		if f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			<-wrote
+			f.Close()
+		}
+	})
+	res, out, err = build(t, Build{BuildDir: app, Buildpacks: []string{bp}})
+	if !errors.As(err, &be) || be.Reason != "read Procfile: is a named pipe (fifo), not a regular file" {
+		t.Errorf("a fifo Procfile: err = %v, result %+v, want a BuildError naming Procfile\n%s", err, res, out)
+	}
+}
+
+// .buildpacks is the app's file: a regular file of at most 64 KiB.
+func TestRunBuildpacksFileBounded(t *testing.T) {
+	list := "# the app's buildpacks\n" + fixture(t) + "\n"
+	list += strings.Repeat("#\n", (64<<10-len(list))/2+1)
+	_, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{".fixture": "", ".buildpacks": list}), Installed: []string{testBuildpack(t, "nodetect")}})
+	var be *BuildError
+	if !errors.As(err, &be) || be.Reason != "read .buildpacks: larger than 64 KiB, the most dyno reads of it" {
+		t.Errorf("a .buildpacks over 64 KiB: err = %v, want a BuildError naming .buildpacks and the limit\n%s", err, out)
+	}
+	wantLines(t, out, " !     read .buildpacks: larger than 64 KiB, the most dyno reads of it", " !     Push failed")
+}
+
+// Aliases count against the size bound as often as they are read: a
+// release of 1 MiB must not mean 35 GB of strings. Addons and each
+// process type's command have bounds of their own.
+func TestParseReleaseAliasesBounded(t *testing.T) {
+	big := strings.Repeat("x", 850<<10)
+	aliases := func(key string, n int, item func(i int) string) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, "x: &a %q\n%s:\n", big, key)
+		for i := range n {
+			b.WriteString(item(i))
+		}
+		return b.String()
+	}
+	// The reviewer's: 40,001 addons, each the 850 KiB string.
+	bomb := fmt.Sprintf("x: &a %q\naddons: [*a%s]\n", big, strings.Repeat(",*a", 40000))
+	if len(bomb) > MaxReleaseSize {
+		t.Fatalf("the release is %d bytes, over the limit: the test must stay under it", len(bomb))
+	}
+	for _, tc := range []struct{ in, want string }{
+		{bomb, "addons: 40001 entries, over the limit of 100"},
+		// Within the addons' count, the bytes still add up.
+		{aliases("addons", 3, func(int) string { return "  - *a\n" }), "addons: line 4: with its aliases expanded, the release is over 1 MiB"},
+		{aliases("config_vars", 2, func(i int) string { return fmt.Sprintf("  V%d: *a\n", i) }), "config_vars: line 4: with its aliases expanded, the release is over 1 MiB"},
+		{aliases("addons", MaxAddons+1, func(i int) string { return fmt.Sprintf("  - a%d\n", i) }), "addons: 101 entries, over the limit of 100"},
+		{aliases("default_process_types", 1, func(int) string { return "  web: *a\n" }), `the command of process type "web" is 870400 bytes, over the limit of 32 KiB`},
+		{"default_process_types:\n  web: " + strings.Repeat("y", MaxCommandSize+1) + "\n", `process type "web" is 32769 bytes, over the limit of 32 KiB`},
+	} {
+		_, err := parseRelease([]byte(tc.in))
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("parseRelease(%.40q): %v, want one line with %q", tc.in, err, tc.want)
+		}
+	}
+	// At the bounds is fine, and one alias of the big string too.
+	rel, err := parseRelease([]byte(aliases("addons", MaxAddons, func(i int) string { return fmt.Sprintf("  - a%d\n", i) })))
+	if err != nil || len(rel.Addons) != MaxAddons {
+		t.Errorf("%d addons: %v", MaxAddons, err)
+	}
+	rel, err = parseRelease([]byte("default_process_types:\n  web: " + strings.Repeat("y", MaxCommandSize) + "\naddons: [&b a, *b]\n"))
+	if err != nil || len(rel.DefaultProcessTypes["web"]) != MaxCommandSize {
+		t.Errorf("a command of %d bytes: %v", MaxCommandSize, err)
+	}
+	if _, err := parseRelease([]byte(aliases("config_vars", 1, func(int) string { return "  V: *a\n" }))); err != nil {
+		t.Errorf("one alias of %d bytes: %v", len(big), err)
+	}
+}
+
+// The parse does work in proportion to the release, measured as work,
+// not time: the allocations (count and bytes) of a release of 64,000
+// config vars are at most 8 times those of one of 8,000, with a margin
+// of a quarter for map growth. A parser that copies what it has read
+// for each entry read fails this. What it cannot see is quadratic work
+// that allocates nothing, such as the yaml package's own decoding into
+// Go maps, which compares each key with every other one (it measured
+// 13.0 allocations per entry at 2,000 entries and at 16,000 alike);
+// BenchmarkParseRelease shows that one in ns/entry. Counting
+// instructions (perf_event_open) would, but needs a hardware PMU, which
+// virtual machines often lack.
+func TestParseReleaseLinear(t *testing.T) {
+	release := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString("default_process_types:\n  web: server\naddons: [a]\nconfig_vars:\n")
+		for i := range n {
+			fmt.Fprintf(&b, "  V%d: %d\n", i, i)
+		}
+		return []byte(b.String())
+	}
+	type cost struct{ allocs, bytes float64 }
+	measure := func(n int) cost {
+		data := release(n)
+		if len(data) > MaxReleaseSize {
+			t.Fatalf("a release of %d entries is %d bytes, over the limit", n, len(data))
+		}
+		var parsed int
+		allocs := testing.AllocsPerRun(3, func() {
+			rel, err := parseRelease(data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			parsed = len(rel.ConfigVars)
+		})
+		if parsed != n {
+			t.Fatalf("%d config vars parsed of %d", parsed, n)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		parseRelease(data)
+		runtime.ReadMemStats(&after)
+		return cost{allocs, float64(after.TotalAlloc - before.TotalAlloc)}
+	}
+	const n = 8000
+	small, large := measure(n), measure(8*n)
+	if large.allocs > 8*1.25*small.allocs {
+		t.Errorf("allocations: %.0f for %d entries, %.0f for %d: more than linear", small.allocs, n, large.allocs, 8*n)
+	}
+	if large.bytes > 8*1.25*small.bytes {
+		t.Errorf("bytes allocated: %.0f for %d entries, %.0f for %d: more than linear", small.bytes, n, large.bytes, 8*n)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -77,18 +78,38 @@ type PlainExecutor struct{}
 // a process that left the group (setsid) can hold the output pipe open.
 const waitDelay = 5 * time.Second
 
+// groupGuard is the script of the bash that leads each command's process
+// group: on SIGHUP (its Pdeathsig) it kills the group, itself included;
+// otherwise it waits for the command and exits with its status (128+n
+// for a command killed by signal n, as a shell says it). The command
+// runs in the background so that the trap can run while it does; bash
+// ignores SIGINT and SIGQUIT in background commands, which trap - undoes
+// (a signal ignored when dyno started stays ignored).
+const groupGuard = `trap 'kill -KILL 0' HUP
+(trap - INT QUIT; exec "$@") &
+wait $!`
+
 // Run runs c and waits for it. A command that exits non-zero returns an
 // *exec.ExitError.
 func (PlainExecutor) Run(ctx context.Context, c Command) error {
 	if len(c.Argv) == 0 {
 		return errors.New("run buildpack command: empty argv")
 	}
-	cmd := exec.CommandContext(ctx, c.Argv[0], c.Argv[1:]...)
+	// The command runs under a guard, a bash that leads its process
+	// group: when dyno dies, even of SIGKILL, the kernel sends the guard
+	// SIGHUP (Pdeathsig, below) and the guard kills the whole group
+	// (kill 0), which no process can do for itself once it is dead.
+	// Otherwise what the command started would go on writing into a
+	// scratch folder that the next build's sweep removes from under it.
+	// The trap is set before the command starts, so a dyno that dies
+	// earlier leaves nothing: SIGHUP's default action ends the guard.
+	argv := append([]string{"bash", "-c", groupGuard, "dyno-build-guard"}, c.Argv...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Dir = c.Dir
 	// A nil Env would inherit dyno's whole environment.
 	cmd.Env = append([]string{}, c.Env...)
 	cmd.Stdout, cmd.Stderr = c.Stdout, c.Stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGHUP}
 	cmd.WaitDelay = waitDelay
 
 	// The group id is the leader's pid, which can be reused once the
@@ -104,6 +125,14 @@ func (PlainExecutor) Run(ctx context.Context, c Command) error {
 		}
 		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
+	// The kernel sends Pdeathsig when the thread that forked the child
+	// exits, not the process (prctl(2): "the parent thread"). Go ends a
+	// thread when a goroutine locked to it exits, which code that
+	// changes a thread's namespaces does on purpose; so the forking
+	// thread stays this goroutine's, which does not exit, until the
+	// command has been waited for.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if err := cmd.Start(); err != nil {
 		return err
 	}

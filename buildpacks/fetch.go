@@ -340,18 +340,29 @@ func Installed(dirs ...string) ([]string, error) {
 	return found, nil
 }
 
+// maxBuildpacksFileSize bounds .buildpacks, a list of a few refs.
+const maxBuildpacksFileSize = 64 << 10
+
 // ReadBuildpacksFile reads the buildpack refs listed in dir/.buildpacks,
 // the legacy heroku-buildpack-multi file: refs separated by white space,
 // each may end in "#ref". Lines starting with "#" are comments, as
 // herokuish allows. A missing file lists none.
+//
+// The file is the app's, so it is read as ReadRegular reads what code
+// dyno did not write: inside dir, a regular file, at most
+// maxBuildpacksFileSize.
 func ReadBuildpacksFile(dir string) ([]string, error) {
-	name := filepath.Join(dir, ".buildpacks")
-	data, err := os.ReadFile(name)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("read buildpacks file: %w", err)
+	}
+	defer root.Close()
+	data, err := fsutil.ReadRegular(root, ".buildpacks", maxBuildpacksFileSize)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read buildpacks file: %w", err)
+		return nil, err // names .buildpacks
 	}
 	var refs []string
 	for _, line := range strings.Split(string(data), "\n") {

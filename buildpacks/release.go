@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -19,6 +20,13 @@ const (
 	// each process type needs one to run), so more types than that could
 	// never all run; real buildpacks declare one to three.
 	MaxProcessTypes = 100
+	// MaxAddons is the most addons a bin/release may name; real
+	// buildpacks name none or one (heroku-postgresql).
+	MaxAddons = 100
+	// MaxCommandSize is the most bytes of one default process type's
+	// command. Commands are one line of shell; 32 KiB is well under
+	// what a kernel takes as one argument (MAX_ARG_STRLEN, 128 KiB).
+	MaxCommandSize = 32 << 10
 )
 
 // A release is what a bin/release prints.
@@ -38,6 +46,13 @@ type release struct {
 // its size: decoding into Go maps with the yaml package checks each key
 // against every other one for duplicates, which took minutes for a
 // release with 200,000 process types.
+//
+// The size bound holds for what the YAML means, not only for its text:
+// an alias is a reference to an anchored node, so a 1 MiB release of one
+// 900 KiB string and 40,000 aliases to it means 35 GB of strings, which
+// every copy made of them (the ledger's JSON, first) would spend. Every
+// scalar read, each time an alias reads it again, counts against
+// MaxReleaseSize.
 func parseRelease(data []byte) (*release, error) {
 	if len(data) > MaxReleaseSize {
 		return nil, fmt.Errorf("output of %d bytes is over the limit of %s", len(data), sizeText(MaxReleaseSize))
@@ -47,6 +62,7 @@ func parseRelease(data []byte) (*release, error) {
 		return nil, fmt.Errorf("invalid YAML: %w", err)
 	}
 	var rel release
+	w := &walker{left: MaxReleaseSize}
 	top := &doc
 	if top.Kind == yaml.DocumentNode && len(top.Content) == 1 {
 		top = top.Content[0]
@@ -61,17 +77,17 @@ func parseRelease(data []byte) (*release, error) {
 	seen := make(map[string]bool, len(top.Content)/2)
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		k, v := top.Content[i], top.Content[i+1]
-		key, err := mapKey(k, seen)
+		key, err := w.mapKey(k, seen)
 		if err != nil {
 			return nil, fmt.Errorf("invalid YAML: %w", err)
 		}
 		switch key {
 		case "addons":
-			rel.Addons, err = stringList(v)
+			rel.Addons, err = w.stringList(v, MaxAddons)
 		case "default_process_types":
-			rel.DefaultProcessTypes, err = stringMap(v, MaxProcessTypes)
+			rel.DefaultProcessTypes, err = w.stringMap(v, MaxProcessTypes)
 		case "config_vars":
-			rel.ConfigVars, err = stringMap(v, 0)
+			rel.ConfigVars, err = w.stringMap(v, 0)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", key, err)
@@ -89,13 +105,23 @@ func parseRelease(data []byte) (*release, error) {
 		if rel.DefaultProcessTypes[name] == "" {
 			return nil, fmt.Errorf("default_process_types: empty command for process type %q", name)
 		}
+		if n := len(rel.DefaultProcessTypes[name]); n > MaxCommandSize {
+			return nil, fmt.Errorf("default_process_types: the command of process type %q is %d bytes, over the limit of %s", name, n, sizeText(MaxCommandSize))
+		}
 	}
 	return &rel, nil
 }
 
+// A walker reads a release's node tree, counting the bytes of the
+// scalars it reads, aliases' included, against what is left of
+// MaxReleaseSize.
+type walker struct {
+	left int
+}
+
 // stringMap reads a mapping of strings to strings with at most limit
 // entries (0: no limit other than the output's size).
-func stringMap(n *yaml.Node, limit int) (map[string]string, error) {
+func (w *walker) stringMap(n *yaml.Node, limit int) (map[string]string, error) {
 	n = resolve(n)
 	if isNull(n) {
 		return nil, nil
@@ -110,19 +136,19 @@ func stringMap(n *yaml.Node, limit int) (map[string]string, error) {
 	m := make(map[string]string, count)
 	seen := make(map[string]bool, count)
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, err := mapKey(n.Content[i], seen)
+		k, err := w.mapKey(n.Content[i], seen)
 		if err != nil {
 			return nil, err
 		}
-		if m[k], err = scalar(n.Content[i+1]); err != nil {
+		if m[k], err = w.scalar(n.Content[i+1]); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
 
-// stringList reads a sequence of strings.
-func stringList(n *yaml.Node) ([]string, error) {
+// stringList reads a sequence of at most limit strings.
+func (w *walker) stringList(n *yaml.Node, limit int) ([]string, error) {
 	n = resolve(n)
 	if isNull(n) {
 		return nil, nil
@@ -130,9 +156,12 @@ func stringList(n *yaml.Node) ([]string, error) {
 	if n.Kind != yaml.SequenceNode {
 		return nil, fmt.Errorf("line %d: want a list, not a %s", n.Line, kindName(n))
 	}
+	if len(n.Content) > limit {
+		return nil, fmt.Errorf("%d entries, over the limit of %d", len(n.Content), limit)
+	}
 	list := make([]string, 0, len(n.Content))
 	for _, item := range n.Content {
-		s, err := scalar(item)
+		s, err := w.scalar(item)
 		if err != nil {
 			return nil, err
 		}
@@ -143,11 +172,11 @@ func stringList(n *yaml.Node) ([]string, error) {
 
 // mapKey is a mapping's key k as a string, which must not be in seen
 // (YAML forbids duplicate keys); it is added.
-func mapKey(k *yaml.Node, seen map[string]bool) (string, error) {
+func (w *walker) mapKey(k *yaml.Node, seen map[string]bool) (string, error) {
 	if k.ShortTag() == "!!merge" {
 		return "", fmt.Errorf("line %d: merge keys (<<) are not supported in a release", k.Line)
 	}
-	key, err := scalar(k)
+	key, err := w.scalar(k)
 	if err != nil {
 		return "", err
 	}
@@ -159,14 +188,19 @@ func mapKey(k *yaml.Node, seen map[string]bool) (string, error) {
 }
 
 // scalar is n's text, as the yaml package decodes a scalar into a
-// string: a number keeps its spelling, null is "".
-func scalar(n *yaml.Node) (string, error) {
+// string: a number keeps its spelling, null is "". Its length is
+// charged to w, as often as it is read.
+func (w *walker) scalar(n *yaml.Node) (string, error) {
+	line := n.Line
 	n = resolve(n)
 	if n.Kind != yaml.ScalarNode {
 		return "", fmt.Errorf("line %d: want a string, not a %s", n.Line, kindName(n))
 	}
 	if isNull(n) {
 		return "", nil
+	}
+	if w.left -= len(n.Value); w.left < 0 {
+		return "", fmt.Errorf("line %d: with its aliases expanded, the release is over %s, the most dyno reads of a release", line, sizeText(MaxReleaseSize))
 	}
 	return n.Value, nil
 }
@@ -199,15 +233,7 @@ func kindName(n *yaml.Node) string {
 }
 
 // sizeText is a byte limit as people write it: "1 MiB".
-func sizeText(n int) string {
-	switch {
-	case n >= 1<<20 && n%(1<<20) == 0:
-		return fmt.Sprintf("%d MiB", n>>20)
-	case n >= 1<<10 && n%(1<<10) == 0:
-		return fmt.Sprintf("%d KiB", n>>10)
-	}
-	return fmt.Sprintf("%d bytes", n)
-}
+func sizeText(n int) string { return fsutil.SizeText(int64(n)) }
 
 // validProcessType reports whether name matches ^[-\w]{1,128}$, the
 // process type names Heroku's API accepts (\w being ASCII there).

@@ -98,15 +98,28 @@ func matchSegs(pat, name []string) bool {
 	return len(name) == 0
 }
 
+// maxSlugignoreSize bounds .slugignore, a list of patterns.
+const maxSlugignoreSize = 1 << 20
+
 // applySlugignore removes from dir what dir/.slugignore names. shownAs
 // is the file's name in error messages.
+//
+// The file is the app's, and may be anything (a symlink to a fifo, a
+// sparse file of 100 GB): it is read as ReadRegular reads what code dyno
+// did not write, inside dir, a regular file, at most
+// maxSlugignoreSize.
 func applySlugignore(dir, shownAs string) error {
-	data, err := os.ReadFile(filepath.Join(dir, ".slugignore"))
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return fmt.Errorf("reading .slugignore: %w", err)
+	}
+	data, err := fsutil.ReadRegular(root, ".slugignore", maxSlugignoreSize)
+	root.Close()
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("reading .slugignore: %w", err)
+		return err // names .slugignore
 	}
 	pats, err := parseSlugignore(shownAs, data)
 	if err != nil || len(pats) == 0 {

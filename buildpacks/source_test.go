@@ -210,3 +210,27 @@ func TestSlugignoreErrors(t *testing.T) {
 		}
 	}
 }
+
+// .slugignore is read only as a regular file of at most 1 MiB, inside
+// the source: a symlink to a file outside it is refused, not followed.
+func TestPrepareSourceSlugignoreBounded(t *testing.T) {
+	big := "*.log\n" + strings.Repeat("# padding\n", (1<<20)/10+1)
+	src := t.TempDir()
+	writeFiles(t, src, map[string]string{".slugignore": big, "debug.log": "x"})
+	_, err := PrepareSource(context.Background(), src, filepath.Join(t.TempDir(), "build"))
+	if err == nil || !strings.Contains(err.Error(), "read .slugignore: larger than 1 MiB, the most dyno reads of it") {
+		t.Errorf("a .slugignore over 1 MiB: %v", err)
+	}
+
+	outside := filepath.Join(t.TempDir(), "patterns")
+	writeFiles(t, filepath.Dir(outside), map[string]string{"patterns": "*.log\n"})
+	src = t.TempDir()
+	writeFiles(t, src, map[string]string{"debug.log": "x"})
+	if err := os.Symlink(outside, filepath.Join(src, ".slugignore")); err != nil {
+		t.Fatal(err)
+	}
+	_, err = PrepareSource(context.Background(), src, filepath.Join(t.TempDir(), "build"))
+	if err == nil || !strings.Contains(err.Error(), ".slugignore: path escapes from parent") {
+		t.Errorf("a .slugignore linking out of the source: %v", err)
+	}
+}

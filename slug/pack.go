@@ -17,10 +17,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// PackOptions are the size limits of Pack.
+// PackOptions are the size limits of Pack, and where it writes.
 type PackOptions struct {
 	MaxSize  int64 // refuse a slug whose .tgz exceeds it; 0 means 500 MB (Heroku's limit)
 	WarnSize int64 // 0 means 300 MB (Heroku's soft limit): Pack returns a Warning then
+	// TempDir is where the .tgz is written before it is renamed into
+	// the store; it must be on the store's filesystem. "" means the
+	// store's folder, where a packer killed with SIGKILL leaves a
+	// .pack-*.tgz (up to MaxSize) that nothing removes; a build gives
+	// its scratch folder, which the next build sweeps.
+	TempDir string
 }
 
 // A PackReport tells what Pack did besides making the slug.
@@ -71,8 +77,8 @@ const (
 // devices) are skipped and listed in the report. A symlink whose target is
 // absolute or leaves dir is an error, since no dyno could unpack it.
 //
-// The slug is written to a temporary file in the store and renamed into
-// place; a slug already stored is kept as it is.
+// The slug is written to a temporary file (in opts.TempDir, else in the
+// store) and renamed into place; a slug already stored is kept as it is.
 func (s *Store) Pack(dir string, opts PackOptions) (Slug, PackReport, error) {
 	if opts.MaxSize <= 0 {
 		opts.MaxSize = defaultMaxSize
@@ -95,7 +101,11 @@ func (s *Store) Pack(dir string, opts PackOptions) (Slug, PackReport, error) {
 	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
 		return Slug{}, report, fmt.Errorf("pack slug %s: %w", dir, err)
 	}
-	tmp, err := os.CreateTemp(s.Dir, ".pack-*.tgz")
+	tmpDir := opts.TempDir
+	if tmpDir == "" {
+		tmpDir = s.Dir
+	}
+	tmp, err := os.CreateTemp(tmpDir, ".pack-*.tgz")
 	if err != nil {
 		return Slug{}, report, fmt.Errorf("pack slug %s: %w", dir, err)
 	}
@@ -142,6 +152,8 @@ func (s *Store) Pack(dir string, opts PackOptions) (Slug, PackReport, error) {
 	case errors.Is(err, fs.ErrExist):
 		// Same digest, same bytes: the stored slug is as good as this
 		// one, and is left untouched because dynos may be reading it.
+	case errors.Is(err, unix.EXDEV):
+		return Slug{}, report, fmt.Errorf("pack slug %s: %w (the temporary folder %s must be on the slug store's filesystem)", dir, err, tmpDir)
 	default:
 		return Slug{}, report, fmt.Errorf("pack slug %s: %w", dir, err)
 	}
@@ -268,12 +280,19 @@ func writeSlug(w io.Writer, dir string, entries []packEntry, level, blockSize in
 // to w.
 func copyFile(w io.Writer, path string, size int64, buf []byte) error {
 	// O_NOFOLLOW: a file replaced by a symlink since the walk must not
-	// pull the link's target into the slug.
-	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW, 0)
+	// pull the link's target into the slug. O_NONBLOCK: one replaced by
+	// a fifo must not block the open until a writer comes (fifo(7));
+	// it changes nothing for a regular file (open(2)).
+	f, err := os.OpenFile(path, os.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
+	if fi, err := f.Stat(); err != nil {
+		return err
+	} else if !fi.Mode().IsRegular() {
+		return fmt.Errorf("%s changed while being packed: no longer a regular file", path)
+	}
 	// Hide the file's WriteTo, which would ignore buf and copy 32 KiB at a time.
 	n, err := io.CopyBuffer(w, io.LimitReader(struct{ io.Reader }{f}, size), buf)
 	if err != nil {

@@ -422,3 +422,73 @@ func assertEntries(t testing.TB, dir string, names ...string) {
 		t.Errorf("%s holds %q, want %q", dir, got, names)
 	}
 }
+
+// A file replaced by a fifo after the walk is refused, not opened to be
+// read as a file: that open would wait for a writer (here the test's,
+// which lets it through empty).
+func TestPackCopyFileRefusesFifo(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "swapped")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.Close()
+		}
+	}()
+	t.Cleanup(func() {
+		if f, err := os.OpenFile(fifo, os.O_RDONLY|syscall.O_NONBLOCK, 0); err == nil {
+			<-done
+			f.Close()
+		}
+	})
+	err := copyFile(io.Discard, fifo, 0, make([]byte, 512))
+	if err == nil || !strings.Contains(err.Error(), "no longer a regular file") {
+		t.Errorf("copyFile of a fifo: %v", err)
+	}
+}
+
+// With TempDir, the .tgz is written there and renamed into the store:
+// nothing is left in either, and a failed pack leaves nothing either.
+func TestPackTempDir(t *testing.T) {
+	home := t.TempDir()
+	s := &Store{Dir: filepath.Join(home, "slugs")}
+	tmp := filepath.Join(home, "scratch")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	src := t.TempDir()
+	makeTree(t, src, testTree)
+	if _, _, err := s.Pack(src, PackOptions{TempDir: tmp, MaxSize: 100}); err == nil {
+		t.Fatal("Pack with MaxSize 100 succeeded")
+	}
+	assertEntries(t, tmp)
+	slug, _, err := s.Pack(src, PackOptions{TempDir: tmp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertEntries(t, tmp)
+	if !s.Has(slug.Digest) {
+		t.Errorf("slug not stored")
+	}
+	for _, e := range listDir(t, s.Dir) {
+		if strings.HasPrefix(e, ".pack-") {
+			t.Errorf("temporary file in the store: %s", e)
+		}
+	}
+}
+
+func listDir(t *testing.T, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}

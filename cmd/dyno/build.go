@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"syscall"
 
@@ -44,9 +45,13 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			pipe := make(chan os.Signal, 1)
 			signal.Notify(pipe, syscall.SIGPIPE)
 			defer signal.Stop(pipe)
-			// SIGINT and SIGTERM stop the build: the buildpack command
+			// SIGINT, SIGTERM and SIGHUP (the terminal or the ssh
+			// session closed) stop the build: the buildpack command
 			// running is killed with everything it started, the scratch
-			// folder is removed, nothing is released.
+			// folder is removed, nothing is released; then dyno dies of
+			// the signal (main re-raises it), so that a shell's loop
+			// stops too. A second one during that cleanup kills dyno at
+			// once.
 			ctx, stopSignal, stoppedBy := stopOnSignal(cmd.Context())
 			defer stopSignal()
 
@@ -67,13 +72,21 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			// What builds killed with SIGKILL left; a running build's
 			// folder is locked and stays.
 			if _, err := a.Home().SweepBuilds(); err != nil {
-				fmt.Fprintf(os.Stderr, "dyno: warning: %v\n", err)
+				// One line per folder, each with its fix.
+				for _, line := range strings.Split(err.Error(), "\n") {
+					fmt.Fprintf(os.Stderr, "dyno: warning: %s\n", line)
+				}
 			}
 			scratch, err := a.NewScratch()
 			if err != nil {
 				return err
 			}
-			defer scratch.Remove()
+			defer func() {
+				// What stays, the next build's sweep tries again.
+				if err := scratch.Remove(); err != nil {
+					fmt.Fprintf(os.Stderr, "dyno: warning: %v; the next build removes it, or remove it as its owner or as root\n", err)
+				}
+			}()
 			shippedDirs, shippedNames, err := shippedBuildpacks(filepath.Join(scratch.Dir, "shipped"))
 			if err != nil {
 				return fmt.Errorf("build %s: extracting the shipped buildpacks: %w", a.Name, err)
@@ -125,8 +138,10 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 				} else {
 					fmt.Fprintf(os.Stderr, "dyno: build of %s stopped by %s: %v\n", a.Name, unix.SignalName(sig), err)
 				}
-				// A shell's status for a command a signal ended.
-				return exitStatus(128 + int(sig))
+				// Re-raised once the deferred cleanup has run: a shell
+				// tells a command that died of SIGINT from one that
+				// exited 130, and stops its loop only for the first.
+				return diedOf(sig)
 			}
 			var be *buildpacks.BuildError
 			if errors.As(err, &be) {
@@ -169,19 +184,36 @@ func buildSandbox(a *app.App, stateDir string) (exec buildpacks.Executor, ids *i
 	return &buildpacks.SandboxExecutor{Spawner: spawner, StateDir: stateDir, IDs: ids}, ids, spawner.Close, nil
 }
 
-// stopOnSignal returns a context canceled by the first SIGINT or SIGTERM,
-// a function that stops listening, and one that says which signal came
-// (0: none).
+// stopOnSignal returns a context canceled by the first SIGINT, SIGTERM
+// or SIGHUP, a function that stops listening, and one that says which
+// signal came (0: none). SIGHUP is among them: closing the terminal or
+// the ssh session must not leave an orphaned compile and a scratch
+// folder behind.
+//
+// A signal that dyno inherited ignored stays ignored: `dyno build &` from
+// a script runs with SIGINT ignored (the shell does that for background
+// jobs), and the script's Ctrl-C must not stop it; nohup ignores SIGHUP.
+// After the first signal the others get their default action back, so
+// that a second Ctrl-C while the build cleans up ends dyno at once.
 func stopOnSignal(parent context.Context) (ctx context.Context, stop func(), stoppedBy func() syscall.Signal) {
 	ctx, cancel := context.WithCancel(parent)
+	var caught []os.Signal
+	for _, sig := range []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		if !signal.Ignored(sig) {
+			caught = append(caught, sig)
+		}
+	}
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	if len(caught) > 0 {
+		signal.Notify(sigs, caught...)
+	}
 	var got atomic.Int32
 	done := make(chan struct{})
 	go func() {
 		select {
 		case s := <-sigs:
 			got.Store(int32(s.(syscall.Signal)))
+			signal.Reset(caught...)
 			cancel()
 		case <-done:
 		}

@@ -8,7 +8,9 @@ import (
 	"bufio"
 	"bytes"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -67,39 +69,57 @@ func (e *isolatedEnv) wantNoRelease(t *testing.T, app string) {
 	}
 }
 
-// SIGTERM and SIGINT end a build cleanly: the compile killed, the
-// scratch (the sandbox's folders included) removed, no release, one line, the
-// shell's status for the signal.
+// diedOf waits for dyno to end and returns the signal it died of (0: it
+// exited, with the status given).
+func (s *session) diedOf() (syscall.Signal, int) {
+	s.t.Helper()
+	st := s.wait()
+	if ws, ok := s.cmd.ProcessState.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return ws.Signal(), -1
+	}
+	return 0, st
+}
+
+// SIGTERM, SIGINT and SIGHUP end a build cleanly, in the sandbox or not:
+// the compile killed, the scratch (the sandbox's folders included)
+// removed, no release, one line; then dyno dies of the signal, as a
+// shell's loop needs to stop (it went on after an exit of 130).
 func TestBuildStoppedBySignal(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "sig")
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
 	tmp := testutil.SharedDir(t)
 	testutil.GiveToNobody(t, tmp)
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		marker := uniqueSleep()
-		cmd := e.command("build", src, "-a", "sig", "-b", waitingBuildpack(t, marker))
-		// Nothing of a build goes to TMPDIR (it went to /tmp before).
-		cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
-		s := startSession(t, cmd)
-		s.waitFor("compiling, waiting " + marker)
-		s.signal(sig)
-		if st := s.wait(); st != 128+int(sig) {
-			t.Errorf("%v: exit %d, want %d", sig, st, 128+int(sig))
+	for _, sandbox := range []string{"", "--no-sandbox"} {
+		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP} {
+			marker := uniqueSleep()
+			args := []string{"build", src, "-a", "sig", "-b", waitingBuildpack(t, marker)}
+			if sandbox != "" {
+				args = append(args, sandbox)
+			}
+			cmd := e.command(args...)
+			// Nothing of a build goes to TMPDIR (it went to /tmp before).
+			cmd.Env = append(cmd.Env, "TMPDIR="+tmp)
+			s := startSession(t, cmd)
+			s.waitFor("compiling, waiting " + marker)
+			s.signal(sig)
+			if died, st := s.diedOf(); died != sig {
+				t.Errorf("%s %v: exit %d, died of %v; want death by %v", sandbox, sig, st, died, sig)
+			}
+			lines := s.lines()
+			want := "dyno: build of sig stopped by " + unix.SignalName(sig) + "; nothing was released"
+			if last := lines[len(lines)-1]; last != want {
+				t.Errorf("%s %v: last line %q, want %q", sandbox, sig, last, want)
+			}
+			waitMarkerGone(t, marker, 5*time.Second)
+			if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+				t.Errorf("%s %v: left in builds: %v", sandbox, sig, l)
+			}
+			if l := left(t, tmp); len(l) != 0 {
+				t.Errorf("%s %v: left in TMPDIR: %v", sandbox, sig, l)
+			}
+			e.wantNoRelease(t, "sig")
 		}
-		lines := s.lines()
-		want := "dyno: build of sig stopped by " + unix.SignalName(sig) + "; nothing was released"
-		if last := lines[len(lines)-1]; last != want {
-			t.Errorf("%v: last line %q, want %q", sig, last, want)
-		}
-		waitMarkerGone(t, marker, 5*time.Second)
-		if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
-			t.Errorf("%v: left in builds: %v", sig, l)
-		}
-		if l := left(t, tmp); len(l) != 0 {
-			t.Errorf("%v: left in TMPDIR: %v", sig, l)
-		}
-		e.wantNoRelease(t, "sig")
 	}
 }
 
@@ -139,8 +159,8 @@ func TestBuildKill9Swept(t *testing.T) {
 		t.Errorf("after a build beside a running one, builds holds %v; want %s", l, now[0])
 	}
 	r.signal(syscall.SIGTERM)
-	if st := r.wait(); st != 143 {
-		t.Errorf("exit %d, want 143", st)
+	if died, st := r.diedOf(); died != syscall.SIGTERM {
+		t.Errorf("exit %d, died of %v; want death by SIGTERM", st, died)
 	}
 	if l := left(t, builds); len(l) != 0 {
 		t.Errorf("left in builds: %v", l)
@@ -255,4 +275,245 @@ func TestBuildReleaseStderrApart(t *testing.T) {
 	})
 	out := e.must(t, "build", source(t, map[string]string{}), "-a", "stderr", "-b", bp)
 	wantLines(t, out, "a note on stderr: not YAML", "Default types for buildpack -> web", "Released v2")
+}
+
+// A bin/detect that prints without end (exec yes) is stopped at 64 KiB
+// in the build sandbox, and the build fails with one line naming it.
+func TestBuildHugeDetect(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "yes")
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "exec yes AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n",
+		"compile": "true\n",
+	})
+	out, st := e.dynoOut(t, "build", source(t, map[string]string{}), "-a", "yes", "-b", bp)
+	if st != 1 {
+		t.Errorf("exit %d, want 1:\n%.2000s", st, out)
+	}
+	wantLines(t, out, " !     bin/detect of "+bp+": printed more than 64 KiB, the most dyno reads of bin/detect's output\n", " !     Push failed\n")
+	e.wantNoRelease(t, "yes")
+}
+
+// A Procfile the buildpack made a fifo, or a sparse file of 100 GB,
+// fails the build with one line naming it. The fifo hung the build at
+// "Discovering process types", past SIGINT; the sparse file was
+// allocated whole.
+func TestBuildProcfileNotAFile(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "odd")
+	src := source(t, map[string]string{"Procfile": "web: true\n"})
+	for _, tc := range []struct{ compile, want string }{
+		{`rm -f "$1/Procfile"; mkfifo "$1/Procfile"`, " !     read Procfile: is a named pipe (fifo), not a regular file\n"},
+		{`truncate -s 100G "$1/Procfile"`, " !     read Procfile: larger than 1 MiB, the most dyno reads of it\n"},
+	} {
+		bp := buildpackDir(t, map[string]string{"detect": "echo Odd\n", "compile": tc.compile + "\n"})
+		s := startSession(t, e.command("build", src, "-a", "odd", "-b", bp))
+		if st := s.wait(); st != 1 {
+			t.Errorf("%s: exit %d, want 1", tc.compile, st)
+		}
+		wantLines(t, strings.Join(s.lines(), "\n")+"\n", "-----> Discovering process types\n", tc.want, " !     Push failed\n")
+		e.wantNoRelease(t, "odd")
+		if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+			t.Errorf("left in builds: %v", l)
+		}
+	}
+}
+
+// killMarked kills, by pid, the processes whose command line holds
+// marker (ones the test's buildpack started and dyno could not reach).
+func killMarked(marker string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline"); err == nil && strings.Contains(string(b), marker) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
+
+// A second Ctrl-C while the build cleans up ends dyno at once, by
+// SIGINT; it was swallowed, and dyno went on to its last line and exit
+// 130. The cleanup is held up by a process that left the compile's group
+// (setsid) with its output open: dyno waits a while for that output.
+func TestBuildSecondSignalKills(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "twice")
+	src := source(t, map[string]string{"Procfile": "web: true\n"})
+	marker, escaped := uniqueSleep(), uniqueSleep()+"1"
+	t.Cleanup(func() { killMarked(escaped) })
+	bp := buildpackDir(t, map[string]string{
+		"detect": "echo Twice\n",
+		// The escaped line is printed once out of the group.
+		"compile": "setsid bash -c 'echo escaped; exec sleep " + escaped + "' &\necho \"-----> compiling, waiting " + marker + "\"\nexec sleep " + marker + "\n",
+	})
+	s := startSession(t, e.command("build", src, "-a", "twice", "-b", bp, "--no-sandbox"))
+	s.waitFor("^escaped$")
+	s.waitFor("compiling, waiting " + marker)
+	s.signal(syscall.SIGINT)
+	// The compile is killed once the first signal is handled; dyno then
+	// waits for the escaped process's output.
+	waitMarkerGone(t, marker, 5*time.Second)
+	s.signal(syscall.SIGINT)
+	if died, st := s.diedOf(); died != syscall.SIGINT {
+		t.Errorf("exit %d, died of %v; want death by SIGINT", st, died)
+	}
+	for _, l := range s.lines() {
+		if strings.Contains(l, "stopped by") {
+			t.Errorf("dyno finished its cleanup after a second SIGINT: %q", l)
+		}
+	}
+}
+
+// A signal dyno inherited ignored stays ignored: `dyno build &` in a
+// script runs with SIGINT ignored, and the script's Ctrl-C must not stop
+// it. It did: dyno's handler replaced the ignore.
+func TestBuildInheritedIgnoreKept(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "ignored")
+	src := source(t, map[string]string{"Procfile": "web: true\n"})
+	cache := filepath.Join(e.home, "apps", "ignored", "cache")
+	if err := os.Mkdir(cache, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(cache, "go-on")
+	if err := unix.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	testutil.GiveToNobody(t, cache)
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "echo Ignoring\n",
+		"compile": "echo '-----> waiting'\nread line < \"$2/go-on\"\n",
+	})
+	cmd := e.command("build", src, "-a", "ignored", "-b", bp)
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	// trap '' sets SIG_IGN, which exec keeps.
+	cmd.Path, cmd.Args = bash, append([]string{"bash", "-c", `trap '' INT; exec "$0" "$@"`}, cmd.Args...)
+	s := startSession(t, cmd)
+	s.waitFor("-----> waiting")
+	s.signal(syscall.SIGINT)
+	// kill(2) has returned: the signal is discarded or pending by now.
+	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString("go on\n")
+	f.Close()
+	if died, st := s.diedOf(); died != 0 || st != 0 {
+		t.Errorf("exit %d, died of %v; want exit 0:\n%s", st, died, strings.Join(s.lines(), "\n"))
+	}
+	if rels := e.must(t, "releases", "-a", "ignored"); !strings.Contains(rels, "Current: v2") {
+		t.Errorf("no release recorded:\n%s", rels)
+	}
+}
+
+// kill -9 of a --no-sandbox build takes its compile with it, and what
+// the compile started in its group, so nothing goes on writing into the
+// scratch folder that the next build sweeps. They ran on as orphans.
+func TestBuildKill9NoSandbox(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "plain")
+	src := source(t, map[string]string{"Procfile": "web: true\n"})
+	marker, child := uniqueSleep(), uniqueSleep()+"2"
+	t.Cleanup(func() { killMarked(marker); killMarked(child) })
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "echo Plain\n",
+		"compile": "sleep " + child + " &\necho \"-----> compiling, waiting " + marker + "\"\nexec sleep " + marker + "\n",
+	})
+	s := startSession(t, e.command("build", src, "-a", "plain", "-b", bp, "--no-sandbox"))
+	s.waitFor("compiling, waiting " + marker)
+	s.cmd.Process.Kill()
+	s.wait()
+	waitMarkerGone(t, marker, 5*time.Second)
+	waitMarkerGone(t, child, 5*time.Second)
+	e.wantNoRelease(t, "plain")
+}
+
+// packTemps lists the .pack-* files under dir, at any depth.
+func packTemps(dir string) []string {
+	var found []string
+	filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && strings.HasPrefix(d.Name(), ".pack-") {
+			found = append(found, p)
+		}
+		return nil
+	})
+	return found
+}
+
+// kill -9 while the slug is packed leaves its temporary .tgz in the
+// build's scratch folder, which the next build sweeps; it was left in
+// the slug store, up to the maximum slug size, and nothing removed it.
+func TestBuildKill9WhilePacking(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "pack")
+	src := source(t, map[string]string{".fixture": "", "Procfile": "web: true\n"})
+	// Incompressible, so that packing takes long enough to be caught.
+	bp := buildpackDir(t, map[string]string{
+		"detect":  "echo Packed\n",
+		"compile": "head -c 67108864 /dev/urandom > \"$1/blob\"\n",
+	})
+	s := startSession(t, e.command("build", src, "-a", "pack", "-b", bp))
+	s.waitFor("^-----> Compressing")
+	deadline := time.Now().Add(20 * time.Second)
+	for len(packTemps(e.home)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no .pack-* file appeared under %s:\n%s", e.home, strings.Join(s.lines(), "\n"))
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.cmd.Process.Kill()
+	s.wait()
+	if l := packTemps(filepath.Join(e.home, "slugs")); len(l) != 0 {
+		t.Errorf("kill -9 while packing left in the slug store: %v", l)
+	}
+	wantLines(t, e.must(t, "build", src, "-a", "pack", "-b", "fixture"), "Released v2")
+	if l := packTemps(e.home); len(l) != 0 {
+		t.Errorf("after the next build, left: %v", l)
+	}
+	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+		t.Errorf("left in builds: %v", l)
+	}
+}
+
+// A build folder the sweep cannot open, or cannot remove, is reported
+// with its fix, one warning each, and the build goes on. The first was
+// skipped without a word.
+func TestBuildSweepReportsWhatStays(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to make folders the unprivileged user cannot remove")
+	}
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "stays")
+	builds := filepath.Join(e.home, "builds")
+	locked := filepath.Join(builds, "stays-locked")
+	dead := filepath.Join(builds, "stays-dead")
+	for _, d := range []string{locked, filepath.Join(dead, "given")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dead, "given", "file"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(locked, 0o700)
+	// The user's own, but for given/, root's: what a buildpack run as
+	// another uid leaves.
+	os.Chown(builds, testutil.Nobody, testutil.Nobody)
+	os.Chown(dead, testutil.Nobody, testutil.Nobody)
+
+	out := e.must(t, "build", source(t, map[string]string{".fixture": ""}), "-a", "stays", "-b", "fixture")
+	wantLines(t, out,
+		"dyno: warning: sweep builds: cannot open "+locked+" to see whether its build runs (open "+locked+": permission denied); when none runs, remove it as its owner or as root: rm -rf "+locked+"\n",
+		"dyno: warning: sweep builds: cannot remove "+dead+", a dead build's folder (",
+		"permission denied); remove it as its owner or as root: rm -rf "+dead+"\n",
+		"Released v2")
+	if l := left(t, builds); len(l) != 2 {
+		t.Errorf("builds holds %v; want the two folders the user cannot remove", l)
+	}
 }

@@ -6,8 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"runtime"
+	"syscall"
 
 	"github.com/dyno-run/dyno/isolate"
+	"golang.org/x/sys/unix"
 )
 
 func main() {
@@ -19,7 +23,10 @@ func main() {
 	}
 	err := newRootCommand().Execute()
 	var exit exitStatus
+	var died diedOf
 	switch {
+	case errors.As(err, &died):
+		died.raise()
 	case errors.As(err, &exit):
 		os.Exit(int(exit))
 	case err != nil:
@@ -33,3 +40,28 @@ func main() {
 type exitStatus int
 
 func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+// diedOf is returned by commands that a signal stopped and that have
+// cleaned up: main then dies of the same signal, so that the parent sees
+// a death by signal (WIFSIGNALED), not an exit. A shell stops a loop
+// when its command died of SIGINT, not when it exited 130.
+type diedOf syscall.Signal
+
+func (d diedOf) Error() string { return "stopped by " + unix.SignalName(syscall.Signal(d)) }
+
+// raise kills the process with the signal, its default action restored
+// (signal.Reset gives it back to the runtime, which dies of it as the
+// default action does). It is sent to this thread, not to the process:
+// a signal sent to the process goes to its main thread (the kernel's
+// complete_signal tries the thread group leader first) and could arrive
+// after the os.Exit below, while one sent to the calling thread is
+// handled before tgkill returns to it. Should the signal not kill the
+// process (dyno started with it ignored), it exits with the shell's
+// status for it.
+func (d diedOf) raise() {
+	sig := syscall.Signal(d)
+	signal.Reset(sig)
+	runtime.LockOSThread()
+	unix.Tgkill(unix.Getpid(), unix.Gettid(), sig)
+	os.Exit(128 + int(sig))
+}

@@ -83,14 +83,46 @@ func copyFile(src, dst string, info fs.FileInfo) error {
 // RemoveAll removes path like os.RemoveAll, also where directories lost
 // their owner's permissions: overlay's work/work is mode 000, apps and
 // buildpacks leave read-only trees, and slugs are unpacked read-only.
+//
+// The trees it removes are often written by code dyno did not write (a
+// build's), which can swap a directory for a symlink while they are
+// walked; so the chmod pass goes through an os.Root of path: no chmod
+// ever lands outside the tree, and a symlink's target is never changed
+// (os.Root's Chmod resolves symlinks inside the root only and does not
+// follow one in the last element: fchmodat2 AT_SYMLINK_NOFOLLOW, or
+// O_PATH|O_NOFOLLOW and /proc/self/fd where the kernel lacks it). path
+// itself is the caller's, not a tree's, and is trusted. os.RemoveAll
+// then removes with unlinkat relative to open directories and does not
+// follow symlinks.
 func RemoveAll(path string) error {
+	chmodTree(path, nil)
+	return os.RemoveAll(path)
+}
+
+// chmodTree makes the directories of the tree at path, path included,
+// mode 0700. listed, when not nil, is called with each directory's path
+// in the tree once it has been listed and before its chmod: tests swap
+// it for a symlink there.
+func chmodTree(path string, listed func(p string)) {
+	if fi, err := os.Lstat(path); err != nil || !fi.IsDir() {
+		return
+	}
+	// A directory of mode 000 cannot be opened as the root.
+	os.Chmod(path, 0o700)
+	root, err := os.OpenRoot(path)
+	if err != nil {
+		return
+	}
+	defer root.Close()
 	// WalkDir visits a directory before reading it, so the chmod comes
 	// first.
-	filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.IsDir() {
-			os.Chmod(p, 0o700)
+	fs.WalkDir(root.FS(), ".", func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() && p != "." {
+			if listed != nil {
+				listed(p)
+			}
+			root.Chmod(p, 0o700)
 		}
 		return nil
 	})
-	return os.RemoveAll(path)
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/dyno-run/dyno/buildpacks"
 	"github.com/dyno-run/dyno/internal/fsutil"
@@ -68,7 +69,9 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 		if _, err := a.home.SweepBuilds(); err != nil {
 			// A folder that cannot be removed (a file a buildpack made
 			// that is not this user's to remove) must not stop builds.
-			fmt.Fprintf(out, " !     %v\n", err)
+			for _, line := range strings.Split(err.Error(), "\n") {
+				fmt.Fprintf(out, " !     %s\n", line)
+			}
 		}
 		if scratch, err = a.NewScratch(); err != nil {
 			return ledger.Release{}, err
@@ -121,7 +124,15 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 
 	fmt.Fprintln(out, "-----> Compressing...")
 	store := a.home.Slugs()
-	sl, report, err := store.Pack(buildDir, o.Pack)
+	// The .tgz is written in the scratch folder, so that what a build
+	// killed while packing leaves is swept with the rest of its scratch
+	// (in the store, nothing removed it). Both are under DYNO_HOME, on
+	// one filesystem, for the rename into the store.
+	packOpts := o.Pack
+	if packOpts.TempDir == "" {
+		packOpts.TempDir = scratch.Dir
+	}
+	sl, report, err := store.Pack(buildDir, packOpts)
 	if err != nil {
 		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 	}
@@ -377,7 +388,9 @@ func (s *Scratch) Remove() error {
 
 // SweepBuilds removes the scratch folders of builds that no longer run
 // (killed with SIGKILL, or on a machine that lost power), and says how
-// many. A running build's folder is left alone: its lock is held.
+// many. A running build's folder is left alone: its lock is held. A
+// folder it can neither open nor remove is reported, each in the error,
+// with what to do; the others are swept all the same.
 func (h Home) SweepBuilds() (int, error) {
 	parent := h.BuildsDir()
 	guard, err := lockDir(parent, unix.LOCK_EX)
@@ -388,32 +401,53 @@ func (h Home) SweepBuilds() (int, error) {
 		return 0, fmt.Errorf("sweep builds: %w", err)
 	}
 	entries, err := os.ReadDir(parent)
+	var errs []error
+	if err != nil {
+		errs = append(errs, fmt.Errorf("sweep builds: %w", err))
+	}
 	var dead []*os.File
 	for _, e := range entries {
 		if !e.IsDir() {
 			continue
 		}
 		// Held until the folder is gone, so that a second sweep skips it.
-		if lock, err := lockDir(filepath.Join(parent, e.Name()), unix.LOCK_EX|unix.LOCK_NB); err == nil {
+		dir := filepath.Join(parent, e.Name())
+		lock, err := lockDir(dir, unix.LOCK_EX|unix.LOCK_NB)
+		switch {
+		case err == nil:
 			dead = append(dead, lock)
+		case errors.Is(err, unix.EWOULDBLOCK), errors.Is(err, fs.ErrNotExist):
+			// A running build's, or one gone since the listing.
+		default:
+			// Not this user's to open (EACCES): it stays, and every
+			// build says so until someone removes it.
+			errs = append(errs, sweepError(dir, err, false))
 		}
 	}
 	// The removals, which may take a while, need not keep new builds
 	// waiting.
 	guard.Close()
-	if err != nil {
-		err = fmt.Errorf("sweep builds: %w", err)
-	}
 	removed := 0
 	for _, lock := range dead {
-		if rerr := removeScratch(lock.Name(), true); rerr != nil && err == nil {
-			err = fmt.Errorf("sweep builds: %w", rerr)
-		} else if rerr == nil {
+		if err := removeScratch(lock.Name(), true); err != nil {
+			errs = append(errs, sweepError(lock.Name(), err, true))
+		} else {
 			removed++
 		}
 		lock.Close()
 	}
-	return removed, err
+	return removed, errors.Join(errs...)
+}
+
+// sweepError is a build folder that the sweep could not open (to learn
+// whether its build still runs) or, its build dead, remove: it holds
+// what this user may not touch (a folder made by another user, a file
+// a buildpack gave away), which its owner or root can remove.
+func sweepError(dir string, err error, opened bool) error {
+	if !opened {
+		return fmt.Errorf("sweep builds: cannot open %s to see whether its build runs (%w); when none runs, remove it as its owner or as root: rm -rf %s", dir, err, dir)
+	}
+	return fmt.Errorf("sweep builds: cannot remove %s, a dead build's folder (%w); remove it as its owner or as root: rm -rf %s", dir, err, dir)
 }
 
 // lockDir opens dir and flocks it with how (unix.LOCK_SH, LOCK_EX, maybe
