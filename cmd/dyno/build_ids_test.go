@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,8 +224,8 @@ func TestBuildOwnIDsStoppedOrFailed(t *testing.T) {
 			t.Fatalf("%v: the cache is the user's during the build", sig)
 		}
 		s.signal(sig)
-		if st := s.wait(); st != 128+int(sig) {
-			t.Errorf("%v: exit %d, want %d:\n%s", sig, st, 128+int(sig), strings.Join(s.lines(), "\n"))
+		if died, st := s.diedOf(); died != syscall.Signal(sig) {
+			t.Errorf("%v: died of %v, exit %d; want death by the signal:\n%s", sig, died, st, strings.Join(s.lines(), "\n"))
 		}
 		if l := left(t, builds); len(l) != 0 {
 			t.Errorf("%v: left in builds: %v", sig, l)
