@@ -130,4 +130,4 @@ func entryName(name string) (string, error) {
 
 // skipGit leaves .git out of a copied tree at any depth, as a checkout
 // would.
-func skipGit(d fs.DirEntry) bool { return d.Name() == ".git" }
+func skipGit(_ string, d fs.DirEntry) bool { return d.Name() == ".git" }

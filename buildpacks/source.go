@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,9 +22,16 @@ import (
 // it is a copy of the folder and sourceVersion is "". .git is never
 // copied. Then what the top-level .slugignore names is removed.
 //
+// A folder that is no git work tree may hold dyno's own state
+// (DYNO_HOME is ~/.local/share/dyno when the folder is ~), and the build's
+// scratch, dst, lies in it: exclude names host paths never copied
+// (every app's ledger and config vars would land in the slug, and dst
+// would be copied into itself), and dst is always left out. Within says
+// which of them lie in src.
+//
 // On failure dst is removed again. When ctx is done, the git command
 // running is killed and the error wraps ctx.Err().
-func PrepareSource(ctx context.Context, src, dst string) (sourceVersion string, err error) {
+func PrepareSource(ctx context.Context, src, dst string, exclude ...string) (sourceVersion string, err error) {
 	src, err = filepath.Abs(src)
 	if err != nil {
 		return "", fmt.Errorf("prepare source: %w", err)
@@ -63,13 +71,49 @@ func PrepareSource(ctx context.Context, src, dst string) (sourceVersion string, 
 		if err := gitArchive(ctx, src, sourceVersion, dst); err != nil {
 			return "", err
 		}
-	} else if err := fsutil.CopyTree(src, dst, skipGit); err != nil {
+	} else if err := fsutil.CopyTree(src, dst, skipIn(src, append(exclude, dst))); err != nil {
 		return "", fmt.Errorf("prepare source: copying %s: %w", src, err)
 	}
 	if err := applySlugignore(dst, filepath.Join(src, ".slugignore")); err != nil {
 		return "", fmt.Errorf("prepare source: %w", err)
 	}
 	return sourceVersion, nil
+}
+
+// Within returns those of paths that lie inside the folder src, symlinks
+// resolved, as paths relative to src.
+func Within(src string, paths []string) []string {
+	root, err := filepath.EvalSymlinks(src)
+	if err != nil {
+		return nil
+	}
+	var in []string
+	for _, p := range paths {
+		real, err := filepath.EvalSymlinks(p)
+		if err != nil {
+			continue
+		}
+		if rel, err := filepath.Rel(root, real); err == nil && rel != "." && filepath.IsLocal(rel) {
+			in = append(in, rel)
+		}
+	}
+	return in
+}
+
+// skipIn is CopyTree's skip for a copy of src: .git, and the paths of
+// exclude that lie in src.
+func skipIn(src string, exclude []string) func(string, fs.DirEntry) bool {
+	left := map[string]bool{}
+	for _, rel := range Within(src, exclude) {
+		left[rel] = true
+	}
+	return func(p string, d fs.DirEntry) bool {
+		if skipGit(p, d) {
+			return true
+		}
+		rel, err := filepath.Rel(src, p)
+		return err == nil && left[rel]
+	}
 }
 
 // inGitWorkTree reports whether dir is inside a git work tree. Without

@@ -234,3 +234,26 @@ func TestPrepareSourceSlugignoreBounded(t *testing.T) {
 		t.Errorf("a .slugignore linking out of the source: %v", err)
 	}
 }
+
+// A folder that holds dyno's own state (DYNO_HOME under ~, the folder
+// built) and the build's scratch: neither is copied, and the copy ends.
+func TestPrepareSourceLeavesOutPrivate(t *testing.T) {
+	src := t.TempDir()
+	home := filepath.Join(src, ".local", "share", "dyno")
+	os.MkdirAll(filepath.Join(home, "apps", "alpha"), 0o700)
+	os.WriteFile(filepath.Join(home, "apps", "alpha", "ledger.jsonl"), []byte("SECRET\n"), 0o600)
+	os.WriteFile(filepath.Join(src, "app.txt"), []byte("code\n"), 0o644)
+	dst := filepath.Join(home, "builds", "alpha-1", "app")
+	if _, err := PrepareSource(context.Background(), src, dst, home); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dst, "app.txt")); err != nil || string(b) != "code\n" {
+		t.Errorf("app.txt: %q, %v", b, err)
+	}
+	if _, err := os.Stat(filepath.Join(dst, ".local", "share", "dyno")); err == nil {
+		t.Error("DYNO_HOME was copied into the source")
+	}
+	if got := Within(src, []string{home, "/etc", src}); len(got) != 1 || got[0] != filepath.Join(".local", "share", "dyno") {
+		t.Errorf("Within = %q", got)
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -121,6 +122,7 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 				Shipped:    shippedNames,
 				BaseDir:    cwd,
 				HostEnv:    os.Environ(),
+				Private:    daemon.PrivatePaths(a.Home().Dir, daemon.SocketPath(a.Home().Dir, os.Environ())),
 				User:       userName(),
 				Out:        out,
 				Exec:       exec,

@@ -14,8 +14,9 @@ import (
 // files with their permission bits and modification times, symlinks as
 // symlinks (never followed), directories writable by their owner so the
 // copy can be filled. Sockets, pipes and devices are skipped. skip, when
-// not nil, leaves out an entry (and, for a directory, all below it).
-func CopyTree(src, dst string, skip func(d fs.DirEntry) bool) error {
+// not nil, leaves out an entry (and, for a directory, all below it); it
+// gets the entry's path under src.
+func CopyTree(src, dst string, skip func(path string, d fs.DirEntry) bool) error {
 	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -23,7 +24,7 @@ func CopyTree(src, dst string, skip func(d fs.DirEntry) bool) error {
 		if p == src {
 			return nil
 		}
-		if skip != nil && skip(d) {
+		if skip != nil && skip(p, d) {
 			if d.IsDir() {
 				return filepath.SkipDir
 			}

@@ -19,7 +19,7 @@ func TestCopyTreeAndRemoveAll(t *testing.T) {
 	os.Chmod(filepath.Join(src, "a"), 0o555)
 	defer os.Chmod(filepath.Join(src, "a"), 0o755)
 
-	err := CopyTree(src, dst, func(d fs.DirEntry) bool { return d.Name() == ".git" })
+	err := CopyTree(src, dst, func(_ string, d fs.DirEntry) bool { return d.Name() == ".git" })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,10 @@ type BuildOptions struct {
 	// releases remember.
 	Shipped map[string]string
 	HostEnv []string
+	// Private are host paths of dyno's own, beside DYNO_HOME (which is
+	// always one), never copied from a source folder that holds them:
+	// the daemon's socket folder, say.
+	Private []string
 	User    string
 	Out     io.Writer
 	Exec    buildpacks.Executor // nil: plain subprocesses
@@ -79,7 +83,11 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 		defer scratch.Remove()
 	}
 	buildDir := filepath.Join(scratch.Dir, "app")
-	sourceVersion, err := buildpacks.PrepareSource(ctx, o.Source, buildDir)
+	private := append([]string{a.home.Dir}, o.Private...)
+	for _, rel := range buildpacks.Within(o.Source, private) {
+		fmt.Fprintf(out, " !     Left out of the source: %s, dyno's own state\n", rel)
+	}
+	sourceVersion, err := buildpacks.PrepareSource(ctx, o.Source, buildDir, private...)
 	if err != nil {
 		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 	}
