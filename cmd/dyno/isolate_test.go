@@ -34,6 +34,7 @@ func newIsolatedEnv(t testing.TB, files map[string]string) *isolatedEnv {
 	if reason := testutil.UserNSOff(); reason != "" {
 		t.Skip(reason)
 	}
+	testutil.NoForeignSubIDs(t)
 	e := &isolatedEnv{project: testutil.SharedDir(t), home: testutil.SharedDir(t)}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(e.project, name), []byte(content), 0o644); err != nil {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -24,6 +25,12 @@ func SubIDs(t testing.TB, count int) int {
 		if _, err := exec.LookPath(tool); err != nil {
 			t.Skipf("%s is missing: install the uidmap package", tool)
 		}
+	}
+	// This test's own shared lock (NoForeignSubIDs) would keep the
+	// exclusive one from it forever: flock(2) locks of two open files
+	// conflict even in one process.
+	if f, ok := sharedLocks.LoadAndDelete(t); ok {
+		f.(*os.File).Close()
 	}
 	lock := lockSubIDs(t)
 	t.Cleanup(func() { lock.Close() })
@@ -59,6 +66,11 @@ func SubIDs(t testing.TB, count int) int {
 	return base
 }
 
+// subIDsLock keeps one test at a time between an edit of /etc/subuid
+// and its removal (exclusive), and ranges out while tests that must not
+// see them run (shared).
+const subIDsLock = "/tmp/dyno-test-subids.lock"
+
 // subIDBase is where the tests' ranges start: far above any range a
 // distribution hands out (100000 upwards).
 const subIDBase = 3_000_000_000
@@ -68,8 +80,8 @@ const subIDBase = 3_000_000_000
 // be between SubIDs and its cleanup.
 func WithoutSubIDs(t testing.TB, fn func()) {
 	t.Helper()
-	if os.Getuid() != 0 {
-		fn() // only root adds ranges (SubIDs)
+	if _, held := sharedLocks.Load(t); held || os.Getuid() != 0 {
+		fn() // no range can come meanwhile; only root adds them (SubIDs)
 		return
 	}
 	lock := lockSubIDs(t)
@@ -81,7 +93,7 @@ func WithoutSubIDs(t testing.TB, fn func()) {
 // edit of /etc/subuid and /etc/subgid and its removal.
 func lockSubIDs(t testing.TB) *os.File {
 	t.Helper()
-	lock, err := os.OpenFile("/tmp/dyno-test-subids.lock", os.O_CREATE|os.O_RDWR, 0o600)
+	lock, err := os.OpenFile(subIDsLock, os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,4 +121,33 @@ func lockSubIDs(t testing.TB) *os.File {
 		}
 	}
 	return lock
+}
+
+// sharedLocks holds each test's shared lock (NoForeignSubIDs), by test.
+var sharedLocks sync.Map
+
+// NoForeignSubIDs keeps other test binaries' ranges out of /etc/subuid
+// and /etc/subgid for the rest of the test: dyno reads the files when it
+// starts an app's dynos or builds, and a range that another package's
+// test adds, and removes at its end, would give this test's apps ids of
+// their own that newuidmap may then refuse. It holds the subids lock
+// shared; SubIDs in this same test gives it up for the exclusive one.
+func NoForeignSubIDs(t testing.TB) {
+	t.Helper()
+	if os.Getuid() != 0 {
+		return // only root adds ranges
+	}
+	lock, err := os.OpenFile(subIDsLock, os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_SH); err != nil {
+		t.Fatal(err)
+	}
+	sharedLocks.Store(t, lock)
+	t.Cleanup(func() {
+		if f, ok := sharedLocks.LoadAndDelete(t); ok {
+			f.(*os.File).Close()
+		}
+	})
 }
