@@ -101,6 +101,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -477,17 +478,7 @@ func (l *Ledger) read(fn func(w *walker) error) error {
 // lock takes a flock(2) lock on f, waiting for it. The lock is on the
 // ledger file itself, which is never replaced (nothing renames over it),
 // so every process locks the same inode.
-func lock(f *os.File, how int) error {
-	for {
-		// flock(2) is restarted after a signal handler installed with
-		// SA_RESTART, as Go's are, but is documented to fail with EINTR
-		// otherwise.
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			return err
-		}
-	}
-}
+func lock(f *os.File, how int) error { return fsutil.Flock(f, how) }
 
 // syncDir fsyncs the directory dir, making the entries created in it
 // durable.

@@ -215,33 +215,7 @@ func (s *Store) UnpackedFor(digest, dir string, o Owner) (string, error) {
 // in keep and whose slug no one holds with Acquire. It returns the
 // digests it removed, in order, and goes on past errors.
 func (s *Store) GCFor(dir string, keep map[string]bool, o Owner) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("gc slugs %s: %w", dir, err)
-	}
-	var hexes []string
-	for _, e := range entries {
-		if h := slugOf(e.Name()); h != "" && !keep[digestPrefix+h] {
-			hexes = append(hexes, h)
-		}
-	}
-	slices.Sort(hexes)
-	hexes = slices.Compact(hexes)
-	var removed []string
-	var errs []error
-	for _, h := range hexes {
-		ok, err := s.removeFor(dir, h, o)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("gc slug %s%s in %s: %w", digestPrefix, h, dir, err))
-		}
-		if ok {
-			removed = append(removed, digestPrefix+h)
-		}
-	}
-	return removed, errors.Join(errs...)
+	return gcDir(dir, keep, func(h string) (bool, error) { return s.removeFor(dir, h, o) })
 }
 
 // removeFor removes dir's tree of slug h unless someone holds the slug.
@@ -330,12 +304,19 @@ func (s *Store) hold(h string) (*os.File, error) {
 // A slug that was just packed but is not yet recorded in keep is removed
 // too: callers serialize GC with whatever records new slugs.
 func (s *Store) GC(keep map[string]bool) ([]string, error) {
-	entries, err := os.ReadDir(s.Dir)
+	return gcDir(s.Dir, keep, s.remove)
+}
+
+// gcDir calls remove with each slug named in dir (by its .tgz, its tree
+// or its lock file) whose digest is not in keep, in order, and returns
+// the digests removed; it goes on past errors and returns them all.
+func gcDir(dir string, keep map[string]bool, remove func(h string) (bool, error)) ([]string, error) {
+	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("gc slugs %s: %w", s.Dir, err)
+		return nil, fmt.Errorf("gc slugs %s: %w", dir, err)
 	}
 	var hexes []string
 	for _, e := range entries {
@@ -345,13 +326,12 @@ func (s *Store) GC(keep map[string]bool) ([]string, error) {
 	}
 	slices.Sort(hexes)
 	hexes = slices.Compact(hexes)
-
 	var removed []string
 	var errs []error
 	for _, h := range hexes {
-		ok, err := s.remove(h)
+		ok, err := remove(h)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("gc slug %s%s: %w", digestPrefix, h, err))
+			errs = append(errs, fmt.Errorf("gc slug %s%s in %s: %w", digestPrefix, h, dir, err))
 		}
 		if ok {
 			removed = append(removed, digestPrefix+h)
@@ -447,13 +427,7 @@ func lockFile(path string, how int) (*os.File, error) {
 		if err != nil {
 			return nil, err
 		}
-		for {
-			err = unix.Flock(int(f.Fd()), how)
-			if err != unix.EINTR {
-				break
-			}
-		}
-		if err != nil {
+		if err = fsutil.Flock(f, how); err != nil {
 			f.Close()
 			return nil, &fs.PathError{Op: "flock", Path: path, Err: err}
 		}

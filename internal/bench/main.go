@@ -31,7 +31,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"github.com/dyno-run/dyno/supervisor/project"
 	"io"
 	"os"
 	"os/exec"
@@ -43,6 +42,7 @@ import (
 	"syscall"
 
 	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/supervisor/project"
 )
 
 // linegenPkg is the line generator, built once per run into the work

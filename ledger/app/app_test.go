@@ -2,13 +2,13 @@ package app
 
 import (
 	"errors"
-	"github.com/dyno-run/dyno/internal/testutil"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/dyno-run/dyno/internal/testutil"
 	"github.com/dyno-run/dyno/ledger"
 )
 

@@ -296,7 +296,7 @@ func handBackCacheIfFree(rec scratchIDs) {
 		return
 	}
 	defer lock.Close()
-	if flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
+	if fsutil.Flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
 		return
 	}
 	if _, err := os.Lstat(rec.Cache); err == nil {
@@ -321,13 +321,13 @@ func (a *App) shareCache(ids isolate.IDRange) (done func(), err error) {
 		return nil, err
 	}
 	// Waits only while a build or a sweep hands the cache back.
-	if err := flock(lock, unix.LOCK_SH); err != nil {
+	if err := fsutil.Flock(lock, unix.LOCK_SH); err != nil {
 		lock.Close()
 		return nil, fmt.Errorf("lock %s: %w", lock.Name(), err)
 	}
 	if err := isolate.GiveTree(a.CacheDir(), ids, true); err != nil {
 		// Some of it may be the app's now: hand that back, if last.
-		if flock(lock, unix.LOCK_EX|unix.LOCK_NB) == nil {
+		if fsutil.Flock(lock, unix.LOCK_EX|unix.LOCK_NB) == nil {
 			isolate.GiveTree(a.CacheDir(), ids, false)
 		}
 		lock.Close()
@@ -335,23 +335,13 @@ func (a *App) shareCache(ids isolate.IDRange) (done func(), err error) {
 	}
 	return func() {
 		defer lock.Close()
-		if flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
+		if fsutil.Flock(lock, unix.LOCK_EX|unix.LOCK_NB) != nil {
 			return // another build still uses it, and hands it back
 		}
 		// A failure leaves the cache to the next build of the app,
 		// which hands it over and back anyway, or to a sweep.
 		isolate.GiveTree(a.CacheDir(), ids, false)
 	}, nil
-}
-
-// flock is flock(2) on f, retried when a signal interrupts it.
-func flock(f *os.File, how int) error {
-	for {
-		err := unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			return err
-		}
-	}
 }
 
 // NewScratch makes and locks a scratch folder for a build of a. Call
@@ -466,13 +456,7 @@ func lockDir(dir string, how int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), how)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err != nil {
+	if err := fsutil.Flock(f, how); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("lock %s: %w", dir, err)
 	}

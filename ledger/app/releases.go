@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/ledger"
 	"golang.org/x/sys/unix"
 )
@@ -168,13 +169,7 @@ func (a *App) tryLockPhase() (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("release phase lock of %s: %w", a.Name, err)
 	}
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err != unix.EINTR {
-			break
-		}
-	}
-	if err == nil {
+	if err = fsutil.Flock(f, unix.LOCK_EX|unix.LOCK_NB); err == nil {
 		return f, nil
 	}
 	f.Close()

@@ -12,7 +12,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/dyno-run/dyno/internal/testutil"
 	"io"
 	"net"
 	"net/http"
@@ -25,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/testutil"
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/isolate/cgroup"
 	"github.com/dyno-run/dyno/ledger"
