@@ -14,8 +14,10 @@ import (
 
 // This file is the child side of a sandboxed dyno: init, as uid 0 of its
 // own user namespace and PID 1 of its own pid namespace, builds the
-// dyno's root and pivots into it. The order follows the kernel's rules
-// (see shared/reference/isolation.md, section 0).
+// dyno's root and pivots into it. The order follows the kernel's rules:
+// mounts are made private before anything is mounted (mount_namespaces(7)),
+// /proc is mounted by a process inside the new pid namespace, and
+// pivot_root(2) needs the new root to be a mount point.
 
 // DefaultReadOnly are the host paths a dyno sees, read-only. Paths that
 // are symlinks on the host (merged /usr: /bin -> usr/bin) become the same

@@ -8,7 +8,7 @@ import (
 )
 
 // dynoHome is $DYNO_HOME, else $XDG_DATA_HOME/dyno, else
-// ~/.local/share/dyno (shared/DESIGN.md, "State layout").
+// ~/.local/share/dyno (docs/design.md, "State layout").
 func dynoHome() (string, error) {
 	if h := os.Getenv("DYNO_HOME"); h != "" {
 		return filepath.Abs(h)

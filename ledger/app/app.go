@@ -23,7 +23,7 @@ import (
 	"github.com/dyno-run/dyno/slug"
 )
 
-// Home is $DYNO_HOME, laid out as shared/DESIGN.md says.
+// Home is $DYNO_HOME, laid out as docs/design.md says.
 type Home struct{ Dir string }
 
 func (h Home) appsDir() string { return filepath.Join(h.Dir, "apps") }

@@ -20,7 +20,7 @@ import (
 )
 
 // The API's resources, paths and JSON follow Heroku's Platform API
-// (shared/reference/platform-api.md), so that a later step can open it
+// (the Platform API reference), so that a later step can open it
 // to the official Heroku CLI; dyno's own CLI is a client of it. Errors
 // are {"id","message"}.
 func (d *Daemon) routes() http.Handler {

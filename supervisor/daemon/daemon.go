@@ -5,7 +5,7 @@
 // their logs, and answers an HTTP+JSON API on a unix socket whose
 // resources follow Heroku's Platform API.
 //
-// The ledger is the truth (shared/DESIGN.md, principle 1): the daemon
+// The ledger is the truth (docs/design.md, principle 1): the daemon
 // holds nothing it could not rebuild from the ledgers and the processes
 // it runs. Killed at any instant, it leaves no dyno alive (each dyno's
 // init dies with its control socket), and when it starts again it sweeps
