@@ -15,7 +15,9 @@ import (
 // This file is the child side of a sandboxed dyno: init, as uid 0 of its
 // own user namespace and PID 1 of its own pid namespace, builds the
 // dyno's root and pivots into it. The order follows the kernel's rules:
-// mounts are made private before anything is mounted (mount_namespaces(7)),
+// / is made a recursive slave before anything is mounted, so no mount
+// made here propagates to the host (mount_namespaces(7)); Go does that
+// only for Unshareflags, not Cloneflags. Then
 // /proc is mounted by a process inside the new pid namespace, and
 // pivot_root(2) needs the new root to be a mount point.
 
