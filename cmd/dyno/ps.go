@@ -162,8 +162,13 @@ func newPsScaleCommand() *cobra.Command {
 			}
 			text, scaled := app.FormationText(f)
 			apiLog(a, "Scaled to "+scaled)
-			nudge()
-			fmt.Fprintf(cmd.OutOrStdout(), "Scaling dynos... done, now running %s.\n", text)
+			running, hint := ledgerChanged(a.Name)
+			if running {
+				fmt.Fprintf(cmd.OutOrStdout(), "Scaling dynos... done, now running %s.\n", text)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Scaling dynos... done, will run %s.\n", text)
+			printHint(cmd.ErrOrStderr(), hint)
 			return nil
 		},
 	}
