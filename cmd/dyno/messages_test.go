@@ -1,7 +1,8 @@
 package main
 
 // Messages that are true: a change says "restarting" or "now running"
-// only when a daemon runs the app.
+// only when a daemon runs the app, and "the daemon is not running" names
+// the command that starts it on this machine.
 
 import (
 	"net"
@@ -9,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/dyno-run/dyno/internal/testutil"
 )
 
 // wantNone fails the test for each of absent that out holds.
@@ -96,6 +99,35 @@ func TestMessagesWithDaemon(t *testing.T) {
 	out = e.must(t, "ps:scale", "worker=0", "-a", "demo")
 	wantLines(t, out, "Scaling dynos... done, now running web at 1:Standard-1X, worker at 0:Standard-1X.\n")
 	wantNone(t, out, "dyno: ")
+}
+
+func TestPsWithoutDaemonSuggestsStart(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "demo")
+
+	want := "dyno: the dyno daemon is not running; start it with " + hostStartCommand() + "\n"
+	if out, st := e.dynoOut(t, "ps", "-a", "demo"); st == 0 || out != want {
+		t.Errorf("ps without a daemon or a unit: exit %d, %q; want %q", st, out, want)
+	}
+
+	// With the user unit that dyno daemon install --user writes.
+	config := testutil.SharedDir(t)
+	unit := filepath.Join(config, "systemd", "user", "dyno.service")
+	if err := os.MkdirAll(filepath.Dir(unit), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(unit, []byte("[Service]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{"ps", "-a", "demo"}, {"ps:restart", "-a", "demo"}} {
+		cmd := e.command(args...)
+		cmd.Env = append(cmd.Env, "XDG_CONFIG_HOME="+config)
+		b, _ := cmd.CombinedOutput()
+		want := "dyno: the dyno daemon is not running; start it with systemctl --user start dyno\n"
+		if st := cmd.ProcessState.ExitCode(); st == 0 || string(b) != want {
+			t.Errorf("%s with a user unit: exit %d, %q; want %q", strings.Join(args, " "), st, b, want)
+		}
+	}
 }
 
 // The system unit lives in /etc, which a test does not write: the choice

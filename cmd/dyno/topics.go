@@ -152,3 +152,12 @@ func startCommandFor(userUnit, systemUnit string, root bool) string {
 	}
 	return "dyno daemon"
 }
+
+// daemonError gives "the daemon is not running" the command that starts
+// the daemon as this machine installed it.
+func daemonError(err error) error {
+	if errors.Is(err, daemon.ErrNotRunning) {
+		return fmt.Errorf("the dyno daemon is not running; start it with %s", daemonStartCommand())
+	}
+	return err
+}
