@@ -62,7 +62,7 @@ func TestAppLifecycle(t *testing.T) {
 	wantLines(t, e.must(t, "apps:create", "demo"), "Creating ⬢ demo... done")
 	wantLines(t, e.must(t, "apps"), "=== Apps\ndemo\n")
 	wantLines(t, e.must(t, "config:set", "FIXTURE_GREETING=hi", "FOO=bar baz", "-a", "demo"),
-		"Setting FIXTURE_GREETING, FOO and restarting ⬢ demo... done, v2", "FOO:              bar baz")
+		"Setting FIXTURE_GREETING, FOO on ⬢ demo... done, v2", "FOO:              bar baz")
 	if out := e.must(t, "config:get", "FOO", "-a", "demo"); out != "bar baz\n" {
 		t.Errorf("config:get: %q", out)
 	}

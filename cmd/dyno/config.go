@@ -121,8 +121,10 @@ func newConfigSetCommand() *cobra.Command {
 				return err
 			}
 			apiLog(a, rel.Description, fmt.Sprintf("Release v%d created", rel.Version))
-			fmt.Fprintf(out, "Setting %s and restarting ⬢ %s... done, v%d\n", strings.Join(keys, ", "), a.Name, rel.Version)
+			running, hint := ledgerChanged(a.Name)
+			fmt.Fprintf(out, "Setting %s %s... done, v%d\n", strings.Join(keys, ", "), restartingOn(running, a.Name), rel.Version)
 			printConfig(out, set)
+			printHint(cmd.ErrOrStderr(), hint)
 			return releasePhase(cmd, a, rel)
 		},
 	}
@@ -148,12 +150,24 @@ func newConfigUnsetCommand() *cobra.Command {
 				return err
 			}
 			apiLog(a, rel.Description, fmt.Sprintf("Release v%d created", rel.Version))
-			fmt.Fprintf(out, "Unsetting %s and restarting ⬢ %s... done, v%d\n", strings.Join(args, ", "), a.Name, rel.Version)
+			running, hint := ledgerChanged(a.Name)
+			fmt.Fprintf(out, "Unsetting %s %s... done, v%d\n", strings.Join(args, ", "), restartingOn(running, a.Name), rel.Version)
+			printHint(cmd.ErrOrStderr(), hint)
 			return releasePhase(cmd, a, rel)
 		},
 	}
 	appFlag(cmd, &name)
 	return cmd
+}
+
+// restartingOn is Heroku's "and restarting ⬢ app" when a daemon runs the
+// app and restarts it on the new release, and "on ⬢ app" when nothing
+// does.
+func restartingOn(running bool, appName string) string {
+	if running {
+		return "and restarting ⬢ " + appName
+	}
+	return "on ⬢ " + appName
 }
 
 // printConfig prints "KEY: value" with the values aligned.
@@ -188,10 +202,11 @@ func shellQuoteValue(v string) string {
 // releasePhase runs rel's release phase when it has one (a config change
 // restarts the app on Heroku, and runs the release phase first).
 func releasePhase(cmd *cobra.Command, a *app.App, rel ledger.Release) error {
-	// A running daemon restarts the app on the new release now.
-	defer nudge()
 	if rel.Status != ledger.StatusPending {
 		return nil
 	}
+	// The caller told the daemon of the new release (ledgerChanged); the
+	// release phase then decides it, which the daemon should act on now.
+	defer nudge()
 	return a.ReleasePhase(cmd.Context(), rel, cmd.OutOrStdout(), releaseRunner(a, cmd.OutOrStdout()))
 }

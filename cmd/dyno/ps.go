@@ -58,7 +58,7 @@ func newPsCommand() *cobra.Command {
 			}
 			var dynos []dynoJSON
 			if err := c.Do(cmd.Context(), http.MethodGet, "/apps/"+a.Name+"/dynos", nil, &dynos); err != nil {
-				return err
+				return daemonError(err)
 			}
 			if len(args) > 0 {
 				dynos = slices.DeleteFunc(dynos, func(d dynoJSON) bool { return !slices.Contains(args, d.Type) })
@@ -162,8 +162,13 @@ func newPsScaleCommand() *cobra.Command {
 			}
 			text, scaled := app.FormationText(f)
 			apiLog(a, "Scaled to "+scaled)
-			nudge()
-			fmt.Fprintf(cmd.OutOrStdout(), "Scaling dynos... done, now running %s.\n", text)
+			running, hint := ledgerChanged(a.Name)
+			if running {
+				fmt.Fprintf(cmd.OutOrStdout(), "Scaling dynos... done, now running %s.\n", text)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Scaling dynos... done, will run %s.\n", text)
+			printHint(cmd.ErrOrStderr(), hint)
 			return nil
 		},
 	}
@@ -203,7 +208,7 @@ func dynoAction(ctx context.Context, appName, method, path string) error {
 	if err != nil {
 		return err
 	}
-	return c.Do(ctx, method, "/apps/"+appName+path, nil, nil)
+	return daemonError(c.Do(ctx, method, "/apps/"+appName+path, nil, nil))
 }
 
 // dynoTargetFlags adds Heroku's -p/--process-type and -d/--dyno-name.

@@ -229,6 +229,8 @@ func newReleasesRollbackCommand() *cobra.Command {
 			fmt.Fprintf(out, "Rolling back ⬢ %s to v%s... done, v%d\n", a.Name, strings.TrimPrefix(rel.Description, "Rollback to v"), rel.Version)
 			fmt.Fprintln(out, " ▸    Rollback affects code and config vars; it doesn't add or remove addons.")
 			fmt.Fprintf(out, " ▸    To undo, run: dyno rollback v%d\n", rel.Version-1)
+			_, hint := ledgerChanged(a.Name)
+			printHint(cmd.ErrOrStderr(), hint)
 			return releasePhase(cmd, a, rel)
 		},
 	}

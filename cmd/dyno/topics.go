@@ -1,12 +1,20 @@
 package main
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/user"
 	"strings"
+	"time"
 
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/supervisor/daemon"
+	"github.com/dyno-run/dyno/supervisor/systemd"
 	"github.com/spf13/cobra"
 )
 
@@ -87,4 +95,69 @@ func userName() string {
 		return u
 	}
 	return "unknown"
+}
+
+// ledgerChanged tells the daemon that an app's ledger changed, so that
+// it acts now rather than at its next poll, and says whether the change
+// takes effect now: only an answer from the daemon's API says a daemon
+// runs the app (a socket file can outlive its daemon). When it does not,
+// hint is the one line that says when the change applies.
+//
+// Only the daemon counts as something that runs the app: a foreground
+// "dyno start -a APP" may run it too, but nothing here can ask it.
+func ledgerChanged(appName string) (running bool, hint string) {
+	c, err := client()
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		err = c.Do(ctx, http.MethodPost, "/dyno/reconcile", nil, nil)
+	}
+	switch {
+	case err == nil:
+		return true, ""
+	case errors.Is(err, daemon.ErrNotRunning):
+		return false, fmt.Sprintf("no daemon runs ⬢ %s; the change applies when it starts (%s)", appName, daemonStartCommand())
+	default:
+		return false, fmt.Sprintf("the daemon did not answer (%v); the change applies when it reads the ledger again", err)
+	}
+}
+
+// printHint writes hint, when there is one, as dyno's own line on w.
+func printHint(w io.Writer, hint string) {
+	if hint != "" {
+		fmt.Fprintln(w, "dyno: "+hint)
+	}
+}
+
+// daemonStartCommand is how this machine starts the daemon: the systemd
+// unit that "dyno daemon install" wrote, the user's or the system's,
+// and otherwise dyno daemon itself.
+func daemonStartCommand() string {
+	homeDir, _ := os.UserHomeDir()
+	return startCommandFor(systemd.UnitPath(true, os.Environ(), homeDir), systemd.UnitPath(false, os.Environ(), homeDir), os.Geteuid() == 0)
+}
+
+// startCommandFor picks the start command from the unit files present.
+// The user's own unit comes first: it is the one that runs this user's
+// home; a system unit needs root, through sudo unless root asks.
+func startCommandFor(userUnit, systemUnit string, root bool) string {
+	if _, err := os.Stat(userUnit); err == nil {
+		return "systemctl --user start dyno"
+	}
+	if _, err := os.Stat(systemUnit); err == nil {
+		if root {
+			return "systemctl start dyno"
+		}
+		return "sudo systemctl start dyno"
+	}
+	return "dyno daemon"
+}
+
+// daemonError gives "the daemon is not running" the command that starts
+// the daemon as this machine installed it.
+func daemonError(err error) error {
+	if errors.Is(err, daemon.ErrNotRunning) {
+		return fmt.Errorf("the dyno daemon is not running; start it with %s", daemonStartCommand())
+	}
+	return err
 }
