@@ -30,7 +30,9 @@ func main() {
 	case errors.As(err, &exit):
 		os.Exit(int(exit))
 	case err != nil:
-		fmt.Fprintf(os.Stderr, "dyno: %v\n", err)
+		// Every command that needs the daemon names the command that
+		// starts it on this machine (a user or a system unit).
+		fmt.Fprintf(os.Stderr, "dyno: %v\n", daemonError(err))
 		os.Exit(1)
 	}
 }
