@@ -8,11 +8,13 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 
 # A static binary: the same file runs as the dyno init inside a dyno.
 build:
+	@echo "Building bin/dyno (the first build downloads and compiles its modules: a few minutes)..."
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/dyno ./cmd/dyno
 
 # The example app (web, worker, clock) under `dyno start`; Ctrl-C stops it.
 run: build
 	$(GO) build -o examples/hello/bin/hello ./examples/hello
+	@echo "Starting examples/hello under dyno start: http://localhost:5000 (Ctrl-C stops it)"
 	cd examples/hello && ../../bin/dyno start
 
 test: lint
