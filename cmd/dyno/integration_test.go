@@ -726,3 +726,63 @@ func TestRunPTYRestoresTerminal(t *testing.T) {
 	}
 	slave.Close()
 }
+
+// A formation names what runs, as it does for Foreman: -m web=2,clock=1
+// runs those three and no worker, on Foreman's ports; -m web=0 alone runs
+// nothing and says why; all=1 brings back the types not named.
+func TestStartFormationNamesWhatRuns(t *testing.T) {
+	dir := newProject(t, map[string]string{
+		"Procfile": "web: echo \"up $DYNO $PORT\"\nworker: echo \"up $DYNO $PORT\"\nclock: echo \"up $DYNO $PORT\"\n",
+	})
+	ran := func(s *session) []string {
+		t.Helper()
+		if st := s.wait(); st != 0 {
+			t.Fatalf("exit %d:\n%s", st, strings.Join(s.lines(), "\n"))
+		}
+		var got []string
+		for _, l := range s.lines() {
+			if m := regexp.MustCompile(`app\[[a-z.0-9]+\]: up (.*)$`).FindStringSubmatch(l); m != nil {
+				got = append(got, m[1])
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+
+	got := ran(startDyno(t, dir, "--no-restart", "-m", "web=2,clock=1"))
+	if want := []string{"clock.1 5200", "web.1 5000", "web.2 5001"}; !slices.Equal(got, want) {
+		t.Errorf("-m web=2,clock=1 ran %q, want %q", got, want)
+	}
+	got = ran(startDyno(t, dir, "--no-restart", "-m", "web=1"))
+	if want := []string{"web.1 5000"}; !slices.Equal(got, want) {
+		t.Errorf("-m web=1 ran %q, want %q", got, want)
+	}
+	got = ran(startDyno(t, dir, "--no-restart", "-m", "web=0,all=1"))
+	if want := []string{"clock.1 5200", "worker.1 5100"}; !slices.Equal(got, want) {
+		t.Errorf("-m web=0,all=1 ran %q, want %q", got, want)
+	}
+
+	out, st := runDyno(t, dir, "start", "--no-restart", "-m", "web=0")
+	if st == 0 || !strings.Contains(out, "formation runs no processes: web=0,worker=0,clock=0;") ||
+		!strings.Contains(out, "types -m does not name run none unless all=N") {
+		t.Errorf("-m web=0: exit %d, %q; want a refusal saying why", st, out)
+	}
+}
+
+// .env values reach the process as written: "$" expands nothing, in bare,
+// double-quoted and single-quoted values alike, as Foreman reads them.
+func TestRunEnvLiteral(t *testing.T) {
+	dir := newProject(t, map[string]string{
+		".env": "X=a$B\nDB_PASS=\"Xy$Z9abc\"\nH='$HOME'\nE=\"\\$B\"\n",
+	})
+	t.Setenv("B", "expanded")
+	t.Setenv("Z9abc", "expanded")
+	out, st := runDyno(t, dir, "run", "echo $X")
+	if st != 0 || out != "a$B\n" {
+		t.Errorf("echo $X: exit %d, %q; want \"a$B\"", st, out)
+	}
+	out, st = runDyno(t, dir, "run", `echo "$DB_PASS|$H|$E"`)
+	if want := "Xy$Z9abc|$HOME|$B\n"; st != 0 || out != want {
+		t.Errorf("exit %d, %q; want %q", st, out, want)
+	}
+}
