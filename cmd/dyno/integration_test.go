@@ -786,3 +786,33 @@ func TestRunEnvLiteral(t *testing.T) {
 		t.Errorf("exit %d, %q; want %q", st, out, want)
 	}
 }
+
+// dyno start -a reads -m as dyno start reads it for a folder: -m b=2 runs
+// b.1 and b.2 and nothing else; -m a=0 runs nothing and says why.
+func TestStartAppFormationNamesWhatRuns(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "named", "a: echo \"up $DYNO $PORT\"; exec sleep 1000\nb: echo \"up $DYNO $PORT\"; exec sleep 1000\n")
+
+	// A session, not dynoOut: a dyno that ran b would never exit.
+	refused := e.start(t, "-a", "named", "-m", "a=0")
+	st := refused.wait()
+	out := strings.Join(refused.lines(), "\n")
+	if st == 0 || !strings.Contains(out, "the formation runs no dynos of named") ||
+		!strings.Contains(out, "types -m does not name run none unless all=N") {
+		t.Errorf("-m a=0: exit %d, %q; want a refusal saying why", st, out)
+	}
+
+	s := e.start(t, "-a", "named", "-m", "b=2")
+	s.waitFor(`app\[b\.1\]: up b\.1 \d+$`)
+	s.waitFor(`app\[b\.2\]: up b\.2 \d+$`)
+	s.signal(syscall.SIGTERM)
+	if st := s.wait(); st != 0 {
+		t.Errorf("start -a -m b=2: exit %d", st)
+	}
+	started := regexp.MustCompile(`heroku\[([^\]]+)\]: Starting process`)
+	for _, l := range s.lines() {
+		if m := started.FindStringSubmatch(l); m != nil && m[1] != "b.1" && m[1] != "b.2" {
+			t.Errorf("a type -m does not name ran: %s", l)
+		}
+	}
+}
