@@ -726,3 +726,93 @@ func TestRunPTYRestoresTerminal(t *testing.T) {
 	}
 	slave.Close()
 }
+
+// A formation names what runs, as it does for Foreman: -m web=2,clock=1
+// runs those three and no worker, on Foreman's ports; -m web=0 alone runs
+// nothing and says why; all=1 brings back the types not named.
+func TestStartFormationNamesWhatRuns(t *testing.T) {
+	dir := newProject(t, map[string]string{
+		"Procfile": "web: echo \"up $DYNO $PORT\"\nworker: echo \"up $DYNO $PORT\"\nclock: echo \"up $DYNO $PORT\"\n",
+	})
+	ran := func(s *session) []string {
+		t.Helper()
+		if st := s.wait(); st != 0 {
+			t.Fatalf("exit %d:\n%s", st, strings.Join(s.lines(), "\n"))
+		}
+		var got []string
+		for _, l := range s.lines() {
+			if m := regexp.MustCompile(`app\[[a-z.0-9]+\]: up (.*)$`).FindStringSubmatch(l); m != nil {
+				got = append(got, m[1])
+			}
+		}
+		slices.Sort(got)
+		return got
+	}
+
+	got := ran(startDyno(t, dir, "--no-restart", "-m", "web=2,clock=1"))
+	if want := []string{"clock.1 5200", "web.1 5000", "web.2 5001"}; !slices.Equal(got, want) {
+		t.Errorf("-m web=2,clock=1 ran %q, want %q", got, want)
+	}
+	got = ran(startDyno(t, dir, "--no-restart", "-m", "web=1"))
+	if want := []string{"web.1 5000"}; !slices.Equal(got, want) {
+		t.Errorf("-m web=1 ran %q, want %q", got, want)
+	}
+	got = ran(startDyno(t, dir, "--no-restart", "-m", "web=0,all=1"))
+	if want := []string{"clock.1 5200", "worker.1 5100"}; !slices.Equal(got, want) {
+		t.Errorf("-m web=0,all=1 ran %q, want %q", got, want)
+	}
+
+	out, st := runDyno(t, dir, "start", "--no-restart", "-m", "web=0")
+	if st == 0 || !strings.Contains(out, "formation runs no processes: web=0,worker=0,clock=0;") ||
+		!strings.Contains(out, "types -m does not name run none unless all=N") {
+		t.Errorf("-m web=0: exit %d, %q; want a refusal saying why", st, out)
+	}
+}
+
+// .env values reach the process as written: "$" expands nothing, in bare,
+// double-quoted and single-quoted values alike, as Foreman reads them.
+func TestRunEnvLiteral(t *testing.T) {
+	dir := newProject(t, map[string]string{
+		".env": "X=a$B\nDB_PASS=\"Xy$Z9abc\"\nH='$HOME'\nE=\"\\$B\"\n",
+	})
+	t.Setenv("B", "expanded")
+	t.Setenv("Z9abc", "expanded")
+	out, st := runDyno(t, dir, "run", "echo $X")
+	if st != 0 || out != "a$B\n" {
+		t.Errorf("echo $X: exit %d, %q; want \"a$B\"", st, out)
+	}
+	out, st = runDyno(t, dir, "run", `echo "$DB_PASS|$H|$E"`)
+	if want := "Xy$Z9abc|$HOME|$B\n"; st != 0 || out != want {
+		t.Errorf("exit %d, %q; want %q", st, out, want)
+	}
+}
+
+// dyno start -a reads -m as dyno start reads it for a folder: -m b=2 runs
+// b.1 and b.2 and nothing else; -m a=0 runs nothing and says why.
+func TestStartAppFormationNamesWhatRuns(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.deployFixture(t, "named", "a: echo \"up $DYNO $PORT\"; exec sleep 1000\nb: echo \"up $DYNO $PORT\"; exec sleep 1000\n")
+
+	// A session, not dynoOut: a dyno that ran b would never exit.
+	refused := e.start(t, "-a", "named", "-m", "a=0")
+	st := refused.wait()
+	out := strings.Join(refused.lines(), "\n")
+	if st == 0 || !strings.Contains(out, "the formation runs no dynos of named") ||
+		!strings.Contains(out, "types -m does not name run none unless all=N") {
+		t.Errorf("-m a=0: exit %d, %q; want a refusal saying why", st, out)
+	}
+
+	s := e.start(t, "-a", "named", "-m", "b=2")
+	s.waitFor(`app\[b\.1\]: up b\.1 \d+$`)
+	s.waitFor(`app\[b\.2\]: up b\.2 \d+$`)
+	s.signal(syscall.SIGTERM)
+	if st := s.wait(); st != 0 {
+		t.Errorf("start -a -m b=2: exit %d", st)
+	}
+	started := regexp.MustCompile(`heroku\[([^\]]+)\]: Starting process`)
+	for _, l := range s.lines() {
+		if m := started.FindStringSubmatch(l); m != nil && m[1] != "b.1" && m[1] != "b.2" {
+			t.Errorf("a type -m does not name ran: %s", l)
+		}
+	}
+}

@@ -70,7 +70,7 @@ then SIGKILL after the timeout. A second Ctrl-C kills at once.`,
 	f := cmd.Flags()
 	f.StringVarP(&o.procfile, "procfile", "f", "Procfile", "the Procfile; its folder is the working directory")
 	f.StringSliceVarP(&o.envFiles, "env", "e", nil, "env files, comma-separated (default .env beside the Procfile)")
-	f.StringVarP(&o.formation, "formation", "m", "", `how many of each type, like "web=2,worker=1" or "all=0,web=1" (default all=1)`)
+	f.StringVarP(&o.formation, "formation", "m", "", `how many of each type, like "web=2,worker=1"; types not named run none unless "all=N" (default: one of each)`)
 	f.IntVarP(&o.port, "port", "p", 0, "base port (default PORT from the env files, else $PORT, else 5000)")
 	f.VarP(&o.stopTimeout, "timeout", "t", "seconds between SIGTERM and SIGKILL when stopping")
 	f.Var(&o.bootTimeout, "boot-timeout", "seconds a web process has to listen on $PORT (R10)")

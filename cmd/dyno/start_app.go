@@ -110,43 +110,34 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 	}
 	if len(plan.formation) == 0 {
 		plan.cleanup()
-		return nil, fmt.Errorf("the formation runs no dynos of %s; give one a count, as in -m %s=1", a.Name, types[0])
+		hint := ""
+		if len(only) == 0 {
+			hint = project.NotNamedHint(o.formation)
+		}
+		return nil, fmt.Errorf("the formation runs no dynos of %s; give one a count, as in -m %s=1%s", a.Name, types[0], hint)
 	}
 	return plan, nil
 }
 
-// appFormation is how many dynos of each type run: -m when given, else
+// appFormation is how many dynos of each type run: -m when given, read
+// as for a folder (types it does not name run none unless all=N), else
 // the app's formation from its ledger (ps:scale), else one of each type.
+// Types named on the command line (only) narrow any of them.
 func appFormation(flag string, recorded ledger.Formation, types, only []string) (map[string]int, error) {
-	var counts map[string]int
-	switch {
-	case flag != "":
-		f, err := project.ParseFormation(flag, types)
-		if err != nil {
-			return nil, err
-		}
-		counts = f
-	case len(recorded) > 0:
-		counts = map[string]int{}
-		for _, t := range types {
-			counts[t] = recorded[t].Quantity
-		}
-	default:
-		counts = map[string]int{}
-		for _, t := range types {
-			counts[t] = 1
+	for _, t := range only {
+		if !slices.Contains(types, t) {
+			return nil, fmt.Errorf("unknown process type %q; the release declares %v", t, types)
 		}
 	}
-	if len(only) > 0 {
-		for _, t := range only {
-			if !slices.Contains(types, t) {
-				return nil, fmt.Errorf("unknown process type %q; the release declares %v", t, types)
-			}
-		}
-		for _, t := range types {
-			if !slices.Contains(only, t) {
-				counts[t] = 0
-			}
+	if flag != "" || len(recorded) == 0 {
+		return project.ParseFormation(flag, types, only)
+	}
+	counts := map[string]int{}
+	for _, t := range types {
+		if len(only) == 0 || slices.Contains(only, t) {
+			counts[t] = recorded[t].Quantity
+		} else {
+			counts[t] = 0
 		}
 	}
 	return counts, nil

@@ -73,27 +73,30 @@ const (
 // reads, skips such lines and runs the rest, and so does dyno, but each
 // one is reported.
 //
-// The syntax is the one dyno read with github.com/joho/godotenv v1.5.1
-// until it needed line numbers, unchanged for every UTF-8 file that has
-// no line to skip (FuzzParseEnv compares the two):
+// Values are taken as written: "$" is an ordinary character, as it is to
+// Foreman and heroku local, so a secret such as Xy$Z9abc is never
+// silently cut. Otherwise the syntax is the one dyno read with
+// github.com/joho/godotenv v1.5.1 (FuzzParseEnv compares the two with
+// "$" made an ordinary character for godotenv too):
 //
 //   - Blank lines and lines starting with "#" are ignored. CRLF is LF.
 //   - A statement is NAME=value or NAME: value, optionally after
 //     "export ". A NAME is ASCII letters, digits, "_" and ".". Blanks
 //     around NAME, "=" and the value do not count.
 //   - An unquoted value runs to the end of the line (or a lone CR); the
-//     last " #" and what follows it is a comment. $NAME and ${NAME} expand
-//     to variables set earlier in the same file (see expandVariables).
+//     last " #" and what follows it is a comment.
 //   - A value in single quotes is taken as it is; one in double quotes
-//     has \n and \r made newline and CR, other backslashes dropped, and is
-//     expanded like an unquoted one. Either may span lines; the value ends
-//     at the first quote not after a backslash, and another statement may
-//     follow it on the same line.
+//     has \n and \r made newline and CR, and other backslashes dropped
+//     (\$ is $, \\ is \). Either may span lines; the value ends at the
+//     first quote not after a backslash, and another statement may follow
+//     it on the same line.
 //
 // A statement that breaks these rules is skipped to the end of its line,
 // as is one whose quote never closes; one whose value is not UTF-8 or
 // holds a NUL is skipped whole (execve cannot pass a NUL, and config vars
-// are UTF-8 everywhere else in dyno). The rest of the file is read on.
+// are UTF-8 everywhere else in dyno), and so is one past the bounds on a
+// variable and on the whole file (see envParser). The rest of the file
+// is read on.
 func parseEnv(path string, data []byte) (map[string]string, []slug.SkippedLine) {
 	// Editors on Windows may save the file with a byte order mark.
 	data = bytes.TrimPrefix(data, []byte("\ufeff"))
@@ -124,9 +127,9 @@ type envParser struct {
 	skipped []slug.SkippedLine
 	maxLen  int // the longest NAME=value a process can be given
 	// total is what vars take as an environment (NAME=value and a NUL
-	// each); maxTotal bounds it. Each value is bounded by maxLen, but
-	// expansion ($A$A on line after line) could still double a small
-	// file into gigabytes.
+	// each); maxTotal bounds it. Each value is bounded by maxLen, but a
+	// file of many such values would still be more than execve passes
+	// (and more than dyno should hold for every process it starts).
 	total, maxTotal int
 }
 
@@ -277,7 +280,7 @@ func (p *envParser) value(at int) (value, raw string, end int, ok bool) {
 		// must read the same.
 		value = strings.TrimLeft(strings.TrimRight(s[:i], string(quote)), string(quote))
 		if quote == '"' {
-			value = expandVariables(expandEscapes(value), p.vars, p.maxLen)
+			value = expandEscapes(value)
 		}
 		return value, s[:i+1], at + i + 1, true
 	}
@@ -302,14 +305,13 @@ func (p *envParser) unquoted(at int) (value, raw string, end int) {
 		}
 		prev = r
 	}
-	value = strings.TrimFunc(s[:cut], isBlank)
-	return expandVariables(value, p.vars, p.maxLen), s[:cut], at + n
+	return strings.TrimFunc(s[:cut], isBlank), s[:cut], at + n
 }
 
 // expandEscapes turns \n and \r in a double-quoted value into newline
-// and CR; then a backslash before any other character but "$" is
-// dropped ("\$" is left for expandVariables). A backslash pair counts
-// once in the first pass, so `\\n` is `\n`, not a newline.
+// and CR; then a backslash before any other character is dropped. A
+// backslash pair counts once in the first pass, so `\\n` is `\n`, not a
+// newline.
 func expandEscapes(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
@@ -333,66 +335,10 @@ func expandEscapes(s string) string {
 	}
 	s, b = b.String(), strings.Builder{}
 	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+1 < len(s) && s[i+1] != '$' {
+		if s[i] == '\\' && i+1 < len(s) {
 			i++
 		}
 		b.WriteByte(s[i])
 	}
 	return b.String()
-}
-
-// expandVariables replaces $NAME, ${NAME} and $(NAME with the value of
-// NAME in vars (the variables set earlier in the same file), or nothing.
-// Only names of capitals, digits and "_" expand; "}" after the name is
-// taken with it and "(" or "{" before it. A "\" before "$" keeps the
-// rest as it is, without the backslash. Anything else after "$" is left
-// alone. This is godotenv's expansion, which this file does not change.
-//
-// It stops once the result is longer than limit, which the caller
-// refuses: A=$A$A on 30 lines would otherwise double A to a gigabyte.
-func expandVariables(s string, vars map[string]string, limit int) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s) && b.Len() <= limit; {
-		escaped := s[i] == '\\' && i+1 < len(s) && s[i+1] == '$'
-		if s[i] != '$' && !escaped {
-			b.WriteByte(s[i])
-			i++
-			continue
-		}
-		start := i
-		if escaped {
-			i++
-		}
-		i++ // the "$"
-		if i < len(s) && s[i] == '(' {
-			i++
-		}
-		if i < len(s) && s[i] == '{' {
-			i++
-		}
-		nameStart := i
-		for i < len(s) && isExpandedNameByte(s[i]) {
-			i++
-		}
-		name := s[nameStart:i]
-		if i < len(s) && s[i] == '}' {
-			i++
-		}
-		switch {
-		case escaped:
-			b.WriteString(s[start+1 : i])
-		case name != "":
-			b.WriteString(vars[name])
-		default:
-			b.WriteString(s[start:i])
-		}
-	}
-	return b.String()
-}
-
-func isExpandedNameByte(c byte) bool {
-	return 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_'
 }

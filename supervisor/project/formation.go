@@ -18,13 +18,19 @@ const MaxCount = 100
 
 // ParseFormation parses a formation such as "web=2,worker=1" or
 // "all=0,web=1" for a Procfile declaring types, and returns a count for
-// every one of them. "all=N" sets the count of the types not named
-// (Foreman's default is all=1, which an empty spec means); "type=0"
-// leaves a type out.
+// every one of them. As in Foreman, a formation names what runs: a type
+// it does not name gets the count of "all=N", or 0 without one, so
+// "web=2" runs web.1 and web.2 and nothing else. An empty spec (no -m)
+// runs one of each type.
+//
+// only, when not empty, are the types named on the command line (dyno
+// start web worker): the others get 0, and those the spec does not name
+// get "all=N", or 1 without one, since naming a type asks for it to run.
+// Unknown names in only are the caller's to refuse.
 //
 // "all" is always the default, never a type, as in Foreman: a Procfile
 // type called "all" can only be scaled through it.
-func ParseFormation(spec string, types []string) (Formation, error) {
+func ParseFormation(spec string, types, only []string) (Formation, error) {
 	defaultCount := 1
 	counts := make(map[string]int)
 	if strings.TrimSpace(spec) != "" {
@@ -62,17 +68,39 @@ func ParseFormation(spec string, types []string) (Formation, error) {
 			}
 			counts[name] = count
 		}
+		if !seenAll && len(only) == 0 {
+			defaultCount = 0
+		}
 	}
 
 	f := make(Formation, len(types))
 	for _, t := range types {
-		if n, ok := counts[t]; ok {
+		n, named := counts[t]
+		switch {
+		case len(only) > 0 && !slices.Contains(only, t):
+			f[t] = 0
+		case named:
 			f[t] = n
-		} else {
+		default:
 			f[t] = defaultCount
 		}
 	}
 	return f, nil
+}
+
+// NotNamedHint is what to add to the error for a formation that runs
+// nothing when spec names types but leaves the rest to the default of 0,
+// which a user of "-m web=0" may not expect; "" otherwise.
+func NotNamedHint(spec string) string {
+	if strings.TrimSpace(spec) == "" {
+		return ""
+	}
+	for item := range strings.SplitSeq(spec, ",") {
+		if name, _, _ := strings.Cut(item, "="); strings.TrimSpace(name) == "all" {
+			return ""
+		}
+	}
+	return " (types -m does not name run none unless all=N gives them a count)"
 }
 
 func unknownTypeError(name, item string, types []string) error {

@@ -8,32 +8,60 @@ import (
 
 var threeTypes = []string{"web", "worker", "clock"}
 
+// A formation names what runs, as Foreman reads it: types it does not
+// name get all=N, else 0; no formation at all runs one of each. Types
+// named on the command line narrow it, and get 1 unless it says more.
 func TestParseFormation(t *testing.T) {
 	tests := []struct {
 		spec string
+		only []string
 		want Formation
 	}{
-		{"", Formation{"web": 1, "worker": 1, "clock": 1}},
-		{"   ", Formation{"web": 1, "worker": 1, "clock": 1}},
-		{"web=2", Formation{"web": 2, "worker": 1, "clock": 1}},
-		{"web=2,worker=3", Formation{"web": 2, "worker": 3, "clock": 1}},
-		{" web = 2 , worker=0 ", Formation{"web": 2, "worker": 0, "clock": 1}},
-		{"all=0,web=1", Formation{"web": 1, "worker": 0, "clock": 0}},
-		{"web=1,all=0", Formation{"web": 1, "worker": 0, "clock": 0}},
-		{"all=3", Formation{"web": 3, "worker": 3, "clock": 3}},
-		{"all=2,clock=0", Formation{"web": 2, "worker": 2, "clock": 0}},
-		{"web=0,worker=0,clock=0", Formation{"web": 0, "worker": 0, "clock": 0}},
-		{"web=+2", Formation{"web": 2, "worker": 1, "clock": 1}},
-		{"web=007", Formation{"web": 7, "worker": 1, "clock": 1}},
+		{"", nil, Formation{"web": 1, "worker": 1, "clock": 1}},
+		{"   ", nil, Formation{"web": 1, "worker": 1, "clock": 1}},
+		{"web=2", nil, Formation{"web": 2, "worker": 0, "clock": 0}},
+		{"web=0", nil, Formation{"web": 0, "worker": 0, "clock": 0}},
+		{"web=2,worker=3", nil, Formation{"web": 2, "worker": 3, "clock": 0}},
+		{" web = 2 , worker=0 ", nil, Formation{"web": 2, "worker": 0, "clock": 0}},
+		{"all=0,web=1", nil, Formation{"web": 1, "worker": 0, "clock": 0}},
+		{"web=1,all=0", nil, Formation{"web": 1, "worker": 0, "clock": 0}},
+		{"all=1", nil, Formation{"web": 1, "worker": 1, "clock": 1}},
+		{"all=1,web=2", nil, Formation{"web": 2, "worker": 1, "clock": 1}},
+		{"web=0,all=1", nil, Formation{"web": 0, "worker": 1, "clock": 1}},
+		{"all=3", nil, Formation{"web": 3, "worker": 3, "clock": 3}},
+		{"all=2,clock=0", nil, Formation{"web": 2, "worker": 2, "clock": 0}},
+		{"web=0,worker=0,clock=0", nil, Formation{"web": 0, "worker": 0, "clock": 0}},
+		{"web=+2", nil, Formation{"web": 2, "worker": 0, "clock": 0}},
+		{"web=007", nil, Formation{"web": 7, "worker": 0, "clock": 0}},
+
+		{"", []string{"worker"}, Formation{"web": 0, "worker": 1, "clock": 0}},
+		{"worker=2", []string{"worker"}, Formation{"web": 0, "worker": 2, "clock": 0}},
+		{"worker=2", []string{"clock", "worker"}, Formation{"web": 0, "worker": 2, "clock": 1}},
+		{"worker=2,web=3", []string{"clock", "worker"}, Formation{"web": 0, "worker": 2, "clock": 1}},
+		{"all=3", []string{"clock"}, Formation{"web": 0, "worker": 0, "clock": 3}},
+		{"all=0,worker=2", []string{"clock", "worker"}, Formation{"web": 0, "worker": 2, "clock": 0}},
+		{"web=0", []string{"web"}, Formation{"web": 0, "worker": 0, "clock": 0}},
 	}
 	for _, tt := range tests {
-		got, err := ParseFormation(tt.spec, threeTypes)
+		got, err := ParseFormation(tt.spec, threeTypes, tt.only)
 		if err != nil {
-			t.Errorf("ParseFormation(%q): %v", tt.spec, err)
+			t.Errorf("ParseFormation(%q, only %q): %v", tt.spec, tt.only, err)
 			continue
 		}
 		if !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("ParseFormation(%q) = %v, want %v", tt.spec, got, tt.want)
+			t.Errorf("ParseFormation(%q, only %q) = %v, want %v", tt.spec, tt.only, got, tt.want)
+		}
+	}
+}
+
+func TestNotNamedHint(t *testing.T) {
+	const hint = " (types -m does not name run none unless all=N gives them a count)"
+	for spec, want := range map[string]string{
+		"": "", "  ": "", "web=0": hint, "web=0,worker=0": hint,
+		"all=0": "", "web=0, all = 0": "", "wall=0": hint,
+	} {
+		if got := NotNamedHint(spec); got != want {
+			t.Errorf("NotNamedHint(%q) = %q, want %q", spec, got, want)
 		}
 	}
 }
@@ -74,7 +102,7 @@ func TestParseFormationErrors(t *testing.T) {
 			`formation: "all" given twice in "all=1,all=2"`},
 	}
 	for _, tt := range tests {
-		got, err := ParseFormation(tt.spec, tt.types)
+		got, err := ParseFormation(tt.spec, tt.types, nil)
 		if err == nil {
 			t.Errorf("ParseFormation(%q) = %v, want error %q", tt.spec, got, tt.want)
 			continue
@@ -115,20 +143,32 @@ func FuzzParseFormation(f *testing.F) {
 		if typeList != "" {
 			types = strings.Split(typeList, ",")
 		}
-		got, err := ParseFormation(spec, types)
+		got, err := ParseFormation(spec, types, nil)
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "formation: ") {
 				t.Errorf("error %q lacks the formation: prefix", err)
 			}
 			return
 		}
+		named := map[string]bool{}
+		if strings.TrimSpace(spec) != "" {
+			for item := range strings.SplitSeq(spec, ",") {
+				name, _, _ := strings.Cut(item, "=")
+				named[strings.TrimSpace(name)] = true
+			}
+		}
 		for _, typ := range types {
 			n, ok := got[typ]
 			if !ok {
 				t.Errorf("ParseFormation(%q, %q) has no count for %q", spec, types, typ)
 			}
-			if n < 0 {
+			if n < 0 || n > MaxCount {
 				t.Errorf("ParseFormation(%q, %q) gives %q a count of %d", spec, types, typ, n)
+			}
+			// A type runs only when the spec is empty, names it or
+			// sets all.
+			if n > 0 && strings.TrimSpace(spec) != "" && !named[typ] && !named["all"] {
+				t.Errorf("ParseFormation(%q, %q) runs %d of %q, which it does not name", spec, types, n, typ)
 			}
 		}
 		for typ := range got {

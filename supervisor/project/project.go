@@ -27,7 +27,7 @@ type Options struct {
 	Procfile         string   // path; "" means "Procfile" (relative to the current directory)
 	ProcfileOptional bool     // a missing Procfile is fine (for dyno run); Project.Procfile is nil then
 	EnvFiles         []string // nil means ".env" in the Procfile's folder, if it exists
-	Formation        string   // e.g. "web=2,worker=1" or "all=0,web=1"; "" means all=1
+	Formation        string   // e.g. "web=2,worker=1" or "all=2"; types not named get all=N, else 0; "" runs one of each
 	Port             int      // base port; 0 means unset
 	Only             []string // process types to run, all of them if empty
 	Environ          []string // the inherited environment, as os.Environ returns it
@@ -118,30 +118,27 @@ func Load(opts Options) (*Project, error) {
 	}
 
 	types := procfile.Names()
-	p.Formation, err = ParseFormation(opts.Formation, types)
+	p.Formation, err = ParseFormation(opts.Formation, types, opts.Only)
 	if err != nil {
 		return nil, err
 	}
-	selected := types
-	if len(opts.Only) > 0 {
-		for _, name := range opts.Only {
-			if procfile.Index(name) < 0 {
-				return nil, fmt.Errorf("unknown process type %q; %s declares %s",
-					name, procfilePath, strings.Join(types, ", "))
-			}
-		}
-		selected = nil
-		for _, t := range types {
-			if slices.Contains(opts.Only, t) {
-				selected = append(selected, t)
-			} else {
-				p.Formation[t] = 0
-			}
+	for _, name := range opts.Only {
+		if procfile.Index(name) < 0 {
+			return nil, fmt.Errorf("unknown process type %q; %s declares %s",
+				name, procfilePath, strings.Join(types, ", "))
 		}
 	}
+	selected := types
+	if len(opts.Only) > 0 {
+		selected = slices.DeleteFunc(slices.Clone(types), func(t string) bool { return !slices.Contains(opts.Only, t) })
+	}
 	if !p.Formation.runsAny() {
-		return nil, fmt.Errorf("formation runs no processes: %s; give at least one type a count above 0, as in -m %s=1",
-			p.Formation.format(selected), selected[0])
+		hint := ""
+		if len(opts.Only) == 0 {
+			hint = NotNamedHint(opts.Formation)
+		}
+		return nil, fmt.Errorf("formation runs no processes: %s; give at least one type a count above 0, as in -m %s=1%s",
+			p.Formation.format(selected), selected[0], hint)
 	}
 
 	for i, t := range procfile.Types {

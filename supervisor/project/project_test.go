@@ -109,7 +109,7 @@ func TestLoadPortsForInstances(t *testing.T) {
 	dir := t.TempDir()
 	procfile := writeFile(t, dir, "Procfile", threeTypeProcfile)
 
-	p, err := Load(Options{Procfile: procfile, Formation: "web=2,worker=3", Port: 3000})
+	p, err := Load(Options{Procfile: procfile, Formation: "web=2,worker=3,clock=1", Port: 3000})
 	if err != nil {
 		t.Fatalf("Load: %v", err)
 	}
@@ -316,7 +316,7 @@ func TestLoadPortOverflow(t *testing.T) {
 		formation string
 		want      string
 	}{
-		{"second type", 65500, "clock=0",
+		{"second type", 65500, "web=1,worker=1",
 			"port 65600 for worker.1 is above 65535; use a lower base port (-p) or fewer instances"},
 		{"instance", 65500, "web=40,all=0",
 			"port 65536 for web.37 is above 65535; use a lower base port (-p) or fewer instances"},
@@ -370,6 +370,50 @@ func TestLoadFormation(t *testing.T) {
 	wantErr = "formation runs no processes: web=0,worker=0,clock=0; give at least one type a count above 0, as in -m web=1"
 	if err == nil || err.Error() != wantErr {
 		t.Errorf("all=0: error = %v, want %q", err, wantErr)
+	}
+
+	// Leaving one type out leaves out the others too, and the error
+	// says why.
+	_, err = Load(Options{Procfile: procfile, Formation: "web=0"})
+	wantErr = "formation runs no processes: web=0,worker=0,clock=0; give at least one type a count above 0, as in -m web=1 (types -m does not name run none unless all=N gives them a count)"
+	if err == nil || err.Error() != wantErr {
+		t.Errorf("web=0: error = %v, want %q", err, wantErr)
+	}
+}
+
+// A formation names what runs, as Foreman reads -m: the types it does
+// not name run none unless all=N, and ports keep the Procfile's numbering.
+func TestLoadFormationNamesWhatRuns(t *testing.T) {
+	dir := t.TempDir()
+	procfile := writeFile(t, dir, "Procfile", threeTypeProcfile)
+	tests := []struct {
+		formation string
+		want      []dynoSummary
+	}{
+		{"web=2", []dynoSummary{
+			{"web.1", "web", 1, "bin/server -p $PORT", 5000},
+			{"web.2", "web", 2, "bin/server -p $PORT", 5001},
+		}},
+		{"clock=1", []dynoSummary{{"clock.1", "clock", 1, "bin/clock", 5200}}},
+		{"web=0,all=1", []dynoSummary{
+			{"worker.1", "worker", 1, "bin/worker", 5100},
+			{"clock.1", "clock", 1, "bin/clock", 5200},
+		}},
+		{"", []dynoSummary{
+			{"web.1", "web", 1, "bin/server -p $PORT", 5000},
+			{"worker.1", "worker", 1, "bin/worker", 5100},
+			{"clock.1", "clock", 1, "bin/clock", 5200},
+		}},
+	}
+	for _, tt := range tests {
+		p, err := Load(Options{Procfile: procfile, Formation: tt.formation})
+		if err != nil {
+			t.Errorf("-m %q: %v", tt.formation, err)
+			continue
+		}
+		if got := summarize(p.Dynos); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("-m %q: Dynos = %+v, want %+v", tt.formation, got, tt.want)
+		}
 	}
 }
 
