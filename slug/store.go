@@ -226,12 +226,9 @@ func (s *Store) removeFor(dir, h string, o Owner) (bool, error) {
 		return false, err
 	}
 	lockPath := filepath.Join(s.Dir, h+".lock")
-	f, err := lockFile(lockPath, unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
+	f, err := tryLockHeld(lockPath)
+	if f == nil || err != nil {
+		return false, err // held (nil, nil): someone uses the slug
 	}
 	defer f.Close()
 	if _, err := os.Lstat(filepath.Join(s.Dir, h+".tgz")); errors.Is(err, fs.ErrNotExist) {
@@ -340,16 +337,23 @@ func gcDir(dir string, keep map[string]bool, remove func(h string) (bool, error)
 	return removed, errors.Join(errs...)
 }
 
+// tryLockHeld takes a slug's lock exclusively if no one holds it (with
+// Acquire or an unpack); nil, nil when someone does.
+func tryLockHeld(lockPath string) (*os.File, error) {
+	f, err := lockFile(lockPath, unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return nil, nil
+	}
+	return f, err
+}
+
 // remove removes the slug h unless someone holds it. It reports whether it
 // removed it.
 func (s *Store) remove(h string) (bool, error) {
 	lockPath := filepath.Join(s.Dir, h+".lock")
-	f, err := lockFile(lockPath, unix.LOCK_EX|unix.LOCK_NB)
-	if errors.Is(err, unix.EWOULDBLOCK) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
+	f, err := tryLockHeld(lockPath)
+	if f == nil || err != nil {
+		return false, err // held (nil, nil): someone uses the slug
 	}
 	defer f.Close()
 

@@ -129,7 +129,7 @@ func TestBuildOwnIDs(t *testing.T) {
 			t.Fatalf("%s: exit %d:\n%s", name, st, strings.Join(s.lines(), "\n"))
 		}
 		wantLines(t, strings.Join(s.lines(), "\n"), "Released v3")
-		if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+		if l := testutil.Names(t, filepath.Join(e.home, "builds")); len(l) != 0 {
 			t.Errorf("%s: left in builds: %v", name, l)
 		}
 		for _, p := range []string{cache, filepath.Join(cache, "kept"), filepath.Join(cache, "kept", "file"), fifo} {
@@ -177,7 +177,7 @@ func TestBuildOwnIDsKill9Swept(t *testing.T) {
 	scratch := strings.TrimPrefix(private, filepath.Join(e.home, "builds")+"/")
 	waitMarkerGone(t, scratch[:strings.IndexByte(scratch, '/')], 5*time.Second)
 
-	dead := left(t, filepath.Join(e.home, "builds"))
+	dead := testutil.Names(t, filepath.Join(e.home, "builds"))
 	if len(dead) != 1 {
 		t.Fatalf("after kill -9, builds holds %v; want the killed build's folder", dead)
 	}
@@ -189,7 +189,7 @@ func TestBuildOwnIDsKill9Swept(t *testing.T) {
 
 	// Another app's build sweeps it.
 	e.deployFixture(t, "next", "web: true\n")
-	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+	if l := testutil.Names(t, filepath.Join(e.home, "builds")); len(l) != 0 {
 		t.Errorf("after the next build, builds holds %v; want the killed build's folder swept", l)
 	}
 	if uid := hostOwner(t, filepath.Join(cache, "kept", "file")); uid != testutil.Nobody {
@@ -199,7 +199,7 @@ func TestBuildOwnIDsKill9Swept(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.home, "apps", "doomed")); !os.IsNotExist(err) {
 		t.Errorf("the app's folder after apps:destroy: %v", err)
 	}
-	if l := left(t, filepath.Join(e.home, "trash")); len(l) != 0 {
+	if l := testutil.Names(t, filepath.Join(e.home, "trash")); len(l) != 0 {
 		t.Errorf("left in trash: %v", l)
 	}
 }
@@ -227,7 +227,7 @@ func TestBuildOwnIDsStoppedOrFailed(t *testing.T) {
 		if died, st := s.diedOf(); died != syscall.Signal(sig) {
 			t.Errorf("%v: died of %v, exit %d; want death by the signal:\n%s", sig, died, st, strings.Join(s.lines(), "\n"))
 		}
-		if l := left(t, builds); len(l) != 0 {
+		if l := testutil.Names(t, builds); len(l) != 0 {
 			t.Errorf("%v: left in builds: %v", sig, l)
 		}
 		if uid := hostOwner(t, filepath.Join(cache, "kept", "file")); uid != testutil.Nobody {
@@ -244,7 +244,7 @@ func TestBuildOwnIDsStoppedOrFailed(t *testing.T) {
 		t.Errorf("a failed compile: exit %d, want 1:\n%s", st, out)
 	}
 	wantLines(t, out, " !     Push rejected, failed to compile Failing app.")
-	if l := left(t, builds); len(l) != 0 {
+	if l := testutil.Names(t, builds); len(l) != 0 {
 		t.Errorf("after a failed compile, left in builds: %v", l)
 	}
 	if uid := hostOwner(t, filepath.Join(cache, "failed", "x")); uid != testutil.Nobody {
@@ -296,7 +296,7 @@ func TestBuildOwnIDsSideBySide(t *testing.T) {
 	if uid := hostOwner(t, file); uid != testutil.Nobody {
 		t.Errorf("the cache's file is host uid %d after both builds; want the user's %d", uid, testutil.Nobody)
 	}
-	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+	if l := testutil.Names(t, filepath.Join(e.home, "builds")); len(l) != 0 {
 		t.Errorf("left in builds: %v", l)
 	}
 }

@@ -47,20 +47,6 @@ func waitingBuildpack(t *testing.T, marker string) string {
 	})
 }
 
-// left lists what is in dir; a missing dir holds nothing.
-func left(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
-
 // wantNoRelease fails if app has a release past v1.
 func (e *isolatedEnv) wantNoRelease(t *testing.T, app string) {
 	t.Helper()
@@ -112,10 +98,10 @@ func TestBuildStoppedBySignal(t *testing.T) {
 				t.Errorf("%s %v: last line %q, want %q", sandbox, sig, last, want)
 			}
 			waitMarkerGone(t, marker, 5*time.Second)
-			if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+			if l := testutil.Names(t, filepath.Join(e.home, "builds")); len(l) != 0 {
 				t.Errorf("%s %v: left in builds: %v", sandbox, sig, l)
 			}
-			if l := left(t, tmp); len(l) != 0 {
+			if l := testutil.Names(t, tmp); len(l) != 0 {
 				t.Errorf("%s %v: left in TMPDIR: %v", sandbox, sig, l)
 			}
 			e.wantNoRelease(t, "sig")
@@ -138,7 +124,7 @@ func TestBuildKill9Swept(t *testing.T) {
 	s.wait()
 	// The sandbox's init sees its manager gone and kills the compile.
 	waitMarkerGone(t, killed, 5*time.Second)
-	dead := left(t, builds)
+	dead := testutil.Names(t, builds)
 	if len(dead) != 1 {
 		t.Fatalf("after kill -9, builds holds %v; want the killed build's folder", dead)
 	}
@@ -148,21 +134,21 @@ func TestBuildKill9Swept(t *testing.T) {
 	running := uniqueSleep()
 	r := startSession(t, e.command("build", src, "-a", "kill9", "-b", waitingBuildpack(t, running)))
 	r.waitFor("compiling, waiting " + running)
-	now := left(t, builds)
+	now := testutil.Names(t, builds)
 	if len(now) != 1 || now[0] == dead[0] {
 		t.Fatalf("builds holds %v; want only the running build's folder, not %s", now, dead[0])
 	}
 
 	// A third, while the second runs, succeeds and leaves its folder.
 	wantLines(t, e.must(t, "build", src, "-a", "kill9", "-b", "fixture"), "Released v2")
-	if l := left(t, builds); len(l) != 1 || l[0] != now[0] {
+	if l := testutil.Names(t, builds); len(l) != 1 || l[0] != now[0] {
 		t.Errorf("after a build beside a running one, builds holds %v; want %s", l, now[0])
 	}
 	r.signal(syscall.SIGTERM)
 	if died, st := r.diedOf(); died != syscall.SIGTERM {
 		t.Errorf("exit %d, died of %v; want death by SIGTERM", st, died)
 	}
-	if l := left(t, builds); len(l) != 0 {
+	if l := testutil.Names(t, builds); len(l) != 0 {
 		t.Errorf("left in builds: %v", l)
 	}
 }
@@ -176,15 +162,7 @@ func TestBuildOutputClosed(t *testing.T) {
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
 	// The compile waits on a fifo in the cache, which the test opens
 	// once it has closed the output.
-	cache := filepath.Join(e.home, "apps", "pipe", "cache")
-	if err := os.Mkdir(cache, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	fifo := filepath.Join(cache, "go-on")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	testutil.GiveToNobody(t, cache)
+	_, fifo := cacheWithFifo(t, e.home, "pipe")
 	bp := buildpackDir(t, map[string]string{
 		"detect":  "echo Piped\n",
 		"compile": "echo '-----> waiting'\nread line < \"$2/go-on\"\nfor i in $(seq 1000); do echo \"       line $i\"; done\n",
@@ -236,7 +214,7 @@ func TestBuildOutputClosed(t *testing.T) {
 	if rels := e.must(t, "releases", "-a", "pipe"); !strings.Contains(rels, "Current: v2") {
 		t.Errorf("no release recorded:\n%s", rels)
 	}
-	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+	if l := testutil.Names(t, filepath.Join(e.home, "builds")); len(l) != 0 {
 		t.Errorf("left in builds: %v", l)
 	}
 }
@@ -258,7 +236,7 @@ func TestBuildHugeRelease(t *testing.T) {
 	}
 	wantLines(t, out, " !     bin/release of "+bp+": printed more than 1 MiB, the most dyno reads of a release\n", " !     Push failed\n")
 	e.wantNoRelease(t, "huge")
-	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+	if l := testutil.Names(t, filepath.Join(e.home, "builds")); len(l) != 0 {
 		t.Errorf("left in builds: %v", l)
 	}
 }
@@ -313,7 +291,7 @@ func TestBuildProcfileNotAFile(t *testing.T) {
 		}
 		wantLines(t, strings.Join(s.lines(), "\n")+"\n", "-----> Discovering process types\n", tc.want, " !     Push failed\n")
 		e.wantNoRelease(t, "odd")
-		if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+		if l := testutil.Names(t, filepath.Join(e.home, "builds")); len(l) != 0 {
 			t.Errorf("left in builds: %v", l)
 		}
 	}
@@ -374,15 +352,7 @@ func TestBuildInheritedIgnoreKept(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "ignored")
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
-	cache := filepath.Join(e.home, "apps", "ignored", "cache")
-	if err := os.Mkdir(cache, 0o700); err != nil {
-		t.Fatal(err)
-	}
-	fifo := filepath.Join(cache, "go-on")
-	if err := unix.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	testutil.GiveToNobody(t, cache)
+	_, fifo := cacheWithFifo(t, e.home, "ignored")
 	bp := buildpackDir(t, map[string]string{
 		"detect":  "echo Ignoring\n",
 		"compile": "echo '-----> waiting'\nread line < \"$2/go-on\"\n",
@@ -398,12 +368,7 @@ func TestBuildInheritedIgnoreKept(t *testing.T) {
 	s.waitFor("-----> waiting")
 	s.signal(syscall.SIGINT)
 	// kill(2) has returned: the signal is discarded or pending by now.
-	f, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.WriteString("go on\n")
-	f.Close()
+	goOn(t, fifo)
 	if died, st := s.diedOf(); died != 0 || st != 0 {
 		t.Errorf("exit %d, died of %v; want exit 0:\n%s", st, died, strings.Join(s.lines(), "\n"))
 	}
@@ -476,7 +441,7 @@ func TestBuildKill9WhilePacking(t *testing.T) {
 	if l := packTemps(e.home); len(l) != 0 {
 		t.Errorf("after the next build, left: %v", l)
 	}
-	if l := left(t, filepath.Join(e.home, "builds")); len(l) != 0 {
+	if l := testutil.Names(t, filepath.Join(e.home, "builds")); len(l) != 0 {
 		t.Errorf("left in builds: %v", l)
 	}
 }
@@ -513,7 +478,7 @@ func TestBuildSweepReportsWhatStays(t *testing.T) {
 		"dyno: warning: sweep builds: cannot remove "+dead+", a dead build's folder (",
 		"permission denied); remove it as its owner or as root: rm -rf "+dead+"\n",
 		"Released v2")
-	if l := left(t, builds); len(l) != 2 {
+	if l := testutil.Names(t, builds); len(l) != 2 {
 		t.Errorf("builds holds %v; want the two folders the user cannot remove", l)
 	}
 }

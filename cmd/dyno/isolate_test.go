@@ -206,18 +206,8 @@ func TestIsolatedRunPTY(t *testing.T) {
 	}
 	defer master.Close()
 	pty.Setsize(slave, &pty.Winsize{Rows: 41, Cols: 99})
-	cmd := e.command("run", "--isolate", "tty; stty size; exit 6")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	testutil.AsNobody(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	slave.Close()
-	out, _ := io.ReadAll(master)
-	cmd.Wait()
-	text := strings.ReplaceAll(string(out), "\r", "")
-	if st := cmd.ProcessState.ExitCode(); st != 6 {
+	st, text := runOnTTY(t, e.command("run", "--isolate", "tty; stty size; exit 6"), master, slave)
+	if st != 6 {
 		t.Errorf("exit %d, want 6: %q", st, text)
 	}
 	// The terminal is the dyno's own: its devpts numbers from 0.
@@ -564,18 +554,8 @@ func TestRunPTYOwnIDs(t *testing.T) {
 		t.Skipf("no pty: %v", err)
 	}
 	defer master.Close()
-	cmd := e.command("run", "-a", "alpha", "id -u; echo to-tty > /dev/tty && echo wrote; exit 4")
-	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
-	testutil.AsNobody(cmd)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	slave.Close()
-	out, _ := io.ReadAll(master)
-	cmd.Wait()
-	text := strings.ReplaceAll(string(out), "\r", "")
-	if st := cmd.ProcessState.ExitCode(); st != 4 || !strings.Contains(text, "0\nto-tty\nwrote\n") {
+	st, text := runOnTTY(t, e.command("run", "-a", "alpha", "id -u; echo to-tty > /dev/tty && echo wrote; exit 4"), master, slave)
+	if st != 4 || !strings.Contains(text, "0\nto-tty\nwrote\n") {
 		t.Errorf("exit %d, %q; want uid 0, a write to /dev/tty, status 4", st, text)
 	}
 }
@@ -630,4 +610,20 @@ func TestIsolatedHidesNewDynoHome(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(e.home, "dynos")); err != nil {
 		t.Errorf("the test is broken: the run did not make DYNO_HOME: %v", err)
 	}
+}
+
+// runOnTTY runs cmd as Nobody with slave as its controlling terminal and
+// returns its exit status and all it wrote there, CRs dropped.
+func runOnTTY(t *testing.T, cmd *exec.Cmd, master, slave *os.File) (int, string) {
+	t.Helper()
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	testutil.AsNobody(cmd)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	out, _ := io.ReadAll(master)
+	cmd.Wait()
+	return cmd.ProcessState.ExitCode(), strings.ReplaceAll(string(out), "\r", "")
 }

@@ -108,3 +108,17 @@ func WaitGone(t testing.TB, pids ...int) {
 		}
 	}
 }
+
+// Names lists the names in dir; a missing dir holds none.
+func Names(t testing.TB, dir string) []string {
+	t.Helper()
+	es, err := os.ReadDir(dir)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range es {
+		names = append(names, e.Name())
+	}
+	return names
+}

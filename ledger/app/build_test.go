@@ -6,21 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// entries lists dir's entries; a missing dir has none.
-func entries(t *testing.T, dir string) []string {
-	t.Helper()
-	es, err := os.ReadDir(dir)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range es {
-		names = append(names, e.Name())
-	}
-	return names
-}
+	"github.com/dyno-run/dyno/internal/testutil"
+)
 
 // A sweep removes the folder of a build that died (its lock dropped
 // with its process, here its descriptor) and leaves a running one's.
@@ -54,7 +42,7 @@ func TestSweepBuilds(t *testing.T) {
 		t.Errorf("a running build's folder was swept: %v", err)
 	}
 	running.Remove()
-	if left := entries(t, a.Home().BuildsDir()); len(left) != 0 {
+	if left := testutil.Names(t, a.Home().BuildsDir()); len(left) != 0 {
 		t.Errorf("left in builds: %v", left)
 	}
 }
@@ -99,10 +87,10 @@ func TestBuildScratchUnderHome(t *testing.T) {
 			t.Errorf("%s (BUILD_DIR, HOME, TMPDIR, ENV_DIR or the buildpack) is not under %s", p, builds)
 		}
 	}
-	if left := entries(t, a.Home().BuildsDir()); len(left) != 0 {
+	if left := testutil.Names(t, a.Home().BuildsDir()); len(left) != 0 {
 		t.Errorf("left in builds: %v", left)
 	}
-	if left := entries(t, tmp); len(left) != 0 {
+	if left := testutil.Names(t, tmp); len(left) != 0 {
 		t.Errorf("left in TMPDIR: %v", left)
 	}
 }
@@ -119,7 +107,7 @@ func TestBuildCanceled(t *testing.T) {
 	if c := current(t, a); c.Version != 1 {
 		t.Errorf("a canceled build released v%d", c.Version)
 	}
-	if left := entries(t, a.Home().BuildsDir()); len(left) != 0 {
+	if left := testutil.Names(t, a.Home().BuildsDir()); len(left) != 0 {
 		t.Errorf("left in builds: %v", left)
 	}
 }
