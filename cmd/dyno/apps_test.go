@@ -2,7 +2,7 @@ package main
 
 // Apps, builds, releases and config vars through the binary, as an
 // unprivileged user, with the fixture buildpack (examples/buildpacks/
-// fixture) shipped inside the binary.
+// fixture) given by its path: it is a test aid, not shipped in the binary.
 
 import (
 	"os"
@@ -48,6 +48,17 @@ func source(t testing.TB, files map[string]string) string {
 	return dir
 }
 
+// fixtureBuildpack is the fixture buildpack's folder, absolute, as -b
+// takes a local buildpack.
+func fixtureBuildpack(t testing.TB) string {
+	t.Helper()
+	dir, err := filepath.Abs(filepath.Join("..", "..", "examples", "buildpacks", "fixture"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 func wantLines(t *testing.T, out string, want ...string) {
 	t.Helper()
 	for _, w := range want {
@@ -72,7 +83,7 @@ func TestAppLifecycle(t *testing.T) {
 		".fixture": "",
 		"Procfile": "worker: echo \"worker $FOO|$FIXTURE_PROFILE|$(cat greeting.txt)|$HOME\"; exec sleep 1000\nrelease: echo \"migrating $FOO on $DYNO\"\n",
 	})
-	out := e.must(t, "build", src, "-a", "demo", "-b", "fixture")
+	out := e.must(t, "build", src, "-a", "demo", "-b", fixtureBuildpack(t))
 	wantLines(t, out,
 		"-----> Fixture app detected", "cache hits: 1",
 		"-----> Discovering process types", "Procfile declares types     -> release, worker",
@@ -127,7 +138,7 @@ func TestReleasePhaseFailure(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "relfail")
 	src := source(t, map[string]string{".fixture": "", "Procfile": "worker: sleep 1000\nrelease: echo nope; exit 3\n"})
-	out, st := e.dynoOut(t, "build", src, "-a", "relfail", "-b", "fixture")
+	out, st := e.dynoOut(t, "build", src, "-a", "relfail", "-b", fixtureBuildpack(t))
 	if st == 0 {
 		t.Fatalf("build with a failing release command exited 0:\n%s", out)
 	}
@@ -145,7 +156,7 @@ func TestFailedBuild(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "broken")
 	src := source(t, map[string]string{".fixture": "", ".fail-compile": "", "Procfile": "worker: sleep 1000\n"})
-	out, st := e.dynoOut(t, "build", src, "-a", "broken", "-b", "fixture")
+	out, st := e.dynoOut(t, "build", src, "-a", "broken", "-b", fixtureBuildpack(t))
 	if st == 0 {
 		t.Fatalf("failed compile exited 0:\n%s", out)
 	}

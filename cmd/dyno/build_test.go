@@ -140,7 +140,7 @@ func TestBuildKill9Swept(t *testing.T) {
 	}
 
 	// A third, while the second runs, succeeds and leaves its folder.
-	wantLines(t, e.must(t, "build", src, "-a", "kill9", "-b", "fixture"), "Released v2")
+	wantLines(t, e.must(t, "build", src, "-a", "kill9", "-b", fixtureBuildpack(t)), "Released v2")
 	if l := testutil.Names(t, builds); len(l) != 1 || l[0] != now[0] {
 		t.Errorf("after a build beside a running one, builds holds %v; want %s", l, now[0])
 	}
@@ -437,7 +437,7 @@ func TestBuildKill9WhilePacking(t *testing.T) {
 	if l := packTemps(filepath.Join(e.home, "slugs")); len(l) != 0 {
 		t.Errorf("kill -9 while packing left in the slug store: %v", l)
 	}
-	wantLines(t, e.must(t, "build", src, "-a", "pack", "-b", "fixture"), "Released v2")
+	wantLines(t, e.must(t, "build", src, "-a", "pack", "-b", fixtureBuildpack(t)), "Released v2")
 	if l := packTemps(e.home); len(l) != 0 {
 		t.Errorf("after the next build, left: %v", l)
 	}
@@ -472,7 +472,7 @@ func TestBuildSweepReportsWhatStays(t *testing.T) {
 	os.Chown(builds, testutil.Nobody, testutil.Nobody)
 	os.Chown(dead, testutil.Nobody, testutil.Nobody)
 
-	out := e.must(t, "build", source(t, map[string]string{".fixture": ""}), "-a", "stays", "-b", "fixture")
+	out := e.must(t, "build", source(t, map[string]string{".fixture": ""}), "-a", "stays", "-b", fixtureBuildpack(t))
 	wantLines(t, out,
 		"dyno: warning: sweep builds: cannot open "+locked+" to see whether its build runs (open "+locked+": permission denied); when none runs, remove it as its owner or as root: rm -rf "+locked+"\n",
 		"dyno: warning: sweep builds: cannot remove "+dead+", a dead build's folder (",

@@ -119,7 +119,7 @@ func (e *isolatedEnv) deployFixture(t *testing.T, name, procfile string) {
 	t.Helper()
 	e.must(t, "apps:create", name)
 	src := source(t, map[string]string{".fixture": "", "Procfile": procfile})
-	e.must(t, "build", src, "-a", name, "-b", "fixture")
+	e.must(t, "build", src, "-a", name, "-b", fixtureBuildpack(t))
 }
 
 const daemonProcfile = "web: exec python3 -m http.server $PORT\nworker: echo \"worker FOO=$FOO\"; exec sleep 1000\n"

@@ -155,7 +155,7 @@ func TestPsScaleShowsTheFormation(t *testing.T) {
 		t.Errorf("ps:scale before a build: %q", out)
 	}
 	src := source(t, map[string]string{".fixture": "", "Procfile": "web: sleep 1000\nworker: sleep 1000\nrelease: true\n"})
-	e.must(t, "build", src, "-a", "formed", "-b", "fixture")
+	e.must(t, "build", src, "-a", "formed", "-b", fixtureBuildpack(t))
 	// Heroku's first deploy: web at 1, the rest at 0; no release type.
 	if out := e.must(t, "ps:scale", "-a", "formed"); out != "web=1:Standard-1X worker=0:Standard-1X\n" {
 		t.Errorf("ps:scale after the first deploy: %q", out)

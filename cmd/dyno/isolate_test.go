@@ -512,7 +512,7 @@ func (e *isolatedEnv) deployPrivate(t *testing.T, name, procfile string) {
 	if err := os.Chmod(filepath.Join(src, "private.txt"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.must(t, "build", src, "-a", name, "-b", "fixture")
+	e.must(t, "build", src, "-a", name, "-b", fixtureBuildpack(t))
 }
 
 // ownLowers lists app's own copies of its slugs.
@@ -583,7 +583,7 @@ func BenchmarkRunOwnIDs(b *testing.B) {
 			}
 			testutil.GiveToNobody(b, src)
 			e.must(b, "apps:create", "bench")
-			e.must(b, "build", src, "-a", "bench", "-b", "fixture")
+			e.must(b, "build", src, "-a", "bench", "-b", fixtureBuildpack(b))
 			e.must(b, "run", "-a", "bench", "true")
 			for b.Loop() {
 				e.must(b, "run", "-a", "bench", "true")

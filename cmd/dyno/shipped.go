@@ -21,6 +21,5 @@ func shippedBuildpacks(root string) (dirs []string, names map[string]string, err
 		names["heroku/"+n] = dir
 		names[n] = dir
 	}
-	names["fixture"] = filepath.Join(root, "fixture")
 	return dirs, names, nil
 }

@@ -11,15 +11,16 @@ import (
 	"strings"
 )
 
-//go:embed all:go all:nodejs all:fixture
+//go:embed all:go all:nodejs
 var files embed.FS
 
 // Names are the shipped buildpacks, in detection order.
 var Names = []string{"nodejs", "go"}
 
-// Extract writes every shipped buildpack into dir (dir/go, dir/nodejs,
-// dir/fixture). embed keeps no file modes: scripts under bin/ are made
-// executable, as a buildpack's are.
+// Extract writes every shipped buildpack into dir (dir/go, dir/nodejs).
+// embed keeps no file modes: scripts under bin/ are made executable, as
+// a buildpack's are. The fixture buildpack beside them is a test aid and
+// stays out of the binary: tests give its path.
 func Extract(dir string) error {
 	return fs.WalkDir(files, ".", func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
