@@ -64,6 +64,9 @@ func prepareRoot(c *SandboxConfig) error {
 	if err := bindResolvConf(root); err != nil {
 		return err
 	}
+	if err := bindUserFiles(root); err != nil {
+		return err
+	}
 	proc := filepath.Join(root, "proc")
 	if err := os.Mkdir(proc, 0o555); err != nil {
 		return err
@@ -86,9 +89,9 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 		return "", err
 	}
 	if c.IDs > 0 && c.Lower != "" {
-		// The upper dir is /app's root: the app's, uid 0 of its own
-		// namespace, which is 1 of init's (IDs in protocol.go).
-		if err := os.Chown(c.Upper, 1, 1); err != nil {
+		// The upper dir is /app's root: the dyno user's, DynoUID of the
+		// app's own namespace, which is appID of init's (user.go).
+		if err := os.Chown(c.Upper, appID, appID); err != nil {
 			return "", fmt.Errorf("give the upper dir to the app's ids: %w", err)
 		}
 	}
@@ -114,7 +117,7 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 		warning = fmt.Sprintf("%v; /app is a copy of %s instead, which is slower to start", err, c.Lower)
 	}
 	if copied && c.IDs > 0 {
-		if err := chownTree(c.Upper, 1, 1); err != nil {
+		if err := chownTree(c.Upper, appID, appID); err != nil {
 			return "", fmt.Errorf("give /app to the app's ids: %w", err)
 		}
 	}
