@@ -282,7 +282,7 @@ func TestBuildOwnIDsSideBySide(t *testing.T) {
 	}
 	testutil.GiveToNobody(t, filepath.Dir(installed))
 	out := e.must(t, "build", src, "-a", "twice")
-	wantLines(t, out, "-----> Installed app detected", "-----> second: 0\n", "Released v3")
+	wantLines(t, out, "-----> Installed app detected", "-----> second: 12345\n", "Released v3")
 	file := filepath.Join(cache, "kept", "file")
 	if uid := hostOwner(t, file); uid < base || uid >= base+65536 {
 		t.Errorf("the cache's file is host uid %d once the second build ended, the first still running; want the app's", uid)

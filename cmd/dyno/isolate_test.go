@@ -447,7 +447,7 @@ func TestDaemonAppsOwnIDs(t *testing.T) {
 	script := `awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; cat private.txt; echo more >> private.txt && stat -c '%u %a' private.txt; echo new > /app/new && echo wrote`
 	for i := range 2 {
 		out := e.must(t, "run", "-a", "alpha", script)
-		if want := "overlay\nalpha-private\n0 600\nwrote\n"; !strings.Contains(out, want) {
+		if want := "overlay\nalpha-private\n12345 600\nwrote\n"; !strings.Contains(out, want) {
 			t.Errorf("run %d: said %q; want %q", i+1, out, want)
 		}
 		if got := ownLowers(t, e.home, "alpha"); len(got) != 1 || got[0] != lowerA || statT(t, lowerA).Ino != ino {
