@@ -12,9 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file is the child side of a sandboxed dyno: init, as uid 0 of its
-// own user namespace and PID 1 of its own pid namespace, builds the
-// dyno's root and pivots into it. The order follows the kernel's rules:
+// This file is the child side of a sandboxed dyno: init, with every
+// capability of its own user namespace (as its uid 0 with the app's own
+// ids, else as the dyno user with ambient capabilities: spawn.go) and
+// PID 1 of its own pid namespace, builds the dyno's root and pivots
+// into it. The order follows the kernel's rules:
 // / is made a recursive slave before anything is mounted, so no mount
 // made here propagates to the host (mount_namespaces(7)); Go does that
 // only for Unshareflags, not Cloneflags. Then

@@ -152,7 +152,7 @@ func appsManagerMain(mode string) int {
 		sp.mu.Unlock()
 		d, err := sp.Start(Spec{
 			Name:   "web.1",
-			Argv:   ShellArgv(`id -u; id -g; id -un; id -gn; echo $HOME; grep -c . /proc/self/uid_map; awk '{ print $3 }' /proc/self/uid_map; chown 65534 /app 2>&1 | sed 's/.*: //'; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; echo ready; exec sleep 1000`),
+			Argv:   ShellArgv(`id -u; id -g; id -un; id -gn; echo $HOME; grep -c . /proc/self/uid_map; awk '{ print $3 }' /proc/self/uid_map; chown 65534 /app 2>&1 | sed 's/.*: //'; awk '/^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):/ { printf "%s ", $2 } END { print "" }' /proc/self/status; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; echo ready; exec sleep 1000`),
 			Dir:    "/app",
 			Env:    []string{"PATH=/usr/bin:/bin", "HOME=/app", "SECRET=" + app + "-secret"},
 			Stdout: pw, Stderr: pw,
@@ -259,7 +259,7 @@ func TestAppsOwnIDs(t *testing.T) {
 		// own ids it has a whole range: nobody is a uid there, which it
 		// may not chown to (EPERM: no capabilities), where a single
 		// uid has no nobody at all (EINVAL).
-		wantSaid := []string{"12345", "12345", "u12345", "dyno", "/app", "1", "1", "Invalid argument", "12345 12345", "code", "12345 12345 755", "12345 12345 600", "12345 12345 644", "overlay"}
+		wantSaid := []string{"12345", "12345", "u12345", "dyno", "/app", "1", "1", "Invalid argument", strings.Repeat("0000000000000000 ", 5) + "1 ", "12345 12345", "code", "12345 12345 755", "12345 12345 600", "12345 12345 644", "overlay"}
 		if mode == "own" {
 			wantSaid[6], wantSaid[7] = "65536", "Operation not permitted"
 			inRange := func(id int) bool { return id >= base && id < base+3*AppIDs }
@@ -274,7 +274,7 @@ func TestAppsOwnIDs(t *testing.T) {
 				t.Errorf("%s: %s's dyno did not start from its warm init", mode, name)
 			}
 			if !slices.Equal(d.Said, wantSaid) {
-				t.Errorf("%s: %s's dyno said %q; want %q (uid, gid, their names, HOME, uid_map, chown to nobody, owner of its file, its code)", mode, name, d.Said, wantSaid)
+				t.Errorf("%s: %s's dyno said %q; want %q (uid, gid, their names, HOME, uid_map, chown to nobody, capabilities, owner of its file, its code)", mode, name, d.Said, wantSaid)
 			}
 		}
 		// The overlay wrote nothing into the lower.
