@@ -69,10 +69,16 @@ func withoutEntries(file []byte, name, id string, idField int) []byte {
 // The host's /etc is bound read-only and shared by every dyno, so the
 // files are made in the root's own tmpfs, bound over the host's, and
 // unlinked: the binds keep them. Roots without /etc (a ReadOnly list
-// that leaves it out) get none.
+// that leaves it out) get none, and a passwd or group that is not a
+// regular file is left as it is: mount(2) follows a symlink, which
+// would lead the bind out of the root.
 func bindUserFiles(root string) error {
 	etc := filepath.Join(root, "etc")
-	if fi, err := os.Stat(filepath.Join(etc, "passwd")); err != nil || !fi.Mode().IsRegular() {
+	regular := func(p string) bool {
+		fi, err := os.Lstat(p)
+		return err == nil && fi.Mode().IsRegular()
+	}
+	if !regular(filepath.Join(etc, "passwd")) {
 		return nil
 	}
 	passwd, err := os.ReadFile("/etc/passwd")
@@ -90,10 +96,8 @@ func bindUserFiles(root string) error {
 		data []byte
 	}{{"passwd", p}, {"group", g}} {
 		dst := filepath.Join(etc, f.name)
-		if f.name == "group" {
-			if fi, err := os.Stat(dst); err != nil || !fi.Mode().IsRegular() {
-				continue
-			}
+		if !regular(dst) {
+			continue
 		}
 		src := filepath.Join(root, "."+f.name)
 		// Chmod too: the umask must not make them unreadable to the
