@@ -6,6 +6,7 @@ package main
 // namespace that maps one uid.
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -130,4 +131,36 @@ func TestRunPTYDynoUser(t *testing.T) {
 			t.Errorf("exit %d, %q; want uid 12345, named u12345, owning its terminal, a write to /dev/tty, status 4", st, text)
 		}
 	})
+}
+
+// An app's own copy of a slug made when dynos ran as the first of its
+// ids (uid 0 inside) is handed to the dyno user at the next start, and
+// the dyno reads and writes it as its own.
+func TestOwnCopyOfOldScheme(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	base := testutil.SubIDs(t, 65536)
+	e.deployPrivate(t, "alpha", "web: exec sleep 1000\n")
+	e.must(t, "run", "-a", "alpha", "true")
+	owned := ownLowers(t, e.home, "alpha")
+	if len(owned) != 1 {
+		t.Fatalf("alpha's own copies of its slug: %v; want one", owned)
+	}
+	if st := statT(t, owned[0]); int(st.Uid) != base+12345 {
+		t.Fatalf("%s is uid %d's; want the dyno user's, %d", owned[0], st.Uid, base+12345)
+	}
+	// As the earlier scheme left it.
+	err := filepath.WalkDir(owned[0], func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, base, base)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := e.must(t, "run", "-a", "alpha", "cat private.txt; echo more >> private.txt && stat -c '%U %a' private.txt")
+	wantLines(t, out, "alpha-private\nu12345 600\n")
+	if st := statT(t, filepath.Join(owned[0], "private.txt")); int(st.Uid) != base+12345 || int(st.Gid) != base+12345 {
+		t.Errorf("private.txt is %d:%d's; want the dyno user's, %d", st.Uid, st.Gid, base+12345)
+	}
 }
