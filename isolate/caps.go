@@ -76,3 +76,23 @@ func lastCap() (int, error) {
 	}
 	return n, nil
 }
+
+// boundingCaps lists the capabilities in the calling thread's bounding
+// set: what a new user namespace's init may hold as ambient ones.
+func boundingCaps() ([]uintptr, error) {
+	last, err := lastCap()
+	if err != nil {
+		return nil, err
+	}
+	caps := make([]uintptr, 0, last+1)
+	for c := 0; c <= last; c++ {
+		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("read capability %d of the bounding set: %w", c, err)
+		}
+		if in == 1 {
+			caps = append(caps, uintptr(c))
+		}
+	}
+	return caps, nil
+}

@@ -516,13 +516,13 @@ func emptyDir(dir *os.Root) {
 }
 
 // giveTree is GiveTree's helper side: in its namespace the manager's ids
-// are 0 and the app's 1 and up, the dyno user appID. The walk and each chown are confined to
-// path (os.Root, which resolves every name below it with openat and
-// refuses to leave it): were a process of the app still alive in the
-// tree (a build killed with SIGKILL, its sandbox not yet gone), a
-// directory it swapped for a symlink after the walk listed it must not
-// lead the chown to files outside, the manager's ledger say, which the
-// helper may chown as well.
+// are 0 and the app's 1 and up, the dyno user appID. The walk and each
+// chown are confined to path (os.Root, which resolves every name below
+// it with openat and refuses to leave it): were a process of the app
+// still alive in the tree (a build killed with SIGKILL, its sandbox not
+// yet gone), a directory it swapped for a symlink after the walk listed
+// it must not lead the chown to files outside, the manager's ledger
+// say, which the helper may chown as well.
 func giveTree(path string, toApp bool) error {
 	root, err := os.OpenRoot(path)
 	if err != nil {

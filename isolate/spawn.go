@@ -595,22 +595,22 @@ func (l *launched) prepareSandbox(name string, sb *Sandbox) (*os.File, error) {
 		// An execve as a uid other than 0 would leave init none of the
 		// capabilities it needs to mount; it keeps them as ambient
 		// ones (capabilities(7)), which it clears, with the rest,
-		// before the app runs (dropPrivileges).
+		// before the app runs (dropPrivileges). Only those of the
+		// bounding set can be raised, as only those would an execve
+		// as uid 0 have given (a unit's CapabilityBoundingSet, a
+		// container's defaults).
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: DynoUID, HostID: os.Getuid(), Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: DynoGID, HostID: os.Getgid(), Size: 1}}
 		// An unprivileged gid map needs setgroups denied first
 		// (user_namespaces(7)).
 		attr.GidMappingsEnableSetgroups = false
-		last, err := lastCap()
+		caps, err := boundingCaps()
 		if err != nil {
 			dir.remove()
 			l.dir = nil
 			return nil, err
 		}
-		attr.AmbientCaps = make([]uintptr, 0, last+1)
-		for c := 0; c <= last; c++ {
-			attr.AmbientCaps = append(attr.AmbientCaps, uintptr(c))
-		}
+		attr.AmbientCaps = caps
 	}
 	// Else newuidmap and newgidmap write the maps once init runs
 	// (launch): Go can only write maps this process may write itself.
