@@ -55,7 +55,16 @@ func prepareRoot(c *SandboxConfig) error {
 		return fmt.Errorf("make / a slave mount: %w", err)
 	}
 	root := c.Root
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m"); err != nil {
+	// Mount points, symlinks and the dyno's passwd and group
+	// (bindUserFiles), as large as the host's: a size is only a cap,
+	// and the root is read-only once the dyno runs.
+	size := int64(1 << 20)
+	for _, f := range []string{"/etc/passwd", "/etc/group"} {
+		if fi, err := os.Stat(f); err == nil {
+			size += fi.Size() + 4096
+		}
+	}
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=0755,size=%d", size)); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", root, err)
 	}
 	for _, p := range c.ReadOnly {
