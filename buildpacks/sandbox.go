@@ -17,7 +17,9 @@ import (
 )
 
 // SandboxExecutor runs buildpack commands in a build sandbox (isolate):
-// new namespaces, the host's toolchains (/usr, /etc, /bin, /lib) read-only,
+// as the ordinary user u12345 (isolate.DynoUser), as Heroku compiles, so
+// GNU tar restores no archive's owners; new namespaces, the host's
+// toolchains (/usr, /etc, /bin, /lib) read-only,
 // only the command's Writable dirs writable, a private /tmp, the host's
 // network for package downloads, no capabilities. A buildpack cannot
 // write outside its build.
@@ -25,8 +27,8 @@ type SandboxExecutor struct {
 	Spawner  *isolate.Spawner
 	StateDir string // where the sandboxes' own dirs live while they run
 	// IDs, when set, is the app's own slice of host ids (isolate.IDRange):
-	// the commands run as its first uid and gid, which no other app
-	// shares, instead of as this process's uid, and the build's folders
+	// the commands run as its dyno user (u12345, IDRange.DynoUser), which
+	// no other app shares, instead of as this process's uid, and the build's folders
 	// are handed to them (Handover) with isolate.GiveTrees. Nil runs
 	// them as this process's uid, with nothing handed over.
 	IDs *isolate.IDRange

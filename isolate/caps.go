@@ -18,8 +18,15 @@ import (
 //
 // Capabilities and no_new_privs are per thread: init calls this on its
 // main thread, locked by Init, right before it forks the app from that
-// same thread.
-func dropPrivileges() error {
+// same thread; a mapped dyno's exec stage before it execs the app.
+//
+// With becomeUser, the thread also becomes the dyno user (DynoUID and
+// DynoGID, no supplementary groups) once the bounding set is empty:
+// PR_CAPBSET_DROP needs CAP_SETPCAP, which the switch from uid 0 to
+// another takes away with every other capability (capabilities(7)). The
+// raw system calls change this thread alone, the one that execs the
+// app; Go's own would change every thread of the process.
+func dropPrivileges(becomeUser bool) error {
 	last, err := lastCap()
 	if err != nil {
 		return err
@@ -27,6 +34,17 @@ func dropPrivileges() error {
 	for c := 0; c <= last; c++ {
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
 			return fmt.Errorf("drop capability %d from the bounding set: %w", c, err)
+		}
+	}
+	if becomeUser {
+		if _, _, e := unix.RawSyscall(unix.SYS_SETGROUPS, 0, 0, 0); e != 0 {
+			return fmt.Errorf("drop supplementary groups: %w", e)
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESGID, DynoGID, DynoGID, DynoGID); e != 0 {
+			return fmt.Errorf("become group %d: %w", DynoGID, e)
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_SETRESUID, DynoUID, DynoUID, DynoUID); e != 0 {
+			return fmt.Errorf("become %s (uid %d): %w", DynoUser, DynoUID, e)
 		}
 	}
 	if err := unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0); err != nil && err != unix.EINVAL {
@@ -57,4 +75,24 @@ func lastCap() (int, error) {
 		return 0, fmt.Errorf("parse /proc/sys/kernel/cap_last_cap: %w", err)
 	}
 	return n, nil
+}
+
+// boundingCaps lists the capabilities in the calling thread's bounding
+// set: what a new user namespace's init may hold as ambient ones.
+func boundingCaps() ([]uintptr, error) {
+	last, err := lastCap()
+	if err != nil {
+		return nil, err
+	}
+	caps := make([]uintptr, 0, last+1)
+	for c := 0; c <= last; c++ {
+		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
+		if err != nil {
+			return nil, fmt.Errorf("read capability %d of the bounding set: %w", c, err)
+		}
+		if in == 1 {
+			caps = append(caps, uintptr(c))
+		}
+	}
+	return caps, nil
 }

@@ -186,7 +186,7 @@ func runInit() int {
 			enc.Encode(Message{Type: msgWarning, Error: warning})
 		}
 		if sb.PTY {
-			slave, err := sendPTY(sb)
+			slave, err := sendPTY(sb, mapped)
 			if err != nil {
 				return fail(initExitProtocol, "make a terminal for dyno %s: %v", cfg.Name, err)
 			}
@@ -196,7 +196,8 @@ func runInit() int {
 		// A mapped dyno's exec stage does this, in the app's own user
 		// namespace: here init needs its capabilities to map that one.
 		if !mapped {
-			if err := dropPrivileges(); err != nil {
+			// Init runs as the dyno user already (prepareSandbox).
+			if err := dropPrivileges(false); err != nil {
 				return fail(initExitProtocol, "drop privileges in dyno %s: %v", cfg.Name, err)
 			}
 			if sb.Seccomp {
@@ -221,11 +222,13 @@ func runInit() int {
 		Pdeathsig: syscall.SIGKILL,
 	}
 	if mapped {
-		// The app runs as the app's ids: uid and gid 0 of a nested user
-		// namespace that maps 1 to IDs of init's, which newuidmap mapped
-		// to the app's slice of host ids. Init's own 0 (the manager's
-		// uid) is not mapped there. The exec stage drops what that
-		// namespace gave it and execs the app.
+		// The app runs as the dyno user of a nested user namespace that
+		// maps 0 to IDs-1 onto 1 to IDs of init's, which newuidmap
+		// mapped to the app's slice of host ids: a whole range, so the
+		// files of other ids (nobody's, say) show as theirs. Init's own
+		// 0 (the manager's uid) is not mapped there. The exec stage
+		// starts as that namespace's 0, drops what it gave, becomes the
+		// dyno user and execs the app.
 		seccomp := "0"
 		if cfg.Sandbox.Seccomp {
 			seccomp = "1"
@@ -377,7 +380,12 @@ func exitCode(ws unix.WaitStatus) int {
 // master to the manager and returns the slave for the app. Made inside,
 // the terminal's TIOCSTI can reach only the dyno itself (runc's "new
 // terminal" mode, not a host tty passed through).
-func sendPTY(sb *SandboxConfig) (*os.File, error) {
+//
+// The terminal belongs to whoever opened /dev/ptmx (devpts(5)): init,
+// which is the dyno user unless the dyno is mapped; a mapped init, its
+// namespace's 0, gives it to the dyno user, who could otherwise not
+// chmod it (mesg) nor would ssh, sudo or script accept it as theirs.
+func sendPTY(sb *SandboxConfig, mapped bool) (*os.File, error) {
 	mfd, err := unix.Open("/dev/ptmx", unix.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open /dev/ptmx: %w", err)
@@ -396,6 +404,12 @@ func sendPTY(sb *SandboxConfig) (*os.File, error) {
 	slave, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open pty slave: %w", err)
+	}
+	if mapped {
+		if err := slave.Chown(appID, appID); err != nil {
+			slave.Close()
+			return nil, fmt.Errorf("give the pty to %s: %w", DynoUser, err)
+		}
 	}
 	msg, _ := json.Marshal(Message{Type: msgPTY})
 	if err := unix.Sendmsg(controlFD, append(msg, '\n'), unix.UnixRights(mfd), nil, 0); err != nil {
@@ -461,7 +475,8 @@ func waitMapped() int {
 
 // execStage is `dyno init --exec SECCOMP PATH ARGV...`: the first
 // process of a mapped dyno's app, uid 0 of its own user namespace. It
-// drops every capability that namespace gave it and sets no_new_privs,
+// drops every capability that namespace gave it, becomes the dyno user
+// (DynoUID) and sets no_new_privs,
 // loads the seccomp filter when SECCOMP is 1, and execs the app, all on
 // one locked thread, whose state the app inherits.
 func execStage(args []string) int {
@@ -470,7 +485,7 @@ func execStage(args []string) int {
 		return initExitProtocol
 	}
 	runtime.LockOSThread()
-	if err := dropPrivileges(); err != nil {
+	if err := dropPrivileges(true); err != nil {
 		fmt.Fprintf(os.Stderr, "dyno: drop privileges: %v\n", err)
 		return initExitProtocol
 	}
@@ -501,13 +516,13 @@ func emptyDir(dir *os.Root) {
 }
 
 // giveTree is GiveTree's helper side: in its namespace the manager's ids
-// are 0 and the app's 1 and up. The walk and each chown are confined to
-// path (os.Root, which resolves every name below it with openat and
-// refuses to leave it): were a process of the app still alive in the
-// tree (a build killed with SIGKILL, its sandbox not yet gone), a
-// directory it swapped for a symlink after the walk listed it must not
-// lead the chown to files outside, the manager's ledger say, which the
-// helper may chown as well.
+// are 0 and the app's 1 and up, the dyno user appID. The walk and each
+// chown are confined to path (os.Root, which resolves every name below
+// it with openat and refuses to leave it): were a process of the app
+// still alive in the tree (a build killed with SIGKILL, its sandbox not
+// yet gone), a directory it swapped for a symlink after the walk listed
+// it must not lead the chown to files outside, the manager's ledger
+// say, which the helper may chown as well.
 func giveTree(path string, toApp bool) error {
 	root, err := os.OpenRoot(path)
 	if err != nil {
@@ -529,7 +544,7 @@ func giveTree(path string, toApp bool) error {
 		give := func(id uint32) int {
 			switch {
 			case toApp && id == 0:
-				return 1
+				return appID
 			case !toApp && id >= 1:
 				return 0
 			}

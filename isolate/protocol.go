@@ -100,9 +100,9 @@ type SandboxConfig struct {
 	// Hidden are covered with empty read-only mounts, after Binds.
 	Hidden []Hidden `json:"hidden,omitempty"`
 	// IDs is the size of the app's slice of ids when init's user
-	// namespace maps one at 1 (Sandbox.IDs): the app then runs as uid
-	// and gid 0 of a nested user namespace mapping them, and its own
-	// exec stage drops the capabilities it has there.
+	// namespace maps one at 1 (Sandbox.IDs): the app then runs in a
+	// nested user namespace mapping them from 0, whose exec stage drops
+	// the capabilities it has there and becomes the dyno user.
 	IDs int `json:"ids,omitempty"`
 }
 

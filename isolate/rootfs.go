@@ -12,9 +12,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// This file is the child side of a sandboxed dyno: init, as uid 0 of its
-// own user namespace and PID 1 of its own pid namespace, builds the
-// dyno's root and pivots into it. The order follows the kernel's rules:
+// This file is the child side of a sandboxed dyno: init, with every
+// capability of its own user namespace (as its uid 0 with the app's own
+// ids, else as the dyno user with ambient capabilities: spawn.go) and
+// PID 1 of its own pid namespace, builds the dyno's root and pivots
+// into it. The order follows the kernel's rules:
 // / is made a recursive slave before anything is mounted, so no mount
 // made here propagates to the host (mount_namespaces(7)); Go does that
 // only for Unshareflags, not Cloneflags. Then
@@ -53,7 +55,16 @@ func prepareRoot(c *SandboxConfig) error {
 		return fmt.Errorf("make / a slave mount: %w", err)
 	}
 	root := c.Root
-	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "mode=0755,size=1m"); err != nil {
+	// Mount points, symlinks and the dyno's passwd and group
+	// (bindUserFiles), as large as the host's: a size is only a cap,
+	// and the root is read-only once the dyno runs.
+	size := int64(1 << 20)
+	for _, f := range []string{"/etc/passwd", "/etc/group"} {
+		if fi, err := os.Stat(f); err == nil {
+			size += fi.Size() + 4096
+		}
+	}
+	if err := unix.Mount("tmpfs", root, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("mode=0755,size=%d", size)); err != nil {
 		return fmt.Errorf("mount tmpfs on %s: %w", root, err)
 	}
 	for _, p := range c.ReadOnly {
@@ -62,6 +73,9 @@ func prepareRoot(c *SandboxConfig) error {
 		}
 	}
 	if err := bindResolvConf(root); err != nil {
+		return err
+	}
+	if err := bindUserFiles(root); err != nil {
 		return err
 	}
 	proc := filepath.Join(root, "proc")
@@ -86,9 +100,9 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 		return "", err
 	}
 	if c.IDs > 0 && c.Lower != "" {
-		// The upper dir is /app's root: the app's, uid 0 of its own
-		// namespace, which is 1 of init's (IDs in protocol.go).
-		if err := os.Chown(c.Upper, 1, 1); err != nil {
+		// The upper dir is /app's root: the dyno user's, DynoUID of the
+		// app's own namespace, which is appID of init's (user.go).
+		if err := os.Chown(c.Upper, appID, appID); err != nil {
 			return "", fmt.Errorf("give the upper dir to the app's ids: %w", err)
 		}
 	}
@@ -114,7 +128,7 @@ func finishRoot(c *SandboxConfig) (warning string, err error) {
 		warning = fmt.Sprintf("%v; /app is a copy of %s instead, which is slower to start", err, c.Lower)
 	}
 	if copied && c.IDs > 0 {
-		if err := chownTree(c.Upper, 1, 1); err != nil {
+		if err := chownTree(c.Upper, appID, appID); err != nil {
 			return "", fmt.Errorf("give /app to the app's ids: %w", err)
 		}
 	}

@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Sandbox makes a dyno an isolated one: new user (uid 0 inside mapped to
-// the caller's uid, setgroups denied), mount, pid, uts and ipc
+// Sandbox makes a dyno an isolated one: new user (the dyno user, DynoUID,
+// inside mapped to the caller's uid, setgroups denied), mount, pid, uts and ipc
 // namespaces; a root of read-only host binds; /app an overlay of Lower
 // with a fresh upper layer per dyno; a private /tmp, /proc and /dev; its
 // own hostname; no capabilities. The host's network is shared: the app
@@ -49,13 +49,13 @@ type Sandbox struct {
 	// Cgroup, when set, is the dyno's cgroup leaf: init is born in it.
 	Cgroup CgroupLeaf
 	// IDs, when set, is the app's own slice of host ids (IDAllocator):
-	// the app's processes run as its first uid and gid, uid 0 of a user
-	// namespace mapping the whole slice, instead of as this process's
-	// uid. newuidmap and newgidmap write init's maps (a warm init's
-	// ahead of its start: WarmUp). Lower must then be the app's own tree, given
-	// to its first ids (GiveTree; slug.Store.UnpackedFor): the overlay
-	// shows it as it is, and its copy-up keeps the app the owner of what
-	// it writes.
+	// the app's processes run as the dyno user of a user namespace
+	// mapping the whole slice (slice start + DynoUID on the host),
+	// instead of as this process's uid. newuidmap and newgidmap write
+	// init's maps (a warm init's ahead of its start: WarmUp). Lower must
+	// then be the app's own tree, given to that user (GiveTree;
+	// slug.Store.UnpackedFor): the overlay shows it as it is, and its
+	// copy-up keeps the app the owner of what it writes.
 	IDs *IDRange
 }
 

@@ -319,6 +319,22 @@ func TestSandboxNoPrivileges(t *testing.T) {
 	}
 }
 
+// Without the app's own ids a dyno runs as the dyno user, the only uid
+// its namespace maps, named by its /etc/passwd and /etc/group, cold or
+// from a warm init: not root, writing /app (the lower's files are the
+// manager's, which is that uid), and refused a chown to an uid it lacks.
+func TestSandboxDynoUser(t *testing.T) {
+	e := newSandboxEnv(t)
+	cmd := `echo "$(id -u) $(id -g) $(id -un) $(id -gn) $(whoami) $HOME $(stat -c %U:%G existing) $(awk '{ print $1, $3 }' /proc/self/uid_map)"; ` +
+		`echo changed > existing && mkdir -p config && touch config/x && echo wrote; chown 65534 existing 2>&1 | sed 's/.*: //'; ` +
+		`grep -c '^u12345:x:12345:12345:' /etc/passwd; grep -c '^root:' /etc/passwd`
+	want := "12345 12345 u12345 dyno u12345 /app u12345:dyno 12345 1\nwrote\nInvalid argument\n1\n1\n"
+	out, st := e.runWith(t, sandboxRun{Command: cmd, Seccomp: true, Times: 2, Prewarm: true})
+	if st != 0 || out != want+want {
+		t.Errorf("exit %d, %q; want twice %q", st, out, want)
+	}
+}
+
 func TestSandboxReapsOrphans(t *testing.T) {
 	e := newSandboxEnv(t)
 	// The grandchild is orphaned at once and exits later: PID 1 must reap

@@ -487,7 +487,8 @@ func RemoveAsOwner(path string, r IDRange) error {
 }
 
 // GiveTree hands every file under path that this process's uid and gid
-// own to the app's first ids (toApp), or every file the app's ids own
+// own to the dyno user of the app's ids (toApp: slice start + DynoUID,
+// the uid its builds and dynos run as), or every file the app's ids own
 // back to this process's: what a build sandbox with the app's ids
 // (Sandbox.IDs) needs around its writable binds, so that the build can
 // write them and the manager can pack and remove what it made. It runs a
@@ -589,14 +590,27 @@ func (l *launched) prepareSandbox(name string, sb *Sandbox) (*os.File, error) {
 	// threads; a freshly exec'd init starts with every thread inside.
 	attr.Cloneflags = unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC
 	if sb.IDs == nil {
-		// uid 0 inside: execve as uid 0 keeps the namespace's
-		// capabilities, which init needs to mount; it drops them all
-		// before the app runs.
-		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getuid(), Size: 1}}
-		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: os.Getgid(), Size: 1}}
+		// The one id this process may map is its own: it is the dyno
+		// user inside (user.go), whom init and the app both run as.
+		// An execve as a uid other than 0 would leave init none of the
+		// capabilities it needs to mount; it keeps them as ambient
+		// ones (capabilities(7)), which it clears, with the rest,
+		// before the app runs (dropPrivileges). Only those of the
+		// bounding set can be raised, as only those would an execve
+		// as uid 0 have given (a unit's CapabilityBoundingSet, a
+		// container's defaults).
+		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: DynoUID, HostID: os.Getuid(), Size: 1}}
+		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: DynoGID, HostID: os.Getgid(), Size: 1}}
 		// An unprivileged gid map needs setgroups denied first
 		// (user_namespaces(7)).
 		attr.GidMappingsEnableSetgroups = false
+		caps, err := boundingCaps()
+		if err != nil {
+			dir.remove()
+			l.dir = nil
+			return nil, err
+		}
+		attr.AmbientCaps = caps
 	}
 	// Else newuidmap and newgidmap write the maps once init runs
 	// (launch): Go can only write maps this process may write itself.

@@ -31,6 +31,10 @@ type IDRange struct {
 	Size int `json:"size"`
 }
 
+// DynoUser is the host uid and gid the app's builds and dynos run as,
+// and own their files as: the dyno user's (DynoUID) in the slice.
+func (r IDRange) DynoUser() (uid, gid int) { return r.UID + DynoUID, r.GID + DynoGID }
+
 // SubRange is one line of /etc/subuid or /etc/subgid.
 type SubRange struct{ Start, Count int }
 

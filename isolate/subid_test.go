@@ -152,9 +152,9 @@ func appsManagerMain(mode string) int {
 		sp.mu.Unlock()
 		d, err := sp.Start(Spec{
 			Name:   "web.1",
-			Argv:   ShellArgv(`id -u; id -g; grep -c . /proc/self/uid_map; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; echo ready; exec sleep 1000`),
+			Argv:   ShellArgv(`id -u; id -g; id -un; id -gn; echo $HOME; grep -c . /proc/self/uid_map; awk '{ print $3 }' /proc/self/uid_map; chown 65534 /app 2>&1 | sed 's/.*: //'; awk '/^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):/ { printf "%s ", $2 } END { print "" }' /proc/self/status; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; echo ready; exec sleep 1000`),
 			Dir:    "/app",
-			Env:    []string{"PATH=/usr/bin:/bin", "SECRET=" + app + "-secret"},
+			Env:    []string{"PATH=/usr/bin:/bin", "HOME=/app", "SECRET=" + app + "-secret"},
 			Stdout: pw, Stderr: pw,
 			Sandbox: &Sandbox{Lower: appLower, StateDir: dynosDir, Seccomp: true, IDs: own},
 		})
@@ -252,12 +252,16 @@ func TestAppsOwnIDs(t *testing.T) {
 		a, b := apps["alpha"], apps["beta"]
 		uidA, gidA := hostIDs(t, a.Pid)
 		uidB, gidB := hostIDs(t, b.Pid)
-		// Inside, each app is root, and owns what it writes.
-		// It reads and writes its code, which it owns, as it does today,
-		// through an overlay over its own lower (nothing copied), whose
-		// copy-up keeps the app the owner of the file it wrote.
-		wantSaid := []string{"0", "0", "1", "0 0", "code", "0 0 755", "0 0 600", "0 0 644", "overlay"}
+		// Inside, each app is the dyno user, not root, and owns what it
+		// writes. It reads and writes its code, which it owns, through
+		// an overlay over its own lower (nothing copied), whose copy-up
+		// keeps the dyno user the owner of the file it wrote. With its
+		// own ids it has a whole range: nobody is a uid there, which it
+		// may not chown to (EPERM: no capabilities), where a single
+		// uid has no nobody at all (EINVAL).
+		wantSaid := []string{"12345", "12345", "u12345", "dyno", "/app", "1", "1", "Invalid argument", strings.Repeat("0000000000000000 ", 5) + "1 ", "12345 12345", "code", "12345 12345 755", "12345 12345 600", "12345 12345 644", "overlay"}
 		if mode == "own" {
+			wantSaid[6], wantSaid[7] = "65536", "Operation not permitted"
 			inRange := func(id int) bool { return id >= base && id < base+3*AppIDs }
 			if uidA == uidB || !inRange(uidA) || !inRange(uidB) || !inRange(gidA) || !inRange(gidB) {
 				t.Errorf("host ids: alpha %d:%d, beta %d:%d; want each app its own, from %d", uidA, gidA, uidB, gidB, base)
@@ -270,7 +274,7 @@ func TestAppsOwnIDs(t *testing.T) {
 				t.Errorf("%s: %s's dyno did not start from its warm init", mode, name)
 			}
 			if !slices.Equal(d.Said, wantSaid) {
-				t.Errorf("%s: %s's dyno said %q; want %q (uid, gid, one line of map, owner of its file)", mode, name, d.Said, wantSaid)
+				t.Errorf("%s: %s's dyno said %q; want %q (uid, gid, their names, HOME, uid_map, chown to nobody, capabilities, owner of its file, its code)", mode, name, d.Said, wantSaid)
 			}
 		}
 		// The overlay wrote nothing into the lower.
@@ -368,7 +372,7 @@ func TestGiveTree(t *testing.T) {
 	testutil.AsNobody(cmd)
 	out, err := cmd.CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	want := []string{"before: 1", "0", "given: 0", `read back: "made\n" <nil>`, "removed: <nil>"}
+	want := []string{"before: 1", "12345", "given: 0", `read back: "made\n" <nil>`, "removed: <nil>"}
 	if err != nil || len(lines) != len(want)+1 || !strings.Contains(lines[0], "Permission denied") || !slices.Equal(lines[1:], want) {
 		t.Errorf("%v: %q; want the build refused before the bind is given, then %q", err, lines, want)
 	}

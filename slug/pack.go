@@ -98,7 +98,7 @@ func (s *Store) Pack(dir string, opts PackOptions) (Slug, PackReport, error) {
 	}
 	report := PackReport{Skipped: skipped, Files: len(entries)}
 
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+	if err := s.private(); err != nil {
 		return Slug{}, report, fmt.Errorf("pack slug %s: %w", dir, err)
 	}
 	tmpDir := opts.TempDir

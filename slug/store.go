@@ -21,12 +21,20 @@ import (
 // For a digest sha256:<hex> it holds:
 //
 //	<hex>.tgz          the slug, read-only, named by the sha256 of its bytes
-//	<hex>/             the slug unpacked, read-only: the lower layer of dynos
+//	<hex>/             the slug unpacked, with the modes the build gave its
+//	                   files: the lower layer of dynos
 //	<hex>.lock         shared-locked by every user of the slug (Acquire)
 //	<hex>.unpack.lock  exclusive-locked while <hex>/ is being made
 //
 // and, transiently, temporary files and directories whose names begin
 // with a dot.
+//
+// The unpacked trees keep their write bits, so that a dyno may write
+// its /app as a build left it (the overlay copies a file up before it
+// changes, so the tree itself never does). What keeps them unchanged is
+// that the store's directory is private to its owner (0700: no other
+// user reaches a tree), and each .tgz is checked against its digest
+// before it is unpacked.
 type Store struct {
 	Dir string
 }
@@ -73,9 +81,9 @@ func (s *Store) Has(digest string) bool {
 }
 
 // Unpacked returns the directory holding the unpacked slug of digest,
-// unpacking the .tgz there first if needed. The directory is read-only and
-// never changes until GC removes it, so callers that use it must hold the
-// slug with Acquire first (Unpacked holds it itself only while it works).
+// unpacking the .tgz there first if needed. The directory never changes
+// until GC removes it, so callers that use it must hold the slug with
+// Acquire first (Unpacked holds it itself only while it works).
 //
 // The .tgz is verified against its digest before anything is extracted; a
 // mismatch is Heroku's R17 (checksum error). Concurrent callers, in this
@@ -86,8 +94,26 @@ func (s *Store) Unpacked(digest string) (string, error) {
 		return "", fmt.Errorf("unpack slug: %w", err)
 	}
 	dir := filepath.Join(s.Dir, h)
-	if isDir(dir) {
+	if isDir(dir) && !readOnlyTree(dir) {
 		return dir, nil
+	}
+	if err := s.private(); err != nil {
+		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
+	}
+	if isDir(dir) {
+		// Unpacked by an earlier dyno, which took every write bit away:
+		// unpacked again when no dyno uses it; when one does (its
+		// overlay's lower must not be swapped), its owner gets the write
+		// bits back in place.
+		if err := s.dropReadOnlyTree(h); err != nil {
+			return "", fmt.Errorf("unpack slug %s again: %w", digest, err)
+		}
+		if isDir(dir) {
+			if err := ownerWritable(dir); err != nil {
+				return "", fmt.Errorf("unpack slug %s again: %w", digest, err)
+			}
+			return dir, nil
+		}
 	}
 
 	// Hold the slug while working so that GC can remove neither the .tgz
@@ -118,10 +144,80 @@ func (s *Store) Unpacked(digest string) (string, error) {
 		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
 	}
 	defer f.Close()
-	if err := unpack(f, dir, Limits{}, true); err != nil {
+	if err := unpackFor(f, dir, Limits{}, nil); err != nil {
 		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
 	}
 	return dir, nil
+}
+
+// private makes the store's directory, or makes it again, readable by
+// its owner alone: nobody else may reach the trees dynos mount.
+func (s *Store) private() error {
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return err
+	}
+	fi, err := os.Stat(s.Dir)
+	if err != nil {
+		return err
+	}
+	if fi.Mode().Perm() != 0o700 {
+		if err := os.Chmod(s.Dir, 0o700); err != nil {
+			return fmt.Errorf("make the slug store private: %w", err)
+		}
+	}
+	return nil
+}
+
+// readOnlyTree says whether the tree at dir was unpacked by a dyno that
+// took every write bit away: its top directory has none, where
+// Unpacked now gives it 0755.
+func readOnlyTree(dir string) bool {
+	fi, err := os.Lstat(dir)
+	return err == nil && fi.Mode().Perm()&0o200 == 0
+}
+
+// dropReadOnlyTree removes slug h's read-only tree, unless someone holds
+// the slug (a running dyno's overlay may have it as its lower layer,
+// which must not change under it).
+func (s *Store) dropReadOnlyTree(h string) error {
+	f, err := tryLockHeld(filepath.Join(s.Dir, h+".lock"))
+	if f == nil || err != nil {
+		return err
+	}
+	defer f.Close()
+	dir := filepath.Join(s.Dir, h)
+	if !isDir(dir) || !readOnlyTree(dir) {
+		return nil
+	}
+	aside, err := os.MkdirTemp(s.Dir, "."+h+".tmp-")
+	if err != nil {
+		return err
+	}
+	if err := unix.Rename(dir, aside); err != nil {
+		os.Remove(aside)
+		return &os.LinkError{Op: "rename", Old: dir, New: aside, Err: err}
+	}
+	return fsutil.RemoveAll(aside)
+}
+
+// ownerWritable gives the owner write permission on every directory
+// and regular file under dir, the top last: a tree is taken for read-only
+// (readOnlyTree) until all of it is done.
+func ownerWritable(dir string) error {
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || p == dir || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chmod(p, fi.Mode().Perm()|0o200)
+	})
+	if err != nil {
+		return err
+	}
+	return os.Chmod(dir, 0o755)
 }
 
 // verified opens the .tgz of slug h, checks it against its digest and
@@ -205,7 +301,7 @@ func (s *Store) UnpackedFor(digest, dir string, o Owner) (string, error) {
 		return "", fmt.Errorf("unpack slug %s: %w", digest, err)
 	}
 	defer f.Close()
-	if err := unpackFor(f, dst, Limits{}, false, o); err != nil {
+	if err := unpackFor(f, dst, Limits{}, o); err != nil {
 		return "", fmt.Errorf("unpack slug %s for %s: %w", digest, dir, err)
 	}
 	return dst, nil
@@ -222,7 +318,7 @@ func (s *Store) GCFor(dir string, keep map[string]bool, o Owner) ([]string, erro
 // The store's exclusive lock keeps UnpackedFor, which holds it shared,
 // away meanwhile.
 func (s *Store) removeFor(dir, h string, o Owner) (bool, error) {
-	if err := os.MkdirAll(s.Dir, 0o755); err != nil {
+	if err := s.private(); err != nil {
 		return false, err
 	}
 	lockPath := filepath.Join(s.Dir, h+".lock")
@@ -364,7 +460,7 @@ func (s *Store) remove(h string) (bool, error) {
 		// removed: it is there, whole, or not at all. It goes onto an
 		// empty directory in the same parent, which rename(2) replaces:
 		// moving a directory to another parent would need write
-		// permission on the read-only tree itself.
+		// permission on the tree itself, which a slug may not give.
 		aside, err := os.MkdirTemp(s.Dir, "."+h+".tmp-")
 		if err == nil {
 			// os.Rename refuses to replace a directory; rename(2) does not.

@@ -118,7 +118,7 @@ func TestUnpackedConcurrent(t *testing.T) {
 			t.Errorf("process %d: %v, output %q; want %q", i, err, outs[i], want)
 		}
 	}
-	if got, want := snapshot(t, want, 0), snapshot(t, src, 0o222); !maps.Equal(got, want) {
+	if got, want := snapshot(t, want, 0), snapshot(t, src, 0); !maps.Equal(got, want) {
 		t.Errorf("unpacked tree differs from the source (%d and %d entries)", len(got), len(want))
 	}
 	assertEntries(t, s.Dir, h, h+".lock", h+".tgz")
@@ -415,4 +415,61 @@ func TestGCFor(t *testing.T) {
 	}
 	assertEntries(t, dir, hex(digests[2]))
 	assertEntries(t, s.Dir, hex(digests[2])+".lock", hex(digests[2])+".tgz")
+}
+
+// A tree an earlier dyno unpacked with every write bit taken away is
+// unpacked again, with the build's modes, when nobody holds the slug;
+// while a dyno holds it, its owner gets write permission in place.
+func TestUnpackedReplacesReadOnlyTree(t *testing.T) {
+	s := &Store{Dir: t.TempDir()}
+	src := t.TempDir()
+	makeTree(t, src, testTree)
+	slug, _ := mustPack(t, s, src)
+	dir, err := s.Unpacked(slug.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As the earlier store left it: no write bit anywhere. The marker
+	// tells this tree from one unpacked again.
+	if err := os.WriteFile(filepath.Join(dir, "marker"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Type()&fs.ModeSymlink != 0 {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.Chmod(p, fi.Mode().Perm()&^0o222)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fsutil.RemoveAll(dir)
+	held, err := s.Acquire(slug.Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marked := func() bool {
+		_, err := os.Lstat(filepath.Join(dir, "marker"))
+		return err == nil
+	}
+	if got, err := s.Unpacked(slug.Digest); err != nil || got != dir || readOnlyTree(dir) || !marked() {
+		t.Errorf("while held: Unpacked = %q, %v, read-only %v, same tree %v; want the old tree, made writable", got, err, readOnlyTree(dir), marked())
+	}
+	if got, want := snapshot(t, dir, 0)["Procfile"], "file -rw-r--r-- \"web: bin/server\\n\""; got != want {
+		t.Errorf("Procfile: %s; want %s", got, want)
+	}
+	held.Close()
+	// Read-only again, as an older dyno left it, and nobody holds it.
+	mustChmod(t, dir, 0o555)
+	if got, err := s.Unpacked(slug.Digest); err != nil || got != dir || marked() {
+		t.Fatalf("Unpacked = %q, %v; want %q", got, err, dir)
+	}
+	if got, want := snapshot(t, dir, 0), snapshot(t, src, 0); !maps.Equal(got, want) {
+		t.Errorf("unpacked again, the tree differs from the source:\n got %v\nwant %v", got, want)
+	}
+	assertEntries(t, s.Dir, strings.TrimPrefix(slug.Digest, "sha256:"), strings.TrimPrefix(slug.Digest, "sha256:")+".lock", strings.TrimPrefix(slug.Digest, "sha256:")+".tgz")
 }

@@ -60,22 +60,16 @@ func (l Limits) withDefaults() Limits {
 // Unpack extracts into a temporary directory next to dst and renames it
 // to dst at the end: on any error nothing is left on disk.
 func Unpack(r io.Reader, dst string, lim Limits) error {
-	if err := unpack(r, dst, lim, false); err != nil {
+	if err := unpackFor(r, dst, lim, nil); err != nil {
 		return fmt.Errorf("unpack %s: %w", dst, err)
 	}
 	return nil
 }
 
-// unpack is Unpack, with the choice of taking away every write permission,
-// as the slug store does, before the tree appears at dst.
-func unpack(r io.Reader, dst string, lim Limits, readOnly bool) error {
-	return unpackFor(r, dst, lim, readOnly, nil)
-}
-
-// unpackFor is unpack that, when o is set, hands the whole tree to o
+// unpackFor is Unpack that, when o is set, hands the whole tree to o
 // before it appears at dst (Store.UnpackedFor): nobody ever sees it at
 // dst with other owners. A tree handed over is removed through o.
-func unpackFor(r io.Reader, dst string, lim Limits, readOnly bool, o Owner) error {
+func unpackFor(r io.Reader, dst string, lim Limits, o Owner) error {
 	if _, err := os.Lstat(dst); err == nil {
 		return &fs.PathError{Op: "unpack", Path: dst, Err: fs.ErrExist}
 	}
@@ -84,11 +78,10 @@ func unpackFor(r io.Reader, dst string, lim Limits, readOnly bool, o Owner) erro
 		return err
 	}
 	x := &extractor{
-		root:     tmp,
-		lim:      lim.withDefaults(),
-		readOnly: readOnly,
-		kinds:    map[string]byte{".": tar.TypeDir},
-		dirAt:    map[string]int{},
+		root:  tmp,
+		lim:   lim.withDefaults(),
+		kinds: map[string]byte{".": tar.TypeDir},
+		dirAt: map[string]int{},
 	}
 	if err := x.extract(r); err != nil {
 		fsutil.RemoveAll(tmp)
@@ -116,9 +109,8 @@ func unpackFor(r io.Reader, dst string, lim Limits, readOnly bool, o Owner) erro
 }
 
 type extractor struct {
-	root     string
-	lim      Limits
-	readOnly bool
+	root string
+	lim  Limits
 
 	kinds map[string]byte // what each extracted path is: tar.TypeDir, TypeReg or TypeSymlink
 	dirs  []dirMeta       // set once the directories' contents are complete
@@ -178,10 +170,11 @@ func (x *extractor) extract(r io.Reader) error {
 	}
 	// Directories last, each after everything in it (x.dirs is in the
 	// order of creation, parents first): their mtimes change with every
-	// entry made in them, and read-only ones could not take new entries.
+	// entry made in them, and ones without write permission could not
+	// take new entries.
 	for i := len(x.dirs) - 1; i >= 0; i-- {
 		d := x.dirs[i]
-		if err := os.Chmod(d.path, x.mode(d.mode)); err != nil {
+		if err := os.Chmod(d.path, d.mode); err != nil {
 			return err
 		}
 		if !d.mtime.IsZero() {
@@ -190,14 +183,7 @@ func (x *extractor) extract(r io.Reader) error {
 			}
 		}
 	}
-	return os.Chmod(x.root, x.mode(0o755))
-}
-
-func (x *extractor) mode(m fs.FileMode) fs.FileMode {
-	if x.readOnly {
-		return m &^ 0o222
-	}
-	return m
+	return os.Chmod(x.root, 0o755)
 }
 
 func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
@@ -348,7 +334,7 @@ func (x *extractor) writeFile(target string, hdr *tar.Header, perm fs.FileMode, 
 	}
 	if err == nil {
 		// Set explicitly rather than at creation, where the umask applies.
-		err = f.Chmod(x.mode(perm))
+		err = f.Chmod(perm)
 	}
 	if cerr := f.Close(); err == nil {
 		err = cerr

@@ -109,7 +109,7 @@ func TestBuildOwnIDs(t *testing.T) {
 		e.must(t, "config:set", "SECRET="+name+"-secret", "-a", name)
 		cache, fifo := cacheWithFifo(t, e.home, name)
 		s := startSession(t, e.command("build", src, "-a", name, "-b", bp))
-		s.waitFor("-----> inside: uid 0 owner 0 secret " + name + "-secret$")
+		s.waitFor("-----> inside: uid 12345 owner 12345 secret " + name + "-secret$")
 
 		// From the host, during the build.
 		made := oneMatch(t, filepath.Join(e.home, "builds", name+"-*", "app", "made"))
@@ -168,7 +168,7 @@ func TestBuildOwnIDsKill9Swept(t *testing.T) {
 	e.must(t, "config:set", "SECRET=doomed-secret", "-a", "doomed")
 	cache, _ := cacheWithFifo(t, e.home, "doomed")
 	s := startSession(t, e.command("build", source(t, map[string]string{}), "-a", "doomed", "-b", ownedBuildpack(t)))
-	s.waitFor("-----> inside: uid 0 ")
+	s.waitFor("-----> inside: uid 12345 ")
 	private := oneMatch(t, filepath.Join(e.home, "builds", "doomed-*", "dyno-build-*", "home", "private"))
 	s.cmd.Process.Kill()
 	s.wait()
@@ -219,7 +219,7 @@ func TestBuildOwnIDsStoppedOrFailed(t *testing.T) {
 	bp := ownedBuildpack(t)
 	for _, sig := range []unix.Signal{unix.SIGTERM, unix.SIGINT} {
 		s := startSession(t, e.command("build", src, "-a", "stopped", "-b", bp))
-		s.waitFor("-----> inside: uid 0 ")
+		s.waitFor("-----> inside: uid 12345 ")
 		if uid := hostOwner(t, filepath.Join(cache, "kept", "file")); uid == testutil.Nobody {
 			t.Fatalf("%v: the cache is the user's during the build", sig)
 		}
@@ -268,7 +268,7 @@ func TestBuildOwnIDsSideBySide(t *testing.T) {
 	cache, fifo := cacheWithFifo(t, e.home, "twice")
 	src := source(t, map[string]string{".installed": "", "Procfile": "web: true\n"})
 	first := startSession(t, e.command("build", src, "-a", "twice", "-b", ownedBuildpack(t)))
-	first.waitFor("-----> inside: uid 0 ")
+	first.waitFor("-----> inside: uid 12345 ")
 
 	installed := filepath.Join(e.home, "buildpacks", "local")
 	if err := os.MkdirAll(filepath.Dir(installed), 0o755); err != nil {
@@ -282,7 +282,7 @@ func TestBuildOwnIDsSideBySide(t *testing.T) {
 	}
 	testutil.GiveToNobody(t, filepath.Dir(installed))
 	out := e.must(t, "build", src, "-a", "twice")
-	wantLines(t, out, "-----> Installed app detected", "-----> second: 0\n", "Released v3")
+	wantLines(t, out, "-----> Installed app detected", "-----> second: 12345\n", "Released v3")
 	file := filepath.Join(cache, "kept", "file")
 	if uid := hostOwner(t, file); uid < base || uid >= base+65536 {
 		t.Errorf("the cache's file is host uid %d once the second build ended, the first still running; want the app's", uid)

@@ -93,11 +93,11 @@ func uniqueSleep() string { return strconv.Itoa(900000 + int(time.Now().UnixNano
 
 func TestIsolatedStart(t *testing.T) {
 	e := newIsolatedEnv(t, map[string]string{
-		"Procfile": "a: echo \"uid=$(id -u) home=$HOME pwd=$(pwd) dyno=$DYNO\"; echo \"pid1=$(tr '\\0' ' ' < /proc/1/cmdline)($(cat /proc/1/comm))\"; echo host=$(cat /proc/sys/kernel/hostname); echo scribble > scribble; cat scribble; exec sleep 1000\n",
+		"Procfile": "a: echo \"uid=$(id -u)($(whoami)) home=$HOME pwd=$(pwd) dyno=$DYNO\"; echo \"pid1=$(tr '\\0' ' ' < /proc/1/cmdline)($(cat /proc/1/comm))\"; echo host=$(cat /proc/sys/kernel/hostname); echo scribble > scribble; cat scribble; exec sleep 1000\n",
 	})
 	host, _ := os.Hostname()
 	s := e.start(t)
-	s.waitFor(`app\[a\.1\]: uid=0 home=/app pwd=/app dyno=a\.1$`)
+	s.waitFor(`app\[a\.1\]: uid=12345\(u12345\) home=/app pwd=/app dyno=a\.1$`)
 	// A cold init has the dyno's name in its command line; one started
 	// warm, ahead of its dyno, is named by its comm.
 	s.waitFor(`app\[a\.1\]: pid1=dyno init (a\.1 )?\(a\.1\)$`)
@@ -447,7 +447,7 @@ func TestDaemonAppsOwnIDs(t *testing.T) {
 	script := `awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; cat private.txt; echo more >> private.txt && stat -c '%u %a' private.txt; echo new > /app/new && echo wrote`
 	for i := range 2 {
 		out := e.must(t, "run", "-a", "alpha", script)
-		if want := "overlay\nalpha-private\n0 600\nwrote\n"; !strings.Contains(out, want) {
+		if want := "overlay\nalpha-private\n12345 600\nwrote\n"; !strings.Contains(out, want) {
 			t.Errorf("run %d: said %q; want %q", i+1, out, want)
 		}
 		if got := ownLowers(t, e.home, "alpha"); len(got) != 1 || got[0] != lowerA || statT(t, lowerA).Ino != ino {
@@ -541,23 +541,6 @@ func mustAtoi(t *testing.T, s string) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// An interactive one-off of an app with its own ids: its terminal is the
-// app's, so programs that open /dev/tty (less, ssh, sudo) can.
-func TestRunPTYOwnIDs(t *testing.T) {
-	e := newIsolatedEnv(t, nil)
-	testutil.SubIDs(t, 65536)
-	e.deployFixture(t, "alpha", "web: exec sleep 1000\n")
-	master, slave, err := pty.Open()
-	if err != nil {
-		t.Skipf("no pty: %v", err)
-	}
-	defer master.Close()
-	st, text := runOnTTY(t, e.command("run", "-a", "alpha", "id -u; echo to-tty > /dev/tty && echo wrote; exit 4"), master, slave)
-	if st != 4 || !strings.Contains(text, "0\nto-tty\nwrote\n") {
-		t.Errorf("exit %d, %q; want uid 0, a write to /dev/tty, status 4", st, text)
-	}
 }
 
 // BenchmarkRunOwnIDs is `dyno run -a APP true` for an app whose slug

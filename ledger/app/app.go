@@ -215,7 +215,7 @@ func shortDigest(s string) string {
 }
 
 // DynoEnv is the environment of dyno name on rel: the config vars, then
-// what the dyno manager sets (heroku.md §4: PORT, DYNO, HOME=/app, a
+// what the dyno manager sets, as Heroku's does (PORT, DYNO, HOME=/app, a
 // plain PATH); nothing of the host's.
 func DynoEnv(rel *ledger.Release, name string, port int) []string {
 	vars := map[string]string{"PATH": "/usr/local/bin:/usr/bin:/bin"}

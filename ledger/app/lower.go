@@ -21,9 +21,9 @@ func (h Home) IDsFile() string { return filepath.Join(h.Dir, "subids.json") }
 func (a *App) ownSlugsDir() string { return filepath.Join(a.Dir, "slugs") }
 
 // Lower returns the directory the app's dynos see as /app for the slug
-// of digest. Without ids of its own (ids nil) it is the store's shared,
-// read-only tree. With them it is the app's own copy, unpacked once per
-// slug and given to its ids, so that each start mounts the overlay over
+// of digest. Without ids of its own (ids nil) it is the store's shared
+// tree. With them it is the app's own copy, unpacked once per slug and
+// given to its dyno user (isolate.IDRange.DynoUser), so that each start mounts the overlay over
 // it as it is and copies nothing: a shared tree, owned by this user,
 // would be neither readable (its private files) nor writable by the
 // app.
@@ -42,8 +42,22 @@ func (a *App) Lower(digest string, ids *isolate.IDRange) (string, error) {
 	if err := unix.Lstat(dir, &st); err != nil {
 		return "", fmt.Errorf("unpack slug %s for %s: %w", digest, a.Name, err)
 	}
-	if int(st.Uid) != ids.UID || int(st.Gid) != ids.GID {
-		return "", fmt.Errorf("unpack slug %s for %s: %s belongs to uid %d and gid %d, not to the app's ids %d and %d (%s changed since it was made); remove it as root and start again", digest, a.Name, dir, st.Uid, st.Gid, ids.UID, ids.GID, a.home.IDsFile())
+	uid, gid := ids.DynoUser()
+	if int(st.Uid) == ids.UID && int(st.Gid) == ids.GID {
+		// Made when dynos ran as the first of the app's ids (uid 0
+		// inside): handed to the dyno user they run as now.
+		if err := isolate.GiveTree(dir, *ids, false); err != nil {
+			return "", fmt.Errorf("unpack slug %s for %s: %w", digest, a.Name, err)
+		}
+		if err := isolate.GiveTree(dir, *ids, true); err != nil {
+			return "", fmt.Errorf("unpack slug %s for %s: %w", digest, a.Name, err)
+		}
+		if err := unix.Lstat(dir, &st); err != nil {
+			return "", fmt.Errorf("unpack slug %s for %s: %w", digest, a.Name, err)
+		}
+	}
+	if int(st.Uid) != uid || int(st.Gid) != gid {
+		return "", fmt.Errorf("unpack slug %s for %s: %s belongs to uid %d and gid %d, not to the app's dyno user %d and %d (%s changed since it was made); remove it as root and start again", digest, a.Name, dir, st.Uid, st.Gid, uid, gid, a.home.IDsFile())
 	}
 	return dir, nil
 }
