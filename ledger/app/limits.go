@@ -12,7 +12,7 @@ import (
 )
 
 // DefaultMaxQuantity is the most dynos of one process type, as on
-// Heroku (heroku.md: scaling limits).
+// Heroku, whose scaling limit is 100 dynos of a process type.
 const DefaultMaxQuantity = 100
 
 // ErrFormationLimit is returned, wrapped, for a scale past the limit.
