@@ -46,6 +46,11 @@ type DynoConfig struct {
 	// it per dyno (a new release brings a new slug); "" means the
 	// Runner's own.
 	Lower string
+	// Release is the version of the app's release the dyno runs; 0 for
+	// a project folder. A new release restarts the dyno even when nothing
+	// else changed: a rebuild of the same commit packs a slug with the
+	// same digest, and Heroku restarts an app on every release.
+	Release int
 }
 
 // sameConfig reports whether a dyno started with a would run as one

@@ -9,8 +9,8 @@ import (
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
-	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/project"
+	"github.com/dyno-run/dyno/supervisor/release"
 )
 
 // useApp says whether a command runs an app's release rather than the
@@ -35,17 +35,16 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 	if err != nil {
 		return nil, err
 	}
-	rel := s.Current
-	if rel == nil || rel.Slug == "" {
-		return nil, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
+	rel, err := release.Current(a.Name, s)
+	if err != nil {
+		return nil, err
 	}
 	// Held while dynos run: slugs:gc leaves this slug alone.
 	hold, err := a.Home().Slugs().Acquire(rel.Slug)
 	if err != nil {
 		return nil, err
 	}
-	types := app.ProcessTypeNames(rel.ProcessTypes)
-	types = slices.DeleteFunc(types, func(t string) bool { return t == "release" })
+	types := app.FormationTypes(rel)
 	if len(types) == 0 {
 		hold.Close()
 		return nil, fmt.Errorf("%s v%d declares no process types; add a Procfile and build again", a.Name, rel.Version)
@@ -98,16 +97,11 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 		spawner.Close()
 		hold.Close()
 	}}
-	for i, t := range types {
-		for n := 1; n <= counts[t]; n++ {
-			name := t + "." + strconv.Itoa(n)
-			port := project.Port(base, i, n)
-			plan.formation = append(plan.formation, supervisor.DynoConfig{
-				Name: name, Type: t, Command: rel.ProcessTypes[t], Dir: "/app",
-				Env: app.DynoEnv(rel, name, port), Port: port, Web: t == "web", MemoryQuota: quota,
-			})
-		}
+	f := ledger.Formation{}
+	for t, n := range counts {
+		f[t] = ledger.FormationEntry{Quantity: n}
 	}
+	plan.formation = release.Dynos(rel, f, release.Options{BasePort: base, Quota: func(string) int64 { return quota }})
 	if len(plan.formation) == 0 {
 		plan.cleanup()
 		hint := ""
