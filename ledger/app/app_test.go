@@ -286,3 +286,44 @@ func TestHolds(t *testing.T) {
 		t.Error("alpha-x's trash holds alpha's ids")
 	}
 }
+
+// An app is in the foreground while a holder keeps its mark, several
+// holders may, and a look takes nothing.
+func TestForeground(t *testing.T) {
+	t.Parallel()
+	h := Home{Dir: t.TempDir()}
+	a, err := h.Create("demo", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func() bool {
+		t.Helper()
+		ok, err := a.InForeground()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if in() {
+		t.Fatal("in the foreground before any holder")
+	}
+	one, err := a.HoldForeground()
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := a.HoldForeground()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !in() || !in() {
+		t.Fatal("not in the foreground with two holders")
+	}
+	one.Close()
+	if !in() {
+		t.Fatal("not in the foreground with one holder left")
+	}
+	two.Close()
+	if in() {
+		t.Fatal("in the foreground after every holder closed")
+	}
+}
