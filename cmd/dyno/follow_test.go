@@ -6,6 +6,8 @@ package main
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/dyno-run/dyno/ledger/app"
@@ -58,4 +60,46 @@ func TestDaemonRebuildOfTheSameSourceRestarts(t *testing.T) {
 	}
 	var after int
 	e.eventually(t, "web.1 to restart", func() bool { after = webPid(t, e, "same"); return after != 0 && after != before })
+}
+
+// dyno start -a follows the app's ledger as the daemon does: config:set,
+// rollback and a build from another terminal each restart web.1 on the
+// new release, and config:set says it restarts only while start -a runs.
+func TestStartAppFollowsTheLedger(t *testing.T) {
+	t.Parallel()
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "follow")
+	src := source(t, map[string]string{".fixture": "", "Procfile": "web: echo \"web FOO=$FOO\"; exec python3 -m http.server $PORT\n"})
+	e.must(t, "build", src, "-a", "follow", "-b", "fixture")
+
+	s := e.start(t, "-a", "follow", "-p", "15731")
+	s.waitFor(`app\[web\.1\]: web FOO=$`)
+	up := `heroku\[web\.1\]: State changed from starting to up`
+	s.waitFor(up)
+
+	out := e.must(t, "config:set", "FOO=bar", "-a", "follow")
+	wantLines(t, out, "Setting FOO and restarting ⬢ follow... done, v3")
+	s.waitFor(`app\[api\]: Set FOO config vars by user `)
+	s.waitFor(`app\[api\]: Release v3 created by user `)
+	s.waitFor(`heroku\[web\.1\]: Restarting`)
+	s.waitFor(`app\[web\.1\]: web FOO=bar$`)
+	s.waitN(up, 2)
+
+	e.must(t, "rollback", "-a", "follow")
+	s.waitN(`app\[web\.1\]: web FOO=$`, 2)
+	s.waitN(up, 3)
+
+	e.must(t, "build", src, "-a", "follow", "-b", "fixture")
+	s.waitFor(`app\[api\]: Release v5 created by user `)
+	s.waitN(`heroku\[web\.1\]: Restarting`, 3)
+	s.waitN(up, 4)
+
+	s.signal(syscall.SIGTERM)
+	if st := s.wait(); st != 0 {
+		t.Errorf("start -a: exit %d:\n%s", st, strings.Join(s.lines(), "\n"))
+	}
+	out = e.must(t, "config:set", "FOO=baz", "-a", "follow")
+	if strings.Contains(out, "restarting") {
+		t.Errorf("config:set with nothing running says it restarts:\n%s", out)
+	}
 }

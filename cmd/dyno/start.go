@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -142,6 +143,9 @@ type startPlan struct {
 	runner    supervisor.Runner
 	spawner   *isolate.Spawner
 	cleanup   func()
+	// follow, when set, keeps the dynos at what a ledger says while
+	// they run, until its context is done (dyno start -a).
+	follow func(ctx context.Context, m *supervisor.Manager, logs *logmux.Mux)
 }
 
 func runStart(o startOptions, only []string) error {
@@ -207,6 +211,19 @@ func runStart(o startOptions, only []string) error {
 			return
 		}
 	}()
+	if plan.follow != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		followed := make(chan struct{})
+		go func() {
+			defer close(followed)
+			plan.follow(ctx, m, logs)
+		}()
+		// Before plan.cleanup lets go of what the dynos ran on.
+		defer func() {
+			cancel()
+			<-followed
+		}()
+	}
 	status, err := m.Run()
 	if err != nil {
 		return err
