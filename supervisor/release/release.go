@@ -40,6 +40,9 @@ type Options struct {
 	// Quota is the memory quota (R14) of a dyno size, in bytes; nil
 	// means none.
 	Quota func(size string) int64
+	// Env is set over the config vars of a one-off (dyno run -e), for
+	// that dyno alone.
+	Env map[string]string
 }
 
 func (o Options) quota(size string) int64 {
@@ -106,12 +109,23 @@ func Command(rel *ledger.Release, line string) string {
 }
 
 // OneOff is a new one-off dyno of rel, run.N, that runs command (see
-// Command) at size with rel's config vars.
+// Command) at size with rel's config vars and o.Env over them; what the
+// dyno manager sets (PORT, DYNO, HOME) stays its own.
 func OneOff(rel *ledger.Release, command, size string, o Options) supervisor.DynoConfig {
 	name := OneOffName()
+	env := rel
+	if len(o.Env) > 0 {
+		r := *rel
+		r.ConfigVars = maps.Clone(rel.ConfigVars)
+		if r.ConfigVars == nil {
+			r.ConfigVars = map[string]string{}
+		}
+		maps.Copy(r.ConfigVars, o.Env)
+		env = &r
+	}
 	return supervisor.DynoConfig{
 		Name: name, Type: "run", Command: Command(rel, command), Dir: Dir,
-		Env: app.DynoEnv(rel, name, o.BasePort), Port: o.BasePort,
+		Env: app.DynoEnv(env, name, o.BasePort), Port: o.BasePort,
 		Lower: o.Lower, Size: size, MemoryQuota: o.quota(size), Release: rel.Version,
 	}
 }

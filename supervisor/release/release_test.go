@@ -114,6 +114,22 @@ func TestOneOff(t *testing.T) {
 	}
 }
 
+// A one-off's -e values go over the config vars, for it alone; DYNO and
+// PORT stay the dyno manager's.
+func TestOneOffEnv(t *testing.T) {
+	t.Parallel()
+	rel := testRelease()
+	c := OneOff(rel, "env", "", Options{BasePort: 5000, Env: map[string]string{"FOO": "over", "A": "1", "DYNO": "x", "PORT": "1"}})
+	for _, kv := range []string{"FOO=over", "A=1", "DYNO=" + c.Name, "PORT=5000"} {
+		if !slices.Contains(c.Env, kv) {
+			t.Errorf("env lacks %s: %v", kv, c.Env)
+		}
+	}
+	if rel.ConfigVars["FOO"] != "bar" || rel.ConfigVars["A"] != "" {
+		t.Errorf("the release changed: %v", rel.ConfigVars)
+	}
+}
+
 func TestSize(t *testing.T) {
 	t.Parallel()
 	sizes := map[string]cgroup.Size{"standard-1x": {}, "eco": {}}
