@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger"
@@ -37,50 +37,60 @@ func useApp(flag, procfile string, procfileSet bool) bool {
 // app's ledger as the daemon does: a new release restarts the dynos on
 // it, a new formation scales them (unless -m or PROCESS names what runs).
 func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPlan, error) {
-	a, st, err := openAppState(o.app)
-	if err != nil {
-		return nil, err
-	}
-	rel, err := release.Current(a.Name, st)
-	if err != nil {
-		return nil, err
-	}
-	types := app.FormationTypes(rel)
-	if len(types) == 0 {
-		return nil, fmt.Errorf("%s v%d declares no process types; add a Procfile and build again", a.Name, rel.Version)
-	}
 	base, err := basePort(o.port)
 	if err != nil {
 		return nil, err
 	}
-	// Marked before the ledger is read again below: a change made from
-	// here on says "restarting", and Follow sees it.
+	a, err := openApp(o.app)
+	if err != nil {
+		return nil, err
+	}
+	// Marked before the ledger is read: a change appended from here on
+	// says "restarting", and is followed (it is in the state read
+	// next, or Follow sees it).
 	fg, err := a.HoldForeground()
 	if err != nil {
 		return nil, err
 	}
-	// Held while dynos run: slugs:gc leaves this slug alone.
+	st, err := a.Ledger.State()
+	if err != nil {
+		fg.Close()
+		return nil, err
+	}
+	rel, err := release.Current(a.Name, st)
+	if err != nil {
+		fg.Close()
+		return nil, err
+	}
+	types := app.FormationTypes(rel)
+	if len(types) == 0 {
+		fg.Close()
+		return nil, fmt.Errorf("%s v%d declares no process types; add a Procfile and build again", a.Name, rel.Version)
+	}
+	// Held from before appRunner unpacks it until as.slug holds it for
+	// the dynos: slugs:gc leaves a held slug alone.
 	hold, err := a.Home().Slugs().Acquire(rel.Slug)
 	if err != nil {
 		fg.Close()
 		return nil, err
 	}
+	defer hold.Close()
 	r, err := appRunner(spawner, a, rel.Slug, o.isolate, true, true)
 	if err != nil {
-		hold.Close()
 		fg.Close()
 		return nil, err
 	}
 	r.Profile = true
 	spawner.SetPrewarm(true)
 	spawner.WarmUp(r.StateDir, r.IDs)
-	as := &appStart{a: a, o: o, only: only, base: base, runner: r, slug: rel.Slug, lower: r.Lower, hold: hold}
+	as := &appStart{a: a, o: o, only: only, base: base,
+		slug: &release.Slug{App: a, IDs: r.IDs, Grace: time.Duration(o.stopTimeout) + 10*time.Second}}
 	if r.Cgroups != nil {
 		as.quota = r.Size.Memory
 	}
 	plan := &startPlan{types: types, runner: r, spawner: spawner, follow: as.follow, cleanup: func() {
 		spawner.Close()
-		as.close()
+		as.slug.Close()
 		fg.Close()
 	}}
 	if plan.formation, err = as.dynos(st); err != nil {
@@ -93,19 +103,15 @@ func appPlan(o startOptions, only []string, spawner *isolate.Spawner) (*startPla
 // appStart is the app dyno start -a runs: what it runs now, and what it
 // needs to follow the app's ledger.
 type appStart struct {
-	a      *app.App
-	o      startOptions
-	only   []string
-	base   int
-	quota  int64
-	runner supervisor.IsolatedRunner
+	a     *app.App
+	o     startOptions
+	only  []string
+	base  int
+	quota int64
+	slug  *release.Slug // the running release's, held against slugs:gc
 
-	seq   int             // the ledger record last acted on
-	rel   *ledger.Release // the release the dynos run
-	slug  string          // its slug, unpacked at lower
-	lower string
-	hold  io.Closer   // keeps slugs:gc off slug
-	old   []io.Closer // holds of slugs whose dynos may still stop
+	seq int             // the ledger record last acted on
+	rel *ledger.Release // the release the dynos run
 }
 
 // dynos are the dynos of st's current release at the formation that
@@ -150,12 +156,11 @@ func (s *appStart) dynos(st *ledger.State) ([]supervisor.DynoConfig, error) {
 	for t, n := range counts {
 		f[t] = ledger.FormationEntry{Quantity: n}
 	}
-	if rel.Slug != s.slug {
-		if err := s.useSlug(rel.Slug); err != nil {
-			return nil, err
-		}
+	lower, err := s.slug.Use(rel.Slug)
+	if err != nil {
+		return nil, err
 	}
-	dynos := release.Dynos(rel, f, release.Options{Lower: s.lower, BasePort: s.base, Quota: func(string) int64 { return s.quota }})
+	dynos := release.Dynos(rel, f, release.Options{Lower: lower, BasePort: s.base, Quota: func(string) int64 { return s.quota }})
 	if len(dynos) == 0 {
 		hint := ""
 		if len(s.only) == 0 {
@@ -165,23 +170,6 @@ func (s *appStart) dynos(st *ledger.State) ([]supervisor.DynoConfig, error) {
 	}
 	s.seq, s.rel = st.Seq, rel
 	return dynos, nil
-}
-
-// useSlug holds and unpacks digest for the dynos of a new release. The
-// old slug stays held until the end: its dynos may still be stopping.
-func (s *appStart) useSlug(digest string) error {
-	hold, err := s.a.Home().Slugs().Acquire(digest)
-	if err != nil {
-		return err
-	}
-	lower, err := s.a.Lower(digest, s.runner.IDs)
-	if err != nil {
-		hold.Close()
-		return err
-	}
-	s.old = append(s.old, s.hold)
-	s.slug, s.lower, s.hold = digest, lower, hold
-	return nil
 }
 
 // follow brings the dynos to each change of the app's ledger
@@ -207,14 +195,6 @@ func (s *appStart) follow(ctx context.Context, m *supervisor.Manager, logs *logm
 		fmt.Fprintf(os.Stderr, "dyno: %v; stopping the dynos of %s\n", err, s.a.Name)
 		m.Stop()
 	}
-}
-
-// close lets go of the slugs held.
-func (s *appStart) close() {
-	for _, h := range s.old {
-		h.Close()
-	}
-	s.hold.Close()
 }
 
 // appFormation is how many dynos of each type run: -m when given, read

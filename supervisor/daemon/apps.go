@@ -35,9 +35,8 @@ type appRun struct {
 	mu      sync.Mutex
 	seq     int // the ledger record last acted on
 	rel     *ledger.Release
-	slug    string
-	hold    io.Closer // keeps slugs:gc off the running slug
-	lower   string
+	slug    *release.Slug // the running release's, held against slugs:gc
+	lower   string        // where it is unpacked
 	lastErr string
 	// pending: the last look found the newest release pending, so the
 	// next looks check who runs its phase even if the ledger is
@@ -72,6 +71,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		return nil, err
 	}
 	r.ids = ids
+	r.slug = &release.Slug{App: a, IDs: ids, Grace: d.cfg.StopTimeout + slugMargin}
 	runner := d.newRunner(a, sizes, ids)
 	// A warm init per app: restarts, scale-ups and new releases skip
 	// the init's clone, exec and runtime start-up, and with the app's
@@ -91,6 +91,11 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	})
 	return r, nil
 }
+
+// slugMargin is how much longer than the stop timeout a slug stays held
+// after a new release moved its app to another: the old dynos' stop may
+// begin a little after the move.
+const slugMargin = 10 * time.Second
 
 // isolatedRunner starts app a's dynos isolated (newRunner's default).
 func (d *Daemon) isolatedRunner(a *app.App, sizes map[string]cgroup.Size, ids *isolate.IDRange) supervisor.IsolatedRunner {
@@ -152,24 +157,13 @@ func (r *appRun) converge() error {
 	if err != nil {
 		return err
 	}
-	if rel.Slug != r.slug {
-		// The app's own copy when it has its own ids: made once, then
-		// each start mounts it as it is.
-		lower, err := r.app.Lower(rel.Slug, r.ids)
-		if err != nil {
-			return err
-		}
-		hold, err := r.app.Home().Slugs().Acquire(rel.Slug)
-		if err != nil {
-			return err
-		}
-		// The old slug stays held while the old release's dynos stop:
-		// at most the stop timeout, plus a margin.
-		if old := r.hold; old != nil {
-			time.AfterFunc(r.d.cfg.StopTimeout+10*time.Second, func() { old.Close() })
-		}
-		r.slug, r.lower, r.hold = rel.Slug, lower, hold
+	// The app's own copy when it has its own ids: made once, then each
+	// start mounts it as it is.
+	lower, err := r.slug.Use(rel.Slug)
+	if err != nil {
+		return err
 	}
+	r.lower = lower
 	r.rel = rel
 	if over != "" {
 		// Once per ledger change: converge gets here only when the
@@ -318,10 +312,7 @@ func (r *appRun) close() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.hold != nil {
-		r.hold.Close()
-		r.hold = nil
-	}
+	r.slug.Close()
 	r.store.Close()
 }
 
