@@ -61,6 +61,25 @@ func Current(appName string, st *ledger.State) (*ledger.Release, error) {
 	return st.Current, nil
 }
 
+// Env is the environment of dyno name on rel: the config vars, extra
+// over them, then what the dyno manager sets as Heroku's does (PORT,
+// DYNO, HOME=/app, a plain PATH unless the config sets one); nothing of
+// the host's. Sorted, so that the same dyno of the same release always
+// gets the same list.
+func Env(rel *ledger.Release, name string, port int, extra map[string]string) []string {
+	vars := map[string]string{"PATH": "/usr/local/bin:/usr/bin:/bin"}
+	maps.Copy(vars, rel.ConfigVars)
+	maps.Copy(vars, extra)
+	vars["PORT"] = strconv.Itoa(port)
+	vars["DYNO"] = name
+	vars["HOME"] = Dir
+	env := make([]string, 0, len(vars))
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
+	}
+	return env
+}
+
 // Dynos are the formation dynos of rel at f: for each of rel's process
 // types that form dynos, in port order (app.FormationTypes), f's
 // quantity of them, type.1 to type.N, each with rel's config vars as its
@@ -82,7 +101,7 @@ func Dynos(rel *ledger.Release, f ledger.Formation, o Options) []supervisor.Dyno
 			}
 			out = append(out, supervisor.DynoConfig{
 				Name: name, Type: t, Command: rel.ProcessTypes[t], Dir: Dir,
-				Env: app.DynoEnv(rel, name, port), Port: port, Web: t == "web",
+				Env: Env(rel, name, port, nil), Port: port, Web: t == "web",
 				Lower: o.Lower, Size: e.Size, MemoryQuota: o.quota(e.Size), Release: rel.Version,
 			})
 		}
@@ -113,19 +132,9 @@ func Command(rel *ledger.Release, line string) string {
 // dyno manager sets (PORT, DYNO, HOME) stays its own.
 func OneOff(rel *ledger.Release, command, size string, o Options) supervisor.DynoConfig {
 	name := OneOffName()
-	env := rel
-	if len(o.Env) > 0 {
-		r := *rel
-		r.ConfigVars = maps.Clone(rel.ConfigVars)
-		if r.ConfigVars == nil {
-			r.ConfigVars = map[string]string{}
-		}
-		maps.Copy(r.ConfigVars, o.Env)
-		env = &r
-	}
 	return supervisor.DynoConfig{
 		Name: name, Type: "run", Command: Command(rel, command), Dir: Dir,
-		Env: app.DynoEnv(env, name, o.BasePort), Port: o.BasePort,
+		Env: Env(rel, name, o.BasePort, o.Env), Port: o.BasePort,
 		Lower: o.Lower, Size: size, MemoryQuota: o.quota(size), Release: rel.Version,
 	}
 }
@@ -163,7 +172,7 @@ func RunPhase(ctx context.Context, runner supervisor.Runner, logs *logmux.Mux, r
 		Name:    name,
 		Command: rel.ProcessTypes["release"],
 		Dir:     Dir,
-		Env:     app.DynoEnv(&rel, name, o.BasePort),
+		Env:     Env(&rel, name, o.BasePort, nil),
 		Lower:   o.Lower,
 	}, grace)
 }

@@ -209,3 +209,20 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+// A dyno's environment: the config vars (PATH too), what -e adds, then
+// what the dyno manager sets, sorted; nothing of the host's.
+func TestEnv(t *testing.T) {
+	t.Parallel()
+	rel := &ledger.Release{ConfigVars: map[string]string{"B": "1", "HOME": "/root", "DYNO": "no"}}
+	want := []string{"B=1", "DYNO=web.1", "HOME=/app", "PATH=/usr/local/bin:/usr/bin:/bin", "PORT=5000"}
+	if got := Env(rel, "web.1", 5000, nil); !slices.Equal(got, want) {
+		t.Errorf("Env: %v, want %v", got, want)
+	}
+	rel.ConfigVars["PATH"] = "/app/bin:/usr/bin"
+	got := Env(rel, "run.1234", 0, map[string]string{"B": "2", "C": "3"})
+	want = []string{"B=2", "C=3", "DYNO=run.1234", "HOME=/app", "PATH=/app/bin:/usr/bin", "PORT=0"}
+	if !slices.Equal(got, want) {
+		t.Errorf("Env with -e: %v, want %v", got, want)
+	}
+}
