@@ -14,6 +14,7 @@ import (
 	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/project"
+	"github.com/dyno-run/dyno/supervisor/release"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -265,7 +266,7 @@ func appRunner(spawner *isolate.Spawner, a *app.App, digest string, o isolateOpt
 		return supervisor.IsolatedRunner{}, err
 	}
 	if digest == "" {
-		return supervisor.IsolatedRunner{}, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
+		return supervisor.IsolatedRunner{}, release.NoCode(a.Name)
 	}
 	lower, err := a.Lower(digest, ids)
 	if err != nil {

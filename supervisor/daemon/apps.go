@@ -292,7 +292,7 @@ func (r *appRun) runDetached(command, size string) (supervisor.DynoConfig, error
 	rel, o := r.rel, r.options()
 	r.mu.Unlock()
 	if rel == nil {
-		return supervisor.DynoConfig{}, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", r.name, r.name)
+		return supervisor.DynoConfig{}, release.NoCode(r.name)
 	}
 	size, err := release.Size(r.sizes, size)
 	if err != nil {

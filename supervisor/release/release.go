@@ -52,11 +52,11 @@ func (o Options) quota(size string) int64 {
 	return o.Quota(size)
 }
 
-// Current is the release st says runs now, or an error saying how to
-// make one when the app has no code yet.
+// Current is the release st says runs now, or NoCode when the app has
+// no code yet.
 func Current(appName string, st *ledger.State) (*ledger.Release, error) {
 	if st.Current == nil || st.Current.Slug == "" {
-		return nil, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", appName, appName)
+		return nil, NoCode(appName)
 	}
 	return st.Current, nil
 }
@@ -78,6 +78,11 @@ func Env(rel *ledger.Release, name string, port int, extra map[string]string) []
 		env = append(env, k+"="+vars[k])
 	}
 	return env
+}
+
+// NoCode is the error for an app with no release to run: how to make one.
+func NoCode(appName string) error {
+	return fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", appName, appName)
 }
 
 // Dynos are the formation dynos of rel at f: for each of rel's process
