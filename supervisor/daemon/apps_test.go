@@ -118,7 +118,6 @@ func TestDaemonNewReleaseRestartsEveryDyno(t *testing.T) {
 func TestDaemonReleasePhasePaths(t *testing.T) {
 	t.Parallel()
 	gate := make(chan int)
-	t.Cleanup(func() { close(gate) })
 	td := startTestDaemon(t, daemonOptions{
 		setup: func(h app.Home) {
 			deploy(t, h, "demo", map[string]string{"worker": "w", "release": "migrate"})
@@ -126,6 +125,9 @@ func TestDaemonReleasePhasePaths(t *testing.T) {
 		},
 		phase: func(rel ledger.Release) int { return <-gate },
 	})
+	// Before the daemon's shutdown (cleanups run last first), which
+	// waits for a phase still blocked here.
+	t.Cleanup(func() { close(gate) })
 	td.waitRunning("worker.1")
 	change := func(v string) int {
 		t.Helper()
