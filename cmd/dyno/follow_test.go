@@ -4,8 +4,7 @@ package main
 // or dyno start -a in a terminal.
 
 import (
-	"encoding/json"
-	"net/http"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -13,41 +12,31 @@ import (
 	"github.com/dyno-run/dyno/ledger/app"
 )
 
-// webPid is web.1's pid once the daemon says it is up; 0 before.
-func webPid(t *testing.T, e *isolatedEnv, appName string) int {
+// boots are the tokens web.1 printed at each start, from the app's logs.
+func boots(t *testing.T, e *isolatedEnv, appName string) []string {
 	t.Helper()
-	st, body := rawAPI(t, e, http.MethodGet, "/apps/"+appName+"/dynos", "")
-	if st != http.StatusOK {
-		t.Fatalf("GET dynos: %d %s", st, body)
+	out, _ := e.dynoOut(t, "logs", "-a", appName, "-n", "1500")
+	var ids []string
+	for _, m := range regexp.MustCompile(`app\[web\.1\]: boot (\S+)`).FindAllStringSubmatch(out, -1) {
+		ids = append(ids, m[1])
 	}
-	var dynos []struct {
-		Name  string `json:"name"`
-		State string `json:"state"`
-		Pid   int    `json:"pid"`
-	}
-	if err := json.Unmarshal([]byte(body), &dynos); err != nil {
-		t.Fatalf("%v: %s", err, body)
-	}
-	for _, d := range dynos {
-		if d.Name == "web.1" && d.State == "up" {
-			return d.Pid
-		}
-	}
-	return 0
+	return ids
 }
 
 // Building the same source again makes a release with the same slug;
 // the daemon restarts web.1 on it all the same, as Heroku restarts an
-// app on every release.
+// app on every release: a new process prints a new boot token. (A pid
+// would not tell: each dyno has its own pid namespace, and the same
+// command in a new dyno may get the same pid.)
 func TestDaemonRebuildOfTheSameSourceRestarts(t *testing.T) {
 	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "same")
-	src := source(t, map[string]string{".fixture": "", "Procfile": "web: exec python3 -m http.server $PORT\n"})
+	src := source(t, map[string]string{".fixture": "", "Procfile": "web: echo \"boot $(cat /proc/sys/kernel/random/uuid)\"; exec python3 -m http.server $PORT\n"})
 	e.must(t, "build", src, "-a", "same", "-b", "fixture")
 	e.startDaemon(t)
-	var before int
-	e.eventually(t, "web.1 up", func() bool { before = webPid(t, e, "same"); return before != 0 })
+	e.waitPs(t, "same", `(?m)^web\.1: up `)
+	e.eventually(t, "web.1's boot line", func() bool { return len(boots(t, e, "same")) == 1 })
 
 	e.must(t, "build", src, "-a", "same", "-b", "fixture")
 	a, err := app.Home{Dir: e.home}.Open("same")
@@ -55,11 +44,15 @@ func TestDaemonRebuildOfTheSameSourceRestarts(t *testing.T) {
 		t.Fatal(err)
 	}
 	rels, err := a.Ledger.Releases(2)
-	if err != nil || len(rels) != 2 || rels[0].Slug != rels[1].Slug {
-		t.Fatalf("the rebuild's release is not on the same slug: %+v, %v", rels, err)
+	if err != nil || len(rels) != 2 || rels[0].Slug != rels[1].Slug || rels[0].Version == rels[1].Version {
+		t.Fatalf("the rebuild made no new release on the same slug: %+v, %v", rels, err)
 	}
-	var after int
-	e.eventually(t, "web.1 to restart", func() bool { after = webPid(t, e, "same"); return after != 0 && after != before })
+	var ids []string
+	e.eventually(t, "web.1 to start again", func() bool { ids = boots(t, e, "same"); return len(ids) == 2 })
+	if ids[0] == ids[1] {
+		t.Fatalf("the same boot token twice: %v", ids)
+	}
+	e.waitPs(t, "same", `(?m)^web\.1: up `)
 }
 
 // dyno start -a follows the app's ledger as the daemon does: config:set,
