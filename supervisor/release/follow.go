@@ -32,6 +32,12 @@ const pollInterval = 250 * time.Millisecond
 // fs.inotify.max_user_instances), the ledger is read every 250 ms, as
 // the daemon reads it.
 func Follow(ctx context.Context, l *ledger.Ledger, seq int, changed func(*ledger.State)) error {
+	return follow(ctx, l, seq, changed, watchDir)
+}
+
+// follow is Follow with the watch given (a test refuses it to try the
+// poll).
+func follow(ctx context.Context, l *ledger.Ledger, seq int, changed func(*ledger.State), watch func(dir string) (<-chan struct{}, func(), error)) error {
 	look := func() error {
 		st, err := l.State()
 		if err != nil {
@@ -44,7 +50,7 @@ func Follow(ctx context.Context, l *ledger.Ledger, seq int, changed func(*ledger
 		return nil
 	}
 	var tick <-chan time.Time
-	events, stop, err := watchDir(filepath.Dir(l.Path()))
+	events, stop, err := watch(filepath.Dir(l.Path()))
 	if err == nil {
 		defer stop()
 	} else {

@@ -11,9 +11,20 @@ import (
 )
 
 // Follow reports each committed change once, from another App value
-// (as from another process), and ends when the app is destroyed.
+// (as from another process), and ends when the app is destroyed; so
+// does its poll where inotify is refused.
 func TestFollow(t *testing.T) {
 	t.Parallel()
+	noInotify := func(string) (<-chan struct{}, func(), error) { return nil, nil, errors.New("refused") }
+	for name, watch := range map[string]func(string) (<-chan struct{}, func(), error){"inotify": watchDir, "poll": noInotify} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testFollow(t, watch)
+		})
+	}
+}
+
+func testFollow(t *testing.T, watch func(string) (<-chan struct{}, func(), error)) {
 	h := app.Home{Dir: t.TempDir()}
 	a, err := h.Create("demo", "test")
 	if err != nil {
@@ -27,7 +38,7 @@ func TestFollow(t *testing.T) {
 	done := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	go func() { done <- Follow(ctx, a.Ledger, st.Seq, func(s *ledger.State) { states <- s }) }()
+	go func() { done <- follow(ctx, a.Ledger, st.Seq, func(s *ledger.State) { states <- s }, watch) }()
 
 	other, err := h.Open("demo")
 	if err != nil {
