@@ -419,14 +419,28 @@ func withEnv(env []string, key, value string) []string {
 
 // replace stops p and lets a new process start at once, as Heroku starts
 // a replacement dyno as soon as SIGTERM is sent. p's stop sequence goes
-// on by itself.
+// on by itself; on a fixed port the new process waits for it.
 func (d *dyno) replace(p *proc) (outcome, int, time.Duration) {
 	d.setState(Starting)
 	p.term()
+	s := d.s
+	if s.opts.NewPort == nil && p.cfg.Port != 0 {
+		// A fixed port (dyno start's, Foreman's numbering): the
+		// replacement could not bind it while p holds it, so it starts
+		// once p has exited, within p's stop timeout.
+		var status int
+		select {
+		case status = <-p.exited:
+		case <-s.killed:
+			p.kill()
+			status = <-p.exited
+		}
+		p.report(status)
+		return replaced, 0, 0
+	}
 	d.mu.Lock()
 	d.predecessors++
 	d.mu.Unlock()
-	s := d.s
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()

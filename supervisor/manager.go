@@ -46,6 +46,11 @@ type DynoConfig struct {
 	// it per dyno (a new release brings a new slug); "" means the
 	// Runner's own.
 	Lower string
+	// Release is the version of the app's release the dyno runs; 0 for
+	// a project folder. A new release restarts the dyno even when nothing
+	// else changed: a rebuild of the same commit packs a slug with the
+	// same digest, and Heroku restarts an app on every release.
+	Release int
 }
 
 // sameConfig reports whether a dyno started with a would run as one
@@ -127,7 +132,8 @@ type Manager struct {
 	created   time.Time
 
 	mu       sync.Mutex
-	status   int // Run's result
+	running  bool // Run has given the supervisor the formation
+	status   int  // Run's result
 	statusOK bool
 }
 
@@ -147,7 +153,10 @@ var ErrPortInUse = errors.New("port already in use")
 // exited and the policy never restarts. The status is 0 after a stop,
 // else the status of the dyno that ended the run.
 func (m *Manager) Run() (int, error) {
-	for _, d := range m.formation {
+	m.mu.Lock()
+	formation := m.formation
+	m.mu.Unlock()
+	for _, d := range formation {
 		if !d.Web || d.Port == 0 {
 			continue
 		}
@@ -156,11 +165,26 @@ func (m *Manager) Run() (int, error) {
 				ErrPortInUse, d.Port, d.Name)
 		}
 	}
+	m.mu.Lock()
+	m.running = true
 	m.s.Reconcile(m.formation)
+	m.mu.Unlock()
 	m.s.wait()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.status, nil
+}
+
+// Reconcile makes formation what the Manager runs from now on, as
+// Supervisor.Reconcile does: dyno start -a follows its app's ledger
+// with it. Called before Run, it only replaces the formation.
+func (m *Manager) Reconcile(formation []DynoConfig) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.formation = formation
+	if m.running {
+		m.s.Reconcile(formation)
+	}
 }
 
 // Stop starts Heroku's stop sequence on every dyno at once: SIGTERM to
@@ -177,8 +201,11 @@ func (m *Manager) Status() []DynoStatus {
 	for _, st := range m.s.Status() {
 		byName[st.Name] = st
 	}
-	out := make([]DynoStatus, 0, len(m.formation))
-	for _, c := range m.formation {
+	m.mu.Lock()
+	formation := m.formation
+	m.mu.Unlock()
+	out := make([]DynoStatus, 0, len(formation))
+	for _, c := range formation {
 		st, ok := byName[c.Name]
 		if !ok {
 			st = DynoStatus{Name: c.Name, Type: c.Type, Command: c.Command, Size: c.Size, State: Down, Since: m.created}

@@ -137,6 +137,7 @@ func runAsync(m *Manager) chan int {
 }
 
 func TestBackoff(t *testing.T) {
+	t.Parallel()
 	b := backoff{policy: RestartPolicy{Initial: time.Second, Max: 30 * time.Second, ResetAfter: 10 * time.Minute}}
 	want := []time.Duration{0, 1, 2, 4, 8, 16, 30, 30}
 	for i, w := range want {
@@ -154,6 +155,7 @@ func TestBackoff(t *testing.T) {
 }
 
 func TestCrashRestartsWithBackoff(t *testing.T) {
+	t.Parallel()
 	m, r, logs := newTestManager(t, Options{}, DynoConfig{Name: "worker.1", Type: "worker", Command: "w"})
 	done := runAsync(m)
 	for i := range 4 {
@@ -191,6 +193,7 @@ func TestCrashRestartsWithBackoff(t *testing.T) {
 }
 
 func TestExitOnCrash(t *testing.T) {
+	t.Parallel()
 	m, r, logs := newTestManager(t, Options{ExitOnCrash: true},
 		DynoConfig{Name: "a.1", Type: "a", Command: "a"}, DynoConfig{Name: "b.1", Type: "b", Command: "b"})
 	done := runAsync(m)
@@ -220,6 +223,7 @@ func (p *fakeProcess) gotSignal(sig syscall.Signal) bool {
 }
 
 func TestStopTimeoutKills(t *testing.T) {
+	t.Parallel()
 	m, r, logs := newTestManager(t, Options{StopTimeout: 50 * time.Millisecond}, DynoConfig{Name: "web.1", Type: "worker", Command: "x"})
 	r.exitTerm = false // ignores SIGTERM
 	done := runAsync(m)
@@ -248,6 +252,7 @@ func TestStopTimeoutKills(t *testing.T) {
 }
 
 func TestKillNow(t *testing.T) {
+	t.Parallel()
 	m, r, logs := newTestManager(t, Options{StopTimeout: time.Hour}, DynoConfig{Name: "w.1", Type: "w", Command: "x"})
 	r.exitTerm = false
 	done := runAsync(m)
@@ -275,6 +280,7 @@ func freePort(t *testing.T) int {
 }
 
 func TestWebUpWhenListening(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	m, r, logs := newTestManager(t, Options{BootPoll: 5 * time.Millisecond}, DynoConfig{Name: "web.1", Type: "web", Command: "x", Port: port, Web: true})
 	done := runAsync(m)
@@ -294,6 +300,7 @@ func TestWebUpWhenListening(t *testing.T) {
 }
 
 func TestBootTimeout(t *testing.T) {
+	t.Parallel()
 	port := freePort(t)
 	m, r, logs := newTestManager(t, Options{BootTimeout: 100 * time.Millisecond, BootPoll: 5 * time.Millisecond},
 		DynoConfig{Name: "web.1", Type: "web", Command: "x", Port: port, Web: true})
@@ -307,6 +314,7 @@ func TestBootTimeout(t *testing.T) {
 }
 
 func TestPortInUse(t *testing.T) {
+	t.Parallel()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -321,6 +329,7 @@ func TestPortInUse(t *testing.T) {
 }
 
 func TestNoRestart(t *testing.T) {
+	t.Parallel()
 	m, r, _ := newTestManager(t, Options{Restart: RestartPolicy{Never: true}},
 		DynoConfig{Name: "a.1", Type: "a", Command: "a"}, DynoConfig{Name: "b.1", Type: "b", Command: "b"})
 	done := runAsync(m)
@@ -333,6 +342,7 @@ func TestNoRestart(t *testing.T) {
 }
 
 func TestMemoryErrors(t *testing.T) {
+	t.Parallel()
 	const quota = 512 << 20
 	m, r, logs := newTestManager(t, Options{MemoryCheck: 5 * time.Millisecond, Restart: RestartPolicy{Never: true}},
 		DynoConfig{Name: "web.1", Type: "worker", Command: "x", MemoryQuota: quota})
@@ -353,6 +363,7 @@ func TestMemoryErrors(t *testing.T) {
 }
 
 func TestExpandEnv(t *testing.T) {
+	t.Parallel()
 	env := []string{"PORT=5000", "NAME=x"}
 	for in, want := range map[string]string{
 		"bin/web -p $PORT":      "bin/web -p 5000",

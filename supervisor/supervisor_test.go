@@ -109,6 +109,7 @@ func inOrder(t *testing.T, log string, lines ...string) {
 }
 
 func TestReconcile(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{}, false)
 	s.Reconcile(workers("worker.1", "worker.2"))
 	ps := r.byName(t, 2)
@@ -170,6 +171,7 @@ func TestReconcile(t *testing.T) {
 // A dyno scaled down and back up while it is still stopping stays and
 // starts again once its process has gone.
 func TestReconcileBackWhileStopping(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{StopTimeout: time.Hour}, true)
 	s.Reconcile(workers("worker.1", "worker.2"))
 	ps := r.byName(t, 2)
@@ -190,6 +192,7 @@ func TestReconcileBackWhileStopping(t *testing.T) {
 }
 
 func TestRestartMatch(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{}, false)
 	s.Reconcile(workers("web.1", "web.2", "worker.1"))
 	ps := r.byName(t, 3)
@@ -227,6 +230,7 @@ func TestRestartMatch(t *testing.T) {
 }
 
 func TestRestartResetsBackoff(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{Restart: RestartPolicy{Initial: time.Hour, Max: time.Hour, ResetAfter: time.Hour}}, false)
 	s.Reconcile(workers("worker.1"))
 	r.next(t).end(1) // the first crash restarts at once
@@ -249,6 +253,7 @@ func TestRestartResetsBackoff(t *testing.T) {
 }
 
 func TestStopFormationDyno(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{}, false)
 	s.Reconcile(workers("worker.1"))
 	p := r.next(t)
@@ -273,6 +278,7 @@ func TestStopFormationDyno(t *testing.T) {
 }
 
 func TestKillFormationDyno(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{StopTimeout: time.Hour}, true)
 	s.Reconcile(workers("worker.1"))
 	p := r.next(t)
@@ -290,6 +296,7 @@ func TestKillFormationDyno(t *testing.T) {
 }
 
 func TestOneOff(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{}, false)
 	s.Reconcile(workers("web.1"))
 	r.next(t)
@@ -345,6 +352,7 @@ func TestOneOff(t *testing.T) {
 }
 
 func TestCycling(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{Cycle: 50 * time.Millisecond}, false)
 	still, _, stillLogs := newTestSupervisor(t, Options{}, false)
 	still.Reconcile(workers("worker.1"))
@@ -375,6 +383,7 @@ func TestCycling(t *testing.T) {
 }
 
 func TestShutdown(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{StopTimeout: time.Hour}, true)
 	s.Reconcile(workers("web.1", "web.2", "worker.1"))
 	ps := r.byName(t, 3)
@@ -414,6 +423,7 @@ func TestShutdown(t *testing.T) {
 }
 
 func TestShutdownNow(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{StopTimeout: time.Hour}, true)
 	s.Reconcile(workers("worker.1", "worker.2"))
 	r.byName(t, 2)
@@ -442,6 +452,7 @@ func TestShutdownNow(t *testing.T) {
 // Reconcile, Restart and Status from several goroutines while dynos
 // crash: run with -race.
 func TestConcurrentReconcile(t *testing.T) {
+	t.Parallel()
 	s, r, logs := newTestSupervisor(t, Options{}, false)
 	stop := make(chan struct{})
 	var crasher sync.WaitGroup
@@ -508,6 +519,7 @@ func TestConcurrentReconcile(t *testing.T) {
 // With NewPort, each process gets a port of its own: a replacement must
 // not fight the process it replaces for the port during its grace period.
 func TestNewPortPerProcess(t *testing.T) {
+	t.Parallel()
 	next := 7000
 	s, r, logs := newTestSupervisor(t, Options{NewPort: func() int { next++; return next }}, true)
 	s.Reconcile([]DynoConfig{{Name: "web.1", Type: "web", Command: "x", Env: []string{"PORT=1", "A=b"}}})

@@ -48,14 +48,42 @@ func source(t testing.TB, files map[string]string) string {
 	return dir
 }
 
-// fixtureBuildpack is the fixture buildpack's folder, absolute, as -b
-// takes a local buildpack.
+// fixtureBuildpack is a copy of the fixture buildpack (examples/
+// buildpacks/fixture) that the unprivileged user can read wherever the
+// repository lies, for -b.
 func fixtureBuildpack(t testing.TB) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "examples", "buildpacks", "fixture"))
+	return buildpackCopy(t, filepath.Join("..", "..", "examples", "buildpacks", "fixture", "bin"))
+}
+
+// testdataBuildpack is such a copy of buildpacks/testdata/name.
+func testdataBuildpack(t testing.TB, name string) string {
+	t.Helper()
+	return buildpackCopy(t, filepath.Join("..", "..", "buildpacks", "testdata", name, "bin"))
+}
+
+// buildpackCopy copies the scripts in bin into a folder the unprivileged
+// user owns, and returns that folder.
+func buildpackCopy(t testing.TB, bin string) string {
+	t.Helper()
+	dir := testutil.SharedDir(t)
+	entries, err := os.ReadDir(bin)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(bin, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "bin", e.Name()), b, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.GiveToNobody(t, dir)
 	return dir
 }
 

@@ -18,32 +18,6 @@ import (
 	"github.com/dyno-run/dyno/internal/testutil"
 )
 
-// fixtureBuildpack copies buildpacks/testdata/name where the
-// unprivileged user can read it, and returns the copy.
-func fixtureBuildpack(t *testing.T, name string) string {
-	t.Helper()
-	dir := testutil.SharedDir(t)
-	bin := filepath.Join("..", "..", "buildpacks", "testdata", name, "bin")
-	entries, err := os.ReadDir(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Mkdir(filepath.Join(dir, "bin"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		b, err := os.ReadFile(filepath.Join(bin, e.Name()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(filepath.Join(dir, "bin", e.Name()), b, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	testutil.GiveToNobody(t, dir)
-	return dir
-}
-
 // idModes runs fn once for an app without ids of its own (one uid
 // mapped) and once with them (subordinate ids for the unprivileged user:
 // a whole range mapped).
@@ -69,9 +43,9 @@ func TestNonRootBuildAndDynos(t *testing.T) {
 		src := source(t, map[string]string{"README": "no Procfile: the buildpack's default web\n"})
 		e.must(t, "apps:create", "plain")
 		out := e.must(t, "build", src, "-a", "plain",
-			"-b", fixtureBuildpack(t, "foreign-owners"),
-			"-b", fixtureBuildpack(t, "not-root"),
-			"-b", fixtureBuildpack(t, "writes-config"))
+			"-b", testdataBuildpack(t, "foreign-owners"),
+			"-b", testdataBuildpack(t, "not-root"),
+			"-b", testdataBuildpack(t, "writes-config"))
 		wantLines(t, out,
 			"       tarball owner: 1000/1000",
 			"-----> extracted vendor/ as u12345, owner u12345",

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/signal"
@@ -11,9 +10,9 @@ import (
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
-	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/project"
+	"github.com/dyno-run/dyno/supervisor/release"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -224,17 +223,13 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 	if err != nil {
 		return isolate.Spec{}, none, err
 	}
-	rel := s.Current
-	if rel == nil || rel.Slug == "" {
-		return isolate.Spec{}, none, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
+	rel, err := release.Current(a.Name, s)
+	if err != nil {
+		return isolate.Spec{}, none, err
 	}
 	hold, err := a.Home().Slugs().Acquire(rel.Slug)
 	if err != nil {
 		return isolate.Spec{}, none, err
-	}
-	command := commandLine(args)
-	if t, ok := rel.ProcessTypes[args[0]]; ok {
-		command = strings.TrimSpace(t + " " + commandLine(args[1:]))
 	}
 	port, err := basePort(o.port)
 	if err != nil {
@@ -247,14 +242,13 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 		hold.Close()
 		return isolate.Spec{}, none, err
 	}
-	// Heroku's modern one-off names are run.<4 digits>.
-	name := fmt.Sprintf("run.%d", 1000+rand.IntN(9000))
-	sb, leaf, err := r.NewSandbox(name)
+	c := release.OneOff(rel, commandLine(args), o.isolate.size, release.Options{BasePort: port})
+	sb, leaf, err := r.NewSandbox(c.Name)
 	if err != nil {
 		hold.Close()
 		return isolate.Spec{}, none, err
 	}
-	spec := isolate.Spec{Name: name, Argv: isolate.ProfileArgv(command), Dir: "/app", Env: app.DynoEnv(rel, name, port), Sandbox: sb}
+	spec := isolate.Spec{Name: c.Name, Argv: isolate.ProfileArgv(c.Command), Dir: c.Dir, Env: c.Env, Sandbox: sb}
 	return spec, func() {
 		supervisor.RemoveLeaf(leaf)
 		hold.Close()

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/signal"
@@ -13,6 +14,7 @@ import (
 	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/project"
+	"github.com/dyno-run/dyno/supervisor/release"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/sys/unix"
@@ -142,6 +144,9 @@ type startPlan struct {
 	runner    supervisor.Runner
 	spawner   *isolate.Spawner
 	cleanup   func()
+	// follow, when set, keeps the dynos at what a ledger says while
+	// they run, until its context is done (dyno start -a).
+	follow func(ctx context.Context, m *supervisor.Manager, logs *logmux.Mux)
 }
 
 func runStart(o startOptions, only []string) error {
@@ -207,6 +212,19 @@ func runStart(o startOptions, only []string) error {
 			return
 		}
 	}()
+	if plan.follow != nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		followed := make(chan struct{})
+		go func() {
+			defer close(followed)
+			plan.follow(ctx, m, logs)
+		}()
+		// Before plan.cleanup lets go of what the dynos ran on.
+		defer func() {
+			cancel()
+			<-followed
+		}()
+	}
 	status, err := m.Run()
 	if err != nil {
 		return err
@@ -248,7 +266,7 @@ func appRunner(spawner *isolate.Spawner, a *app.App, digest string, o isolateOpt
 		return supervisor.IsolatedRunner{}, err
 	}
 	if digest == "" {
-		return supervisor.IsolatedRunner{}, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", a.Name, a.Name)
+		return supervisor.IsolatedRunner{}, release.NoCode(a.Name)
 	}
 	lower, err := a.Lower(digest, ids)
 	if err != nil {

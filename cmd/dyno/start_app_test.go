@@ -11,6 +11,7 @@ import (
 // it does not name run none unless all=N. Without -m, the ledger's
 // formation, else one of each; types named as arguments narrow either.
 func TestAppFormation(t *testing.T) {
+	t.Parallel()
 	types := []string{"web", "worker", "clock"}
 	scaled := ledger.Formation{"web": {Quantity: 3}, "worker": {Quantity: 0}, "clock": {Quantity: 2}}
 	tests := []struct {

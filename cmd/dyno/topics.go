@@ -101,10 +101,9 @@ func userName() string {
 // it acts now rather than at its next poll, and says whether the change
 // takes effect now: only an answer from the daemon's API says a daemon
 // runs the app (a socket file can outlive its daemon). When it does not,
-// hint is the one line that says when the change applies.
-//
-// Only the daemon counts as something that runs the app: a foreground
-// "dyno start -a APP" may run it too, but nothing here can ask it.
+// hint is the one line that says when the change applies. A foreground
+// "dyno start -a APP" runs the app too: it marks the app while it runs
+// (app.App.HoldForeground) and follows the ledger.
 func ledgerChanged(appName string) (running bool, hint string) {
 	c, err := client()
 	if err == nil {
@@ -116,6 +115,12 @@ func ledgerChanged(appName string) (running bool, hint string) {
 	case err == nil:
 		return true, ""
 	case errors.Is(err, daemon.ErrNotRunning):
+		// dyno start -a follows the ledger as the daemon would.
+		if a, err := openApp(appName); err == nil {
+			if fg, _ := a.InForeground(); fg {
+				return true, ""
+			}
+		}
 		return false, fmt.Sprintf("no daemon runs ⬢ %s; the change applies when it starts (%s)", appName, daemonStartCommand())
 	default:
 		return false, fmt.Sprintf("the daemon did not answer (%v); the change applies when it reads the ledger again", err)

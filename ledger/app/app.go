@@ -9,13 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/dyno-run/dyno/internal/fsutil"
@@ -212,22 +209,4 @@ func shortDigest(s string) string {
 		s = s[:8]
 	}
 	return s
-}
-
-// DynoEnv is the environment of dyno name on rel: the config vars, then
-// what the dyno manager sets, as Heroku's does (PORT, DYNO, HOME=/app, a
-// plain PATH); nothing of the host's.
-func DynoEnv(rel *ledger.Release, name string, port int) []string {
-	vars := map[string]string{"PATH": "/usr/local/bin:/usr/bin:/bin"}
-	for k, v := range rel.ConfigVars {
-		vars[k] = v
-	}
-	vars["PORT"] = strconv.Itoa(port)
-	vars["DYNO"] = name
-	vars["HOME"] = "/app"
-	env := make([]string, 0, len(vars))
-	for _, k := range slices.Sorted(maps.Keys(vars)) {
-		env = append(env, k+"="+vars[k])
-	}
-	return env
 }

@@ -34,6 +34,7 @@ func current(t *testing.T, a *App) *ledger.Release {
 }
 
 func TestValidName(t *testing.T) {
+	t.Parallel()
 	for name, ok := range map[string]bool{
 		"demo": true, "my-app-2": true, "abc": true, strings.Repeat("a", 30): true,
 		"ab": false, strings.Repeat("a", 31): false, "Demo": false, "2app": false,
@@ -46,6 +47,7 @@ func TestValidName(t *testing.T) {
 }
 
 func TestCreateOpenListDestroy(t *testing.T) {
+	t.Parallel()
 	h := Home{Dir: t.TempDir()}
 	if _, err := h.Create("demo", "ann"); err != nil {
 		t.Fatal(err)
@@ -73,6 +75,7 @@ func TestCreateOpenListDestroy(t *testing.T) {
 }
 
 func TestValidateConfig(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		vars map[string]string
 		bad  string
@@ -93,6 +96,7 @@ func TestValidateConfig(t *testing.T) {
 }
 
 func TestConfigReleases(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	rel, err := a.SetConfig(map[string]string{"B": "2", "A": "1"}, "ann")
 	if err != nil || rel.Version != 2 || rel.Description != "Set A, B config vars" || rel.Status != ledger.StatusSucceeded {
@@ -114,6 +118,7 @@ func TestConfigReleases(t *testing.T) {
 }
 
 func TestDeployRollbackAndReleasePhase(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.SetConfig(map[string]string{"K": "v1"}, "ann")
 	d1, err := a.Deploy("sha256:"+strings.Repeat("a", 64), "0123456789abcdef", map[string]string{"web": "w"}, []string{"heroku/go"}, []string{"pg"}, "ann")
@@ -148,6 +153,7 @@ func TestDeployRollbackAndReleasePhase(t *testing.T) {
 }
 
 func TestEditBuildpacks(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	if l, _ := a.Buildpacks(); l != nil {
 		t.Fatalf("new app has buildpacks %v", l)
@@ -168,6 +174,7 @@ func TestEditBuildpacks(t *testing.T) {
 // While a release phase runs, no other release is made: it would be based
 // on the release before, and the new code would never run.
 func TestNoReleaseWhilePending(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	d, _ := a.Deploy("sha256:"+strings.Repeat("c", 64), "", map[string]string{"web": "w", "release": "r"}, nil, nil, "ann")
 	if _, err := a.SetConfig(map[string]string{"A": "1"}, "ann"); !errors.Is(err, ErrReleasePending) {
@@ -186,6 +193,7 @@ func TestNoReleaseWhilePending(t *testing.T) {
 // An app name becomes a path: every way in goes through Open, which must
 // refuse a name that leaves apps/ before reading or writing anything.
 func TestOpenRefusesPathNames(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	h := Home{Dir: filepath.Join(root, "home")}
 	if _, err := h.Create("alpha", "ann"); err != nil {
@@ -211,6 +219,7 @@ func TestOpenRefusesPathNames(t *testing.T) {
 }
 
 func TestScaleLimit(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	if _, err := a.Deploy("sha256:"+strings.Repeat("a", 64), "", map[string]string{"web": "w", "worker": "k"}, nil, nil, "ann"); err != nil {
 		t.Fatal(err)
@@ -244,6 +253,7 @@ func TestScaleLimit(t *testing.T) {
 }
 
 func TestClampFormation(t *testing.T) {
+	t.Parallel()
 	f, cut := ClampFormation(ledger.Formation{"web": {Quantity: 99999999, Size: "x"}, "worker": {Quantity: 3}}, 100)
 	if f["web"].Quantity != 100 || f["web"].Size != "x" || f["worker"].Quantity != 3 || len(cut) != 1 || cut[0] != "web" {
 		t.Errorf("ClampFormation = %v, %v", f, cut)
@@ -254,6 +264,7 @@ func TestClampFormation(t *testing.T) {
 // app is left: a destroyed app's dynos may still run until the daemon's
 // next look, and its trash is removed after the rename that makes it gone.
 func TestHolds(t *testing.T) {
+	t.Parallel()
 	h := Home{Dir: t.TempDir()}
 	if _, err := h.Create("alpha", "ann"); err != nil {
 		t.Fatal(err)
@@ -284,5 +295,46 @@ func TestHolds(t *testing.T) {
 	os.MkdirAll(filepath.Join(h.Dir, "trash", "alpha-x-123456"), 0o700)
 	if h.Holds("alpha") {
 		t.Error("alpha-x's trash holds alpha's ids")
+	}
+}
+
+// An app is in the foreground while a holder keeps its mark, several
+// holders may, and a look takes nothing.
+func TestForeground(t *testing.T) {
+	t.Parallel()
+	h := Home{Dir: t.TempDir()}
+	a, err := h.Create("demo", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := func() bool {
+		t.Helper()
+		ok, err := a.InForeground()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if in() {
+		t.Fatal("in the foreground before any holder")
+	}
+	one, err := a.HoldForeground()
+	if err != nil {
+		t.Fatal(err)
+	}
+	two, err := a.HoldForeground()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !in() || !in() {
+		t.Fatal("not in the foreground with two holders")
+	}
+	one.Close()
+	if !in() {
+		t.Fatal("not in the foreground with one holder left")
+	}
+	two.Close()
+	if in() {
+		t.Fatal("in the foreground after every holder closed")
 	}
 }

@@ -13,6 +13,7 @@ import (
 // A sweep removes the folder of a build that died (its lock dropped
 // with its process, here its descriptor) and leaves a running one's.
 func TestSweepBuilds(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	running, err := a.NewScratch()
 	if err != nil {
@@ -97,6 +98,7 @@ func TestBuildScratchUnderHome(t *testing.T) {
 
 // A build canceled records nothing and leaves nothing.
 func TestBuildCanceled(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()

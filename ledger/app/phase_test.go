@@ -34,6 +34,7 @@ func deployPending(t *testing.T, a *App) ledger.Release {
 // it alone; once the maker is gone the lock is free, and the phase is
 // taken up.
 func TestReleasePhaseRunsOnce(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	rel := deployPending(t, a)
 	other, err := a.Home().Open(a.Name)
@@ -65,6 +66,7 @@ func TestReleasePhaseRunsOnce(t *testing.T) {
 
 // The maker runs its own phase with the lock it kept.
 func TestReleasePhaseByItsMaker(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	rel := deployPending(t, a)
 	ran, err := a.RunReleasePhase(context.Background(), rel, io.Discard, func(context.Context, ledger.Release, string) (int, error) { return 3, nil })
@@ -81,6 +83,7 @@ func TestReleasePhaseByItsMaker(t *testing.T) {
 }
 
 func TestChangeConfig(t *testing.T) {
+	t.Parallel()
 	a := newApp(t)
 	a.SetConfig(map[string]string{"A": "1", "B": "2"}, "ann")
 	rel, err := a.ChangeConfig(map[string]string{"C": "3"}, []string{"A"}, "ann")

@@ -5,11 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
-	"math/rand/v2"
-	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -20,6 +15,7 @@ import (
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/logstore"
+	"github.com/dyno-run/dyno/supervisor/release"
 )
 
 // appRun is one app under the daemon: its dynos' supervisor, its logs,
@@ -36,15 +32,12 @@ type appRun struct {
 	logs  *logmux.Mux
 	sup   *supervisor.Supervisor
 
-	mu       sync.Mutex
-	seq      int // the ledger record last acted on
-	rel      *ledger.Release
-	slug     string
-	hold     io.Closer // keeps slugs:gc off the running slug
-	lower    string
-	dynos    map[string]supervisor.DynoConfig // by name, for the running release
-	lastErr  string
-	nextPort int
+	mu      sync.Mutex
+	seq     int // the ledger record last acted on
+	rel     *ledger.Release
+	slug    *release.Slug // the running release's, held against slugs:gc
+	lower   string        // where it is unpacked
+	lastErr string
 	// pending: the last look found the newest release pending, so the
 	// next looks check who runs its phase even if the ledger is
 	// unchanged (its maker may die without a word). phase: this daemon
@@ -70,7 +63,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub(), dynos: map[string]supervisor.DynoConfig{}}
+	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub()}
 	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
 	ids, _, err := supervisor.AppIDs(d.cfg.Home.Dir, name, d.cfg.Home.Holds)
 	if err != nil {
@@ -78,6 +71,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		return nil, err
 	}
 	r.ids = ids
+	r.slug = &release.Slug{App: a, IDs: ids, Grace: d.cfg.StopTimeout + slugMargin}
 	runner := d.newRunner(a, sizes, ids)
 	// A warm init per app: restarts, scale-ups and new releases skip
 	// the init's clone, exec and runtime start-up, and with the app's
@@ -97,6 +91,11 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	})
 	return r, nil
 }
+
+// slugMargin is how much longer than the stop timeout a slug stays held
+// after a new release moved its app to another: the old dynos' stop may
+// begin a little after the move.
+const slugMargin = 10 * time.Second
 
 // isolatedRunner starts app a's dynos isolated (newRunner's default).
 func (d *Daemon) isolatedRunner(a *app.App, sizes map[string]cgroup.Size, ids *isolate.IDRange) supervisor.IsolatedRunner {
@@ -158,41 +157,26 @@ func (r *appRun) converge() error {
 	if err != nil {
 		return err
 	}
-	if rel.Slug != r.slug {
-		// The app's own copy when it has its own ids: made once, then
-		// each start mounts it as it is.
-		lower, err := r.app.Lower(rel.Slug, r.ids)
-		if err != nil {
-			return err
-		}
-		hold, err := r.app.Home().Slugs().Acquire(rel.Slug)
-		if err != nil {
-			return err
-		}
-		// The old slug stays held while the old release's dynos stop:
-		// at most the stop timeout, plus a margin.
-		if old := r.hold; old != nil {
-			time.AfterFunc(r.d.cfg.StopTimeout+10*time.Second, func() { old.Close() })
-		}
-		r.slug, r.lower, r.hold = rel.Slug, lower, hold
+	// The app's own copy when it has its own ids: made once, then each
+	// start mounts it as it is.
+	lower, err := r.slug.Use(rel.Slug)
+	if err != nil {
+		return err
 	}
-	newRelease := r.rel == nil || r.rel.Version != rel.Version
+	r.lower = lower
 	r.rel = rel
-	if newRelease {
-		// New environment or code: every dyno restarts (a fresh config
-		// for each), as Heroku restarts an app on a release.
-		r.dynos = map[string]supervisor.DynoConfig{}
-	}
 	if over != "" {
 		// Once per ledger change: converge gets here only when the
 		// ledger has changed.
 		r.d.logf("%s: %s", r.name, over)
 		r.logs.System("manager", over)
 	}
-	desired := r.desired(rel, f)
 	r.seq = st.Seq
 	r.lastErr = ""
-	r.sup.Reconcile(desired)
+	// Dynos that run this release at this size keep running; on a new
+	// release every one restarts, as Heroku restarts an app on a
+	// release, even when its slug and config are the same as before.
+	r.sup.Reconcile(release.Dynos(rel, f, r.options()))
 	return nil
 }
 
@@ -266,63 +250,31 @@ func (r *appRun) startPhase(rel ledger.Release) {
 // returns its exit status.
 type phaseRunner func(ctx context.Context, r *appRun, rel ledger.Release, lower string) (int, error)
 
-// releasePhaseRunner runs a release phase as the CLI does (cmd/dyno
-// releaseRunner): a one-off dyno release.N of the new release, isolated,
-// its output in the app's logs. Heroku's release phase may take an hour.
+// releasePhaseRunner runs a release phase as the CLI does: a one-off
+// dyno release.N of the new release (release.RunPhase), isolated, its
+// output in the app's logs.
 func (d *Daemon) releasePhaseRunner(ctx context.Context, r *appRun, rel ledger.Release, lower string) (int, error) {
 	if d.spawner == nil {
 		return -1, errors.New("this daemon runs no dynos")
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Hour)
-	defer cancel()
-	runner := d.isolatedRunner(r.app, r.sizes, r.ids)
-	runner.Lower = lower
 	if r.ids != nil {
 		// lower is the store's shared tree; the app's ids want theirs.
 		var err error
-		if runner.Lower, err = r.app.Lower(rel.Slug, r.ids); err != nil {
+		if lower, err = r.app.Lower(rel.Slug, r.ids); err != nil {
 			return -1, err
 		}
 	}
-	name := "release." + strconv.Itoa(rel.Version)
-	return supervisor.RunOneOff(ctx, runner, r.logs, supervisor.DynoSpec{
-		Name:    name,
-		Command: rel.ProcessTypes["release"],
-		Dir:     "/app",
-		Env:     app.DynoEnv(&rel, name, 0),
-	}, d.cfg.StopTimeout)
+	runner := d.isolatedRunner(r.app, r.sizes, r.ids)
+	o := r.options()
+	o.Lower, o.BasePort = lower, d.allocPort()
+	return release.RunPhase(ctx, runner, r.logs, rel, o, d.cfg.StopTimeout)
 }
 
-// desired builds the formation's dynos, reusing the config of each that
-// already runs this release at this size, so that it is not restarted.
-func (r *appRun) desired(rel *ledger.Release, f ledger.Formation) []supervisor.DynoConfig {
-	var out []supervisor.DynoConfig
-	keep := map[string]supervisor.DynoConfig{}
-	for _, t := range app.FormationTypes(rel) {
-		e := f[t]
-		for n := 1; n <= e.Quantity; n++ {
-			name := t + "." + strconv.Itoa(n)
-			c, ok := r.dynos[name]
-			if !ok || c.Size != e.Size {
-				c = r.dynoConfig(rel, t, name, e.Size)
-			}
-			keep[name] = c
-			out = append(out, c)
-		}
-	}
-	r.dynos = keep
-	return out
-}
-
-// dynoConfig is a dyno of rel. Its PORT is given by the supervisor at
-// each start (Options.NewPort), not here, so the config stays the same
-// across restarts.
-func (r *appRun) dynoConfig(rel *ledger.Release, typ, name, size string) supervisor.DynoConfig {
-	return supervisor.DynoConfig{
-		Name: name, Type: typ, Command: rel.ProcessTypes[typ], Dir: "/app",
-		Env: app.DynoEnv(rel, name, 0), Web: typ == "web",
-		Lower: r.lower, Size: size, MemoryQuota: r.quota(size),
-	}
+// options are how the app's dynos run under this daemon: over the
+// running release's slug, each process given its own port at start.
+// Called with r.mu held.
+func (r *appRun) options() release.Options {
+	return release.Options{Lower: r.lower, Quota: r.quota}
 }
 
 // quota is size's memory when limits are on (R14), else 0.
@@ -337,29 +289,17 @@ func (r *appRun) quota(size string) int64 {
 // app's logs (dyno run --detached).
 func (r *appRun) runDetached(command, size string) (supervisor.DynoConfig, error) {
 	r.mu.Lock()
-	rel, lower := r.rel, r.lower
+	rel, o := r.rel, r.options()
 	r.mu.Unlock()
 	if rel == nil {
-		return supervisor.DynoConfig{}, fmt.Errorf("%s has no release with code yet; build one with dyno build -a %s", r.name, r.name)
+		return supervisor.DynoConfig{}, release.NoCode(r.name)
 	}
-	size = strings.ToLower(size)
-	if size == "" {
-		size = app.DefaultSize
+	size, err := release.Size(r.sizes, size)
+	if err != nil {
+		return supervisor.DynoConfig{}, err
 	}
-	if _, ok := r.sizes[size]; !ok {
-		names := slices.Sorted(maps.Keys(r.sizes))
-		return supervisor.DynoConfig{}, fmt.Errorf("unknown dyno size %q; use one of %s", size, strings.Join(names, ", "))
-	}
-	if t, ok := rel.ProcessTypes[strings.Fields(command + " x")[0]]; ok {
-		// "dyno run --detached worker" runs the worker's command.
-		command = strings.TrimSpace(t + strings.TrimPrefix(command, strings.Fields(command)[0]))
-	}
-	name := fmt.Sprintf("run.%d", 1000+rand.IntN(9000))
-	c := supervisor.DynoConfig{
-		Name: name, Type: "run", Command: command, Dir: "/app",
-		Env: app.DynoEnv(rel, name, 0), Lower: lower, Size: size, MemoryQuota: r.quota(size),
-	}
-	r.logs.Line("api", []byte(fmt.Sprintf("Starting process with command `%s` by user %s", command, rel.User)))
+	c := release.OneOff(rel, command, size, o)
+	r.logs.Line("api", []byte(fmt.Sprintf("Starting process with command `%s` by user %s", c.Command, rel.User)))
 	return c, r.sup.StartOneOff(c)
 }
 
@@ -372,10 +312,7 @@ func (r *appRun) close() {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.hold != nil {
-		r.hold.Close()
-		r.hold = nil
-	}
+	r.slug.Close()
 	r.store.Close()
 }
 

@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +39,7 @@ type fakeRunner struct {
 	mu      sync.Mutex
 	running map[*fakeProc]string
 	starts  int
+	specs   []supervisor.DynoSpec // every start, in order
 }
 
 func newFakeRunner() *fakeRunner { return &fakeRunner{running: map[*fakeProc]string{}} }
@@ -48,7 +50,27 @@ func (f *fakeRunner) Start(spec supervisor.DynoSpec) (supervisor.Process, error)
 	defer f.mu.Unlock()
 	f.running[p] = spec.Name
 	f.starts++
+	f.specs = append(f.specs, spec)
 	return p, nil
+}
+
+// started returns the specs of every start so far.
+func (f *fakeRunner) started() []supervisor.DynoSpec {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.specs)
+}
+
+// names returns the names of the fakes running now, sorted.
+func (f *fakeRunner) names() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, n := range f.running {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // counts returns how many fakes run now and have ever started.
@@ -291,6 +313,7 @@ func ledgerBytes(t *testing.T, h app.Home, name string) []byte {
 // A body declared over 1 MB is answered 413 before a byte of it is sent,
 // and the connection is closed rather than drained.
 func TestAPIRefusesDeclaredLargeBody(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) { h.Create("demo", "test") }})
 	before := ledgerBytes(t, td.home, "demo")
 	c := td.dial()
@@ -322,6 +345,7 @@ func TestAPIRefusesDeclaredLargeBody(t *testing.T) {
 // and the rest is not read (the client's writes fail once the server has
 // closed the connection).
 func TestAPIRefusesChunkedLargeBody(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) { h.Create("demo", "test") }})
 	before := ledgerBytes(t, td.home, "demo")
 	c := td.dial()
@@ -357,6 +381,7 @@ func TestAPIRefusesChunkedLargeBody(t *testing.T) {
 
 // Half a header, or half a body, holds no connection past its timeout.
 func TestAPIClosesSlowRequests(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{
 		cfg:   Config{HeaderTimeout: 200 * time.Millisecond, BodyTimeout: 300 * time.Millisecond},
 		setup: func(h app.Home) { h.Create("demo", "test") },
@@ -396,6 +421,7 @@ func TestAPIClosesSlowRequests(t *testing.T) {
 // The stream's history is bounded as Heroku's is: 0 lines is none,
 // more than 1,500 is 1,500, never the whole store.
 func TestAPILogStreamLines(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) { h.Create("demo", "test") }})
 	a, _ := td.d.app("demo")
 	for i := range 1600 {
@@ -419,6 +445,7 @@ func TestAPILogStreamLines(t *testing.T) {
 
 // The log stream is a long answer: the server's timeouts do not end it.
 func TestAPILogStreamOutlivesRequestTimeouts(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{
 		cfg:   Config{HeaderTimeout: 200 * time.Millisecond, BodyTimeout: 200 * time.Millisecond, WriteTimeout: 200 * time.Millisecond},
 		setup: func(h app.Home) { h.Create("demo", "test") },
@@ -447,6 +474,7 @@ func TestAPILogStreamOutlivesRequestTimeouts(t *testing.T) {
 // Text that is not UTF-8 is refused as the CLI refuses it, not stored
 // as U+FFFD.
 func TestAPIRefusesInvalidUTF8(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) { h.Create("demo", "test") }})
 	before := ledgerBytes(t, td.home, "demo")
 	for _, body := range []string{"{\"A\": \"caf\xe9\"}", `{"A": "\udead"}`} {
@@ -503,6 +531,7 @@ func (td *testDaemon) patch(path, body string) (int, []byte) {
 // A quantity past the limit is refused with 422 in the Platform API's
 // shape and nothing recorded; the Heroku CLI's string quantities work.
 func TestAPIFormationLimitAndStrings(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) {
 		deploy(t, h, "demo", map[string]string{"worker": "w"})
 	}})
@@ -539,6 +568,7 @@ func TestAPIFormationLimitAndStrings(t *testing.T) {
 // older dyno, or by hand) is clamped: the daemon runs the limit, never
 // sizes anything by the number, and says so once per change.
 func TestDaemonClampsRecordedFormation(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) {
 		os.WriteFile(h.SizesFile(), []byte("[formation]\nmax_quantity = 3\n"), 0o644)
 		a := deploy(t, h, "demo", map[string]string{"worker": "w"})
@@ -565,6 +595,7 @@ func TestDaemonClampsRecordedFormation(t *testing.T) {
 // and waits for it (the loop's Poll is an hour here); one for no app is
 // answered 404.
 func TestAPIWaitsForTheLoopToTakeUpANewApp(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{})
 	if _, err := td.home.Create("late", "test"); err != nil {
 		t.Fatal(err)
@@ -584,6 +615,7 @@ func TestAPIWaitsForTheLoopToTakeUpANewApp(t *testing.T) {
 // Shutdown racing requests for a new app: no app is taken up after
 // shutdown took its list, so afterwards no dyno runs. (Run with -race.)
 func TestShutdownRacesANewApp(t *testing.T) {
+	t.Parallel()
 	for i := range 10 {
 		td := startTestDaemon(t, daemonOptions{})
 		name := fmt.Sprintf("late-%d", i)
@@ -619,6 +651,7 @@ func TestShutdownRacesANewApp(t *testing.T) {
 // The socket is 0600 from its creation, without the process's umask ever
 // changing (another goroutine's files would get the socket's mode).
 func TestListenKeepsTheUmask(t *testing.T) {
+	t.Parallel()
 	umask := func() string {
 		b, err := os.ReadFile("/proc/self/status")
 		if err != nil {
@@ -692,6 +725,7 @@ func releaseStatus(t *testing.T, h app.Home, name string, v int) string {
 // daemon runs the phase, the release succeeds (or fails with the phase's
 // exit, and the current release stays), and the next change is taken.
 func TestAPIConfigChangeRunsReleasePhase(t *testing.T) {
+	t.Parallel()
 	td := startTestDaemon(t, daemonOptions{
 		setup: func(h app.Home) { deploy(t, h, "demo", map[string]string{"worker": "w", "release": "migrate"}) },
 		phase: func(rel ledger.Release) int {
@@ -730,6 +764,7 @@ func TestAPIConfigChangeRunsReleasePhase(t *testing.T) {
 // else runs it (its maker died), and never while another holds its
 // phase lock (a CLI running it now).
 func TestDaemonRunsAnOrphanedPhaseOnce(t *testing.T) {
+	t.Parallel()
 	var lock *os.File
 	var v int
 	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) {

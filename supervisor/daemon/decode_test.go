@@ -15,6 +15,7 @@ import (
 )
 
 func TestDecodeFormationPatch(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		body string
 		want []app.Scale
@@ -53,6 +54,7 @@ func TestDecodeFormationPatch(t *testing.T) {
 }
 
 func TestDecodeConfigPatchRefusesWhatJSONWouldReplace(t *testing.T) {
+	t.Parallel()
 	set, unset, err := DecodeConfigPatch([]byte(`{"A":"1","B":null,"C":"\ud83d\ude00 \u00e9"}`))
 	if err != nil || !reflect.DeepEqual(set, map[string]string{"A": "1", "C": "😀 é"}) || !reflect.DeepEqual(unset, []string{"B"}) {
 		t.Fatalf("%v %v %v", set, unset, err)
@@ -77,6 +79,7 @@ func TestDecodeConfigPatchRefusesWhatJSONWouldReplace(t *testing.T) {
 }
 
 func TestDecodeDynoCreate(t *testing.T) {
+	t.Parallel()
 	req, err := DecodeDynoCreate([]byte(`{"attach":false,"command":"echo hi","env":{"TERM":"xterm"},"size":"eco"}`))
 	if err != nil || req != (DynoRequest{Command: "echo hi", Size: "eco"}) {
 		t.Fatalf("%+v %v", req, err)

@@ -9,6 +9,7 @@ import (
 )
 
 func TestLoadSettings(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if s, err := LoadSettings(filepath.Join(dir, "missing.toml")); err != nil || s != DefaultSettings() {
 		t.Fatalf("missing file: %+v, %v", s, err)
@@ -32,6 +33,7 @@ func TestLoadSettings(t *testing.T) {
 }
 
 func TestSocketPath(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		env  []string
 		want string
