@@ -111,7 +111,8 @@ func TestAppLifecycle(t *testing.T) {
 		".fixture": "",
 		"Procfile": "worker: echo \"worker $FOO|$FIXTURE_PROFILE|$(cat greeting.txt)|$HOME\"; exec sleep 1000\nrelease: echo \"migrating $FOO on $DYNO\"\n",
 	})
-	out := e.must(t, "build", src, "-a", "demo", "-b", fixtureBuildpack(t))
+	bp := fixtureBuildpack(t)
+	out := e.must(t, "build", src, "-a", "demo", "-b", bp)
 	wantLines(t, out,
 		"-----> Fixture app detected", "cache hits: 1",
 		"-----> Discovering process types", "Procfile declares types     -> release, worker",
@@ -156,7 +157,7 @@ func TestAppLifecycle(t *testing.T) {
 		t.Errorf("rollback to a release without code: exit %d, %q", st, out)
 	}
 	wantLines(t, e.must(t, "releases:verify", "-a", "demo"), "demo: ", "hash chain intact")
-	wantLines(t, e.must(t, "buildpacks", "-a", "demo"), "fixture")
+	wantLines(t, e.must(t, "buildpacks", "-a", "demo"), bp)
 	wantLines(t, e.must(t, "apps:info", "-a", "demo"), "=== demo", "Current Release:", "v6 Rollback to v4")
 }
 

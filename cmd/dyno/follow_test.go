@@ -33,12 +33,12 @@ func TestDaemonRebuildOfTheSameSourceRestarts(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "same")
 	src := source(t, map[string]string{".fixture": "", "Procfile": "web: echo \"boot $(cat /proc/sys/kernel/random/uuid)\"; exec python3 -m http.server $PORT\n"})
-	e.must(t, "build", src, "-a", "same", "-b", "fixture")
+	e.must(t, "build", src, "-a", "same", "-b", fixtureBuildpack(t))
 	e.startDaemon(t)
 	e.waitPs(t, "same", `(?m)^web\.1: up `)
 	e.eventually(t, "web.1's boot line", func() bool { return len(boots(t, e, "same")) == 1 })
 
-	e.must(t, "build", src, "-a", "same", "-b", "fixture")
+	e.must(t, "build", src, "-a", "same", "-b", fixtureBuildpack(t))
 	a, err := app.Home{Dir: e.home}.Open("same")
 	if err != nil {
 		t.Fatal(err)
@@ -63,7 +63,7 @@ func TestStartAppFollowsTheLedger(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "follow")
 	src := source(t, map[string]string{".fixture": "", "Procfile": "web: echo \"web FOO=$FOO\"; exec python3 -m http.server $PORT\n"})
-	e.must(t, "build", src, "-a", "follow", "-b", "fixture")
+	e.must(t, "build", src, "-a", "follow", "-b", fixtureBuildpack(t))
 
 	s := e.start(t, "-a", "follow", "-p", "15731")
 	s.waitFor(`app\[web\.1\]: web FOO=$`)
@@ -82,7 +82,7 @@ func TestStartAppFollowsTheLedger(t *testing.T) {
 	s.waitN(`app\[web\.1\]: web FOO=$`, 2)
 	s.waitN(up, 3)
 
-	e.must(t, "build", src, "-a", "follow", "-b", "fixture")
+	e.must(t, "build", src, "-a", "follow", "-b", fixtureBuildpack(t))
 	s.waitFor(`app\[api\]: Release v5 created by user `)
 	s.waitN(`heroku\[web\.1\]: Restarting`, 3)
 	s.waitN(up, 4)
