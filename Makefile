@@ -12,10 +12,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/dyno ./cmd/dyno
 
 # The example app (web, worker, clock) under `dyno start`; Ctrl-C stops it.
+# dyno is make's own child, with no shell between (-f, not cd &&): on
+# Ctrl-C a shell dies of SIGINT at once, and make reports a child killed
+# by a signal as "make: *** [...] Interrupt"; dyno instead stops its
+# processes and exits 0, and make then ends quietly.
 run: build
 	$(GO) build -o examples/hello/bin/hello ./examples/hello
 	@echo "Starting examples/hello under dyno start: http://localhost:5000 (Ctrl-C stops it)"
-	cd examples/hello && ../../bin/dyno start
+	bin/dyno start -f examples/hello/Procfile
 
 test: lint
 	$(GO) test -count=1 ./...
