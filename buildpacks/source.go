@@ -224,8 +224,10 @@ func openSource(ctx context.Context, dir string) (Source, error) {
 			return s, ctx.Err()
 		case errors.As(perr, &probe) && strings.HasPrefix(probe.stderr, "fatal: not a git repository"):
 			return s, nil
-		case perr != nil || os.Geteuid() != 0:
+		case perr != nil:
 			return s, fmt.Errorf("prepare source %s: %w", dir, err)
+		case os.Geteuid() != 0:
+			return s, fmt.Errorf("prepare source %s: %w\nOr build it as the owner of %s, or as root (which reads it as its owner).", dir, err, top)
 		}
 		if s.git, err = runnerAs(top); err != nil {
 			return s, fmt.Errorf("prepare source %s: %w", dir, err)
