@@ -3,6 +3,8 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# What make run starts; cmd/dyno's test of make run gives its own binary.
+DYNO    ?= bin/dyno
 
 .PHONY: build run test lint bench fuzz clean
 
@@ -19,7 +21,7 @@ build:
 run: build
 	$(GO) build -o examples/hello/bin/hello ./examples/hello
 	@echo "Starting examples/hello under dyno start: http://localhost:5000 (Ctrl-C stops it)"
-	bin/dyno start -f examples/hello/Procfile
+	$(DYNO) start -f examples/hello/Procfile
 
 test: lint
 	$(GO) test -count=1 ./...
