@@ -73,6 +73,9 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			// A git work tree's HEAD is built: what that leaves out is
 			// said first. A tree git refuses ends here, in git's words.
 			source, err := buildpacks.InspectSource(ctx, src)
+			if sig := stoppedBy(); sig != 0 && err != nil {
+				return diedOf(sig)
+			}
 			if err != nil {
 				return err
 			}
