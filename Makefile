@@ -3,6 +3,8 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
 LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+# What make run starts; cmd/dyno's test of make run gives its own binary.
+DYNO    ?= bin/dyno
 
 .PHONY: build run test lint bench fuzz clean
 
@@ -12,10 +14,14 @@ build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/dyno ./cmd/dyno
 
 # The example app (web, worker, clock) under `dyno start`; Ctrl-C stops it.
+# dyno is make's own child, with no shell between (-f, not cd &&): on
+# Ctrl-C a shell dies of SIGINT at once, and make reports a child killed
+# by a signal as "make: *** [...] Interrupt"; dyno instead stops its
+# processes and exits 0, and make then ends quietly.
 run: build
 	$(GO) build -o examples/hello/bin/hello ./examples/hello
 	@echo "Starting examples/hello under dyno start: http://localhost:5000 (Ctrl-C stops it)"
-	cd examples/hello && ../../bin/dyno start
+	$(DYNO) start -f examples/hello/Procfile
 
 test: lint
 	$(GO) test -count=1 ./...

@@ -3,10 +3,16 @@ package buildpacks
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"github.com/dyno-run/dyno/internal/testutil"
 )
 
 func TestPrepareSourceGit(t *testing.T) {
@@ -102,8 +108,8 @@ func TestPrepareSourceFolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if version != "" {
-		t.Errorf("sourceVersion = %q, want \"\" for a plain folder", version)
+	if !regexp.MustCompile(`^[0-9a-f]{64}$`).MatchString(version) {
+		t.Errorf("sourceVersion = %q, want a SHA-256 digest of the folder", version)
 	}
 	if got, want := listFiles(t, dst), []string{"index.html", "lib/util.sh", "link"}; !slices.Equal(got, want) {
 		t.Errorf("files = %q, want %q", got, want)
@@ -255,5 +261,230 @@ func TestPrepareSourceLeavesOutPrivate(t *testing.T) {
 	}
 	if got := Within(src, []string{home, "/etc", src}); len(got) != 1 || got[0] != filepath.Join(".local", "share", "dyno") {
 		t.Errorf("Within = %q", got)
+	}
+}
+
+// A plain folder's SOURCE_VERSION is a digest of what the build gets:
+// the same files give the same one in another copy, with other times;
+// a changed file, a new one or an executable bit changes it; what
+// .slugignore drops does not count.
+func TestPrepareSourceFolderVersion(t *testing.T) {
+	files := map[string]string{
+		"index.js":    "console.log(1)\n",
+		"lib/a.js":    "a\n",
+		"empty/":      "",
+		"notes.log":   "dropped\n",
+		".slugignore": "*.log\n",
+	}
+	build := func(src string) string {
+		t.Helper()
+		v, err := PrepareSource(context.Background(), src, filepath.Join(t.TempDir(), "build"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	src := t.TempDir()
+	writeFiles(t, src, files)
+	first := build(src)
+	if again := build(src); again != first {
+		t.Fatalf("two builds of one folder: %s, then %s", first, again)
+	}
+
+	other := t.TempDir()
+	writeFiles(t, other, files)
+	old := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
+	if err := os.Chtimes(filepath.Join(other, "index.js"), old, old); err != nil {
+		t.Fatal(err)
+	}
+	if v := build(other); v != first {
+		t.Errorf("the same files elsewhere, other times: %s, want %s", v, first)
+	}
+
+	writeFiles(t, other, map[string]string{"notes.log": "changed, but dropped by .slugignore\n"})
+	if v := build(other); v != first {
+		t.Errorf("a change to a file .slugignore drops changed the version")
+	}
+	changes := []struct {
+		what string
+		do   func(dir string)
+	}{
+		{"a file's content", func(dir string) { writeFiles(t, dir, map[string]string{"lib/a.js": "b\n"}) }},
+		{"a new file", func(dir string) { writeFiles(t, dir, map[string]string{"lib/b.js": ""}) }},
+		{"an executable bit", func(dir string) { os.Chmod(filepath.Join(dir, "index.js"), 0o755) }},
+		{"a renamed file", func(dir string) { os.Rename(filepath.Join(dir, "lib"), filepath.Join(dir, "lib2")) }},
+	}
+	for _, c := range changes {
+		dir := t.TempDir()
+		writeFiles(t, dir, files)
+		c.do(dir)
+		if v := build(dir); v == first {
+			t.Errorf("%s changed, the version did not: %s", c.what, v)
+		}
+	}
+}
+
+// InspectSource counts what a build of HEAD leaves out, in the part of
+// the work tree that is built, and Warnings says it with the fix.
+func TestInspectSourceUncommitted(t *testing.T) {
+	repo := newRepo(t, map[string]string{
+		".gitignore":     "*.tmp\n",
+		"app/main.go":    "package main\n",
+		"app/util.go":    "package main // util\n",
+		"app/old.go":     "package main // old\n",
+		"app/moved.go":   "package main // moved\n",
+		"other/file.txt": "x\n",
+	})
+	head := git(t, repo, "rev-parse", "HEAD")
+	s, err := InspectSource(context.Background(), filepath.Join(repo, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Head != head || s.Changed != 0 || s.Untracked != 0 || s.Warnings() != nil {
+		t.Fatalf("a clean tree: %+v, warnings %q", s, s.Warnings())
+	}
+
+	writeFiles(t, repo, map[string]string{
+		"app/main.go":    "package main // edited\n",
+		"app/staged.go":  "package main // staged\n",
+		"app/new/a.go":   "package main // a\n",
+		"app/new/b.go":   "package main // b\n",
+		"app/cache.tmp":  "ignored\n",
+		"other/file.txt": "edited outside the app\n",
+	})
+	git(t, repo, "add", "app/staged.go")
+	git(t, repo, "rm", "-q", "app/old.go")
+	git(t, repo, "mv", "app/moved.go", "app/renamed.go")
+	s, err = InspectSource(context.Background(), filepath.Join(repo, "app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// main.go edited, staged.go added, old.go deleted, moved.go renamed;
+	// new/a.go and new/b.go untracked; cache.tmp ignored; other/ is not
+	// the app's.
+	if s.Changed != 4 || s.Untracked != 2 {
+		t.Errorf("Changed, Untracked = %d, %d; want 4, 2", s.Changed, s.Untracked)
+	}
+	want := `4 uncommitted changes and 2 untracked files are not in this build of HEAD ` + head[:8] +
+		`; commit them (git add -A && git commit -m "...") to include them`
+	if w := s.Warnings(); len(w) != 1 || w[0] != want {
+		t.Errorf("Warnings = %q, want %q", w, want)
+	}
+
+	for _, tt := range []struct {
+		changed, untracked int
+		want               string
+	}{
+		{1, 0, `1 uncommitted change is not in this build of HEAD 01234567; commit them (git commit -am "...") to include them`},
+		{3, 0, `3 uncommitted changes are not in this build of HEAD 01234567; commit them (git commit -am "...") to include them`},
+		{0, 1, `1 untracked file is not in this build of HEAD 01234567; add and commit them (git add -A && git commit -m "...") to include them`},
+	} {
+		s := Source{Head: "0123456789abcdef", Changed: tt.changed, Untracked: tt.untracked}
+		if w := s.Warnings(); len(w) != 1 || w[0] != tt.want {
+			t.Errorf("Warnings = %q, want %q", w, tt.want)
+		}
+	}
+	if w := (Source{Dir: "/x", Changed: 0}).Warnings(); w != nil {
+		t.Errorf("a plain folder warns: %q", w)
+	}
+}
+
+// A git work tree owned by another uid, built by root: git refuses it
+// as it is ("dubious ownership"), and dyno reads it as its owner, so
+// it is built as git (HEAD, SOURCE_VERSION, no untracked files), not
+// as a plain folder.
+func TestPrepareSourceForeignOwner(t *testing.T) {
+	needGit(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to build a work tree another uid owns")
+	}
+	repo := filepath.Join(testutil.SharedDir(t), "repo")
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "init", "-q")
+	writeFiles(t, repo, map[string]string{"Procfile": "web: ./server\n", "main.sh": "echo committed\n"})
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "first")
+	head := git(t, repo, "rev-parse", "HEAD")
+	writeFiles(t, repo, map[string]string{"untracked.txt": "not built\n", "main.sh": "echo edited\n"})
+	testutil.GiveToNobody(t, repo)
+
+	// The case itself: git, as root, refuses the tree.
+	plain := exec.Command("git", "-C", repo, "rev-parse", "HEAD")
+	plain.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
+	if out, err := plain.CombinedOutput(); err == nil || !strings.Contains(string(out), "dubious ownership") {
+		t.Fatalf("git as root did not refuse uid %d's tree: %v\n%s", testutil.Nobody, err, out)
+	}
+
+	s, err := InspectSource(context.Background(), repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Head != head || s.Changed != 1 || s.Untracked != 1 {
+		t.Errorf("InspectSource = %+v, want HEAD %s, 1 change, 1 untracked file", s, head)
+	}
+	dst := filepath.Join(t.TempDir(), "build")
+	version, err := PrepareSource(context.Background(), repo, dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if version != head {
+		t.Errorf("sourceVersion = %q, want HEAD %q", version, head)
+	}
+	if got, want := listFiles(t, dst), []string{"Procfile", "main.sh"}; !slices.Equal(got, want) {
+		t.Errorf("files = %q, want %q", got, want)
+	}
+	if data, _ := os.ReadFile(filepath.Join(dst, "main.sh")); string(data) != "echo committed\n" {
+		t.Errorf("main.sh = %q, want the committed content", data)
+	}
+	// Nothing in the owner's tree was written as root.
+	filepath.WalkDir(repo, func(p string, d os.DirEntry, err error) error {
+		if info, err := os.Lstat(p); err == nil && hostUID(info) != testutil.Nobody {
+			t.Errorf("%s is now owned by uid %d", p, hostUID(info))
+		}
+		return nil
+	})
+}
+
+func hostUID(info os.FileInfo) int { return int(info.Sys().(*syscall.Stat_t).Uid) }
+
+// A work tree git cannot read is an error with git's whole message,
+// every line of it, never a plain folder built instead.
+func TestPrepareSourceGitErrorsWhole(t *testing.T) {
+	repo := newRepo(t, map[string]string{"a": "x\n"})
+	writeFiles(t, repo, map[string]string{".git/config": "[core\nbroken\n", "untracked": "x\n"})
+	dst := filepath.Join(t.TempDir(), "build")
+	_, err := PrepareSource(context.Background(), repo, dst)
+	if err == nil || !strings.Contains(err.Error(), "bad config line 1") {
+		t.Errorf("a broken .git/config: err = %v, want git's message", err)
+	}
+	if _, err := os.Lstat(dst); !os.IsNotExist(err) {
+		t.Errorf("dst left behind after a failure: %v", err)
+	}
+
+	if os.Geteuid() != 0 {
+		return
+	}
+	// Root reads another uid's tree as that uid, and git refuses it
+	// again, as that uid, when its .git is someone else's: all of
+	// git's lines are in the error, the fix among them.
+	repo = filepath.Join(testutil.SharedDir(t), "repo")
+	os.Mkdir(repo, 0o755)
+	git(t, repo, "init", "-q")
+	writeFiles(t, repo, map[string]string{"a": "x\n"})
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "first")
+	if err := os.Chown(repo, testutil.Nobody, testutil.Nobody); err != nil {
+		t.Fatal(err)
+	}
+	_, err = PrepareSource(context.Background(), repo, dst)
+	if err == nil {
+		t.Fatal("a tree whose .git is another uid's was built")
+	}
+	for _, want := range []string{"as uid 65534", "dubious ownership", "To add an exception", "git config --global --add safe.directory"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err lacks %q:\n%v", want, err)
+		}
 	}
 }

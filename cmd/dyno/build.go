@@ -70,6 +70,18 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			if fi, err := os.Stat(src); err != nil || !fi.IsDir() {
 				return fmt.Errorf("%s is not a folder; give the app's source folder", src)
 			}
+			// A git work tree's HEAD is built: what that leaves out is
+			// said first. A tree git refuses ends here, in git's words.
+			source, err := buildpacks.InspectSource(ctx, src)
+			if sig := stoppedBy(); sig != 0 && err != nil {
+				return diedOf(sig)
+			}
+			if err != nil {
+				return err
+			}
+			for _, w := range source.Warnings() {
+				fmt.Fprintf(cmd.OutOrStdout(), " !     %s\n", w)
+			}
 			// What builds killed with SIGKILL left; a running build's
 			// folder is locked and stays.
 			if _, err := a.Home().SweepBuilds(); err != nil {

@@ -1,14 +1,27 @@
-// A tiny web app for dyno: answers on $PORT with the dyno's name and how
-// long it has been up, and stops cleanly on SIGTERM, which is how a dyno
-// is asked to stop.
+// A tiny web app for dyno: answers on $PORT with $GREETING (a config
+// var), the dyno's name and how long it has been up, and stops cleanly on
+// SIGTERM, which is how a dyno is asked to stop. Node's own modules only:
+// the build needs no registry.
 "use strict";
 
 const http = require("http");
-const ms = require("ms"); // one small dependency, to prove npm installs work
 
 const port = Number(process.env.PORT) || 5000;
 const dyno = process.env.DYNO || "(not in a dyno)";
+// Read on each request from the environment the dyno started with: a
+// config:set restarts the dynos, and the new value shows.
+const greeting = () => process.env.GREETING || "Hello";
 const started = Date.now();
+
+// uptime says a duration in its largest whole unit: "42 seconds".
+function uptime(msec) {
+  const units = [["day", 86400], ["hour", 3600], ["minute", 60], ["second", 1]];
+  const secs = Math.floor(msec / 1000);
+  for (const [name, size] of units) {
+    const n = Math.floor(secs / size);
+    if (n >= 1 || size === 1) return `${n} ${name}${n === 1 ? "" : "s"}`;
+  }
+}
 
 const server = http.createServer((req, res) => {
   if (req.url === "/healthz") {
@@ -16,9 +29,8 @@ const server = http.createServer((req, res) => {
     res.end("ok\n");
     return;
   }
-  const uptime = ms(Date.now() - started, { long: true });
   res.writeHead(200, { "Content-Type": "text/plain" });
-  res.end(`Hello from ${dyno}\nnode ${process.version}, up ${uptime}\n`);
+  res.end(`${greeting()} from ${dyno}\nnode ${process.version}, up ${uptime(Date.now() - started)}\n`);
   console.log(`${req.method} ${req.url} 200`);
 });
 
