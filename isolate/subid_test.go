@@ -338,7 +338,7 @@ func buildManagerMain(stateDir string) int {
 	build := func() int {
 		d, err := sp.Start(Spec{
 			Name:    "build",
-			Argv:    ShellArgv("cd " + work + " && { chown 12345:12345 . && echo owned; } 2>&1 | sed 's/.*: //'; mkdir out && echo made > out/file && chmod 700 out && id -u"),
+			Argv:    ShellArgv("cd " + work + " && { chown 12345:12345 . && echo owned; } 2>&1 | sed 's/.*: //'; mkdir out && echo made > out/file && chown 65534:65534 out/file && stat -c %u:%g out/file && chmod 700 out && id -u"),
 			Env:     []string{"PATH=/usr/bin:/bin"},
 			Stdout:  os.Stdout,
 			Stderr:  os.Stdout,
@@ -379,8 +379,10 @@ func TestGiveTree(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	// The build's capabilities (appCaps) act only on what its own ids
 	// own: the manager's folder, owned by an id its namespace does not
-	// map, it can neither take (chown: EPERM) nor write to.
-	want := []string{"before: 1", "owned", "12345", "given: 0", `read back: "made\n" <nil>`, "removed: <nil>"}
+	// map, it can neither take (chown: EPERM) nor write to. In its own
+	// folder it gives a file to nobody, and the manager gets it back
+	// with the rest.
+	want := []string{"before: 1", "owned", "65534:65534", "12345", "given: 0", `read back: "made\n" <nil>`, "removed: <nil>"}
 	if err != nil || len(lines) != len(want)+2 || lines[0] != "Operation not permitted" || !strings.Contains(lines[1], "Permission denied") || !slices.Equal(lines[2:], want) {
 		t.Errorf("%v: %q; want the build refused the manager's folder before it is given, then %q", err, lines, want)
 	}
