@@ -24,8 +24,10 @@ import (
 //     switch only to mapped ids. What that namespace maps is the app's
 //     own slice of host ids and nothing else: the host's files in the
 //     read-only binds are owned by unmapped ids (host root, the daemon's
-//     user), which show as the overflow id and stay out of reach, and
-//     read-only mounts refuse every write anyway;
+//     user), which stat shows as the overflow id, 65534, and which stay
+//     out of reach all the same: the kernel compares the host ids, and
+//     the app's own nobody is its slice's start + 65534. Read-only mounts
+//     refuse every write besides;
 //   - CAP_KILL is checked against the target's user namespace (kill(2)
 //     needs it in the namespace that owns the target's credentials), so
 //     it reaches only processes of the app's namespace; init belongs to

@@ -94,7 +94,8 @@ echo mapped $(awk '{ print $3 }' /proc/self/uid_map)`)
 // CAP_FOWNER (3), CAP_KILL (5), CAP_SETGID (6) and CAP_SETUID (7) of its
 // own namespace, 0xe9, bounding set included, so a server can drop its
 // workers to nobody and signal them, as nginx's master does; without
-// them it holds none and there is no other uid to drop to.
+// them it holds none and there is no other uid to drop to. Either way
+// the host's files stay out of reach.
 //
 // The kernel clears capabilities on a uid change only when it leaves
 // uid 0 (capabilities(7)): a worker that only switches uids keeps the
@@ -112,6 +113,9 @@ awk '/^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):/ { printf "%s %s ", $1, $2 } END {
 echo setgroups $(cat /proc/self/setgroups)
 `+drop+` sh -c 'echo dropped $(id -u) $(id -G) $(grep CapEff /proc/self/status); `+back+`' 2>&1 | sed "$errno"
 `+final+` sh -c 'echo final $(id -u) $(grep -E "^Cap(Prm|Eff)" /proc/self/status); `+back+`' 2>&1 | sed "$errno"
+echo devnull $(stat -c %u /dev/null)
+chmod 666 /dev/null 2>&1 | sed "$errno"
+`+drop+` chmod 666 /dev/null 2>&1 | sed "$errno"
 coproc `+final+` sh -c 'echo $$; exec sleep 1000' 2>/dev/null
 if read -r worker <&"${COPROC[0]}"; then
 	setpriv --inh-caps=-all --ambient-caps=-all kill $worker 2>&1 | sed "$errno"
@@ -119,7 +123,12 @@ if read -r worker <&"${COPROC[0]}"; then
 	echo worker ended $?
 fi`)
 		caps := "CapInh: 0000000000000000 CapPrm: 0000000000000000 CapEff: 0000000000000000 CapBnd: 0000000000000000 CapAmb: 0000000000000000 NoNewPrivs: 1 \n"
-		want := caps + "setgroups deny\nInvalid argument\nInvalid argument\n"
+		// The host's /dev/null, bound in writable, is host root's, an id
+		// no dyno maps: stat shows the overflow id, 65534, yet neither
+		// u12345 nor the app's own nobody may change it, CAP_FOWNER or
+		// not (chmod to its own mode, so a failure here harms nothing).
+		devNull := "devnull 65534\nOperation not permitted\n"
+		want := caps + "setgroups deny\nInvalid argument\nInvalid argument\n" + devNull + "Invalid argument\n"
 		if own {
 			caps = strings.ReplaceAll(caps, "0000000000000000", "00000000000000e9")
 			want = caps + "setgroups allow\n" +
@@ -128,6 +137,7 @@ fi`)
 				"dropped 65534 65534 CapEff: 00000000000000e9\n12345\n" +
 				// A final one: none left, refused the way back.
 				"final 65534 CapPrm: 0000000000000000 CapEff: 0000000000000000\nOperation not permitted\n" +
+				devNull + "Operation not permitted\n" +
 				// Its master without CAP_KILL may not signal it; with
 				// it, it does.
 				"Operation not permitted\nworker ended 143\n"
