@@ -21,8 +21,9 @@ import (
 // GNU tar restores no archive's owners; new namespaces, the host's
 // toolchains (/usr, /etc, /bin, /lib) read-only,
 // only the command's Writable dirs writable, a private /tmp, the host's
-// network for package downloads, no capabilities. A buildpack cannot
-// write outside its build.
+// network for package downloads, no capabilities (with IDs, a dyno's
+// few in the app's own namespace, so chown works within its range). A
+// buildpack cannot write outside its build.
 type SandboxExecutor struct {
 	Spawner  *isolate.Spawner
 	StateDir string // where the sandboxes' own dirs live while they run

@@ -124,8 +124,10 @@ func hiddenIn(hidden []hiddenPath, lower string, binds []Bind, readOnly []string
 
 // hideAll covers each hidden path under root: an empty read-only tmpfs
 // on a directory, an empty read-only file bound on anything else. The
-// dyno has no capability left to unmount them (dropPrivileges), and
-// seccomp denies umount besides.
+// dyno has no capability to unmount them (dropPrivileges; with the
+// app's own ids, appCaps, which holds no CAP_SYS_ADMIN, in a user
+// namespace that does not own the dyno's mount namespace), and seccomp
+// denies umount besides.
 func hideAll(root string, hidden []Hidden) error {
 	var empty string
 	for _, h := range hidden {

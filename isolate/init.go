@@ -197,7 +197,7 @@ func runInit() int {
 		// namespace: here init needs its capabilities to map that one.
 		if !mapped {
 			// Init runs as the dyno user already (prepareSandbox).
-			if err := dropPrivileges(false); err != nil {
+			if err := dropPrivileges(); err != nil {
 				return fail(initExitProtocol, "drop privileges in dyno %s: %v", cfg.Name, err)
 			}
 			if sb.Seccomp {
@@ -227,8 +227,9 @@ func runInit() int {
 		// mapped to the app's slice of host ids: a whole range, so the
 		// files of other ids (nobody's, say) show as theirs. Init's own
 		// 0 (the manager's uid) is not mapped there. The exec stage
-		// starts as that namespace's 0, drops what it gave, becomes the
-		// dyno user and execs the app.
+		// starts as that namespace's 0, becomes the dyno user keeping
+		// only the capabilities chown and privilege drops need within
+		// the range (appCaps), and execs the app.
 		seccomp := "0"
 		if cfg.Sandbox.Seccomp {
 			seccomp = "1"
@@ -241,7 +242,7 @@ func runInit() int {
 		sys.GidMappingsEnableSetgroups = true
 		// The child starts as init's uid, which that namespace does not
 		// map: it becomes the namespace's 0 before its execve, so the
-		// exec stage holds the capabilities it then drops.
+		// exec stage holds the capabilities it then limits.
 		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
 	}
 	// syscall.ForkExec, not os.StartProcess: children are reaped with
@@ -475,17 +476,18 @@ func waitMapped() int {
 
 // execStage is `dyno init --exec SECCOMP PATH ARGV...`: the first
 // process of a mapped dyno's app, uid 0 of its own user namespace. It
-// drops every capability that namespace gave it, becomes the dyno user
-// (DynoUID) and sets no_new_privs,
-// loads the seccomp filter when SECCOMP is 1, and execs the app, all on
-// one locked thread, whose state the app inherits.
+// becomes the dyno user (DynoUID) with the few capabilities of that
+// namespace an app with a whole uid range needs (appCaps) and drops the
+// rest, sets no_new_privs, loads the seccomp filter when SECCOMP is 1,
+// and execs the app, all on one locked thread, whose state the app
+// inherits.
 func execStage(args []string) int {
 	if len(args) < 3 {
 		fmt.Fprintln(os.Stderr, "dyno init --exec: want SECCOMP PATH ARGV...")
 		return initExitProtocol
 	}
 	runtime.LockOSThread()
-	if err := dropPrivileges(true); err != nil {
+	if err := becomeDynoUser(); err != nil {
 		fmt.Fprintf(os.Stderr, "dyno: drop privileges: %v\n", err)
 		return initExitProtocol
 	}

@@ -101,8 +101,9 @@ type SandboxConfig struct {
 	Hidden []Hidden `json:"hidden,omitempty"`
 	// IDs is the size of the app's slice of ids when init's user
 	// namespace maps one at 1 (Sandbox.IDs): the app then runs in a
-	// nested user namespace mapping them from 0, whose exec stage drops
-	// the capabilities it has there and becomes the dyno user.
+	// nested user namespace mapping them from 0, whose exec stage
+	// becomes the dyno user, keeping of the capabilities it has there
+	// only appCaps (chown and privilege drops within the range).
 	IDs int `json:"ids,omitempty"`
 }
 

@@ -19,8 +19,9 @@ import (
 // inside mapped to the caller's uid, setgroups denied), mount, pid, uts and ipc
 // namespaces; a root of read-only host binds; /app an overlay of Lower
 // with a fresh upper layer per dyno; a private /tmp, /proc and /dev; its
-// own hostname; no capabilities. The host's network is shared: the app
-// binds $PORT and is reachable on 127.0.0.1.
+// own hostname; no capabilities (with IDs, the few of its own user
+// namespace that chown and privilege drops need: appCaps). The host's
+// network is shared: the app binds $PORT and is reachable on 127.0.0.1.
 type Sandbox struct {
 	// Lower is the directory seen as /app. It is never written to. ""
 	// means no /app (a build sandbox, whose work is in Binds).
@@ -55,7 +56,10 @@ type Sandbox struct {
 	// init's maps (a warm init's ahead of its start: WarmUp). Lower must
 	// then be the app's own tree, given to that user (GiveTree;
 	// slug.Store.UnpackedFor): the overlay shows it as it is, and its
-	// copy-up keeps the app the owner of what it writes.
+	// copy-up keeps the app the owner of what it writes. The app keeps
+	// CAP_CHOWN, CAP_FOWNER, CAP_SETUID, CAP_SETGID and CAP_KILL of its
+	// own namespace (appCaps), so chown and privilege drops work within
+	// the slice.
 	IDs *IDRange
 }
 

@@ -152,7 +152,7 @@ func appsManagerMain(mode string) int {
 		sp.mu.Unlock()
 		d, err := sp.Start(Spec{
 			Name:   "web.1",
-			Argv:   ShellArgv(`id -u; id -g; id -un; id -gn; echo $HOME; grep -c . /proc/self/uid_map; awk '{ print $3 }' /proc/self/uid_map; chown 65534 /app 2>&1 | sed 's/.*: //'; awk '/^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):/ { printf "%s ", $2 } END { print "" }' /proc/self/status; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; echo ready; exec sleep 1000`),
+			Argv:   ShellArgv(`id -u; id -g; id -un; id -gn; echo $HOME; grep -c . /proc/self/uid_map; awk '{ print $3 }' /proc/self/uid_map; touch /tmp/f; { chown 65534:65534 /tmp/f && echo chowned; } 2>&1 | sed 's/.*: //'; ls -ln /tmp/f | cut -d' ' -f3,4; cat /proc/self/setgroups; awk '/^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):/ { printf "%s ", $2 } END { print "" }' /proc/self/status; echo mine > /app/mine; ls -ln /app/mine | cut -d' ' -f3,4; cat sub/private; echo more >> sub/private && echo new > sub/new && stat -c '%u %g %a' sub sub/private sub/new; awk '$5 == "/app" { for (i = 7; $i != "-"; i++); print $(i+1) }' /proc/self/mountinfo; echo ready; exec sleep 1000`),
 			Dir:    "/app",
 			Env:    []string{"PATH=/usr/bin:/bin", "HOME=/app", "SECRET=" + app + "-secret"},
 			Stdout: pw, Stderr: pw,
@@ -256,12 +256,17 @@ func TestAppsOwnIDs(t *testing.T) {
 		// writes. It reads and writes its code, which it owns, through
 		// an overlay over its own lower (nothing copied), whose copy-up
 		// keeps the dyno user the owner of the file it wrote. With its
-		// own ids it has a whole range: nobody is a uid there, which it
-		// may not chown to (EPERM: no capabilities), where a single
-		// uid has no nobody at all (EINVAL).
-		wantSaid := []string{"12345", "12345", "u12345", "dyno", "/app", "1", "1", "Invalid argument", strings.Repeat("0000000000000000 ", 5) + "1 ", "12345 12345", "code", "12345 12345 755", "12345 12345 600", "12345 12345 644", "overlay"}
+		// own ids it has a whole range and, as the only capabilities
+		// left in every set, bounding included, CAP_CHOWN (0),
+		// CAP_FOWNER (3), CAP_KILL (5), CAP_SETGID (6) and CAP_SETUID
+		// (7) of its own namespace, 0xe9: it gives its file to nobody,
+		// a uid of that range, and setgroups is allowed there, for a
+		// privilege drop. A single uid has no nobody at all (EINVAL),
+		// no capabilities and setgroups denied.
+		wantSaid := []string{"12345", "12345", "u12345", "dyno", "/app", "1", "1", "Invalid argument", "12345 12345", "deny", strings.Repeat("0000000000000000 ", 5) + "1 ", "12345 12345", "code", "12345 12345 755", "12345 12345 600", "12345 12345 644", "overlay"}
 		if mode == "own" {
-			wantSaid[6], wantSaid[7] = "65536", "Operation not permitted"
+			wantSaid[6], wantSaid[7], wantSaid[8], wantSaid[9] = "65536", "chowned", "65534 65534", "allow"
+			wantSaid[10] = strings.Repeat("00000000000000e9 ", 5) + "1 "
 			inRange := func(id int) bool { return id >= base && id < base+3*AppIDs }
 			if uidA == uidB || !inRange(uidA) || !inRange(uidB) || !inRange(gidA) || !inRange(gidB) {
 				t.Errorf("host ids: alpha %d:%d, beta %d:%d; want each app its own, from %d", uidA, gidA, uidB, gidB, base)
@@ -274,7 +279,7 @@ func TestAppsOwnIDs(t *testing.T) {
 				t.Errorf("%s: %s's dyno did not start from its warm init", mode, name)
 			}
 			if !slices.Equal(d.Said, wantSaid) {
-				t.Errorf("%s: %s's dyno said %q; want %q (uid, gid, their names, HOME, uid_map, chown to nobody, capabilities, owner of its file, its code)", mode, name, d.Said, wantSaid)
+				t.Errorf("%s: %s's dyno said %q; want %q (uid, gid, their names, HOME, uid_map, chown to nobody and the owner it left, setgroups, capabilities, owner of its file, its code)", mode, name, d.Said, wantSaid)
 			}
 		}
 		// The overlay wrote nothing into the lower.
@@ -333,7 +338,7 @@ func buildManagerMain(stateDir string) int {
 	build := func() int {
 		d, err := sp.Start(Spec{
 			Name:    "build",
-			Argv:    ShellArgv("cd " + work + " && mkdir out && echo made > out/file && chmod 700 out && id -u"),
+			Argv:    ShellArgv("cd " + work + " && { chown 12345:12345 . && echo owned; } 2>&1 | sed 's/.*: //'; mkdir out && echo made > out/file && chown 65534:65534 out/file && stat -c %u:%g out/file && chmod 700 out && id -u"),
 			Env:     []string{"PATH=/usr/bin:/bin"},
 			Stdout:  os.Stdout,
 			Stderr:  os.Stdout,
@@ -372,8 +377,13 @@ func TestGiveTree(t *testing.T) {
 	testutil.AsNobody(cmd)
 	out, err := cmd.CombinedOutput()
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-	want := []string{"before: 1", "12345", "given: 0", `read back: "made\n" <nil>`, "removed: <nil>"}
-	if err != nil || len(lines) != len(want)+1 || !strings.Contains(lines[0], "Permission denied") || !slices.Equal(lines[1:], want) {
-		t.Errorf("%v: %q; want the build refused before the bind is given, then %q", err, lines, want)
+	// The build's capabilities (appCaps) act only on what its own ids
+	// own: the manager's folder, owned by an id its namespace does not
+	// map, it can neither take (chown: EPERM) nor write to. In its own
+	// folder it gives a file to nobody, and the manager gets it back
+	// with the rest.
+	want := []string{"before: 1", "owned", "65534:65534", "12345", "given: 0", `read back: "made\n" <nil>`, "removed: <nil>"}
+	if err != nil || len(lines) != len(want)+2 || lines[0] != "Operation not permitted" || !strings.Contains(lines[1], "Permission denied") || !slices.Equal(lines[2:], want) {
+		t.Errorf("%v: %q; want the build refused the manager's folder before it is given, then %q", err, lines, want)
 	}
 }

@@ -52,23 +52,24 @@ func TestNonRootBuildAndDynos(t *testing.T) {
 			"-----> compiling as u12345 (uid 12345)",
 			"-----> installed bin/start-config")
 
-		// A chown to nobody: refused as it is to any ordinary user
-		// (EPERM) where the dyno has a whole range; with one uid, nobody
-		// is not even a uid there (EINVAL).
-		chown := "Invalid argument"
+		// A chown to nobody: done where the dyno has a whole range
+		// (CAP_CHOWN of its own namespace), nobody then owning the
+		// file; with one uid, nobody is not even a uid there (EINVAL).
+		chown, owner := "Invalid argument", "owner 12345"
 		mapped := "1"
 		if own {
-			chown, mapped = "Operation not permitted", "65536"
+			chown, owner, mapped = "chowned", "owner 65534", "65536"
 		}
 		out = e.must(t, "run", "-a", "plain", `bin/check-user; bin/start-config true; vendor/bin/vendored
 touch /app/config/x && echo touched $(stat -c %U /app/config/x)
-chown 65534 /app/config/x 2>&1 | sed 's/.*: //'
+{ chown 65534 /app/config/x && echo chowned; } 2>&1 | sed 's/.*: //'
+echo owner $(ls -ln /app/config/x | cut -d' ' -f3)
 echo mapped $(awk '{ print $3 }' /proc/self/uid_map)`)
 		wantLines(t, out,
 			"user=u12345 uid=12345 group=dyno home=/app tty=none",
 			"vendored, run by u12345",
 			"touched u12345",
-			chown,
+			chown+"\n"+owner+"\n",
 			"mapped "+mapped)
 		if !regexp.MustCompile(`(?m)^wrote config/app\.conf: listen \d+;$`).MatchString(out) {
 			t.Errorf("the start script did not write config/app.conf:\n%s", out)
@@ -85,6 +86,64 @@ echo mapped $(awk '{ print $3 }' /proc/self/uid_map)`)
 		s.signal(syscall.SIGTERM)
 		if st := s.wait(); st != 0 {
 			t.Errorf("start exited %d:\n%s", st, strings.Join(s.lines(), "\n"))
+		}
+	})
+}
+
+// With the app's own ids a dyno's user holds exactly CAP_CHOWN (0),
+// CAP_FOWNER (3), CAP_KILL (5), CAP_SETGID (6) and CAP_SETUID (7) of its
+// own namespace, 0xe9, bounding set included, so a server can drop its
+// workers to nobody and signal them, as nginx's master does; without
+// them it holds none and there is no other uid to drop to. Either way
+// the host's files stay out of reach.
+//
+// The kernel clears capabilities on a uid change only when it leaves
+// uid 0 (capabilities(7)): a worker that only switches uids keeps the
+// five and may switch back. One that clears its inheritable and ambient
+// sets too has none after its next execve, and no way back to u12345.
+func TestDynoUserPrivileges(t *testing.T) {
+	idModes(t, func(t *testing.T, e *isolatedEnv, own bool) {
+		e.deployFixture(t, "alpha", "web: exec sleep 1000\n")
+		drop := "setpriv --reuid 65534 --regid 65534 --clear-groups"
+		final := drop + " --inh-caps=-all --ambient-caps=-all"
+		back := "setpriv --reuid 12345 --regid 12345 --clear-groups id -u"
+		// errno keeps of an error line only its reason.
+		out := e.must(t, "run", "-a", "alpha", `errno='s/^[a-z]*: .*: //'
+awk '/^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):/ { printf "%s %s ", $1, $2 } END { print "" }' /proc/self/status
+echo setgroups $(cat /proc/self/setgroups)
+`+drop+` sh -c 'echo dropped $(id -u) $(id -G) $(grep CapEff /proc/self/status); `+back+`' 2>&1 | sed "$errno"
+`+final+` sh -c 'echo final $(id -u) $(grep -E "^Cap(Prm|Eff)" /proc/self/status); `+back+`' 2>&1 | sed "$errno"
+echo devnull $(stat -c %u /dev/null)
+chmod 666 /dev/null 2>&1 | sed "$errno"
+`+drop+` chmod 666 /dev/null 2>&1 | sed "$errno"
+coproc `+final+` sh -c 'echo $$; exec sleep 1000' 2>/dev/null
+if read -r worker <&"${COPROC[0]}"; then
+	setpriv --inh-caps=-all --ambient-caps=-all kill $worker 2>&1 | sed "$errno"
+	kill $worker && wait $COPROC_PID
+	echo worker ended $?
+fi`)
+		caps := "CapInh: 0000000000000000 CapPrm: 0000000000000000 CapEff: 0000000000000000 CapBnd: 0000000000000000 CapAmb: 0000000000000000 NoNewPrivs: 1 \n"
+		// The host's /dev/null, bound in writable, is host root's, an id
+		// no dyno maps: stat shows the overflow id, 65534, yet neither
+		// u12345 nor the app's own nobody may change it, CAP_FOWNER or
+		// not (chmod to its own mode, so a failure here harms nothing).
+		devNull := "devnull 65534\nOperation not permitted\n"
+		want := caps + "setgroups deny\nInvalid argument\nInvalid argument\n" + devNull + "Invalid argument\n"
+		if own {
+			caps = strings.ReplaceAll(caps, "0000000000000000", "00000000000000e9")
+			want = caps + "setgroups allow\n" +
+				// A plain drop: nobody, no groups, the five kept, and
+				// back to u12345.
+				"dropped 65534 65534 CapEff: 00000000000000e9\n12345\n" +
+				// A final one: none left, refused the way back.
+				"final 65534 CapPrm: 0000000000000000 CapEff: 0000000000000000\nOperation not permitted\n" +
+				devNull + "Operation not permitted\n" +
+				// Its master without CAP_KILL may not signal it; with
+				// it, it does.
+				"Operation not permitted\nworker ended 143\n"
+		}
+		if out != want {
+			t.Errorf("the dyno said\n%s\nwant\n%s", out, want)
 		}
 	})
 }
