@@ -7,6 +7,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -68,7 +69,7 @@ func markerAlive(marker string) bool {
 			continue
 		}
 		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && strings.Contains(string(b), marker) {
+		if err == nil && holdsMarker(string(b), marker) {
 			stat, _ := os.ReadFile("/proc/" + e.Name() + "/stat")
 			if i := strings.LastIndexByte(string(stat), ')'); i > 0 && len(stat) > i+2 && stat[i+2] != 'Z' {
 				return true
@@ -77,6 +78,25 @@ func markerAlive(marker string) bool {
 	}
 	return false
 }
+
+// holdsMarker says whether cmdline holds marker with no digit either
+// side: other tests' processes, running at the same time, have numbers
+// of their own in their command lines (temp folders, sleeps).
+func holdsMarker(cmdline, marker string) bool {
+	for i := 0; ; {
+		j := strings.Index(cmdline[i:], marker)
+		if j < 0 {
+			return false
+		}
+		start, end := i+j, i+j+len(marker)
+		if (start == 0 || !isDigit(cmdline[start-1])) && (end == len(cmdline) || !isDigit(cmdline[end])) {
+			return true
+		}
+		i = start + 1
+	}
+}
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 func waitMarkerGone(t *testing.T, marker string, within time.Duration) {
 	t.Helper()
@@ -89,7 +109,9 @@ func waitMarkerGone(t *testing.T, marker string, within time.Duration) {
 	}
 }
 
-func uniqueSleep() string { return strconv.Itoa(900000 + int(time.Now().UnixNano()%99999)) }
+// uniqueSleep is a sleep length no other process on the host is likely
+// to name, so that a test can find its own processes by it.
+func uniqueSleep() string { return strconv.Itoa(900000000 + rand.IntN(99999999)) }
 
 func TestIsolatedStart(t *testing.T) {
 	e := newIsolatedEnv(t, map[string]string{
