@@ -49,14 +49,8 @@ func (d *Daemon) routes() http.Handler {
 	return limitBodies(mux)
 }
 
-// apiError is the Platform API's error body.
-type apiError struct {
-	ID      string `json:"id"`
-	Message string `json:"message"`
-}
-
 func writeError(w http.ResponseWriter, status int, id, format string, args ...any) {
-	writeJSON(w, status, apiError{ID: id, Message: fmt.Sprintf(format, args...)})
+	writeJSON(w, status, APIError{ID: id, Message: fmt.Sprintf(format, args...)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -254,24 +248,10 @@ func (d *Daemon) getFormation(w http.ResponseWriter, r *http.Request, a *appRun)
 	writeJSON(w, http.StatusOK, FormationJSON(app.FormationOf(st.Formation, st.Current), st.Current))
 }
 
-// DynoJSON is the Platform API's dyno, plus dyno's pid.
-func DynoJSON(s supervisor.DynoStatus, appName string) map[string]any {
-	size := s.Size
-	j := map[string]any{
-		"id": s.Name, "name": s.Name, "type": s.Type, "command": s.Command, "state": string(s.State),
-		"size": app.SizeName(size), "updated_at": s.Since.UTC().Format(time.RFC3339),
-		"app": map[string]string{"name": appName}, "pid": s.Pid,
-	}
-	if s.Memory > 0 {
-		j["memory_bytes"], j["cpu_seconds"] = s.Memory, s.CPU.Seconds()
-	}
-	return j
-}
-
 func (d *Daemon) listDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
-	out := []map[string]any{}
+	out := []Dyno{}
 	for _, s := range a.sup.Status() {
-		out = append(out, DynoJSON(s, a.name))
+		out = append(out, NewDyno(s, a.name))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -297,7 +277,7 @@ func (d *Daemon) createDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, DynoJSON(supervisor.DynoStatus{Name: c.Name, Type: c.Type, Command: c.Command, State: supervisor.Starting, Since: time.Now(), Size: c.Size}, a.name))
+	writeJSON(w, http.StatusCreated, NewDyno(supervisor.DynoStatus{Name: c.Name, Type: c.Type, Command: c.Command, State: supervisor.Starting, Since: time.Now(), Size: c.Size}, a.name))
 }
 
 func (d *Daemon) restartDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
