@@ -16,6 +16,7 @@ import (
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/attached"
 	"github.com/dyno-run/dyno/supervisor/logstore"
 )
 
@@ -251,6 +252,16 @@ func (d *Daemon) getFormation(w http.ResponseWriter, r *http.Request, a *appRun)
 func (d *Daemon) listDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
 	out := []Dyno{}
 	for _, s := range a.sup.Status() {
+		out = append(out, NewDyno(s, a.name))
+	}
+	// Attached one-offs run in their users' terminals, under dyno run
+	// rather than here; each registers itself in the app's folder.
+	runs, err := attached.List(attached.Dir(a.app.Dir))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	for _, s := range runs {
 		out = append(out, NewDyno(s, a.name))
 	}
 	writeJSON(w, http.StatusOK, out)
