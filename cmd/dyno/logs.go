@@ -4,8 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"os"
-	"strings"
+
 	"time"
 
 	"github.com/dyno-run/dyno/ledger/app"
@@ -89,15 +88,12 @@ never slows the dynos.`,
 
 // apiLog records an API event in the app's logs, as Logplex's app[api]
 // lines: "Set FOO config vars by user ann". It works with the daemon
-// running or not: the line is appended to the app's log file in one
+// running or not: the lines are appended to the app's log file in one
 // write.
 func apiLog(a *app.App, events ...string) {
-	var b strings.Builder
-	now := time.Now().Format("2006-01-02T15:04:05.000000-07:00")
-	for _, e := range events {
-		fmt.Fprintf(&b, "%s app[api]: %s by user %s\n", now, e, userName())
+	texts := make([]string, len(events))
+	for i, e := range events {
+		texts[i] = e + " by user " + userName()
 	}
-	if err := os.MkdirAll(a.LogsDir(), 0o700); err == nil {
-		logstore.Append(a.LogsDir(), []byte(b.String()))
-	}
+	logstore.AppendLines(a.LogsDir(), "app", "api", time.Now(), texts...)
 }
