@@ -389,7 +389,7 @@ func Append(dir string, lines []byte) error {
 // in order. It is how processes other than the daemon, the CLI's
 // commands, put their lines in an app's logs.
 func AppendLines(dir, source, dyno string, now time.Time, texts ...string) error {
-	stamp := now.Format("2006-01-02T15:04:05.000000-07:00")
+	stamp := now.Format(stampLayout)
 	var b []byte
 	for _, t := range texts {
 		b = fmt.Appendf(b, "%s %s[%s]: %s\n", stamp, source, dyno, t)
