@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -200,6 +201,20 @@ func dynoAction(ctx context.Context, appName, method, path string) error {
 	return daemonError(c.Do(ctx, method, "/apps/"+appName+path, nil, nil))
 }
 
+// noSuchDyno says which dyno or type the daemon does not run, when it
+// answered not_found for target: an attached run.N is the terminal's
+// that runs it, not the daemon's to stop.
+func noSuchDyno(err error, target, appName string, c colors) error {
+	var e *daemon.APIError
+	if !errors.As(err, &e) || e.Status != http.StatusNotFound || e.ID != "not_found" || target == "" {
+		return err
+	}
+	if strings.HasPrefix(target, "run.") {
+		return fmt.Errorf("%s: the daemon runs no such dyno on %s; a run.N that dyno run attached to a terminal ends there (exit or Ctrl-C)", target, c.app(appName))
+	}
+	return fmt.Errorf("%s: the daemon runs no such dyno or process type on %s; dyno ps -a %s lists them", target, c.app(appName), appName)
+}
+
 // dynoTargetFlags adds Heroku's -p/--process-type and -d/--dyno-name.
 func dynoTargetFlags(cmd *cobra.Command, processType, dynoName *string) {
 	cmd.Flags().StringVarP(processType, "process-type", "p", "", "only this process type's dynos (web)")
@@ -259,7 +274,7 @@ func newPsRestartCommand() *cobra.Command {
 				}
 			}
 			if err := dynoAction(cmd.Context(), a.Name, http.MethodDelete, path); err != nil {
-				return err
+				return noSuchDyno(err, target, a.Name, newColors(cmd))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Restarting %s on %s... done\n", what, newColors(cmd).app(a.Name))
 			return nil
@@ -295,7 +310,7 @@ func psStop(use, action, verb string) *cobra.Command {
 				return err
 			}
 			if err := dynoAction(cmd.Context(), a.Name, http.MethodPost, "/dynos/"+url.PathEscape(target)+"/actions/"+action); err != nil {
-				return err
+				return noSuchDyno(err, target, a.Name, newColors(cmd))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s on %s... done\n", verb, target, newColors(cmd).app(a.Name))
 			return nil

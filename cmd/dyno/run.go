@@ -86,6 +86,9 @@ shows. The exit status is the dyno's with or without -x (heroku run exits
 func runRun(o runOptions, args []string) error {
 	onApp := useApp(o.app, o.procfile, o.procfileSet)
 	if onApp {
+		if o.app == "" {
+			o.app = os.Getenv("DYNO_APP")
+		}
 		// -e is heroku run's variables here, heroku local:run's env
 		// files otherwise.
 		vars, err := parseVars(o.envFiles)
@@ -134,11 +137,12 @@ func runRun(o runOptions, args []string) error {
 		d, err := spawner.Start(spec)
 		if run != nil {
 			if err != nil {
-				fmt.Fprintln(os.Stderr, "failed")
 				warnLog(run.Failed())
 				return nil, err
 			}
-			fmt.Fprintf(os.Stderr, "up, %s (%s)\n", spec.Name, app.SizeName(o.isolate.size))
+			// One write, so that the command's first output, on the
+			// same terminal or pipe, cannot land inside the line.
+			fmt.Fprintf(os.Stderr, "Running `%s` on %s... up, %s (%s)\n", commandLine(args), o.colors.app(o.app), spec.Name, app.SizeName(o.isolate.size))
 			warnLog(run.Up(d.InitPid()))
 		}
 		return d, err
@@ -200,8 +204,7 @@ func runRun(o runOptions, args []string) error {
 }
 
 // beginAttached makes an app's attached one-off visible: in ps, through
-// its entry in the app's folder, and in the app's logs, its state lines;
-// then it starts the heroku run line, which start ends with "up, run.N".
+// its entry in the app's folder, and in the app's logs, its state lines.
 func beginAttached(o runOptions, spec isolate.Spec, args []string) (*attached.Run, error) {
 	a, err := openApp(o.app)
 	if err != nil {
@@ -213,7 +216,6 @@ func beginAttached(o runOptions, spec isolate.Spec, args []string) (*attached.Ru
 	if err != nil {
 		return nil, err
 	}
-	fmt.Fprintf(os.Stderr, "Running `%s` on %s... ", command, o.colors.app(a.Name))
 	return run, nil
 }
 

@@ -115,3 +115,14 @@ func (c *Client) Nudge() {
 	defer cancel()
 	c.Do(ctx, http.MethodPost, "/dyno/reconcile", nil, nil)
 }
+
+// Running reports whether a daemon accepts connections on the socket.
+func (c *Client) Running(ctx context.Context) bool {
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
+}
