@@ -34,6 +34,20 @@ func TestLogsTailShowsAPIEventsLive(t *testing.T) {
 	}
 }
 
+// Without a daemon the tail says so in one line, with the command that
+// starts it, and still shows what the commands write.
+func TestLogsTailWithoutDaemon(t *testing.T) {
+	e := newIsolatedEnv(t, nil)
+	e.must(t, "apps:create", "quiet")
+	s := startSession(t, e.command("logs", "--tail", "-a", "quiet"))
+	s.waitFor(`^dyno: the daemon is not running: the tail shows the dynos' lines once it runs \(start it with ` + regexp.QuoteMeta(hostStartCommand()) + `\)$`)
+	e.must(t, "config:set", "QUIET=1", "-a", "quiet")
+	s.waitFor(`app\[api\]: Release v2 created by user `)
+	if n := len(s.lines()); n != 5 {
+		t.Errorf("%d lines; want the first release's two, the line about the daemon and config:set's two:\n%s", n, strings.Join(s.lines(), "\n"))
+	}
+}
+
 // The daemon stops and comes back under a tail: it says so once and
 // goes on, every line once and none missed.
 func TestLogsTailSurvivesDaemonRestart(t *testing.T) {
