@@ -357,81 +357,86 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// logStream writes the last lines stored, then, with tail, every new line
-// as it comes. The tail's buffer is bounded: a reader too slow for the
-// app loses lines (Logplex's L11), never stalls its dynos.
+// logStream writes the last lines stored, then, with tail, every line
+// stored after them, read from the store's files with a cursor: the
+// lines of the dynos, which this daemon writes, and those other
+// processes append (the CLI's API events, attached one-offs' state
+// lines), each once. A reader too slow falls behind in the files, never
+// stalls the dynos.
 func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 	q := r.URL.Query()
 	f := logstore.Filter{Dyno: q.Get("dyno"), Source: q.Get("source")}
 	// Heroku's default and most: 100 and 1,500 lines; 0 is none, a tail
-	// alone. (logstore.Read takes n <= 0 as the whole store, 100 MB read
-	// into memory for one request.)
+	// alone.
 	n := 100
 	if v, err := strconv.Atoi(q.Get("lines")); err == nil && v >= 0 {
 		n = min(v, 1500)
 	}
 	tail := q.Get("tail") == "true"
-	var t *logstore.Tail
+	var wake *logstore.Tail
 	if tail {
-		// Subscribe before reading history, so nothing falls between.
-		t = a.hub.Subscribe(f, 1024)
-		defer t.Close()
+		// The hub wakes the stream when this daemon writes a line, and
+		// ends it when the app is closed; lines other processes append
+		// are found at the next poll.
+		wake = a.hub.Subscribe(f, 1)
+		defer wake.Close()
 	}
-	var lines []logstore.Line
-	if n > 0 {
-		var err error
-		if lines, err = logstore.Read(a.app.LogsDir(), f, n); err != nil {
-			writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
-			return
-		}
+	lines, cur, err := logstore.Follow(a.app.LogsDir(), f, n)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
 	}
+	defer cur.Close()
 	// The stream outlives the server's WriteTimeout: each write gets a
 	// deadline of its own, so a tail runs as long as its reader reads,
 	// and a reader that stops reading is let go. (net/http lifts the
 	// read deadline itself once a request without a body is read.)
 	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
-	shown := map[string]bool{}
-	for i, l := range lines {
-		w.Write(append(l.Raw, '\n'))
-		if i >= len(lines)-1024 {
-			shown[string(l.Raw)] = true
+	send := func(lines []logstore.Line) bool {
+		if len(lines) == 0 {
+			return true
 		}
+		rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
+		for _, l := range lines {
+			if _, err := w.Write(append(l.Raw, '\n')); err != nil {
+				return false
+			}
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
 	}
-	if flusher != nil {
-		flusher.Flush()
-	}
-	if t == nil {
+	if !send(lines) || !tail {
 		return
 	}
-	// History and tail overlap by the lines written between the
-	// subscription and the read: the first tail lines already shown are
-	// skipped, until one was not.
-	skip := len(shown) > 0
+	if flusher != nil {
+		// The status and headers, even with no history.
+		rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
+		flusher.Flush()
+	}
+	poll := time.NewTicker(logPoll)
+	defer poll.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
-		case line, ok := <-t.Lines():
+		case _, ok := <-wake.Lines():
 			if !ok {
 				return
 			}
-			if skip {
-				if shown[string(line[:len(line)-1])] {
-					continue
-				}
-				skip = false
-			}
-			rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
-			if _, err := w.Write(line); err != nil {
-				return
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
+		case <-poll.C:
+		}
+		lines, err := cur.Next()
+		if !send(lines) || err != nil {
+			return
 		}
 	}
 }
+
+// logPoll is how often a log stream looks for lines that other
+// processes appended to the store.
+const logPoll = 250 * time.Millisecond
