@@ -75,6 +75,15 @@ func TestRunAppLikeHerokuRun(t *testing.T) {
 		t.Errorf("-x -s Standard-2X: exit %d, %q", st, errOut)
 	}
 
+	// DYNO_APP, with no Procfile in the folder, is -a: -e is variables.
+	cmd := e.command("run", "-e", "VIA=env", "echo $VIA/$DYNO")
+	cmd.Env = append(cmd.Env, "DYNO_APP=oneoff")
+	var o, x bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &o, &x
+	if err := cmd.Run(); err != nil || !regexp.MustCompile(`^env/run\.\d{4}\n$`).MatchString(o.String()) || !strings.Contains(x.String(), " on ⬢ oneoff... up, run.") {
+		t.Errorf("DYNO_APP: %v, %q, %q", err, o.String(), x.String())
+	}
+
 	// Bad input: one line, non-zero, nothing started.
 	for _, tc := range []struct {
 		args []string
