@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -31,6 +32,23 @@ func TestHerokuLongFlags(t *testing.T) {
 			if short != "" && tc.cmd.Flags().ShorthandLookup(short) != f {
 				t.Errorf("%s -%s is not --%s", tc.cmd.Name(), short, long)
 			}
+		}
+	}
+}
+
+func TestWithVars(t *testing.T) {
+	got := withVars([]string{"PATH=/bin", "A=old", "DYNO=run.1"}, []string{"A=1", "B=2", "A=3"})
+	want := []string{"PATH=/bin", "DYNO=run.1", "B=2", "A=3"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("withVars: %q; want %q", got, want)
+	}
+	vars, err := parseVars([]string{"A=1;B=x=y; ;C=", "D=4"})
+	if err != nil || strings.Join(vars, "|") != "A=1|B=x=y|C=|D=4" {
+		t.Errorf("parseVars: %q, %v", vars, err)
+	}
+	for _, bad := range []string{"A", "1A=2", "A B=1", "=1"} {
+		if _, err := parseVars([]string{bad}); err == nil {
+			t.Errorf("parseVars(%q) took it", bad)
 		}
 	}
 }

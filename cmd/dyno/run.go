@@ -53,10 +53,9 @@ reach the command as they are (bash -c 'echo hi').
 With -a APP (or DYNO_APP) it runs run.N of the app's current release, as
 heroku run does: it says on stderr which run.N it started ("Running ... on
 ⬢ APP... up, run.N (SIZE)"), ps lists it while it runs and the app's logs
-get its state lines.
--e then takes variables ('A=1;B=2'), -s a dyno size, --type the type ps
-shows. The exit status is the dyno's with or without -x (heroku run exits
-0 without -x; -x is accepted for the habit).`,
+get its state lines. -e then takes variables ('A=1;B=2'), -s a dyno size,
+--type the type ps shows. The exit status is the dyno's with or without -x
+(heroku run exits 0 without -x; -x is accepted for the habit).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.procfileSet = cmd.Flags().Changed("procfile")
@@ -281,23 +280,30 @@ func splitEnvFiles(values []string) []string {
 }
 
 // withVars is env with vars set, each replacing the variable of the same
-// name: a program's getenv finds the first of two.
+// name, the last of vars winning: a program's getenv finds the first of
+// two, so no name may appear twice.
 func withVars(env, vars []string) []string {
 	if len(vars) == 0 {
 		return env
 	}
-	set := map[string]bool{}
-	for _, kv := range vars {
+	last := map[string]int{}
+	for i, kv := range vars {
 		k, _, _ := strings.Cut(kv, "=")
-		set[k] = true
+		last[k] = i
 	}
 	out := make([]string, 0, len(env)+len(vars))
 	for _, kv := range env {
-		if k, _, _ := strings.Cut(kv, "="); !set[k] {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, set := last[k]; !set {
 			out = append(out, kv)
 		}
 	}
-	return append(out, vars...)
+	for i, kv := range vars {
+		if k, _, _ := strings.Cut(kv, "="); last[k] == i {
+			out = append(out, kv)
+		}
+	}
+	return out
 }
 
 // waitOneOff forwards signals that reach dyno to every process of the
