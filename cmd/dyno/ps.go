@@ -201,18 +201,14 @@ func dynoAction(ctx context.Context, appName, method, path string) error {
 	return daemonError(c.Do(ctx, method, "/apps/"+appName+path, nil, nil))
 }
 
-// noSuchDyno says which dyno or type the daemon does not run, when it
-// answered not_found for target: an attached run.N is the terminal's
-// that runs it, not the daemon's to stop.
+// noSuchDyno says which dyno or type the app does not run, when the
+// daemon answered not_found for target.
 func noSuchDyno(err error, target, appName string, c colors) error {
 	var e *daemon.APIError
 	if !errors.As(err, &e) || e.Status != http.StatusNotFound || e.ID != "not_found" || target == "" {
 		return err
 	}
-	if strings.HasPrefix(target, "run.") {
-		return fmt.Errorf("%s: the daemon runs no such dyno on %s; a run.N that dyno run attached to a terminal ends there (exit or Ctrl-C)", target, c.app(appName))
-	}
-	return fmt.Errorf("%s: the daemon runs no such dyno or process type on %s; dyno ps -a %s lists them", target, c.app(appName), appName)
+	return fmt.Errorf("%s: no such dyno or process type runs on %s; dyno ps -a %s lists them", target, c.app(appName), appName)
 }
 
 // dynoTargetFlags adds Heroku's -p/--process-type and -d/--dyno-name.

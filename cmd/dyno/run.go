@@ -142,7 +142,7 @@ func runRun(o runOptions, args []string) error {
 			// One write, so that the command's first output, on the
 			// same terminal or pipe, cannot land inside the line.
 			fmt.Fprintf(os.Stderr, "Running `%s` on %s... up, %s (%s)\n", commandLine(args), o.colors.app(o.app), spec.Name, app.SizeName(o.isolate.size))
-			warnLog(run.Up(d.InitPid()))
+			warnLog(run.Up())
 		}
 		return d, err
 	}
@@ -210,6 +210,8 @@ func beginAttached(o runOptions, spec isolate.Spec, args []string) (*attached.Ru
 		return nil, err
 	}
 	command := commandLine(args)
+	// Its pid is this process's: ps:stop signals it, and it passes the
+	// signal on to the dyno and logs the end.
 	st := supervisor.DynoStatus{Name: spec.Name, Type: o.dynoType, Command: command, Size: o.isolate.size, Pid: os.Getpid()}
 	run, err := attached.Begin(a.Dir, a.LogsDir(), st, userName())
 	if err != nil {

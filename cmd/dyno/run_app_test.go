@@ -137,13 +137,14 @@ func TestRunAppInPs(t *testing.T) {
 	if !strings.Contains(out, "web.1: ") {
 		t.Errorf("ps lost the formation:\n%s", out)
 	}
-	// ps:stop says where an attached run ends.
-	if out, st := e.dynoOut(t, "ps:stop", name, "-a", "listed"); st == 0 || !strings.Contains(out, name+": the daemon runs no such dyno on ⬢ listed; a run.N that dyno run attached to a terminal ends there") {
-		t.Errorf("ps:stop %s: exit %d, %q", name, st, out)
-	}
-	s.signal(syscall.SIGTERM)
+	// ps:stop ends an attached run for good, as it ends a one-off on
+	// Heroku: its dyno run passes SIGTERM on and logs the end.
+	wantLines(t, e.must(t, "ps:stop", name, "-a", "listed"), "Stopping "+name+" on ⬢ listed... done")
 	if st := s.wait(); st != 143 {
 		t.Errorf("run ended with %d; want 143 (SIGTERM)", st)
+	}
+	if out, st := e.dynoOut(t, "ps:stop", name, "-a", "listed"); st == 0 || out != "dyno: "+name+": no such dyno or process type runs on ⬢ listed; dyno ps -a listed lists them\n" {
+		t.Errorf("ps:stop of an ended run: exit %d, %q", st, out)
 	}
 	e.waitLog(t, "listed", `heroku\[`+regexp.QuoteMeta(name)+`\]: Process exited with status 143`)
 	if out := e.must(t, "ps", "-a", "listed"); strings.Contains(out, "run.") {

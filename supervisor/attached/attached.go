@@ -68,8 +68,8 @@ func Register(dir string, st supervisor.DynoStatus) (*Registration, error) {
 }
 
 // SetState records the one-off's new state, since now.
-func (r *Registration) SetState(s supervisor.State, pid int) error {
-	r.st.State, r.st.Since, r.st.Pid = s, time.Now(), pid
+func (r *Registration) SetState(s supervisor.State) error {
+	r.st.State, r.st.Since = s, time.Now()
 	return r.write()
 }
 
@@ -160,6 +160,38 @@ func read(dir, name string) (supervisor.DynoStatus, bool) {
 		return st, false
 	}
 	return st, true
+}
+
+// ErrNoRun says that no running one-off has the name.
+var ErrNoRun = errors.New("no such attached one-off")
+
+// Signal sends sig to the process that runs the one-off name in dir,
+// the Pid it registered (dyno run, which passes SIGTERM on to every
+// process of its dyno): ps:stop run.N ends an attached run for good, as
+// on Heroku. The pid is signalled only while its lock is held, which
+// proves the process that holds it is alive, so the pid cannot have
+// been reused.
+func Signal(dir, name string, sig unix.Signal) error {
+	if !validName(name) {
+		return fmt.Errorf("signal %q: %w", name, ErrNoRun)
+	}
+	st, ok := read(dir, name)
+	if !ok || st.Pid <= 0 {
+		return fmt.Errorf("signal %s: %w", name, ErrNoRun)
+	}
+	// read let go of the lock: hold it shared again around the kill.
+	f, err := os.Open(filepath.Join(dir, name+lockExt))
+	if err != nil {
+		return fmt.Errorf("signal %s: %w", name, ErrNoRun)
+	}
+	defer f.Close()
+	if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
+		return fmt.Errorf("signal %s: %w", name, ErrNoRun)
+	}
+	if err := unix.Kill(st.Pid, sig); err != nil {
+		return fmt.Errorf("signal %s (pid %d): %w", name, st.Pid, err)
+	}
+	return nil
 }
 
 // validName is a dyno name that is safe as a file name: run.1234.

@@ -1,13 +1,16 @@
 package attached
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dyno-run/dyno/supervisor"
+	"golang.org/x/sys/unix"
 )
 
 func TestRegisterListClose(t *testing.T) {
@@ -23,10 +26,10 @@ func TestRegisterListClose(t *testing.T) {
 	if err != nil || len(got) != 1 || got[0].Name != "run.1234" || got[0].State != supervisor.Starting || got[0].Command != "bash" {
 		t.Fatalf("registered: %+v, %v", got, err)
 	}
-	if err := r.SetState(supervisor.Up, 42); err != nil {
+	if err := r.SetState(supervisor.Up); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := List(dir); len(got) != 1 || got[0].State != supervisor.Up || got[0].Pid != 42 {
+	if got, _ := List(dir); len(got) != 1 || got[0].State != supervisor.Up {
 		t.Fatalf("up: %+v", got)
 	}
 	if _, err := Register(dir, supervisor.DynoStatus{Name: "run.1234"}); err == nil {
@@ -50,7 +53,7 @@ func TestRegisterListClose(t *testing.T) {
 // holds: List leaves the entry out and removes it.
 func TestDeadRunIsSwept(t *testing.T) {
 	if os.Getenv("ATTACHED_HELPER") != "" {
-		r, err := Register(os.Getenv("ATTACHED_HELPER"), supervisor.DynoStatus{Name: "run.7777", Type: "run", State: supervisor.Up})
+		r, err := Register(os.Getenv("ATTACHED_HELPER"), supervisor.DynoStatus{Name: "run.7777", Type: "run", State: supervisor.Up, Pid: os.Getpid()})
 		if err != nil {
 			os.Exit(3)
 		}
@@ -72,8 +75,16 @@ func TestDeadRunIsSwept(t *testing.T) {
 	if got, _ := List(dir); len(got) != 1 || got[0].Name != "run.7777" {
 		t.Fatalf("a live run in another process: %+v", got)
 	}
-	cmd.Process.Kill()
-	cmd.Wait()
+	// ps:kill run.7777: the pid it registered gets the signal.
+	if err := Signal(dir, "run.7777", unix.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err == nil || !strings.Contains(err.Error(), "signal: killed") {
+		t.Fatalf("the run's process: %v; want killed", err)
+	}
+	if err := Signal(dir, "run.7777", unix.SIGKILL); !errors.Is(err, ErrNoRun) {
+		t.Errorf("a dead run signalled: %v", err)
+	}
 	if got, _ := List(dir); len(got) != 0 {
 		t.Fatalf("a dead run is listed: %+v", got)
 	}

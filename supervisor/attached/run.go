@@ -46,10 +46,10 @@ func Begin(appDir, logsDir string, st supervisor.DynoStatus, user string) (*Run,
 	return r, nil
 }
 
-// Up records that the dyno's process runs, as pid.
-func (r *Run) Up(pid int) error {
+// Up records that the dyno's process runs.
+func (r *Run) Up() error {
 	r.state = supervisor.Up
-	err := r.reg.SetState(supervisor.Up, pid)
+	err := r.reg.SetState(supervisor.Up)
 	if lerr := r.log("State changed from starting to up"); err == nil {
 		err = lerr
 	}

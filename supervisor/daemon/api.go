@@ -18,6 +18,7 @@ import (
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/attached"
 	"github.com/dyno-run/dyno/supervisor/logstore"
+	"golang.org/x/sys/unix"
 )
 
 // The API's resources, paths and JSON follow Heroku's Platform API
@@ -300,11 +301,22 @@ func (d *Daemon) restartDynos(w http.ResponseWriter, r *http.Request, a *appRun)
 }
 
 func (d *Daemon) stopDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
-	stop := a.sup.Stop
+	stop, sig := a.sup.Stop, unix.SIGTERM
 	if r.URL.Path[len(r.URL.Path)-len("/kill"):] == "/kill" {
-		stop = a.sup.Kill
+		stop, sig = a.sup.Kill, unix.SIGKILL
 	}
-	if err := stop(r.PathValue("dyno")); err != nil {
+	name := r.PathValue("dyno")
+	err := stop(name)
+	if errors.Is(err, supervisor.ErrNoDyno) {
+		// An attached run.N runs under the dyno run that registered it;
+		// stopping it ends it for good, as stopping a one-off does.
+		if aerr := attached.Signal(attached.Dir(a.app.Dir), name, sig); aerr == nil {
+			err = nil
+		} else if !errors.Is(aerr, attached.ErrNoRun) {
+			err = aerr
+		}
+	}
+	if err != nil {
 		writeError(w, http.StatusNotFound, "not_found", "%v", err)
 		return
 	}
