@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-
 	"time"
 
 	"github.com/dyno-run/dyno/ledger/app"
@@ -45,7 +44,7 @@ says so, and shows the dynos' lines again, none twice, when it is back.`,
 			out := &logWriter{c: newColors(cmd), w: cmd.OutOrStdout()}
 			defer out.Flush()
 			enc := json.NewEncoder(cmd.OutOrStdout())
-			print := func(lines []logstore.Line) {
+			show := func(lines []logstore.Line) {
 				for _, l := range lines {
 					if asJSON {
 						enc.Encode(map[string]string{"time": l.Time.Format(time.RFC3339Nano), "source": l.Source, "dyno": l.Dyno, "message": l.Text})
@@ -59,10 +58,10 @@ says so, and shows the dynos' lines again, none twice, when it is back.`,
 				if err != nil {
 					return err
 				}
-				print(lines)
+				show(lines)
 				return nil
 			}
-			return tailLogs(cmd.Context(), a.LogsDir(), f, n, print, cmd.ErrOrStderr())
+			return tailLogs(cmd.Context(), a.LogsDir(), f, n, show, cmd.ErrOrStderr())
 		},
 	}
 	appFlag(cmd, &name)
@@ -105,13 +104,13 @@ const (
 // rather than through the daemon: every line written by any process
 // reaches the tail once, with or without a daemon. Whether the daemon
 // runs is only told on w, one line when that changes.
-func tailLogs(ctx context.Context, dir string, f logstore.Filter, n int, print func([]logstore.Line), w io.Writer) error {
+func tailLogs(ctx context.Context, dir string, f logstore.Filter, n int, show func([]logstore.Line), w io.Writer) error {
 	hist, cur, err := logstore.Follow(dir, f, n)
 	if err != nil {
 		return err
 	}
 	defer cur.Close()
-	print(hist)
+	show(hist)
 	c, err := client()
 	if err != nil {
 		return err
@@ -130,7 +129,7 @@ func tailLogs(ctx context.Context, dir string, f logstore.Filter, n int, print f
 		case <-poll.C:
 		}
 		lines, err := cur.Next()
-		print(lines)
+		show(lines)
 		if err != nil {
 			return err
 		}
