@@ -63,24 +63,6 @@ func decodeAPIError(resp *http.Response) *APIError {
 	return e
 }
 
-// Stream copies a streamed answer (the log stream) to w until it ends or
-// ctx is done.
-func (c *Client) Stream(ctx context.Context, path string, w io.Writer) error {
-	resp, err := c.send(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return decodeAPIError(resp)
-	}
-	_, err = io.Copy(w, resp.Body)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
-}
-
 func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
 	var r io.Reader
 	if body != nil {

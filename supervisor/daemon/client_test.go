@@ -38,10 +38,6 @@ func TestClientKeepsStatusAndID(t *testing.T) {
 	if !errors.As(err, &e) || e.Status != http.StatusNotFound || e.ID != "not_found" || err.Error() != "Couldn't find that app: gone" {
 		t.Errorf("404: %#v", err)
 	}
-	err = c.Stream(ctx, "/apps/gone", nil)
-	if !errors.As(err, &e) || e.Status != http.StatusNotFound || e.ID != "not_found" {
-		t.Errorf("404 on a stream: %#v", err)
-	}
 	err = c.Do(ctx, http.MethodGet, "/apps/proxy", nil, nil)
 	if !errors.As(err, &e) || e.Status != http.StatusBadGateway || e.ID != "" || err.Error() != "502 Bad Gateway" {
 		t.Errorf("502 without the API's body: %#v, %q", err, err)
