@@ -130,6 +130,8 @@ func TestAppLifecycle(t *testing.T) {
 	// A one-off of the current release: config vars, .profile.d, the
 	// build's files, run.N.
 	out = e.must(t, "run", "-a", "demo", "echo $FOO/$FIXTURE_PROFILE/$DYNO; cat greeting.txt")
+	// heroku run's line is on stderr, which must merges in.
+	out = regexp.MustCompile("(?m)^Running `.*` on ⬢ demo\\.\\.\\. up, run\\.\\d{4} \\(Standard-1X\\)\n").ReplaceAllString(out, "")
 	if !regexp.MustCompile(`^bar baz/loaded/run\.\d{4}\nhi\n?$`).MatchString(out) {
 		t.Errorf("run -a: %q", out)
 	}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/supervisor/daemon"
 )
 
 // Every made-up name is a valid app name (Heroku's 30-character rule).
@@ -47,7 +48,7 @@ func TestCreateUnnamedRetriesATakenName(t *testing.T) {
 // ps colours states as heroku ps does; without colour, no codes.
 func TestPsStateColors(t *testing.T) {
 	now := time.Now()
-	dynos := []dynoJSON{
+	dynos := []daemon.Dyno{
 		{Name: "web.1", Type: "web", State: "up", Size: "Standard-1X", Command: "w", UpdatedAt: now},
 		{Name: "web.2", Type: "web", State: "crashed", Size: "Standard-1X", Command: "w", UpdatedAt: now},
 		{Name: "web.3", Type: "web", State: "starting", Size: "Standard-1X", Command: "w", UpdatedAt: now},

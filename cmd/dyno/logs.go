@@ -1,11 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"os"
-	"strings"
+	"io"
 	"time"
 
 	"github.com/dyno-run/dyno/ledger/app"
@@ -21,9 +20,11 @@ func newLogsCommand() *cobra.Command {
 		Use:   "logs",
 		Short: "Show the app's logs: its dynos' output, the dyno manager's lines and API events",
 		Long: `Logs prints the app's last lines in Logplex's format, read from
-$DYNO_HOME/apps/<app>/logs without the daemon; --tail then follows new lines
-through the daemon. A tail that cannot keep up loses lines (Error L11), it
-never slows the dynos.`,
+$DYNO_HOME/apps/<app>/logs without the daemon; --tail then follows the lines
+stored after them: the dynos' output and the dyno manager's lines, which the
+daemon writes, and the API events and attached one-offs' lines, which the
+commands write themselves. The tail goes on while the daemon is stopped,
+says so, and shows the dynos' lines again, none twice, when it is back.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			a, err := openApp(name)
@@ -42,12 +43,8 @@ never slows the dynos.`,
 			f := logstore.Filter{Dyno: ps + dyno, Source: source}
 			out := &logWriter{c: newColors(cmd), w: cmd.OutOrStdout()}
 			defer out.Flush()
-			if !tail {
-				lines, err := logstore.Read(a.LogsDir(), f, n)
-				if err != nil {
-					return err
-				}
-				enc := json.NewEncoder(cmd.OutOrStdout())
+			enc := json.NewEncoder(cmd.OutOrStdout())
+			show := func(lines []logstore.Line) {
 				for _, l := range lines {
 					if asJSON {
 						enc.Encode(map[string]string{"time": l.Time.Format(time.RFC3339Nano), "source": l.Source, "dyno": l.Dyno, "message": l.Text})
@@ -55,20 +52,16 @@ never slows the dynos.`,
 					}
 					fmt.Fprintf(out, "%s\n", l.Raw)
 				}
+			}
+			if !tail {
+				lines, err := logstore.Read(a.LogsDir(), f, n)
+				if err != nil {
+					return err
+				}
+				show(lines)
 				return nil
 			}
-			c, err := client()
-			if err != nil {
-				return err
-			}
-			var session struct {
-				URL string `json:"logplex_url"`
-			}
-			body := map[string]any{"dyno": f.Dyno, "source": source, "tail": true, "lines": n}
-			if err := c.Do(cmd.Context(), http.MethodPost, "/apps/"+a.Name+"/log-sessions", body, &session); err != nil {
-				return fmt.Errorf("--tail follows the logs through the daemon: %w", err)
-			}
-			return c.Stream(cmd.Context(), session.URL, out)
+			return tailLogs(cmd.Context(), a.LogsDir(), f, n, show, cmd.ErrOrStderr())
 		},
 	}
 	appFlag(cmd, &name)
@@ -89,15 +82,68 @@ never slows the dynos.`,
 
 // apiLog records an API event in the app's logs, as Logplex's app[api]
 // lines: "Set FOO config vars by user ann". It works with the daemon
-// running or not: the line is appended to the app's log file in one
+// running or not: the lines are appended to the app's log file in one
 // write.
 func apiLog(a *app.App, events ...string) {
-	var b strings.Builder
-	now := time.Now().Format("2006-01-02T15:04:05.000000-07:00")
-	for _, e := range events {
-		fmt.Fprintf(&b, "%s app[api]: %s by user %s\n", now, e, userName())
+	texts := make([]string, len(events))
+	for i, e := range events {
+		texts[i] = e + " by user " + userName()
 	}
-	if err := os.MkdirAll(a.LogsDir(), 0o700); err == nil {
-		logstore.Append(a.LogsDir(), []byte(b.String()))
+	logstore.AppendLines(a.LogsDir(), "app", "api", time.Now(), texts...)
+}
+
+// tailPoll is how often a tail looks for new lines, and daemonPoll how
+// often it looks whether the daemon runs.
+const (
+	tailPoll   = 100 * time.Millisecond
+	daemonPoll = 500 * time.Millisecond
+)
+
+// tailLogs prints the last n lines of the app's stored logs and then the
+// lines stored after them until ctx ends, reading the files with a cursor
+// rather than through the daemon: every line written by any process
+// reaches the tail once, with or without a daemon. Whether the daemon
+// runs is only told on w, one line when that changes.
+func tailLogs(ctx context.Context, dir string, f logstore.Filter, n int, show func([]logstore.Line), w io.Writer) error {
+	hist, cur, err := logstore.Follow(dir, f, n)
+	if err != nil {
+		return err
+	}
+	defer cur.Close()
+	show(hist)
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	running := c.Running(ctx)
+	if !running {
+		fmt.Fprintf(w, "dyno: the daemon is not running: the tail shows the dynos' lines once it runs (start it with %s)\n", daemonStartCommand())
+	}
+	poll := time.NewTicker(tailPoll)
+	defer poll.Stop()
+	lastLook := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-poll.C:
+		}
+		lines, err := cur.Next()
+		show(lines)
+		if err != nil {
+			return err
+		}
+		if time.Since(lastLook) < daemonPoll {
+			continue
+		}
+		lastLook = time.Now()
+		now := c.Running(ctx)
+		switch {
+		case running && !now:
+			fmt.Fprintf(w, "dyno: the daemon stopped; the tail goes on and shows the dynos' lines again when it is back (start it with %s)\n", daemonStartCommand())
+		case !running && now:
+			fmt.Fprintln(w, "dyno: the daemon is running")
+		}
+		running = now
 	}
 }

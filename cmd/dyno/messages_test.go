@@ -119,7 +119,7 @@ func TestPsWithoutDaemonSuggestsStart(t *testing.T) {
 	if err := os.WriteFile(unit, []byte("[Service]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"ps", "-a", "demo"}, {"ps:restart", "-a", "demo"}, {"logs", "--tail", "-a", "demo"}, {"run", "--detached", "-a", "demo", "true"}} {
+	for _, args := range [][]string{{"ps", "-a", "demo"}, {"ps:restart", "-a", "demo"}, {"run", "--detached", "-a", "demo", "true"}} {
 		cmd := e.command(args...)
 		cmd.Env = append(cmd.Env, "XDG_CONFIG_HOME="+config)
 		b, _ := cmd.CombinedOutput()

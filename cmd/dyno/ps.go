@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/dyno-run/dyno/isolate/cgroup"
 	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/spf13/cobra"
 )
 
@@ -21,24 +23,12 @@ func addPsCommands(root *cobra.Command) {
 	addTopic(root, newPsCommand, newPsScaleCommand, newPsRestartCommand, newPsStopCommand, newPsKillCommand)
 }
 
-// dynoJSON is the API's dyno as the CLI reads it.
-type dynoJSON struct {
-	Name      string    `json:"name"`
-	Type      string    `json:"type"`
-	Command   string    `json:"command"`
-	State     string    `json:"state"`
-	Size      string    `json:"size"`
-	UpdatedAt time.Time `json:"updated_at"`
-	Memory    int64     `json:"memory_bytes,omitempty"`
-	CPU       float64   `json:"cpu_seconds,omitempty"`
-}
-
 // usage is " (mem 120M, cpu 3.2s)" when the dyno's cgroup measures it.
-func (d dynoJSON) usage() string {
-	if d.Memory == 0 {
+func usage(d daemon.Dyno) string {
+	if d.MemoryBytes == 0 {
 		return ""
 	}
-	return fmt.Sprintf(" (mem %dM, cpu %.1fs)", (d.Memory+(1<<19))>>20, d.CPU)
+	return fmt.Sprintf(" (mem %dM, cpu %.1fs)", (d.MemoryBytes+(1<<19))>>20, d.CPUSeconds)
 }
 
 func newPsCommand() *cobra.Command {
@@ -56,12 +46,12 @@ func newPsCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var dynos []dynoJSON
+			var dynos []daemon.Dyno
 			if err := c.Do(cmd.Context(), http.MethodGet, "/apps/"+a.Name+"/dynos", nil, &dynos); err != nil {
 				return daemonError(err)
 			}
 			if len(args) > 0 {
-				dynos = slices.DeleteFunc(dynos, func(d dynoJSON) bool { return !slices.Contains(args, d.Type) })
+				dynos = slices.DeleteFunc(dynos, func(d daemon.Dyno) bool { return !slices.Contains(args, d.Type) })
 			}
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), dynos)
@@ -77,14 +67,14 @@ func newPsCommand() *cobra.Command {
 
 // printPs prints Heroku's ps: one-offs first, then a group per process
 // type and command, each dyno with its state and since when.
-func printPs(w io.Writer, c colors, appName string, dynos []dynoJSON, now time.Time) {
+func printPs(w io.Writer, c colors, appName string, dynos []daemon.Dyno, now time.Time) {
 	if len(dynos) == 0 {
 		fmt.Fprintf(w, "No dynos on %s\n", c.app(appName))
 		return
 	}
 	sort.Slice(dynos, func(i, j int) bool { return dynoLess(dynos[i].Name, dynos[j].Name) })
-	var oneoffs []dynoJSON
-	groups := map[string][]dynoJSON{}
+	var oneoffs []daemon.Dyno
+	groups := map[string][]daemon.Dyno{}
 	var keys []string
 	for _, d := range dynos {
 		if d.Type == "run" {
@@ -101,7 +91,7 @@ func printPs(w io.Writer, c colors, appName string, dynos []dynoJSON, now time.T
 	if len(oneoffs) > 0 {
 		fmt.Fprintln(w, c.header(fmt.Sprintf("run: one-off processes (%d)", len(oneoffs))))
 		for _, d := range oneoffs {
-			fmt.Fprintf(w, "%s (%s): %s %s%s: %s\n", d.Name, d.Size, c.state(d.State), when(d.UpdatedAt, now), d.usage(), d.Command)
+			fmt.Fprintf(w, "%s (%s): %s %s%s: %s\n", d.Name, d.Size, c.state(d.State), when(d.UpdatedAt, now), usage(d), d.Command)
 		}
 		sep = "\n"
 	}
@@ -110,7 +100,7 @@ func printPs(w io.Writer, c colors, appName string, dynos []dynoJSON, now time.T
 		g := groups[k]
 		fmt.Fprintf(w, "%s%s\n", sep, c.header(fmt.Sprintf("%s (%s): %s (%d)", g[0].Type, g[0].Size, g[0].Command, len(g))))
 		for _, d := range g {
-			fmt.Fprintf(w, "%s: %s %s%s\n", d.Name, c.state(d.State), when(d.UpdatedAt, now), d.usage())
+			fmt.Fprintf(w, "%s: %s %s%s\n", d.Name, c.state(d.State), when(d.UpdatedAt, now), usage(d))
 		}
 		sep = "\n"
 	}
@@ -211,6 +201,16 @@ func dynoAction(ctx context.Context, appName, method, path string) error {
 	return daemonError(c.Do(ctx, method, "/apps/"+appName+path, nil, nil))
 }
 
+// noSuchDyno says which dyno or type the app does not run, when the
+// daemon answered not_found for target.
+func noSuchDyno(err error, target, appName string, c colors) error {
+	var e *daemon.APIError
+	if !errors.As(err, &e) || e.Status != http.StatusNotFound || e.ID != "not_found" || target == "" {
+		return err
+	}
+	return fmt.Errorf("%s: no such dyno or process type runs on %s; dyno ps -a %s lists them", target, c.app(appName), appName)
+}
+
 // dynoTargetFlags adds Heroku's -p/--process-type and -d/--dyno-name.
 func dynoTargetFlags(cmd *cobra.Command, processType, dynoName *string) {
 	cmd.Flags().StringVarP(processType, "process-type", "p", "", "only this process type's dynos (web)")
@@ -270,7 +270,7 @@ func newPsRestartCommand() *cobra.Command {
 				}
 			}
 			if err := dynoAction(cmd.Context(), a.Name, http.MethodDelete, path); err != nil {
-				return err
+				return noSuchDyno(err, target, a.Name, newColors(cmd))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Restarting %s on %s... done\n", what, newColors(cmd).app(a.Name))
 			return nil
@@ -306,7 +306,7 @@ func psStop(use, action, verb string) *cobra.Command {
 				return err
 			}
 			if err := dynoAction(cmd.Context(), a.Name, http.MethodPost, "/dynos/"+url.PathEscape(target)+"/actions/"+action); err != nil {
-				return err
+				return noSuchDyno(err, target, a.Name, newColors(cmd))
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s %s on %s... done\n", verb, target, newColors(cmd).app(a.Name))
 			return nil

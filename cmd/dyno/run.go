@@ -10,7 +10,9 @@ import (
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/attached"
 	"github.com/dyno-run/dyno/supervisor/project"
 	"github.com/dyno-run/dyno/supervisor/release"
 	"github.com/spf13/cobra"
@@ -20,13 +22,18 @@ import (
 
 type runOptions struct {
 	procfile    string
-	envFiles    []string
+	envFiles    []string // -e without an app: env files; with one, see vars
 	port        int
 	isolate     isolateOptions
 	app         string
 	procfileSet bool
 	detached    bool
 	size        string
+	exitCode    bool
+	noTTY       bool
+	dynoType    string
+	vars        []string // -e with an app: KEY=VALUE for the dyno's env
+	colors      colors
 }
 
 func newRunCommand() *cobra.Command {
@@ -41,10 +48,18 @@ the Procfile runs that type's command with ARGS appended. The exit status is
 the command's.
 
 One argument is a shell command line ('echo $PORT'); several are words that
-reach the command as they are (bash -c 'echo hi').`,
+reach the command as they are (bash -c 'echo hi').
+
+With -a APP (or DYNO_APP) it runs run.N of the app's current release, as
+heroku run does: it says on stderr which run.N it started ("Running ... on
+⬢ APP... up, run.N (SIZE)"), ps lists it while it runs and the app's logs
+get its state lines. -e then takes variables ('A=1;B=2'), -s a dyno size,
+--type the type ps shows. The exit status is the dyno's with or without -x
+(heroku run exits 0 without -x; -x is accepted for the habit).`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.procfileSet = cmd.Flags().Changed("procfile")
+			o.colors = newColors(cmd)
 			return runRun(o, args)
 		},
 	}
@@ -52,16 +67,45 @@ reach the command as they are (bash -c 'echo hi').`,
 	cmd.Flags().SetInterspersed(false)
 	f := cmd.Flags()
 	f.StringVarP(&o.procfile, "procfile", "f", "Procfile", "the Procfile (optional); its folder is the working directory")
-	f.StringSliceVarP(&o.envFiles, "env", "e", nil, "env files, comma-separated (default .env beside the Procfile)")
+	// An array, not a slice flag: with -a a value's commas are its own.
+	f.StringArrayVarP(&o.envFiles, "env", "e", nil, "env files, comma-separated (default .env beside the Procfile); with -a, variables for the dyno: 'A=1;B=2'")
 	f.IntVarP(&o.port, "port", "p", 0, "PORT for the command (default PORT from the env files, else $PORT, else 5000)")
-	o.isolate.addFlags(f, "run in a throwaway dyno: namespaces, /app an ephemeral overlay of the folder, no capabilities, cgroup limits")
+	// isolateOptions' flags, with heroku run's -s for the size.
+	f.BoolVar(&o.isolate.on, "isolate", false, "run in a throwaway dyno: namespaces, /app an ephemeral overlay of the folder, no capabilities, cgroup limits")
+	f.StringVarP(&o.isolate.size, "size", "s", "standard-1x", "dyno size with -a or --isolate: eco, basic, standard-1x, standard-2x, performance-m, performance-l, or one from dyno.toml")
+	f.BoolVar(&o.isolate.requireLimits, "require-limits", false, "with --isolate, fail instead of running without cgroup v2 limits")
 	appFlag(cmd, &o.app)
 	f.BoolVar(&o.detached, "detached", false, "with -a: run in the background under the daemon, output to the app's logs (dyno logs -d run.N)")
+	f.BoolVarP(&o.exitCode, "exit-code", "x", false, "exit with the dyno's status (dyno always does; kept for heroku run's habit)")
+	f.BoolVar(&o.noTTY, "no-tty", false, "no terminal for the command, even when stdin is one")
+	f.StringVar(&o.dynoType, "type", "run", "with -a: the process type dyno ps shows for the one-off")
 	return cmd
 }
 
 func runRun(o runOptions, args []string) error {
+	onApp := useApp(o.app, o.procfile, o.procfileSet)
+	if onApp {
+		if o.app == "" {
+			o.app = os.Getenv("DYNO_APP")
+		}
+		// -e is heroku run's variables here, heroku local:run's env
+		// files otherwise.
+		vars, err := parseVars(o.envFiles)
+		if err != nil {
+			return err
+		}
+		o.vars, o.envFiles = vars, nil
+		o.isolate.size = strings.ToLower(o.isolate.size)
+		if o.dynoType == "" || !validType(o.dynoType) {
+			return fmt.Errorf("--type %q: a process type is letters, digits, _ and -, like run or worker", o.dynoType)
+		}
+	} else {
+		o.envFiles = splitEnvFiles(o.envFiles)
+	}
 	if o.detached {
+		if len(o.vars) > 0 {
+			return fmt.Errorf("-e with --detached: the daemon's one-offs take the app's config vars only; set them with dyno config:set, or run attached")
+		}
 		return runDetached(o, args)
 	}
 	spawner, err := newSpawner()
@@ -70,8 +114,14 @@ func runRun(o runOptions, args []string) error {
 	}
 	var spec isolate.Spec
 	var cleanup func()
-	if useApp(o.app, o.procfile, o.procfileSet) {
+	var run *attached.Run
+	if onApp {
 		spec, cleanup, err = appOneOff(o, args, spawner)
+		if err == nil {
+			if run, err = beginAttached(o, spec, args); err != nil {
+				cleanup()
+			}
+		}
 	} else {
 		spec, cleanup, err = folderOneOff(o, args, spawner)
 	}
@@ -79,19 +129,37 @@ func runRun(o runOptions, args []string) error {
 		return err
 	}
 	defer cleanup()
+	if run != nil {
+		defer run.Close()
+	}
+	start := func(spec isolate.Spec) (*isolate.Dyno, error) {
+		d, err := spawner.Start(spec)
+		if run != nil {
+			if err != nil {
+				warnLog(run.Failed())
+				return nil, err
+			}
+			// One write, so that the command's first output, on the
+			// same terminal or pipe, cannot land inside the line.
+			fmt.Fprintf(os.Stderr, "Running `%s` on %s... up, %s (%s)\n", commandLine(args), o.colors.app(o.app), spec.Name, app.SizeName(o.isolate.size))
+			warnLog(run.Up())
+		}
+		return d, err
+	}
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, unix.SIGINT, unix.SIGTERM, unix.SIGHUP, unix.SIGQUIT)
 	defer signal.Stop(sigs)
 
+	tty := !o.noTTY && term.IsTerminal(int(os.Stdin.Fd()))
 	var attach *isolate.Attachment
-	if term.IsTerminal(int(os.Stdin.Fd())) && spec.Sandbox != nil {
+	if tty && spec.Sandbox != nil {
 		// The terminal is made inside the dyno, from its own devpts, so
 		// the command cannot reach the user's terminal (TIOCSTI).
 		if ws, err := unix.IoctlGetWinsize(int(os.Stdin.Fd()), unix.TIOCGWINSZ); err == nil {
 			spec.Rows, spec.Cols = ws.Row, ws.Col
 		}
 		spec.TTY = true
-		d, err := spawner.Start(spec)
+		d, err := start(spec)
 		if err != nil {
 			return err
 		}
@@ -102,9 +170,9 @@ func runRun(o runOptions, args []string) error {
 			return err
 		}
 		defer attach.Restore()
-		return waitOneOff(d, sigs, attach)
+		return waitOneOff(d, sigs, attach, run)
 	}
-	if term.IsTerminal(int(os.Stdin.Fd())) {
+	if tty {
 		master, slave, err := isolate.OpenPTY()
 		if err != nil {
 			return err
@@ -118,26 +186,116 @@ func runRun(o runOptions, args []string) error {
 		}
 		defer attach.Restore()
 		spec.Stdin, spec.Stdout, spec.Stderr, spec.TTY = slave, slave, slave, true
-		d, err := spawner.Start(spec)
+		d, err := start(spec)
 		slave.Close()
 		if err != nil {
 			return err
 		}
-		return waitOneOff(d, sigs, attach)
+		return waitOneOff(d, sigs, attach, run)
 	}
 	spec.Stdin, spec.Stdout, spec.Stderr = os.Stdin, os.Stdout, os.Stderr
-	d, err := spawner.Start(spec)
+	d, err := start(spec)
 	if err != nil {
 		return err
 	}
 	warn(d)
-	return waitOneOff(d, sigs, nil)
+	return waitOneOff(d, sigs, nil, run)
+}
+
+// beginAttached makes an app's attached one-off visible: in ps, through
+// its entry in the app's folder, and in the app's logs, its state lines.
+func beginAttached(o runOptions, spec isolate.Spec, args []string) (*attached.Run, error) {
+	a, err := openApp(o.app)
+	if err != nil {
+		return nil, err
+	}
+	command := commandLine(args)
+	// Its pid is this process's: ps:stop signals it, and it passes the
+	// signal on to the dyno and logs the end.
+	st := supervisor.DynoStatus{Name: spec.Name, Type: o.dynoType, Command: command, Size: o.isolate.size, Pid: os.Getpid()}
+	run, err := attached.Begin(a.Dir, a.LogsDir(), st, userName())
+	if err != nil {
+		return nil, err
+	}
+	return run, nil
+}
+
+// warnLog says on stderr that a one-off's entry or state lines could
+// not be written; the dyno runs on regardless.
+func warnLog(err error) {
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "dyno: "+err.Error())
+	}
+}
+
+// parseVars reads heroku run's -e: 'A=1;B=2', as often as given.
+func parseVars(values []string) ([]string, error) {
+	var vars []string
+	for _, v := range values {
+		for _, kv := range strings.Split(v, ";") {
+			if strings.TrimSpace(kv) == "" {
+				continue
+			}
+			k, _, ok := strings.Cut(kv, "=")
+			if !ok || !validEnvName(k) {
+				return nil, fmt.Errorf("-e %q: with -a, -e takes variables: -e 'A=1;B=2'", v)
+			}
+			vars = append(vars, kv)
+		}
+	}
+	return vars, nil
+}
+
+// validEnvName is a shell variable name: letters, digits and _, not
+// starting with a digit.
+func validEnvName(k string) bool {
+	for i, c := range k {
+		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return k != ""
+}
+
+// validType is a process type name as a Procfile allows one.
+func validType(t string) bool {
+	for _, c := range t {
+		if !(c == '_' || c == '-' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return t != ""
+}
+
+// splitEnvFiles reads heroku local:run's -e: env files, comma-separated,
+// as often as given.
+func splitEnvFiles(values []string) []string {
+	var files []string
+	for _, v := range values {
+		for _, f := range strings.Split(v, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				files = append(files, f)
+			}
+		}
+	}
+	return files
+}
+
+// varsMap is -e's variables by name, the last of two with one name
+// winning.
+func varsMap(vars []string) map[string]string {
+	m := make(map[string]string, len(vars))
+	for _, kv := range vars {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
 }
 
 // waitOneOff forwards signals that reach dyno to every process of the
 // one-off dyno and returns its status. On a PTY, Ctrl-C never gets here:
 // it is a byte the PTY turns into SIGINT for the command.
-func waitOneOff(d *isolate.Dyno, sigs <-chan os.Signal, attach *isolate.Attachment) error {
+func waitOneOff(d *isolate.Dyno, sigs <-chan os.Signal, attach *isolate.Attachment, run *attached.Run) error {
 	done := make(chan struct{})
 	go func() {
 		for {
@@ -162,6 +320,9 @@ func waitOneOff(d *isolate.Dyno, sigs <-chan os.Signal, attach *isolate.Attachme
 	}
 	if err != nil {
 		return err
+	}
+	if run != nil {
+		warnLog(run.Exited(status))
 	}
 	if status != 0 {
 		return exitStatus(status)
@@ -242,7 +403,7 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 		hold.Close()
 		return isolate.Spec{}, none, err
 	}
-	c := release.OneOff(rel, commandLine(args), o.isolate.size, release.Options{BasePort: port})
+	c := release.OneOff(rel, commandLine(args), o.isolate.size, release.Options{BasePort: port, Env: varsMap(o.vars)})
 	sb, leaf, err := r.NewSandbox(c.Name)
 	if err != nil {
 		hold.Close()

@@ -16,7 +16,9 @@ import (
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/attached"
 	"github.com/dyno-run/dyno/supervisor/logstore"
+	"golang.org/x/sys/unix"
 )
 
 // The API's resources, paths and JSON follow Heroku's Platform API
@@ -49,14 +51,8 @@ func (d *Daemon) routes() http.Handler {
 	return limitBodies(mux)
 }
 
-// apiError is the Platform API's error body.
-type apiError struct {
-	ID      string `json:"id"`
-	Message string `json:"message"`
-}
-
 func writeError(w http.ResponseWriter, status int, id, format string, args ...any) {
-	writeJSON(w, status, apiError{ID: id, Message: fmt.Sprintf(format, args...)})
+	writeJSON(w, status, APIError{ID: id, Message: fmt.Sprintf(format, args...)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -254,24 +250,20 @@ func (d *Daemon) getFormation(w http.ResponseWriter, r *http.Request, a *appRun)
 	writeJSON(w, http.StatusOK, FormationJSON(app.FormationOf(st.Formation, st.Current), st.Current))
 }
 
-// DynoJSON is the Platform API's dyno, plus dyno's pid.
-func DynoJSON(s supervisor.DynoStatus, appName string) map[string]any {
-	size := s.Size
-	j := map[string]any{
-		"id": s.Name, "name": s.Name, "type": s.Type, "command": s.Command, "state": string(s.State),
-		"size": app.SizeName(size), "updated_at": s.Since.UTC().Format(time.RFC3339),
-		"app": map[string]string{"name": appName}, "pid": s.Pid,
-	}
-	if s.Memory > 0 {
-		j["memory_bytes"], j["cpu_seconds"] = s.Memory, s.CPU.Seconds()
-	}
-	return j
-}
-
 func (d *Daemon) listDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
-	out := []map[string]any{}
+	out := []Dyno{}
 	for _, s := range a.sup.Status() {
-		out = append(out, DynoJSON(s, a.name))
+		out = append(out, NewDyno(s, a.name))
+	}
+	// Attached one-offs run in their users' terminals, under dyno run
+	// rather than here; each registers itself in the app's folder.
+	runs, err := attached.List(attached.Dir(a.app.Dir))
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	for _, s := range runs {
+		out = append(out, NewDyno(s, a.name))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -297,7 +289,7 @@ func (d *Daemon) createDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
 		return
 	}
-	writeJSON(w, http.StatusCreated, DynoJSON(supervisor.DynoStatus{Name: c.Name, Type: c.Type, Command: c.Command, State: supervisor.Starting, Since: time.Now(), Size: c.Size}, a.name))
+	writeJSON(w, http.StatusCreated, NewDyno(supervisor.DynoStatus{Name: c.Name, Type: c.Type, Command: c.Command, State: supervisor.Starting, Since: time.Now(), Size: c.Size}, a.name))
 }
 
 func (d *Daemon) restartDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
@@ -309,11 +301,22 @@ func (d *Daemon) restartDynos(w http.ResponseWriter, r *http.Request, a *appRun)
 }
 
 func (d *Daemon) stopDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
-	stop := a.sup.Stop
+	stop, sig := a.sup.Stop, unix.SIGTERM
 	if r.URL.Path[len(r.URL.Path)-len("/kill"):] == "/kill" {
-		stop = a.sup.Kill
+		stop, sig = a.sup.Kill, unix.SIGKILL
 	}
-	if err := stop(r.PathValue("dyno")); err != nil {
+	name := r.PathValue("dyno")
+	err := stop(name)
+	if errors.Is(err, supervisor.ErrNoDyno) {
+		// An attached run.N runs under the dyno run that registered it;
+		// stopping it ends it for good, as stopping a one-off does.
+		if aerr := attached.Signal(attached.Dir(a.app.Dir), name, sig); aerr == nil {
+			err = nil
+		} else if !errors.Is(aerr, attached.ErrNoRun) {
+			err = aerr
+		}
+	}
+	if err != nil {
 		writeError(w, http.StatusNotFound, "not_found", "%v", err)
 		return
 	}
@@ -366,81 +369,86 @@ func firstNonEmpty(s ...string) string {
 	return ""
 }
 
-// logStream writes the last lines stored, then, with tail, every new line
-// as it comes. The tail's buffer is bounded: a reader too slow for the
-// app loses lines (Logplex's L11), never stalls its dynos.
+// logStream writes the last lines stored, then, with tail, every line
+// stored after them, read from the store's files with a cursor: the
+// lines of the dynos, which this daemon writes, and those other
+// processes append (the CLI's API events, attached one-offs' state
+// lines), each once. A reader too slow falls behind in the files, never
+// stalls the dynos.
 func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 	q := r.URL.Query()
 	f := logstore.Filter{Dyno: q.Get("dyno"), Source: q.Get("source")}
 	// Heroku's default and most: 100 and 1,500 lines; 0 is none, a tail
-	// alone. (logstore.Read takes n <= 0 as the whole store, 100 MB read
-	// into memory for one request.)
+	// alone.
 	n := 100
 	if v, err := strconv.Atoi(q.Get("lines")); err == nil && v >= 0 {
 		n = min(v, 1500)
 	}
 	tail := q.Get("tail") == "true"
-	var t *logstore.Tail
+	var wake *logstore.Tail
 	if tail {
-		// Subscribe before reading history, so nothing falls between.
-		t = a.hub.Subscribe(f, 1024)
-		defer t.Close()
+		// The hub wakes the stream when this daemon writes a line, and
+		// ends it when the app is closed; lines other processes append
+		// are found at the next poll.
+		wake = a.hub.Subscribe(f, 1)
+		defer wake.Close()
 	}
-	var lines []logstore.Line
-	if n > 0 {
-		var err error
-		if lines, err = logstore.Read(a.app.LogsDir(), f, n); err != nil {
-			writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
-			return
-		}
+	lines, cur, err := logstore.Follow(a.app.LogsDir(), f, n)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
 	}
+	defer cur.Close()
 	// The stream outlives the server's WriteTimeout: each write gets a
 	// deadline of its own, so a tail runs as long as its reader reads,
 	// and a reader that stops reading is let go. (net/http lifts the
 	// read deadline itself once a request without a body is read.)
 	rc := http.NewResponseController(w)
-	rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
-	shown := map[string]bool{}
-	for i, l := range lines {
-		w.Write(append(l.Raw, '\n'))
-		if i >= len(lines)-1024 {
-			shown[string(l.Raw)] = true
+	send := func(lines []logstore.Line) bool {
+		if len(lines) == 0 {
+			return true
 		}
+		rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
+		for _, l := range lines {
+			if _, err := w.Write(append(l.Raw, '\n')); err != nil {
+				return false
+			}
+		}
+		if flusher != nil {
+			flusher.Flush()
+		}
+		return true
 	}
-	if flusher != nil {
-		flusher.Flush()
-	}
-	if t == nil {
+	if !send(lines) || !tail {
 		return
 	}
-	// History and tail overlap by the lines written between the
-	// subscription and the read: the first tail lines already shown are
-	// skipped, until one was not.
-	skip := len(shown) > 0
+	if flusher != nil {
+		// The status and headers, even with no history.
+		rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
+		flusher.Flush()
+	}
+	poll := time.NewTicker(logPoll)
+	defer poll.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
 			return
-		case line, ok := <-t.Lines():
+		case _, ok := <-wake.Lines():
 			if !ok {
 				return
 			}
-			if skip {
-				if shown[string(line[:len(line)-1])] {
-					continue
-				}
-				skip = false
-			}
-			rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
-			if _, err := w.Write(line); err != nil {
-				return
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
+		case <-poll.C:
+		}
+		lines, err := cur.Next()
+		if !send(lines) || err != nil {
+			return
 		}
 	}
 }
+
+// logPoll is how often a log stream looks for lines that other
+// processes appended to the store.
+const logPoll = 250 * time.Millisecond

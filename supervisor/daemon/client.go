@@ -33,7 +33,8 @@ func NewClient(socket string) *Client {
 }
 
 // Do sends a request with body as JSON and decodes the answer into out
-// (when not nil). An API error comes back as an error with its message.
+// (when not nil). An answer of 300 or over comes back as an *APIError
+// with its status, id and message.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any) error {
 	resp, err := c.send(ctx, method, path, body)
 	if err != nil {
@@ -41,38 +42,25 @@ func (c *Client) Do(ctx context.Context, method, path string, body, out any) err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		var e apiError
-		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Message != "" {
-			return errors.New(e.Message)
-		}
-		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
+		return decodeAPIError(resp)
 	}
 	if out == nil {
 		return nil
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s %s: reading the answer: %w", method, path, err)
+	}
+	return nil
 }
 
-// Stream copies a streamed answer (the log stream) to w until it ends or
-// ctx is done.
-func (c *Client) Stream(ctx context.Context, path string, w io.Writer) error {
-	resp, err := c.send(ctx, http.MethodGet, path, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		var e apiError
-		if json.NewDecoder(resp.Body).Decode(&e) == nil && e.Message != "" {
-			return errors.New(e.Message)
-		}
-		return fmt.Errorf("GET %s: %s", path, resp.Status)
-	}
-	_, err = io.Copy(w, resp.Body)
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
+// decodeAPIError is the *APIError of an answer of 300 or over. A body
+// that is not the API's error (a proxy's page, a cut connection) still
+// gives the status.
+func decodeAPIError(resp *http.Response) *APIError {
+	e := &APIError{}
+	json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(e)
+	e.Status = resp.StatusCode
+	return e
 }
 
 func (c *Client) send(ctx context.Context, method, path string, body any) (*http.Response, error) {
@@ -108,4 +96,15 @@ func (c *Client) Nudge() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c.Do(ctx, http.MethodPost, "/dyno/reconcile", nil, nil)
+}
+
+// Running reports whether a daemon accepts connections on the socket.
+func (c *Client) Running(ctx context.Context) bool {
+	var dialer net.Dialer
+	conn, err := dialer.DialContext(ctx, "unix", c.socket)
+	if err != nil {
+		return false
+	}
+	conn.Close()
+	return true
 }

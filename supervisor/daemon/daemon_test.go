@@ -279,14 +279,14 @@ func (td *testDaemon) dial() net.Conn {
 }
 
 // apiErr reads an answer in the Platform API's error shape.
-func readAPIError(t *testing.T, r *bufio.Reader, req *http.Request) (*http.Response, apiError) {
+func readAPIError(t *testing.T, r *bufio.Reader, req *http.Request) (*http.Response, APIError) {
 	t.Helper()
 	resp, err := http.ReadResponse(r, req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var e apiError
+	var e APIError
 	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || e.ID == "" || e.Message == "" {
 		t.Fatalf("%s: not the API's error shape: %+v, %v", resp.Status, e, err)
 	}
@@ -483,7 +483,7 @@ func TestAPIRefusesInvalidUTF8(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var e apiError
+		var e APIError
 		json.NewDecoder(resp.Body).Decode(&e)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUnprocessableEntity || e.ID != "invalid_params" || !strings.Contains(e.Message, "UTF-8") {
@@ -537,7 +537,7 @@ func TestAPIFormationLimitAndStrings(t *testing.T) {
 	}})
 	before := ledgerBytes(t, td.home, "demo")
 	st, b := td.patch("/apps/demo/formation", `{"updates":[{"type":"worker","quantity":99999999}]}`)
-	var e apiError
+	var e APIError
 	json.Unmarshal(b, &e)
 	if st != http.StatusUnprocessableEntity || e.ID != "invalid_params" || !strings.Contains(e.Message, "over the limit of 100") {
 		t.Fatalf("%d %s", st, b)

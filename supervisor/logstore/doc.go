@@ -15,7 +15,11 @@
 // rather than copying them, so a writer that opened the old file still
 // writes somewhere Read looks.
 //
-// A [Hub] hands lines to live tails. Writers never wait for a tail: a tail
+// Tails read the files too: [Follow] returns the last lines and a
+// [Cursor] at exactly where they end, whose Next returns the lines stored
+// after them across rotations, whichever process wrote them, with or
+// without a Store open. A [Hub] hands lines to live subscribers as a
+// Store's writer writes them; writers never wait for a subscriber: one
 // that falls behind loses its oldest lines and is told so with Logplex's
 // L11 line once it reads again.
 package logstore

@@ -27,6 +27,11 @@ func Read(dir string, f Filter, n int) ([]Line, error) {
 	if err != nil {
 		return nil, err
 	}
+	return readFiles(files, f, n)
+}
+
+// readFiles is Read over the files of a snapshot.
+func readFiles(files []snapFile, f Filter, n int) ([]Line, error) {
 	// Collect newest first, so that reading stops once n lines are found.
 	var lines []Line
 	for _, sf := range slices.Backward(files) {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -380,4 +381,18 @@ func Append(dir string, lines []byte) error {
 		return fmt.Errorf("logstore: append to %s: %w", path, err)
 	}
 	return nil
+}
+
+// AppendLines appends one Logplex line per text, from source[dyno] at
+// now ("app", "api": "2026-11-26T10:00:00.123456+00:00 app[api]: text"),
+// to dir's current.log in one Append, so that they stay together and
+// in order. It is how processes other than the daemon, the CLI's
+// commands, put their lines in an app's logs.
+func AppendLines(dir, source, dyno string, now time.Time, texts ...string) error {
+	stamp := now.Format(stampLayout)
+	var b []byte
+	for _, t := range texts {
+		b = fmt.Appendf(b, "%s %s[%s]: %s\n", stamp, source, dyno, t)
+	}
+	return Append(dir, b)
 }
