@@ -35,6 +35,21 @@ func (e *isolatedEnv) must(t testing.TB, args ...string) string {
 	return out
 }
 
+// runningLine is heroku run's line, which dyno run -a writes to stderr
+// before the command's output.
+var runningLine = regexp.MustCompile("(?m)^Running `(?s:.*?)` on ⬢ [a-z0-9-]+\\.\\.\\. up, run\\.\\d{4} \\([A-Za-z0-9-]+\\)\n")
+
+// oneOff runs dyno run with args, fails the test unless it exits 0, and
+// returns its output without heroku run's line.
+func (e *isolatedEnv) oneOff(t testing.TB, args ...string) string {
+	t.Helper()
+	out := e.must(t, append([]string{"run"}, args...)...)
+	if !runningLine.MatchString(out) {
+		t.Errorf("dyno run %s: no heroku run line in %q", strings.Join(args, " "), out)
+	}
+	return runningLine.ReplaceAllString(out, "")
+}
+
 // source writes an app's source folder, owned by the unprivileged user.
 func source(t testing.TB, files map[string]string) string {
 	t.Helper()
@@ -129,9 +144,7 @@ func TestAppLifecycle(t *testing.T) {
 
 	// A one-off of the current release: config vars, .profile.d, the
 	// build's files, run.N.
-	out = e.must(t, "run", "-a", "demo", "echo $FOO/$FIXTURE_PROFILE/$DYNO; cat greeting.txt")
-	// heroku run's line is on stderr, which must merges in.
-	out = regexp.MustCompile("(?m)^Running `.*` on ⬢ demo\\.\\.\\. up, run\\.\\d{4} \\(Standard-1X\\)\n").ReplaceAllString(out, "")
+	out = e.oneOff(t, "-a", "demo", "echo $FOO/$FIXTURE_PROFILE/$DYNO; cat greeting.txt")
 	if !regexp.MustCompile(`^bar baz/loaded/run\.\d{4}\nhi\n?$`).MatchString(out) {
 		t.Errorf("run -a: %q", out)
 	}

@@ -60,7 +60,7 @@ func TestNonRootBuildAndDynos(t *testing.T) {
 		if own {
 			chown, owner, mapped = "chowned", "owner 65534", "65536"
 		}
-		out = e.must(t, "run", "-a", "plain", `bin/check-user; bin/start-config true; vendor/bin/vendored
+		out = e.oneOff(t, "-a", "plain", `bin/check-user; bin/start-config true; vendor/bin/vendored
 touch /app/config/x && echo touched $(stat -c %U /app/config/x)
 { chown 65534 /app/config/x && echo chowned; } 2>&1 | sed 's/.*: //'
 echo owner $(ls -ln /app/config/x | cut -d' ' -f3)
@@ -75,7 +75,7 @@ echo mapped $(awk '{ print $3 }' /proc/self/uid_map)`)
 			t.Errorf("the start script did not write config/app.conf:\n%s", out)
 		}
 		// The next dyno starts from the slug again.
-		out = e.must(t, "run", "-a", "plain", "ls /app/config")
+		out = e.oneOff(t, "-a", "plain", "ls /app/config")
 		if strings.TrimSpace(out) != "app.conf.template" {
 			t.Errorf("the next dyno's /app/config holds %q; want only the slug's app.conf.template", out)
 		}
@@ -108,7 +108,7 @@ func TestDynoUserPrivileges(t *testing.T) {
 		final := drop + " --inh-caps=-all --ambient-caps=-all"
 		back := "setpriv --reuid 12345 --regid 12345 --clear-groups id -u"
 		// errno keeps of an error line only its reason.
-		out := e.must(t, "run", "-a", "alpha", `errno='s/^[a-z]*: .*: //'
+		out := e.oneOff(t, "-a", "alpha", `errno='s/^[a-z]*: .*: //'
 awk '/^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):/ { printf "%s %s ", $1, $2 } END { print "" }' /proc/self/status
 echo setgroups $(cat /proc/self/setgroups)
 `+drop+` sh -c 'echo dropped $(id -u) $(id -G) $(grep CapEff /proc/self/status); `+back+`' 2>&1 | sed "$errno"
@@ -173,7 +173,7 @@ func TestOwnCopyOfOldScheme(t *testing.T) {
 	e := newIsolatedEnv(t, nil)
 	base := testutil.SubIDs(t, 65536)
 	e.deployPrivate(t, "alpha", "web: exec sleep 1000\n")
-	e.must(t, "run", "-a", "alpha", "true")
+	e.oneOff(t, "-a", "alpha", "true")
 	owned := ownLowers(t, e.home, "alpha")
 	if len(owned) != 1 {
 		t.Fatalf("alpha's own copies of its slug: %v; want one", owned)
@@ -191,7 +191,7 @@ func TestOwnCopyOfOldScheme(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := e.must(t, "run", "-a", "alpha", "cat private.txt; echo more >> private.txt && stat -c '%U %a' private.txt")
+	out := e.oneOff(t, "-a", "alpha", "cat private.txt; echo more >> private.txt && stat -c '%U %a' private.txt")
 	wantLines(t, out, "alpha-private\nu12345 600\n")
 	if st := statT(t, filepath.Join(owned[0], "private.txt")); int(st.Uid) != base+12345 || int(st.Gid) != base+12345 {
 		t.Errorf("private.txt is %d:%d's; want the dyno user's, %d", st.Uid, st.Gid, base+12345)
