@@ -428,14 +428,7 @@ func (d *dyno) replace(p *proc) (outcome, int, time.Duration) {
 		// A fixed port (dyno start's, Foreman's numbering): the
 		// replacement could not bind it while p holds it, so it starts
 		// once p has exited, within p's stop timeout.
-		var status int
-		select {
-		case status = <-p.exited:
-		case <-s.killed:
-			p.kill()
-			status = <-p.exited
-		}
-		p.report(status)
+		d.retire(p)
 		return replaced, 0, 0
 	}
 	d.mu.Lock()
@@ -444,19 +437,25 @@ func (d *dyno) replace(p *proc) (outcome, int, time.Duration) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		var status int
-		select {
-		case status = <-p.exited:
-		case <-s.killed:
-			p.kill()
-			status = <-p.exited
-		}
-		p.report(status)
+		d.retire(p)
 		d.mu.Lock()
 		d.predecessors--
 		d.mu.Unlock()
 	}()
 	return replaced, 0, 0
+}
+
+// retire waits for p, a replaced process, to end its stop sequence (or
+// kills it when the supervisor is killed), and reports its exit.
+func (d *dyno) retire(p *proc) {
+	var status int
+	select {
+	case status = <-p.exited:
+	case <-d.s.killed:
+		p.kill()
+		status = <-p.exited
+	}
+	p.report(status)
 }
 
 // runOneOff watches one-off dyno d, started as p, to its end: one-offs
