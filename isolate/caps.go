@@ -179,22 +179,19 @@ func lastCap() (int, error) {
 	return n, nil
 }
 
-// boundingCaps lists the capabilities in the calling thread's bounding
-// set: what a new user namespace's init may hold as ambient ones.
-func boundingCaps() ([]uintptr, error) {
+// allCaps lists every capability this kernel knows. A child cloned into
+// a new user namespace holds all of them there, in a full bounding set
+// whatever its parent's was (the kernel's set_cred_user_ns), so init
+// may keep each as an ambient one: they are the namespace's, not the
+// host's, and init clears them before the app runs.
+func allCaps() ([]uintptr, error) {
 	last, err := lastCap()
 	if err != nil {
 		return nil, err
 	}
 	caps := make([]uintptr, 0, last+1)
 	for c := 0; c <= last; c++ {
-		in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0)
-		if err != nil {
-			return nil, fmt.Errorf("read capability %d of the bounding set: %w", c, err)
-		}
-		if in == 1 {
-			caps = append(caps, uintptr(c))
-		}
+		caps = append(caps, uintptr(c))
 	}
 	return caps, nil
 }

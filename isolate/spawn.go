@@ -595,16 +595,15 @@ func (l *launched) prepareSandbox(name string, sb *Sandbox) (*os.File, error) {
 		// An execve as a uid other than 0 would leave init none of the
 		// capabilities it needs to mount; it keeps them as ambient
 		// ones (capabilities(7)), which it clears, with the rest,
-		// before the app runs (dropPrivileges). Only those of the
-		// bounding set can be raised, as only those would an execve
-		// as uid 0 have given (a unit's CapabilityBoundingSet, a
-		// container's defaults).
+		// before the app runs (dropPrivileges). The new namespace
+		// starts with a full bounding set, so this holds under a
+		// unit's CapabilityBoundingSet or a container's defaults too.
 		attr.UidMappings = []syscall.SysProcIDMap{{ContainerID: DynoUID, HostID: os.Getuid(), Size: 1}}
 		attr.GidMappings = []syscall.SysProcIDMap{{ContainerID: DynoGID, HostID: os.Getgid(), Size: 1}}
 		// An unprivileged gid map needs setgroups denied first
 		// (user_namespaces(7)).
 		attr.GidMappingsEnableSetgroups = false
-		caps, err := boundingCaps()
+		caps, err := allCaps()
 		if err != nil {
 			dir.remove()
 			l.dir = nil
