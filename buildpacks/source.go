@@ -229,6 +229,18 @@ func openSource(ctx context.Context, dir string) (Source, error) {
 		case os.Geteuid() != 0:
 			return s, fmt.Errorf("prepare source %s: %w\nOr build it as the owner of %s, or as root (which reads it as its owner).", dir, err, top)
 		}
+		// The owner is the repository's, and must be the folder's and
+		// the work tree's too: the work tree git names can come from
+		// the repository's own config (core.worktree), and a tree
+		// that points at another user's folder must not make dyno run
+		// that user's git.
+		gitDir, gerr := gitRunner{cLocale: true, trustAll: true}.output(ctx, "-C", dir, "rev-parse", "--absolute-git-dir")
+		if gerr != nil {
+			return s, fmt.Errorf("prepare source %s: %w", dir, gerr)
+		}
+		if err := sameOwner(dir, top, strings.TrimSpace(string(gitDir))); err != nil {
+			return s, fmt.Errorf("prepare source %s: %w; build it as its owner", dir, err)
+		}
 		if s.git, err = runnerAs(top); err != nil {
 			return s, fmt.Errorf("prepare source %s: %w", dir, err)
 		}
@@ -357,6 +369,28 @@ type gitRunner struct {
 	cLocale, trustAll bool
 }
 
+// sameOwner checks that one uid owns every path.
+func sameOwner(paths ...string) error {
+	var first string
+	var uid uint32
+	for _, p := range paths {
+		info, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		st, ok := info.Sys().(*syscall.Stat_t)
+		if !ok {
+			return fmt.Errorf("%s: no owner", p)
+		}
+		if first == "" {
+			first, uid = p, st.Uid
+		} else if st.Uid != uid {
+			return fmt.Errorf("%s belongs to uid %d but %s to uid %d", first, uid, p, st.Uid)
+		}
+	}
+	return nil
+}
+
 // runnerAs runs git as the owner of the folder top, with its uid and
 // gid and no supplementary groups.
 func runnerAs(top string) (gitRunner, error) {
@@ -379,17 +413,32 @@ func (g gitRunner) command(ctx context.Context, args ...string) *exec.Cmd {
 	if g.trustAll {
 		args = append([]string{"-c", "safe.directory=*", "-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null"}, args...)
 	}
+	if g.cred != nil {
+		// The owner's config may name commands a read runs
+		// (core.fsmonitor on status, filters on archive): they run as
+		// the owner, who could run them anyway, and are kept from
+		// this process's session below.
+		args = append([]string{"-c", "core.fsmonitor=false"}, args...)
+	}
 	cmd := exec.CommandContext(ctx, "git", args...)
 	for _, kv := range os.Environ() {
-		switch k, _, _ := strings.Cut(kv, "="); k {
+		k, _, _ := strings.Cut(kv, "=")
+		if g.cred != nil && !ownerEnv(k) {
+			// Nothing of this user's environment (secrets, sockets)
+			// reaches a command the owner's config names.
+			continue
+		}
+		if strings.HasPrefix(k, "GIT_CONFIG_KEY_") || strings.HasPrefix(k, "GIT_CONFIG_VALUE_") {
+			continue
+		}
+		switch k {
 		case "GIT_DIR", "GIT_WORK_TREE", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
 			"GIT_ALTERNATE_OBJECT_DIRECTORIES", "GIT_COMMON_DIR", "GIT_NAMESPACE",
-			"GIT_PREFIX", "GIT_CEILING_DIRECTORIES", "GIT_TERMINAL_PROMPT":
+			"GIT_PREFIX", "GIT_CEILING_DIRECTORIES", "GIT_TERMINAL_PROMPT",
+			// Set by git for a hook dyno may run from, about the
+			// repository that runs the hook.
+			"GIT_CONFIG_PARAMETERS", "GIT_CONFIG_COUNT", "GIT_EXEC_PATH", "GIT_QUARANTINE_PATH":
 			continue
-		case "HOME", "XDG_CONFIG_HOME":
-			if g.cred != nil {
-				continue
-			}
 		case "LC_ALL", "LANGUAGE":
 			if g.cLocale {
 				continue
@@ -403,12 +452,20 @@ func (g gitRunner) command(ctx context.Context, args ...string) *exec.Cmd {
 	}
 	if g.cred != nil {
 		cmd.Env = append(cmd.Env, "HOME="+g.home)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred}
+		// A session of its own: no controlling terminal, so nothing
+		// the owner's config runs can type into this user's (TIOCSTI).
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: g.cred, Setsid: true}
 		// Where it starts, not where it works (-C): this process's
 		// working directory may be closed to the owner.
 		cmd.Dir = "/"
 	}
 	return cmd
+}
+
+// ownerEnv says whether variable k reaches git run as a tree's owner:
+// what finds programs and speaks the user's language, nothing else.
+func ownerEnv(k string) bool {
+	return k == "PATH" || k == "LANG" || k == "TZ" || k == "LANGUAGE" || strings.HasPrefix(k, "LC_")
 }
 
 // output runs a git command and returns what it wrote to stdout. Its

@@ -2,6 +2,7 @@ package buildpacks
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dyno-run/dyno/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 func TestPrepareSourceGit(t *testing.T) {
@@ -466,9 +468,9 @@ func TestPrepareSourceGitErrorsWhole(t *testing.T) {
 	if os.Geteuid() != 0 {
 		return
 	}
-	// Root reads another uid's tree as that uid, and git refuses it
-	// again, as that uid, when its .git is someone else's: all of
-	// git's lines are in the error, the fix among them.
+	// Root reads another uid's tree as that uid only when that uid
+	// owns its .git too: else no user's git is run, and the error
+	// says whose is whose.
 	repo = filepath.Join(testutil.SharedDir(t), "repo")
 	os.Mkdir(repo, 0o755)
 	git(t, repo, "init", "-q")
@@ -482,9 +484,63 @@ func TestPrepareSourceGitErrorsWhole(t *testing.T) {
 	if err == nil {
 		t.Fatal("a tree whose .git is another uid's was built")
 	}
-	for _, want := range []string{"as uid 65534", "dubious ownership", "To add an exception", "git config --global --add safe.directory"} {
+	for _, want := range []string{"belongs to uid 65534 but " + filepath.Join(repo, ".git") + " to uid 0", "build it as its owner"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("err lacks %q:\n%v", want, err)
 		}
+	}
+
+	// A tree of nobody's whose config names root's folder as its work
+	// tree (core.worktree) does not make dyno run git as root there.
+	victim := testutil.SharedDir(t)
+	repo = filepath.Join(testutil.SharedDir(t), "repo")
+	os.Mkdir(repo, 0o755)
+	git(t, repo, "init", "-q")
+	writeFiles(t, repo, map[string]string{"a": "x\n"})
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "first")
+	git(t, repo, "config", "core.worktree", victim)
+	if err := os.Chown(victim, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	testutil.GiveToNobody(t, repo)
+	_, err = PrepareSource(context.Background(), repo, dst)
+	if err == nil || !strings.Contains(err.Error(), "to uid 0") {
+		t.Errorf("a tree whose core.worktree is root's folder: err = %v, want the owners named", err)
+	}
+}
+
+// A command the owner's config names (a smudge filter that git archive
+// runs) runs as the owner, in a session of its own, and sees nothing of
+// root's environment.
+func TestPrepareSourceOwnerCommandsKeptApart(t *testing.T) {
+	needGit(t)
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to build a work tree another uid owns")
+	}
+	t.Setenv("DYNO_TEST_SECRET", "root's")
+	spy := filepath.Join(testutil.SharedDir(t), "spy")
+	repo := filepath.Join(testutil.SharedDir(t), "repo")
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "init", "-q")
+	writeFiles(t, repo, map[string]string{".gitattributes": "a filter=spy\n", "a": "x\n"})
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "first")
+	git(t, repo, "config", "filter.spy.smudge", "sh -c 'echo \"uid=$(id -u) sid=$(cut -d\" \" -f6 /proc/self/stat) secret=$DYNO_TEST_SECRET\" >> "+spy+"; cat'")
+	testutil.GiveToNobody(t, repo, filepath.Dir(spy))
+
+	if _, err := PrepareSource(context.Background(), repo, filepath.Join(t.TempDir(), "build")); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(spy)
+	if err != nil {
+		t.Fatalf("the filter did not run: %v", err)
+	}
+	ours, _ := unix.Getsid(0)
+	line := strings.TrimSpace(string(got))
+	if !strings.HasPrefix(line, fmt.Sprintf("uid=%d ", testutil.Nobody)) || strings.Contains(line, fmt.Sprintf("sid=%d ", ours)) || !strings.HasSuffix(line, "secret=") {
+		t.Errorf("the filter ran as %q; want uid %d, a session other than %d, no secret", line, testutil.Nobody, ours)
 	}
 }
