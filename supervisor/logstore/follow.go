@@ -19,11 +19,15 @@ import (
 func Follow(dir string, f Filter, n int) ([]Line, *Cursor, error) {
 	files, err := snapshot(dir)
 	c := &Cursor{dir: dir, filter: f}
-	if len(files) > 0 {
+	if err == nil && len(files) > 0 {
 		// The newest file, current.log unless a rotation failed to
 		// make a new one, is where the cursor goes on.
 		last := files[len(files)-1]
-		c.f, c.off = last.f, last.size
+		c.f = last.f
+		// Where the last whole line ends: the history leaves out a line
+		// still being written (a writer between two writes, or one
+		// killed mid-line), and the cursor must return it once whole.
+		c.off, err = lineStart(last.f, last.size)
 	}
 	defer func() {
 		for _, sf := range files {
@@ -156,9 +160,15 @@ func (c *Cursor) readRest(out *[]Line) error {
 		data := c.buf[:n]
 		end := bytes.LastIndexByte(data, '\n')
 		if end < 0 {
-			if n == len(c.buf) {
+			if n == len(c.buf) && len(c.buf) < maxFollowLine {
 				// A line longer than the buffer: read it whole.
 				c.buf = make([]byte, 2*len(c.buf))
+				continue
+			}
+			if n == len(c.buf) {
+				// No line is this long: bytes no writer of the
+				// store wrote. Skip them rather than grow without end.
+				c.off += int64(n)
 				continue
 			}
 			return nil
@@ -180,6 +190,28 @@ func (c *Cursor) readRest(out *[]Line) error {
 			return nil
 		}
 	}
+}
+
+// maxFollowLine bounds the buffer a cursor grows for one line: stored
+// lines are at most Logplex's 10,000 bytes and a prefix.
+const maxFollowLine = 1 << 20
+
+// lineStart is where the line that holds offset size-1 of f starts: size
+// itself when that byte ends a line. A line that began more than a chunk
+// back is no line a store writes; it is skipped.
+func lineStart(f *os.File, size int64) (int64, error) {
+	from := max(size-chunkSize, 0)
+	buf := make([]byte, size-from)
+	if _, err := f.ReadAt(buf, from); err != nil && err != io.EOF {
+		return 0, fmt.Errorf("logstore: follow %s: %w", f.Name(), err)
+	}
+	if i := bytes.LastIndexByte(buf, '\n'); i >= 0 {
+		return from + int64(i) + 1, nil
+	}
+	if from == 0 {
+		return 0, nil
+	}
+	return size, nil
 }
 
 // Close releases the file the cursor reads.

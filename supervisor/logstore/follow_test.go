@@ -69,6 +69,33 @@ func TestFollowWaitsForWholeLines(t *testing.T) {
 	equal(t, "whole", next(t, c), []string{"heroku[run.1234] State changed from starting to up"})
 }
 
+// A line half written when the tail starts is not in the history, and
+// the cursor returns it once it is whole: a writer between two writes,
+// or a daemon killed mid-line, loses nothing.
+func TestFollowStartsMidLine(t *testing.T) {
+	dir := t.TempDir()
+	first := line("app", "web.1", "first")
+	second := line("app", "web.1", "second")
+	f, err := os.OpenFile(filepath.Join(dir, currentName), os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	f.Write(first)
+	f.Write(second[:7])
+	history, c, err := Follow(dir, Filter{}, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if len(history) != 1 || history[0].Text != "first" {
+		t.Errorf("history = %+v; want the first line only", history)
+	}
+	equal(t, "half a line", next(t, c), nil)
+	f.Write(second[7:])
+	equal(t, "whole", next(t, c), []string{"app[web.1] second"})
+}
+
 // Rotations between two calls, several of them, lose nothing and
 // repeat nothing; the filter applies.
 func TestFollowAcrossRotations(t *testing.T) {
