@@ -168,9 +168,11 @@ var ErrNoRun = errors.New("no such attached one-off")
 // Signal sends sig to the process that runs the one-off name in dir,
 // the Pid it registered (dyno run, which passes SIGTERM on to every
 // process of its dyno): ps:stop run.N ends an attached run for good, as
-// on Heroku. The pid is signalled only while its lock is held, which
-// proves the process that holds it is alive, so the pid cannot have
-// been reused.
+// on Heroku. The process is taken by a pidfd first, then the entry is
+// read again: only if a run still holds the name's lock with that pid
+// is the signal sent, through the pidfd. A pid that ended and was
+// reused in between is a pidfd of a dead process, which no signal
+// reaches (pidfd_send_signal(2)).
 func Signal(dir, name string, sig unix.Signal) error {
 	if !validName(name) {
 		return fmt.Errorf("signal %q: %w", name, ErrNoRun)
@@ -179,16 +181,18 @@ func Signal(dir, name string, sig unix.Signal) error {
 	if !ok || st.Pid <= 0 {
 		return fmt.Errorf("signal %s: %w", name, ErrNoRun)
 	}
-	// read let go of the lock: hold it shared again around the kill.
-	f, err := os.Open(filepath.Join(dir, name+lockExt))
+	pidfd, err := unix.PidfdOpen(st.Pid, 0)
 	if err != nil {
 		return fmt.Errorf("signal %s: %w", name, ErrNoRun)
 	}
-	defer f.Close()
-	if unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB) == nil {
+	defer unix.Close(pidfd)
+	if again, ok := read(dir, name); !ok || again.Pid != st.Pid {
 		return fmt.Errorf("signal %s: %w", name, ErrNoRun)
 	}
-	if err := unix.Kill(st.Pid, sig); err != nil {
+	if err := unix.PidfdSendSignal(pidfd, sig, nil, 0); err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return fmt.Errorf("signal %s: %w", name, ErrNoRun)
+		}
 		return fmt.Errorf("signal %s (pid %d): %w", name, st.Pid, err)
 	}
 	return nil
