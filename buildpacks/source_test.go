@@ -16,6 +16,7 @@ import (
 )
 
 func TestPrepareSourceGit(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{
 		"Procfile":    "web: ./server\n",
 		"app/main.sh": "echo committed\n",
@@ -46,6 +47,7 @@ func TestPrepareSourceGit(t *testing.T) {
 }
 
 func TestPrepareSourceGitSubdir(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{
 		"README":           "the repo\n",
 		"apps/web/index":   "hello\n",
@@ -66,6 +68,7 @@ func TestPrepareSourceGitSubdir(t *testing.T) {
 }
 
 func TestPrepareSourceGitUncommittedFolder(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{"README": "x\n"})
 	writeFiles(t, repo, map[string]string{"new/app": "x\n"})
 	dst := filepath.Join(t.TempDir(), "build")
@@ -79,6 +82,7 @@ func TestPrepareSourceGitUncommittedFolder(t *testing.T) {
 }
 
 func TestPrepareSourceGitNoCommits(t *testing.T) {
+	t.Parallel()
 	needGit(t)
 	repo := t.TempDir()
 	git(t, repo, "init", "-q")
@@ -90,6 +94,7 @@ func TestPrepareSourceGitNoCommits(t *testing.T) {
 }
 
 func TestPrepareSourceFolder(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{
 		"index.html":    "hi\n",
@@ -123,6 +128,7 @@ func TestPrepareSourceFolder(t *testing.T) {
 }
 
 func TestPrepareSourceDstExists(t *testing.T) {
+	t.Parallel()
 	dst := t.TempDir()
 	if _, err := PrepareSource(context.Background(), t.TempDir(), dst); err == nil {
 		t.Fatal("PrepareSource into an existing dst succeeded")
@@ -130,6 +136,7 @@ func TestPrepareSourceDstExists(t *testing.T) {
 }
 
 func TestSlugignore(t *testing.T) {
+	t.Parallel()
 	files := []string{
 		"Procfile",
 		"README.md",
@@ -190,6 +197,7 @@ func TestSlugignore(t *testing.T) {
 }
 
 func TestSlugignoreErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		patterns string
 		want     string
@@ -220,6 +228,7 @@ func TestSlugignoreErrors(t *testing.T) {
 // .slugignore is read only as a regular file of at most 1 MiB, inside
 // the source: a symlink to a file outside it is refused, not followed.
 func TestPrepareSourceSlugignoreBounded(t *testing.T) {
+	t.Parallel()
 	big := "*.log\n" + strings.Repeat("# padding\n", (1<<20)/10+1)
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{".slugignore": big, "debug.log": "x"})
@@ -244,6 +253,7 @@ func TestPrepareSourceSlugignoreBounded(t *testing.T) {
 // A folder that holds dyno's own state (DYNO_HOME under ~, the folder
 // built) and the build's scratch: neither is copied, and the copy ends.
 func TestPrepareSourceLeavesOutPrivate(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	home := filepath.Join(src, ".local", "share", "dyno")
 	os.MkdirAll(filepath.Join(home, "apps", "alpha"), 0o700)
@@ -269,6 +279,7 @@ func TestPrepareSourceLeavesOutPrivate(t *testing.T) {
 // a changed file, a new one or an executable bit changes it; what
 // .slugignore drops does not count.
 func TestPrepareSourceFolderVersion(t *testing.T) {
+	t.Parallel()
 	files := map[string]string{
 		"index.js":    "console.log(1)\n",
 		"lib/a.js":    "a\n",
@@ -327,6 +338,7 @@ func TestPrepareSourceFolderVersion(t *testing.T) {
 // InspectSource counts what a build of HEAD leaves out, in the part of
 // the work tree that is built, and Warnings says it with the fix.
 func TestInspectSourceUncommitted(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{
 		".gitignore":     "*.tmp\n",
 		"app/main.go":    "package main\n",
@@ -394,6 +406,7 @@ func TestInspectSourceUncommitted(t *testing.T) {
 // it is built as git (HEAD, SOURCE_VERSION, no untracked files), not
 // as a plain folder.
 func TestPrepareSourceForeignOwner(t *testing.T) {
+	t.Parallel()
 	needGit(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to build a work tree another uid owns")
@@ -452,6 +465,7 @@ func hostUID(info os.FileInfo) int { return int(info.Sys().(*syscall.Stat_t).Uid
 // A work tree git cannot read is an error with git's whole message,
 // every line of it, never a plain folder built instead.
 func TestPrepareSourceGitErrorsWhole(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{"a": "x\n"})
 	writeFiles(t, repo, map[string]string{".git/config": "[core\nbroken\n", "untracked": "x\n"})
 	dst := filepath.Join(t.TempDir(), "build")
