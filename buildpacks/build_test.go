@@ -838,6 +838,7 @@ func TestParseReleaseAliasesBounded(t *testing.T) {
 // instructions (perf_event_open) would, but needs a hardware PMU, which
 // virtual machines often lack.
 func TestParseReleaseLinear(t *testing.T) {
+	// Not parallel: it counts the whole process's allocations.
 	release := func(n int) []byte {
 		var b strings.Builder
 		b.WriteString("default_process_types:\n  web: server\naddons: [a]\nconfig_vars:\n")

@@ -381,6 +381,7 @@ func TestCreateExisting(t *testing.T) {
 }
 
 func TestMode(t *testing.T) {
+	// Not parallel: it sets the process's umask.
 	// A permissive umask must not widen the mode: config vars are secrets.
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)

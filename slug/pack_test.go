@@ -369,6 +369,7 @@ func TestPackRefusesEscapingSymlink(t *testing.T) {
 // TestPackIndependentOfCPUs packs a tree of several compression blocks
 // with one and with four threads.
 func TestPackIndependentOfCPUs(t *testing.T) {
+	// Not parallel: it sets GOMAXPROCS.
 	src := t.TempDir()
 	noise := make([]byte, 3*packBlockSize)
 	rand.NewChaCha8([32]byte{}).Read(noise)

@@ -343,6 +343,7 @@ func TestReadProcfile(t *testing.T) {
 }
 
 func TestReadProcfileMissing(t *testing.T) {
+	// Not parallel: t.Chdir changes the process's current folder.
 	t.Chdir(t.TempDir())
 	_, err := ReadProcfile("Procfile")
 	const want = `Procfile: no such file; create one with a line like "web: bin/server"`
