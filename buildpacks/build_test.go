@@ -60,6 +60,7 @@ func wantLines(t *testing.T, out string, lines ...string) {
 }
 
 func TestRunFixture(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, map[string]string{".fixture": ""})
 	bp := fixture(t)
 	greeting := "hello\nworld, no newline at the end"
@@ -109,6 +110,7 @@ func TestRunFixture(t *testing.T) {
 }
 
 func TestRunCacheReuse(t *testing.T) {
+	t.Parallel()
 	cache := filepath.Join(t.TempDir(), "apps", "x", "cache") // created by Run
 	for i := 1; i <= 2; i++ {
 		_, out, err := build(t, Build{
@@ -124,6 +126,7 @@ func TestRunCacheReuse(t *testing.T) {
 }
 
 func TestRunEnvDir(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, nil)
 	_, out, err := build(t, Build{
 		BuildDir:   app,
@@ -144,6 +147,7 @@ func TestRunEnvDir(t *testing.T) {
 }
 
 func TestRunEnvironment(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, nil)
 	bp := testBuildpack(t, "envdump")
 	_, out, err := build(t, Build{
@@ -208,6 +212,7 @@ func between(s, prefix, end string) string {
 }
 
 func TestRunExportSourced(t *testing.T) {
+	t.Parallel()
 	exported := testBuildpack(t, "exported")
 	_, out, err := build(t, Build{
 		BuildDir:   newApp(t, map[string]string{".fixture": ""}),
@@ -239,6 +244,7 @@ func TestRunExportSourced(t *testing.T) {
 // The buildpack's default types apply under the Procfile: its types win,
 // the defaults fill in the rest.
 func TestRunProcfileOverDefaults(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, map[string]string{".fixture": "", "Procfile": "web: ./server -p $PORT\nclock: ./clock\n"})
 	res, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{fixture(t)}})
 	if err != nil {
@@ -260,6 +266,7 @@ func TestRunProcfileOverDefaults(t *testing.T) {
 }
 
 func TestRunProcfileOnly(t *testing.T) {
+	t.Parallel()
 	// A buildpack without bin/release: only the Procfile line, unpadded.
 	app := newApp(t, map[string]string{"Procfile": "worker: ./work\n"})
 	res, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "exported")}})
@@ -278,6 +285,7 @@ func TestRunProcfileOnly(t *testing.T) {
 // A Procfile line that is not "name: command" is skipped with a warning
 // in the build output, as dyno start skips it; the rest is recorded.
 func TestRunProcfileSkipsMalformedLines(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, map[string]string{"Procfile": "web ./server\nworker: ./work\noops"})
 	res, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "exported")}})
 	if err != nil {
@@ -297,6 +305,7 @@ func TestRunProcfileSkipsMalformedLines(t *testing.T) {
 // A Procfile with nothing but skipped lines declares no types: the build
 // fails, after warning about each line.
 func TestRunInvalidProcfile(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, map[string]string{"Procfile": "web ./server\n"})
 	_, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "exported")}})
 	var be *BuildError
@@ -308,6 +317,7 @@ func TestRunInvalidProcfile(t *testing.T) {
 
 // A duplicate process type fails the build, naming both lines.
 func TestRunDuplicateProcfileType(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, map[string]string{"Procfile": "web: a\nweb: b\n"})
 	_, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "exported")}})
 	var be *BuildError
@@ -318,6 +328,7 @@ func TestRunDuplicateProcfileType(t *testing.T) {
 }
 
 func TestRunCompileFails(t *testing.T) {
+	t.Parallel()
 	bp := fixture(t)
 	app := newApp(t, map[string]string{".fixture": "", ".fail-compile": ""})
 	_, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{bp}})
@@ -340,6 +351,7 @@ func TestRunCompileFails(t *testing.T) {
 }
 
 func TestRunNotCompatible(t *testing.T) {
+	t.Parallel()
 	bp := fixture(t)
 	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{bp}})
 	var be *BuildError
@@ -358,6 +370,7 @@ func TestRunNotCompatible(t *testing.T) {
 }
 
 func TestRunAutoDetect(t *testing.T) {
+	t.Parallel()
 	installed := []string{testBuildpack(t, "nodetect"), fixture(t), testBuildpack(t, "exported")}
 	res, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{".fixture": ""}), Installed: installed})
 	if err != nil {
@@ -377,6 +390,7 @@ func TestRunAutoDetect(t *testing.T) {
 }
 
 func TestRunAutoDetectNone(t *testing.T) {
+	t.Parallel()
 	_, out, err := build(t, Build{
 		BuildDir:  newApp(t, nil),
 		Installed: []string{testBuildpack(t, "nodetect"), fixture(t)},
@@ -392,6 +406,7 @@ func TestRunAutoDetectNone(t *testing.T) {
 }
 
 func TestRunInvalidRelease(t *testing.T) {
+	t.Parallel()
 	bp := testBuildpack(t, "badrelease")
 	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{bp}})
 	var be *BuildError
@@ -402,6 +417,7 @@ func TestRunInvalidRelease(t *testing.T) {
 }
 
 func TestParseRelease(t *testing.T) {
+	t.Parallel()
 	for _, ok := range []string{"", "--- {}\n", "---\n", "addons: []\ndefault_process_types:\n  web: npm start\nconfig_vars:\n  PORT: 5000\n"} {
 		if _, err := parseRelease([]byte(ok)); err != nil {
 			t.Errorf("parseRelease(%q): %v", ok, err)
@@ -420,6 +436,7 @@ func TestParseRelease(t *testing.T) {
 }
 
 func TestRunReplacedBuildDir(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, map[string]string{".fixture": "", "Procfile": "web: old\n", "old.txt": "old"})
 	res, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{fixture(t), testBuildpack(t, "replace")}})
 	if err != nil {
@@ -434,6 +451,7 @@ func TestRunReplacedBuildDir(t *testing.T) {
 }
 
 func TestRunBuildpacksFile(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, map[string]string{
 		".fixture":    "",
 		".buildpacks": "# the app's buildpacks\n" + fixture(t) + "\n" + testBuildpack(t, "exported") + "\n",
@@ -458,6 +476,7 @@ func TestRunBuildpacksFile(t *testing.T) {
 }
 
 func TestRunFetchFails(t *testing.T) {
+	t.Parallel()
 	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{"no/such-buildpack"}, BaseDir: t.TempDir()})
 	var be *BuildError
 	if !errors.As(err, &be) || be.Buildpack != "no/such-buildpack" || !strings.HasPrefix(be.Reason, "fetching: no such file") {
@@ -467,6 +486,7 @@ func TestRunFetchFails(t *testing.T) {
 }
 
 func TestRunStreamsOutput(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, nil)
 	var out syncBuffer
 	done := make(chan error, 1)
@@ -515,6 +535,7 @@ func readPid(t *testing.T, name string) int {
 }
 
 func TestRunCancelKillsCompile(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -546,6 +567,7 @@ func TestRunCancelKillsCompile(t *testing.T) {
 }
 
 func TestRunKillsLeftovers(t *testing.T) {
+	t.Parallel()
 	app := newApp(t, nil)
 	_, out, err := build(t, Build{BuildDir: app, Buildpacks: []string{testBuildpack(t, "leave")}})
 	if err != nil {
@@ -555,6 +577,7 @@ func TestRunKillsLeftovers(t *testing.T) {
 }
 
 func TestBuildErrorOneLine(t *testing.T) {
+	t.Parallel()
 	r := &builder{out: &lineWriter{w: &syncBuffer{}}}
 	err := r.fail("bp", "first line\nsecond\tline")
 	if got, want := err.Error(), "buildpack bp: first line second line"; got != want {
@@ -565,6 +588,7 @@ func TestBuildErrorOneLine(t *testing.T) {
 // A bin/release that prints without end is stopped at the limit, and
 // the build fails with one line naming the buildpack and the limit.
 func TestRunHugeRelease(t *testing.T) {
+	t.Parallel()
 	bp := testBuildpack(t, "hugerelease")
 	_, out, err := build(t, Build{BuildDir: newApp(t, nil), Buildpacks: []string{bp}})
 	var be *BuildError
@@ -578,6 +602,7 @@ func TestRunHugeRelease(t *testing.T) {
 }
 
 func TestParseReleaseBounds(t *testing.T) {
+	t.Parallel()
 	types := func(n int) string {
 		var b strings.Builder
 		b.WriteString("default_process_types:\n")
@@ -657,6 +682,7 @@ func BenchmarkParseRelease(b *testing.B) {
 // skipped, and the next one is tried). Before the bound, dyno read all
 // of it: exec yes grew dyno past 600 MB.
 func TestRunHugeDetect(t *testing.T) {
+	t.Parallel()
 	// 8 MiB, then exit 0: without the bound, detection succeeds with
 	// a name of 8 MiB.
 	bp := scriptedBuildpack(t, map[string]string{
@@ -696,6 +722,7 @@ func TestRunHugeDetect(t *testing.T) {
 // most 1 MiB. A fifo there blocked dyno's read until a writer came,
 // and no signal ended it; a sparse file of 100 GB was allocated whole.
 func TestRunProcfileBounded(t *testing.T) {
+	t.Parallel()
 	bp := scriptedBuildpack(t, map[string]string{"detect": "echo Odd\n", "compile": "true\n"})
 
 	// A Procfile of valid lines, one byte over the limit.
@@ -741,6 +768,7 @@ func TestRunProcfileBounded(t *testing.T) {
 
 // .buildpacks is the app's file: a regular file of at most 64 KiB.
 func TestRunBuildpacksFileBounded(t *testing.T) {
+	t.Parallel()
 	list := "# the app's buildpacks\n" + fixture(t) + "\n"
 	list += strings.Repeat("#\n", (64<<10-len(list))/2+1)
 	_, out, err := build(t, Build{BuildDir: newApp(t, map[string]string{".fixture": "", ".buildpacks": list}), Installed: []string{testBuildpack(t, "nodetect")}})
@@ -755,6 +783,7 @@ func TestRunBuildpacksFileBounded(t *testing.T) {
 // release of 1 MiB must not mean 35 GB of strings. Addons and each
 // process type's command have bounds of their own.
 func TestParseReleaseAliasesBounded(t *testing.T) {
+	t.Parallel()
 	big := strings.Repeat("x", 850<<10)
 	aliases := func(key string, n int, item func(i int) string) string {
 		var b strings.Builder
@@ -809,6 +838,7 @@ func TestParseReleaseAliasesBounded(t *testing.T) {
 // instructions (perf_event_open) would, but needs a hardware PMU, which
 // virtual machines often lack.
 func TestParseReleaseLinear(t *testing.T) {
+	// Not parallel: it counts the whole process's allocations.
 	release := func(n int) []byte {
 		var b strings.Builder
 		b.WriteString("default_process_types:\n  web: server\naddons: [a]\nconfig_vars:\n")

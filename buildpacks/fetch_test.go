@@ -33,6 +33,7 @@ func readVersion(t *testing.T, bp *Buildpack) string {
 }
 
 func TestFetchFolder(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	writeFiles(t, base, buildpackFiles("v1"))
 	writeFiles(t, base, map[string]string{".git/config": "not copied"})
@@ -65,6 +66,7 @@ func TestFetchFolder(t *testing.T) {
 }
 
 func TestFetchGit(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, buildpackFiles("v1"))
 	git(t, repo, "tag", "v1")
 	v1 := git(t, repo, "rev-parse", "HEAD")
@@ -143,6 +145,7 @@ func makeTgz(t *testing.T, entries []tarEntry) []byte {
 }
 
 func TestFetchTarball(t *testing.T) {
+	t.Parallel()
 	flat := makeTgz(t, []tarEntry{
 		{name: "bin/", typ: tar.TypeDir, mode: 0o755},
 		{name: "bin/detect", body: "#!/bin/sh\necho Tarred\n", mode: 0o755},
@@ -196,6 +199,7 @@ func TestFetchTarball(t *testing.T) {
 }
 
 func TestFetchTarballUnsafe(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name    string
 		entries []tarEntry
@@ -233,6 +237,7 @@ func TestFetchTarballUnsafe(t *testing.T) {
 }
 
 func TestFetchErrors(t *testing.T) {
+	t.Parallel()
 	base := t.TempDir()
 	writeFiles(t, base, map[string]string{"empty/README": "no bin here"})
 	for _, tt := range []struct{ ref, want string }{
@@ -249,6 +254,7 @@ func TestFetchErrors(t *testing.T) {
 }
 
 func TestInstalled(t *testing.T) {
+	t.Parallel()
 	a, b := t.TempDir(), t.TempDir()
 	writeFiles(t, a, map[string]string{
 		"20-node/bin/detect": "", "10-ruby/bin/detect": "", "notes/README": "", ".hidden/bin/detect": "",
@@ -265,6 +271,7 @@ func TestInstalled(t *testing.T) {
 }
 
 func TestReadBuildpacksFile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	if refs, err := ReadBuildpacksFile(dir); err != nil || refs != nil {
 		t.Errorf("no file: %q, %v; want none", refs, err)

@@ -18,6 +18,7 @@ import (
 )
 
 func TestPrepareSourceGit(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{
 		"Procfile":    "web: ./server\n",
 		"app/main.sh": "echo committed\n",
@@ -48,6 +49,7 @@ func TestPrepareSourceGit(t *testing.T) {
 }
 
 func TestPrepareSourceGitSubdir(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{
 		"README":           "the repo\n",
 		"apps/web/index":   "hello\n",
@@ -68,6 +70,7 @@ func TestPrepareSourceGitSubdir(t *testing.T) {
 }
 
 func TestPrepareSourceGitUncommittedFolder(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{"README": "x\n"})
 	writeFiles(t, repo, map[string]string{"new/app": "x\n"})
 	dst := filepath.Join(t.TempDir(), "build")
@@ -81,6 +84,7 @@ func TestPrepareSourceGitUncommittedFolder(t *testing.T) {
 }
 
 func TestPrepareSourceGitNoCommits(t *testing.T) {
+	t.Parallel()
 	needGit(t)
 	repo := t.TempDir()
 	git(t, repo, "init", "-q")
@@ -92,6 +96,7 @@ func TestPrepareSourceGitNoCommits(t *testing.T) {
 }
 
 func TestPrepareSourceFolder(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{
 		"index.html":    "hi\n",
@@ -125,6 +130,7 @@ func TestPrepareSourceFolder(t *testing.T) {
 }
 
 func TestPrepareSourceDstExists(t *testing.T) {
+	t.Parallel()
 	dst := t.TempDir()
 	if _, err := PrepareSource(context.Background(), t.TempDir(), dst); err == nil {
 		t.Fatal("PrepareSource into an existing dst succeeded")
@@ -132,6 +138,7 @@ func TestPrepareSourceDstExists(t *testing.T) {
 }
 
 func TestSlugignore(t *testing.T) {
+	t.Parallel()
 	files := []string{
 		"Procfile",
 		"README.md",
@@ -192,6 +199,7 @@ func TestSlugignore(t *testing.T) {
 }
 
 func TestSlugignoreErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		patterns string
 		want     string
@@ -222,6 +230,7 @@ func TestSlugignoreErrors(t *testing.T) {
 // .slugignore is read only as a regular file of at most 1 MiB, inside
 // the source: a symlink to a file outside it is refused, not followed.
 func TestPrepareSourceSlugignoreBounded(t *testing.T) {
+	t.Parallel()
 	big := "*.log\n" + strings.Repeat("# padding\n", (1<<20)/10+1)
 	src := t.TempDir()
 	writeFiles(t, src, map[string]string{".slugignore": big, "debug.log": "x"})
@@ -246,6 +255,7 @@ func TestPrepareSourceSlugignoreBounded(t *testing.T) {
 // A folder that holds dyno's own state (DYNO_HOME under ~, the folder
 // built) and the build's scratch: neither is copied, and the copy ends.
 func TestPrepareSourceLeavesOutPrivate(t *testing.T) {
+	t.Parallel()
 	src := t.TempDir()
 	home := filepath.Join(src, ".local", "share", "dyno")
 	os.MkdirAll(filepath.Join(home, "apps", "alpha"), 0o700)
@@ -271,6 +281,7 @@ func TestPrepareSourceLeavesOutPrivate(t *testing.T) {
 // a changed file, a new one or an executable bit changes it; what
 // .slugignore drops does not count.
 func TestPrepareSourceFolderVersion(t *testing.T) {
+	t.Parallel()
 	files := map[string]string{
 		"index.js":    "console.log(1)\n",
 		"lib/a.js":    "a\n",
@@ -329,6 +340,7 @@ func TestPrepareSourceFolderVersion(t *testing.T) {
 // InspectSource counts what a build of HEAD leaves out, in the part of
 // the work tree that is built, and Warnings says it with the fix.
 func TestInspectSourceUncommitted(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{
 		".gitignore":     "*.tmp\n",
 		"app/main.go":    "package main\n",
@@ -396,6 +408,7 @@ func TestInspectSourceUncommitted(t *testing.T) {
 // it is built as git (HEAD, SOURCE_VERSION, no untracked files), not
 // as a plain folder.
 func TestPrepareSourceForeignOwner(t *testing.T) {
+	t.Parallel()
 	needGit(t)
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to build a work tree another uid owns")
@@ -454,6 +467,7 @@ func hostUID(info os.FileInfo) int { return int(info.Sys().(*syscall.Stat_t).Uid
 // A work tree git cannot read is an error with git's whole message,
 // every line of it, never a plain folder built instead.
 func TestPrepareSourceGitErrorsWhole(t *testing.T) {
+	t.Parallel()
 	repo := newRepo(t, map[string]string{"a": "x\n"})
 	writeFiles(t, repo, map[string]string{".git/config": "[core\nbroken\n", "untracked": "x\n"})
 	dst := filepath.Join(t.TempDir(), "build")

@@ -99,6 +99,7 @@ func readPids(t *testing.T, sc *bufio.Scanner, n int) []int {
 }
 
 func TestExitStatus(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		command string
 		want    int
@@ -117,6 +118,7 @@ func TestExitStatus(t *testing.T) {
 }
 
 func TestStartFailsClearly(t *testing.T) {
+	t.Parallel()
 	sp, err := NewSpawner()
 	if err != nil {
 		t.Fatal(err)
@@ -130,6 +132,7 @@ func TestStartFailsClearly(t *testing.T) {
 // A simple command replaces the shell: the dyno's main process is the
 // app itself, not a resident sh.
 func TestShellExecsSimpleCommand(t *testing.T) {
+	t.Parallel()
 	d, _ := startDyno(t, "sleep 1000")
 	// The pid is the shell's until it execs; wait for that event.
 	deadline := time.Now().Add(5 * time.Second)
@@ -154,6 +157,7 @@ func TestShellExecsSimpleCommand(t *testing.T) {
 // SIGTERM reaches every process of the dyno: the main one, a background
 // job and a double-forked daemon in its own session.
 func TestSignalReachesWholeTree(t *testing.T) {
+	t.Parallel()
 	d, sc := startDyno(t, `sleep 1000 & bg=$!; setsid sh -c 'sleep 1000 & echo $!' > /tmp/.dyno-test-$$; sleep 0.1; echo $$ $bg $(cat /tmp/.dyno-test-$$); rm /tmp/.dyno-test-$$; wait`)
 	pids := readPids(t, sc, 3)
 	if err := d.Signal(syscall.SIGTERM); err != nil {
@@ -171,6 +175,7 @@ func TestSignalReachesWholeTree(t *testing.T) {
 
 // A process that ignores SIGTERM survives Signal and dies on Kill.
 func TestKillAfterIgnoredTerm(t *testing.T) {
+	t.Parallel()
 	d, sc := startDyno(t, `trap '' TERM; echo $$ ready; while :; do sleep 0.05; done`)
 	for sc.Scan() && !strings.HasSuffix(sc.Text(), "ready") {
 	}
@@ -191,6 +196,7 @@ func TestKillAfterIgnoredTerm(t *testing.T) {
 
 // When the main process exits, whatever it left running goes too.
 func TestMainExitEndsDyno(t *testing.T) {
+	t.Parallel()
 	d, sc := startDyno(t, `sleep 1000 & echo $!; exit 3`)
 	pids := readPids(t, sc, 1)
 	st, _ := d.Wait()
@@ -203,6 +209,7 @@ func TestMainExitEndsDyno(t *testing.T) {
 // SIGKILL of the manager leaves nothing of the dyno alive: init sees the
 // control socket close and kills the tree.
 func TestManagerDeathKillsDyno(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command("/proc/self/exe", "manager", `setsid sh -c 'sleep 1000 & echo $!' > /tmp/.dyno-m-$$; sleep 1000 & sleep 0.1; echo $$ $! $(cat /tmp/.dyno-m-$$); rm /tmp/.dyno-m-$$; wait`)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -220,6 +227,7 @@ func TestManagerDeathKillsDyno(t *testing.T) {
 // SIGKILL of a dyno's init: its app dies by PDEATHSIG, and the app's
 // children, re-parented to the spawner (a subreaper), are swept by Wait.
 func TestInitDeathSweepsOrphans(t *testing.T) {
+	t.Parallel()
 	d, sc := startDyno(t, `sleep 1000 & echo $$ $!; wait`)
 	pids := readPids(t, sc, 2)
 	unix.Kill(d.InitPid(), unix.SIGKILL)
@@ -230,6 +238,7 @@ func TestInitDeathSweepsOrphans(t *testing.T) {
 }
 
 func TestShellArgv(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct{ in, want string }{
 		{"bin/web -p $PORT", "exec bin/web -p $PORT"},
 		{"FOO=1 BAR=2 bin/web", "FOO=1 BAR=2 exec bin/web"},
@@ -258,6 +267,7 @@ func TestShellArgv(t *testing.T) {
 }
 
 func TestDescendants(t *testing.T) {
+	t.Parallel()
 	d, sc := startDyno(t, `sleep 1000 & sh -c 'sleep 1000 & wait' & sleep 0.1; echo ready; wait`)
 	for sc.Scan() && sc.Text() != "ready" {
 	}
@@ -272,6 +282,7 @@ func TestDescendants(t *testing.T) {
 }
 
 func TestProfileArgv(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	os.MkdirAll(dir+"/.profile.d", 0o755)
 	os.WriteFile(dir+"/.profile.d/b.sh", []byte("export ORDER=\"$ORDER b\"\n"), 0o644)

@@ -231,6 +231,7 @@ func treeDigest(t *testing.T, dir string) string {
 }
 
 func TestSandboxProcAndPID1(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	out, st := e.run(t, `tr '\0' ' ' < /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9][0-9]*$'`, false)
 	if st != 0 {
@@ -247,6 +248,7 @@ func TestSandboxProcAndPID1(t *testing.T) {
 }
 
 func TestSandboxHostnameAndReadOnly(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	host, _ := os.Hostname()
 	out, st := e.run(t, `cat /proc/sys/kernel/hostname; for p in /usr /etc /bin /; do touch $p/dyno-probe 2>/dev/null && echo "$p writable" || echo "$p read-only"; done`, false)
@@ -265,6 +267,7 @@ func TestSandboxHostnameAndReadOnly(t *testing.T) {
 }
 
 func TestSandboxEphemeralApp(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	before := treeDigest(t, e.lower)
 	out, st := e.run(t, `cat existing; echo changed > existing; echo new > new; rm todelete; mkdir d; chmod 000 d; echo more >> sub/file; ls`, false)
@@ -290,6 +293,7 @@ func TestSandboxEphemeralApp(t *testing.T) {
 }
 
 func TestSandboxPrivateTmp(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	name := "dyno-private-" + newID()
 	out, st := e.run(t, "echo x > /tmp/"+name+" && ls /tmp", false)
@@ -302,6 +306,7 @@ func TestSandboxPrivateTmp(t *testing.T) {
 }
 
 func TestSandboxNoPrivileges(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	out, st := e.run(t, `grep -E '^(CapEff|CapPrm|CapBnd|CapInh|CapAmb|NoNewPrivs):' /proc/self/status`, false)
 	if st != 0 {
@@ -324,6 +329,7 @@ func TestSandboxNoPrivileges(t *testing.T) {
 // from a warm init: not root, writing /app (the lower's files are the
 // manager's, which is that uid), and refused a chown to an uid it lacks.
 func TestSandboxDynoUser(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	cmd := `echo "$(id -u) $(id -g) $(id -un) $(id -gn) $(whoami) $HOME $(stat -c %U:%G existing) $(awk '{ print $1, $3 }' /proc/self/uid_map)"; ` +
 		`echo changed > existing && mkdir -p config && touch config/x && echo wrote; chown 65534 existing 2>&1 | sed 's/.*: //'; ` +
@@ -336,6 +342,7 @@ func TestSandboxDynoUser(t *testing.T) {
 }
 
 func TestSandboxReapsOrphans(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	// The grandchild is orphaned at once and exits later: PID 1 must reap
 	// it, so no zombie is left.
@@ -346,6 +353,7 @@ func TestSandboxReapsOrphans(t *testing.T) {
 }
 
 func TestSandboxExitStatus(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	if _, st := e.run(t, "exit 7", false); st != 7 {
 		t.Errorf("exit %d, want 7", st)
@@ -353,6 +361,7 @@ func TestSandboxExitStatus(t *testing.T) {
 }
 
 func TestSweepDynoDirs(t *testing.T) {
+	t.Parallel()
 	parent := t.TempDir()
 	live, err := makeDynoDir(parent, "live")
 	if err != nil {
@@ -382,6 +391,7 @@ func TestSweepDynoDirs(t *testing.T) {
 // With the deny list, the app cannot make namespaces or mount anything,
 // and its children inherit the filter.
 func TestSandboxSeccomp(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	out, st := e.run(t, `grep '^Seccomp:' /proc/self/status; unshare -U true 2>/dev/null && echo unshare allowed; mount -t tmpfs x /tmp 2>/dev/null && echo mount allowed; echo done`, true)
 	if st != 0 || out != "Seccomp:\t2\ndone\n" {
@@ -392,6 +402,7 @@ func TestSandboxSeccomp(t *testing.T) {
 // Warm inits (started ahead, given their stdio and config later) run
 // dynos as cold ones do, and leave nothing behind.
 func TestSandboxPrewarm(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	out, st := e.runWith(t, sandboxRun{Command: `echo "$(tr '\0' ' ' < /proc/1/cmdline)| $(cat /proc/1/comm) $(cat existing)"; echo err >&2; touch new; exit 3`, Times: 3, Prewarm: true})
 	// The first init starts cold, with the dyno's name in its command
@@ -408,6 +419,7 @@ func TestSandboxPrewarm(t *testing.T) {
 // A build sandbox: no /app, host directories bound at their own paths,
 // writable only where asked, even under the private /tmp.
 func TestSandboxBinds(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	rw, ro := ownedDir(t), ownedDir(t)
 	os.WriteFile(filepath.Join(ro, "in"), []byte("from host\n"), 0o644)
@@ -425,6 +437,7 @@ func TestSandboxBinds(t *testing.T) {
 // Where clone3(CLONE_INTO_CGROUP) is refused, init starts without it and
 // is moved into its leaf before the app runs.
 func TestSandboxCloneIntoCgroupFallback(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	out, st := e.runWith(t, sandboxRun{Command: "cat existing", FakeCgroup: true})
 	lines := strings.Split(out, "\n")
@@ -443,6 +456,7 @@ func TestSandboxCloneIntoCgroupFallback(t *testing.T) {
 // them: below /app, below a bind, below a read-only host path; a file
 // shows as an empty one.
 func TestSandboxHide(t *testing.T) {
+	t.Parallel()
 	e := newSandboxEnv(t)
 	rw := ownedDir(t)
 	for _, p := range []string{filepath.Join(e.lower, "state", "apps", "ledger"), filepath.Join(e.lower, "sock"), filepath.Join(rw, "inner", "secret")} {

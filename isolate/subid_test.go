@@ -19,6 +19,7 @@ import (
 )
 
 func TestReadSubRanges(t *testing.T) {
+	t.Parallel()
 	file := filepath.Join(t.TempDir(), "subuid")
 	os.WriteFile(file, []byte("# comment\nalice:100000:65536\n1000:300000:131072\nbob:200000:65536\nalice:bad:1\nalice:5:0\n"), 0o644)
 	got, err := ReadSubRanges(file, "alice", 1000)
@@ -39,6 +40,7 @@ func TestReadSubRanges(t *testing.T) {
 // given to another app only once its app is gone; when none is left the
 // error names the fix.
 func TestIDAllocator(t *testing.T) {
+	t.Parallel()
 	a := &IDAllocator{
 		File: filepath.Join(t.TempDir(), "subids.json"),
 		UIDs: []SubRange{{100000, 2 * AppIDs}},
@@ -226,6 +228,7 @@ func readAs(uid, gid int, path string) (string, error) {
 // subordinate ids) the same reads succeed: were both apps one uid, this
 // test would fail.
 func TestAppsOwnIDs(t *testing.T) {
+	t.Parallel()
 	base := testutil.SubIDs(t, 3*AppIDs)
 	if reason := userNSBlocker(sysctlDir); reason != "" {
 		t.Skip(reason)
@@ -369,6 +372,7 @@ func buildManagerMain(stateDir string) int {
 // handed them over, and the manager reads and removes what it made once
 // they are handed back.
 func TestGiveTree(t *testing.T) {
+	t.Parallel()
 	testutil.SubIDs(t, AppIDs)
 	if reason := userNSBlocker(sysctlDir); reason != "" {
 		t.Skip(reason)

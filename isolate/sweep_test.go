@@ -20,6 +20,7 @@ func running(pid int) bool {
 // Spawner's dyno live on. Before, the sweep killed every child that was
 // not one of its own Spawner's inits.
 func TestSweepSparesForeignChildren(t *testing.T) {
+	t.Parallel()
 	foreign := exec.Command("sleep", "1000")
 	if err := foreign.Start(); err != nil {
 		t.Fatal(err)

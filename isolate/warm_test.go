@@ -47,6 +47,7 @@ func assertNoWarm(t *testing.T, sp *Spawner, stateDir string) {
 // An app destroyed while its warm init is being launched: the init is
 // ended when its launch finishes, not kept until the manager exits.
 func TestDropWarmDuringLaunch(t *testing.T) {
+	t.Parallel()
 	sp := newWarmSpawner(t)
 	stateDir := t.TempDir()
 	launched := 0
@@ -64,6 +65,7 @@ func TestDropWarmDuringLaunch(t *testing.T) {
 // After DropWarm, starting a dyno in that state dir (a last restart
 // racing the app's removal) launches no warm init; WarmUp starts over.
 func TestNoWarmInitAfterDropWarm(t *testing.T) {
+	t.Parallel()
 	sp := newWarmSpawner(t)
 	stateDir, lower := t.TempDir(), t.TempDir()
 	sp.DropWarm(stateDir)
@@ -92,6 +94,7 @@ func TestNoWarmInitAfterDropWarm(t *testing.T) {
 // SetPrewarm, starts, WarmUp and DropWarm at once (-race finds unlocked
 // accesses); whatever the order, Close leaves no init behind.
 func TestWarmConcurrentLifecycle(t *testing.T) {
+	t.Parallel()
 	sp := newWarmSpawner(t)
 	stateDir, lower := t.TempDir(), t.TempDir()
 	var wg sync.WaitGroup

@@ -198,6 +198,7 @@ func checkAgainstFoldAll(t *testing.T, l *Ledger) {
 }
 
 func TestState10k(t *testing.T) {
+	t.Parallel()
 	for _, recent := range []bool{false, true} {
 		l := createHistory(t, 10000, recent)
 		fi, _ := os.Stat(l.Path())
@@ -242,6 +243,7 @@ func TestState10k(t *testing.T) {
 }
 
 func TestStateFollowsStatus(t *testing.T) {
+	t.Parallel()
 	// The newest releases pending or failed: Current is further back.
 	l := createHistory(t, 300, false)
 	s := mustState(t, l)

@@ -64,6 +64,7 @@ func checkFixtureState(t *testing.T, l *Ledger) {
 // format, by the code of its day, and appends to it: every later binary
 // must go on reading it.
 func TestFixtureFormat0(t *testing.T) {
+	t.Parallel()
 	l := copyFixture(t, "format0")
 	mustVerify(t, l)
 	checkFixtureState(t, l)
@@ -87,6 +88,7 @@ func TestFixtureFormat0(t *testing.T) {
 // write format 1, with its head. It must verify with every later binary,
 // whatever it adds to the Record struct.
 func TestFixtureFormat1(t *testing.T) {
+	t.Parallel()
 	l := Open(filepath.Join("testdata", "format1.jsonl"))
 	mustVerify(t, l)
 	checkFixtureState(t, l)
@@ -175,6 +177,7 @@ func appendRaw(t *testing.T, path string, objects ...string) {
 // name with another shape. They verify, readers skip what they do not
 // know, and Append writes after them.
 func TestNewerRecords(t *testing.T) {
+	t.Parallel()
 	path := ledgerPath(t)
 	l, err := Create(path, releaseRecord(1, StatusSucceeded, nil))
 	if err != nil {
@@ -226,6 +229,7 @@ func TestNewerRecords(t *testing.T) {
 // TestNewerFormat: a ledger whose newest record is in a format this
 // binary does not know is read by none of its methods, and not written.
 func TestNewerFormat(t *testing.T) {
+	t.Parallel()
 	path := ledgerPath(t)
 	l, err := Create(path, releaseRecord(1, StatusSucceeded, nil))
 	if err != nil {
@@ -254,6 +258,7 @@ func TestNewerFormat(t *testing.T) {
 // TestFormatGoesBack: a format 0 record after a format 1 record is not
 // what any binary writes.
 func TestFormatGoesBack(t *testing.T) {
+	t.Parallel()
 	path := ledgerPath(t)
 	l, err := Create(path, releaseRecord(1, StatusSucceeded, nil))
 	if err != nil {
@@ -274,6 +279,7 @@ func TestFormatGoesBack(t *testing.T) {
 }
 
 func TestCanonicalize(t *testing.T) {
+	t.Parallel()
 	for _, tt := range []struct{ in, want string }{
 		{`{"b":1,"a":2,"hash":"x"}`, `{"a":2,"b":1}`},
 		{`{"a":{"hash":"kept","z":[],"y":{}}}`, `{"a":{"hash":"kept","y":{},"z":[]}}`},

@@ -39,6 +39,7 @@ func headLedger(t *testing.T) ([]byte, []Record) {
 // wrote: every reader reports the records missing, naming both files,
 // and Append refuses without changing either file.
 func TestHeadCut(t *testing.T) {
+	t.Parallel()
 	data, recs := headLedger(t)
 	var cuts []int
 	for i := range len(data) {
@@ -106,6 +107,7 @@ func TestHeadCut(t *testing.T) {
 // TestHeadAnotherLedger: a ledger as long as its head, or longer, whose
 // record at the head's seq is not the one the head names was replaced.
 func TestHeadAnotherLedger(t *testing.T) {
+	t.Parallel()
 	data, recs := headLedger(t)
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
 	os.WriteFile(path, data, 0o600)
@@ -127,6 +129,7 @@ func TestHeadAnotherLedger(t *testing.T) {
 // head's rename leaves the ledger longer than its head. That reads as a
 // whole ledger, and the next Append brings the head up to date.
 func TestHeadCrashBeforeUpdate(t *testing.T) {
+	t.Parallel()
 	data, recs := headLedger(t)
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
 	os.WriteFile(path, data, 0o600)
@@ -160,6 +163,7 @@ func TestHeadCrashBeforeUpdate(t *testing.T) {
 // TestHeadMissing: a ledger written before heads existed has none. It is
 // read as it is, and its next Append writes the head.
 func TestHeadMissing(t *testing.T) {
+	t.Parallel()
 	data, recs := headLedger(t)
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
 	os.WriteFile(path, data[:len(data)-1], 0o600) // and a torn tail
@@ -184,6 +188,7 @@ func TestHeadMissing(t *testing.T) {
 // TestHeadMalformed: a head that cannot be read stops every reader with
 // an error naming it and the fix.
 func TestHeadMalformed(t *testing.T) {
+	t.Parallel()
 	data, _ := headLedger(t)
 	path := filepath.Join(t.TempDir(), "ledger.jsonl")
 	os.WriteFile(path, data, 0o600)
@@ -206,6 +211,7 @@ func TestHeadMalformed(t *testing.T) {
 // TestCreateEmptyHead: Create with no records writes a head of an empty
 // ledger, which every length meets.
 func TestCreateEmptyHead(t *testing.T) {
+	t.Parallel()
 	path := ledgerPath(t)
 	l, err := Create(path)
 	if err != nil {

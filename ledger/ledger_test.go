@@ -126,6 +126,7 @@ func versions(rels []Release) []int {
 }
 
 func TestRoundTrip(t *testing.T) {
+	t.Parallel()
 	path := ledgerPath(t)
 	first := Record{Type: TypeRelease, User: "ann@example.com", Release: &Release{
 		Version: 1, Description: "Initial release", Status: StatusSucceeded,
@@ -223,6 +224,7 @@ func TestRoundTrip(t *testing.T) {
 }
 
 func TestEmptyLedger(t *testing.T) {
+	t.Parallel()
 	l, err := Create(ledgerPath(t))
 	if err != nil {
 		t.Fatal(err)
@@ -243,6 +245,7 @@ func TestEmptyLedger(t *testing.T) {
 }
 
 func TestStatusFolding(t *testing.T) {
+	t.Parallel()
 	l, err := Create(ledgerPath(t), releaseRecord(1, StatusSucceeded, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -290,6 +293,7 @@ func TestStatusFolding(t *testing.T) {
 }
 
 func TestNoSucceededRelease(t *testing.T) {
+	t.Parallel()
 	l, err := Create(ledgerPath(t), releaseRecord(1, StatusPending, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -301,6 +305,7 @@ func TestNoSucceededRelease(t *testing.T) {
 }
 
 func TestFormationAndBuildpacksLatest(t *testing.T) {
+	t.Parallel()
 	l, err := Create(ledgerPath(t), releaseRecord(1, StatusSucceeded, nil))
 	if err != nil {
 		t.Fatal(err)
@@ -338,6 +343,7 @@ func TestFormationAndBuildpacksLatest(t *testing.T) {
 }
 
 func TestCreateExisting(t *testing.T) {
+	t.Parallel()
 	path := ledgerPath(t)
 	if _, err := Create(path, releaseRecord(1, StatusSucceeded, nil)); err != nil {
 		t.Fatal(err)
@@ -375,6 +381,7 @@ func TestCreateExisting(t *testing.T) {
 }
 
 func TestMode(t *testing.T) {
+	// Not parallel: it sets the process's umask.
 	// A permissive umask must not widen the mode: config vars are secrets.
 	old := syscall.Umask(0)
 	defer syscall.Umask(old)
@@ -396,6 +403,7 @@ func TestMode(t *testing.T) {
 }
 
 func TestMissingLedger(t *testing.T) {
+	t.Parallel()
 	l := Open(ledgerPath(t))
 	if _, err := l.State(); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("State: %v, want fs.ErrNotExist", err)
@@ -412,6 +420,7 @@ func TestMissingLedger(t *testing.T) {
 }
 
 func TestAppendRejects(t *testing.T) {
+	t.Parallel()
 	path := ledgerPath(t)
 	l, err := Create(path, releaseRecord(1, StatusSucceeded, nil))
 	if err != nil {
@@ -457,6 +466,7 @@ func TestAppendRejects(t *testing.T) {
 }
 
 func TestAppendKeepsCallerTimeAndUser(t *testing.T) {
+	t.Parallel()
 	l, err := Create(ledgerPath(t))
 	if err != nil {
 		t.Fatal(err)
@@ -477,6 +487,7 @@ func TestAppendKeepsCallerTimeAndUser(t *testing.T) {
 // TestConcurrentProcesses runs writers in several processes, each
 // computing its next version from the state, as deploys do.
 func TestConcurrentProcesses(t *testing.T) {
+	t.Parallel()
 	const writers, each = 4, 50
 	path := ledgerPath(t)
 	l, err := Create(path)
@@ -570,6 +581,7 @@ func TestConcurrentProcesses(t *testing.T) {
 // TestConcurrentGoroutines: flock(2) locks belong to open file
 // descriptions, so appends from goroutines of one process serialise too.
 func TestConcurrentGoroutines(t *testing.T) {
+	t.Parallel()
 	const writers, each = 8, 20
 	l, err := Create(ledgerPath(t))
 	if err != nil {
@@ -610,6 +622,7 @@ func TestConcurrentGoroutines(t *testing.T) {
 // verifies, that what it holds is whole batches, and that the next
 // append works.
 func TestKilledWriter(t *testing.T) {
+	t.Parallel()
 	path := ledgerPath(t)
 	l, err := Create(path)
 	if err != nil {

@@ -112,12 +112,14 @@ func checkTorn(t *testing.T, tc tornCase) {
 }
 
 func TestTornRecord(t *testing.T) {
+	t.Parallel()
 	checkTorn(t, buildTorn(t, releaseRecord(3, StatusSucceeded, configVars(3, 20))))
 }
 
 // TestTornBatch cuts a three-record append anywhere, including just after
 // the '\n' of its first or second record: none of the batch may count.
 func TestTornBatch(t *testing.T) {
+	t.Parallel()
 	checkTorn(t, buildTorn(t,
 		releaseRecord(3, StatusPending, configVars(3, 5)),
 		Record{Type: TypeStatus, Status: &Status{Version: 3, Status: StatusSucceeded}},
@@ -127,6 +129,7 @@ func TestTornBatch(t *testing.T) {
 // TestTornLongLine cuts a record longer than a backward read's first
 // chunk, so that finding the last '\n' takes several reads.
 func TestTornLongLine(t *testing.T) {
+	t.Parallel()
 	tc := buildTorn(t, releaseRecord(3, StatusSucceeded, configVars(3, 5000)))
 	if len(tc.data)-tc.cut < 2*firstRead {
 		t.Fatalf("last record is %d bytes, want more than %d", len(tc.data)-tc.cut, 2*firstRead)

@@ -40,6 +40,7 @@ func writeLines(t *testing.T, lines [][]byte) *Ledger {
 }
 
 func TestVerifyFindsTampering(t *testing.T) {
+	t.Parallel()
 	edit := func(edit func(lines [][]byte) [][]byte) func(*testing.T) [][]byte {
 		return func(t *testing.T) [][]byte {
 			return edit(sixLines(t))
@@ -187,6 +188,7 @@ func TestVerifyFindsTampering(t *testing.T) {
 }
 
 func TestVerifyErrorMessage(t *testing.T) {
+	t.Parallel()
 	lines := sixLines(t)
 	lines[2] = bytes.Replace(lines[2], []byte("FOO"), []byte("FOX"), 1)
 	err := writeLines(t, lines).Verify()
@@ -210,6 +212,7 @@ func TestVerifyErrorMessage(t *testing.T) {
 }
 
 func TestReadAllNamesBadLine(t *testing.T) {
+	t.Parallel()
 	lines := sixLines(t)
 	lines[3] = []byte(`{"seq":4,"type":"release","time":"2024-01-01T00:00:00Z","user":"u","prev":"","hash":""}` + "\n")
 	_, err := ReadAll(bytes.NewReader(bytes.Join(lines, nil)))
@@ -220,6 +223,7 @@ func TestReadAllNamesBadLine(t *testing.T) {
 }
 
 func TestVerifyIgnoresUncommittedTail(t *testing.T) {
+	t.Parallel()
 	lines := sixLines(t)
 	// The first record of the last append, without the second, and half
 	// a line after it: a crash in the middle of write(2).
@@ -239,6 +243,7 @@ func TestVerifyIgnoresUncommittedTail(t *testing.T) {
 // append's records are not all there although every seq, prev and hash
 // is right.
 func TestVerifyBatchBroken(t *testing.T) {
+	t.Parallel()
 	recs, err := ReadAll(bytes.NewReader(bytes.Join(sixLines(t), nil)))
 	if err != nil {
 		t.Fatal(err)

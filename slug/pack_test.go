@@ -124,6 +124,7 @@ func mustPack(t testing.TB, s *Store, dir string) (Slug, PackReport) {
 }
 
 func TestPackDeterministic(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 
 	a := t.TempDir()
@@ -188,6 +189,7 @@ func mustChmod(t *testing.T, path string, mode fs.FileMode) {
 // TestPackFormat reads a slug with the standard library and checks the
 // promises that make it deterministic.
 func TestPackFormat(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	dir := t.TempDir()
 	makeTree(t, dir, testTree)
@@ -251,6 +253,7 @@ func TestPackFormat(t *testing.T) {
 }
 
 func TestPackUnpackedRoundTrip(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, testTree)
@@ -299,6 +302,7 @@ func TestPackUnpackedRoundTrip(t *testing.T) {
 }
 
 func TestPackStoredOnce(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, testTree)
@@ -322,6 +326,7 @@ func TestPackStoredOnce(t *testing.T) {
 }
 
 func TestPackSizeLimits(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, testTree)
@@ -348,6 +353,7 @@ func TestPackSizeLimits(t *testing.T) {
 }
 
 func TestPackRefusesEscapingSymlink(t *testing.T) {
+	t.Parallel()
 	for _, target := range []string{"/etc", "../../outside", "a/../../.."} {
 		s := &Store{Dir: t.TempDir()}
 		src := t.TempDir()
@@ -363,6 +369,7 @@ func TestPackRefusesEscapingSymlink(t *testing.T) {
 // TestPackIndependentOfCPUs packs a tree of several compression blocks
 // with one and with four threads.
 func TestPackIndependentOfCPUs(t *testing.T) {
+	// Not parallel: it sets GOMAXPROCS.
 	src := t.TempDir()
 	noise := make([]byte, 3*packBlockSize)
 	rand.NewChaCha8([32]byte{}).Read(noise)
@@ -383,6 +390,7 @@ func TestPackIndependentOfCPUs(t *testing.T) {
 }
 
 func TestPackDirArgument(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, testTree)
@@ -428,6 +436,7 @@ func assertEntries(t testing.TB, dir string, names ...string) {
 // read as a file: that open would wait for a writer (here the test's,
 // which lets it through empty).
 func TestPackCopyFileRefusesFifo(t *testing.T) {
+	t.Parallel()
 	fifo := filepath.Join(t.TempDir(), "swapped")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
@@ -454,6 +463,7 @@ func TestPackCopyFileRefusesFifo(t *testing.T) {
 // With TempDir, the .tgz is written there and renamed into the store:
 // nothing is left in either, and a failed pack leaves nothing either.
 func TestPackTempDir(t *testing.T) {
+	t.Parallel()
 	home := t.TempDir()
 	s := &Store{Dir: filepath.Join(home, "slugs")}
 	tmp := filepath.Join(home, "scratch")

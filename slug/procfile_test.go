@@ -14,6 +14,7 @@ import (
 )
 
 func TestParseProcfile(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		data string
@@ -94,6 +95,7 @@ func TestParseProcfile(t *testing.T) {
 // Lines that are not "name: command" are skipped, as Foreman skips them,
 // and each is listed with its number so that the caller can say so.
 func TestParseProcfileSkipsMalformedLines(t *testing.T) {
+	t.Parallel()
 	web := ProcessType{"web", "bin/server", 1}
 	tests := []struct {
 		name  string
@@ -226,6 +228,7 @@ func TestParseProcfileSkipsMalformedLines(t *testing.T) {
 }
 
 func TestParseProcfileErrors(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name        string
 		path        string
@@ -311,6 +314,7 @@ func TestParseProcfileErrors(t *testing.T) {
 }
 
 func TestDuplicateMessagePrefix(t *testing.T) {
+	t.Parallel()
 	// Other tools match on this exact text, so it must stay a prefix.
 	_, err := ParseProcfile("Procfile", []byte("web: a\nworker: b\nweb: c\n"))
 	const want = `Procfile:3: duplicate process type "web"`
@@ -320,6 +324,7 @@ func TestDuplicateMessagePrefix(t *testing.T) {
 }
 
 func TestReadProcfile(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Procfile")
 	if err := os.WriteFile(path, []byte("web: bin/server\nworker: bin/worker\n"), 0o644); err != nil {
@@ -338,6 +343,7 @@ func TestReadProcfile(t *testing.T) {
 }
 
 func TestReadProcfileMissing(t *testing.T) {
+	// Not parallel: t.Chdir changes the process's current folder.
 	t.Chdir(t.TempDir())
 	_, err := ReadProcfile("Procfile")
 	const want = `Procfile: no such file; create one with a line like "web: bin/server"`
@@ -350,6 +356,7 @@ func TestReadProcfileMissing(t *testing.T) {
 }
 
 func TestReadProcfileDirectory(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	_, err := ReadProcfile(dir)
 	if err == nil {
@@ -364,6 +371,7 @@ func TestReadProcfileDirectory(t *testing.T) {
 }
 
 func TestLookupAndIndex(t *testing.T) {
+	t.Parallel()
 	p, err := ParseProcfile("Procfile", []byte("web: a\nworker: b\nclock: c\n"))
 	if err != nil {
 		t.Fatal(err)

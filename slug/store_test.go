@@ -66,6 +66,7 @@ func bigTree(t testing.TB, files int) []treeFile {
 }
 
 func TestUnpackedConcurrent(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, bigTree(t, 2000))
@@ -125,6 +126,7 @@ func TestUnpackedConcurrent(t *testing.T) {
 }
 
 func TestUnpackedChecksum(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, testTree)
@@ -145,6 +147,7 @@ func TestUnpackedChecksum(t *testing.T) {
 }
 
 func TestUnpackedMissing(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	digest := "sha256:" + strings.Repeat("ab", 32)
 	if _, err := s.Unpacked(digest); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), digest) {
@@ -157,6 +160,7 @@ func TestUnpackedMissing(t *testing.T) {
 }
 
 func TestDigestValidation(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	good := "sha256:" + strings.Repeat("0123456789abcdef", 4)
 	if p, err := s.Path(good); err != nil || p != filepath.Join(s.Dir, strings.Repeat("0123456789abcdef", 4)+".tgz") {
@@ -191,6 +195,7 @@ func TestDigestValidation(t *testing.T) {
 }
 
 func TestGC(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	var slugs []Slug
 	for i := range 3 {
@@ -257,6 +262,7 @@ func TestGC(t *testing.T) {
 // TestGCWhileAcquiring races GC against Acquire: every Acquire either
 // fails because the slug is gone or holds a slug that is still there.
 func TestGCWhileAcquiring(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, testTree)
@@ -318,6 +324,7 @@ func (o *recordingOwner) Remove(path string) error {
 // modes (writable ones included), and the tree is handed to its owner
 // before it appears at its name.
 func TestUnpackedFor(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, bigTree(t, 300))
@@ -363,6 +370,7 @@ func TestUnpackedFor(t *testing.T) {
 // A tree its owner refused is removed, through the owner, and nothing
 // appears.
 func TestUnpackedForGiveFails(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, testTree)
@@ -378,6 +386,7 @@ func TestUnpackedForGiveFails(t *testing.T) {
 // GCFor removes an app's copies no release keeps, through the owner,
 // and leaves held ones and kept ones.
 func TestGCFor(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	dir := t.TempDir()
 	o := &recordingOwner{}
@@ -421,6 +430,7 @@ func TestGCFor(t *testing.T) {
 // unpacked again, with the build's modes, when nobody holds the slug;
 // while a dyno holds it, its owner gets write permission in place.
 func TestUnpackedReplacesReadOnlyTree(t *testing.T) {
+	t.Parallel()
 	s := &Store{Dir: t.TempDir()}
 	src := t.TempDir()
 	makeTree(t, src, testTree)

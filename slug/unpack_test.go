@@ -62,6 +62,7 @@ func makeArchive(t testing.TB, entries ...tarEntry) []byte {
 }
 
 func TestUnpack(t *testing.T) {
+	t.Parallel()
 	when := time.Date(2001, 2, 3, 4, 5, 6, 0, time.UTC)
 	exe := tarFile("bin/x", "#!/bin/sh\n")
 	exe.hdr.Mode = 0o755
@@ -161,6 +162,7 @@ func zeroStream(size, fileSize int64, produced *atomic.Int64) io.ReadCloser {
 }
 
 func TestUnpackHostile(t *testing.T) {
+	t.Parallel()
 	setuid := tarFile("bin/su", "x")
 	setuid.hdr.Mode = 0o4755
 	setgid := tarFile("bin/sg", "x")
@@ -226,6 +228,7 @@ func TestUnpackHostile(t *testing.T) {
 // about 10 MB of, and checks that it stops at the limits having read
 // little of it.
 func TestUnpackGzipBomb(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		fileSize int64
 		lim      Limits
@@ -257,6 +260,7 @@ func TestUnpackGzipBomb(t *testing.T) {
 }
 
 func TestUnpackCorrupt(t *testing.T) {
+	t.Parallel()
 	good := makeArchive(t, tarDir("a/"), tarFile("a/f", strings.Repeat("data", 1000)), tarFile("g", "x"))
 	var junk bytes.Buffer
 	zw := gzip.NewWriter(&junk)
@@ -299,6 +303,7 @@ func (e *errAfter) Read(p []byte) (int, error) {
 }
 
 func TestUnpackReadError(t *testing.T) {
+	t.Parallel()
 	data := makeArchive(t, tarFile("a", strings.Repeat("z", 1<<20)), tarFile("b", "x"))
 	parent := t.TempDir()
 	err := Unpack(&errAfter{bytes.NewReader(data), len(data) - 10}, filepath.Join(parent, "dst"), Limits{})

@@ -112,6 +112,7 @@ func wantLines(t *testing.T, out string, want ...string) {
 }
 
 func TestAppLifecycle(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	wantLines(t, e.must(t, "apps:create", "demo"), "Creating ⬢ demo... done")
 	wantLines(t, e.must(t, "apps"), "=== Apps\ndemo\n")
@@ -179,6 +180,7 @@ func TestAppLifecycle(t *testing.T) {
 // A failing release command records a failed release; the current one
 // stays.
 func TestReleasePhaseFailure(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "relfail")
 	src := source(t, map[string]string{".fixture": "", "Procfile": "worker: sleep 1000\nrelease: echo nope; exit 3\n"})
@@ -197,6 +199,7 @@ func TestReleasePhaseFailure(t *testing.T) {
 
 // A failed compile creates no release and no slug.
 func TestFailedBuild(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "broken")
 	src := source(t, map[string]string{".fixture": "", ".fail-compile": "", "Procfile": "worker: sleep 1000\n"})
@@ -221,6 +224,7 @@ func TestFailedBuild(t *testing.T) {
 // Bad input: one line naming the value and the fix, non-zero, nothing
 // changed.
 func TestAppBadInput(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "good")
 	// The ledger's bytes, not `dyno releases`, whose "~ 1s ago" moves.
@@ -276,6 +280,7 @@ func TestAppBadInput(t *testing.T) {
 // holds more than the limit (an older dyno wrote it, or a hand) runs the
 // limit, with one line saying so; -m over the limit is refused.
 func TestStartAppClampsFormation(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "many", "worker: echo \"up $DYNO\"; exec sleep 1000\n")
 	if err := os.WriteFile(filepath.Join(e.home, "dyno.toml"), []byte("[formation]\nmax_quantity = 2\n"), 0o644); err != nil {

@@ -98,6 +98,7 @@ func goOn(t *testing.T, fifo string) {
 // from what they made, the cache is the user's again and the scratch is
 // gone.
 func TestBuildOwnIDs(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	const count = 3 * 65536
 	base := testutil.SubIDs(t, count)
@@ -161,6 +162,7 @@ func TestBuildOwnIDs(t *testing.T) {
 // sweeps them, and hands the killed build's cache back, so the app can
 // be destroyed.
 func TestBuildOwnIDsKill9Swept(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	const count = 2 * 65536
 	base := testutil.SubIDs(t, count)
@@ -209,6 +211,7 @@ func TestBuildOwnIDsKill9Swept(t *testing.T) {
 // its scratch: nothing is left in builds, and the cache is the user's
 // again.
 func TestBuildOwnIDsStoppedOrFailed(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	testutil.SubIDs(t, 65536)
 	e.must(t, "apps:create", "stopped")
@@ -261,6 +264,7 @@ func TestBuildOwnIDsStoppedOrFailed(t *testing.T) {
 // back. Detection tries buildpacks installed in $DYNO_HOME, where they
 // lie, as the app's ids.
 func TestBuildOwnIDsSideBySide(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	base := testutil.SubIDs(t, 65536)
 	e.must(t, "apps:create", "twice")

@@ -68,6 +68,7 @@ func gitRepo(t *testing.T, files map[string]string) (dir, head string) {
 // A build of a git work tree with edits takes HEAD, and says how many
 // changes it leaves out and how to put them in.
 func TestBuildGitUncommitted(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "edited")
 	repo, head := gitRepo(t, map[string]string{"Procfile": "worker: sleep 1000\n", "main.go": "package main\n"})
@@ -87,6 +88,7 @@ func TestBuildGitUncommitted(t *testing.T) {
 // dyno, run as a user who does not own the work tree, fails with git's
 // whole message (its fix among it) instead of building the folder.
 func TestBuildGitOtherOwner(t *testing.T) {
+	t.Parallel()
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to make a work tree the unprivileged user does not own")
 	}
@@ -105,6 +107,7 @@ func TestBuildGitOtherOwner(t *testing.T) {
 // A plain folder's SOURCE_VERSION is the same for two builds of the
 // same files, and another once a file changes.
 func TestBuildFolderSourceVersion(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "plain")
 	src := source(t, map[string]string{"Procfile": "worker: sleep 1000\n", "index.js": "1\n"})

@@ -71,6 +71,7 @@ func (s *session) diedOf() (syscall.Signal, int) {
 // removed, no release, one line; then dyno dies of the signal, as a
 // shell's loop needs to stop (it went on after an exit of 130).
 func TestBuildStoppedBySignal(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "sig")
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
@@ -112,6 +113,7 @@ func TestBuildStoppedBySignal(t *testing.T) {
 // What kill -9 leaves, the next build sweeps; a build still running
 // keeps its folder through another build's sweep.
 func TestBuildKill9Swept(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "kill9")
 	src := source(t, map[string]string{".fixture": "", "Procfile": "web: true\n"})
@@ -157,6 +159,7 @@ func TestBuildKill9Swept(t *testing.T) {
 // build goes on to its release, as a Heroku build does when git push is
 // interrupted.
 func TestBuildOutputClosed(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "pipe")
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
@@ -222,6 +225,7 @@ func TestBuildOutputClosed(t *testing.T) {
 // A bin/release that prints without end fails the build with one line
 // naming the buildpack and the limit; no release is made.
 func TestBuildHugeRelease(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "huge")
 	src := source(t, map[string]string{})
@@ -244,6 +248,7 @@ func TestBuildHugeRelease(t *testing.T) {
 // In the build sandbox, what bin/release writes to stderr is shown, not
 // parsed with its YAML.
 func TestBuildReleaseStderrApart(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "stderr")
 	bp := buildpackDir(t, map[string]string{
@@ -258,6 +263,7 @@ func TestBuildReleaseStderrApart(t *testing.T) {
 // A bin/detect that prints without end (exec yes) is stopped at 64 KiB
 // in the build sandbox, and the build fails with one line naming it.
 func TestBuildHugeDetect(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "yes")
 	bp := buildpackDir(t, map[string]string{
@@ -277,6 +283,7 @@ func TestBuildHugeDetect(t *testing.T) {
 // "Discovering process types", past SIGINT; the sparse file was
 // allocated whole.
 func TestBuildProcfileNotAFile(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "odd")
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
@@ -317,6 +324,7 @@ func killMarked(marker string) {
 // 130. The cleanup is held up by a process that left the compile's group
 // (setsid) with its output open: dyno waits a while for that output.
 func TestBuildSecondSignalKills(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "twice")
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
@@ -349,6 +357,7 @@ func TestBuildSecondSignalKills(t *testing.T) {
 // script runs with SIGINT ignored, and the script's Ctrl-C must not stop
 // it. It did: dyno's handler replaced the ignore.
 func TestBuildInheritedIgnoreKept(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "ignored")
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
@@ -381,6 +390,7 @@ func TestBuildInheritedIgnoreKept(t *testing.T) {
 // the compile started in its group, so nothing goes on writing into the
 // scratch folder that the next build sweeps. They ran on as orphans.
 func TestBuildKill9NoSandbox(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "plain")
 	src := source(t, map[string]string{"Procfile": "web: true\n"})
@@ -415,6 +425,7 @@ func packTemps(dir string) []string {
 // build's scratch folder, which the next build sweeps; it was left in
 // the slug store, up to the maximum slug size, and nothing removed it.
 func TestBuildKill9WhilePacking(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "pack")
 	src := source(t, map[string]string{".fixture": "", "Procfile": "web: true\n"})
@@ -450,6 +461,7 @@ func TestBuildKill9WhilePacking(t *testing.T) {
 // with its fix, one warning each, and the build goes on. The first was
 // skipped without a word.
 func TestBuildSweepReportsWhatStays(t *testing.T) {
+	t.Parallel()
 	if os.Getuid() != 0 {
 		t.Skip("needs root to make folders the unprivileged user cannot remove")
 	}

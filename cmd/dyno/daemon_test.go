@@ -125,6 +125,7 @@ func (e *isolatedEnv) deployFixture(t *testing.T, name, procfile string) {
 const daemonProcfile = "web: exec python3 -m http.server $PORT\nworker: echo \"worker FOO=$FOO\"; exec sleep 1000\n"
 
 func TestDaemonFormation(t *testing.T) {
+	// Not parallel: its web binds a daemon port, and every daemon hands them out from 20000.
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "demo", daemonProcfile)
 	d := e.startDaemon(t)
@@ -176,6 +177,7 @@ func TestDaemonFormation(t *testing.T) {
 }
 
 func TestDaemonRestartsCrashesAndOneOffs(t *testing.T) {
+	// Not parallel: its web binds a daemon port, and every daemon hands them out from 20000.
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "crashy", "web: exec python3 -m http.server $PORT\ncrasher: echo boom; exit 1\n")
 	e.startDaemon(t)
@@ -204,6 +206,7 @@ func TestDaemonRestartsCrashesAndOneOffs(t *testing.T) {
 // kill -9 of the daemon: nothing survives; a change made while it is down
 // is picked up when it starts again, at the same formation.
 func TestDaemonKill9AndRestart(t *testing.T) {
+	// Not parallel: its web binds a daemon port, and every daemon hands them out from 20000.
 	marker := uniqueSleep()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "sturdy", "web: exec python3 -m http.server $PORT\nworker: exec sleep "+marker+"\n")
@@ -229,6 +232,7 @@ func TestDaemonKill9AndRestart(t *testing.T) {
 
 // A tail follows new lines live.
 func TestDaemonLogsTail(t *testing.T) {
+	// Not parallel: its web binds a daemon port, and every daemon hands them out from 20000.
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "tails", daemonProcfile)
 	e.startDaemon(t)
@@ -270,6 +274,7 @@ func TestDaemonLogsTail(t *testing.T) {
 // The API speaks the Platform API's shapes: formation and config vars
 // change through it as through the CLI.
 func TestDaemonAPI(t *testing.T) {
+	// Not parallel: its web binds a daemon port, and every daemon hands them out from 20000.
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "api", daemonProcfile)
 	e.startDaemon(t)
@@ -380,6 +385,7 @@ func releaseStatus(t *testing.T, e *isolatedEnv, appName string, v int) string {
 // exit, the current release staying), and the next change is taken. A
 // phase the CLI runs while the daemon watches runs once, in the CLI.
 func TestDaemonReleasePhase(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "phased", "release: echo \"phase FOO=$FOO\"; [ \"$FOO\" != bad ]\nworker: exec sleep 1000\n")
 	e.startDaemon(t)
@@ -430,6 +436,7 @@ func TestDaemonReleasePhase(t *testing.T) {
 // A formation already in the ledger past the limit (here: the limit was
 // lowered in dyno.toml) is clamped by the daemon, with one line saying so.
 func TestDaemonClampsFormation(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "many", "worker: exec sleep 1000\n")
 	e.must(t, "ps:scale", "worker=3", "-a", "many")
@@ -453,6 +460,7 @@ func TestDaemonClampsFormation(t *testing.T) {
 // the release is pending, nobody holds its phase lock (it went with the
 // CLI), and the daemon runs the phase to its end.
 func TestDaemonTakesUpAnOrphanedReleasePhase(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "orphan", "release: echo \"phase FOO=$FOO start\"; sleep 2; echo \"phase FOO=$FOO end\"\nworker: exec sleep 1000\n")
 	cli := e.command("config:set", "FOO=x", "-a", "orphan")

@@ -10,6 +10,7 @@ import (
 // The long and short flags Heroku's CLI takes for ps:restart, ps:stop,
 // ps:kill, logs and run, on every one of them.
 func TestHerokuLongFlags(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		cmd   *cobra.Command
 		flags map[string]string // long name: shorthand
@@ -37,6 +38,7 @@ func TestHerokuLongFlags(t *testing.T) {
 }
 
 func TestVars(t *testing.T) {
+	t.Parallel()
 	if got := varsMap([]string{"A=1", "B=2", "A=3"}); len(got) != 2 || got["A"] != "3" || got["B"] != "2" {
 		t.Errorf("varsMap: %q; want A=3 and B=2", got)
 	}

@@ -70,6 +70,7 @@ func onPTY(t *testing.T, cmd *exec.Cmd, prompt, answer string) (string, int) {
 }
 
 func TestHerokuAliases(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	wantLines(t, e.must(t, "create", "aliased"), "Creating ⬢ aliased... done")
 	wantLines(t, e.must(t, "info", "-a", "aliased"), "=== aliased", "Current Release:", "v1 Initial release")
@@ -91,6 +92,7 @@ func TestHerokuAliases(t *testing.T) {
 }
 
 func TestUnknownCommandSuggests(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	for typed, want := range map[string]string{
 		"scael":        `dyno: "scael" is not a dyno command; did you mean scale?`,
@@ -114,6 +116,7 @@ func TestUnknownCommandSuggests(t *testing.T) {
 }
 
 func TestAppsCreateMakesUpAName(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	made := regexp.MustCompile(`^Creating app\.\.\. done, ⬢ ([a-z]+-[a-z]+-\d{5})\n$`)
 	var names []string
@@ -136,6 +139,7 @@ func TestAppsCreateMakesUpAName(t *testing.T) {
 }
 
 func TestAppsInfoTakesTheName(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "named")
 	e.must(t, "apps:create", "other")
@@ -149,6 +153,7 @@ func TestAppsInfoTakesTheName(t *testing.T) {
 }
 
 func TestPsScaleShowsTheFormation(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "formed")
 	if out := e.must(t, "ps:scale", "-a", "formed"); out != "No process types on ⬢ formed\n" {
@@ -167,6 +172,7 @@ func TestPsScaleShowsTheFormation(t *testing.T) {
 }
 
 func TestAppsDestroyAsksOnATerminal(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "doomed")
 	prompt := "To proceed, type doomed or re-run this command with --confirm doomed\n\n> "
@@ -203,6 +209,7 @@ func TestAppsDestroyAsksOnATerminal(t *testing.T) {
 // -p/--process-type and -d/--dyno-name, checked before the daemon is
 // asked; logs takes them (and Heroku's older --ps, --dyno) and -s.
 func TestDynoTargetFlags(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "flags")
 	for _, tc := range []struct {
@@ -234,6 +241,7 @@ func TestDynoTargetFlags(t *testing.T) {
 
 // The same flags against a daemon, through the aliases.
 func TestDaemonDynoTargetFlags(t *testing.T) {
+	// Not parallel: its web binds a daemon port, and every daemon hands them out from 20000.
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "targets", "web: exec python3 -m http.server $PORT\nworker: exec sleep 1000\n")
 	d := e.startDaemon(t)
@@ -266,6 +274,7 @@ func TestDaemonDynoTargetFlags(t *testing.T) {
 const sgr = "\x1b["
 
 func TestColorOnATerminalOnly(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "tinted")
 
@@ -309,6 +318,7 @@ func TestColorOnATerminalOnly(t *testing.T) {
 }
 
 func TestRootHelpDescribesAllThreeFaces(t *testing.T) {
+	t.Parallel()
 	out, st := runDyno(t, t.TempDir(), "--help")
 	if st != 0 {
 		t.Fatalf("dyno --help: exit %d\n%s", st, out)

@@ -12,6 +12,7 @@ import (
 
 // Every made-up name is a valid app name (Heroku's 30-character rule).
 func TestMadeUpNamesAreValid(t *testing.T) {
+	t.Parallel()
 	for _, a := range nameAdjectives {
 		for _, n := range nameNouns {
 			if name := a + "-" + n + "-99999"; app.ValidName(name) != nil {
@@ -28,6 +29,7 @@ func TestMadeUpNamesAreValid(t *testing.T) {
 // A taken name is skipped, not reported; a name that fails for another
 // reason is reported.
 func TestCreateUnnamedRetriesATakenName(t *testing.T) {
+	t.Parallel()
 	h := app.Home{Dir: t.TempDir()}
 	if _, err := h.Create("taken-name-00001", "ann"); err != nil {
 		t.Fatal(err)
@@ -47,6 +49,7 @@ func TestCreateUnnamedRetriesATakenName(t *testing.T) {
 
 // ps colours states as heroku ps does; without colour, no codes.
 func TestPsStateColors(t *testing.T) {
+	t.Parallel()
 	now := time.Now()
 	dynos := []daemon.Dyno{
 		{Name: "web.1", Type: "web", State: "up", Size: "Standard-1X", Command: "w", UpdatedAt: now},
@@ -70,6 +73,7 @@ func TestPsStateColors(t *testing.T) {
 
 // A dyno keeps its colour; a line split across writes is coloured whole.
 func TestLogWriterColorsWholeLines(t *testing.T) {
+	t.Parallel()
 	c := colors{on: true}
 	var b strings.Builder
 	w := &logWriter{c: c, w: &b}

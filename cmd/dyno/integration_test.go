@@ -187,6 +187,7 @@ func atoi(t *testing.T, s string) int {
 const logTime = `(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}[+-]\d\d:\d\d)`
 
 func TestPortsAndEnv(t *testing.T) {
+	// Not parallel: t.Setenv changes the environment every dyno inherits.
 	dir := newProject(t, map[string]string{
 		"Procfile": "a: echo \"A port=$PORT dyno=$DYNO ps=$PS greet=$GREET inherited=$INHERITED\"\nb: echo \"B port=$PORT dyno=$DYNO\"\n",
 		".env":     "GREET=hello\nPORT=6000\n",
@@ -213,6 +214,7 @@ func TestPortsAndEnv(t *testing.T) {
 }
 
 func TestPortFlagAndEnvFiles(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{
 		"Procfile": "web: exec sleep 1000\nother: echo \"port=$PORT x=$X y=$Y\"\n",
 		"one.env":  "X=1\nY=1\n",
@@ -228,6 +230,7 @@ func TestPortFlagAndEnvFiles(t *testing.T) {
 }
 
 func TestCrashRestartBackoff(t *testing.T) {
+	// Not parallel: it measures restart gaps, which other tests' load stretches.
 	dir := newProject(t, map[string]string{"Procfile": "crash: echo boom; exit 1\n"})
 	s := startDyno(t, dir)
 	starts := s.waitN(logTime+` heroku\[crash\.1\]: Starting process`, 4)
@@ -260,6 +263,7 @@ func TestCrashRestartBackoff(t *testing.T) {
 }
 
 func TestExitOnCrash(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{"Procfile": "sleeper: echo $$; exec sleep 1000\nfail: sleep 0.2; exit 7\n"})
 	s := startDyno(t, dir, "--exit-on-crash")
 	pid := atoi(t, s.waitFor(`app\[sleeper\.1\]: (\d+)`)[1])
@@ -270,6 +274,7 @@ func TestExitOnCrash(t *testing.T) {
 }
 
 func TestStopTimeoutKillsIgnoringProcess(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{"Procfile": "stubborn: trap '' TERM; echo ready $$; while :; do sleep 0.05; done\n"})
 	s := startDyno(t, dir, "-t", "0.3")
 	pid := atoi(t, s.waitFor(`app\[stubborn\.1\]: ready (\d+)`)[1])
@@ -286,6 +291,7 @@ func TestStopTimeoutKillsIgnoringProcess(t *testing.T) {
 // A daemon that double-forks into its own session, and a background job,
 // are stopped with the dyno.
 func TestDaemonizedProcessStopped(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{"Procfile": "d: setsid sh -c 'sleep 1000 & echo daemon $!'; sleep 1000 & echo bg $!; exec sleep 1000\n"})
 	s := startDyno(t, dir)
 	daemon := atoi(t, s.waitFor(`app\[d\.1\]: daemon (\d+)`)[1])
@@ -299,6 +305,7 @@ func TestDaemonizedProcessStopped(t *testing.T) {
 }
 
 func TestKill9LeavesNothing(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{"Procfile": "d: setsid sh -c 'sleep 1000 & echo daemon $!'; sleep 1000 & echo bg $!; exec sleep 1000\ne: echo main $$; exec sleep 1000\n"})
 	s := startDyno(t, dir)
 	pids := []int{
@@ -314,6 +321,7 @@ func TestKill9LeavesNothing(t *testing.T) {
 // Many processes writing at once: every line arrives whole, once, in
 // order per process, including the last lines before each exits.
 func TestNoTornLines(t *testing.T) {
+	// Not parallel: six writers of 20,000 lines each load both cores; under more load it failed even serially.
 	const procs, lines = 6, 20000
 	gen := `awk -v d=$DYNO 'BEGIN { for (i = 0; i < ` + strconv.Itoa(lines) + `; i++) { pad = substr("` + strings.Repeat("x", 400) + `", 1, (i * 37) % 400); printf "%s %d %s end\n", d, i, pad } }'`
 	dir := newProject(t, map[string]string{"Procfile": "gen: " + gen + "\n"})
@@ -345,6 +353,7 @@ func TestNoTornLines(t *testing.T) {
 }
 
 func TestPartialAndLongLines(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{"Procfile": "p: printf 'prompt> '; head -c 25000 /dev/zero | tr '\\0' x > /tmp/.dyno-long-$$; printf '\\n'; exec sleep 1000\nq: head -c 25000 /dev/zero | tr '\\0' y; echo; exec sleep 1000\n"})
 	s := startDyno(t, dir)
 	// The prompt shows although no newline followed and the process lives on.
@@ -358,6 +367,7 @@ func TestPartialAndLongLines(t *testing.T) {
 }
 
 func TestTerminalFormat(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{"Procfile": "longername: echo hi\n"})
 	cmd := exec.Command(dynoBin, "start", "--no-restart", "--no-timestamp")
 	cmd.Dir = dir
@@ -386,6 +396,7 @@ func runDyno(t *testing.T, dir string, args ...string) (string, int) {
 }
 
 func TestCheck(t *testing.T) {
+	t.Parallel()
 	for _, tc := range []struct {
 		procfile, want string
 		status         int
@@ -434,6 +445,7 @@ func wantWarnings(t *testing.T, out string, prefix string, warnings []string) {
 // dyno start skips malformed lines of the Procfile and .env as Foreman
 // does, runs the rest, and says so once for each line on stderr.
 func TestStartSkipsMalformedLines(t *testing.T) {
+	t.Parallel()
 	s := startDyno(t, newProject(t, malformedProject), "--no-restart")
 	s.waitFor(`app\[web\.1\]: a=1 c=3$`)
 	if st := s.wait(); st != 0 {
@@ -447,6 +459,7 @@ func TestStartSkipsMalformedLines(t *testing.T) {
 
 // dyno run does the same, with the warnings on stderr only.
 func TestRunSkipsMalformedLines(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(dynoBin, "run", "echo a=$A c=$C")
 	cmd.Dir = newProject(t, malformedProject)
 	var stderr strings.Builder
@@ -465,6 +478,7 @@ func TestRunSkipsMalformedLines(t *testing.T) {
 // files, each file named as given, then a summary, and fails; with the
 // lines fixed it passes.
 func TestCheckListsMalformedLines(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, malformedProject)
 	out, st := runDyno(t, dir, "check")
 	want := strings.Join(malformedWarnings, "\n") +
@@ -496,6 +510,7 @@ func TestCheckListsMalformedLines(t *testing.T) {
 // A duplicate process type still stops start, naming the file and both
 // lines, after the warnings about lines skipped.
 func TestStartDuplicateType(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{"Procfile": "web: a\noops\nweb: b\n"})
 	out, st := runDyno(t, dir, "start")
 	want := "dyno: Procfile:2: skipped \"oops\": not NAME: COMMAND\n" +
@@ -506,6 +521,7 @@ func TestStartDuplicateType(t *testing.T) {
 }
 
 func TestBadInput(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{"Procfile": "web: a\nworker: b\n"})
 	for _, tc := range []struct {
 		args []string
@@ -524,6 +540,7 @@ func TestBadInput(t *testing.T) {
 }
 
 func TestVersion(t *testing.T) {
+	t.Parallel()
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		out, st := runDyno(t, t.TempDir(), args...)
 		if st != 0 || !regexp.MustCompile(`^dyno \S+ \(commit \S+, go1\.\S+ linux/\w+\)\n$`).MatchString(out) {
@@ -533,6 +550,7 @@ func TestVersion(t *testing.T) {
 }
 
 func TestRunPlain(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{".env": "GREET=hi\n", "Procfile": "web: echo web-cmd\n"})
 	out, st := runDyno(t, dir, "run", "echo $GREET $DYNO $PORT; exit 3")
 	if st != 3 || out != "hi run.1 5000\n" {
@@ -549,6 +567,7 @@ func TestRunPlain(t *testing.T) {
 }
 
 func TestRunStdin(t *testing.T) {
+	t.Parallel()
 	cmd := exec.Command(dynoBin, "run", "tr a-z A-Z")
 	cmd.Dir = t.TempDir()
 	cmd.Stdin = strings.NewReader("hello\n")
@@ -559,6 +578,7 @@ func TestRunStdin(t *testing.T) {
 }
 
 func TestRunPTY(t *testing.T) {
+	t.Parallel()
 	master, slave, err := pty.Open()
 	if err != nil {
 		t.Skipf("no pty: %v", err)
@@ -672,6 +692,7 @@ func (r *ptyRun) exitCode() int {
 
 // Ctrl-C on the terminal reaches the command (through its PTY), not dyno.
 func TestRunPTYCtrlC(t *testing.T) {
+	t.Parallel()
 	r := startPTYRun(t, `trap 'echo got INT; exit 5' INT; echo ready; while :; do sleep 0.05; done`)
 	r.waitFor("ready\n")
 	if _, err := r.master.Write([]byte{0x03}); err != nil {
@@ -685,6 +706,7 @@ func TestRunPTYCtrlC(t *testing.T) {
 
 // A resize of the user's terminal reaches the command's PTY.
 func TestRunPTYResize(t *testing.T) {
+	t.Parallel()
 	r := startPTYRun(t, `trap 'stty size; exit 0' WINCH; echo ready; while :; do sleep 0.05; done`)
 	r.waitFor("ready\n")
 	// TIOCSWINSZ on the user's terminal: the kernel sends SIGWINCH to its
@@ -700,6 +722,7 @@ func TestRunPTYResize(t *testing.T) {
 
 // Raw mode is restored when the command ends.
 func TestRunPTYRestoresTerminal(t *testing.T) {
+	t.Parallel()
 	master, slave, err := pty.Open()
 	if err != nil {
 		t.Skipf("no pty: %v", err)
@@ -731,6 +754,7 @@ func TestRunPTYRestoresTerminal(t *testing.T) {
 // runs those three and no worker, on Foreman's ports; -m web=0 alone runs
 // nothing and says why; all=1 brings back the types not named.
 func TestStartFormationNamesWhatRuns(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{
 		"Procfile": "web: echo \"up $DYNO $PORT\"\nworker: echo \"up $DYNO $PORT\"\nclock: echo \"up $DYNO $PORT\"\n",
 	})
@@ -772,6 +796,7 @@ func TestStartFormationNamesWhatRuns(t *testing.T) {
 // .env values reach the process as written: "$" expands nothing, in bare,
 // double-quoted and single-quoted values alike, as Foreman reads them.
 func TestRunEnvLiteral(t *testing.T) {
+	// Not parallel: t.Setenv changes the environment every dyno inherits.
 	dir := newProject(t, map[string]string{
 		".env": "X=a$B\nDB_PASS=\"Xy$Z9abc\"\nH='$HOME'\nE=\"\\$B\"\n",
 	})
@@ -790,6 +815,7 @@ func TestRunEnvLiteral(t *testing.T) {
 // dyno start -a reads -m as dyno start reads it for a folder: -m b=2 runs
 // b.1 and b.2 and nothing else; -m a=0 runs nothing and says why.
 func TestStartAppFormationNamesWhatRuns(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "named", "a: echo \"up $DYNO $PORT\"; exec sleep 1000\nb: echo \"up $DYNO $PORT\"; exec sleep 1000\n")
 

@@ -114,6 +114,7 @@ func waitMarkerGone(t *testing.T, marker string, within time.Duration) {
 func uniqueSleep() string { return strconv.Itoa(900000000 + rand.IntN(99999999)) }
 
 func TestIsolatedStart(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, map[string]string{
 		"Procfile": "a: echo \"uid=$(id -u)($(whoami)) home=$HOME pwd=$(pwd) dyno=$DYNO\"; echo \"pid1=$(tr '\\0' ' ' < /proc/1/cmdline)($(cat /proc/1/comm))\"; echo host=$(cat /proc/sys/kernel/hostname); echo scribble > scribble; cat scribble; exec sleep 1000\n",
 	})
@@ -145,6 +146,7 @@ func TestIsolatedStart(t *testing.T) {
 // A SIGTERM-ignoring app is killed after the grace period, and its
 // background processes with it.
 func TestIsolatedStopTimeout(t *testing.T) {
+	t.Parallel()
 	marker := uniqueSleep()
 	e := newIsolatedEnv(t, map[string]string{
 		"Procfile": "stubborn: trap '' TERM; sleep " + marker + " & echo ready; while :; do sleep 0.05; done\n",
@@ -163,6 +165,7 @@ func TestIsolatedStopTimeout(t *testing.T) {
 // kill -9 of dyno: every dyno dies within a second, a double-forked
 // daemon included.
 func TestIsolatedKill9(t *testing.T) {
+	t.Parallel()
 	marker := uniqueSleep()
 	e := newIsolatedEnv(t, map[string]string{
 		"Procfile": "d: setsid sh -c 'sleep " + marker + " &'; sleep " + marker + " & echo ready; exec sleep " + marker + "\n",
@@ -202,6 +205,7 @@ func TestIsolatedKill9(t *testing.T) {
 }
 
 func TestIsolatedRunStatus(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, map[string]string{"existing": "x\n"})
 	cmd := e.command("run", "--isolate", "cat existing; echo $DYNO; touch new; exit 9")
 	var stderr strings.Builder
@@ -221,6 +225,7 @@ func TestIsolatedRunStatus(t *testing.T) {
 }
 
 func TestIsolatedRunPTY(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	master, slave, err := pty.Open()
 	if err != nil {
@@ -250,6 +255,7 @@ func limitsReason() string {
 // Without usable cgroup v2, --require-limits is a one-line error; with
 // it, the dyno runs.
 func TestIsolatedRequireLimits(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	cmd := e.command("run", "--isolate", "--require-limits", "echo ran")
 	out, _ := cmd.CombinedOutput()
@@ -268,6 +274,7 @@ func TestIsolatedRequireLimits(t *testing.T) {
 // A dyno that blows through twice its quota is OOM-killed by its cgroup
 // and reported as R15. Runs only where cgroup v2 is delegated.
 func TestIsolatedOOMIsR15(t *testing.T) {
+	t.Parallel()
 	if reason := limitsReason(); reason != "" {
 		t.Skip(reason)
 	}
@@ -295,6 +302,7 @@ func TestIsolatedOOMIsR15(t *testing.T) {
 // empty, in dyno start and dyno run alike, and no app's ledger (config
 // vars included) is readable from them.
 func TestIsolatedHidesDynoHome(t *testing.T) {
+	t.Parallel()
 	if reason := testutil.UserNSOff(); reason != "" {
 		t.Skip(reason)
 	}
@@ -391,6 +399,7 @@ func procIDs(t *testing.T, pid int) (uid, gid int) {
 // app writes its files and reads its private ones, another app reads
 // neither, and destroy and slugs:gc remove the copies.
 func TestDaemonAppsOwnIDs(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	testutil.WithoutSubIDs(t, func() {
 		noIDs := e.startDaemon(t)
@@ -601,6 +610,7 @@ func BenchmarkRunOwnIDs(b *testing.B) {
 // state dir, after the spawner was told to hide it: it is hidden all the
 // same, from the first dyno on.
 func TestIsolatedHidesNewDynoHome(t *testing.T) {
+	t.Parallel()
 	if reason := testutil.UserNSOff(); reason != "" {
 		t.Skip(reason)
 	}

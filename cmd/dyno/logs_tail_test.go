@@ -12,6 +12,7 @@ import (
 )
 
 func TestLogsTailShowsAPIEventsLive(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "events", "web: exec sleep 1000\n")
 	e.startDaemon(t)
@@ -37,6 +38,7 @@ func TestLogsTailShowsAPIEventsLive(t *testing.T) {
 // Without a daemon the tail says so in one line, with the command that
 // starts it, and still shows what the commands write.
 func TestLogsTailWithoutDaemon(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "quiet")
 	s := startSession(t, e.command("logs", "--tail", "-a", "quiet"))
@@ -51,6 +53,7 @@ func TestLogsTailWithoutDaemon(t *testing.T) {
 // The daemon is killed and started again under a tail: the tail says so
 // once and goes on, every line once and none missed.
 func TestLogsTailSurvivesDaemonRestart(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "steady", "web: exec sleep 1000\nworker: n=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo \"tick $n $i\"; sleep 0.05; done\n")
 	e.must(t, "ps:scale", "worker=1", "-a", "steady")

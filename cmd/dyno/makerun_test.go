@@ -19,6 +19,7 @@ import (
 // for a recipe whose child died of the signal, as a shell between make
 // and dyno would.
 func TestMakeRunCtrlC(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("make"); err != nil {
 		t.Skip("make is not installed")
 	}

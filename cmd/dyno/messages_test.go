@@ -53,6 +53,7 @@ func staleSocket(t *testing.T, home string) {
 }
 
 func TestMessagesWithoutDaemon(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "demo", "worker: exec sleep 1000\n")
 	staleSocket(t, e.home)
@@ -79,6 +80,7 @@ func TestMessagesWithoutDaemon(t *testing.T) {
 }
 
 func TestMessagesWithDaemon(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	// No web type: nothing runs at the first deploy's formation.
 	e.deployFixture(t, "demo", "worker: exec sleep 1000\n")
@@ -102,6 +104,7 @@ func TestMessagesWithDaemon(t *testing.T) {
 }
 
 func TestPsWithoutDaemonSuggestsStart(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "demo")
 
@@ -133,6 +136,7 @@ func TestPsWithoutDaemonSuggestsStart(t *testing.T) {
 // The system unit lives in /etc, which a test does not write: the choice
 // between the units is checked on paths of the test's own.
 func TestStartCommandFor(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	userUnit := filepath.Join(dir, "user.service")
 	systemUnit := filepath.Join(dir, "system.service")

@@ -39,6 +39,7 @@ func idModes(t *testing.T, fn func(t *testing.T, e *isolatedEnv, own bool)) {
 // one whose start script writes /app/config. Their dynos run as u12345,
 // HOME /app, writing /app; what one dyno writes is gone in the next.
 func TestNonRootBuildAndDynos(t *testing.T) {
+	t.Parallel()
 	idModes(t, func(t *testing.T, e *isolatedEnv, own bool) {
 		src := source(t, map[string]string{"README": "no Procfile: the buildpack's default web\n"})
 		e.must(t, "apps:create", "plain")
@@ -102,6 +103,7 @@ echo mapped $(awk '{ print $3 }' /proc/self/uid_map)`)
 // five and may switch back. One that clears its inheritable and ambient
 // sets too has none after its next execve, and no way back to u12345.
 func TestDynoUserPrivileges(t *testing.T) {
+	t.Parallel()
 	idModes(t, func(t *testing.T, e *isolatedEnv, own bool) {
 		e.deployFixture(t, "alpha", "web: exec sleep 1000\n")
 		drop := "setpriv --reuid 65534 --regid 65534 --clear-groups"
@@ -152,6 +154,7 @@ fi`)
 // without the app's own ids, so programs that open /dev/tty (less, ssh,
 // sudo) can.
 func TestRunPTYDynoUser(t *testing.T) {
+	t.Parallel()
 	idModes(t, func(t *testing.T, e *isolatedEnv, own bool) {
 		e.deployFixture(t, "alpha", "web: exec sleep 1000\n")
 		master, slave, err := pty.Open()
@@ -170,6 +173,7 @@ func TestRunPTYDynoUser(t *testing.T) {
 // ids (uid 0 inside) is handed to the dyno user at the next start, and
 // the dyno reads and writes it as its own.
 func TestOwnCopyOfOldScheme(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	base := testutil.SubIDs(t, 65536)
 	e.deployPrivate(t, "alpha", "web: exec sleep 1000\n")

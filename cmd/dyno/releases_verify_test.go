@@ -13,6 +13,7 @@ import (
 // (issue 8: an emptied ledger verified and the next config:set wrote a
 // new v1).
 func TestReleasesVerifyTruncated(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.must(t, "apps:create", "cut")
 	e.must(t, "config:set", "A=1", "-a", "cut")

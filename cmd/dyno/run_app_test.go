@@ -44,6 +44,7 @@ func wantInOrder(t *testing.T, out string, res ...string) {
 }
 
 func TestRunAppLikeHerokuRun(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "oneoff", "web: exec sleep 1000\n")
 
@@ -107,6 +108,7 @@ func TestRunAppLikeHerokuRun(t *testing.T) {
 // Without an app, -e keeps heroku local:run's meaning: env files,
 // comma-separated.
 func TestRunEnvFilesWithoutApp(t *testing.T) {
+	t.Parallel()
 	dir := newProject(t, map[string]string{"Procfile": "web: true\n", "a.env": "X=1\n", "b.env": "Y=2,3\n"})
 	out, st := runDyno(t, dir, "run", "-e", "a.env,b.env", "echo $X/$Y")
 	if st != 0 || out != "1/2,3\n" {
@@ -120,6 +122,7 @@ func TestRunEnvFilesWithoutApp(t *testing.T) {
 // An attached one-off is listed by ps while it runs, as heroku ps lists
 // run.N, and no longer once it ends, or once its dyno run is killed.
 func TestRunAppInPs(t *testing.T) {
+	t.Parallel()
 	e := newIsolatedEnv(t, nil)
 	e.deployFixture(t, "listed", "web: exec sleep 1000\n")
 	d := e.startDaemon(t)

@@ -9,6 +9,7 @@ import (
 // The binary ships the Go and Node.js buildpacks and nothing meant for
 // tests: the fixture buildpack is given by its path.
 func TestShippedBuildpacksLeaveTheFixtureOut(t *testing.T) {
+	t.Parallel()
 	root := t.TempDir()
 	dirs, names, err := shippedBuildpacks(root)
 	if err != nil {
