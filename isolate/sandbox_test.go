@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -13,6 +14,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -154,6 +156,20 @@ func unprivilegedBinary(t *testing.T) string {
 		t.Fatal(err)
 	}
 	dst.Close()
+	// A parallel test's fork made while the copy was being written
+	// holds its write fd until that fork execs, and an exec of the copy
+	// meanwhile fails with ETXTBSY (Go issue 22315). No write fd is
+	// made after Close, so once one exec works, every later one does.
+	for try := 0; ; try++ {
+		err := exec.Command(path, "-test.run=^$").Run()
+		if !errors.Is(err, syscall.ETXTBSY) {
+			break
+		}
+		if try == 200 {
+			t.Fatalf("exec %s: %v", path, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	return path
 }
 
