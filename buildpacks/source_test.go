@@ -413,14 +413,7 @@ func TestPrepareSourceForeignOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root, to build a work tree another uid owns")
 	}
-	repo := filepath.Join(testutil.SharedDir(t), "repo")
-	if err := os.Mkdir(repo, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(t, repo, "init", "-q")
-	writeFiles(t, repo, map[string]string{"Procfile": "web: ./server\n", "main.sh": "echo committed\n"})
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "first")
+	repo := committedRepo(t, map[string]string{"Procfile": "web: ./server\n", "main.sh": "echo committed\n"})
 	head := git(t, repo, "rev-parse", "HEAD")
 	writeFiles(t, repo, map[string]string{"untracked.txt": "not built\n", "main.sh": "echo edited\n"})
 	testutil.GiveToNobody(t, repo)
@@ -485,12 +478,7 @@ func TestPrepareSourceGitErrorsWhole(t *testing.T) {
 	// Root reads another uid's tree as that uid only when that uid
 	// owns its .git too: else no user's git is run, and the error
 	// says whose is whose.
-	repo = filepath.Join(testutil.SharedDir(t), "repo")
-	os.Mkdir(repo, 0o755)
-	git(t, repo, "init", "-q")
-	writeFiles(t, repo, map[string]string{"a": "x\n"})
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "first")
+	repo = committedRepo(t, map[string]string{"a": "x\n"})
 	if err := os.Chown(repo, testutil.Nobody, testutil.Nobody); err != nil {
 		t.Fatal(err)
 	}
@@ -507,12 +495,7 @@ func TestPrepareSourceGitErrorsWhole(t *testing.T) {
 	// A tree of nobody's whose config names root's folder as its work
 	// tree (core.worktree) does not make dyno run git as root there.
 	victim := testutil.SharedDir(t)
-	repo = filepath.Join(testutil.SharedDir(t), "repo")
-	os.Mkdir(repo, 0o755)
-	git(t, repo, "init", "-q")
-	writeFiles(t, repo, map[string]string{"a": "x\n"})
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "first")
+	repo = committedRepo(t, map[string]string{"a": "x\n"})
 	git(t, repo, "config", "core.worktree", victim)
 	if err := os.Chown(victim, 0, 0); err != nil {
 		t.Fatal(err)
@@ -522,6 +505,21 @@ func TestPrepareSourceGitErrorsWhole(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "to uid 0") {
 		t.Errorf("a tree whose core.worktree is root's folder: err = %v, want the owners named", err)
 	}
+}
+
+// committedRepo is a git repository in a folder the unprivileged user
+// can be given, its files committed once, still owned by this process.
+func committedRepo(t *testing.T, files map[string]string) string {
+	t.Helper()
+	repo := filepath.Join(testutil.SharedDir(t), "repo")
+	if err := os.Mkdir(repo, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	git(t, repo, "init", "-q")
+	writeFiles(t, repo, files)
+	git(t, repo, "add", "-A")
+	git(t, repo, "commit", "-q", "-m", "first")
+	return repo
 }
 
 // A command the owner's config names (a smudge filter that git archive
@@ -534,14 +532,7 @@ func TestPrepareSourceOwnerCommandsKeptApart(t *testing.T) {
 	}
 	t.Setenv("DYNO_TEST_SECRET", "root's")
 	spy := filepath.Join(testutil.SharedDir(t), "spy")
-	repo := filepath.Join(testutil.SharedDir(t), "repo")
-	if err := os.Mkdir(repo, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	git(t, repo, "init", "-q")
-	writeFiles(t, repo, map[string]string{".gitattributes": "a filter=spy\n", "a": "x\n"})
-	git(t, repo, "add", "-A")
-	git(t, repo, "commit", "-q", "-m", "first")
+	repo := committedRepo(t, map[string]string{".gitattributes": "a filter=spy\n", "a": "x\n"})
 	git(t, repo, "config", "filter.spy.smudge", "sh -c 'echo \"uid=$(id -u) sid=$(cut -d\" \" -f6 /proc/self/stat) secret=$DYNO_TEST_SECRET\" >> "+spy+"; cat'")
 	testutil.GiveToNobody(t, repo, filepath.Dir(spy))
 
