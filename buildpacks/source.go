@@ -201,7 +201,9 @@ func PrepareSource(ctx context.Context, src, dst string, exclude ...string) (sou
 //     whole message: it names the fix, a safe.directory entry that is
 //     the user's own decision; building as the owner is the other.
 //
-// Without git installed, a folder is plain: nothing could read a tree.
+// Without git installed, a folder is plain, unless it is in a git work
+// tree (a .git in it or above it): that is an error, since building it
+// as a plain folder would take its untracked files without a word.
 func openSource(ctx context.Context, dir string) (Source, error) {
 	s := Source{Dir: dir}
 	_, err := s.git.topLevel(ctx, dir)
@@ -211,6 +213,9 @@ func openSource(ctx context.Context, dir string) (Source, error) {
 		// A killed git says nothing about the folder.
 		return s, ctx.Err()
 	case errors.Is(err, exec.ErrNotFound):
+		if repo := gitDirAbove(dir); repo != "" {
+			return s, fmt.Errorf("prepare source %s: %s is a git repository but git is not installed; install git to build its HEAD, or build a copy without .git", dir, repo)
+		}
 		return s, nil
 	default:
 		// Asked again, trusting every owner and in the C locale: an
@@ -367,6 +372,19 @@ type gitRunner struct {
 	// every owner trusted, with the config that runs commands on a
 	// read switched off.
 	cLocale, trustAll bool
+}
+
+// gitDirAbove is the first of dir and its parents that holds a .git, or
+// "" for none.
+func gitDirAbove(dir string) string {
+	for d := filepath.Clean(dir); ; d = filepath.Dir(d) {
+		if _, err := os.Lstat(filepath.Join(d, ".git")); err == nil {
+			return d
+		}
+		if d == filepath.Dir(d) {
+			return ""
+		}
+	}
 }
 
 // sameOwner checks that one uid owns every path.

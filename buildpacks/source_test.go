@@ -507,6 +507,27 @@ func TestPrepareSourceGitErrorsWhole(t *testing.T) {
 	}
 }
 
+// A git work tree on a machine without git is refused, not built as a
+// plain folder with its untracked files.
+func TestPrepareSourceGitMissing(t *testing.T) {
+	needGit(t)
+	repo := committedRepo(t, map[string]string{"a": "x\n"})
+	sub := filepath.Join(repo, "app")
+	writeFiles(t, repo, map[string]string{"app/Procfile": "web: true\n"})
+	t.Setenv("PATH", t.TempDir()) // no git there
+	for _, dir := range []string{repo, sub} {
+		_, err := PrepareSource(context.Background(), dir, filepath.Join(t.TempDir(), "build"))
+		if err == nil || !strings.Contains(err.Error(), repo+" is a git repository but git is not installed") {
+			t.Errorf("%s without git: err = %v", dir, err)
+		}
+	}
+	plain := t.TempDir()
+	writeFiles(t, plain, map[string]string{"Procfile": "web: true\n"})
+	if _, err := PrepareSource(context.Background(), plain, filepath.Join(t.TempDir(), "build")); err != nil {
+		t.Errorf("a plain folder without git: %v", err)
+	}
+}
+
 // committedRepo is a git repository in a folder the unprivileged user
 // can be given, its files committed once, still owned by this process.
 func committedRepo(t *testing.T, files map[string]string) string {
