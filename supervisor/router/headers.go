@@ -40,6 +40,7 @@ type Forward struct {
 // It returns the request id and the X-Forwarded-For value, the log line's
 // request_id and fwd. Keys are taken as http.Header keeps them, canonical.
 func Rewrite(h http.Header, f Forward) (requestID, fwd string) {
+	var s setter
 	upgrade := isWebSocketUpgrade(h)
 	for _, v := range h["Connection"] {
 		for v != "" {
@@ -56,7 +57,7 @@ func Rewrite(h http.Header, f Forward) (requestID, fwd string) {
 		delete(h, k)
 	}
 	if upgrade {
-		set(h, "Connection", "Upgrade")
+		s.set(h, "Connection", "Upgrade")
 	} else {
 		delete(h, "Upgrade")
 	}
@@ -65,34 +66,42 @@ func Rewrite(h http.Header, f Forward) (requestID, fwd string) {
 	if prior := h["X-Forwarded-For"]; len(prior) > 0 {
 		fwd = strings.Join(prior, ", ") + ", " + f.ClientIP
 	}
-	set(h, "X-Forwarded-For", fwd)
-	set(h, "X-Forwarded-Proto", f.Proto)
-	set(h, "X-Forwarded-Port", f.Port)
-	set(h, "X-Request-Start", strconv.FormatInt(f.Start.UnixMilli(), 10))
+	s.set(h, "X-Forwarded-For", fwd)
+	s.set(h, "X-Forwarded-Proto", f.Proto)
+	s.set(h, "X-Forwarded-Port", f.Port)
+	s.set(h, "X-Request-Start", strconv.FormatInt(f.Start.UnixMilli(), 10))
 	var client string
 	if v := h["X-Request-Id"]; len(v) > 0 {
 		client = v[0]
 	}
 	requestID = RequestID(client)
-	set(h, "X-Request-Id", requestID)
+	s.set(h, "X-Request-Id", requestID)
 
 	via := viaValue(f.Version)
 	if prior := h["Via"]; len(prior) > 0 {
 		via = strings.Join(prior, ", ") + ", " + via
 	}
-	set(h, "Via", via)
+	s.set(h, "Via", via)
 	return requestID, fwd
 }
 
 // set replaces a header's values with one, reusing its slice when it has
-// one, so a header the client also sent costs no allocation.
-func set(h http.Header, key, value string) {
+// one, so a header the client also sent costs no allocation; the others
+// share one backing array, allocated at the first need.
+func (s *setter) set(h http.Header, key, value string) {
 	if v := h[key]; cap(v) > 0 {
 		h[key] = append(v[:0], value)
 		return
 	}
-	h[key] = []string{value}
+	if len(s.spare) == 0 {
+		s.spare = make([]string, 7) // Rewrite sets at most 7 headers
+	}
+	h[key] = s.spare[:1:1]
+	h[key][0] = value
+	s.spare = s.spare[1:]
 }
+
+type setter struct{ spare []string }
 
 func viaValue(version string) string {
 	switch version {
