@@ -52,6 +52,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzUnpack$$' -fuzztime $(FUZZTIME) ./slug
 	$(GO) test -run '^$$' -fuzz '^FuzzParseBytes$$' -fuzztime $(FUZZTIME) ./isolate/cgroup
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIRequests$$' -fuzztime $(FUZZTIME) ./supervisor/daemon
+	$(GO) test -run '^$$' -fuzz '^FuzzLogLine$$' -fuzztime $(FUZZTIME) ./supervisor/router
+	$(GO) test -run '^$$' -fuzz '^FuzzRequestID$$' -fuzztime $(FUZZTIME) ./supervisor/router
 
 clean:
 	rm -rf bin examples/hello/bin
