@@ -19,7 +19,7 @@ type Forward struct {
 	ClientIP string    // the client's address, without a port: "127.0.0.1", "::1"
 	Proto    string    // the listener's scheme: "http" or "https"
 	Port     string    // the listener's port: "8080"
-	Version  string    // the request's HTTP version: "1.0", "1.1" or "2"
+	Version  string    // the request's HTTP version for Via: "1.0", "1.1" (also when empty) or "2"
 	Start    time.Time // when the router read the request's first byte
 }
 
