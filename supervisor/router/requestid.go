@@ -33,7 +33,7 @@ func validRequestID(s string) bool {
 // text form.
 func newUUID() string {
 	var u [16]byte
-	rand.Read(u[:])         // never fails: crypto/rand panics rather than return an error
+	rand.Read(u[:])         // never returns an error since Go 1.24: a broken source ends the program
 	u[6] = u[6]&0x0f | 0x40 // version 4
 	u[8] = u[8]&0x3f | 0x80 // variant 10
 	const hex = "0123456789abcdef"
