@@ -302,6 +302,7 @@ func (l *Ledger) Append(build func(s *State) ([]Record, error)) ([]Record, error
 	if err := lock(f, unix.LOCK_EX); err != nil {
 		return nil, fmt.Errorf("append to %s: lock: %w", l.path, err)
 	}
+	sweepTemps(l.path, time.Now())
 	w, err := newWalker(f, l.path)
 	if err != nil {
 		return nil, fmt.Errorf("append to %s: %w", l.path, err)
@@ -473,6 +474,31 @@ func (l *Ledger) read(fn func(w *walker) error) error {
 		return fmt.Errorf("read %s: %w", l.path, err)
 	}
 	return nil
+}
+
+// strayAge is how old a temporary file beside a ledger must be before
+// Append takes it for a crash's leftover: Create makes its temporaries
+// without the lock, and renames its head's into place only after the
+// ledger is linked, a moment in which an Append may already run.
+const strayAge = time.Minute
+
+// sweepTemps removes the temporary files a crash left beside the ledger
+// at path (Create's and the head's, ".NAME.new-*"), those older than
+// strayAge at now. It is best effort: a file it cannot remove stays for
+// the next Append.
+func sweepTemps(path string, now time.Time) {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	for _, name := range []string{base, filepath.Base(headPath(path))} {
+		matches, _ := filepath.Glob(filepath.Join(dir, "."+name+".new-*"))
+		for _, m := range matches {
+			if info, err := os.Lstat(m); err == nil && info.Mode().IsRegular() && now.Sub(info.ModTime()) > strayAge {
+				os.Remove(m)
+			}
+		}
+	}
 }
 
 // lock takes a flock(2) lock on f, waiting for it. The lock is on the

@@ -692,3 +692,42 @@ func writeHead(t testing.TB, path string, seq int, hash string) {
 		t.Fatal(err)
 	}
 }
+
+// Temporary files a crash left beside a ledger (Create's, the head's)
+// are removed by the next Append once they are a minute old; a fresh
+// one, which a Create running now may still need, stays.
+func TestAppendSweepsStrayTemps(t *testing.T) {
+	t.Parallel()
+	path := ledgerPath(t)
+	l, err := Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, base := filepath.Split(path)
+	old := []string{
+		filepath.Join(dir, "."+base+".new-123"),
+		filepath.Join(dir, "."+filepath.Base(headPath(path))+".new-456"),
+	}
+	fresh := filepath.Join(dir, "."+base+".new-789")
+	for _, p := range append(old, fresh) {
+		if err := os.WriteFile(p, []byte("left by a crash\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hourAgo := time.Now().Add(-time.Hour)
+	for _, p := range old {
+		if err := os.Chtimes(p, hourAgo, hourAgo); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mustAppend(t, l, releaseRecord(1, StatusSucceeded, nil))
+	for _, p := range old {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s is still there", p)
+		}
+	}
+	if _, err := os.Lstat(fresh); err != nil {
+		t.Errorf("a fresh temporary file was removed: %v", err)
+	}
+	mustVerify(t, l)
+}
