@@ -114,6 +114,17 @@ func snapshot(t testing.TB, root string, clear fs.FileMode) map[string]string {
 	return m
 }
 
+// packedTestTree packs testTree into a new store, and returns the store,
+// the source folder and the slug.
+func packedTestTree(t testing.TB) (*Store, string, Slug) {
+	t.Helper()
+	s := &Store{Dir: t.TempDir()}
+	src := t.TempDir()
+	makeTree(t, src, testTree)
+	slug, _ := mustPack(t, s, src)
+	return s, src, slug
+}
+
 func mustPack(t testing.TB, s *Store, dir string) (Slug, PackReport) {
 	t.Helper()
 	slug, report, err := s.Pack(dir, PackOptions{})
@@ -254,10 +265,7 @@ func TestPackFormat(t *testing.T) {
 
 func TestPackUnpackedRoundTrip(t *testing.T) {
 	t.Parallel()
-	s := &Store{Dir: t.TempDir()}
-	src := t.TempDir()
-	makeTree(t, src, testTree)
-	slug, _ := mustPack(t, s, src)
+	s, src, slug := packedTestTree(t)
 
 	dir, err := s.Unpacked(slug.Digest)
 	if err != nil {
@@ -303,10 +311,7 @@ func TestPackUnpackedRoundTrip(t *testing.T) {
 
 func TestPackStoredOnce(t *testing.T) {
 	t.Parallel()
-	s := &Store{Dir: t.TempDir()}
-	src := t.TempDir()
-	makeTree(t, src, testTree)
-	first, _ := mustPack(t, s, src)
+	s, src, first := packedTestTree(t)
 	fi1, err := os.Stat(first.Path)
 	if err != nil {
 		t.Fatal(err)
@@ -391,10 +396,7 @@ func TestPackIndependentOfCPUs(t *testing.T) {
 
 func TestPackDirArgument(t *testing.T) {
 	t.Parallel()
-	s := &Store{Dir: t.TempDir()}
-	src := t.TempDir()
-	makeTree(t, src, testTree)
-	want, _ := mustPack(t, s, src)
+	s, src, want := packedTestTree(t)
 	link := filepath.Join(t.TempDir(), "build")
 	if err := os.Symlink(src, link); err != nil {
 		t.Fatal(err)

@@ -127,10 +127,7 @@ func TestUnpackedConcurrent(t *testing.T) {
 
 func TestUnpackedChecksum(t *testing.T) {
 	t.Parallel()
-	s := &Store{Dir: t.TempDir()}
-	src := t.TempDir()
-	makeTree(t, src, testTree)
-	slug, _ := mustPack(t, s, src)
+	s, src, slug := packedTestTree(t)
 	h := strings.TrimPrefix(slug.Digest, "sha256:")
 
 	// Another slug's bytes under this digest's name.
@@ -263,10 +260,7 @@ func TestGC(t *testing.T) {
 // fails because the slug is gone or holds a slug that is still there.
 func TestGCWhileAcquiring(t *testing.T) {
 	t.Parallel()
-	s := &Store{Dir: t.TempDir()}
-	src := t.TempDir()
-	makeTree(t, src, testTree)
-	slug, _ := mustPack(t, s, src)
+	s, _, slug := packedTestTree(t)
 	data, err := os.ReadFile(slug.Path)
 	if err != nil {
 		t.Fatal(err)
@@ -371,10 +365,7 @@ func TestUnpackedFor(t *testing.T) {
 // appears.
 func TestUnpackedForGiveFails(t *testing.T) {
 	t.Parallel()
-	s := &Store{Dir: t.TempDir()}
-	src := t.TempDir()
-	makeTree(t, src, testTree)
-	slug, _ := mustPack(t, s, src)
+	s, _, slug := packedTestTree(t)
 	dir := t.TempDir()
 	o := &recordingOwner{fail: errors.New("newuidmap: refused")}
 	if _, err := s.UnpackedFor(slug.Digest, dir, o); err == nil || !strings.Contains(err.Error(), "refused") || !strings.Contains(err.Error(), slug.Digest) {
@@ -431,10 +422,7 @@ func TestGCFor(t *testing.T) {
 // while a dyno holds it, its owner gets write permission in place.
 func TestUnpackedReplacesReadOnlyTree(t *testing.T) {
 	t.Parallel()
-	s := &Store{Dir: t.TempDir()}
-	src := t.TempDir()
-	makeTree(t, src, testTree)
-	slug, _ := mustPack(t, s, src)
+	s, src, slug := packedTestTree(t)
 	dir, err := s.Unpacked(slug.Digest)
 	if err != nil {
 		t.Fatal(err)
