@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/dyno-run/dyno/internal/fsutil"
+	"github.com/dyno-run/dyno/slug"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -99,7 +100,7 @@ func parseRelease(data []byte) (*release, error) {
 	}
 	slices.Sort(names)
 	for _, name := range names {
-		if !validProcessType(name) {
+		if !slug.ValidProcessType(name) {
 			return nil, fmt.Errorf("default_process_types: invalid process type %q: use letters, digits, \"_\" and \"-\", at most 128", name)
 		}
 		if rel.DefaultProcessTypes[name] == "" {
@@ -234,19 +235,3 @@ func kindName(n *yaml.Node) string {
 
 // sizeText is a byte limit as people write it: "1 MiB".
 func sizeText(n int) string { return fsutil.SizeText(int64(n)) }
-
-// validProcessType reports whether name matches ^[-\w]{1,128}$, the
-// process type names Heroku's API accepts (\w being ASCII there).
-func validProcessType(name string) bool {
-	if len(name) == 0 || len(name) > 128 {
-		return false
-	}
-	for i := 0; i < len(name); i++ {
-		switch c := name[i]; {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '-':
-		default:
-			return false
-		}
-	}
-	return true
-}

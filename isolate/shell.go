@@ -103,18 +103,19 @@ func insertExec(command string) string {
 // looksLikeAssignment reports whether word starts with NAME=.
 func looksLikeAssignment(word string) bool {
 	name, _, ok := strings.Cut(word, "=")
-	return ok && validName(name)
+	return ok && ValidEnvName(name)
 }
 
 // isAssignment reports whether word is NAME=value with a plain value (no
 // quotes, which could hide spaces from the split above).
 func isAssignment(word string) bool {
 	name, value, ok := strings.Cut(word, "=")
-	return ok && validName(name) && !strings.ContainsAny(value, `'"\`)
+	return ok && ValidEnvName(name) && !strings.ContainsAny(value, `'"\`)
 }
 
-// validName reports whether name is a shell variable name.
-func validName(name string) bool {
+// ValidEnvName reports whether name is a shell variable name: letters,
+// digits and _, not starting with a digit.
+func ValidEnvName(name string) bool {
 	if name == "" {
 		return false
 	}

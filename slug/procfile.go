@@ -171,7 +171,7 @@ func parseProcfileLine(line string) (name, command, reason string) {
 	name = strings.TrimSpace(name)
 	command = strings.TrimSpace(command)
 	switch {
-	case !validName(name):
+	case !ValidProcessType(name):
 		return "", "", badTypeName
 	case command == "":
 		return "", "", emptyCommand
@@ -186,9 +186,10 @@ func parseProcfileLine(line string) (name, command, reason string) {
 	return name, command, ""
 }
 
-// validName reports whether name matches ^[-\w]{1,128}$, the process
-// type names Heroku accepts. \w is ASCII-only there, so this is too.
-func validName(name string) bool {
+// ValidProcessType reports whether name matches ^[-\w]{1,128}$, the
+// process type names Heroku accepts. \w is ASCII-only there, so this is
+// too.
+func ValidProcessType(name string) bool {
 	if len(name) == 0 || len(name) > maxNameLen {
 		return false
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/slug"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/attached"
 	"github.com/dyno-run/dyno/supervisor/project"
@@ -96,7 +97,7 @@ func runRun(o runOptions, args []string) error {
 		}
 		o.vars, o.envFiles = vars, nil
 		o.isolate.size = strings.ToLower(o.isolate.size)
-		if o.dynoType == "" || !validType(o.dynoType) {
+		if o.dynoType == "" || !slug.ValidProcessType(o.dynoType) {
 			return fmt.Errorf("--type %q: a process type is letters, digits, _ and -, like run or worker", o.dynoType)
 		}
 	} else {
@@ -237,34 +238,13 @@ func parseVars(values []string) ([]string, error) {
 				continue
 			}
 			k, _, ok := strings.Cut(kv, "=")
-			if !ok || !validEnvName(k) {
+			if !ok || !isolate.ValidEnvName(k) {
 				return nil, fmt.Errorf("-e %q: with -a, -e takes variables: -e 'A=1;B=2'", v)
 			}
 			vars = append(vars, kv)
 		}
 	}
 	return vars, nil
-}
-
-// validEnvName is a shell variable name: letters, digits and _, not
-// starting with a digit.
-func validEnvName(k string) bool {
-	for i, c := range k {
-		if !(c == '_' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || i > 0 && c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return k != ""
-}
-
-// validType is a process type name as a Procfile allows one.
-func validType(t string) bool {
-	for _, c := range t {
-		if !(c == '_' || c == '-' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z' || c >= '0' && c <= '9') {
-			return false
-		}
-	}
-	return t != ""
 }
 
 // splitEnvFiles reads heroku local:run's -e: env files, comma-separated,
