@@ -108,3 +108,21 @@ func (p *Picker) Quarantine(b Backend) {
 		}
 	}
 }
+
+// nextFree returns when the first quarantined dyno becomes free again,
+// when every dyno that is up is quarantined; ok is false otherwise.
+func (p *Picker) nextFree() (t time.Time, ok bool) {
+	now := p.now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i := range p.dynos {
+		u := p.dynos[i].until
+		if !now.Before(u) {
+			return time.Time{}, false
+		}
+		if !ok || u.Before(t) {
+			t, ok = u, true
+		}
+	}
+	return t, ok
+}

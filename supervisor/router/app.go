@@ -1,0 +1,164 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// AppState is what an app's web formation can do for a request now, as
+// the dyno manager last said.
+type AppState uint8
+
+const (
+	// NoRelease: nothing deployed yet; requests get H81.
+	NoRelease AppState = iota
+	// NoWeb: the formation has no web dynos; requests get H14.
+	NoWeb
+	// Crashed: every web dyno crashed (or failed to boot) and none is
+	// starting; requests get H10.
+	Crashed
+	// Booting: web dynos are starting or restarting and none is up:
+	// requests wait for one, up to BootWait (H20).
+	Booting
+	// Running: at least one web dyno is up.
+	Running
+)
+
+// BootWait is how long a request waits for a web dyno to come up, as
+// Heroku's router holds a request for up to 75 s (H20 after).
+const BootWait = 75 * time.Second
+
+// App is one app as the router sees it: its state and the web dynos that
+// are up. The dyno manager calls Update on every change; the engine calls
+// Pick for each request, from any number of goroutines.
+type App struct {
+	name   string
+	picker *Picker
+
+	mu      sync.Mutex
+	state   AppState
+	changed chan struct{} // closed and replaced by each Update
+}
+
+// NewApp returns app name in state NoRelease, reading the time from now
+// (time.Now, or a fake clock in tests).
+func NewApp(name string, now func() time.Time) *App {
+	return &App{name: name, picker: NewPicker(now), changed: make(chan struct{})}
+}
+
+// Name is the app's name, the log line's app.
+func (a *App) Name() string { return a.name }
+
+// Update says what the app's web formation is now: its state and the
+// dynos that are up and take requests (a dyno that is booting, or has
+// been sent SIGTERM, is not among them). Requests waiting in Pick look
+// again.
+func (a *App) Update(state AppState, up []Backend) {
+	if state == Running && len(up) == 0 {
+		state = Booting
+	}
+	if state != Running {
+		up = nil
+	}
+	a.picker.SetUp(up)
+	a.mu.Lock()
+	a.state = state
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.mu.Unlock()
+}
+
+// State is the app's state as last updated.
+func (a *App) State() AppState {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.state
+}
+
+// Quarantine keeps b from new requests for 5 s: it refused a connection.
+func (a *App) Quarantine(b Backend) { a.picker.Quarantine(b) }
+
+// Pick returns the web dyno a request goes to, or the code to answer
+// with. A request waits while the app's web dynos boot or restart, or
+// while every dyno that is up is quarantined, until deadline (H20) or
+// until ctx ends (the client went away: H27). refused says an earlier
+// try of this request was refused: when every dyno is then quarantined,
+// the answer is H21 at once rather than a wait, since each has refused.
+func (a *App) Pick(ctx context.Context, deadline time.Time, refused bool) (Backend, Code) {
+	var timer *time.Timer
+	defer func() {
+		if timer != nil {
+			timer.Stop()
+		}
+	}()
+	for {
+		a.mu.Lock()
+		state, changed := a.state, a.changed
+		a.mu.Unlock()
+		switch state {
+		case NoRelease:
+			return Backend{}, H81
+		case NoWeb:
+			return Backend{}, H14
+		case Crashed:
+			return Backend{}, H10
+		case Running:
+			b, err := a.picker.Pick()
+			if err == nil {
+				return b, OK
+			}
+			if refused && errors.Is(err, ErrAllQuarantined) {
+				return Backend{}, H21
+			}
+		}
+		// Booting, or every dyno up is quarantined (or the one that was
+		// up just left): wait for a change, or for a quarantine to end.
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			return Backend{}, H20
+		}
+		if next, ok := a.picker.nextFree(); ok {
+			wait = min(wait, time.Until(next))
+		}
+		if timer == nil {
+			timer = time.NewTimer(wait)
+		} else {
+			timer.Reset(wait)
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+		case <-ctx.Done():
+			return Backend{}, H27
+		}
+	}
+}
+
+// Table is what the router routes by: hostnames to apps. The daemon
+// builds a new one when apps or domains change and swaps it in whole;
+// an App in it lives on across tables, so its state and quarantines do.
+type Table struct {
+	hosts *Hosts
+	apps  map[string]*App
+}
+
+// NewTable returns a table routing by hosts to apps (by name). An app
+// hosts names but apps lacks is not routed to.
+func NewTable(hosts *Hosts, apps map[string]*App) *Table {
+	return &Table{hosts: hosts, apps: apps}
+}
+
+// Lookup returns the app serving host (a Host header's value).
+func (t *Table) Lookup(host string) (*App, bool) {
+	if t == nil || t.hosts == nil {
+		return nil, false
+	}
+	name, ok := t.hosts.Lookup(host)
+	if !ok {
+		return nil, false
+	}
+	a, ok := t.apps[name]
+	return a, ok
+}
