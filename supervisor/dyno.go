@@ -41,6 +41,8 @@ type dyno struct {
 	state        State
 	since        time.Time
 	pid          int
+	port         int     // the running process's PORT; 0 when none
+	stopping     bool    // the running process has been sent SIGTERM or SIGKILL
 	metered      Metered // the running process's accounting, if any
 }
 
@@ -138,7 +140,7 @@ func (d *dyno) status() DynoStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := DynoStatus{Name: d.name, Type: d.cfg.Type, Command: d.cfg.Command, Size: d.cfg.Size,
-		State: d.state, Since: d.since, Pid: d.pid, OneOff: d.oneOff}
+		State: d.state, Since: d.since, Pid: d.pid, OneOff: d.oneOff, Port: d.port, Stopping: d.stopping}
 	// Memory and CPU come from the dyno's cgroup when limits are on.
 	if d.metered != nil && (d.state == Up || d.state == Starting) {
 		if s, err := d.metered.Stats(); err == nil {
@@ -163,6 +165,7 @@ func (d *dyno) setState(st State) {
 	if from != st {
 		d.log("State changed from %s to %s", from, st)
 	}
+	d.s.changed()
 }
 
 // setStateQuietly moves d to st without a log line: Heroku's first line
@@ -171,6 +174,7 @@ func (d *dyno) setStateQuietly(st State) {
 	d.mu.Lock()
 	d.state, d.since = st, time.Now()
 	d.mu.Unlock()
+	d.s.changed()
 }
 
 // supervise runs formation dyno d until it leaves, restarting it after
@@ -297,6 +301,7 @@ func (d *dyno) start() (*proc, error) {
 	p.cfg = cfg
 	d.mu.Lock()
 	d.pid = p.p.Pid()
+	d.port, d.stopping = cfg.Port, false
 	d.metered, _ = p.p.(Metered)
 	d.mu.Unlock()
 	return p, nil
@@ -343,6 +348,10 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 	stop := func(kill bool) {
 		// A dyno going down neither comes up nor cycles.
 		stopping = true
+		d.mu.Lock()
+		d.stopping = true
+		d.mu.Unlock()
+		d.s.changed()
 		pollC, bootC, cycleC = nil, nil, nil
 		if kill {
 			p.kill()

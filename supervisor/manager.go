@@ -95,6 +95,11 @@ type Options struct {
 	// during its grace period. DynoConfig.Port is then left 0, so a
 	// dyno's config stays the same across restarts.
 	NewPort func() int
+	// OnChange, when set, is called after any dyno changes state or is
+	// sent a stop signal, from the dyno's goroutine with no lock held:
+	// the router learns from it which web dynos take requests. It must
+	// not block.
+	OnChange func()
 }
 
 // withDefaults fills in the options whose zero value means a default.
@@ -117,9 +122,14 @@ type DynoStatus struct {
 	State   State
 	Since   time.Time
 	Pid     int
-	OneOff  bool          // started by StartOneOff
-	Memory  int64         // bytes, from the dyno's cgroup; 0 without limits
-	CPU     time.Duration // CPU time used, from the dyno's cgroup
+	OneOff  bool // started by StartOneOff
+	// Port is the running process's PORT (0 before the first start);
+	// Stopping says it has been sent SIGTERM (or SIGKILL) and takes no
+	// new requests while it finishes those it has.
+	Port     int
+	Stopping bool
+	Memory   int64         // bytes, from the dyno's cgroup; 0 without limits
+	CPU      time.Duration // CPU time used, from the dyno's cgroup
 }
 
 // Manager runs a fixed formation until stopped: `dyno start`. It is a

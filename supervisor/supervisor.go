@@ -207,6 +207,13 @@ func (s *Supervisor) stopAll(kill bool) {
 	}
 }
 
+// changed tells Options.OnChange that a dyno changed.
+func (s *Supervisor) changed() {
+	if s.opts.OnChange != nil {
+		s.opts.OnChange()
+	}
+}
+
 // wait returns when every dyno goroutine has ended. Once closing, none
 // starts, so a wait then is a wait for good.
 func (s *Supervisor) wait() { s.wg.Wait() }

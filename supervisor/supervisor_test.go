@@ -545,3 +545,43 @@ func TestNewPortPerProcess(t *testing.T) {
 	}
 	s.ShutdownNow()
 }
+
+// The router learns from OnChange and Status which dynos take requests:
+// each process's port, and that one sent SIGTERM takes no more.
+func TestOnChangeTellsPortAndStopping(t *testing.T) {
+	t.Parallel()
+	changes := make(chan struct{}, 1)
+	next := 7000
+	s, r, _ := newTestSupervisor(t, Options{
+		NewPort: func() int { next++; return next },
+		OnChange: func() {
+			select {
+			case changes <- struct{}{}:
+			default:
+			}
+		},
+	}, true)
+	await := func(what string, ok func(DynoStatus) bool) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			if st := s.Status(); len(st) == 1 && ok(st[0]) {
+				return
+			}
+			select {
+			case <-changes:
+			case <-timeout:
+				t.Fatalf("no change to %s; status %+v", what, s.Status())
+			}
+		}
+	}
+	s.Reconcile(workers("worker.1"))
+	r.next(t)
+	await("up on port 7001", func(d DynoStatus) bool { return d.State == Up && d.Port == 7001 && !d.Stopping })
+	if err := s.Stop("worker.1"); err != nil {
+		t.Fatal(err)
+	}
+	// The process ignores SIGTERM: it is still up, and stopping.
+	await("stopping", func(d DynoStatus) bool { return d.State == Up && d.Stopping })
+	s.ShutdownNow()
+}
