@@ -65,6 +65,9 @@ type Mux struct {
 	types map[string]int // process type -> palette index
 	stamp stamp          // for System and Line
 	buf   []byte         // for System and Line
+
+	routerOnce sync.Once
+	router     lineFormat // Router's, made at its first line
 }
 
 // New returns a Mux writing to w.
@@ -129,6 +132,25 @@ func (m *Mux) System(name, text string) {
 		}
 	}
 	m.writeText(&lf, []byte(body))
+}
+
+// Router writes one heroku[router] line. Unlike System it allocates
+// nothing, since the router writes a line per request.
+func (m *Mux) Router(text []byte) {
+	if m.failed.Load() {
+		return
+	}
+	m.routerOnce.Do(func() {
+		if m.format == FormatLogplex {
+			m.router.label = []byte("heroku[router]: ")
+			return
+		}
+		if m.color {
+			m.router.color = sgrSystem
+		}
+		m.router.label = append(m.terminalLabel(systemName), "router: "...)
+	})
+	m.writeText(&m.router, text)
 }
 
 // Line writes text as an app line of the dyno name. A text holding

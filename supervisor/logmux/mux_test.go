@@ -250,3 +250,22 @@ func TestLineAllocs(t *testing.T) {
 type nopWriter struct{}
 
 func (nopWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+func TestRouterLine(t *testing.T) {
+	var out bytes.Buffer
+	fixed := time.Date(2026, 11, 26, 10, 0, 0, 123456000, time.UTC)
+	m := New(&out, Options{Format: FormatLogplex, Now: func() time.Time { return fixed }})
+	line := []byte(`at=info method=GET path="/" status=200`)
+	m.Router(line)
+	if want := "2026-11-26T10:00:00.123456+00:00 heroku[router]: " + string(line) + "\n"; out.String() != want {
+		t.Fatalf("logplex: %q, want %q", out.String(), want)
+	}
+	if n := testing.AllocsPerRun(100, func() { m.Router(line) }); n != 0 {
+		t.Errorf("Router allocates %v times a line", n)
+	}
+	out.Reset()
+	New(&out, Options{}).Router(line)
+	if want := "system | router: " + string(line) + "\n"; out.String() != want {
+		t.Fatalf("terminal: %q, want %q", out.String(), want)
+	}
+}
