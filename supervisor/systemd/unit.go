@@ -81,6 +81,16 @@ func Unit(o UnitOptions) string {
 		// as they would in that user's shell.
 		w("User=%s", quote(o.RunAs))
 		w("Group=%s", quote(o.RunAs))
+		// The router listens on :80 and :443 on a server ([router]
+		// listen and tls_listen in dyno.toml), ports under 1024 that
+		// only CAP_NET_BIND_SERVICE may bind (capabilities(7)). As an
+		// ambient capability the daemon has it without being root
+		// (systemd.exec(5), AmbientCapabilities=). Dynos get nothing
+		// from it: each runs in a user namespace of its own, and a
+		// capability there gives no power over the host's network
+		// namespace (user_namespaces(7)). Root has it anyway; a user
+		// manager cannot grant it (docs/operations.md says what to do).
+		w("AmbientCapabilities=CAP_NET_BIND_SERVICE")
 	}
 	// Delegate=yes hands the daemon its cgroup and everything below it
 	// (systemd.resource-control(5); systemd's docs/CGROUP_DELEGATION.md):

@@ -52,6 +52,7 @@ func TestUnitSystem(t *testing.T) {
 		"Environment=DYNO_HOME=/home/dyno/.local/share/dyno",
 		"User=dyno",
 		"Group=dyno",
+		"AmbientCapabilities=CAP_NET_BIND_SERVICE",
 		"Delegate=yes",
 		"KillMode=mixed",
 		"TimeoutStopSec=45",
