@@ -7,6 +7,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/supervisor/router"
@@ -181,4 +182,52 @@ func (a *App) removeDomains(user string, pick func(cur []string) ([]string, erro
 		a.removeUnusedCertFiles()
 	}
 	return gone, nil
+}
+
+// CheckDefaultHost refuses a new app name whose default hostname,
+// NAME.DOMAIN, another app has as a custom domain: the router would
+// send its requests there (a custom domain wins over a default
+// hostname).
+func (h Home) CheckDefaultHost(name, domain string) error {
+	host := DefaultHost(name, domain)
+	other, _, err := h.holder(name, host, domain)
+	if err != nil || other == "" {
+		return err
+	}
+	return fmt.Errorf("%s is a custom domain of ⬢ %s; pick another name, or remove it there first (dyno domains:remove %s -a %s)", host, other, host, other)
+}
+
+// DomainTimes says when the app was created and when each of its
+// current custom domains was added: the time of the record since which
+// the domain has been on the app without a break. It reads the whole
+// ledger, which only listings need.
+func (a *App) DomainTimes() (created time.Time, added map[string]time.Time, err error) {
+	f, err := os.Open(a.Ledger.Path())
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("read %s: %w", a.Ledger.Path(), err)
+	}
+	defer f.Close()
+	recs, err := ledger.ReadAll(f)
+	if err != nil {
+		return time.Time{}, nil, fmt.Errorf("read %s: %w", a.Ledger.Path(), err)
+	}
+	if len(recs) > 0 {
+		created = recs[0].Time
+	}
+	added = map[string]time.Time{}
+	for _, r := range recs {
+		if r.Type != ledger.TypeDomains {
+			continue
+		}
+		next := make(map[string]time.Time, len(r.Domains))
+		for _, d := range r.Domains {
+			if t, ok := added[d]; ok {
+				next[d] = t
+			} else {
+				next[d] = r.Time
+			}
+		}
+		added = next
+	}
+	return created, added, nil
 }

@@ -154,3 +154,26 @@ func readFile(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// A new app whose default hostname another app has as a custom domain
+// is refused; the times say when each domain came.
+func TestCheckDefaultHostAndDomainTimes(t *testing.T) {
+	t.Parallel()
+	web, _ := twoApps(t)
+	if _, err := web.AddDomain("blog.localhost", "localhost", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	if err := web.home.CheckDefaultHost("blog", "localhost"); err == nil || !strings.Contains(err.Error(), "blog.localhost is a custom domain of ⬢ web") {
+		t.Errorf("blog: %v", err)
+	}
+	if err := web.home.CheckDefaultHost("shop", "localhost"); err != nil {
+		t.Errorf("shop: %v", err)
+	}
+	if _, err := web.AddDomain("www.example.com", "localhost", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	created, added, err := web.DomainTimes()
+	if err != nil || created.IsZero() || len(added) != 2 || added["blog.localhost"].After(added["www.example.com"]) || added["blog.localhost"].Before(created) {
+		t.Errorf("created %v, added %v, %v", created, added, err)
+	}
+}
