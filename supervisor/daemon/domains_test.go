@@ -78,3 +78,37 @@ func TestAPIDomains(t *testing.T) {
 		t.Errorf("other adds the freed host: %v", err)
 	}
 }
+
+// A domain or certificate change is a ledger change the daemon takes
+// up, but not a release: the app's dynos keep running.
+func TestDomainChangeRestartsNothing(t *testing.T) {
+	t.Parallel()
+	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) {
+		deploy(t, h, "demo", map[string]string{"web": "w"})
+	}})
+	td.eventually("one web dyno", func() bool { n, _ := td.runner.counts(); return n == 1 })
+	_, starts := td.runner.counts()
+	if err := td.client.Do(context.Background(), http.MethodPost, "/apps/demo/domains", map[string]string{"hostname": "www.example.com"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	a, err := td.home.Open("demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := a.Ledger.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	td.eventually("the domains record taken up", func() bool {
+		r, ok := td.d.app("demo")
+		if !ok {
+			return false
+		}
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.seq == st.Seq
+	})
+	if n, s := td.runner.counts(); n != 1 || s != starts {
+		t.Errorf("after domains:add: %d running, %d starts; want 1 and %d", n, s, starts)
+	}
+}
