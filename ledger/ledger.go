@@ -1,5 +1,6 @@
 // Package ledger keeps an app's ledger: the append-only file that is the
-// truth about the app's releases, config vars, formation and buildpacks.
+// truth about the app's releases, config vars, formation, buildpacks,
+// custom domains and certificates.
 //
 // The file (apps/<app>/ledger.jsonl, mode 0600 because config vars are
 // secrets) holds one record per line: a JSON object and a '\n'. Lines
@@ -111,6 +112,8 @@ const (
 	TypeStatus     = "status"
 	TypeFormation  = "formation"
 	TypeBuildpacks = "buildpacks"
+	TypeDomains    = "domains"
+	TypeCerts      = "certs"
 )
 
 // Release statuses, as Heroku's Platform API names them.
@@ -120,15 +123,15 @@ const (
 	StatusFailed    = "failed"
 )
 
-// A Record is one line of a ledger. Of Release, Status, Formation and
-// Buildpacks, only the one its Type names is set (Formation and
-// Buildpacks may be empty).
+// A Record is one line of a ledger. Of Release, Status, Formation,
+// Buildpacks, Domains and Certs, only the one its Type names is set
+// (Formation, Buildpacks, Domains and Certs may be empty).
 //
 // The field order is the encoding's: Hash must stay the last field (see
 // encode).
 type Record struct {
 	Seq  int    `json:"seq"`  // 1-based position in the file
-	Type string `json:"type"` // TypeRelease, TypeStatus, TypeFormation or TypeBuildpacks; readers skip others (see the package comment)
+	Type string `json:"type"` // TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains or TypeCerts; readers skip others (see the package comment)
 	// V is the record's format, which says how its hash is computed
 	// (see format0 and format1). Append writes the latest; format 0
 	// records have no "v".
@@ -139,6 +142,8 @@ type Record struct {
 	Status     *Status   `json:"status,omitempty"`     // a release's status changed (its release phase ended)
 	Formation  Formation `json:"formation,omitempty"`  // the whole formation after a ps:scale
 	Buildpacks []string  `json:"buildpacks,omitempty"` // the app's whole buildpack list after a buildpacks:* change; empty clears it
+	Domains    []string  `json:"domains,omitempty"`    // the app's whole custom domain list after a domains:* change, sorted; empty clears it
+	Certs      []Cert    `json:"certs,omitempty"`      // the app's whole certificate list after a certs:* change, by domain; empty clears it
 
 	// More is how many records written by the same Append follow this
 	// one; Append sets it. A reader that finds fewer knows the write was
@@ -179,6 +184,15 @@ type FormationEntry struct {
 	Size     string `json:"size"`
 }
 
+// A Cert records that the app serves Domain over HTTPS with the
+// certificate whose fingerprint is Fingerprint. The certificate and its
+// key are files of the app's (see ledger/app), never in the ledger: the
+// ledger is read by more than the key should be.
+type Cert struct {
+	Domain      string `json:"domain"`      // a custom domain of the app, or its default hostname
+	Fingerprint string `json:"fingerprint"` // "sha256:<hex>" of the leaf certificate's DER
+}
+
 // State is an app's current state, folded from its ledger.
 type State struct {
 	Seq         int       // of the last committed record; 0 for an empty ledger
@@ -187,6 +201,8 @@ type State struct {
 	Current     *Release  // the newest release whose status is succeeded; nil if none
 	Formation   Formation // the newest formation record's; nil if none
 	Buildpacks  []string  // the newest buildpacks record's (empty, not nil, if it cleared them); nil if none
+	Domains     []string  // the newest domains record's: custom domains, sorted, lower-case; nil if none
+	Certs       []Cert    // the newest certs record's, sorted by domain; nil if none
 }
 
 // ErrNoRelease is returned, wrapped, by Release for a version the ledger
@@ -402,8 +418,9 @@ func headErr(op, path string, err error) error {
 // State returns the app's current state. It reads the file backwards
 // from the end and decodes only the records it needs: the newest
 // release, the status records and releases back to the newest succeeded
-// release, and the newest formation and buildpacks records. Records
-// between those are only recognised by the start of their line.
+// release, and the newest formation, buildpacks, domains and certs
+// records. Records between those are only recognised by the start of
+// their line.
 func (l *Ledger) State() (*State, error) {
 	var s *State
 	err := l.read(func(w *walker) error {

@@ -134,7 +134,7 @@ func seal(recs []Record, s *State, now time.Time, userName func() string) ([]byt
 // checkType reports whether typ is a record type this binary writes.
 func checkType(typ string) error {
 	switch typ {
-	case TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks:
+	case TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts:
 		return nil
 	}
 	return fmt.Errorf("unknown record type %q", typ)
@@ -171,6 +171,10 @@ func checkShape(rec *Record) error {
 		want = "formation"
 	case TypeBuildpacks:
 		want = "buildpacks"
+	case TypeDomains:
+		want = "domains"
+	case TypeCerts:
+		want = "certs"
 	default:
 		if !validTypeName(rec.Type) {
 			return fmt.Errorf("malformed record type %q", rec.Type)
@@ -181,8 +185,8 @@ func checkShape(rec *Record) error {
 		}
 		return nil
 	}
-	// Formation and Buildpacks may be empty: an empty formation, a
-	// cleared buildpack list.
+	// Formation, Buildpacks, Domains and Certs may be empty: an empty
+	// formation, a cleared list.
 	present := []struct {
 		name string
 		set  bool
@@ -191,6 +195,8 @@ func checkShape(rec *Record) error {
 		{"status", rec.Status != nil},
 		{"formation", len(rec.Formation) > 0},
 		{"buildpacks", len(rec.Buildpacks) > 0},
+		{"domains", len(rec.Domains) > 0},
+		{"certs", len(rec.Certs) > 0},
 	}
 	for _, p := range present {
 		if p.set && p.name != want {
@@ -285,7 +291,10 @@ func checkUTF8(rec *Record) error {
 		}
 		return nil
 	}
-	errs := []error{bad("user", rec.User), list("buildpack", rec.Buildpacks)}
+	errs := []error{bad("user", rec.User), list("buildpack", rec.Buildpacks), list("domain", rec.Domains)}
+	for _, c := range rec.Certs {
+		errs = append(errs, bad("certificate domain", c.Domain), bad("certificate fingerprint", c.Fingerprint))
+	}
 	for _, name := range slices.Sorted(maps.Keys(rec.Formation)) {
 		errs = append(errs, bad("process type", name), bad("dyno size", rec.Formation[name].Size))
 	}
@@ -385,6 +394,10 @@ func sniff(line []byte) (seq int, typ string, ok bool) {
 		typ = TypeFormation
 	case TypeBuildpacks:
 		typ = TypeBuildpacks
+	case TypeDomains:
+		typ = TypeDomains
+	case TypeCerts:
+		typ = TypeCerts
 	default:
 		// A type a newer binary writes, which readers skip.
 		typ = string(rest[:end])

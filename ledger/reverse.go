@@ -312,12 +312,12 @@ func countLines(f *os.File, n int64) (int, error) {
 // foldState computes the state from the newest records back, stopping
 // as soon as it has everything: the newest release, the newest succeeded
 // release (with the status records newer than it), and the newest
-// formation and buildpacks records.
+// formation, buildpacks, domains and certs records.
 func foldState(w *walker) (*State, error) {
 	s := &State{}
 	statuses := make(map[int]string) // status records seen so far, newest first
-	var haveRelease, haveFormation, haveBuildpacks bool
-	for !(s.Current != nil && haveFormation && haveBuildpacks) {
+	var haveRelease, haveFormation, haveBuildpacks, haveDomains, haveCerts bool
+	for !(s.Current != nil && haveFormation && haveBuildpacks && haveDomains && haveCerts) {
 		e, ok, err := w.next()
 		if err != nil {
 			return nil, err
@@ -365,6 +365,24 @@ func foldState(w *walker) (*State, error) {
 			s.Buildpacks, haveBuildpacks = rec.Buildpacks, true
 			if s.Buildpacks == nil {
 				s.Buildpacks = []string{}
+			}
+		case e.typ == TypeDomains && !haveDomains:
+			rec, err := e.record()
+			if err != nil {
+				return nil, err
+			}
+			s.Domains, haveDomains = rec.Domains, true
+			if s.Domains == nil {
+				s.Domains = []string{}
+			}
+		case e.typ == TypeCerts && !haveCerts:
+			rec, err := e.record()
+			if err != nil {
+				return nil, err
+			}
+			s.Certs, haveCerts = rec.Certs, true
+			if s.Certs == nil {
+				s.Certs = []Cert{}
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/spf13/cobra"
 )
 
@@ -69,6 +70,10 @@ func newAppsCreateCommand() *cobra.Command {
 			c := newColors(cmd)
 			out := cmd.OutOrStdout()
 			if len(args) == 0 {
+				settings, err := daemon.LoadSettings(h.SizesFile())
+				if err != nil {
+					return err
+				}
 				r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 				a, err := createUnnamed(h, func() string { return madeUpName(r) }, userName())
 				if err != nil {
@@ -77,7 +82,15 @@ func newAppsCreateCommand() *cobra.Command {
 				apiLog(a, "Initial release", "Release v1 created")
 				// Heroku's words for an app it named.
 				fmt.Fprintf(out, "Creating app... done, %s\n", c.app(a.Name))
+				printCreated(out, a, settings.Router)
 				return nil
+			}
+			settings, err := daemon.LoadSettings(h.SizesFile())
+			if err != nil {
+				return err
+			}
+			if err := h.CheckDefaultHost(args[0], settings.Router.Domain); err != nil {
+				return err
 			}
 			a, err := h.Create(args[0], userName())
 			if err != nil {
@@ -85,6 +98,7 @@ func newAppsCreateCommand() *cobra.Command {
 			}
 			apiLog(a, "Initial release", "Release v1 created")
 			fmt.Fprintf(out, "Creating %s... done\n", c.app(a.Name))
+			printCreated(out, a, settings.Router)
 			return nil
 		},
 	}
@@ -129,7 +143,16 @@ func newAppsInfoCommand() *cobra.Command {
 					[2]string{"Config Vars", fmt.Sprint(len(c.ConfigVars))})
 				info["process_types"] = c.ProcessTypes
 			}
-			rows = append(rows, [2]string{"Stack", app.Stack}, [2]string{"Path", a.Dir})
+			rows = append(rows, [2]string{"Stack", app.Stack})
+			r, err := routerSettings(a)
+			if err != nil {
+				return err
+			}
+			if url := r.URL(a.Name); url != "" {
+				rows = append(rows, [2]string{"Web URL", url})
+				info["web_url"] = url
+			}
+			rows = append(rows, [2]string{"Path", a.Dir})
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), info)
 			}
@@ -198,6 +221,15 @@ func newAppsDestroyCommand() *cobra.Command {
 	appFlag(cmd, &name)
 	cmd.Flags().StringVar(&confirm, "confirm", "", "the app's name again, to confirm")
 	return cmd
+}
+
+// printCreated is the line under Heroku's "Creating ⬢ app... done":
+// where the app answers, "https://APP.herokuapp.com/ | <git URL>" there,
+// here the router's URL and the app's folder, which holds its ledger.
+func printCreated(w io.Writer, a *app.App, r daemon.RouterSettings) {
+	if url := r.URL(a.Name); url != "" {
+		fmt.Fprintf(w, "%s | %s\n", url, a.Dir)
+	}
 }
 
 // exactArgs is cobra.ExactArgs with a message that says what to type.

@@ -118,12 +118,12 @@ func TestUnknownCommandSuggests(t *testing.T) {
 func TestAppsCreateMakesUpAName(t *testing.T) {
 	t.Parallel()
 	e := newIsolatedEnv(t, nil)
-	made := regexp.MustCompile(`^Creating app\.\.\. done, ⬢ ([a-z]+-[a-z]+-\d{5})\n$`)
+	made := regexp.MustCompile(`^Creating app\.\.\. done, ⬢ ([a-z]+-[a-z]+-\d{5})\nhttp://([a-z]+-[a-z]+-\d{5})\.localhost:8080/ \| \S+\n$`)
 	var names []string
 	for range 2 {
 		out := e.must(t, "apps:create")
 		m := made.FindStringSubmatch(out)
-		if m == nil {
+		if m == nil || m[2] != m[1] {
 			t.Fatalf("apps:create without a name: %q", out)
 		}
 		names = append(names, m[1])

@@ -30,6 +30,7 @@ The daemon, the dyno manager (heroku ps, logs):
   dyno daemon           runs every app's formation in isolated dynos and follows
                         the ledgers: a new release restarts the app
   dyno ps, ps:scale, ps:restart, ps:stop, logs
+  dyno open, domains, certs   the app's URL through the router, custom domains, HTTPS
 
 Heroku's aliases work too (create, info, destroy, scale, restart, stop, kill),
 as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
@@ -52,12 +53,14 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().Bool("no-color", false, "no colours even on a terminal (also NO_COLOR)")
 	root.AddCommand(newStartCommand(), newRunCommand(), newCheckCommand(), newVersionCommand(),
-		newBuildCommand(), newSlugsGCCommand(), newDaemonCommand(), newLogsCommand())
+		newBuildCommand(), newSlugsGCCommand(), newDaemonCommand(), newLogsCommand(), newOpenCommand())
 	addPsCommands(root)
 	addAppsCommands(root)
 	addConfigCommands(root)
 	addReleasesCommands(root)
 	addBuildpacksCommands(root)
+	addDomainsCommands(root)
+	addCertsCommands(root)
 	return root
 }
 

@@ -32,6 +32,9 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("GET /apps/{app}/releases", d.withApp(d.listReleases))
 	mux.HandleFunc("GET /apps/{app}/config-vars", d.withApp(d.getConfig))
 	mux.HandleFunc("PATCH /apps/{app}/config-vars", d.withApp(d.patchConfig))
+	mux.HandleFunc("GET /apps/{app}/domains", d.withApp(d.listDomains))
+	mux.HandleFunc("POST /apps/{app}/domains", d.withApp(d.createDomain))
+	mux.HandleFunc("DELETE /apps/{app}/domains/{hostname}", d.withApp(d.deleteDomain))
 	mux.HandleFunc("GET /apps/{app}/formation", d.withApp(d.getFormation))
 	mux.HandleFunc("PATCH /apps/{app}/formation", d.withApp(d.patchFormation))
 	mux.HandleFunc("GET /apps/{app}/dynos", d.withApp(d.listDynos))
@@ -196,6 +199,142 @@ func (d *Daemon) patchConfig(w http.ResponseWriter, r *http.Request, a *appRun) 
 	}
 	d.Nudge()
 	d.getConfig(w, r, a)
+}
+
+// DomainJSON is the Platform API's domain: kind "heroku" for the app's
+// default hostname (APP.DOMAIN, under the router's domain), "custom" for
+// a custom domain, whose DNS target (cname) is the default hostname.
+// There is no DNS check here, so every domain has succeeded; its
+// sni_endpoint is the certificate the app serves for it, if any.
+func DomainJSON(appName, hostname, routerDomain string, certs []ledger.Cert, created time.Time) map[string]any {
+	def := app.DefaultHost(appName, routerDomain)
+	kind, cname := "custom", any(def)
+	if hostname == def {
+		kind, cname = "heroku", nil
+	}
+	var sni any
+	for _, c := range certs {
+		if c.Domain == hostname {
+			sni = map[string]string{"id": c.Fingerprint, "name": c.Fingerprint}
+		}
+	}
+	at := created.UTC().Format(time.RFC3339)
+	return map[string]any{
+		"id": hostname, "hostname": hostname, "kind": kind, "cname": cname, "status": "succeeded",
+		"app": map[string]string{"id": appName, "name": appName}, "acm_status": nil, "acm_status_reason": nil,
+		"sni_endpoint": sni, "created_at": at, "updated_at": at,
+	}
+}
+
+// DomainsJSON lists the app's domains as the Platform API does: its
+// default hostname first, then its custom domains.
+func DomainsJSON(a *app.App, routerDomain string) ([]map[string]any, error) {
+	st, err := a.Ledger.State()
+	if err != nil {
+		return nil, err
+	}
+	created, added, err := a.DomainTimes()
+	if err != nil {
+		return nil, err
+	}
+	out := []map[string]any{DomainJSON(a.Name, app.DefaultHost(a.Name, routerDomain), routerDomain, st.Certs, created)}
+	for _, d := range st.Domains {
+		out = append(out, DomainJSON(a.Name, d, routerDomain, st.Certs, added[d]))
+	}
+	return out, nil
+}
+
+// routerDomain is [router] domain from dyno.toml, read at each request
+// so that the API and the CLI always agree on it.
+func (d *Daemon) routerDomain(w http.ResponseWriter) (string, bool) {
+	s, err := LoadSettings(d.cfg.Home.SizesFile())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return "", false
+	}
+	return s.Router.Domain, true
+}
+
+func (d *Daemon) listDomains(w http.ResponseWriter, r *http.Request, a *appRun) {
+	domain, ok := d.routerDomain(w)
+	if !ok {
+		return
+	}
+	out, err := DomainsJSON(a.app, domain)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// createDomain is domains:add: {"hostname": "www.example.com"}. A host
+// another app holds, or this one, is refused with 422 and nothing
+// recorded.
+func (d *Daemon) createDomain(w http.ResponseWriter, r *http.Request, a *appRun) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	user, ok := apiUser(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Hostname string `json:"hostname"`
+	}
+	if err := checkText(body); err != nil {
+		decodeError(w, err)
+		return
+	}
+	if err := decodeJSON(body, &req); err != nil || req.Hostname == "" {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give the domain: {"hostname": "www.example.com"}`)
+		return
+	}
+	domain, ok := d.routerDomain(w)
+	if !ok {
+		return
+	}
+	host, err := a.app.AddDomain(req.Hostname, domain, user)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
+		return
+	}
+	d.Nudge()
+	st, _ := a.app.Ledger.State()
+	var certs []ledger.Cert
+	if st != nil {
+		certs = st.Certs
+	}
+	writeJSON(w, http.StatusCreated, DomainJSON(a.name, host, domain, certs, time.Now()))
+}
+
+// deleteDomain is domains:remove; it answers with the domain removed.
+func (d *Daemon) deleteDomain(w http.ResponseWriter, r *http.Request, a *appRun) {
+	user, ok := apiUser(w, r)
+	if !ok {
+		return
+	}
+	domain, ok := d.routerDomain(w)
+	if !ok {
+		return
+	}
+	host := r.PathValue("hostname")
+	created, added, err := a.app.DomainTimes()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	host, err = a.app.RemoveDomain(host, user)
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "%v", err)
+		return
+	}
+	d.Nudge()
+	if t, ok := added[host]; ok {
+		created = t
+	}
+	writeJSON(w, http.StatusOK, DomainJSON(a.name, host, domain, nil, created))
 }
 
 // patchFormation is ps:scale over the API: {"updates": [{"type": "web",

@@ -4,11 +4,17 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/BurntSushi/toml"
 	"github.com/dyno-run/dyno/isolate/cgroup"
+	"github.com/dyno-run/dyno/supervisor/router"
 )
 
 // Settings are the daemon's knobs in dyno.toml's [daemon] table:
@@ -20,6 +26,8 @@ import (
 //	stop_timeout = "30s"   # SIGTERM to SIGKILL
 //	boot_timeout = "60s"   # a web dyno must listen on $PORT within it (R10)
 //	log_keep = "100MB"     # logs kept per app (never fewer than 1,500 lines)
+//
+// and the router's in its [router] table (RouterSettings).
 type Settings struct {
 	LogKeep     int64
 	RestartCap  time.Duration
@@ -27,21 +35,66 @@ type Settings struct {
 	CycleJitter time.Duration
 	StopTimeout time.Duration
 	BootTimeout time.Duration
+	Router      RouterSettings
+}
+
+// RouterSettings are dyno.toml's [router] table:
+//
+//	[router]
+//	listen = "127.0.0.1:8080"  # HTTP; ":80" on a server; "off": no router
+//	tls_listen = ""            # HTTPS, e.g. ":443"; "" (the default): none
+//	domain = "localhost"       # every app answers as APP.DOMAIN
+type RouterSettings struct {
+	// Listen is the HTTP listener's address, host:port, or RouterOff.
+	Listen string
+	// TLSListen is the HTTPS listener's address; "" for none.
+	TLSListen string
+	// Domain is the default hostnames' domain, a lower-case hostname.
+	Domain string
+}
+
+// RouterOff is RouterSettings.Listen when [router] listen = "off": the
+// daemon runs no router.
+const RouterOff = "off"
+
+// DefaultRouterSettings is a router on loopback, port 8080, whose
+// default hostnames (APP.localhost) resolve with no DNS: curl and
+// browsers take every *.localhost name for loopback.
+func DefaultRouterSettings() RouterSettings {
+	return RouterSettings{Listen: "127.0.0.1:8080", Domain: "localhost"}
+}
+
+// Host is app's default hostname, APP.DOMAIN.
+func (r RouterSettings) Host(app string) string { return app + "." + r.Domain }
+
+// URL is app's web URL through the router, "http://APP.DOMAIN:PORT/",
+// without the port when it is 80; "" when the router is off.
+func (r RouterSettings) URL(app string) string {
+	if r.Listen == RouterOff || r.Listen == "" {
+		return ""
+	}
+	host := r.Host(app)
+	if _, port, err := net.SplitHostPort(r.Listen); err == nil && port != "80" {
+		host = net.JoinHostPort(host, port)
+	}
+	return "http://" + host + "/"
 }
 
 // DefaultSettings are Heroku's numbers.
 func DefaultSettings() Settings {
 	return Settings{RestartCap: 20 * time.Minute, Cycle: 24 * time.Hour, CycleJitter: 216 * time.Minute,
-		StopTimeout: 30 * time.Second, BootTimeout: 60 * time.Second, LogKeep: 100 << 20}
+		StopTimeout: 30 * time.Second, BootTimeout: 60 * time.Second, LogKeep: 100 << 20,
+		Router: DefaultRouterSettings()}
 }
 
-// LoadSettings reads the [daemon] table of dyno.toml at path; a missing
-// file or table gives the defaults. An unknown key or a bad duration is an
-// error naming the file, the key and the fix.
+// LoadSettings reads the [daemon] and [router] tables of dyno.toml at
+// path; a missing file or table gives the defaults. An unknown key or a
+// bad value is an error naming the file, the key and the fix.
 func LoadSettings(path string) (Settings, error) {
 	s := DefaultSettings()
 	var doc struct {
 		Daemon map[string]string `toml:"daemon"`
+		Router map[string]any    `toml:"router"`
 	}
 	_, err := toml.DecodeFile(path, &doc)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -83,5 +136,88 @@ func LoadSettings(path string) (Settings, error) {
 		}
 		*target = d
 	}
+	r, err := routerSettings(path, doc.Router)
+	if err != nil {
+		return s, err
+	}
+	s.Router = r
 	return s, nil
+}
+
+// routerSettings reads the [router] table of the dyno.toml at path.
+func routerSettings(path string, table map[string]any) (RouterSettings, error) {
+	r := DefaultRouterSettings()
+	// In a fixed order, so that of two bad keys the same one is named
+	// every time.
+	for _, k := range slices.Sorted(maps.Keys(table)) {
+		v, ok := table[k].(string)
+		if !ok {
+			switch k {
+			case "listen", "tls_listen", "domain":
+				return r, fmt.Errorf("%s: router.%s: %v is not a string; write it in quotes, like %s = %q", path, k, table[k], k, routerExample(k))
+			}
+		}
+		switch k {
+		case "listen":
+			if strings.EqualFold(v, RouterOff) {
+				r.Listen = RouterOff
+				continue
+			}
+			if err := checkListen(v); err != nil {
+				return r, fmt.Errorf("%s: router.listen: %q %v; write it like \"127.0.0.1:8080\" or \":80\", or \"off\" for no router", path, v, err)
+			}
+			r.Listen = v
+		case "tls_listen":
+			if v == "" || strings.EqualFold(v, RouterOff) {
+				r.TLSListen = ""
+				continue
+			}
+			if err := checkListen(v); err != nil {
+				return r, fmt.Errorf("%s: router.tls_listen: %q %v; write it like \":443\", or \"\" for no HTTPS", path, v, err)
+			}
+			r.TLSListen = v
+		case "domain":
+			d := strings.TrimSuffix(strings.ToLower(v), ".")
+			if !router.ValidHostname(d) {
+				return r, fmt.Errorf("%s: router.domain: %q is not a hostname; write one like \"localhost\" or \"apps.example.com\"", path, v)
+			}
+			r.Domain = d
+		default:
+			return r, fmt.Errorf("%s: router.%s is not a setting; use listen, tls_listen or domain", path, k)
+		}
+	}
+	if r.TLSListen != "" && r.TLSListen == r.Listen {
+		return r, fmt.Errorf("%s: router.tls_listen: %q is router.listen's address too; give HTTPS a port of its own, like \":443\"", path, r.TLSListen)
+	}
+	return r, nil
+}
+
+// routerExample is an example value of a [router] key, for errors.
+func routerExample(key string) string {
+	switch key {
+	case "listen":
+		return "127.0.0.1:8080"
+	case "tls_listen":
+		return ":443"
+	}
+	return "localhost"
+}
+
+// checkListen checks a listen address: host:port, the host empty (every
+// address), an IP address or localhost, the port 1 to 65535. The error
+// completes a sentence that starts with the address.
+func checkListen(addr string) error {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("is not host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return errors.New("has no port from 1 to 65535")
+	}
+	if host != "" && host != "localhost" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			return errors.New("has a host that is not an IP address")
+		}
+	}
+	return nil
 }

@@ -47,3 +47,55 @@ func TestSocketPath(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadRouterSettings(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "dyno.toml")
+	load := func(content string) (Settings, error) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return LoadSettings(path)
+	}
+	// No [router] table: loopback 8080, APP.localhost; [daemon] still read.
+	s, err := load("[daemon]\ncycle = \"off\"\n")
+	if err != nil || s.Router != (RouterSettings{Listen: "127.0.0.1:8080", Domain: "localhost"}) || s.Cycle >= 0 {
+		t.Fatalf("%+v, %v", s, err)
+	}
+	if got := s.Router.URL("node-hello"); got != "http://node-hello.localhost:8080/" {
+		t.Errorf("URL = %q", got)
+	}
+	s, err = load("[router]\nlisten = \":80\"\ntls_listen = \":443\"\ndomain = \"Apps.Example.COM\"\n[daemon]\nstop_timeout = \"5s\"\n")
+	if err != nil || s.Router != (RouterSettings{Listen: ":80", TLSListen: ":443", Domain: "apps.example.com"}) || s.StopTimeout != 5*time.Second {
+		t.Fatalf("%+v, %v", s, err)
+	}
+	if got := s.Router.URL("web"); got != "http://web.apps.example.com/" {
+		t.Errorf("URL on port 80 = %q, want no port", got)
+	}
+	s, err = load("[router]\nlisten = \"OFF\"\n")
+	if err != nil || s.Router.Listen != RouterOff || s.Router.URL("web") != "" {
+		t.Fatalf("off: %+v %q, %v", s.Router, s.Router.URL("web"), err)
+	}
+	s, err = load("[router]\nlisten = \"[::1]:8080\"\n")
+	if err != nil || s.Router.URL("web") != "http://web.localhost:8080/" {
+		t.Fatalf("IPv6: %+v, %v", s.Router, err)
+	}
+	for content, want := range map[string]string{
+		"[router]\nlisten = \"8080\"\n":                          `router.listen: "8080" is not host:port; write it like "127.0.0.1:8080"`,
+		"[router]\nlisten = \":99999\"\n":                        `router.listen: ":99999" has no port from 1 to 65535`,
+		"[router]\nlisten = \"example.com:80\"\n":                `router.listen: "example.com:80" has a host that is not an IP address`,
+		"[router]\nlisten = 8080\n":                              `router.listen: 8080 is not a string; write it in quotes, like listen = "127.0.0.1:8080"`,
+		"[router]\ntls_listen = \"x\"\n":                         `router.tls_listen: "x" is not host:port`,
+		"[router]\nlisten = \":8443\"\ntls_listen = \":8443\"\n": `router.tls_listen: ":8443" is router.listen's address too`,
+		"[router]\ndomain = \"*.example.com\"\n":                 `router.domain: "*.example.com" is not a hostname`,
+		"[router]\ndomain = \"\"\n":                              `router.domain: "" is not a hostname`,
+		"[router]\nport = \"80\"\n":                              "router.port is not a setting; use listen, tls_listen or domain",
+	} {
+		_, err := load(content)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), path+": ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v, want one line naming the file with %q", content, err, want)
+		}
+	}
+}
