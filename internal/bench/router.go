@@ -90,8 +90,8 @@ type backend struct {
 // daemon's memory with 10,000 idle keep-alive connections; and 1 GB
 // uploads and a download through it.
 func (b *bench) router() {
-	fmt.Fprintf(b.out, "router: the daemon's router beside nginx (2 workers, keepalive 64), wrk -t%d -c%d -d%v --latency, %d interleaved rounds\n",
-		wrkThreads, wrkConns, b.routerDuration, b.routerRounds)
+	fmt.Fprintf(b.out, "router: the daemon's router beside nginx (2 workers, keepalive 64), wrk -t%d -c%d -d%v --latency, %s interleaved\n",
+		wrkThreads, wrkConns, b.routerDuration, plural(b.routerRounds, "round"))
 	r := &routerBench{b: b, dir: filepath.Join(b.work, "router"), exited: make(chan struct{})}
 	b.setCleanup(r.close)
 	defer func() {
@@ -99,6 +99,13 @@ func (b *bench) router() {
 		b.setCleanup(nil)
 	}()
 	if err := r.run(); err != nil {
+		r.mu.Lock()
+		aborted := r.closed
+		r.mu.Unlock()
+		if aborted {
+			// abort stopped the processes under it; it reports.
+			return
+		}
 		fmt.Fprintf(b.out, "  error: %v\n", err)
 		if tail := r.daemonLogTail(); tail != "" {
 			fmt.Fprintf(b.out, "  the daemon's last lines:\n%s", tail)
@@ -711,10 +718,10 @@ func (r *routerBench) printTable(n int, targets []target, runs [][]loadRun) {
 	for _, note := range notes {
 		fmt.Fprintf(out, "  ! %s\n", note)
 	}
-	fmt.Fprintf(out, "  (medians of %d rounds, ratios paired by round; CPU: nginx's workers, the whole daemon; GC: the daemon's cycles, most in a run; other load ≤ %.0f%% of a core",
-		len(runs[0]), 100*maxOther)
+	fmt.Fprintf(out, "  (medians of %s, ratios paired by round; CPU: nginx's workers, the whole daemon; GC: the daemon's cycles, most in a run; other load ≤ %.0f%% of a core",
+		plural(len(runs[0]), "round"), 100*maxOther)
 	if gateShut > 0 {
-		fmt.Fprintf(out, "; %d runs started on a busy machine", gateShut)
+		fmt.Fprintf(out, "; %s started on a busy machine", plural(gateShut, "run"))
 	}
 	fmt.Fprintln(out, ")")
 	if rt, ok := ratios["router"]; ok && nginx >= 0 {
@@ -734,6 +741,14 @@ func tableRow(name string, cells ...string) string {
 		sb.WriteString(strings.Repeat(" ", max(1, widths[i]-utf8.RuneCountInString(c))) + c)
 	}
 	return sb.String()
+}
+
+// plural is n and noun, with an s when n is not 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }
 
 func median(v []float64) float64 {
