@@ -155,16 +155,18 @@ func (r *routerBench) run() error {
 	if !routed {
 		return nil
 	}
-	if canIdle != "" {
-		fmt.Fprintf(b.out, "  %s idle connections left out: %s\n", thousands(idleConns), canIdle)
-	} else if err := r.idleConnections(); err != nil {
-		return err
-	}
+	// Transfers first: the heap the idle connections leave behind, free
+	// but still resident, would hide a transfer's growth.
 	if b.skipGB {
 		fmt.Fprintln(b.out, "  1 GB transfers left out (-skip-gb)")
+	} else if err := r.transfers(lastBackends[0]); err != nil {
+		return err
+	}
+	if canIdle != "" {
+		fmt.Fprintf(b.out, "  %s idle connections left out: %s\n", thousands(idleConns), canIdle)
 		return nil
 	}
-	return r.transfers(lastBackends[0])
+	return r.idleConnections()
 }
 
 // lookTool finds a program on PATH or in the sbin folders, where Debian
@@ -1052,7 +1054,7 @@ func (r *routerBench) idleConnections() error {
 	growth := after - before
 	fmt.Fprintf(r.b.out, "  %-34s %8s   (RSS %s before, %s after; target < 100 MB: %s)\n",
 		fmt.Sprintf("%s idle keep-alive connections", thousands(idleConns)), mb(growth), mb(before), mb(after), metOrMissed(growth < targetIdleRSS && failed == 0))
-	fmt.Fprintf(r.b.out, "  %-34s %d of %d answered in %.1f s; %d of 100 sampled still answer a second request\n", "", open, idleConns, opened.Seconds(), alive)
+	fmt.Fprintf(r.b.out, "  %-34s %s of %s answered in %.1f s; %d of 100 sampled still answer a second request\n", "", thousands(float64(open)), thousands(idleConns), opened.Seconds(), alive)
 	if first != nil {
 		fmt.Fprintf(r.b.out, "  ! %d connections failed; the first: %v\n", failed, first)
 	}
@@ -1162,8 +1164,8 @@ func (r *routerBench) transfers(direct backend) error {
 			continue
 		}
 		rate := float64(transferBytes) / 1e6 / d.Seconds()
-		fmt.Fprintf(r.b.out, "  %-34s %5.0f MB/s   (direct %.0f MB/s; daemon RSS %s before, peak %s: flat: %s)\n",
-			k.name, rate, directRate, mb(before), mb(peak), metOrMissed(peak-before < flatRSS))
+		fmt.Fprintf(r.b.out, "  %-34s %5.0f MB/s   (direct %.0f MB/s; daemon RSS %s, +%s at peak; flat: %s)\n",
+			k.name, rate, directRate, mb(before), mb(peak-before), metOrMissed(peak-before < flatRSS))
 	}
 	return nil
 }
