@@ -141,7 +141,7 @@ func (r *routerBench) run() error {
 		lastBackends = backends
 		if n == 1 {
 			if why := r.routerAnswers(); why != "" {
-				fmt.Fprintf(b.out, "  %s: the router rows are left out\n", why)
+				fmt.Fprintf(b.out, "  %s: its rows, idle connections and transfers are left out\n", why)
 			} else {
 				routed = true
 			}
