@@ -810,3 +810,168 @@ func (h *Response) AppendForward(dst, src []byte, c ClientFraming) []byte {
 	dst = append(dst, "1.1 "+Via+"\r\n\r\n"...)
 	return dst
 }
+
+// ChunkScanner follows the framing of a chunked body (RFC 9112 section
+// 7.1) as its bytes go by, so a relay can pass the body on verbatim,
+// chunk by chunk as it arrives, and know where it ends, without decoding
+// it or allocating. The zero value is at the start of a body.
+type ChunkScanner struct {
+	state  chunkState
+	size   int64 // chunk data bytes still to come in chunkData
+	line   int   // bytes of the current size or trailer line
+	digits int
+}
+
+type chunkState uint8
+
+const (
+	chunkSize        chunkState = iota // hex digits of a chunk size
+	chunkExt                           // a chunk extension, up to CR
+	chunkSizeLF                        // the LF after a size line
+	chunkData                          // size bytes of data
+	chunkDataCR                        // the CR after the data
+	chunkDataLF                        // the LF after the data
+	chunkTrailer                       // the start of a trailer line, or of the final CRLF
+	chunkTrailerLine                   // a trailer field, up to CR
+	chunkTrailerLF                     // the LF ending a trailer field
+	chunkEndLF                         // the LF of the final CRLF
+	chunkDone
+)
+
+// maxChunkLine bounds a chunk size line with its extensions and a
+// trailer line.
+const maxChunkLine = 4096
+
+// Scan consumes the next bytes of a chunked body from b. It returns how
+// many of them belong to the body (all of b unless the body ends within
+// it), and done once the body's last byte has been consumed; a framing
+// error is errBadChunk.
+func (s *ChunkScanner) Scan(b []byte) (n int, done bool, err error) {
+	for n < len(b) {
+		c := b[n]
+		switch s.state {
+		case chunkSize:
+			switch {
+			case '0' <= c && c <= '9', 'a' <= c && c <= 'f', 'A' <= c && c <= 'F':
+				if s.digits == 15 {
+					return n, false, errBadChunk
+				}
+				s.size = s.size<<4 | int64(unhex(c))
+				s.digits++
+			case c == ';' || c == ' ' || c == '\t':
+				if s.digits == 0 {
+					return n, false, errBadChunk
+				}
+				s.state = chunkExt
+			case c == '\r':
+				if s.digits == 0 {
+					return n, false, errBadChunk
+				}
+				s.state = chunkSizeLF
+			default:
+				return n, false, errBadChunk
+			}
+			s.line++
+		case chunkExt:
+			if c == '\r' {
+				s.state = chunkSizeLF
+			} else if c == '\n' || c < ' ' && c != '\t' {
+				return n, false, errBadChunk
+			}
+			s.line++
+		case chunkSizeLF:
+			if c != '\n' {
+				return n, false, errBadChunk
+			}
+			s.line, s.digits = 0, 0
+			if s.size == 0 {
+				s.state = chunkTrailer
+			} else {
+				s.state = chunkData
+			}
+		case chunkData:
+			k := int64(len(b) - n)
+			if k > s.size {
+				k = s.size
+			}
+			n += int(k)
+			s.size -= k
+			if s.size == 0 {
+				s.state = chunkDataCR
+			}
+			continue
+		case chunkDataCR:
+			if c != '\r' {
+				return n, false, errBadChunk
+			}
+			s.state = chunkDataLF
+		case chunkDataLF:
+			if c != '\n' {
+				return n, false, errBadChunk
+			}
+			s.state = chunkSize
+		case chunkTrailer:
+			if c == '\r' {
+				s.state = chunkEndLF
+			} else if c == '\n' {
+				return n, false, errBadChunk
+			} else {
+				s.state = chunkTrailerLine
+				s.line = 1
+			}
+		case chunkTrailerLine:
+			if c == '\r' {
+				s.state = chunkTrailerLF
+			} else if c == '\n' {
+				return n, false, errBadChunk
+			}
+			s.line++
+		case chunkTrailerLF:
+			if c != '\n' {
+				return n, false, errBadChunk
+			}
+			s.state, s.line = chunkTrailer, 0
+		case chunkEndLF:
+			if c != '\n' {
+				return n, false, errBadChunk
+			}
+			s.state = chunkDone
+			return n + 1, true, nil
+		case chunkDone:
+			return n, true, nil
+		}
+		if s.line > maxChunkLine {
+			return n, false, errBadChunk
+		}
+		n++
+	}
+	return n, s.state == chunkDone, nil
+}
+
+// DataLeft is how many bytes of chunk data come next, which a relay may
+// copy without looking at them.
+func (s *ChunkScanner) DataLeft() int64 {
+	if s.state == chunkData {
+		return s.size
+	}
+	return 0
+}
+
+// Skip accounts for k bytes of chunk data copied without Scan; k is at
+// most DataLeft.
+func (s *ChunkScanner) Skip(k int64) {
+	s.size -= k
+	if s.size == 0 {
+		s.state = chunkDataCR
+	}
+}
+
+func unhex(c byte) byte {
+	switch {
+	case c <= '9':
+		return c - '0'
+	case c >= 'a':
+		return c - 'a' + 10
+	}
+	return c - 'A' + 10
+}

@@ -284,3 +284,31 @@ func FuzzParseRequest(f *testing.F) {
 		}
 	})
 }
+
+func TestChunkScanner(t *testing.T) {
+	body := "5\r\nhello\r\n1a;ext=1\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nX-Trailer: 1\r\n\r\n"
+	// Whole, and one byte at a time: the same end, right after the body.
+	for _, step := range []int{len(body) + 4, 1, 3} {
+		var s ChunkScanner
+		in := body + "NEXT"
+		consumed, done := 0, false
+		for !done && consumed < len(in) {
+			end := min(consumed+step, len(in))
+			n, d, err := s.Scan([]byte(in[consumed:end]))
+			if err != nil {
+				t.Fatalf("step %d at %d: %v", step, consumed, err)
+			}
+			consumed += n
+			done = d
+		}
+		if !done || consumed != len(body) {
+			t.Errorf("step %d: done %v after %d bytes, want after %d", step, done, consumed, len(body))
+		}
+	}
+	for _, bad := range []string{"x\r\n", "5\r\nhelloXX", "5\nhello", "\r\n", "0\r\nX\n", "fffffffffffffffff\r\n"} {
+		var s ChunkScanner
+		if _, _, err := s.Scan([]byte(bad)); err != errBadChunk {
+			t.Errorf("%q: err %v, want %v", bad, err, errBadChunk)
+		}
+	}
+}
