@@ -437,6 +437,9 @@ func (c *conn) bodyIfWhole() int64 {
 // booting, or all quarantined), watching for the client to hang up so
 // the wait ends with H27.
 func (c *conn) waitPick(deadline time.Time, refused bool) (Backend, Code) {
+	if c.r.onWait != nil {
+		c.r.onWait()
+	}
 	if c.raw == nil {
 		return c.app.Pick(context.Background(), deadline, refused)
 	}
