@@ -46,7 +46,7 @@ func TestConformanceGoroutines(t *testing.T) { conformance(t, serveGoroutines) }
 type lineSink struct{ lines chan string }
 
 func (s *lineSink) RouterLine(app string, line []byte) { s.lines <- app + ": " + string(line) }
-func (s *lineSink) Dropped(string, int, time.Time)    {}
+func (s *lineSink) Dropped(string, int, time.Time)     {}
 
 // env is one router with one app, "app" at app.localhost, and its lines.
 type env struct {
@@ -621,12 +621,15 @@ func conformance(t *testing.T, serve serveFunc) {
 	t.Run("KeepAliveAndPool", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		var conns atomic.Int32
-		b, srv := httpBackend(t, "web.1", http.HandlerFunc(echoPath))
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(echoPath))
 		srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
 			if s == http.StateNew {
 				conns.Add(1)
 			}
 		}
+		srv.Start()
+		t.Cleanup(srv.Close)
+		b := Backend{Dyno: "web.1", Addr: srv.Listener.Addr().String()}
 		e.app.Update(Running, []Backend{b})
 		c := e.dial()
 		for i := range 5 {
@@ -1068,4 +1071,3 @@ func wsRead(r *bufio.Reader) (op byte, payload []byte, err error) {
 	}
 	return h[0] & 0x0f, payload, nil
 }
-

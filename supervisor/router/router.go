@@ -63,7 +63,7 @@ type Router struct {
 	shutdown  atomic.Bool
 	closed    chan struct{} // closed by Shutdown
 
-	onWait func() // tests: a request starts waiting for a dyno to come up
+	onWait    func()        // tests: a request starts waiting for a dyno to come up
 	connsDone chan struct{} // signalled when a connection ends during Shutdown
 }
 
