@@ -162,6 +162,18 @@ func (c *client) closed() {
 	}
 }
 
+// recv receives from ch, failing the test after 5 s rather than hanging.
+func recv[T any](t *testing.T, ch <-chan T) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("waited 5 s for %T", *new(T))
+	}
+	panic("unreachable")
+}
+
 func get(path string) string {
 	return "GET " + path + " HTTP/1.1\r\nHost: app.localhost\r\n\r\n"
 }
@@ -303,7 +315,7 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.app.Update(Booting, nil)
 		c := e.dial()
 		c.send(get("/restarted"))
-		<-waiting
+		recv(t, waiting)
 		b, _ := httpBackend(t, "web.2", http.HandlerFunc(echoPath))
 		e.app.Update(Running, []Backend{b})
 		resp, body := c.response("GET")
@@ -333,7 +345,7 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.app.Update(Booting, nil)
 		c := e.dial()
 		c.send(get("/"))
-		<-waiting
+		recv(t, waiting)
 		c.nc.Close()
 		e.line(`sock=client at=warning code=H27 desc="Client Request Interrupted"`, "status=499")
 	})
@@ -429,13 +441,17 @@ func conformance(t *testing.T, serve serveFunc) {
 		c.send(get("/1"))
 		c.response("GET")
 		e.line("status=200")
-		<-closedOne
+		recv(t, closedOne)
 		c.send(get("/2"))
 		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "ok" {
 			t.Errorf("GET on a dead pooled connection: %d %q", resp.StatusCode, body)
 		}
 		e.line("at=info", "status=200")
-		<-closedOne
+		select {
+		case <-closedOne:
+		case <-time.After(5 * time.Second):
+			t.Fatal("the retry did not open a second connection")
+		}
 		if n := accepted.Load(); n != 2 {
 			t.Errorf("dyno accepted %d connections, want 2", n)
 		}
@@ -584,7 +600,7 @@ func conformance(t *testing.T, serve serveFunc) {
 		c := e.dial()
 		c.send(raw)
 		c.response("GET")
-		got := <-seen
+		got := recv(t, seen)
 		want, _ := http.ReadRequest(bufio.NewReader(strings.NewReader(raw)))
 		Rewrite(want.Header, Forward{ClientIP: "127.0.0.1", Proto: "http", Port: e.port, Version: "1.1", Start: before})
 		start, err := strconv.ParseInt(got.Get("X-Request-Start"), 10, 64)
@@ -611,7 +627,7 @@ func conformance(t *testing.T, serve serveFunc) {
 		c := e.dial()
 		c.send("GET / HTTP/1.1\r\nHost: app.localhost\r\nX-Request-Id: short\r\n\r\n")
 		c.response("GET")
-		id := <-seen
+		id := recv(t, seen)
 		if len(id) != 36 || id == "short" {
 			t.Errorf("dyno saw X-Request-Id %q, want a new UUID", id)
 		}
@@ -769,7 +785,7 @@ func conformance(t *testing.T, serve serveFunc) {
 		if resp.StatusCode != 200 || body != "hello" {
 			t.Errorf("got %d %q", resp.StatusCode, body)
 		}
-		if got := <-expect; got != "" {
+		if got := recv(t, expect); got != "" {
 			t.Errorf("the dyno saw Expect: %q", got)
 		}
 		e.line("status=200")
@@ -850,7 +866,7 @@ func conformance(t *testing.T, serve serveFunc) {
 			if err != nil || line != "data: "+ev+"\n" {
 				t.Fatalf("got %q, %v", line, err)
 			}
-			if d := at.Sub(<-sent); d > 100*time.Millisecond {
+			if d := at.Sub(recv(t, sent)); d > 100*time.Millisecond {
 				t.Errorf("event %q reached the client %v after the dyno sent it, want under 100 ms", ev, d)
 			}
 			br.ReadString('\n')
@@ -970,7 +986,7 @@ func conformance(t *testing.T, serve serveFunc) {
 		idle.response("GET")
 		busy := e.dial()
 		busy.send(get("/slow"))
-		<-got
+		recv(t, got)
 		done := make(chan error)
 		go func() { done <- e.r.Shutdown(context.Background()) }()
 		idle.closed()

@@ -74,7 +74,7 @@ func TestServeHTTPS(t *testing.T) {
 			if h2 != (resp.ProtoMajor == 2) {
 				t.Errorf("answered over %s", resp.Proto)
 			}
-			h := <-seen
+			h := recv(t, seen)
 			via := map[bool]string{true: "2 dyno", false: "1.1 dyno"}[h2]
 			for k, want := range map[string]string{"X-Forwarded-For": "10.0.0.1, 127.0.0.1", "X-Forwarded-Proto": "https",
 				"X-Request-Id": "abcdefghijklmnopqrstuvwxyz", "Via": via} {
