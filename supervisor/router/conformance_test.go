@@ -585,6 +585,44 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.line("code=H25", "dyno=web.1", "status=502")
 	})
 
+	t.Run("BigHead", func(t *testing.T) {
+		// 40 KiB of headers: more than one read, and more than the
+		// router's first buffer.
+		e := newEnv(t, serve, Config{})
+		seen := make(chan int, 1)
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen <- len(r.Header["X-Big"])
+		}))
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		c.send("GET / HTTP/1.1\r\nHost: app.localhost\r\n" + strings.Repeat("X-Big: "+strings.Repeat("b", 1000)+"\r\n", 40) + "\r\n")
+		if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+			t.Errorf("got %d", resp.StatusCode)
+		}
+		if n := recv(t, seen); n != 40 {
+			t.Errorf("the dyno saw %d of 40 headers", n)
+		}
+		c.send("GET / HTTP/1.1\r\nHost: app.localhost\r\n" + strings.Repeat("X-Big: "+strings.Repeat("b", 1000)+"\r\n", 70) + "\r\n")
+		if resp, _ := c.response("GET"); resp.StatusCode != H25.Status() {
+			t.Errorf("a head over %d bytes: %d, want H25", MaxHead, resp.StatusCode)
+		}
+		e.line("status=200")
+		e.line("code=H25", `cause="head too large"`)
+	})
+
+	t.Run("SlowHead", func(t *testing.T) {
+		// A head that never ends is cut after HeadTimeout, quietly.
+		e := newEnv(t, serve, fast)
+		c := e.dial()
+		start := time.Now()
+		c.send("GET / HTTP/1.1\r\nHost: app")
+		c.closed()
+		if d := time.Since(start); d < fast.HeadTimeout {
+			t.Errorf("closed after %v, before HeadTimeout", d)
+		}
+		e.noLine()
+	})
+
 	t.Run("HeadersAsRewrite", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		seen := make(chan http.Header, 1)
@@ -707,12 +745,43 @@ func conformance(t *testing.T, serve serveFunc) {
 		}
 	})
 
+	t.Run("PipelinedAfterChunkedUpload", func(t *testing.T) {
+		// The chunked body is longer than the router's buffer, so its end
+		// and the next request arrive in a later read.
+		e := newEnv(t, serve, Config{})
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprintf(w, "%s %d", r.URL.Path, n)
+		}))
+		e.app.Update(Running, []Backend{b})
+		var req strings.Builder
+		req.WriteString("POST /up HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\n")
+		for range 100 {
+			req.WriteString("3e8\r\n" + strings.Repeat("z", 1000) + "\r\n")
+		}
+		req.WriteString("0\r\n\r\n" + get("/next"))
+		c := e.dial()
+		go c.nc.Write([]byte(req.String()))
+		for _, want := range []string{"/up 100000", "/next 0"} {
+			if _, body := c.response("GET"); body != want {
+				t.Errorf("got %q, want %q", body, want)
+			}
+		}
+	})
+
 	t.Run("LargeBodies", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		const size = 5 << 20
 		payload := bytes.Repeat([]byte("0123456789abcdef"), size/16)
 		sum := sha256.Sum256(payload)
 		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path == "/chunked" {
+				for rest := payload; len(rest) > 0; rest = rest[min(len(rest), 100000):] {
+					w.Write(rest[:min(len(rest), 100000)])
+					w.(http.Flusher).Flush()
+				}
+				return
+			}
 			if r.Method == "GET" {
 				w.Header().Set("Content-Length", strconv.Itoa(size))
 				w.Write(payload)
@@ -753,7 +822,12 @@ func conformance(t *testing.T, serve serveFunc) {
 		if _, body := c.response("GET"); sha256.Sum256([]byte(body)) != sum {
 			t.Errorf("download of %d bytes differs", len(body))
 		}
-		for range 3 {
+		// Chunked download, in chunks big enough to be spliced.
+		c.send(get("/chunked"))
+		if resp, body := c.response("GET"); sha256.Sum256([]byte(body)) != sum || len(resp.TransferEncoding) == 0 {
+			t.Errorf("chunked download of %d bytes differs (TE %v)", len(body), resp.TransferEncoding)
+		}
+		for range 4 {
 			e.line("status=200")
 		}
 	})
