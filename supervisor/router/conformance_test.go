@@ -610,6 +610,26 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.line("code=H25", `cause="head too large"`)
 	})
 
+	t.Run("ClientIdle", func(t *testing.T) {
+		// A keep-alive connection quiet for ClientIdle between requests
+		// is closed, with no line.
+		cfg := fast
+		cfg.ClientIdle = 300 * time.Millisecond
+		e := newEnv(t, serve, cfg)
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(echoPath))
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		c.send(get("/"))
+		c.response("GET")
+		e.line("status=200")
+		start := time.Now()
+		c.closed()
+		if d := time.Since(start); d < cfg.ClientIdle/2 {
+			t.Errorf("closed after %v, want after ClientIdle", d)
+		}
+		e.noLine()
+	})
+
 	t.Run("SlowHead", func(t *testing.T) {
 		// A head that never ends is cut after HeadTimeout, quietly.
 		e := newEnv(t, serve, fast)
