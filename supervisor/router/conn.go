@@ -915,10 +915,14 @@ func (c *conn) refuse(he *HeadError) {
 // noSuchApp answers a request for a host no app has: 404 and no log line,
 // there being no app to log to.
 func (c *conn) noSuchApp(host []byte) {
-	page := "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>No such app</title></head>\n" +
+	c.writePage(http.StatusNotFound, NoSuchAppPage(string(host)), !c.req.Close && c.whole)
+}
+
+// NoSuchAppPage is the 404 page for a request whose host no app has.
+func NoSuchAppPage(host string) string {
+	return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>No such app</title></head>\n" +
 		"<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\n<h1>No such app</h1>\n<p>There is no app at " +
-		html.EscapeString(string(host)) + ".</p>\n</body></html>\n"
-	c.writePage(http.StatusNotFound, page, !c.req.Close && c.whole)
+		html.EscapeString(host) + ".</p>\n</body></html>\n"
 }
 
 func (c *conn) writePage(status int, page string, keepAlive bool) {
