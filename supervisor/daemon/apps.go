@@ -52,6 +52,7 @@ type appRun struct {
 	// app's custom domains, both as of the last ledger change.
 	webs    int
 	domains []string
+	certs   []ledger.Cert
 }
 
 func (d *Daemon) openApp(name string) (r *appRun, err error) {
@@ -155,6 +156,8 @@ func (r *appRun) converge() error {
 	if st.Seq == r.seq {
 		return nil
 	}
+	// The router's view, whatever becomes of the release below.
+	r.domains, r.certs = st.Domains, st.Certs
 	rel := st.Current
 	if rel == nil || rel.Slug == "" {
 		r.seq = st.Seq

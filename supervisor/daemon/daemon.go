@@ -69,11 +69,11 @@ type Config struct {
 	// an answer may take to be taken, 0 meaning a minute (the log stream
 	// gets it anew for each write).
 	HeaderTimeout, BodyTimeout, WriteTimeout time.Duration
-	// RouterListen is where the router takes HTTP requests for every
-	// app ("127.0.0.1:8080"), RouterTLSListen where it takes HTTPS ones;
-	// "" is none. RouterDomain gives each app its default hostname,
-	// APP.RouterDomain; "" means localhost.
-	RouterListen, RouterTLSListen, RouterDomain string
+	// Router is where the router takes HTTP and HTTPS requests for
+	// every app, and the domain of their default hostnames. An empty
+	// Listen or RouterOff, and an empty TLSListen, are no listener; an
+	// empty Domain is localhost.
+	Router RouterSettings
 }
 
 // withDefaults fills in the zero values.
@@ -105,8 +105,11 @@ func (cfg Config) withDefaults() Config {
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = time.Minute
 	}
-	if cfg.RouterDomain == "" {
-		cfg.RouterDomain = "localhost"
+	if cfg.Router.Domain == "" {
+		cfg.Router.Domain = DefaultRouterSettings().Domain
+	}
+	if cfg.Router.Listen == RouterOff {
+		cfg.Router.Listen = ""
 	}
 	return cfg
 }
@@ -265,9 +268,9 @@ func Run(ctx context.Context, cfg Config) error {
 	go srv.Serve(ln)
 	defer os.Remove(cfg.Socket)
 	d.logf("listening on %s", cfg.Socket)
-	if cfg.RouterListen != "" || cfg.RouterTLSListen != "" {
+	if cfg.Router.Listen != "" || cfg.Router.TLSListen != "" {
 		d.routing = newRouting(d)
-		d.routing.start(cfg.RouterListen, cfg.RouterTLSListen)
+		d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
 	}
 	d.loop(ctx, srv)
 	return nil
@@ -394,7 +397,7 @@ func (d *Daemon) converge() {
 		apps := make([]hostsOf, 0, len(d.apps))
 		for _, a := range d.apps {
 			a.mu.Lock()
-			apps = append(apps, hostsOf{app: a, domains: a.domains})
+			apps = append(apps, hostsOf{app: a, domains: a.domains, certs: a.certs})
 			a.mu.Unlock()
 		}
 		d.mu.Unlock()

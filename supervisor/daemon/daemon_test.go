@@ -179,9 +179,9 @@ func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 		t.Fatal(err)
 	}
 	td.sock = cfg.Socket
-	if cfg.RouterListen != "" {
+	if cfg.Router.Listen != "" {
 		td.d.routing = newRouting(td.d)
-		td.d.routing.start(cfg.RouterListen, cfg.RouterTLSListen)
+		td.d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
 	}
 	srv := td.d.server()
 	go srv.Serve(&countingListener{Listener: ln, n: &td.read})

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/router"
 )
@@ -47,7 +48,7 @@ type routing struct {
 const retryListen = 5 * time.Second
 
 func newRouting(d *Daemon) *routing {
-	g := &routing{d: d, domain: d.cfg.RouterDomain, stopped: make(chan struct{}), listening: make(chan struct{})}
+	g := &routing{d: d, domain: d.cfg.Router.Domain, stopped: make(chan struct{}), listening: make(chan struct{})}
 	g.journal = router.NewJournal(g, 0)
 	g.rt = router.New(router.Config{Journal: g.journal})
 	return g
@@ -174,6 +175,7 @@ func (g *routing) Dropped(app string, n int, since time.Time) {
 type hostsOf struct {
 	app     *appRun
 	domains []string
+	certs   []ledger.Cert // what the ledger says; the keys are in files
 }
 
 // refresh gives the router a new table when the apps or their domains
@@ -186,6 +188,9 @@ func (g *routing) refresh(apps []hostsOf) {
 		for _, h := range a.domains {
 			sig.WriteByte(' ')
 			sig.WriteString(h)
+		}
+		for _, c := range a.certs {
+			sig.WriteString(" " + c.Domain + "=" + c.Fingerprint)
 		}
 		sig.WriteByte('\n')
 	}
@@ -214,6 +219,32 @@ func (g *routing) refresh(apps []hostsOf) {
 		}
 	}
 	g.rt.SetTable(router.NewTable(hosts, routed))
+	g.setCerts(g.loadCerts(apps))
+}
+
+// loadCerts reads the certificates and keys the apps' ledgers name, by
+// domain. One that cannot be used is said in the daemon's log and left
+// out; the others serve.
+func (g *routing) loadCerts(apps []hostsOf) map[string]*tls.Certificate {
+	certs := map[string]*tls.Certificate{}
+	for _, a := range apps {
+		if len(a.certs) == 0 {
+			continue
+		}
+		list, err := a.app.app.Certificates()
+		if err != nil {
+			g.d.logf("router: %s: %v", a.app.name, err)
+		}
+		for _, c := range list {
+			pair, err := tls.X509KeyPair(c.CertPEM, c.KeyPEM)
+			if err != nil {
+				g.d.logf("router: %s: certificate for %s: %v", a.app.name, c.Domain, err)
+				continue
+			}
+			certs[c.Domain] = &pair
+		}
+	}
+	return certs
 }
 
 // certificate picks the certificate for a TLS client's server name

@@ -75,7 +75,7 @@ func (w *webRunner) Start(spec supervisor.DynoSpec) (supervisor.Process, error) 
 func startRouted(t *testing.T, w *webRunner, setup func(h app.Home)) (*testDaemon, string) {
 	t.Helper()
 	td := startTestDaemon(t, daemonOptions{
-		cfg:    Config{RouterListen: "127.0.0.1:0"},
+		cfg:    Config{Router: RouterSettings{Listen: "127.0.0.1:0"}},
 		setup:  setup,
 		runner: func(f *fakeRunner) supervisor.Runner { w.fakeRunner = f; return w },
 	})
