@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log"
 	"net"
 	"net/http"
 	"slices"
@@ -36,8 +38,11 @@ type routing struct {
 	wg      sync.WaitGroup
 	lns     []net.Listener
 
-	listening chan struct{} // closed once a listener is up (tests wait on it)
-	onceUp    sync.Once
+	// addrs are where the listeners listen, by scheme; listening is
+	// closed once every one asked for is up (tests wait on it).
+	addrs     map[string]net.Addr
+	want      int
+	listening chan struct{}
 
 	cancelDrain context.CancelFunc // ends stop's wait for requests under way
 	drained     chan struct{}      // closed when that wait is over
@@ -48,7 +53,8 @@ type routing struct {
 const retryListen = 5 * time.Second
 
 func newRouting(d *Daemon) *routing {
-	g := &routing{d: d, domain: d.cfg.Router.Domain, stopped: make(chan struct{}), listening: make(chan struct{})}
+	g := &routing{d: d, domain: d.cfg.Router.Domain, stopped: make(chan struct{}),
+		addrs: map[string]net.Addr{}, listening: make(chan struct{})}
 	g.journal = router.NewJournal(g, 0)
 	g.rt = router.New(router.Config{Journal: g.journal})
 	return g
@@ -58,6 +64,11 @@ func newRouting(d *Daemon) *routing {
 // tlsAddr. An address it cannot get is said once in the daemon's log and
 // tried again every 5 s: the dynos run whatever happens to the router.
 func (g *routing) start(addr, tlsAddr string) {
+	for _, a := range []string{addr, tlsAddr} {
+		if a != "" {
+			g.want++
+		}
+	}
 	if addr != "" {
 		g.listen(addr, "http", func(ln net.Listener) { g.rt.Serve(ln, "http") })
 	}
@@ -68,7 +79,7 @@ func (g *routing) start(addr, tlsAddr string) {
 				TLSConfig:         &tls.Config{GetCertificate: g.certificate, MinVersion: tls.VersionTLS12},
 				ReadHeaderTimeout: 30 * time.Second,
 				IdleTimeout:       60 * time.Second,
-				ErrorLog:          nil,
+				ErrorLog:          log.New(serverLog{g.d}, "router: ", 0),
 			}
 			go func() {
 				<-g.stopped
@@ -93,8 +104,11 @@ func (g *routing) listen(addr, proto string, serve func(net.Listener)) {
 			if err == nil {
 				g.mu.Lock()
 				g.lns = append(g.lns, ln)
+				g.addrs[proto] = ln.Addr()
+				if len(g.addrs) == g.want {
+					close(g.listening)
+				}
 				g.mu.Unlock()
-				g.onceUp.Do(func() { close(g.listening) })
 				g.d.logf("router: listening for %s on %s", proto, ln.Addr())
 				select {
 				case <-g.stopped:
@@ -313,4 +327,16 @@ func (r *appRun) routeState() {
 	default:
 		r.route.Update(router.Crashed, nil)
 	}
+}
+
+// serverLog passes the HTTPS server's complaints to the daemon's log,
+// except failed TLS handshakes: every scanner on the internet makes
+// those, and the client sees its own error.
+type serverLog struct{ d *Daemon }
+
+func (l serverLog) Write(p []byte) (int, error) {
+	if !bytes.Contains(p, []byte("TLS handshake error")) {
+		l.d.logf("%s", bytes.TrimSuffix(p, []byte("\n")))
+	}
+	return len(p), nil
 }

@@ -7,8 +7,17 @@ package daemon
 
 import (
 	"bufio"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -61,7 +70,8 @@ func (w *webRunner) Start(spec supervisor.DynoSpec) (supervisor.Process, error) 
 			return // never up: the test fails on it
 		}
 		srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(rw, "%s on %s id=%s xff=%s\n", spec.Name, port, r.Header.Get("X-Request-Id"), r.Header.Get("X-Forwarded-For"))
+			fmt.Fprintf(rw, "%s on %s id=%s xff=%s proto=%s\n", spec.Name, port, r.Header.Get("X-Request-Id"),
+				r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"))
 		})}
 		go srv.Serve(ln)
 		<-done
@@ -74,8 +84,16 @@ func (w *webRunner) Start(spec supervisor.DynoSpec) (supervisor.Process, error) 
 // own, with web dynos that answer; it returns the router's address.
 func startRouted(t *testing.T, w *webRunner, setup func(h app.Home)) (*testDaemon, string) {
 	t.Helper()
+	td, addrs := startRoutedTLS(t, w, setup, "")
+	return td, addrs["http"]
+}
+
+// startRoutedTLS is startRouted with HTTPS on tlsListen too, unless it
+// is ""; it returns the addresses by scheme.
+func startRoutedTLS(t *testing.T, w *webRunner, setup func(h app.Home), tlsListen string) (*testDaemon, map[string]string) {
+	t.Helper()
 	td := startTestDaemon(t, daemonOptions{
-		cfg:    Config{Router: RouterSettings{Listen: "127.0.0.1:0"}},
+		cfg:    Config{Router: RouterSettings{Listen: "127.0.0.1:0", TLSListen: tlsListen}},
 		setup:  setup,
 		runner: func(f *fakeRunner) supervisor.Runner { w.fakeRunner = f; return w },
 	})
@@ -85,9 +103,12 @@ func startRouted(t *testing.T, w *webRunner, setup func(h app.Home)) (*testDaemo
 		t.Fatalf("the router does not listen\ndaemon log:\n%s", td.log)
 	}
 	td.d.routing.mu.Lock()
-	addr := td.d.routing.lns[0].Addr().String()
-	td.d.routing.mu.Unlock()
-	return td, addr
+	defer td.d.routing.mu.Unlock()
+	addrs := map[string]string{}
+	for proto, a := range td.d.routing.addrs {
+		addrs[proto] = a.String()
+	}
+	return td, addrs
 }
 
 // get sends GET / for host to the router and returns the status and body.
@@ -132,7 +153,7 @@ func TestRouterRoutesByHostAndLogsEachRequest(t *testing.T) {
 	if status != 200 || !strings.HasPrefix(body, "web.1 on ") || !strings.Contains(body, "xff=127.0.0.1") {
 		t.Fatalf("demo.localhost: %d %q", status, body)
 	}
-	id := strings.TrimSpace(body[strings.Index(body, "id=")+3 : strings.Index(body, " xff=")])
+	id := body[strings.Index(body, "id=")+3 : strings.Index(body, " xff=")]
 	select {
 	case line := <-tail.Lines():
 		for _, want := range []string{"heroku[router]: at=info method=GET path=\"/\" host=demo.localhost:8080",
@@ -268,4 +289,85 @@ func TestRouteStateFollowsTheFormation(t *testing.T) {
 	// No web dyno in the formation: H14, whatever else runs.
 	scale(t, td.home, "demo", app.Scale{Type: "web", Op: '=', N: 0}, app.Scale{Type: "worker", Op: '=', N: 1})
 	td.awaitState("demo", router.NoWeb)
+}
+
+// Custom domains reach their app, over HTTP and over HTTPS with the
+// domain's own certificate picked by SNI, in HTTP/2 when the client
+// offers it; a domain removed no longer does.
+func TestRouterServesCustomDomainsAndTheirCertificates(t *testing.T) {
+	t.Parallel()
+	var demo *app.App
+	td, addrs := startRoutedTLS(t, &webRunner{}, func(h app.Home) {
+		demo = deploy(t, h, "demo", map[string]string{"web": "serve"})
+	}, "127.0.0.1:0")
+	td.awaitState("demo", router.Running)
+	if _, err := demo.AddDomain("www.example.com", "localhost", "test"); err != nil {
+		t.Fatal(err)
+	}
+	certPEM, keyPEM := testCertificate(t, "www.example.com")
+	if _, err := demo.AddCert(certPEM, keyPEM, "www.example.com", "localhost", "test"); err != nil {
+		t.Fatal(err)
+	}
+	td.eventually("www.example.com routed", func() bool {
+		status, body := get(t, addrs["http"], "www.example.com")
+		return status == 200 && strings.HasPrefix(body, "web.1 on ")
+	})
+
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(certPEM)
+	tr := &http.Transport{
+		TLSClientConfig:   &tls.Config{RootCAs: pool, ServerName: "www.example.com"},
+		ForceAttemptHTTP2: true,
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, addrs["https"])
+		},
+	}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 30 * time.Second}).Get("https://www.example.com/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ProtoMajor != 2 || !strings.Contains(string(body), "proto=https") {
+		t.Fatalf("https://www.example.com/: %d %s %q", resp.StatusCode, resp.Proto, body)
+	}
+
+	// A name with no certificate: the handshake fails.
+	tr2 := tr.Clone()
+	tr2.TLSClientConfig = &tls.Config{RootCAs: pool, ServerName: "demo.localhost"}
+	if _, err := (&http.Client{Transport: tr2, Timeout: 30 * time.Second}).Get("https://demo.localhost/"); err == nil {
+		t.Error("a TLS handshake for a name without a certificate succeeded")
+	}
+
+	if _, err := demo.RemoveDomain("www.example.com", "test"); err != nil {
+		t.Fatal(err)
+	}
+	td.eventually("www.example.com gone", func() bool {
+		status, _ := get(t, addrs["http"], "www.example.com")
+		return status == 404
+	})
+}
+
+// testCertificate makes a self-signed certificate for name and its key,
+// in PEM; test keys are made here, never kept in the repository.
+func testCertificate(t *testing.T, name string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
 }
