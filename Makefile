@@ -33,8 +33,10 @@ lint:
 
 # Go benchmarks, then the end-to-end benchmarks through the dyno binary:
 # log throughput and supervisor memory (beside node-foreman, nf, when
-# installed), and sandbox start-up (beside bwrap, when installed). Static,
-# like make build: the bench binary is the dynos' init in its sandbox rows.
+# installed), sandbox start-up (beside bwrap, when installed), and the
+# daemon's router under wrk beside nginx (when both are installed; alone:
+# go run ./internal/bench -dyno bin/dyno -only router). Static, like make
+# build: the bench binary is the dynos' init in its sandbox rows.
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	CGO_ENABLED=0 $(GO) run ./internal/bench -dyno bin/dyno

@@ -8,14 +8,18 @@
 //     `dyno init` processes while they run idle processes;
 //   - sandbox start-up: how long /bin/true takes from start to exit in a
 //     dyno, sandboxed or not, next to a plain exec, bare namespaces,
-//     unshare and bwrap, and with a lower dir of 1 MB and of 1 GB.
+//     unshare and bwrap, and with a lower dir of 1 MB and of 1 GB;
+//   - router: the daemon's router under wrk beside nginx in front of the
+//     same web dynos, its memory with 10,000 idle connections and during
+//     1 GB transfers (needs wrk and nginx for its load rows).
 //
 // When node-foreman (nf) is installed, it runs the same Procfiles for
 // comparison. From the repository root, as `make bench` does:
 //
 //	go run ./internal/bench -dyno bin/dyno
 //
-// -only runs some sections alone: -only sandbox, -only logs,memory.
+// -only runs some sections alone: -only sandbox, -only logs,memory,
+// -only router.
 //
 // The sandbox section starts dynos through package isolate, whose init
 // is the running binary re-executed: there it is this benchmark's binary,
@@ -40,6 +44,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/supervisor/project"
@@ -51,7 +56,7 @@ const linegenPkg = "github.com/dyno-run/dyno/internal/bench/linegen"
 
 // sections are the parts of the report, in the order they run, by the
 // names -only takes.
-var sections = []string{"logs", "memory", "releases", "daemon", "fleet", "sandbox"}
+var sections = []string{"logs", "memory", "releases", "daemon", "fleet", "router", "sandbox"}
 
 type config struct {
 	dyno   string // the dyno binary
@@ -60,8 +65,11 @@ type config struct {
 	idle   int    // processes in the memory test
 	starts int    // starts of each kind in the sandbox test
 	skipNF bool
-	skipGB bool   // leave the 1 GB lower dir out of the sandbox test
+	skipGB bool   // leave the 1 GB lower dir, slug and transfers out
 	only   string // comma-separated sections to run; "" for all
+
+	routerDuration time.Duration // each wrk run of the router section
+	routerRounds   int           // interleaved rounds of the router section
 }
 
 // runs reports whether section is to run.
@@ -83,6 +91,15 @@ type bench struct {
 	running  *idleRun       // the memory test's manager, if one runs
 	stopWith syscall.Signal // how to stop it
 	scratch  []string       // folders outside work to remove on abort
+	cleanup  func()         // stops what the running section started, or nil
+}
+
+// setCleanup records what abort must call to stop the running section's
+// processes, or nil.
+func (b *bench) setCleanup(f func()) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.cleanup = f
 }
 
 // addScratch records a folder made outside the work folder, for abort.
@@ -105,10 +122,13 @@ func (b *bench) setRunning(run *idleRun, sig syscall.Signal) {
 // dyno's init kills its dyno once this process, its manager, is gone.
 func (b *bench) abort() {
 	b.mu.Lock()
-	run, sig, scratch := b.running, b.stopWith, b.scratch
+	run, sig, scratch, cleanup := b.running, b.stopWith, b.scratch, b.cleanup
 	b.mu.Unlock()
 	if run != nil {
 		run.stop(sig)
+	}
+	if cleanup != nil {
+		cleanup()
 	}
 	removeAll(b.work)
 	for _, dir := range scratch {
@@ -129,7 +149,9 @@ func main() {
 	flag.IntVar(&cfg.idle, "idle", 100, "idle processes in the memory test")
 	flag.IntVar(&cfg.starts, "starts", 200, "starts of each kind in the sandbox test")
 	flag.BoolVar(&cfg.skipNF, "skip-nf", false, "leave node-foreman out even when nf is installed")
-	flag.BoolVar(&cfg.skipGB, "skip-gb", false, "leave the 1 GB lower dir and slug out of the sandbox and releases tests")
+	flag.BoolVar(&cfg.skipGB, "skip-gb", false, "leave the 1 GB lower dir, slug and transfers out of the sandbox, releases and router tests")
+	flag.DurationVar(&cfg.routerDuration, "router-duration", 10*time.Second, "each wrk run of the router section, whole seconds")
+	flag.IntVar(&cfg.routerRounds, "router-rounds", 3, "interleaved rounds of nginx, router and direct runs in the router section")
 	flag.StringVar(&cfg.only, "only", "", "run only these `sections`, comma-separated: "+strings.Join(sections, ", "))
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./internal/bench -dyno bin/dyno [flags]\n")
@@ -164,6 +186,10 @@ func (c *config) validate() error {
 		return fmt.Errorf("-idle %d: want 1 to %d", c.idle, project.MaxCount)
 	case c.starts < 1 || c.starts > 100000:
 		return fmt.Errorf("-starts %d: want 1 to 100000", c.starts)
+	case c.routerDuration < time.Second || c.routerDuration > time.Hour || c.routerDuration%time.Second != 0:
+		return fmt.Errorf("-router-duration %v: want whole seconds from 1s to 1h, as wrk takes them", c.routerDuration)
+	case c.routerRounds < 1 || c.routerRounds > 100:
+		return fmt.Errorf("-router-rounds %d: want 1 to 100", c.routerRounds)
 	}
 	if c.only != "" {
 		for s := range strings.SplitSeq(c.only, ",") {
@@ -233,6 +259,7 @@ func run(cfg config) error {
 	section("releases", b.releases)
 	section("daemon", b.daemonRestart)
 	section("fleet", b.fleet)
+	section("router", b.router)
 	// Last: it makes this process a child subreaper while it runs.
 	section("sandbox", b.sandbox)
 	if b.nf == "" && !cfg.skipNF && (cfg.runs("logs") || cfg.runs("memory")) {

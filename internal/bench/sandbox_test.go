@@ -84,7 +84,7 @@ func TestWriteLower(t *testing.T) {
 }
 
 func TestOnly(t *testing.T) {
-	c := config{dyno: "bin/dyno", lines: 1, procs: 1, idle: 1, starts: 1}
+	c := config{dyno: "bin/dyno", lines: 1, procs: 1, idle: 1, starts: 1, routerDuration: time.Second, routerRounds: 1}
 	if err := c.validate(); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
