@@ -154,6 +154,14 @@ func TestRouterRoutesByHostAndLogsEachRequest(t *testing.T) {
 		t.Fatalf("demo.localhost: %d %q", status, body)
 	}
 	id := body[strings.Index(body, "id=")+3 : strings.Index(body, " xff=")]
+	// The API says the port the router reached web.1 on.
+	var dynos []Dyno
+	if err := td.client.Do(context.Background(), http.MethodGet, "/apps/demo/dynos", nil, &dynos); err != nil {
+		t.Fatal(err)
+	}
+	if len(dynos) != 1 || !strings.HasPrefix(body, fmt.Sprintf("web.1 on %d ", dynos[0].Port)) {
+		t.Errorf("API dynos %+v; web.1 answered %q", dynos, body)
+	}
 	select {
 	case line := <-tail.Lines():
 		for _, want := range []string{"heroku[router]: at=info method=GET path=\"/\" host=demo.localhost:8080",
