@@ -21,6 +21,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,12 +32,29 @@ import (
 )
 
 // webRunner makes each fake dyno with a PORT answer HTTP there with its
-// name and port, until it ends. With hold set, a dyno listens only once
-// it receives from hold: a web dyno that boots for as long as a test
-// wants.
+// name and port, until it ends; on SIGTERM it stops as a web server
+// should, finishing the requests it has. With hold set, a dyno listens
+// only once it receives from hold: a web dyno that boots for as long as
+// a test wants. slow, when set, serves /slow.
 type webRunner struct {
 	*fakeRunner
 	hold chan struct{}
+	slow http.HandlerFunc
+}
+
+// webProc is a fake web dyno: SIGTERM shuts its server down gracefully,
+// and the process ends once its requests are answered.
+type webProc struct {
+	*fakeProc
+	srv *http.Server
+}
+
+func (p *webProc) Signal(sig syscall.Signal) error {
+	go func() {
+		p.srv.Shutdown(context.Background())
+		p.end()
+	}()
+	return nil
 }
 
 func (w *webRunner) Start(spec supervisor.DynoSpec) (supervisor.Process, error) {
@@ -53,15 +71,23 @@ func (w *webRunner) Start(spec supervisor.DynoSpec) (supervisor.Process, error) 
 	if port == "" || !strings.HasPrefix(spec.Name, "web.") {
 		return p, nil
 	}
-	done := p.(*fakeProc).done
+	fp := p.(*fakeProc)
 	w.fakeRunner.mu.Lock()
-	hold := w.hold
+	hold, slow := w.hold, w.slow
 	w.fakeRunner.mu.Unlock()
+	srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" && slow != nil {
+			slow(rw, r)
+			return
+		}
+		fmt.Fprintf(rw, "%s on %s id=%s xff=%s proto=%s\n", spec.Name, port, r.Header.Get("X-Request-Id"),
+			r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"))
+	})}
 	go func() {
 		if hold != nil {
 			select {
 			case <-hold:
-			case <-done:
+			case <-fp.done:
 				return
 			}
 		}
@@ -69,15 +95,11 @@ func (w *webRunner) Start(spec supervisor.DynoSpec) (supervisor.Process, error) 
 		if err != nil {
 			return // never up: the test fails on it
 		}
-		srv := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
-			fmt.Fprintf(rw, "%s on %s id=%s xff=%s proto=%s\n", spec.Name, port, r.Header.Get("X-Request-Id"),
-				r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"))
-		})}
 		go srv.Serve(ln)
-		<-done
+		<-fp.done
 		srv.Close()
 	}()
-	return p, nil
+	return &webProc{fakeProc: fp, srv: srv}, nil
 }
 
 // startRouted starts a test daemon whose router listens on a port of its
@@ -378,4 +400,55 @@ func testCertificate(t *testing.T, name string) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
+}
+
+// A dyno sent SIGTERM gets no new request, and the request it is serving
+// finishes: a restart drops nothing.
+func TestRouterLetsAStoppingDynoFinish(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}), make(chan struct{})
+	w := &webRunner{slow: func(rw http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		fmt.Fprintln(rw, "slow done")
+	}}
+	td, addr := startRouted(t, w, func(h app.Home) {
+		deploy(t, h, "demo", map[string]string{"web": "serve"})
+	})
+	td.awaitState("demo", router.Running)
+	_, before := get(t, addr, "demo.localhost")
+
+	slow := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/slow", nil)
+		req.Host = "demo.localhost"
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- fmt.Sprint(resp.StatusCode, " ", string(b))
+	}()
+	<-entered
+	demo, _ := td.d.app("demo")
+	if err := demo.sup.Restart("web"); err != nil {
+		t.Fatal(err)
+	}
+	// New requests reach the new process only, while the old one still
+	// serves /slow.
+	td.eventually("requests on the new web.1", func() bool {
+		status, body := get(t, addr, "demo.localhost")
+		return status == 200 && body != before
+	})
+	for range 10 {
+		if _, body := get(t, addr, "demo.localhost"); body == before {
+			t.Fatalf("a dyno sent SIGTERM got a new request: %q", body)
+		}
+	}
+	close(release)
+	if got := <-slow; got != "200 slow done\n" {
+		t.Fatalf("the request on the stopping dyno: %q", got)
+	}
 }
