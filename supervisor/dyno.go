@@ -35,8 +35,9 @@ type dyno struct {
 	req     request
 	leaving bool // stop for good: scaled down, a one-off stopped, shutdown
 	// predecessors counts processes of this dyno replaced by a restart
-	// and still stopping. Until they are gone the port may be theirs, so
-	// it says nothing about whether the new process is up.
+	// and still stopping. On a shared port, until they are gone the port
+	// may be theirs, so it says nothing about whether the new process is
+	// up.
 	predecessors int
 	state        State
 	since        time.Time
@@ -369,8 +370,12 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 				}
 			}
 		case <-pollC:
+			// A process on a port of its own (NewPort) is up when that
+			// port listens, whatever its predecessors still finish: the
+			// router sends new requests to it while they end theirs.
+			// On a shared port, a predecessor may be what listens.
 			d.mu.Lock()
-			alone := d.predecessors == 0
+			alone := d.predecessors == 0 || o.NewPort != nil
 			d.mu.Unlock()
 			if ok, _ := listening(p.cfg.Port); ok && alone {
 				pollC, bootC = nil, nil

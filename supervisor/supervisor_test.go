@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -583,5 +584,56 @@ func TestOnChangeTellsPortAndStopping(t *testing.T) {
 	}
 	// The process ignores SIGTERM: it is still up, and stopping.
 	await("stopping", func(d DynoStatus) bool { return d.State == Up && d.Stopping })
+	s.ShutdownNow()
+}
+
+// With a port per process, a restarted web dyno is up as soon as its new
+// process listens, while the old one still finishes its requests: the
+// router must not wait out the old one's grace period.
+func TestNewProcessUpWhileItsPredecessorStops(t *testing.T) {
+	t.Parallel()
+	var ports []int
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+	}
+	next := 0
+	changes := make(chan struct{}, 1)
+	s, r, _ := newTestSupervisor(t, Options{
+		NewPort:  func() int { next++; return ports[next-1] },
+		BootPoll: time.Millisecond,
+		OnChange: func() {
+			select {
+			case changes <- struct{}{}:
+			default:
+			}
+		},
+	}, true) // processes ignore SIGTERM: the old one keeps stopping
+	s.Reconcile([]DynoConfig{{Name: "web.1", Type: "web", Command: "serve", Web: true}})
+	r.next(t)
+	await := func(port int) {
+		t.Helper()
+		timeout := time.After(10 * time.Second)
+		for {
+			if st := s.Status(); len(st) == 1 && st[0].State == Up && st[0].Port == port {
+				return
+			}
+			select {
+			case <-changes:
+			case <-timeout:
+				t.Fatalf("web.1 not up on %d: %+v", port, s.Status())
+			}
+		}
+	}
+	await(ports[0])
+	if err := s.Restart("web.1"); err != nil {
+		t.Fatal(err)
+	}
+	r.next(t)
+	await(ports[1])
 	s.ShutdownNow()
 }

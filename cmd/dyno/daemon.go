@@ -62,6 +62,7 @@ func runDaemon() error {
 		StopTimeout: settings.StopTimeout,
 		BootTimeout: settings.BootTimeout,
 		LogKeep:     settings.LogKeep,
+		Router:      settings.Router,
 		Socket:      daemon.SocketPath(h.Dir, os.Environ()),
 		Log:         os.Stderr,
 		Ready:       func() { notify.Ready() },

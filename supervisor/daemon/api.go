@@ -102,11 +102,11 @@ func apiUser(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return user, true
 }
 
-func appJSON(name string) map[string]any {
+func (d *Daemon) appJSON(name string) map[string]any {
 	return map[string]any{
 		"id": name, "name": name, "owner": map[string]string{"email": "dyno@localhost"},
 		"stack": map[string]string{"name": app.Stack}, "maintenance": false,
-		"web_url": "http://" + name + ".localhost/",
+		"web_url": d.cfg.Router.URL(name),
 	}
 }
 
@@ -118,13 +118,13 @@ func (d *Daemon) listApps(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]map[string]any, 0, len(names))
 	for _, n := range names {
-		out = append(out, appJSON(n))
+		out = append(out, d.appJSON(n))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (d *Daemon) getApp(w http.ResponseWriter, r *http.Request, a *appRun) {
-	writeJSON(w, http.StatusOK, appJSON(a.name))
+	writeJSON(w, http.StatusOK, d.appJSON(a.name))
 }
 
 // ReleaseJSON is the Platform API's release.

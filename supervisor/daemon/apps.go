@@ -16,6 +16,7 @@ import (
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/logstore"
 	"github.com/dyno-run/dyno/supervisor/release"
+	"github.com/dyno-run/dyno/supervisor/router"
 )
 
 // appRun is one app under the daemon: its dynos' supervisor, its logs,
@@ -31,6 +32,10 @@ type appRun struct {
 	hub   *logstore.Hub
 	logs  *logmux.Mux
 	sup   *supervisor.Supervisor
+	// route is the app as the router sees it; routeMu orders its
+	// updates (routeState).
+	route   *router.App
+	routeMu sync.Mutex
 
 	mu      sync.Mutex
 	seq     int // the ledger record last acted on
@@ -43,6 +48,11 @@ type appRun struct {
 	// unchanged (its maker may die without a word). phase: this daemon
 	// runs one.
 	pending, phase bool
+	// webs is how many web dynos the formation wants; domains are the
+	// app's custom domains, both as of the last ledger change.
+	webs    int
+	domains []string
+	certs   []ledger.Cert
 }
 
 func (d *Daemon) openApp(name string) (r *appRun, err error) {
@@ -63,7 +73,8 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub()}
+	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub(),
+		route: router.NewApp(name, time.Now)}
 	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
 	ids, _, err := supervisor.AppIDs(d.cfg.Home.Dir, name, d.cfg.Home.Holds)
 	if err != nil {
@@ -88,6 +99,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		Cycle:       max(d.cfg.Cycle, 0),
 		CycleJitter: d.cfg.CycleJitter,
 		NewPort:     d.allocPort,
+		OnChange:    r.routeState,
 	})
 	return r, nil
 }
@@ -144,9 +156,12 @@ func (r *appRun) converge() error {
 	if st.Seq == r.seq {
 		return nil
 	}
+	// The router's view, whatever becomes of the release below.
+	r.domains, r.certs = st.Domains, st.Certs
 	rel := st.Current
 	if rel == nil || rel.Slug == "" {
 		r.seq = st.Seq
+		r.rel, r.webs = nil, 0
 		r.sup.Reconcile(nil)
 		return nil
 	}
@@ -176,7 +191,14 @@ func (r *appRun) converge() error {
 	// Dynos that run this release at this size keep running; on a new
 	// release every one restarts, as Heroku restarts an app on a
 	// release, even when its slug and config are the same as before.
-	r.sup.Reconcile(release.Dynos(rel, f, r.options()))
+	dynos := release.Dynos(rel, f, r.options())
+	r.webs = 0
+	for _, c := range dynos {
+		if c.Web {
+			r.webs++
+		}
+	}
+	r.sup.Reconcile(dynos)
 	return nil
 }
 
@@ -323,10 +345,10 @@ func (r *appRun) close() {
 func (d *Daemon) allocPort() int {
 	d.portMu.Lock()
 	defer d.portMu.Unlock()
-	for range 10000 {
+	for range d.ports[1] - d.ports[0] + 1 {
 		d.port++
-		if d.port < 20000 || d.port > 29999 {
-			d.port = 20000
+		if d.port < d.ports[0] || d.port > d.ports[1] {
+			d.port = d.ports[0]
 		}
 		if !supervisor.Listening(d.port) {
 			break

@@ -69,6 +69,11 @@ type Config struct {
 	// an answer may take to be taken, 0 meaning a minute (the log stream
 	// gets it anew for each write).
 	HeaderTimeout, BodyTimeout, WriteTimeout time.Duration
+	// Router is where the router takes HTTP and HTTPS requests for
+	// every app, and the domain of their default hostnames. An empty
+	// Listen or RouterOff, and an empty TLSListen, are no listener; an
+	// empty Domain is localhost.
+	Router RouterSettings
 }
 
 // withDefaults fills in the zero values.
@@ -99,6 +104,12 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.WriteTimeout == 0 {
 		cfg.WriteTimeout = time.Minute
+	}
+	if cfg.Router.Domain == "" {
+		cfg.Router.Domain = DefaultRouterSettings().Domain
+	}
+	if cfg.Router.Listen == RouterOff {
+		cfg.Router.Listen = ""
 	}
 	return cfg
 }
@@ -176,6 +187,12 @@ type Daemon struct {
 
 	portMu sync.Mutex
 	port   int // the last port handed out
+	// ports are the first and last port handed out to dynos: 20000 and
+	// 29999 (tests running daemons side by side give each its own).
+	ports [2]int
+
+	// routing is the router's, nil when it listens nowhere.
+	routing *routing
 
 	// background counts destroyed apps whose dynos are stopping and
 	// release phases running: shutdown waits for them.
@@ -183,7 +200,8 @@ type Daemon struct {
 }
 
 func newDaemon(cfg Config) *Daemon {
-	d := &Daemon{cfg: cfg, nudge: make(chan struct{}, 1), apps: map[string]*appRun{}, nextTurn: make(chan struct{})}
+	d := &Daemon{cfg: cfg, nudge: make(chan struct{}, 1), apps: map[string]*appRun{}, nextTurn: make(chan struct{}),
+		ports: [2]int{20000, 29999}}
 	d.life, d.endLife = context.WithCancel(context.Background())
 	d.newRunner = func(a *app.App, sizes map[string]cgroup.Size, ids *isolate.IDRange) supervisor.Runner {
 		return d.isolatedRunner(a, sizes, ids)
@@ -250,6 +268,10 @@ func Run(ctx context.Context, cfg Config) error {
 	go srv.Serve(ln)
 	defer os.Remove(cfg.Socket)
 	d.logf("listening on %s", cfg.Socket)
+	if cfg.Router.Listen != "" || cfg.Router.TLSListen != "" {
+		d.routing = newRouting(d)
+		d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
+	}
 	d.loop(ctx, srv)
 	return nil
 }
@@ -296,7 +318,15 @@ func (d *Daemon) loop(ctx context.Context, srv *http.Server) {
 			srv.Shutdown(sctx)
 			cancel()
 			srv.Close()
+			// The router takes no new connection; requests under way
+			// go on while their dynos stop, as long as those do.
+			if d.routing != nil {
+				d.routing.stop(d.cfg.StopTimeout)
+			}
 			d.shutdown()
+			if d.routing != nil {
+				d.routing.close()
+			}
 			return
 		case <-tick.C:
 		case <-d.nudge:
@@ -351,6 +381,7 @@ func (d *Daemon) converge() {
 		if err := a.converge(); err != nil {
 			a.fail(err)
 		}
+		a.routeState()
 	}
 	d.mu.Lock()
 	var gone []*appRun
@@ -361,6 +392,17 @@ func (d *Daemon) converge() {
 		}
 	}
 	d.mu.Unlock()
+	if d.routing != nil {
+		d.mu.Lock()
+		apps := make([]hostsOf, 0, len(d.apps))
+		for _, a := range d.apps {
+			a.mu.Lock()
+			apps = append(apps, hostsOf{app: a, domains: a.domains, certs: a.certs})
+			a.mu.Unlock()
+		}
+		d.mu.Unlock()
+		d.routing.refresh(apps)
+	}
 	for _, a := range gone {
 		d.logf("%s: destroyed; stopping its dynos", a.name)
 		d.background.Add(1)

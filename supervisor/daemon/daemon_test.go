@@ -138,6 +138,9 @@ type daemonOptions struct {
 	setup   func(h app.Home) // before the daemon starts
 	phase   func(rel ledger.Release) int
 	noStart bool
+	// runner, when set, wraps the fake runner (routing_test.go's web
+	// dynos that answer HTTP).
+	runner func(*fakeRunner) supervisor.Runner
 }
 
 func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
@@ -155,7 +158,15 @@ func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 		cfg.Poll = time.Hour // turns come from nudges, as a test asks
 	}
 	td.d = newDaemon(cfg.withDefaults())
-	td.d.newRunner = func(*app.App, map[string]cgroup.Size, *isolate.IDRange) supervisor.Runner { return td.runner }
+	var runner supervisor.Runner = td.runner
+	if o.runner != nil {
+		runner = o.runner(td.runner)
+	}
+	td.d.newRunner = func(*app.App, map[string]cgroup.Size, *isolate.IDRange) supervisor.Runner { return runner }
+	// Each test daemon its own ports, so that daemons side by side never
+	// give two dynos the same one.
+	first := 30000 + int(testPorts.Add(1)%300)*100
+	td.d.ports = [2]int{first, first + 99}
 	td.d.runPhase = func(ctx context.Context, r *appRun, rel ledger.Release, lower string) (int, error) {
 		td.phases.Add(1)
 		if o.phase == nil {
@@ -168,6 +179,10 @@ func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 		t.Fatal(err)
 	}
 	td.sock = cfg.Socket
+	if cfg.Router.Listen != "" {
+		td.d.routing = newRouting(td.d)
+		td.d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
+	}
 	srv := td.d.server()
 	go srv.Serve(&countingListener{Listener: ln, n: &td.read})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -181,6 +196,9 @@ func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 	td.turn() // the first converge has run
 	return td
 }
+
+// testPorts hands each test daemon its own range of ports.
+var testPorts atomic.Int64
 
 // shutdown stops the daemon and waits for its loop to end.
 func (td *testDaemon) shutdown() {
@@ -248,6 +266,13 @@ func deploy(t *testing.T, h app.Home, name string, types map[string]string) *app
 	if err != nil {
 		t.Fatal(err)
 	}
+	deployTo(t, h, a, types)
+	return a
+}
+
+// deployTo deploys a release of a slug with types to existing app a.
+func deployTo(t *testing.T, h app.Home, a *app.App, types map[string]string) {
+	t.Helper()
 	src := t.TempDir()
 	os.WriteFile(filepath.Join(src, "Procfile"), []byte("x"), 0o644)
 	sl, _, err := h.Slugs().Pack(src, slug.PackOptions{})
@@ -261,7 +286,6 @@ func deploy(t *testing.T, h app.Home, name string, types map[string]string) *app
 	if _, err := a.RunReleasePhase(context.Background(), rel, io.Discard, func(context.Context, ledger.Release, string) (int, error) { return 0, nil }); err != nil {
 		t.Fatal(err)
 	}
-	return a
 }
 
 // rawRequest sends head (and body) on a new connection and returns it.

@@ -11,7 +11,9 @@ import (
 
 // Dyno is the Platform API's dyno, as the daemon answers GET and POST
 // /apps/{app}/dynos and as dyno's CLI reads it. Pid, MemoryBytes and
-// CPUSeconds are dyno's own; the Heroku CLI ignores them.
+// CPUSeconds are dyno's own, and Port, the PORT its process was given
+// (the router's way in; an operator's for a look behind the router);
+// the Heroku CLI ignores them.
 type Dyno struct {
 	ID        string    `json:"id"`
 	Name      string    `json:"name"`
@@ -23,6 +25,7 @@ type Dyno struct {
 	App       AppRef    `json:"app"`
 
 	Pid         int     `json:"pid,omitempty"`
+	Port        int     `json:"port,omitempty"`
 	MemoryBytes int64   `json:"memory_bytes,omitempty"`
 	CPUSeconds  float64 `json:"cpu_seconds,omitempty"`
 }
@@ -39,7 +42,7 @@ func NewDyno(s supervisor.DynoStatus, appName string) Dyno {
 	d := Dyno{
 		ID: s.Name, Name: s.Name, Type: s.Type, Command: s.Command, State: string(s.State),
 		Size: app.SizeName(s.Size), UpdatedAt: s.Since.UTC().Truncate(time.Second),
-		App: AppRef{Name: appName}, Pid: s.Pid,
+		App: AppRef{Name: appName}, Pid: s.Pid, Port: s.Port,
 	}
 	if s.Memory > 0 {
 		d.MemoryBytes, d.CPUSeconds = s.Memory, s.CPU.Seconds()
