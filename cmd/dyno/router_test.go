@@ -66,7 +66,7 @@ func TestRouterThroughTheDaemon(t *testing.T) {
 		if resp.StatusCode != 200 || !strings.Contains(string(body), "Directory listing") {
 			t.Fatalf("GET http://demo.localhost:%s/: %d %q", port, resp.StatusCode, body)
 		}
-		e.waitLog(t, "demo", `heroku\[router\]: at=info method=GET path="/" host=demo\.localhost:`+port+` request_id=\S+ fwd="127\.0\.0\.1" dyno=web\.\d connect=\d+ms service=\d+ms status=200 bytes=\d+ protocol=http`)
+		e.waitLog(t, "demo", `heroku\[router\]: at=info method=GET path="/" host=demo\.localhost request_id=\S+ fwd="127\.0\.0\.1" dyno=web\.\d connect=\d+ms service=\d+ms status=200 bytes=\d+ protocol=http`)
 		logs, _ := e.dynoOut(t, "logs", "-a", "demo", "-d", "router", "-n", "1500")
 		for _, m := range regexp.MustCompile(`dyno=(web\.\d)`).FindAllStringSubmatch(logs, -1) {
 			served[m[1]] = true

@@ -186,7 +186,7 @@ func TestRouterRoutesByHostAndLogsEachRequest(t *testing.T) {
 	}
 	select {
 	case line := <-tail.Lines():
-		for _, want := range []string{"heroku[router]: at=info method=GET path=\"/\" host=demo.localhost:8080",
+		for _, want := range []string{"heroku[router]: at=info method=GET path=\"/\" host=demo.localhost ",
 			"request_id=" + id, "fwd=\"127.0.0.1\"", "dyno=web.1", "status=200", "protocol=http"} {
 			if !strings.Contains(string(line), want) {
 				t.Errorf("router line %q lacks %q", line, want)

@@ -266,7 +266,7 @@ func conformance(t *testing.T, serve serveFunc) {
 		if got := resp.Header.Get("Via"); got != "1.1 dyno" {
 			t.Errorf("Via %q", got)
 		}
-		e.line(`app: at=info method=GET path="/hello?x=1" host=app.localhost:8080 request_id=abcdefghijklmnopqrstuvwxyz fwd="127.0.0.1" dyno=web.1 connect=`,
+		e.line(`app: at=info method=GET path="/hello?x=1" host=app.localhost request_id=abcdefghijklmnopqrstuvwxyz fwd="127.0.0.1" dyno=web.1 connect=`,
 			" status=200 bytes=", " protocol=http")
 	})
 

@@ -14,7 +14,7 @@ type LogLine struct {
 	Cause     string // H26's cause=, else ""
 	Method    string
 	Path      string // with the query
-	Host      string
+	Host      string // the Host header; the line leaves out its port
 	RequestID string
 	Fwd       string // the X-Forwarded-For value
 	Dyno      string // "web.1", "" when none served it
@@ -62,7 +62,9 @@ func (l *LogLine) Append(dst []byte) []byte {
 	dst = append(dst, " path="...)
 	dst = appendQuoted(dst, l.Path)
 	dst = append(dst, " host="...)
-	dst = appendValue(dst, l.Host)
+	// The hostname alone, as Heroku's lines show the app's host: a
+	// request to node-hello.localhost:8080 logs host=node-hello.localhost.
+	dst = appendValue(dst, stripPort(l.Host))
 	dst = append(dst, " request_id="...)
 	dst = appendValue(dst, l.RequestID)
 	dst = append(dst, " fwd="...)
