@@ -17,7 +17,7 @@ func TestLogLine(t *testing.T) {
 	}{
 		{
 			name: "served",
-			l: LogLine{Method: "GET", Path: "/", Host: "node-hello.localhost", RequestID: "ID", Fwd: "127.0.0.1",
+			l: LogLine{Method: "GET", Path: "/", Host: "node-hello.localhost:8080", RequestID: "ID", Fwd: "127.0.0.1",
 				Dyno: "web.1", Connect: 0, Service: 2 * time.Millisecond, Status: 200, Bytes: 1234, Protocol: "http"},
 			want: `at=info method=GET path="/" host=node-hello.localhost request_id=ID fwd="127.0.0.1" dyno=web.1 connect=0ms service=2ms status=200 bytes=1234 protocol=http`,
 		},
