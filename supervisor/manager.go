@@ -96,7 +96,8 @@ type Options struct {
 	// dyno's config stays the same across restarts.
 	NewPort func() int
 	// OnChange, when set, is called after any dyno changes state or is
-	// sent a stop signal, from the dyno's goroutine with no lock held:
+	// sent a stop signal, never with a lock of the supervisor held (it
+	// may call Status):
 	// the router learns from it which web dynos take requests. It must
 	// not block.
 	OnChange func()

@@ -147,7 +147,9 @@ func (s *Supervisor) StartOneOff(cfg DynoConfig) error {
 		return fmt.Errorf("start %s: a dyno of that name is running", cfg.Name)
 	}
 	d := newDyno(s, cfg, true)
-	d.setStateQuietly(Starting)
+	// Not shared yet, so set without d.mu and without telling OnChange,
+	// which may call Status and so must never run under s.mu.
+	d.state = Starting
 	d.markStarted()
 	s.dynos = append(s.dynos, d)
 	s.wg.Add(1)

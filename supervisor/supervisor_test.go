@@ -637,3 +637,23 @@ func TestNewProcessUpWhileItsPredecessorStops(t *testing.T) {
 	await(ports[1])
 	s.ShutdownNow()
 }
+
+// OnChange may ask for Status: it is never called under the
+// supervisor's lock (a one-off's start once deadlocked the daemon here).
+func TestOnChangeMayCallStatus(t *testing.T) {
+	t.Parallel()
+	var s *Supervisor
+	ready := make(chan struct{})
+	s, r, _ := newTestSupervisor(t, Options{OnChange: func() {
+		<-ready
+		s.Status()
+	}}, false)
+	close(ready)
+	s.Reconcile(workers("worker.1"))
+	r.next(t)
+	if err := s.StartOneOff(DynoConfig{Name: "run.1", Type: "run", Command: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	r.next(t)
+	s.ShutdownNow()
+}
