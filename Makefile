@@ -54,6 +54,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzAPIRequests$$' -fuzztime $(FUZZTIME) ./supervisor/daemon
 	$(GO) test -run '^$$' -fuzz '^FuzzLogLine$$' -fuzztime $(FUZZTIME) ./supervisor/router
 	$(GO) test -run '^$$' -fuzz '^FuzzRequestID$$' -fuzztime $(FUZZTIME) ./supervisor/router
+	$(GO) test -run '^$$' -fuzz '^FuzzParseRequest$$' -fuzztime $(FUZZTIME) ./supervisor/router
 
 clean:
 	rm -rf bin examples/hello/bin
