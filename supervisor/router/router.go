@@ -24,6 +24,10 @@ type Config struct {
 	// BackendIdle: pooled backend connections are dropped after this idle
 	// time (default 4 s, under Node's 5 s keep-alive).
 	ClientIdle, HeadTimeout, BackendIdle time.Duration
+	// EventLoops is how many epoll event loops serve a plain TCP
+	// listener on Linux: 0 means one per core, a negative number none
+	// (one goroutine per connection, as on other systems).
+	EventLoops int
 }
 
 func (c *Config) defaults() {
@@ -63,6 +67,7 @@ type Router struct {
 	shutdown  atomic.Bool
 	closed    chan struct{} // closed by Shutdown
 	connsDone chan struct{} // signalled when a connection ends during Shutdown
+	loops     loopSet
 }
 
 // bufSize is the size of the buffers a connection borrows while a request
@@ -101,6 +106,11 @@ func (r *Router) Serve(ln net.Listener, proto string) error {
 	port := ""
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		port = strconv.Itoa(a.Port)
+	}
+	if r.cfg.EventLoops >= 0 {
+		if err, ok := r.serveLoops(ln, proto, port); ok {
+			return err
+		}
 	}
 	var delay time.Duration
 	for {
@@ -175,6 +185,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	r.mu.Unlock()
+	r.stopLoops()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -188,7 +199,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		r.mu.Unlock()
 		if n == 0 {
 			r.pools.closeAll()
-			return nil
+			return r.waitLoops(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -198,6 +209,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 			}
 			r.mu.Unlock()
 			r.pools.closeAll()
+			r.waitLoops(ctx)
 			return ctx.Err()
 		case <-r.connsDone:
 		case <-tick.C:
