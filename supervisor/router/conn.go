@@ -333,7 +333,7 @@ func (c *conn) proxy(src []byte, n int) bool {
 				b, code = c.waitPick(deadline, refused)
 			}
 			if code != OK {
-				c.fail(code, code.Status(), "", !c.req.HasBody())
+				c.fail(code, code.Status(), "", c.whole)
 				return code != H27 && c.keep(n, c.bodyIfWhole())
 			}
 			c.backend = b
@@ -350,14 +350,14 @@ func (c *conn) proxy(src []byte, n int) bool {
 			switch how {
 			case dialTimeout:
 				c.connect = time.Since(t0)
-				c.fail(H19, H19.Status(), "", !c.req.HasBody())
+				c.fail(H19, H19.Status(), "", c.whole)
 				return c.keep(n, c.bodyIfWhole())
 			case dialRefused:
 				c.app.Quarantine(c.backend)
 				refused = true
 				if attempt+1 >= maxAttempts {
 					c.backend = Backend{}
-					c.fail(H21, H21.Status(), "", !c.req.HasBody())
+					c.fail(H21, H21.Status(), "", c.whole)
 					return c.keep(n, c.bodyIfWhole())
 				}
 				continue
@@ -437,6 +437,9 @@ func (c *conn) bodyIfWhole() int64 {
 // booting, or all quarantined), watching for the client to hang up so
 // the wait ends with H27.
 func (c *conn) waitPick(deadline time.Time, refused bool) (Backend, Code) {
+	if c.r.onWait != nil {
+		c.r.onWait()
+	}
 	if c.raw == nil {
 		return c.app.Pick(context.Background(), deadline, refused)
 	}
@@ -915,7 +918,7 @@ func (c *conn) noSuchApp(host []byte) {
 	page := "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>No such app</title></head>\n" +
 		"<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\n<h1>No such app</h1>\n<p>There is no app at " +
 		html.EscapeString(string(host)) + ".</p>\n</body></html>\n"
-	c.writePage(http.StatusNotFound, page, !c.req.Close && !c.req.HasBody())
+	c.writePage(http.StatusNotFound, page, !c.req.Close && c.whole)
 }
 
 func (c *conn) writePage(status int, page string, keepAlive bool) {

@@ -1,13 +1,36 @@
-// Package router holds the parts of dyno's HTTP router that do not depend
-// on how bytes move: the X-Request-Id rule, the request headers a dyno
-// sees, Heroku's H error codes with their statuses and error pages, the
-// heroku[router] log line, the choice of a web dyno with Heroku's 5 s
-// quarantine after a refused connection, and the host table that maps a
-// request's Host to its app (default hostnames and custom domains,
-// wildcards included).
+// Package router is dyno's HTTP router: one entry point for every app's
+// web dynos, routing as Heroku's router does.
 //
-// The proxy engine that accepts connections and relays requests comes
-// next; nothing here is wired into `dyno daemon` yet. Everything is
-// written for a hot path: the log line appends to a caller's buffer, the
-// header rewrite reuses the header's slices, and a pick allocates nothing.
+// A Router takes connections on its listeners (Serve for plain HTTP/1.x,
+// ServeHTTP behind net/http's server for HTTPS, HTTP/1.1 and HTTP/2),
+// finds the app by Host in its Table (default hostnames and custom
+// domains, wildcards included; an unknown host gets a 404 page), and asks
+// the App for a web dyno: at random among those up, skipping those
+// quarantined for 5 s after refusing a connection, holding the request
+// while the app's dynos boot or restart (H20 after 75 s). It connects
+// (H19 after 5 s), retries another dyno when one refuses (H21 after 10
+// tries), sends the request with the headers Heroku adds (Rewrite, and
+// Request.AppendForward for raw heads), and relays the response: bodies
+// stream both ways, chunked bodies keep their framing and flush as they
+// arrive (Server-Sent Events, long polls), large ones move by splice(2),
+// a WebSocket upgrade becomes a two-way tunnel, and Expect: 100-continue
+// is answered by the router itself. Each request writes one
+// heroku[router] line (LogLine) through a Journal, which never makes a
+// request wait for the log store; failures carry Heroku's H codes, with
+// their statuses and error pages.
+//
+// The plain HTTP path is hand-rolled on net.Conn, one goroutine per client
+// connection, because net/http's server and Transport cost two to three
+// times the CPU per request of a proxy that reads and writes raw
+// connections. A keep-alive request allocates nothing: heads are parsed
+// into spans of pooled buffers (Request.Parse, Response.Parse), rewritten
+// straight into the output buffer, and the log line is appended to a
+// buffer the connection keeps. Connections to dynos are pooled per dyno,
+// LIFO, and dropped after BackendIdle, before the dyno's own keep-alive
+// timeout. A connection waiting for its next request gives its buffers
+// back, so 10,000 idle clients cost their sockets and goroutines only.
+//
+// The head parser, the rewriter and the chunk scanner work on []byte with
+// offsets, so that an event loop can share them with this engine; the
+// conformance tests are written to run against any way of serving.
 package router

@@ -286,7 +286,10 @@ func (x *httpExchange) respond(bc *backendConn, resp *Response, head, rest []byt
 		reuse = false
 	}
 	if src != nil {
+		// The head goes out now: a stream (SSE) may send its first event
+		// much later.
 		rc := http.NewResponseController(x.w)
+		rc.Flush()
 		buf := make([]byte, 32<<10)
 		for {
 			n, err := src.Read(buf)

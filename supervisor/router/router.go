@@ -66,6 +66,8 @@ type Router struct {
 	conns     map[*conn]struct{}
 	shutdown  atomic.Bool
 	closed    chan struct{} // closed by Shutdown
+
+	onWait    func()        // tests: a request starts waiting for a dyno to come up
 	connsDone chan struct{} // signalled when a connection ends during Shutdown
 	loops     loopSet
 }
