@@ -19,6 +19,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -32,6 +33,7 @@ func main() {
 	okserver := flag.String("okserver", "", "be an ok backend on this address instead of the router")
 	loops := flag.Int("loops", 0, "event loops: 0 one per core, -1 none (goroutines)")
 	gcstats := flag.Bool("gcstats", false, "print GC cycles and allocations every 5 s")
+	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the first 10 s after the first request here")
 	flag.Parse()
 	if *okserver != "" {
 		serveOK(*okserver)
@@ -73,6 +75,20 @@ func main() {
 		}()
 	}
 	_ = debug.SetGCPercent
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		go func() {
+			time.Sleep(3 * time.Second)
+			pprof.StartCPUProfile(f)
+			time.Sleep(10 * time.Second)
+			pprof.StopCPUProfile()
+			f.Close()
+			fmt.Fprintln(os.Stderr, "profile written")
+		}()
+	}
 	fmt.Fprintln(os.Stderr, "router on", ln.Addr())
 	err = r.Serve(ln, "http")
 	fmt.Fprintln(os.Stderr, "serve:", err)

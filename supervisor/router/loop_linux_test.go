@@ -18,8 +18,8 @@ import (
 	"time"
 )
 
-// lineSink keeps the router lines it gets.
-type lineSink struct {
+// loopSink keeps the router lines it gets.
+type loopSink struct {
 	count atomic.Int64 // lines, kept or not
 	quiet atomic.Bool  // count lines only: keeping them allocates
 	mu    sync.Mutex
@@ -27,9 +27,9 @@ type lineSink struct {
 	added chan struct{}
 }
 
-func newLineSink() *lineSink { return &lineSink{added: make(chan struct{}, 1000)} }
+func newLoopSink() *loopSink { return &loopSink{added: make(chan struct{}, 1000)} }
 
-func (s *lineSink) RouterLine(app string, line []byte) {
+func (s *loopSink) RouterLine(app string, line []byte) {
 	s.count.Add(1)
 	if s.quiet.Load() {
 		return
@@ -43,11 +43,11 @@ func (s *lineSink) RouterLine(app string, line []byte) {
 	}
 }
 
-func (s *lineSink) Dropped(app string, n int, since time.Time) {}
+func (s *loopSink) Dropped(app string, n int, since time.Time) {}
 
 // waitFor returns the first line that contains every one of parts,
 // waiting for it up to 5 s.
-func (s *lineSink) waitFor(t *testing.T, parts ...string) string {
+func (s *loopSink) waitFor(t *testing.T, parts ...string) string {
 	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
@@ -77,9 +77,9 @@ func (s *lineSink) waitFor(t *testing.T, parts ...string) string {
 
 // loopRouter serves an app "app" at app.localhost with the given
 // backends through event loops, and returns the router's address.
-func loopRouter(t *testing.T, cfg Config, backends ...string) (*Router, string, *App, *lineSink) {
+func loopRouter(t *testing.T, cfg Config, backends ...string) (*Router, string, *App, *loopSink) {
 	t.Helper()
-	sink := newLineSink()
+	sink := newLoopSink()
 	j := NewJournal(sink, 0)
 	cfg.Journal = j
 	if cfg.EventLoops == 0 {
@@ -118,8 +118,8 @@ func loopRouter(t *testing.T, cfg Config, backends ...string) (*Router, string, 
 	return r, ln.Addr().String(), app, sink
 }
 
-// httpBackend serves h on a loopback port.
-func httpBackend(t *testing.T, h http.HandlerFunc) string {
+// loopHTTP serves h on a loopback port.
+func loopHTTP(t *testing.T, h http.HandlerFunc) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -131,8 +131,8 @@ func httpBackend(t *testing.T, h http.HandlerFunc) string {
 	return ln.Addr().String()
 }
 
-// rawBackend runs serve on each connection to a loopback port.
-func rawBackend(t *testing.T, serve func(net.Conn)) string {
+// loopRaw runs serve on each connection to a loopback port.
+func loopRaw(t *testing.T, serve func(net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -170,8 +170,8 @@ func rawBackend(t *testing.T, serve func(net.Conn)) string {
 	return ln.Addr().String()
 }
 
-// readHead reads one request head from br; cl is its Content-Length.
-func readHead(br *bufio.Reader) (head string, cl int, err error) {
+// loopHead reads one request head from br; cl is its Content-Length.
+func loopHead(br *bufio.Reader) (head string, cl int, err error) {
 	var b strings.Builder
 	for {
 		line, err := br.ReadString('\n')
@@ -189,7 +189,7 @@ func readHead(br *bufio.Reader) (head string, cl int, err error) {
 	return b.String(), cl, nil
 }
 
-func get(t *testing.T, c net.Conn, br *bufio.Reader, path string) *http.Response {
+func loopGet(t *testing.T, c net.Conn, br *bufio.Reader, path string) *http.Response {
 	t.Helper()
 	fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: app.localhost\r\n\r\n", path)
 	resp, err := http.ReadResponse(br, nil)
@@ -199,7 +199,7 @@ func get(t *testing.T, c net.Conn, br *bufio.Reader, path string) *http.Response
 	return resp
 }
 
-func body(t *testing.T, resp *http.Response) string {
+func loopBody(t *testing.T, resp *http.Response) string {
 	t.Helper()
 	b, err := io.ReadAll(resp.Body)
 	resp.Body.Close()
@@ -211,7 +211,7 @@ func body(t *testing.T, resp *http.Response) string {
 
 func TestLoopProxiesWithHerokusHeadersAndLogLine(t *testing.T) {
 	seen := make(chan http.Header, 10)
-	be := httpBackend(t, func(w http.ResponseWriter, r *http.Request) {
+	be := loopHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		seen <- r.Header.Clone()
 		w.Header().Set("X-Path", r.URL.Path)
 		io.WriteString(w, "hello "+r.URL.Path)
@@ -230,7 +230,7 @@ func TestLoopProxiesWithHerokusHeadersAndLogLine(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := body(t, resp); got != "hello "+path {
+		if got := loopBody(t, resp); got != "hello "+path {
 			t.Fatalf("body %q", got)
 		}
 		if resp.Header.Get("Via") != "1.1 dyno" || resp.Header.Get("X-Path") != path {
@@ -253,7 +253,7 @@ func TestLoopProxiesWithHerokusHeadersAndLogLine(t *testing.T) {
 }
 
 func TestLoopPipelinedRequestsAnsweredInOrder(t *testing.T) {
-	be := httpBackend(t, func(w http.ResponseWriter, r *http.Request) {
+	be := loopHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -280,14 +280,14 @@ func TestLoopPipelinedRequestsAnsweredInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := body(t, resp); got != want {
+		if got := loopBody(t, resp); got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
 	}
 }
 
 func TestLoopRelaysChunkedAndUntilCloseResponses(t *testing.T) {
-	be := httpBackend(t, func(w http.ResponseWriter, r *http.Request) {
+	be := loopHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/close" {
 			// HTTP/1.1 without a length and without chunking: the body
 			// ends when the dyno closes.
@@ -308,19 +308,19 @@ func TestLoopRelaysChunkedAndUntilCloseResponses(t *testing.T) {
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
-	resp := get(t, c, br, "/chunked")
-	if got := body(t, resp); got != "chunk 0;chunk 1;chunk 2;" || resp.TransferEncoding == nil {
+	resp := loopGet(t, c, br, "/chunked")
+	if got := loopBody(t, resp); got != "chunk 0;chunk 1;chunk 2;" || resp.TransferEncoding == nil {
 		t.Errorf("chunked: %q %v", got, resp.TransferEncoding)
 	}
-	resp = get(t, c, br, "/close")
-	if got := body(t, resp); got != "until close" || !resp.Close {
+	resp = loopGet(t, c, br, "/close")
+	if got := loopBody(t, resp); got != "until close" || !resp.Close {
 		t.Errorf("until close: %q close=%v", got, resp.Close)
 	}
 }
 
 func TestLoopStreamsServerSentEvents(t *testing.T) {
 	next := make(chan struct{})
-	be := httpBackend(t, func(w http.ResponseWriter, r *http.Request) {
+	be := loopHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for i := 0; i < 3; i++ {
 			fmt.Fprintf(w, "data: %d\n\n", i)
@@ -335,7 +335,7 @@ func TestLoopStreamsServerSentEvents(t *testing.T) {
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
-	resp := get(t, c, br, "/events")
+	resp := loopGet(t, c, br, "/events")
 	rd := bufio.NewReader(resp.Body)
 	for i := 0; i < 3; i++ {
 		line, err := rd.ReadString('\n')
@@ -349,7 +349,7 @@ func TestLoopStreamsServerSentEvents(t *testing.T) {
 
 func TestLoopBackPressureOnALargeDownload(t *testing.T) {
 	const size = 8 << 20
-	be := httpBackend(t, func(w http.ResponseWriter, r *http.Request) {
+	be := loopHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Length", strconv.Itoa(size))
 		chunk := bytes.Repeat([]byte("x"), 64<<10)
 		for n := 0; n < size; n += len(chunk) {
@@ -363,13 +363,13 @@ func TestLoopBackPressureOnALargeDownload(t *testing.T) {
 	}
 	defer c.Close()
 	br := bufio.NewReader(c)
-	resp := get(t, c, br, "/big")
+	resp := loopGet(t, c, br, "/big")
 	time.Sleep(100 * time.Millisecond) // the router fills the socket and must stop reading the dyno
 	n, err := io.Copy(io.Discard, resp.Body)
 	if err != nil || n != size {
 		t.Fatalf("read %d bytes, %v", n, err)
 	}
-	resp = get(t, c, br, "/big")
+	resp = loopGet(t, c, br, "/big")
 	if n, _ := io.Copy(io.Discard, resp.Body); n != size {
 		t.Fatalf("second download: %d bytes", n)
 	}
@@ -378,10 +378,10 @@ func TestLoopBackPressureOnALargeDownload(t *testing.T) {
 // The loop hands a connection to the goroutine path mid-connection, after
 // requests it served itself, with the bytes it has read.
 func TestLoopHandsOffWhatItDoesNotServe(t *testing.T) {
-	be := rawBackend(t, func(c net.Conn) {
+	be := loopRaw(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
 		for {
-			head, cl, err := readHead(br)
+			head, cl, err := loopHead(br)
 			if err != nil {
 				return
 			}
@@ -398,7 +398,7 @@ func TestLoopHandsOffWhatItDoesNotServe(t *testing.T) {
 					c.Write(bytes.ToUpper(buf[:n]))
 				}
 			case strings.Contains(head, "Transfer-Encoding: chunked"):
-				tp := httpChunkedBody(br)
+				tp := loopChunkedBody(br)
 				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s", len(tp), tp)
 			default:
 				b := make([]byte, cl)
@@ -414,9 +414,9 @@ func TestLoopHandsOffWhatItDoesNotServe(t *testing.T) {
 	_, addr, _, sink := loopRouter(t, Config{}, be)
 
 	t.Run("expect", func(t *testing.T) {
-		c, br := dial(t, addr)
-		get(t, c, br, "/a").Body.Close()
-		get(t, c, br, "/b").Body.Close()
+		c, br := loopDial(t, addr)
+		loopGet(t, c, br, "/a").Body.Close()
+		loopGet(t, c, br, "/b").Body.Close()
 		io.WriteString(c, "POST /e HTTP/1.1\r\nHost: app.localhost\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n")
 		line, _ := br.ReadString('\n')
 		if !strings.HasPrefix(line, "HTTP/1.1 100") {
@@ -428,30 +428,30 @@ func TestLoopHandsOffWhatItDoesNotServe(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := body(t, resp); got != "got body" {
+		if got := loopBody(t, resp); got != "got body" {
 			t.Errorf("got %q", got)
 		}
 		// The connection goes on, on the goroutine path.
-		if got := body(t, get(t, c, br, "/after")); got != "got " {
+		if got := loopBody(t, loopGet(t, c, br, "/after")); got != "got " {
 			t.Errorf("after: %q", got)
 		}
 	})
 	t.Run("chunked upload", func(t *testing.T) {
-		c, br := dial(t, addr)
-		get(t, c, br, "/a").Body.Close()
+		c, br := loopDial(t, addr)
+		loopGet(t, c, br, "/a").Body.Close()
 		io.WriteString(c, "POST /c HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := body(t, resp); got != "hello" {
+		if got := loopBody(t, resp); got != "hello" {
 			t.Errorf("got %q", got)
 		}
 	})
 	t.Run("upgrade", func(t *testing.T) {
-		c, br := dial(t, addr)
-		get(t, c, br, "/a").Body.Close()
-		get(t, c, br, "/b").Body.Close()
+		c, br := loopDial(t, addr)
+		loopGet(t, c, br, "/a").Body.Close()
+		loopGet(t, c, br, "/b").Body.Close()
 		io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil || resp.StatusCode != 101 {
@@ -466,22 +466,22 @@ func TestLoopHandsOffWhatItDoesNotServe(t *testing.T) {
 		}
 	})
 	t.Run("large body", func(t *testing.T) {
-		c, br := dial(t, addr)
-		get(t, c, br, "/a").Body.Close()
+		c, br := loopDial(t, addr)
+		loopGet(t, c, br, "/a").Body.Close()
 		big := strings.Repeat("y", loopMaxBody+1)
 		fmt.Fprintf(c, "POST /big HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: %d\r\n\r\n%s", len(big), big)
 		resp, err := http.ReadResponse(br, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got := body(t, resp); got != "got "+big {
+		if got := loopBody(t, resp); got != "got "+big {
 			t.Errorf("got %d bytes", len(got))
 		}
 	})
 	sink.waitFor(t, `path="/big"`, "status=200")
 }
 
-func httpChunkedBody(br *bufio.Reader) string {
+func loopChunkedBody(br *bufio.Reader) string {
 	var b strings.Builder
 	for {
 		line, err := br.ReadString('\n')
@@ -499,7 +499,7 @@ func httpChunkedBody(br *bufio.Reader) string {
 	}
 }
 
-func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+func loopDial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
@@ -514,19 +514,19 @@ func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 // it races a request, sends the request again on a fresh connection.
 func TestLoopSurvivesADynoClosingPooledConnections(t *testing.T) {
 	var conns atomic.Int64
-	be := rawBackend(t, func(c net.Conn) {
+	be := loopRaw(t, func(c net.Conn) {
 		conns.Add(1)
 		br := bufio.NewReader(c)
-		if _, _, err := readHead(br); err != nil {
+		if _, _, err := loopHead(br); err != nil {
 			return
 		}
 		io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 	})
 	_, addr, _, _ := loopRouter(t, Config{}, be)
-	c, br := dial(t, addr)
+	c, br := loopDial(t, addr)
 	for i := 0; i < 50; i++ {
-		resp := get(t, c, br, "/")
-		if got := body(t, resp); resp.StatusCode != 200 || got != "ok" {
+		resp := loopGet(t, c, br, "/")
+		if got := loopBody(t, resp); resp.StatusCode != 200 || got != "ok" {
 			t.Fatalf("request %d: %d %q", i, resp.StatusCode, got)
 		}
 	}
@@ -537,9 +537,9 @@ func TestLoopSurvivesADynoClosingPooledConnections(t *testing.T) {
 
 func TestLoopTimeouts(t *testing.T) {
 	stall := make(chan struct{})
-	be := rawBackend(t, func(c net.Conn) {
+	be := loopRaw(t, func(c net.Conn) {
 		br := bufio.NewReader(c)
-		head, _, err := readHead(br)
+		head, _, err := loopHead(br)
 		if err != nil {
 			return
 		}
@@ -548,15 +548,15 @@ func TestLoopTimeouts(t *testing.T) {
 		}
 		<-stall
 	})
-	t.Cleanup(func() { close(stall) }) // before rawBackend's, which waits for the handlers
+	t.Cleanup(func() { close(stall) }) // before loopRaw's, which waits for the handlers
 	cfg := Config{FirstByte: 1500 * time.Millisecond, Idle: 1500 * time.Millisecond, ClientIdle: 1500 * time.Millisecond}
 	_, addr, _, sink := loopRouter(t, cfg, be)
 
 	t.Run("H12", func(t *testing.T) {
-		c, br := dial(t, addr)
+		c, br := loopDial(t, addr)
 		start := time.Now()
-		resp := get(t, c, br, "/first-byte")
-		if resp.StatusCode != 503 || !strings.Contains(body(t, resp), "H12") {
+		resp := loopGet(t, c, br, "/first-byte")
+		if resp.StatusCode != 503 || !strings.Contains(loopBody(t, resp), "H12") {
 			t.Errorf("got %d", resp.StatusCode)
 		}
 		if d := time.Since(start); d < 1500*time.Millisecond || d > 4*time.Second {
@@ -565,8 +565,8 @@ func TestLoopTimeouts(t *testing.T) {
 		sink.waitFor(t, "code=H12", `path="/first-byte"`, "status=503", "dyno=web.1")
 	})
 	t.Run("H15", func(t *testing.T) {
-		c, br := dial(t, addr)
-		resp := get(t, c, br, "/idle")
+		c, br := loopDial(t, addr)
+		resp := loopGet(t, c, br, "/idle")
 		b, err := io.ReadAll(resp.Body)
 		if err == nil || string(b) != "abc" {
 			t.Errorf("body %q, %v: want abc cut short", b, err)
@@ -574,7 +574,7 @@ func TestLoopTimeouts(t *testing.T) {
 		sink.waitFor(t, "code=H15", `path="/idle"`)
 	})
 	t.Run("client idle", func(t *testing.T) {
-		c, _ := dial(t, addr)
+		c, _ := loopDial(t, addr)
 		start := time.Now()
 		c.SetReadDeadline(time.Now().Add(5 * time.Second))
 		if n, err := c.Read(make([]byte, 1)); err != io.EOF {
@@ -587,14 +587,14 @@ func TestLoopTimeouts(t *testing.T) {
 }
 
 func TestLoopRetriesRefusedDynosAndGivesH21(t *testing.T) {
-	ok := httpBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up") })
+	ok := loopHTTP(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "up") })
 	ln, _ := net.Listen("tcp", "127.0.0.1:0")
 	dead := ln.Addr().String()
 	ln.Close()
 	_, addr, app, sink := loopRouter(t, Config{}, dead, ok)
-	c, br := dial(t, addr)
+	c, br := loopDial(t, addr)
 	for i := 0; i < 5; i++ {
-		if got := body(t, get(t, c, br, "/")); got != "up" {
+		if got := loopBody(t, loopGet(t, c, br, "/")); got != "up" {
 			t.Fatalf("got %q", got)
 		}
 	}
@@ -603,8 +603,8 @@ func TestLoopRetriesRefusedDynosAndGivesH21(t *testing.T) {
 	dead = ln.Addr().String()
 	ln.Close()
 	app.Update(Running, []Backend{{Dyno: "web.3", Addr: dead}})
-	resp := get(t, c, br, "/refused")
-	if resp.StatusCode != 503 || !strings.Contains(body(t, resp), "H21") {
+	resp := loopGet(t, c, br, "/refused")
+	if resp.StatusCode != 503 || !strings.Contains(loopBody(t, resp), "H21") {
 		t.Errorf("status %d", resp.StatusCode)
 	}
 	// Heroku's H21 line names the dyno that refused.
@@ -615,7 +615,7 @@ func TestLoopRetriesRefusedDynosAndGivesH21(t *testing.T) {
 // descriptors within one batch of events; each answer still reaches the
 // connection that asked.
 func TestLoopConnectionChurn(t *testing.T) {
-	be := httpBackend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) })
+	be := loopHTTP(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, r.URL.Path) })
 	_, addr, _, _ := loopRouter(t, Config{}, be)
 	var wg sync.WaitGroup
 	errs := make(chan error, 1000)
@@ -652,10 +652,10 @@ func TestLoopConnectionChurn(t *testing.T) {
 	}
 }
 
-// okBackend answers every request with "ok" and allocates nothing per
+// loopOK answers every request with "ok" and allocates nothing per
 // request, so that AllocsPerRun counts the router's allocations.
-func okBackend(t *testing.T) string {
-	return rawBackend(t, func(c net.Conn) {
+func loopOK(t *testing.T) string {
+	return loopRaw(t, func(c net.Conn) {
 		buf := make([]byte, 4096)
 		resp := []byte("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		n := 0
@@ -680,9 +680,9 @@ func okBackend(t *testing.T) string {
 }
 
 func TestLoopAllocatesNothingPerRequest(t *testing.T) {
-	_, addr, _, sink := loopRouter(t, Config{}, okBackend(t))
+	_, addr, _, sink := loopRouter(t, Config{}, loopOK(t))
 	sink.quiet.Store(true)
-	c, _ := dial(t, addr)
+	c, _ := loopDial(t, addr)
 	req := []byte("GET /x HTTP/1.1\r\nHost: app.localhost\r\nUser-Agent: test\r\n\r\n")
 	buf := make([]byte, 4096)
 	want := 0
@@ -721,16 +721,16 @@ func TestLoopAllocatesNothingPerRequest(t *testing.T) {
 func TestLoopShutdownLetsARequestInFlightFinish(t *testing.T) {
 	release := make(chan struct{})
 	started := make(chan struct{})
-	be := httpBackend(t, func(w http.ResponseWriter, r *http.Request) {
+	be := loopHTTP(t, func(w http.ResponseWriter, r *http.Request) {
 		close(started)
 		<-release
 		io.WriteString(w, "done")
 	})
 	r, addr, _, _ := loopRouter(t, Config{}, be)
-	c, br := dial(t, addr)
+	c, br := loopDial(t, addr)
 	io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
 	<-started
-	idle, _ := dial(t, addr)
+	idle, _ := loopDial(t, addr)
 	shut := make(chan error, 1)
 	go func() { shut <- r.Shutdown(context.Background()) }()
 	// The idle connection closes; the request in flight finishes.
@@ -743,10 +743,18 @@ func TestLoopShutdownLetsARequestInFlightFinish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := body(t, resp); got != "done" || !resp.Close {
+	if got := loopBody(t, resp); got != "done" || !resp.Close {
 		t.Errorf("got %q, close=%v", got, resp.Close)
 	}
 	if err := <-shut; err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
+
+func serveLoops(t *testing.T, r *Router, ln net.Listener) {
+	r.cfg.EventLoops = 2
+	serveGoroutines(t, r, ln)
+}
+
+// The goroutine path's conformance checks, through the event loops.
+func TestConformanceLoops(t *testing.T) { conformance(t, serveLoops) }
