@@ -32,7 +32,7 @@ func main() {
 	backends := flag.String("backends", "127.0.0.1:18081", "comma-separated backend addresses (web.1, web.2, ...)")
 	okserver := flag.String("okserver", "", "be an ok backend on this address instead of the router")
 	loops := flag.Int("loops", 0, "event loops: 0 one per core, -1 none (goroutines)")
-	gcstats := flag.Bool("gcstats", false, "print GC cycles and allocations every 5 s")
+	gcstats := flag.Bool("gcstats", false, "print GC cycles and allocations every second")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the first 10 s after the first request here")
 	flag.Parse()
 	if *okserver != "" {
@@ -68,7 +68,7 @@ func main() {
 	if *gcstats {
 		go func() {
 			var m runtime.MemStats
-			for range time.Tick(5 * time.Second) {
+			for range time.Tick(time.Second) {
 				runtime.ReadMemStats(&m)
 				fmt.Fprintf(os.Stderr, "gc=%d mallocs=%d heap=%dKB\n", m.NumGC, m.Mallocs, m.HeapAlloc>>10)
 			}

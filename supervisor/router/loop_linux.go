@@ -936,7 +936,11 @@ func (l *evloop) backendEvent(be *lbackend, ev uint32) {
 		l.sendRequest(be)
 	case bsWriting:
 		if ev&(unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP) != 0 {
-			if !l.sendRequest(be) || be.state == bsWriting {
+			gen := be.gen
+			l.sendRequest(be)
+			// be may be closed, or serving another connection, when the
+			// write failed and the request went elsewhere.
+			if be.gen != gen || be.state == bsWriting {
 				return
 			}
 		}
@@ -1109,7 +1113,7 @@ func (l *evloop) relayBody(be *lbackend, b []byte) bool {
 	}
 	// A dyno that sent more than its response, or asked to close, does
 	// not get the connection back.
-	l.finish(c, OK, !extra && !c.resp.Close && !be.hup)
+	l.finish(c, OK, !extra && !c.resp.Close && !be.hup && c.fwdOff == len(c.fwd))
 	return false
 }
 
@@ -1255,7 +1259,7 @@ func (l *evloop) finish(c *lclient, code Code, reuse bool) {
 	c.app = nil
 	c.in = c.in[:copy(c.in, c.in[c.reqLen:])]
 	c.reqLen = 0
-	if !c.keepAlive {
+	if !c.keepAlive || l.s.stopping.Load() {
 		c.state = csClosing
 		l.flush(c)
 		return
@@ -1340,6 +1344,7 @@ func (l *evloop) releaseClient(c *lclient) {
 }
 
 func (l *evloop) closeBackend(be *lbackend) {
+	be.gen = 0 // no event matches it any more
 	l.forget(be.fd)
 	unix.Close(be.fd)
 	l.putBuf(be.in)
@@ -1394,10 +1399,12 @@ func (l *evloop) sweep() {
 				}
 			case csHead:
 				if l.now.Sub(c.start) >= cfg.HeadTimeout {
-					l.handOff(c) // the goroutine path answers a slow head
+					l.closeClient(c) // quietly, as the goroutine path closes a slow head
 				}
 			case csBody:
 				if l.now.Sub(c.last) >= cfg.Idle {
+					// The goroutine path sends the head and reads the rest
+					// of the body, H28 when it stops coming.
 					l.handOff(c)
 				}
 			case csBusy, csClosing:
