@@ -33,11 +33,15 @@ func main() {
 	okserver := flag.String("okserver", "", "be an ok backend on this address instead of the router")
 	loops := flag.Int("loops", 0, "event loops: 0 one per core, -1 none (goroutines)")
 	gcstats := flag.Bool("gcstats", false, "print GC cycles and allocations every second")
+	memprofile := flag.String("memprofile", "", "record every allocation and write the profile here at exit")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile of the first 10 s after the first request here")
 	flag.Parse()
 	if *okserver != "" {
 		serveOK(*okserver)
 		return
+	}
+	if *memprofile != "" {
+		runtime.MemProfileRate = 1
 	}
 	hosts, err := router.NewHosts("localhost")
 	if err != nil {
@@ -92,6 +96,14 @@ func main() {
 	fmt.Fprintln(os.Stderr, "router on", ln.Addr())
 	err = r.Serve(ln, "http")
 	fmt.Fprintln(os.Stderr, "serve:", err)
+	if *memprofile != "" {
+		f, err := os.Create(*memprofile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		pprof.Lookup("allocs").WriteTo(f, 0)
+		f.Close()
+	}
 }
 
 type discard struct{}

@@ -45,7 +45,7 @@ http {
 }
 CONF
 nice -n -10 /usr/sbin/nginx -c $T/nginx.conf
-GOMAXPROCS=${ROUTER_GOMAXPROCS:-} nice -n -10 $T/rb -listen 127.0.0.1:28090 -backends $BACKS -gcstats 2>$T/rb.log & echo $! > $T/rb.pid
+GODEBUG=gctrace=1 GOMAXPROCS=${ROUTER_GOMAXPROCS:-} nice -n -10 $T/rb -listen 127.0.0.1:28090 -backends $BACKS -gcstats 2>$T/rb.log & echo $! > $T/rb.pid
 sleep 0.5
 cpu() { # utime+stime ticks of the given pids
 	t=0; for p in "$@"; do set -- $(cut -d' ' -f14,15 /proc/$p/stat); t=$((t + $1 + $2)); done; echo $t
@@ -76,13 +76,16 @@ quiet() {
 }
 wrk -t2 -c50 -d2s -H 'Host: bench.localhost' http://127.0.0.1:28090/ >/dev/null # warm up
 NGW=$(pgrep -P $(cat $T/nginx.pid) | tr '\n' ' ')
-gc() { grep gc= $T/rb.log | tail -1 | sed 's/gc=\([0-9]*\).*/\1/'; }
+# GC cycles so far, and those the runtime forced because two minutes
+# passed without one (gctrace marks them "(forced)").
+gc() { grep -c '^gc [0-9]' $T/rb.log || true; }
+forced() { grep -c '^gc [0-9].*(forced)' $T/rb.log || true; }
 for r in $(seq 1 $ROUNDS); do
 	quiet; run "nginx  r$r" 28091 $NGW | tee -a $T/results
-	g0=$(gc)
+	g0=$(gc) f0=$(forced)
 	quiet; run "router r$r" 28090 $(cat $T/rb.pid) | tee -a $T/results
 	sleep 1.2
-	echo "router r$r gc cycles during the run: $(( $(gc) - g0 ))"
+	echo "router r$r gc cycles during the run: $(( $(gc) - g0 )), of which forced by the 2-minute timer: $(( $(forced) - f0 ))"
 done
 # Paired ratios: each router round against nginx in the same round.
 awk '/^nginx/ {split($3,a,"="); n=a[2]; split($5,b,"="); np=b[2]+0}

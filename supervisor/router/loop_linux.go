@@ -215,6 +215,26 @@ type loopLog struct {
 }
 
 func (s *loopServer) newLoop() (*evloop, error) {
+	l, err := s.newBareLoop()
+	if err != nil {
+		return nil, err
+	}
+	// The listener is level-triggered and exclusive: a new connection
+	// wakes one loop that sleeps rather than all of them, and one that
+	// is busy leaves it to another; each wake-up accepts a few, so that
+	// a burst of connections spreads over the loops.
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, s.lnfd,
+		&unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(s.lnfd)}); err != nil {
+		l.close()
+		return nil, os.NewSyscallError("epoll_ctl", err)
+	}
+	l.listenerIn = true
+	return l, nil
+}
+
+// newBareLoop is a loop with its epoll and wake-up descriptor, not yet
+// on the listener.
+func (s *loopServer) newBareLoop() (*evloop, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
@@ -225,18 +245,11 @@ func (s *loopServer) newLoop() (*evloop, error) {
 		return nil, os.NewSyscallError("eventfd", err)
 	}
 	l := &evloop{s: s, epfd: epfd, wakefd: wakefd, events: make([]unix.EpollEvent, loopEvents),
-		pools: map[string]*lpool{}, now: time.Now()}
+		pools: map[string]*lpool{}, now: time.Now(),
+		// Sized for a flush's worth of lines, so that a busier second
+		// than any before does not grow them (and start a GC cycle).
+		logBuf: make([]byte, 0, logFlushSize+4<<10), logs: make([]loopLog, 0, 1024)}
 	l.lastFlush, l.lastSweep = l.now, l.now
-	// The listener is level-triggered and exclusive: a new connection
-	// wakes one loop that sleeps rather than all of them, and one that
-	// is busy leaves it to another; each wake-up accepts a few, so that
-	// a burst of connections spreads over the loops.
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, s.lnfd,
-		&unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(s.lnfd)}); err != nil {
-		l.close()
-		return nil, os.NewSyscallError("epoll_ctl", err)
-	}
-	l.listenerIn = true
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd,
 		&unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
 		l.close()
@@ -260,25 +273,7 @@ func (l *evloop) run() {
 		}
 		l.now = time.Now()
 		for i := 0; i < n; i++ {
-			ev := l.events[i]
-			fd := int(ev.Fd)
-			switch {
-			case fd == l.s.lnfd:
-				l.accept()
-				continue
-			case fd == l.wakefd:
-				var b [8]byte
-				unix.Read(l.wakefd, b[:])
-				continue
-			}
-			if fd >= len(l.fds) || l.fds[fd].gen != uint32(ev.Pad) {
-				continue
-			}
-			if c := l.fds[fd].c; c != nil {
-				l.clientEvent(c, ev.Events)
-			} else if b := l.fds[fd].b; b != nil {
-				l.backendEvent(b, ev.Events)
-			}
+			l.handle(l.events[i])
 		}
 		if l.s.forced.Load() {
 			l.closeAll()
@@ -303,6 +298,30 @@ func (l *evloop) run() {
 		if len(l.logs) > 0 && (l.now.Sub(l.lastFlush) >= logFlushEvery || len(l.logBuf) >= logFlushSize) {
 			l.flushLogs()
 		}
+	}
+}
+
+// handle is one event of a batch.
+func (l *evloop) handle(ev unix.EpollEvent) {
+	fd := int(ev.Fd)
+	switch {
+	case fd == l.s.lnfd:
+		l.accept()
+		return
+	case fd == l.wakefd:
+		var b [8]byte
+		unix.Read(l.wakefd, b[:])
+		return
+	}
+	// A descriptor closed earlier in this batch, or closed and reused
+	// by a new connection: the event is not the new one's.
+	if fd >= len(l.fds) || l.fds[fd].gen != uint32(ev.Pad) {
+		return
+	}
+	if c := l.fds[fd].c; c != nil {
+		l.clientEvent(c, ev.Events)
+	} else if b := l.fds[fd].b; b != nil {
+		l.backendEvent(b, ev.Events)
 	}
 }
 

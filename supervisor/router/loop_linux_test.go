@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // loopSink keeps the router lines it gets.
@@ -758,3 +760,55 @@ func serveLoops(t *testing.T, r *Router, ln net.Listener) {
 
 // The goroutine path's conformance checks, through the event loops.
 func TestConformanceLoops(t *testing.T) { conformance(t, serveLoops) }
+
+// An event for a descriptor closed earlier in the same batch must not
+// reach the connection that accept gave the same number to.
+func TestLoopIgnoresAStaleEventForAReusedDescriptor(t *testing.T) {
+	r := New(Config{})
+	s := &loopServer{r: r, proto: "http", port: "80", lnfd: -1}
+	l, err := s.newBareLoop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.close()
+	pair := func() (int, int) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fds[0], fds[1]
+	}
+	a, peerA := pair()
+	defer unix.Close(peerA)
+	old := l.newClient(a, nil)
+	gen, err := l.register(a, old, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old.gen = gen
+	l.clients++
+	stale := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(a), Pad: int32(gen)}
+	l.closeClient(old)
+
+	b, peerB := pair() // the lowest free number: a's
+	defer unix.Close(peerB)
+	if b != a {
+		t.Skipf("the new socket got descriptor %d, not the closed %d", b, a)
+	}
+	nc := l.newClient(b, nil)
+	gen2, err := l.register(b, nc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc.gen = gen2
+	l.clients++
+	unix.Write(peerB, []byte("GET / HTTP/1.1\r\n")) // half a head
+	l.handle(stale)
+	if nc.state != csIdle || nc.in != nil {
+		t.Fatalf("the stale event was served to the new connection: state %d, %d bytes read", nc.state, len(nc.in))
+	}
+	l.handle(unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(b), Pad: int32(gen2)})
+	if nc.state != csHead || len(nc.in) != 16 {
+		t.Fatalf("its own event: state %d, %d bytes read", nc.state, len(nc.in))
+	}
+}
