@@ -529,6 +529,38 @@ func conformance(t *testing.T, serve serveFunc) {
 		c.closed()
 	})
 
+	t.Run("H27DuringBody", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		got := make(chan struct{}, 1)
+		b := rawBackend(t, "web.1", func(c net.Conn) {
+			req, err := http.ReadRequest(bufio.NewReader(c))
+			if err == nil {
+				got <- struct{}{}
+				io.Copy(io.Discard, req.Body)
+			}
+		})
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		c.send("POST / HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 100000\r\n\r\nonly this much")
+		recv(t, got)
+		c.nc.Close()
+		e.line(`sock=client at=warning code=H27`, "status=499")
+	})
+
+	t.Run("H18DuringBody", func(t *testing.T) {
+		// The dyno closes while the request body is still coming.
+		e := newEnv(t, serve, Config{})
+		b := rawBackend(t, "web.1", func(c net.Conn) { http.ReadRequest(bufio.NewReader(c)) })
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		const size = 64 << 20
+		go func() {
+			io.WriteString(c.nc, "POST / HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+			c.nc.Write(make([]byte, size))
+		}()
+		e.line(`sock=backend at=error code=H18`, "dyno=web.1")
+	})
+
 	t.Run("H25HeadTooLarge", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		c := e.dial()
@@ -621,6 +653,26 @@ func conformance(t *testing.T, serve serveFunc) {
 		}
 		e.line("status=200")
 		e.line("code=H25", `cause="head too large"`)
+	})
+
+	t.Run("ClientIdle", func(t *testing.T) {
+		// A keep-alive connection quiet for ClientIdle between requests
+		// is closed, with no line.
+		cfg := fast
+		cfg.ClientIdle = 300 * time.Millisecond
+		e := newEnv(t, serve, cfg)
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(echoPath))
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		c.send(get("/"))
+		c.response("GET")
+		e.line("status=200")
+		start := time.Now()
+		c.closed()
+		if d := time.Since(start); d < cfg.ClientIdle/2 {
+			t.Errorf("closed after %v, want after ClientIdle", d)
+		}
+		e.noLine()
 	})
 
 	t.Run("SlowHead", func(t *testing.T) {

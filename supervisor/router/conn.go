@@ -915,33 +915,43 @@ func (c *conn) refuse(he *HeadError) {
 // noSuchApp answers a request for a host no app has: 404 and no log line,
 // there being no app to log to.
 func (c *conn) noSuchApp(host []byte) {
-	page := "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>No such app</title></head>\n" +
+	c.writePage(http.StatusNotFound, NoSuchAppPage(string(host)), !c.req.Close && c.whole)
+}
+
+// NoSuchAppPage is the 404 page for a request whose host no app has.
+func NoSuchAppPage(host string) string {
+	return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>No such app</title></head>\n" +
 		"<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\n<h1>No such app</h1>\n<p>There is no app at " +
-		html.EscapeString(string(host)) + ".</p>\n</body></html>\n"
-	c.writePage(http.StatusNotFound, page, !c.req.Close && c.whole)
+		html.EscapeString(host) + ".</p>\n</body></html>\n"
 }
 
 func (c *conn) writePage(status int, page string, keepAlive bool) {
-	b := c.out[:0]
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, statusText(status)...)
-	b = append(b, "\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-cache, no-store\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(page)), 10)
-	if keepAlive {
-		if c.req.Minor == 0 {
-			b = append(b, "\r\nConnection: keep-alive"...)
-		}
-	} else {
-		b = append(b, "\r\nConnection: close"...)
+	c.out = AppendPage(c.out[:0], status, page, keepAlive, c.req.Minor, c.req.IsHead(c.in[c.r0:c.r1]))
+	c.nc.Write(c.out)
+}
+
+// AppendPage appends to dst a whole response of status with the HTML page
+// as its body (none for a HEAD request), as the router answers errors.
+// keepAlive says the connection stays open (said outright to an HTTP/1.0
+// client); else the response says it closes.
+func AppendPage(dst []byte, status int, page string, keepAlive bool, minor int, head bool) []byte {
+	dst = append(dst, "HTTP/1.1 "...)
+	dst = strconv.AppendInt(dst, int64(status), 10)
+	dst = append(dst, ' ')
+	dst = append(dst, statusText(status)...)
+	dst = append(dst, "\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-cache, no-store\r\nContent-Length: "...)
+	dst = strconv.AppendInt(dst, int64(len(page)), 10)
+	switch {
+	case !keepAlive:
+		dst = append(dst, "\r\nConnection: close"...)
+	case minor == 0:
+		dst = append(dst, "\r\nConnection: keep-alive"...)
 	}
-	b = append(b, "\r\n\r\n"...)
-	if !c.req.IsHead(c.in[c.r0:c.r1]) {
-		b = append(b, page...)
+	dst = append(dst, "\r\n\r\n"...)
+	if !head {
+		dst = append(dst, page...)
 	}
-	c.out = b
-	c.nc.Write(b)
+	return dst
 }
 
 func statusText(status int) string {

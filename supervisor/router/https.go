@@ -2,7 +2,6 @@ package router
 
 import (
 	"errors"
-	"html"
 	"io"
 	"net"
 	"net/http"
@@ -20,10 +19,7 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	start := time.Now()
 	app, ok := r.table.Load().Lookup(req.Host)
 	if !ok {
-		page := "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>No such app</title></head>\n" +
-			"<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\n<h1>No such app</h1>\n<p>There is no app at " +
-			html.EscapeString(req.Host) + ".</p>\n</body></html>\n"
-		writeHTTPPage(w, http.StatusNotFound, page)
+		writeHTTPPage(w, http.StatusNotFound, NoSuchAppPage(req.Host))
 		return
 	}
 	f := Forward{Proto: "https", Start: start, Version: "1.1"}
