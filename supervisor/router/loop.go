@@ -3,7 +3,6 @@ package router
 import (
 	"context"
 	"net"
-	"strconv"
 	"sync"
 )
 
@@ -88,27 +87,4 @@ func (r *Router) serveHandedOff(nc net.Conn, proto, port string, pending, buffer
 		}
 		c.serve()
 	}()
-}
-
-// appendPage appends an error response with page as its body, as the
-// goroutine path's writePage writes it.
-func appendPage(b []byte, status int, page string, keepAlive bool, minor int, head bool) []byte {
-	b = append(b, "HTTP/1.1 "...)
-	b = strconv.AppendInt(b, int64(status), 10)
-	b = append(b, ' ')
-	b = append(b, statusText(status)...)
-	b = append(b, "\r\nContent-Type: text/html; charset=utf-8\r\nCache-Control: no-cache, no-store\r\nContent-Length: "...)
-	b = strconv.AppendInt(b, int64(len(page)), 10)
-	if keepAlive {
-		if minor == 0 {
-			b = append(b, "\r\nConnection: keep-alive"...)
-		}
-	} else {
-		b = append(b, "\r\nConnection: close"...)
-	}
-	b = append(b, "\r\n\r\n"...)
-	if !head {
-		b = append(b, page...)
-	}
-	return b
 }

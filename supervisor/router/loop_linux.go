@@ -1203,7 +1203,7 @@ func (l *evloop) fail(c *lclient, code Code, keepAlive bool) {
 	} else {
 		c.keepAlive = keepAlive && c.keepAlive
 		c.out = l.grow(c.out, 2048)
-		c.out = appendPage(c.out, code.Status(), code.Page(), c.keepAlive, c.req.Minor, c.req.IsHead(c.in))
+		c.out = AppendPage(c.out, code.Status(), code.Page(), c.keepAlive, c.req.Minor, c.req.IsHead(c.in))
 	}
 	l.finish(c, code, false)
 }
