@@ -418,6 +418,20 @@ func (l *evloop) grow(b []byte, n int) []byte {
 	return nb
 }
 
+// outRoom makes room for n more bytes of output to c: first by dropping
+// what the client has taken already, so that a slow reader of a long
+// response holds at most outHigh and a read's worth.
+func (l *evloop) outRoom(c *lclient, n int) {
+	if cap(c.out)-len(c.out) >= n {
+		return
+	}
+	if c.outOff > 0 {
+		c.out = c.out[:copy(c.out, c.out[c.outOff:])]
+		c.outOff = 0
+	}
+	c.out = l.grow(c.out, n)
+}
+
 // flushLogs hands the loop's router lines to the Journal: a few times a
 // second rather than per request, so that the Journal's goroutine is not
 // woken, on another thread, for every request.
@@ -1076,7 +1090,7 @@ func (l *evloop) startResponse(be *lbackend, n int) bool {
 		c.keepAlive = false
 	}
 	c.status = r.Status
-	c.out = l.grow(c.out, n+256)
+	l.outRoom(c, n+256)
 	before := len(c.out)
 	c.out = r.AppendForward(c.out, be.in, ClientFraming{Chunked: c.mode == bodyChunks, KeepAlive: c.keepAlive, Minor: c.req.Minor})
 	c.bytes = int64(len(c.out) - before) // bytes= counts the head, as the goroutine path's does
@@ -1096,7 +1110,7 @@ func (l *evloop) relayBody(be *lbackend, b []byte) bool {
 		extra = len(b) > 0
 	case bodyLength:
 		k := int(min(int64(len(b)), c.remain))
-		c.out = l.grow(c.out, k)
+		l.outRoom(c, k)
 		c.out = append(c.out, b[:k]...)
 		c.remain -= int64(k)
 		c.bytes += int64(k)
@@ -1108,12 +1122,12 @@ func (l *evloop) relayBody(be *lbackend, b []byte) bool {
 			l.backendBroke(be, H18)
 			return false
 		}
-		c.out = l.grow(c.out, k)
+		l.outRoom(c, k)
 		c.out = append(c.out, b[:k]...)
 		c.bytes += int64(k)
 		extra = k < len(b)
 	case bodyClose:
-		c.out = l.grow(c.out, len(b))
+		l.outRoom(c, len(b))
 		c.out = append(c.out, b...)
 		c.bytes += int64(len(b))
 	}
@@ -1202,7 +1216,7 @@ func (l *evloop) fail(c *lclient, code Code, keepAlive bool) {
 		c.keepAlive = false
 	} else {
 		c.keepAlive = keepAlive && c.keepAlive
-		c.out = l.grow(c.out, 2048)
+		l.outRoom(c, 2048)
 		c.out = AppendPage(c.out, code.Status(), code.Page(), c.keepAlive, c.req.Minor, c.req.IsHead(c.in))
 	}
 	l.finish(c, code, false)

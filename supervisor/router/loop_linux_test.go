@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -810,5 +811,49 @@ func TestLoopIgnoresAStaleEventForAReusedDescriptor(t *testing.T) {
 	l.handle(unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(b), Pad: int32(gen2)})
 	if nc.state != csHead || len(nc.in) != 16 {
 		t.Fatalf("its own event: state %d, %d bytes read", nc.state, len(nc.in))
+	}
+}
+
+// A client that reads a long response more slowly than the dyno sends it
+// makes the loop hold at most a bounded window of it, not the response.
+func TestLoopSlowReaderKeepsMemoryFlat(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own")
+	}
+	const size = 64 << 20
+	be := loopRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		if _, _, err := loopHead(br); err != nil {
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", size)
+		chunk := bytes.Repeat([]byte("z"), 64<<10)
+		for n := 0; n < size; n += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
+	_, addr, _, _ := loopRouter(t, Config{}, be)
+	c, _ := loopDial(t, addr)
+	c.(*net.TCPConn).SetReadBuffer(32 << 10) // so that the router's writes fill it
+	io.WriteString(c, "GET /big HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	buf := make([]byte, 4096)
+	total := 0
+	for total < size+40 {
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d bytes: %v", total, err)
+		}
+		total += n
+		if total%(1<<20) < n {
+			time.Sleep(5 * time.Millisecond) // now and then the client lags
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if d := after.TotalAlloc - before.TotalAlloc; d > 4<<20 {
+		t.Errorf("%d MB allocated relaying %d MB to a slow reader", d>>20, size>>20)
 	}
 }
