@@ -42,6 +42,15 @@ func main() {
 	}
 	if *memprofile != "" {
 		runtime.MemProfileRate = 1
+		// A base profile after 5 s: pprof -base shows the steady state.
+		go func() {
+			time.Sleep(5 * time.Second)
+			f, err := os.Create(*memprofile + ".base")
+			if err == nil {
+				pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	hosts, err := router.NewHosts("localhost")
 	if err != nil {

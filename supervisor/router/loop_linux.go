@@ -123,14 +123,40 @@ func (r *Router) serveLoops(ln net.Listener, proto, port string) (err error, ok 
 		s.done.Add(1)
 		go l.run()
 	}
+	// Serve ends when ln is closed, as the goroutine path's Accept ends.
+	// The loops accept on a duplicate, which closing ln leaves open, so
+	// ln is looked at once a second (Control fails once it is closed).
+	ended := make(chan struct{})
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ended:
+				return
+			case <-tick.C:
+			}
+			if rc.Control(func(uintptr) {}) != nil {
+				s.stop()
+				return
+			}
+		}
+	}()
 	s.done.Wait()
+	close(ended)
+	<-watched
 	s.mu.Lock()
 	s.ended = true
 	for _, l := range s.loops {
 		l.close()
 	}
 	s.mu.Unlock()
-	return ErrRouterClosed, true
+	if r.shutdown.Load() {
+		return ErrRouterClosed, true
+	}
+	return net.ErrClosed, true
 }
 
 // stop begins a shutdown: the loops stop accepting, close connections

@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -855,5 +856,52 @@ func TestLoopSlowReaderKeepsMemoryFlat(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	if d := after.TotalAlloc - before.TotalAlloc; d > 4<<20 {
 		t.Errorf("%d MB allocated relaying %d MB to a slow reader", d>>20, size>>20)
+	}
+}
+
+// Closing the listener ends Serve, as it ends the goroutine path's, after
+// the request in flight.
+func TestLoopServeEndsWhenTheListenerCloses(t *testing.T) {
+	release := make(chan struct{})
+	started := make(chan struct{})
+	be := loopHTTP(t, func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		io.WriteString(w, "done")
+	})
+	r := New(Config{EventLoops: 2})
+	hosts, _ := NewHosts("localhost")
+	hosts.AddApp("app")
+	app := NewApp("app", time.Now)
+	app.Update(Running, []Backend{{Dyno: "web.1", Addr: be}})
+	r.SetTable(NewTable(hosts, map[string]*App{"app": app}))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- r.Serve(ln, "http") }()
+	c, br := loopDial(t, ln.Addr().String())
+	io.WriteString(c, "GET / HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
+	<-started
+	ln.Close()
+	close(release)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := loopBody(t, resp); got != "done" {
+		t.Errorf("got %q", got)
+	}
+	select {
+	case err := <-served:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("Serve returned %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve goes on after its listener closed")
+	}
+	if _, err := net.DialTimeout("tcp", ln.Addr().String(), time.Second); err == nil {
+		t.Error("the closed listener still accepts")
 	}
 }
