@@ -547,8 +547,9 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.line(`sock=client at=warning code=H27`, "status=499")
 	})
 
-	t.Run("H18DuringBody", func(t *testing.T) {
-		// The dyno closes while the request body is still coming.
+	t.Run("H13DuringBody", func(t *testing.T) {
+		// The dyno closes, unanswered, while the request body is still
+		// coming: H13, Heroku's H18 being for a response cut short.
 		e := newEnv(t, serve, Config{})
 		b := rawBackend(t, "web.1", func(c net.Conn) { http.ReadRequest(bufio.NewReader(c)) })
 		e.app.Update(Running, []Backend{b})
@@ -558,7 +559,69 @@ func conformance(t *testing.T, serve serveFunc) {
 			io.WriteString(c.nc, "POST / HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
 			c.nc.Write(make([]byte, size))
 		}()
-		e.line(`sock=backend at=error code=H18`, "dyno=web.1")
+		e.line(`at=error code=H13`, "dyno=web.1")
+	})
+
+	t.Run("EarlyResponse", func(t *testing.T) {
+		// The dyno refuses a big upload without reading it: the client
+		// gets the refusal, not an error of the router's.
+		e := newEnv(t, serve, Config{})
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.Error(w, "too big", http.StatusRequestEntityTooLarge)
+		}))
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		const size = 64 << 20
+		go func() {
+			io.WriteString(c.nc, "POST / HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: "+strconv.Itoa(size)+"\r\n\r\n")
+			c.nc.Write(make([]byte, size))
+		}()
+		resp, body := c.response("POST")
+		if resp.StatusCode != 413 || body != "too big\n" {
+			t.Errorf("got %d %q", resp.StatusCode, body)
+		}
+		e.line("at=info", "status=413")
+	})
+
+	t.Run("FullDuplex", func(t *testing.T) {
+		// The dyno echoes the body as it reads it: the response streams
+		// while the upload does.
+		e := newEnv(t, serve, Config{})
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			http.NewResponseController(w).EnableFullDuplex()
+			w.WriteHeader(200)
+			w.(http.Flusher).Flush()
+			buf := make([]byte, 100)
+			for {
+				n, err := r.Body.Read(buf)
+				w.Write(buf[:n])
+				w.(http.Flusher).Flush()
+				if err != nil {
+					return
+				}
+			}
+		}))
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		c.send("POST / HTTP/1.1\r\nHost: app.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nping1\r\n")
+		resp, err := http.ReadResponse(c.br, nil)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("got %v %v", resp, err)
+		}
+		got := make([]byte, 5)
+		for _, msg := range []string{"ping1", "ping2"} {
+			if _, err := io.ReadFull(resp.Body, got); err != nil || string(got) != msg {
+				t.Fatalf("echo %q: %q %v", msg, got, err)
+			}
+			if msg == "ping1" {
+				c.send("5\r\nping2\r\n")
+			}
+		}
+		c.send("0\r\n\r\n")
+		if rest, err := io.ReadAll(resp.Body); err != nil || len(rest) != 0 {
+			t.Errorf("after the echo: %q %v", rest, err)
+		}
+		e.line("status=200")
 	})
 
 	t.Run("H25HeadTooLarge", func(t *testing.T) {

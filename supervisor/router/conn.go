@@ -46,6 +46,7 @@ type conn struct {
 	res    []byte
 
 	req       Request
+	streaming bool  // the request body is still being sent: the dyno connection cannot be pooled
 	whole     bool  // the request's body is all in in
 	bodyInBuf int64 // bytes of the body in in, after the head
 	resp      Response
@@ -388,17 +389,11 @@ func (c *conn) proxy(src []byte, n int) bool {
 				return false
 			}
 		}
-		// The rest of the body, from the socket.
-		body := bodyInBuf
 		if !whole {
-			var ok bool
-			body, ok = c.sendBody(bc, buffered)
-			if !ok {
-				bc.nc.Close()
-				return false
-			}
+			// The rest of the body, from the socket.
+			return c.streamed(bc, n, buffered)
 		}
-		hn, got, err := c.readResponseHead(bc)
+		hn, got, err := c.readResponseHead(bc, r.cfg.FirstByte)
 		if err == errDead && !bc.fresh && retryable && !redialed {
 			// A pooled connection the dyno had closed: send it again,
 			// once, on a fresh one, as Go's Transport does.
@@ -408,19 +403,98 @@ func (c *conn) proxy(src []byte, n int) bool {
 		}
 		if err != nil {
 			bc.nc.Close()
-			code := H13
-			var he *HeadError
-			switch {
-			case errors.As(err, &he):
-				code = he.Code
-			case isTimeout(err):
-				code = H12
-			}
+			code := responseCode(err)
 			c.fail(code, code.Status(), "", false)
 			return false
 		}
-		return c.relay(bc, n, body, hn, got)
+		return c.relay(bc, n, bodyInBuf, hn, got)
 	}
+}
+
+// streamed sends the rest of a request body from the socket while it
+// waits for the response: a dyno may answer before it has read the whole
+// body (a 413 to a big upload), or while it reads it (an echo), and the
+// answer reaches the client either way. Heroku's 30 s for the first byte
+// count from when the whole body is sent.
+func (c *conn) streamed(bc *backendConn, n int, buffered []byte) bool {
+	if c.req.Expect == ExpectContinue && c.req.Minor == 1 {
+		// Heroku's router and nginx answer 100 Continue themselves, once
+		// they commit to reading the body; the dyno sees no Expect.
+		if _, err := io.WriteString(c.nc, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+			bc.nc.Close()
+			c.fail(H27, H27.Status(), "", false)
+			return false
+		}
+	}
+	sent := make(chan bodyResult, 1)
+	bc.nc.SetReadDeadline(time.Time{})
+	c.streaming = true
+	defer func() { c.streaming = false }()
+	chunked, length := c.req.Chunked, c.req.ContentLength
+	go func() {
+		res := c.sendBody(bc, buffered, chunked, length)
+		if res.code == OK {
+			bc.nc.SetReadDeadline(time.Now().Add(c.r.cfg.FirstByte))
+		}
+		sent <- res
+		if res.code != OK {
+			// No response is coming: stop waiting for one. After the
+			// send, so that the wait it ends finds why.
+			bc.nc.SetReadDeadline(time.Unix(1, 0))
+		}
+	}()
+	// stop ends a body still on its way and waits for it.
+	stop := func() bodyResult {
+		bc.nc.Close()
+		c.nc.SetReadDeadline(time.Unix(1, 0))
+		return <-sent
+	}
+	hn, got, err := c.readResponseHead(bc, 0)
+	var res bodyResult
+	finished := false
+	select {
+	case res = <-sent:
+		finished = true
+	default:
+	}
+	if err != nil {
+		if !finished {
+			stop() // the dyno failed first: its failure is the request's
+		}
+		bc.nc.Close()
+		code, cause := res.code, res.cause
+		if !finished || code == OK {
+			code, cause = responseCode(err), ""
+		}
+		c.fail(code, code.Status(), cause, false)
+		return false
+	}
+	if !finished || res.code != OK {
+		// The dyno answers before it has the whole body: the client
+		// connection ends with this response, the rest of the body unread.
+		c.req.Close = true
+		c.relay(bc, n, -1, hn, got)
+		if !finished {
+			stop()
+		}
+		return false
+	}
+	if len(res.extra) > 0 {
+		c.unread(res.extra)
+	}
+	return c.relay(bc, n, res.used, hn, got)
+}
+
+// responseCode is the H code for a response head that did not come.
+func responseCode(err error) Code {
+	var he *HeadError
+	switch {
+	case errors.As(err, &he):
+		return he.Code
+	case isTimeout(err):
+		return H12
+	}
+	return H13
 }
 
 // bodyIfWhole is how much of in the request's body takes when all of it
@@ -461,81 +535,75 @@ func (c *conn) waitPick(deadline time.Time, refused bool) (Backend, Code) {
 	return b, code
 }
 
+// bodyResult is how sending a request body from the socket went.
+type bodyResult struct {
+	used  int64  // bytes of in the body took
+	code  Code   // OK, or why it failed: H26 (bad chunk), H27, H28, H13
+	cause string // H26's
+	extra []byte // bytes read past the body's end: the next request's
+}
+
 // sendBody sends the part of the request body not yet sent: the rest of
 // a Content-Length body, or a chunked body as it comes, framing and all.
-// It returns how many bytes of in the body took, and false when the
-// request failed (logged and answered).
-func (c *conn) sendBody(bc *backendConn, buffered []byte) (int64, bool) {
+// It runs beside the response's reading, so it touches no state of the
+// connection but its own scratch buffer.
+func (c *conn) sendBody(bc *backendConn, buffered []byte, chunked bool, length int64) bodyResult {
 	r := c.r
-	if c.req.Expect == ExpectContinue && c.req.Minor == 1 {
-		// Heroku's router and nginx answer 100 Continue themselves, once
-		// they commit to reading the body; the dyno sees no Expect.
-		if _, err := c.nc.Write([]byte("HTTP/1.1 100 Continue\r\n\r\n")); err != nil {
-			c.fail(H27, H27.Status(), "", false)
-			return 0, false
-		}
-	}
-	if !c.req.Chunked {
+	if !chunked {
 		// The buffered part went with or after the head.
-		inBuf := min(c.req.ContentLength, int64(len(buffered)))
-		rest := c.req.ContentLength - inBuf
-		if _, side, err := r.copyN(bc.nc, c.nc, rest); err != nil {
-			c.bodyFailed(side, err)
-			return 0, false
+		inBuf := min(length, int64(len(buffered)))
+		if _, side, err := r.copyN(bc.nc, c.nc, length-inBuf); err != nil {
+			return bodyResult{code: bodyFailed(side, err)}
 		}
-		return inBuf, true
+		return bodyResult{used: inBuf}
 	}
 	var sc ChunkScanner
 	k, done, err := sc.Scan(buffered)
 	if err != nil {
-		c.fail(H26, 400, errBadChunk.Cause, false)
-		return 0, false
+		return bodyResult{code: H26, cause: errBadChunk.Cause}
 	}
 	if k > 0 {
 		if _, err := bc.nc.Write(buffered[:k]); err != nil {
-			c.fail(H18, H18.Status(), "", false)
-			return 0, false
+			return bodyResult{code: H13}
 		}
 	}
-	used := int64(k)
+	res := bodyResult{used: int64(k)}
 	if done {
-		return used, true
+		return res
 	}
-	// From here the body comes from the socket, through res as scratch;
-	// bytes after its end (a pipelined request) go back to in.
+	// From here the body comes from the socket, through a scratch buffer.
+	bp := r.getBuf()
+	defer r.putBuf(bp)
+	scratch := *bp
 	for !done {
 		if left := sc.DataLeft(); left > 4096 {
 			if _, side, err := r.copyN(bc.nc, c.nc, left); err != nil {
-				c.bodyFailed(side, err)
-				return 0, false
+				return bodyResult{code: bodyFailed(side, err)}
 			}
 			sc.Skip(left)
 			continue
 		}
 		c.nc.SetReadDeadline(time.Now().Add(r.cfg.Idle))
-		m, rerr := c.nc.Read(c.res)
+		m, rerr := c.nc.Read(scratch)
 		if m > 0 {
-			k, d, err := sc.Scan(c.res[:m])
+			k, d, err := sc.Scan(scratch[:m])
 			if err != nil {
-				c.fail(H26, 400, errBadChunk.Cause, false)
-				return 0, false
+				return bodyResult{code: H26, cause: errBadChunk.Cause}
 			}
-			if _, err := bc.nc.Write(c.res[:k]); err != nil {
-				c.fail(H18, H18.Status(), "", false)
-				return 0, false
+			if _, err := bc.nc.Write(scratch[:k]); err != nil {
+				return bodyResult{code: H13}
 			}
 			done = d
 			if done && k < m {
-				c.unread(c.res[k:m])
+				res.extra = append([]byte(nil), scratch[k:m]...)
 			}
 			continue
 		}
 		if rerr != nil {
-			c.bodyFailed(sideSrc, rerr)
-			return 0, false
+			return bodyResult{code: bodyFailed(sideSrc, rerr)}
 		}
 	}
-	return used, true
+	return res
 }
 
 // unread puts bytes read past a request's body back after in's unread
@@ -549,24 +617,25 @@ func (c *conn) unread(b []byte) {
 	c.r1 += copy(c.in[c.r1:], b)
 }
 
-// bodyFailed logs a request whose body did not get through: the client
-// went quiet (H28) or away (H27), or the dyno closed (H18).
-func (c *conn) bodyFailed(side copySide, err error) {
+// bodyFailed is the code of a request whose body did not get through:
+// the client went quiet (H28) or away (H27), or the dyno closed before
+// answering (H13: Heroku keeps H18 for a response cut short).
+func bodyFailed(side copySide, err error) Code {
 	switch {
 	case side == sideSrc && isTimeout(err):
-		c.fail(H28, H28.Status(), "", false)
+		return H28
 	case side == sideSrc:
-		c.fail(H27, H27.Status(), "", false)
-	default:
-		c.fail(H18, H18.Status(), "", false)
+		return H27
 	}
+	return H13
 }
 
 var errDead = errors.New("router: keep-alive connection closed before a response byte")
 
-// readResponseHead reads the dyno's response head into res.
-func (c *conn) readResponseHead(bc *backendConn) (hn, got int, err error) {
-	buf, hn, got, err := readResponseHead(bc.nc, c.res, &c.resp, c.r.cfg.FirstByte)
+// readResponseHead reads the dyno's response head into res, within
+// firstByte (0: under the deadline bc has).
+func (c *conn) readResponseHead(bc *backendConn, firstByte time.Duration) (hn, got int, err error) {
+	buf, hn, got, err := readResponseHead(bc.nc, c.res, &c.resp, firstByte)
 	if len(buf) != len(c.res) {
 		c.r.putBuf(c.resBuf)
 		c.resBuf, c.res = nil, buf
@@ -580,7 +649,9 @@ func (c *conn) readResponseHead(bc *backendConn) (hn, got int, err error) {
 // one for a big head), the head's length and how many bytes of buf hold
 // data; errDead when nc closed before sending anything.
 func readResponseHead(nc net.Conn, buf []byte, h *Response, firstByte time.Duration) ([]byte, int, int, error) {
-	nc.SetReadDeadline(time.Now().Add(firstByte))
+	if firstByte > 0 {
+		nc.SetReadDeadline(time.Now().Add(firstByte))
+	}
 	seen := false
 	got := 0
 	for {
@@ -650,7 +721,7 @@ func (c *conn) relay(bc *backendConn, n int, body int64, hn, got int) bool {
 	framing.KeepAlive = keep && !upgrade
 	c.out = c.resp.AppendForward(c.out[:0], c.res[:hn], framing)
 	rest := c.res[hn:got]
-	reuse := !c.resp.Close && !upgrade
+	reuse := !c.resp.Close && !upgrade && !c.streaming
 
 	// What of the body is already here goes with the head.
 	var sc ChunkScanner
@@ -738,9 +809,6 @@ func (c *conn) relay(bc *backendConn, n int, body int64, hn, got int) bool {
 		bc.nc.Close()
 	}
 	c.done()
-	if body < 0 {
-		return keep
-	}
 	return keep && c.keep(n, body)
 }
 
