@@ -28,6 +28,9 @@ import (
 type serveFunc func(t *testing.T, r *Router, ln net.Listener)
 
 func serveGoroutines(t *testing.T, r *Router, ln net.Listener) {
+	if r.cfg.EventLoops == 0 {
+		r.cfg.EventLoops = -1 // no event loop: serveLoops sets one
+	}
 	done := make(chan error, 1)
 	go func() { done <- r.Serve(ln, "http") }()
 	t.Cleanup(func() {
@@ -456,10 +459,20 @@ func conformance(t *testing.T, serve serveFunc) {
 			t.Errorf("dyno accepted %d connections, want 2", n)
 		}
 		c.send("POST /3 HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 2\r\n\r\nhi")
-		if resp, _ := c.response("POST"); resp.StatusCode != 503 {
+		// The event loop keeps idle pooled connections in its epoll and
+		// drops one the dyno closed before reusing it: the POST goes on
+		// a fresh connection. The goroutine path finds it dead: H13.
+		switch resp, _ := c.response("POST"); resp.StatusCode {
+		case 503:
+			e.line("code=H13")
+		case 200:
+			if r := e.r; r.cfg.EventLoops < 0 {
+				t.Errorf("POST on a dead pooled connection: 200 from the goroutine path")
+			}
+			e.line(`path="/3"`, "status=200")
+		default:
 			t.Errorf("POST on a dead pooled connection: %d, want 503 (H13)", resp.StatusCode)
 		}
-		e.line("code=H13")
 	})
 
 	t.Run("H15", func(t *testing.T) {

@@ -24,6 +24,10 @@ type Config struct {
 	// BackendIdle: pooled backend connections are dropped after this idle
 	// time (default 4 s, under Node's 5 s keep-alive).
 	ClientIdle, HeadTimeout, BackendIdle time.Duration
+	// EventLoops is how many epoll event loops serve a plain TCP
+	// listener on Linux: 0 means one per core, a negative number none
+	// (one goroutine per connection, as on other systems).
+	EventLoops int
 }
 
 func (c *Config) defaults() {
@@ -65,6 +69,7 @@ type Router struct {
 
 	onWait    func()        // tests: a request starts waiting for a dyno to come up
 	connsDone chan struct{} // signalled when a connection ends during Shutdown
+	loops     loopSet
 }
 
 // bufSize is the size of the buffers a connection borrows while a request
@@ -103,6 +108,11 @@ func (r *Router) Serve(ln net.Listener, proto string) error {
 	port := ""
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		port = strconv.Itoa(a.Port)
+	}
+	if r.cfg.EventLoops >= 0 {
+		if err, ok := r.serveLoops(ln, proto, port); ok {
+			return err
+		}
 	}
 	var delay time.Duration
 	for {
@@ -177,6 +187,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		ln.Close()
 	}
 	r.mu.Unlock()
+	r.stopLoops()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -190,7 +201,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 		r.mu.Unlock()
 		if n == 0 {
 			r.pools.closeAll()
-			return nil
+			return r.waitLoops(ctx)
 		}
 		select {
 		case <-ctx.Done():
@@ -200,6 +211,7 @@ func (r *Router) Shutdown(ctx context.Context) error {
 			}
 			r.mu.Unlock()
 			r.pools.closeAll()
+			r.waitLoops(ctx)
 			return ctx.Err()
 		case <-r.connsDone:
 		case <-tick.C:
