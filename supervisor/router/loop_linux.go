@@ -555,6 +555,18 @@ type lpool struct {
 	idle []*lbackend   // LIFO
 }
 
+// remove takes be out of the idle list, keeping the others' order.
+func (p *lpool) remove(be *lbackend) {
+	for i, b := range p.idle {
+		if b == be {
+			copy(p.idle[i:], p.idle[i+1:])
+			p.idle[len(p.idle)-1] = nil
+			p.idle = p.idle[:len(p.idle)-1]
+			return
+		}
+	}
+}
+
 func (l *evloop) pool(addr string) *lpool {
 	if p, ok := l.pools[addr]; ok {
 		return p
@@ -967,15 +979,7 @@ func (l *evloop) backendEvent(be *lbackend, ev uint32) {
 		// A pooled connection the dyno closed (or wrote to unasked):
 		// it is no good for a request.
 		if ev&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-			p := be.pool
-			for i, b := range p.idle {
-				if b == be {
-					copy(p.idle[i:], p.idle[i+1:])
-					p.idle[len(p.idle)-1] = nil
-					p.idle = p.idle[:len(p.idle)-1]
-					break
-				}
-			}
+			be.pool.remove(be)
 			l.closeBackend(be)
 		}
 	case bsConnecting:
@@ -1480,15 +1484,7 @@ func (l *evloop) sweep() {
 		switch be.state {
 		case bsIdle:
 			if l.now.Sub(be.last) >= cfg.BackendIdle {
-				p := be.pool
-				for i, b := range p.idle {
-					if b == be {
-						copy(p.idle[i:], p.idle[i+1:])
-						p.idle[len(p.idle)-1] = nil
-						p.idle = p.idle[:len(p.idle)-1]
-						break
-					}
-				}
+				be.pool.remove(be)
 				l.closeBackend(be)
 			}
 		case bsConnecting:
