@@ -30,7 +30,17 @@
 // timeout. A connection waiting for its next request gives its buffers
 // back, so 10,000 idle clients cost their sockets and goroutines only.
 //
-// The head parser, the rewriter and the chunk scanner work on []byte with
-// offsets, so that an event loop can share them with this engine; the
-// conformance tests are written to run against any way of serving.
+// On Linux, Serve puts event loops in front of that path (loop_linux.go),
+// as nginx is built: one locked thread per core, each with its own
+// edge-triggered epoll over the shared listening socket (EPOLLEXCLUSIVE)
+// and its own pools of dyno connections, a once-a-second sweep for the
+// timeouts, and no allocation per request. An ordinary request then costs
+// the four socket syscalls nginx's does (read the client, write the dyno,
+// read the dyno, write the client), where a goroutine per connection
+// costs two more reads, because Go's netpoller tries a read before it
+// parks. Whatever the loop does not serve itself (upgrades, Expect,
+// chunked or large uploads, HTTP/1.0, an app whose dynos are booting) it
+// hands, with the bytes already read, to the goroutine path. The head
+// parser, the rewriter and the chunk scanner work on []byte with offsets,
+// so both paths share them, and the conformance tests run against both.
 package router
