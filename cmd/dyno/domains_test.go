@@ -4,14 +4,7 @@ package main
 // the binary as an unprivileged user.
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -20,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/dyno-run/dyno/internal/testutil"
 )
 
 // failLine runs dyno, wants it to fail with one line holding want, and
@@ -116,23 +111,10 @@ func TestDomainsCommands(t *testing.T) {
 // are made by the test, never kept in the repository.
 func writeCert(t *testing.T, dir, base string, notAfter time.Time, names ...string) (crt, key string) {
 	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: names[0]},
-		DNSNames: names, NotBefore: time.Now().Add(-48 * time.Hour), NotAfter: notAfter}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &k.PublicKey, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(k)
-	if err != nil {
-		t.Fatal(err)
-	}
+	certPEM, keyPEM := testutil.SelfSigned(t, time.Now().Add(-48*time.Hour), notAfter, names...)
 	crt, key = filepath.Join(dir, base+".crt"), filepath.Join(dir, base+".key")
-	os.WriteFile(crt, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
-	os.WriteFile(key, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o644)
+	os.WriteFile(crt, certPEM, 0o644)
+	os.WriteFile(key, keyPEM, 0o644)
 	return crt, key
 }
 

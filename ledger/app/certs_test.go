@@ -2,50 +2,17 @@ package app
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dyno-run/dyno/internal/testutil"
 )
 
-// selfSigned makes a self-signed certificate for names, valid from
-// notBefore to notAfter, and its key, in PEM. Test keys are made here,
-// never kept in the repository.
-func selfSigned(t testing.TB, notBefore, notAfter time.Time, names ...string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: names[0]},
-		DNSNames:     names,
-		NotBefore:    notBefore,
-		NotAfter:     notAfter,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
 func validCert(t testing.TB, names ...string) (certPEM, keyPEM []byte) {
-	return selfSigned(t, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour), names...)
+	return testutil.SelfSigned(t, time.Now().Add(-time.Hour), time.Now().Add(90*24*time.Hour), names...)
 }
 
 func TestCertsAddListRemove(t *testing.T) {
@@ -140,7 +107,7 @@ func TestCertsRefused(t *testing.T) {
 	}
 	crt, key := validCert(t, "www.example.com")
 	_, otherKey := validCert(t, "www.example.com")
-	expiredCrt, expiredKey := selfSigned(t, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour), "www.example.com")
+	expiredCrt, expiredKey := testutil.SelfSigned(t, time.Now().Add(-48*time.Hour), time.Now().Add(-time.Hour), "www.example.com")
 	wildCrt, wildKey := validCert(t, "*.example.com")
 	apiCrt, apiKey := validCert(t, "api.example.com")
 	before := readFile(t, web.Ledger.Path())

@@ -8,16 +8,10 @@ package daemon
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
@@ -25,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/testutil"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/logstore"
@@ -334,7 +329,7 @@ func TestRouterServesCustomDomainsAndTheirCertificates(t *testing.T) {
 	if _, err := demo.AddDomain("www.example.com", "localhost", "test"); err != nil {
 		t.Fatal(err)
 	}
-	certPEM, keyPEM := testCertificate(t, "www.example.com")
+	certPEM, keyPEM := testutil.SelfSigned(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "www.example.com")
 	if _, err := demo.AddCert(certPEM, keyPEM, "www.example.com", "localhost", "test"); err != nil {
 		t.Fatal(err)
 	}
@@ -377,78 +372,4 @@ func TestRouterServesCustomDomainsAndTheirCertificates(t *testing.T) {
 		status, _ := get(t, addrs["http"], "www.example.com")
 		return status == 404
 	})
-}
-
-// testCertificate makes a self-signed certificate for name and its key,
-// in PEM; test keys are made here, never kept in the repository.
-func testCertificate(t *testing.T, name string) (certPEM, keyPEM []byte) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder})
-}
-
-// A dyno sent SIGTERM gets no new request, and the request it is serving
-// finishes: a restart drops nothing.
-func TestRouterLetsAStoppingDynoFinish(t *testing.T) {
-	t.Parallel()
-	entered, release := make(chan struct{}), make(chan struct{})
-	w := &webRunner{slow: func(rw http.ResponseWriter, r *http.Request) {
-		close(entered)
-		<-release
-		fmt.Fprintln(rw, "slow done")
-	}}
-	td, addr := startRouted(t, w, func(h app.Home) {
-		deploy(t, h, "demo", map[string]string{"web": "serve"})
-	})
-	td.awaitState("demo", router.Running)
-	_, before := get(t, addr, "demo.localhost")
-
-	slow := make(chan string, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/slow", nil)
-		req.Host = "demo.localhost"
-		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
-		if err != nil {
-			slow <- err.Error()
-			return
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		slow <- fmt.Sprint(resp.StatusCode, " ", string(b))
-	}()
-	<-entered
-	demo, _ := td.d.app("demo")
-	if err := demo.sup.Restart("web"); err != nil {
-		t.Fatal(err)
-	}
-	// New requests reach the new process only, while the old one still
-	// serves /slow.
-	td.eventually("requests on the new web.1", func() bool {
-		status, body := get(t, addr, "demo.localhost")
-		return status == 200 && body != before
-	})
-	for range 10 {
-		if _, body := get(t, addr, "demo.localhost"); body == before {
-			t.Fatalf("a dyno sent SIGTERM got a new request: %q", body)
-		}
-	}
-	close(release)
-	if got := <-slow; got != "200 slow done\n" {
-		t.Fatalf("the request on the stopping dyno: %q", got)
-	}
 }
