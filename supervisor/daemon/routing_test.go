@@ -373,3 +373,54 @@ func TestRouterServesCustomDomainsAndTheirCertificates(t *testing.T) {
 		return status == 404
 	})
 }
+
+// A dyno sent SIGTERM gets no new request, and the request it is serving
+// finishes: a restart drops nothing.
+func TestRouterLetsAStoppingDynoFinish(t *testing.T) {
+	t.Parallel()
+	entered, release := make(chan struct{}), make(chan struct{})
+	w := &webRunner{slow: func(rw http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		fmt.Fprintln(rw, "slow done")
+	}}
+	td, addr := startRouted(t, w, func(h app.Home) {
+		deploy(t, h, "demo", map[string]string{"web": "serve"})
+	})
+	td.awaitState("demo", router.Running)
+	_, before := get(t, addr, "demo.localhost")
+
+	slow := make(chan string, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+addr+"/slow", nil)
+		req.Host = "demo.localhost"
+		resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(req)
+		if err != nil {
+			slow <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		slow <- fmt.Sprint(resp.StatusCode, " ", string(b))
+	}()
+	<-entered
+	demo, _ := td.d.app("demo")
+	if err := demo.sup.Restart("web"); err != nil {
+		t.Fatal(err)
+	}
+	// New requests reach the new process only, while the old one still
+	// serves /slow.
+	td.eventually("requests on the new web.1", func() bool {
+		status, body := get(t, addr, "demo.localhost")
+		return status == 200 && body != before
+	})
+	for range 10 {
+		if _, body := get(t, addr, "demo.localhost"); body == before {
+			t.Fatalf("a dyno sent SIGTERM got a new request: %q", body)
+		}
+	}
+	close(release)
+	if got := <-slow; got != "200 slow done\n" {
+		t.Fatalf("the request on the stopping dyno: %q", got)
+	}
+}
