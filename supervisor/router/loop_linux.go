@@ -34,8 +34,9 @@ const (
 	// Heroku's 8 KiB line limit. Larger heads go to the goroutine path,
 	// which reads up to MaxHead.
 	loopMaxHead = 8 << 10
-	// loopMaxBody is the largest request body the loop buffers before it
-	// writes the request to the dyno in one go.
+	// loopMaxBody bounds the request body the loop buffers before it
+	// writes the request to the dyno in one go; in practice the body must
+	// also fit, with its head, in the buffer the head came in (smallBuf).
 	loopMaxBody = 64 << 10
 
 	smallBuf = 16 << 10                          // a head, a small body, a read from a dyno
@@ -769,8 +770,15 @@ func (l *evloop) serve(c *lclient) bool {
 			return l.handOff(c)
 		}
 		total := n + int(max(r.ContentLength, 0))
+		if total > cap(c.in) {
+			// A body larger than the buffer the head came in: growing
+			// the buffer to hold it whole would let a client that sends
+			// a head and then a byte a minute hold 80 KiB per
+			// connection, for an app it may not even name. The
+			// goroutine path streams it to the dyno as it comes.
+			return l.handOff(c)
+		}
 		if total > len(c.in) {
-			c.in = l.grow(c.in, total-len(c.in))
 			c.state = csBody
 			return true
 		}

@@ -905,3 +905,42 @@ func TestLoopServeEndsWhenTheListenerCloses(t *testing.T) {
 		t.Error("the closed listener still accepts")
 	}
 }
+
+// A body larger than the buffer its head came in is not held whole by the
+// loop: the dyno gets the head while the body still comes, so a client
+// that sends a head and then a byte now and then holds no big buffer.
+func TestLoopStreamsAnUploadLargerThanItsBuffer(t *testing.T) {
+	headSeen := make(chan string, 1)
+	be := loopRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		head, cl, err := loopHead(br)
+		if err != nil {
+			return
+		}
+		headSeen <- head
+		b := make([]byte, cl)
+		if _, err := io.ReadFull(br, b); err != nil {
+			return
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%d", len(strconv.Itoa(cl)), cl)
+	})
+	_, addr, _, _ := loopRouter(t, Config{}, be)
+	c, br := loopDial(t, addr)
+	io.WriteString(c, "POST /up HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 40000\r\n\r\nx")
+	select {
+	case head := <-headSeen:
+		if !strings.HasPrefix(head, "POST /up HTTP/1.1") {
+			t.Fatalf("dyno got %q", head)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the dyno saw nothing while the body was still coming: the loop holds it whole")
+	}
+	io.WriteString(c, strings.Repeat("x", 39999))
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := loopBody(t, resp); got != "40000" {
+		t.Fatalf("dyno read %q bytes, want 40000", got)
+	}
+}
