@@ -234,6 +234,10 @@ type evloop struct {
 	line       LogLine
 	stopNoted  bool
 	listenerIn bool
+	// acceptPaused: accept failed for want of descriptors or memory, so
+	// the listener is out of this loop's epoll until the next sweep;
+	// level-triggered, it would wake the loop again at once, for ever.
+	acceptPaused bool
 }
 
 type loopLog struct {
@@ -380,8 +384,15 @@ func (l *evloop) accept() {
 	for i := 0; i < 8; i++ {
 		fd, sa, err := unix.Accept4(l.s.lnfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
 		if err != nil {
-			// EAGAIN: another loop took it. EMFILE and the like: the
-			// level-triggered listener reports it again on the next wait.
+			// EAGAIN: another loop took it. Out of descriptors or
+			// memory (accept(2)): the connection stays queued, and the
+			// level-triggered listener would report it again at once;
+			// leave it until the next sweep, when some may be free.
+			switch err {
+			case unix.EMFILE, unix.ENFILE, unix.ENOBUFS, unix.ENOMEM:
+				unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, l.s.lnfd, nil)
+				l.acceptPaused = true
+			}
 			return
 		}
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
@@ -1460,6 +1471,11 @@ func (l *evloop) handOff(c *lclient) bool {
 // state: a request still connecting is not waiting for its first byte.
 func (l *evloop) sweep() {
 	cfg := &l.s.r.cfg
+	if l.acceptPaused && l.listenerIn && !l.s.stopping.Load() {
+		l.acceptPaused = false
+		unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, l.s.lnfd,
+			&unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(l.s.lnfd)})
+	}
 	for fd := range l.fds {
 		e := l.fds[fd]
 		if c := e.c; c != nil {
