@@ -770,6 +770,51 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.line(`fwd="10.0.0.1, 127.0.0.1"`, "request_id=abcdefghijklmnopqrstuvwxyz")
 	})
 
+	// A Connection header naming Content-Length must not drop it: the
+	// body would reach the dyno as a second request (smuggling), and a
+	// response without its length would poison the pooled connection.
+	t.Run("ConnectionNamesFraming", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		seen := make(chan string, 4)
+		b := rawBackend(t, "web.1", func(nc net.Conn) {
+			br := bufio.NewReader(nc)
+			for {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				body, _ := io.ReadAll(req.Body)
+				seen <- req.Method + " " + req.RequestURI + " " + string(body)
+				io.WriteString(nc, "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\nok")
+				if req.RequestURI == "/next" {
+					return // the test is over: do not hold the pooled connection
+				}
+			}
+		})
+		e.app.Update(Running, []Backend{b})
+		smuggled := "GET /smuggled HTTP/1.1\r\nHost: app.localhost\r\n\r\n"
+		c := e.dial()
+		c.send(fmt.Sprintf("POST /a HTTP/1.1\r\nHost: app.localhost\r\nConnection: content-length\r\nContent-Length: %d\r\n\r\n%s",
+			len(smuggled), smuggled))
+		resp, body := c.response("POST")
+		if resp.StatusCode != 200 || body != "ok" || resp.ContentLength != 2 {
+			t.Errorf("got %d %q, Content-Length %d", resp.StatusCode, body, resp.ContentLength)
+		}
+		if got := recv(t, seen); got != "POST /a "+smuggled {
+			t.Errorf("dyno saw %q, want the POST with its body", got)
+		}
+		e.line("method=POST", "status=200")
+		c.send(get("/next"))
+		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "ok" {
+			t.Errorf("next request: %d %q", resp.StatusCode, body)
+		}
+		if got := recv(t, seen); got != "GET /next " {
+			t.Errorf("dyno saw %q, want GET /next", got)
+		}
+		e.line("path=\"/next\"")
+		e.noLine()
+	})
+
 	t.Run("NewRequestID", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		seen := make(chan string, 1)

@@ -62,6 +62,16 @@ func (k fieldKind) hopByHop() bool {
 	return k >= fConnection && k <= fUpgrade
 }
 
+// framing reports whether a header of kind k frames the message or names
+// its target: Content-Length and Host are kept even when Connection names
+// them, since dropping them would let a client's body (or a dyno's
+// response) be read as the next message on the connection: request
+// smuggling (RFC 9112 section 11.2). Transfer-Encoding is hop-by-hop and
+// always written by the router itself.
+func (k fieldKind) framing() bool {
+	return k == fContentLength || k == fHost
+}
+
 // kindOf classifies a header name, case-insensitively.
 func kindOf(name []byte) fieldKind {
 	switch len(name) {
@@ -675,7 +685,7 @@ func (h *Request) AppendForward(dst, src []byte, f *Forward) ([]byte, Forwarded)
 			}
 			continue
 		}
-		if h.listed && listedIn(src, h.Fields, fl.Name.In(src)) {
+		if h.listed && !fl.kind.framing() && listedIn(src, h.Fields, fl.Name.In(src)) {
 			continue
 		}
 		dst = appendField(dst, src, fl)
@@ -776,7 +786,7 @@ func (h *Response) AppendForward(dst, src []byte, c ClientFraming) []byte {
 			nVia++
 			continue
 		}
-		if h.listed && listedIn(src, h.Fields, fl.Name.In(src)) {
+		if h.listed && !fl.kind.framing() && listedIn(src, h.Fields, fl.Name.In(src)) {
 			continue
 		}
 		dst = appendField(dst, src, fl)

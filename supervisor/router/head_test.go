@@ -138,6 +138,8 @@ func TestAppendForwardMatchesRewrite(t *testing.T) {
 		"GET /ws HTTP/1.1\r\nHost: a.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n",
 		"GET /h2c HTTP/1.1\r\nHost: a.localhost\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
 		"POST / HTTP/1.0\r\nHost: a.localhost\r\nContent-Length: 3\r\nX-Request-Id: short\r\nConnection: X-Request-Id, X-Forwarded-For\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
+		// Connection naming the framing or the target drops neither.
+		"POST / HTTP/1.1\r\nHost: a.localhost\r\nConnection: content-length, host\r\nContent-Length: 3\r\n\r\n",
 	} {
 		var h Request
 		if _, err := h.Parse([]byte(head)); err != nil {

@@ -47,7 +47,9 @@ func Rewrite(h http.Header, f Forward) (requestID, fwd string) {
 			var tok string
 			tok, v, _ = strings.Cut(v, ",")
 			tok = textproto.TrimString(tok)
-			if tok == "" || (upgrade && strings.EqualFold(tok, "upgrade")) {
+			if tok == "" || (upgrade && strings.EqualFold(tok, "upgrade")) ||
+				strings.EqualFold(tok, "content-length") || strings.EqualFold(tok, "host") {
+				// Framing and the target are never dropped: see fieldKind.framing.
 				continue
 			}
 			delete(h, textproto.CanonicalMIMEHeaderKey(tok))

@@ -256,7 +256,7 @@ func (x *httpExchange) respond(bc *backendConn, resp *Response, head, rest []byt
 		case f.kind == fVia:
 			vias += value + ", "
 			continue
-		case resp.listed && listedIn(head, resp.Fields, f.Name.In(head)):
+		case resp.listed && !f.kind.framing() && listedIn(head, resp.Fields, f.Name.In(head)):
 			continue
 		}
 		h.Add(name, value)
