@@ -760,6 +760,9 @@ func conformance(t *testing.T, serve serveFunc) {
 		if err != nil || start < before.UnixMilli() || start > time.Now().UnixMilli() {
 			t.Errorf("X-Request-Start %q, want unix ms of now", got.Get("X-Request-Start"))
 		}
+		if v := got["Via"]; len(v) != 1 || v[0] != "1.1 dyno" {
+			t.Errorf("dyno saw Via %q, want the client's dropped: only \"1.1 dyno\"", v)
+		}
 		got.Del("X-Request-Start")
 		want.Header.Del("X-Request-Start")
 		got.Del("Accept-Encoding") // net/http's server adds nothing, but be exact about what is compared

@@ -653,7 +653,7 @@ type Forwarded struct {
 // gets it, by the same rules as Rewrite (hop-by-hop headers and those the
 // Connection header names removed; X-Forwarded-For appended to;
 // X-Forwarded-Proto, -Port, X-Request-Start set; X-Request-Id kept when
-// valid, else a new one; Via appended to), and also: Expect removed (the
+// valid, else a new one; the client's Via replaced by the router's), and also: Expect removed (the
 // router answers 100 Continue itself), Content-Length dropped when the
 // body is chunked, "Transfer-Encoding: chunked" written when it is, and
 // the version always HTTP/1.1 (the router keeps dyno connections alive).
@@ -665,7 +665,7 @@ func (h *Request) AppendForward(dst, src []byte, f *Forward) ([]byte, Forwarded)
 	dst = append(dst, ' ')
 	dst = append(dst, h.Target.In(src)...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
-	var nFwd, nVia int
+	var nFwd int
 	for _, fl := range h.Fields {
 		switch {
 		case fl.kind == fUpgrade && h.Upgrade:
@@ -680,9 +680,8 @@ func (h *Request) AppendForward(dst, src []byte, f *Forward) ([]byte, Forwarded)
 			}
 			continue
 		case fl.kind == fVia:
-			if !h.listed || !listedIn(src, h.Fields, fl.Name.In(src)) {
-				nVia++
-			}
+			// A client's Via is dropped: only the router's own hop is
+			// one the dyno can trust.
 			continue
 		}
 		if h.listed && !fl.kind.framing() && listedIn(src, h.Fields, fl.Name.In(src)) {
@@ -720,10 +719,6 @@ func (h *Request) AppendForward(dst, src []byte, f *Forward) ([]byte, Forwarded)
 	}
 	out.RequestID.End = len(dst)
 	dst = append(dst, "\r\nVia: "...)
-	if nVia > 0 {
-		dst = h.appendJoined(dst, src, fVia)
-		dst = append(dst, ", "...)
-	}
 	if h.Minor == 0 {
 		dst = append(dst, "1.0 "+Via+"\r\n\r\n"...)
 	} else {

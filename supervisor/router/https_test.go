@@ -67,7 +67,8 @@ func TestServeHTTPS(t *testing.T) {
 				io.WriteString(w, r.URL.Path)
 			}))
 			e.app.Update(Running, []Backend{b})
-			resp, body := httpsGet(t, srv, h2, "/hi?x=1", http.Header{"X-Forwarded-For": {"10.0.0.1"}, "X-Request-Id": {"abcdefghijklmnopqrstuvwxyz"}})
+			resp, body := httpsGet(t, srv, h2, "/hi?x=1", http.Header{"X-Forwarded-For": {"10.0.0.1"}, "X-Request-Id": {"abcdefghijklmnopqrstuvwxyz"},
+				"Via": {"1.1 made-up"}})
 			if resp.StatusCode != 200 || body != "/hi" || resp.Header.Get("X-From") != "dyno" {
 				t.Errorf("got %d %q %v", resp.StatusCode, body, resp.Header)
 			}
