@@ -818,6 +818,32 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.noLine()
 	})
 
+	// An absolute-form target names the host (RFC 9112 section 3.2.2):
+	// the router routes by it and the dyno sees it, in origin-form.
+	t.Run("AbsoluteForm", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		seen := make(chan string, 1)
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen <- r.Host + " " + r.RequestURI
+		}))
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		c.send("GET http://app.localhost/abs?x=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+		if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+			t.Errorf("got %d", resp.StatusCode)
+		}
+		if got := recv(t, seen); got != "app.localhost /abs?x=1" {
+			t.Errorf("dyno saw %q, want host app.localhost and origin-form /abs?x=1", got)
+		}
+		e.line(`path="/abs?x=1" host=app.localhost `, "status=200")
+		// The URI's host wins over Host: no app there.
+		c.send("GET http://nope.localhost/ HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
+		if resp, body := c.response("GET"); resp.StatusCode != 404 || !strings.Contains(body, "nope.localhost") {
+			t.Errorf("got %d %q, want the 404 for nope.localhost", resp.StatusCode, body)
+		}
+		e.noLine()
+	})
+
 	t.Run("NewRequestID", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		seen := make(chan string, 1)

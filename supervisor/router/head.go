@@ -230,6 +230,7 @@ type Request struct {
 	Upgrade        bool // a WebSocket upgrade (Connection: upgrade, Upgrade: websocket)
 	Expect         Expectation
 	listed         bool // Connection names headers other than close, keep-alive and upgrade
+	absolute       bool // the target was absolute-form: Host is its authority, Target its path
 }
 
 // HasBody reports whether a body follows the head.
@@ -255,7 +256,7 @@ func (h *Request) Parse(b []byte) (int, error) {
 	h.Fields = h.Fields[:0]
 	h.Host, h.RequestID = Span{}, Span{}
 	h.ContentLength = -1
-	h.Chunked, h.Close, h.Upgrade, h.listed = false, false, false, false
+	h.Chunked, h.Close, h.Upgrade, h.listed, h.absolute = false, false, false, false, false
 	h.Expect = ExpectNone
 
 	pos := 0
@@ -392,7 +393,42 @@ func (h *Request) Parse(b []byte) (int, error) {
 		h.Close = h.Close || connClose
 	}
 	h.Upgrade = connUpgrade && upgradeWS
+	if t := h.Target.In(b); len(t) > 0 && t[0] != '/' && !(len(t) == 1 && t[0] == '*') {
+		// RFC 9112 section 3.2.2: an absolute-form target's authority
+		// is the host, whatever Host says; the dyno gets origin-form and
+		// that Host, so that it sees the host the router routed by.
+		auth, path, ok := splitAbsolute(t)
+		if !ok {
+			return 0, errBadRequestLine
+		}
+		start := h.Target.Start
+		h.Host = Span{start + auth.Start, start + auth.End}
+		h.Target = Span{start + path.Start, start + path.End}
+		h.absolute = true
+	}
 	return pos, nil
+}
+
+// splitAbsolute splits an absolute-form target, http://authority/path,
+// into the spans of its authority and of its path and query within t.
+// Userinfo is refused: a proxy that passed it could be read as the host.
+func splitAbsolute(t []byte) (auth, path Span, ok bool) {
+	i := bytes.Index(t, []byte("://"))
+	if i < 0 || !(equalFold(t[:i], "http") || equalFold(t[:i], "https")) {
+		return Span{}, Span{}, false
+	}
+	a := i + 3
+	e := a
+	for e < len(t) && t[e] != '/' && t[e] != '?' && t[e] != '#' {
+		if t[e] == '@' {
+			return Span{}, Span{}, false
+		}
+		e++
+	}
+	if e == a || e < len(t) && t[e] == '#' {
+		return Span{}, Span{}, false
+	}
+	return Span{a, e}, Span{e, len(t)}, true
 }
 
 // Response is a parsed response head, as Request.
@@ -663,11 +699,21 @@ func (h *Request) AppendForward(dst, src []byte, f *Forward) ([]byte, Forwarded)
 	var out Forwarded
 	dst = append(dst, h.Method.In(src)...)
 	dst = append(dst, ' ')
+	if t := h.Target.In(src); len(t) == 0 || t[0] == '?' {
+		dst = append(dst, '/') // an absolute-form target with an empty path
+	}
 	dst = append(dst, h.Target.In(src)...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
+	if h.absolute {
+		dst = append(dst, "Host: "...)
+		dst = append(dst, h.Host.In(src)...)
+		dst = append(dst, "\r\n"...)
+	}
 	var nFwd int
 	for _, fl := range h.Fields {
 		switch {
+		case fl.kind == fHost && h.absolute:
+			continue
 		case fl.kind == fUpgrade && h.Upgrade:
 		case fl.kind.hopByHop(), fl.kind == fExpect, fl.kind == fXForwardedProto,
 			fl.kind == fXForwardedPort, fl.kind == fXRequestStart, fl.kind == fXRequestID:
