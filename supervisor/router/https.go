@@ -58,6 +58,9 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	req.Header.Del("Content-Length")
 	req.Header.Del("Transfer-Encoding")
 	req.Header.Del("Host")
+	// net/http answers 100 Continue itself when the body is first read,
+	// as the plain path does: the dyno sees no Expect.
+	req.Header.Del("Expect")
 	var head []byte
 	head = append(head, req.Method...)
 	head = append(head, ' ')

@@ -281,3 +281,26 @@ func TestServeHTTPSBadPath(t *testing.T) {
 	}
 }
 
+// TestServeHTTPSExpect: net/http answers 100 Continue itself, so the dyno
+// sees no Expect, as on the plain path.
+func TestServeHTTPSExpect(t *testing.T) {
+	e, srv := tlsEnv(t, Config{})
+	seen := make(chan string, 1)
+	b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		seen <- r.Header.Get("Expect") + "|" + string(body)
+	}))
+	e.app.Update(Running, []Backend{b})
+	req, _ := http.NewRequest("POST", srv.URL+"/", strings.NewReader("hello"))
+	req.Host = "app.localhost"
+	req.Header.Set("Expect", "100-continue")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := recv(t, seen); got != "|hello" {
+		t.Errorf("dyno saw Expect|body %q, want no Expect and the body", got)
+	}
+	e.line("method=POST", "status=200")
+}
