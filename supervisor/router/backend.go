@@ -161,23 +161,51 @@ const (
 	dialOK      dialOutcome = iota
 	dialRefused             // refused or reset: quarantine the dyno, try another
 	dialTimeout             // H19
+	dialLocal               // the router could not make a connection at all: H99, no dyno blamed
 )
 
 // dial connects to a dyno within timeout.
 func (p *pools) dial(ctx context.Context, addr string, timeout time.Duration) (*backendConn, dialOutcome) {
+	bc, how, _ := p.dialErr(ctx, addr, timeout)
+	return bc, how
+}
+
+// dialErr is dial, with the error a failed dial had: the cause H99 logs.
+func (p *pools) dialErr(ctx context.Context, addr string, timeout time.Duration) (*backendConn, dialOutcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	nc, err := p.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-			return nil, dialTimeout
-		}
-		// ECONNREFUSED, ECONNRESET, or anything else that says the dyno
-		// is not there to take the connection.
-		return nil, dialRefused
+		return nil, dialFailure(err), err
 	}
-	return &backendConn{nc: nc, addr: addr, fresh: true}, dialOK
+	return &backendConn{nc: nc, addr: addr, fresh: true}, dialOK, nil
+}
+
+// dialFailure says whose fault a failed connect is. Only the dyno's
+// answer (ECONNREFUSED, ECONNRESET) or the network's (EHOSTUNREACH) puts
+// a dyno in quarantine; a connect that took too long is H19. Anything
+// else is the router's own trouble (EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL
+// when out of ephemeral ports): quarantining a healthy dyno for it would
+// turn a passing shortage into H21s for every request of the app.
+func dialFailure(err error) dialOutcome {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
+		return dialTimeout
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH):
+		return dialRefused
+	}
+	return dialLocal
+}
+
+// localCause is the cause= of an H99 for a connect the router could not
+// make: the errno's text, "too many open files".
+func localCause(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return "connect failed"
 }
 
 // isReset reports whether err says the peer reset or had closed the

@@ -347,8 +347,12 @@ func (c *conn) proxy(src []byte, n int) bool {
 		redial = false
 		if bc == nil {
 			var how dialOutcome
-			bc, how = r.pools.dial(context.Background(), c.backend.Addr, r.cfg.Connect)
+			var derr error
+			bc, how, derr = r.pools.dialErr(context.Background(), c.backend.Addr, r.cfg.Connect)
 			switch how {
+			case dialLocal:
+				c.fail(H99, H99.Status(), localCause(derr), c.whole)
+				return c.keep(n, c.bodyIfWhole())
 			case dialTimeout:
 				c.connect = time.Since(t0)
 				c.fail(H19, H19.Status(), "", c.whole)

@@ -111,8 +111,13 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		redial = false
 		if bc == nil {
 			var how dialOutcome
-			bc, how = r.pools.dial(req.Context(), backend.Addr, r.cfg.Connect)
+			var derr error
+			bc, how, derr = r.pools.dialErr(req.Context(), backend.Addr, r.cfg.Connect)
 			switch how {
+			case dialLocal:
+				line.Cause = localCause(derr)
+				x.fail(H99)
+				return
 			case dialTimeout:
 				line.Connect = time.Since(t0)
 				x.fail(H19)
