@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // maxIdlePerBackend caps the keep-alive connections kept open to one dyno.
@@ -22,6 +23,56 @@ type backendConn struct {
 	addr  string
 	since time.Time // when it went back to the pool
 	fresh bool      // dialled for this request, never used before
+
+	raw    syscall.RawConn       // nc's socket, for usable's peek; nil when nc is none
+	peekFn func(fd uintptr) bool // bc.peek, bound once
+	spoilt bool                  // the last peek found bytes, end of file or an error
+}
+
+// usable reports whether a pooled connection can carry a request: the
+// dyno sent nothing since its last response and has not closed. Bytes
+// waiting (a late second response, the CRLF that ends a chunked body)
+// would be read as the next request's response; end of file would cost
+// the request a retry, or an H13 when it cannot be retried. A peek
+// (MSG_PEEK|MSG_DONTWAIT) finds either without consuming or waiting.
+func (bc *backendConn) usable() bool {
+	if bc.raw == nil {
+		return true
+	}
+	// A deadline left from the last response would fail the Read before
+	// the peek is made.
+	bc.nc.SetReadDeadline(time.Time{})
+	bc.spoilt = true
+	if err := bc.raw.Read(bc.peekFn); err != nil {
+		return false
+	}
+	return !bc.spoilt
+}
+
+func (bc *backendConn) peek(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		// EAGAIN: nothing waits, the connection is clean; any byte, end
+		// of file (0) or another error spoils it.
+		bc.spoilt = errno != syscall.EAGAIN
+		return true
+	}
+}
+
+func newBackendConn(nc net.Conn, addr string) *backendConn {
+	bc := &backendConn{nc: nc, addr: addr, fresh: true}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			bc.raw = raw
+			bc.peekFn = bc.peek
+		}
+	}
+	return bc
 }
 
 type pool struct {
@@ -67,6 +118,11 @@ func (p *pools) get(addr string) *backendConn {
 		pl.idle = pl.idle[:n-1]
 		if now.Sub(bc.since) < p.maxIdle {
 			pl.mu.Unlock()
+			if !bc.usable() {
+				bc.nc.Close()
+				pl.mu.Lock()
+				continue
+			}
 			bc.fresh = false
 			return bc
 		}
@@ -178,7 +234,7 @@ func (p *pools) dialErr(ctx context.Context, addr string, timeout time.Duration)
 	if err != nil {
 		return nil, dialFailure(err), err
 	}
-	return &backendConn{nc: nc, addr: addr, fresh: true}, dialOK, nil
+	return newBackendConn(nc, addr), dialOK, nil
 }
 
 // dialFailure says whose fault a failed connect is. Only the dyno's

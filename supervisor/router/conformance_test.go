@@ -444,22 +444,27 @@ func conformance(t *testing.T, serve serveFunc) {
 		recv(t, closedOne)
 		c.send(get("/2"))
 		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "ok" {
-			t.Errorf("GET on a dead pooled connection: %d %q", resp.StatusCode, body)
+			t.Errorf("GET after the dyno closed the pooled connection: %d %q", resp.StatusCode, body)
 		}
 		e.line("at=info", "status=200")
 		select {
 		case <-closedOne:
 		case <-time.After(5 * time.Second):
-			t.Fatal("the retry did not open a second connection")
+			t.Fatal("the router did not open a second connection")
 		}
 		if n := accepted.Load(); n != 2 {
 			t.Errorf("dyno accepted %d connections, want 2", n)
 		}
+		// A POST cannot be sent again: the router sees that the pooled
+		// connection was closed before using it, and dials a fresh one.
 		c.send("POST /3 HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 2\r\n\r\nhi")
-		if resp, _ := c.response("POST"); resp.StatusCode != 503 {
-			t.Errorf("POST on a dead pooled connection: %d, want 503 (H13)", resp.StatusCode)
+		if resp, body := c.response("POST"); resp.StatusCode != 200 || body != "ok" {
+			t.Errorf("POST after the dyno closed the pooled connection: %d %q, want the dyno's answer", resp.StatusCode, body)
 		}
-		e.line("code=H13")
+		e.line("at=info", "status=200")
+		if n := accepted.Load(); n != 3 {
+			t.Errorf("dyno accepted %d connections, want 3", n)
+		}
 	})
 
 	t.Run("H15", func(t *testing.T) {
@@ -842,6 +847,54 @@ func conformance(t *testing.T, serve serveFunc) {
 			t.Errorf("got %d %q, want the 404 for nope.localhost", resp.StatusCode, body)
 		}
 		e.noLine()
+	})
+
+	// A pooled connection on which the dyno sent bytes after its response
+	// (a late second response, the CRLF ending a chunked body) is not
+	// reused: those bytes would be the next client's response.
+	t.Run("StalePooledConnection", func(t *testing.T) {
+		for _, tc := range []struct{ name, first, late, version string }{
+			{"LateResponse", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", "1.1"},
+			{"LateChunkEnd", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n", "\r\n", "1.0"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				e := newEnv(t, serve, Config{})
+				late, wrote := make(chan struct{}), make(chan struct{})
+				b := rawBackend(t, "web.1", func(nc net.Conn) {
+					br := bufio.NewReader(nc)
+					for {
+						req, err := http.ReadRequest(br)
+						if err != nil {
+							return
+						}
+						if req.URL.Path == "/first" {
+							io.WriteString(nc, tc.first)
+							<-late
+							io.WriteString(nc, tc.late)
+							close(wrote)
+							continue
+						}
+						io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfresh")
+						return
+					}
+				})
+				e.app.Update(Running, []Backend{b})
+				c := e.dial()
+				c.send("GET /first HTTP/" + tc.version + "\r\nHost: app.localhost\r\n\r\n")
+				if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "ok" {
+					t.Errorf("first: %d %q", resp.StatusCode, body)
+				}
+				e.line("status=200")
+				close(late)
+				<-wrote
+				v := e.dial()
+				v.send(get("/next"))
+				if resp, body := v.response("GET"); resp.StatusCode != 200 || body != "fresh" {
+					t.Errorf("next client got %d %q, want the dyno's answer to it", resp.StatusCode, body)
+				}
+				e.line("status=200")
+			})
+		}
 	})
 
 	t.Run("NewRequestID", func(t *testing.T) {

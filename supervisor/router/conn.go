@@ -796,6 +796,10 @@ func (c *conn) relay(bc *backendConn, n int, body int64, hn, got int) bool {
 			reuse = reuse && clean
 		case c.resp.Chunked:
 			ok = c.relayDechunked(bc, rest)
+			// The decoder stops at the last chunk: a trailer or the
+			// final CRLF may still come, and would be read as the next
+			// response.
+			reuse = false
 		case c.resp.ContentLength >= 0:
 			ok = c.relayLength(bc, c.resp.ContentLength-int64(len(rest)))
 		default:

@@ -535,10 +535,13 @@ func (h *Response) Parse(b []byte) (int, error) {
 			return 0, errBadResponse
 		}
 	}
+	// RFC 9112 section 6.3: with both Transfer-Encoding and
+	// Content-Length the body is chunked, and the connection closes
+	// after: the dyno and the router may not agree on where it ends.
+	h.Close = connClose || h.Minor == 0 && !keepAlive || h.Chunked && h.ContentLength >= 0
 	if h.Chunked {
 		h.ContentLength = -1
 	}
-	h.Close = connClose || h.Minor == 0 && !keepAlive
 	return pos, nil
 }
 

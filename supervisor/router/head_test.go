@@ -355,3 +355,17 @@ func TestParseAbsoluteForm(t *testing.T) {
 		}
 	}
 }
+
+// TestParseResponseChunkedWithLength: RFC 9112 section 6.3, a response
+// with both Transfer-Encoding and Content-Length is read chunked and its
+// connection closed after, never pooled.
+func TestParseResponseChunkedWithLength(t *testing.T) {
+	var h Response
+	src := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+	if _, err := h.Parse(src); err != nil {
+		t.Fatal(err)
+	}
+	if !h.Chunked || h.ContentLength != -1 || !h.Close {
+		t.Errorf("chunked %v, length %d, close %v: want chunked, -1, close", h.Chunked, h.ContentLength, h.Close)
+	}
+}
