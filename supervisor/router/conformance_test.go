@@ -129,6 +129,22 @@ func (e *env) dial() *client {
 	return &client{t: e.t, nc: nc, br: bufio.NewReader(nc)}
 }
 
+// dialSmall is dial with a small receive buffer, so that a client that
+// reads slowly or not at all holds the router's writes back at once.
+func (e *env) dialSmall() *client {
+	e.t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+		return nil
+	}}
+	nc, err := d.Dial("tcp", e.addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { nc.Close() })
+	return &client{t: e.t, nc: nc, br: bufio.NewReaderSize(nc, 4<<10)}
+}
+
 func (c *client) send(s string) {
 	c.t.Helper()
 	if _, err := io.WriteString(c.nc, s); err != nil {
@@ -893,6 +909,39 @@ func conformance(t *testing.T, serve serveFunc) {
 					t.Errorf("next client got %d %q, want the dyno's answer to it", resp.StatusCode, body)
 				}
 				e.line("status=200")
+			})
+		}
+	})
+
+	// A client that stops reading is cut after Idle: it holds neither the
+	// router nor the dyno's connection (a stream it never reads).
+	t.Run("ClientStopsReading", func(t *testing.T) {
+		for _, version := range []string{"1.1", "1.0"} {
+			t.Run("HTTP"+version, func(t *testing.T) {
+				e := newEnv(t, serve, Config{Idle: 100 * time.Millisecond})
+				ended := make(chan error, 1)
+				b := rawBackend(t, "web.1", func(nc net.Conn) {
+					if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
+						return
+					}
+					io.WriteString(nc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+					chunk := fmt.Sprintf("4000\r\n%s\r\n", strings.Repeat("x", 0x4000))
+					for {
+						nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+						if _, err := io.WriteString(nc, chunk); err != nil {
+							ended <- err
+							return
+						}
+					}
+				})
+				e.app.Update(Running, []Backend{b})
+				c := e.dialSmall()
+				c.send("GET /stream HTTP/" + version + "\r\nHost: app.localhost\r\n\r\n")
+				// The client reads nothing.
+				if err := recv(t, ended); isTimeout(err) {
+					t.Errorf("the dyno's stream was never cut: %v", err)
+				}
+				e.line("path=\"/stream\"")
 			})
 		}
 	})

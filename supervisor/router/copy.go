@@ -87,6 +87,18 @@ func gone(c net.Conn) bool {
 	return dead
 }
 
+// deadlineWriter renews a write deadline at each write: a client that
+// stops reading is cut after idle, one that reads slowly is not.
+type deadlineWriter struct {
+	c    net.Conn
+	idle time.Duration
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.c.SetWriteDeadline(time.Now().Add(d.idle))
+	return d.c.Write(p)
+}
+
 // deadlineReader renews a read deadline at each read.
 type deadlineReader struct {
 	c    net.Conn
