@@ -946,6 +946,29 @@ func conformance(t *testing.T, serve serveFunc) {
 		}
 	})
 
+	// A slow but steady upload is not idle: sent at a pace far under what
+	// copies in one step within Idle, it goes through whole.
+	t.Run("SlowSteadyUpload", func(t *testing.T) {
+		e := newEnv(t, serve, Config{Idle: 100 * time.Millisecond})
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprint(w, n)
+		}))
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		const size = 256 << 10
+		c.send(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: %d\r\n\r\n", size))
+		chunk := make([]byte, 16<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			c.send(string(chunk))
+			time.Sleep(10 * time.Millisecond) // pacing: ~1.6 MB/s, never a pause near Idle
+		}
+		if resp, body := c.response("POST"); resp.StatusCode != 200 || body != strconv.Itoa(size) {
+			t.Errorf("got %d %q, want the dyno to have read %d bytes", resp.StatusCode, body, size)
+		}
+		e.line("method=POST", "status=200")
+	})
+
 	t.Run("NewRequestID", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		seen := make(chan string, 1)
