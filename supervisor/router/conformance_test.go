@@ -366,6 +366,24 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.line(`sock=client at=warning code=H27 desc="Client Request Interrupted"`, "status=499")
 	})
 
+	// A client that leaves after the head's or the idle connection's
+	// deadline has passed, while its request waits, still ends the wait
+	// at once with H27: those deadlines do not end the watch.
+	t.Run("H27WhileWaitingPastHeadDeadline", func(t *testing.T) {
+		cfg := Config{ClientIdle: 50 * time.Millisecond, HeadTimeout: 50 * time.Millisecond}
+		e := newEnv(t, serve, cfg)
+		waiting := make(chan struct{}, 1)
+		e.r.onWait = func() { waiting <- struct{}{} }
+		e.app.Update(Booting, nil)
+		c := e.dial()
+		c.send("GET / HTTP/1.1\r\n")
+		c.send("Host: app.localhost\r\n\r\n")
+		recv(t, waiting)
+		time.Sleep(2 * cfg.HeadTimeout) // not synchronisation: the deadlines must be past
+		c.nc.Close()
+		e.line(`code=H27`, "status=499") // within 5 s, not BootWait's 75 s
+	})
+
 	t.Run("RetryOnRefusal", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		b, _ := httpBackend(t, "web.2", http.HandlerFunc(echoPath))

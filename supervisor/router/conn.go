@@ -523,6 +523,10 @@ func (c *conn) waitPick(deadline time.Time, refused bool) (Backend, Code) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The head's deadline (HeadTimeout), or ClientIdle's from before it,
+	// would end the watch long before the wait: a client that left then
+	// would hold the request for the whole BootWait instead of H27.
+	c.nc.SetReadDeadline(time.Time{})
 	c.peekEOF = false
 	watched := make(chan struct{})
 	go func() {
