@@ -1319,6 +1319,36 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.line("status=101", "dyno=web.1")
 	})
 
+	// An upgrade request with a body: the dyno gets the body once, then
+	// the tunnel's bytes, whether they came in the same read or later.
+	t.Run("UpgradeWithBody", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		got := make(chan string, 1)
+		b := rawBackend(t, "web.1", func(nc net.Conn) {
+			br := bufio.NewReader(nc)
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body, _ := io.ReadAll(req.Body)
+			io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			next := make([]byte, 4)
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.ReadFull(br, next)
+			got <- fmt.Sprintf("body %q then %q %v", body, next, err)
+		})
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		c.send("GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhelloPING")
+		if resp, err := http.ReadResponse(c.br, nil); err != nil || resp.StatusCode != 101 {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		if s := recv(t, got); s != `body "hello" then "PING" <nil>` {
+			t.Errorf("dyno read %s, want the body once, then the tunnel's PING", s)
+		}
+		e.line("status=101")
+	})
+
 	t.Run("WebSocketIdle", func(t *testing.T) {
 		// Silence both ways for Idle ends the tunnel; a dyno that pushes
 		// more often keeps it, though the client never speaks.

@@ -787,7 +787,13 @@ func (c *conn) relay(bc *backendConn, n int, body int64, hn, got int) bool {
 	}
 	if upgrade {
 		c.done()
-		c.tunnel(bc, c.in[c.r0+n:c.r1])
+		// What followed the head in in, less a body the dyno already has
+		// (sent with the head): the first bytes of the tunnel.
+		pending := c.in[c.r0+n : c.r1]
+		if body > 0 {
+			pending = pending[body:]
+		}
+		c.tunnel(bc, pending)
 		c.r0 = c.r1
 		return false
 	}
