@@ -7,6 +7,7 @@ import (
 	"sync"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // maxIdlePerBackend caps the keep-alive connections kept open to one dyno.
@@ -22,6 +23,56 @@ type backendConn struct {
 	addr  string
 	since time.Time // when it went back to the pool
 	fresh bool      // dialled for this request, never used before
+
+	raw    syscall.RawConn       // nc's socket, for usable's peek; nil when nc is none
+	peekFn func(fd uintptr) bool // bc.peek, bound once
+	spoilt bool                  // the last peek found bytes, end of file or an error
+}
+
+// usable reports whether a pooled connection can carry a request: the
+// dyno sent nothing since its last response and has not closed. Bytes
+// waiting (a late second response, the CRLF that ends a chunked body)
+// would be read as the next request's response; end of file would cost
+// the request a retry, or an H13 when it cannot be retried. A peek
+// (MSG_PEEK|MSG_DONTWAIT) finds either without consuming or waiting.
+func (bc *backendConn) usable() bool {
+	if bc.raw == nil {
+		return true
+	}
+	// A deadline left from the last response would fail the Read before
+	// the peek is made.
+	bc.nc.SetReadDeadline(time.Time{})
+	bc.spoilt = true
+	if err := bc.raw.Read(bc.peekFn); err != nil {
+		return false
+	}
+	return !bc.spoilt
+}
+
+func (bc *backendConn) peek(fd uintptr) bool {
+	var b [1]byte
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), 1,
+			syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		// EAGAIN: nothing waits, the connection is clean; any byte, end
+		// of file (0) or another error spoils it.
+		bc.spoilt = errno != syscall.EAGAIN
+		return true
+	}
+}
+
+func newBackendConn(nc net.Conn, addr string) *backendConn {
+	bc := &backendConn{nc: nc, addr: addr, fresh: true}
+	if sc, ok := nc.(syscall.Conn); ok {
+		if raw, err := sc.SyscallConn(); err == nil {
+			bc.raw = raw
+			bc.peekFn = bc.peek
+		}
+	}
+	return bc
 }
 
 type pool struct {
@@ -67,6 +118,11 @@ func (p *pools) get(addr string) *backendConn {
 		pl.idle = pl.idle[:n-1]
 		if now.Sub(bc.since) < p.maxIdle {
 			pl.mu.Unlock()
+			if !bc.usable() {
+				bc.nc.Close()
+				pl.mu.Lock()
+				continue
+			}
 			bc.fresh = false
 			return bc
 		}
@@ -161,23 +217,51 @@ const (
 	dialOK      dialOutcome = iota
 	dialRefused             // refused or reset: quarantine the dyno, try another
 	dialTimeout             // H19
+	dialLocal               // the router could not make a connection at all: H99, no dyno blamed
 )
 
 // dial connects to a dyno within timeout.
 func (p *pools) dial(ctx context.Context, addr string, timeout time.Duration) (*backendConn, dialOutcome) {
+	bc, how, _ := p.dialErr(ctx, addr, timeout)
+	return bc, how
+}
+
+// dialErr is dial, with the error a failed dial had: the cause H99 logs.
+func (p *pools) dialErr(ctx context.Context, addr string, timeout time.Duration) (*backendConn, dialOutcome, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	nc, err := p.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
-			return nil, dialTimeout
-		}
-		// ECONNREFUSED, ECONNRESET, or anything else that says the dyno
-		// is not there to take the connection.
-		return nil, dialRefused
+		return nil, dialFailure(err), err
 	}
-	return &backendConn{nc: nc, addr: addr, fresh: true}, dialOK
+	return newBackendConn(nc, addr), dialOK, nil
+}
+
+// dialFailure says whose fault a failed connect is. Only the dyno's
+// answer (ECONNREFUSED, ECONNRESET) or the network's (EHOSTUNREACH) puts
+// a dyno in quarantine; a connect that took too long is H19. Anything
+// else is the router's own trouble (EMFILE, ENFILE, ENOBUFS, EADDRNOTAVAIL
+// when out of ephemeral ports): quarantining a healthy dyno for it would
+// turn a passing shortage into H21s for every request of the app.
+func dialFailure(err error) dialOutcome {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout(), errors.Is(err, context.DeadlineExceeded), errors.Is(err, syscall.ETIMEDOUT):
+		return dialTimeout
+	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EHOSTUNREACH):
+		return dialRefused
+	}
+	return dialLocal
+}
+
+// localCause is the cause= of an H99 for a connect the router could not
+// make: the errno's text, "too many open files".
+func localCause(err error) string {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return "connect failed"
 }
 
 // isReset reports whether err says the peer reset or had closed the

@@ -1,7 +1,13 @@
 package router
 
 import (
+	"context"
 	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -44,4 +50,61 @@ func TestPools(t *testing.T) {
 	if _, err := conns[0].nc.Write([]byte("x")); err == nil {
 		t.Errorf("an expired connection was left open")
 	}
+}
+
+// TestDialFailure: only the dyno's refusal or reset, or an unreachable
+// host, blames the dyno; the router's own shortages do not.
+func TestDialFailure(t *testing.T) {
+	op := func(errno syscall.Errno) error {
+		return &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", errno)}
+	}
+	for _, tc := range []struct {
+		err  error
+		want dialOutcome
+	}{
+		{op(syscall.ECONNREFUSED), dialRefused},
+		{op(syscall.ECONNRESET), dialRefused},
+		{op(syscall.EHOSTUNREACH), dialRefused},
+		{op(syscall.ETIMEDOUT), dialTimeout},
+		{context.DeadlineExceeded, dialTimeout},
+		{op(syscall.EMFILE), dialLocal},
+		{op(syscall.ENFILE), dialLocal},
+		{op(syscall.ENOBUFS), dialLocal},
+		{op(syscall.EADDRNOTAVAIL), dialLocal},
+	} {
+		if got := dialFailure(tc.err); got != tc.want {
+			t.Errorf("%v: %d, want %d", tc.err, got, tc.want)
+		}
+	}
+}
+
+// TestDialLocalFailure: a connect the router cannot make (out of file
+// descriptors) answers H99 with the errno as cause, and leaves the dyno
+// out of quarantine: the next request goes to it.
+func TestDialLocalFailure(t *testing.T) {
+	var emfile atomic.Bool
+	emfile.Store(true)
+	e := newEnv(t, func(t *testing.T, r *Router, ln net.Listener) {
+		r.pools.dialer.Control = func(string, string, syscall.RawConn) error {
+			if emfile.Load() {
+				return syscall.EMFILE
+			}
+			return nil
+		}
+		serveGoroutines(t, r, ln)
+	}, Config{})
+	b, _ := httpBackend(t, "web.1", http.HandlerFunc(echoPath))
+	e.app.Update(Running, []Backend{b})
+	c := e.dial()
+	c.send(get("/a"))
+	if resp, body := c.response("GET"); resp.StatusCode != 503 || !strings.Contains(body, "H99") {
+		t.Errorf("got %d %q, want the H99 page", resp.StatusCode, body)
+	}
+	e.line(`at=error code=H99 desc="Platform error" cause="too many open files" method=GET`, "status=503")
+	emfile.Store(false)
+	c.send(get("/b"))
+	if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "/b" {
+		t.Errorf("after the shortage: %d %q, want the dyno's answer at once", resp.StatusCode, body)
+	}
+	e.line("dyno=web.1", "status=200")
 }

@@ -132,6 +132,22 @@ func (e *env) dial() *client {
 	return &client{t: e.t, nc: nc, br: bufio.NewReader(nc)}
 }
 
+// dialSmall is dial with a small receive buffer, so that a client that
+// reads slowly or not at all holds the router's writes back at once.
+func (e *env) dialSmall() *client {
+	e.t.Helper()
+	d := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 16<<10) })
+		return nil
+	}}
+	nc, err := d.Dial("tcp", e.addr)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	e.t.Cleanup(func() { nc.Close() })
+	return &client{t: e.t, nc: nc, br: bufio.NewReaderSize(nc, 4<<10)}
+}
+
 func (c *client) send(s string) {
 	c.t.Helper()
 	if _, err := io.WriteString(c.nc, s); err != nil {
@@ -353,6 +369,24 @@ func conformance(t *testing.T, serve serveFunc) {
 		e.line(`sock=client at=warning code=H27 desc="Client Request Interrupted"`, "status=499")
 	})
 
+	// A client that leaves after the head's or the idle connection's
+	// deadline has passed, while its request waits, still ends the wait
+	// at once with H27: those deadlines do not end the watch.
+	t.Run("H27WhileWaitingPastHeadDeadline", func(t *testing.T) {
+		cfg := Config{ClientIdle: 50 * time.Millisecond, HeadTimeout: 50 * time.Millisecond}
+		e := newEnv(t, serve, cfg)
+		waiting := make(chan struct{}, 1)
+		e.r.onWait = func() { waiting <- struct{}{} }
+		e.app.Update(Booting, nil)
+		c := e.dial()
+		c.send("GET / HTTP/1.1\r\n")
+		c.send("Host: app.localhost\r\n\r\n")
+		recv(t, waiting)
+		time.Sleep(2 * cfg.HeadTimeout) // not synchronisation: the deadlines must be past
+		c.nc.Close()
+		e.line(`code=H27`, "status=499") // within 5 s, not BootWait's 75 s
+	})
+
 	t.Run("RetryOnRefusal", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		b, _ := httpBackend(t, "web.2", http.HandlerFunc(echoPath))
@@ -447,31 +481,26 @@ func conformance(t *testing.T, serve serveFunc) {
 		recv(t, closedOne)
 		c.send(get("/2"))
 		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "ok" {
-			t.Errorf("GET on a dead pooled connection: %d %q", resp.StatusCode, body)
+			t.Errorf("GET after the dyno closed the pooled connection: %d %q", resp.StatusCode, body)
 		}
 		e.line("at=info", "status=200")
 		select {
 		case <-closedOne:
 		case <-time.After(5 * time.Second):
-			t.Fatal("the retry did not open a second connection")
+			t.Fatal("the router did not open a second connection")
 		}
 		if n := accepted.Load(); n != 2 {
 			t.Errorf("dyno accepted %d connections, want 2", n)
 		}
+		// A POST cannot be sent again: the router sees that the pooled
+		// connection was closed before using it, and dials a fresh one.
 		c.send("POST /3 HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 2\r\n\r\nhi")
-		// The event loop keeps idle pooled connections in its epoll and
-		// drops one the dyno closed before reusing it: the POST goes on
-		// a fresh connection. The goroutine path finds it dead: H13.
-		switch resp, _ := c.response("POST"); resp.StatusCode {
-		case 503:
-			e.line("code=H13")
-		case 200:
-			if r := e.r; r.cfg.EventLoops < 0 {
-				t.Errorf("POST on a dead pooled connection: 200 from the goroutine path")
-			}
-			e.line(`path="/3"`, "status=200")
-		default:
-			t.Errorf("POST on a dead pooled connection: %d, want 503 (H13)", resp.StatusCode)
+		if resp, body := c.response("POST"); resp.StatusCode != 200 || body != "ok" {
+			t.Errorf("POST after the dyno closed the pooled connection: %d %q, want the dyno's answer", resp.StatusCode, body)
+		}
+		e.line("at=info", "status=200")
+		if n := accepted.Load(); n != 3 {
+			t.Errorf("dyno accepted %d connections, want 3", n)
 		}
 	})
 
@@ -773,6 +802,9 @@ func conformance(t *testing.T, serve serveFunc) {
 		if err != nil || start < before.UnixMilli() || start > time.Now().UnixMilli() {
 			t.Errorf("X-Request-Start %q, want unix ms of now", got.Get("X-Request-Start"))
 		}
+		if v := got["Via"]; len(v) != 1 || v[0] != "1.1 dyno" {
+			t.Errorf("dyno saw Via %q, want the client's dropped: only \"1.1 dyno\"", v)
+		}
 		got.Del("X-Request-Start")
 		want.Header.Del("X-Request-Start")
 		got.Del("Accept-Encoding") // net/http's server adds nothing, but be exact about what is compared
@@ -781,6 +813,181 @@ func conformance(t *testing.T, serve serveFunc) {
 			t.Errorf("the dyno saw\n%v\nRewrite gives\n%v", got, want.Header)
 		}
 		e.line(`fwd="10.0.0.1, 127.0.0.1"`, "request_id=abcdefghijklmnopqrstuvwxyz")
+	})
+
+	// A Connection header naming Content-Length must not drop it: the
+	// body would reach the dyno as a second request (smuggling), and a
+	// response without its length would poison the pooled connection.
+	t.Run("ConnectionNamesFraming", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		seen := make(chan string, 4)
+		b := rawBackend(t, "web.1", func(nc net.Conn) {
+			br := bufio.NewReader(nc)
+			for {
+				req, err := http.ReadRequest(br)
+				if err != nil {
+					return
+				}
+				body, _ := io.ReadAll(req.Body)
+				seen <- req.Method + " " + req.RequestURI + " " + string(body)
+				io.WriteString(nc, "HTTP/1.1 200 OK\r\nConnection: content-length\r\nContent-Length: 2\r\n\r\nok")
+				if req.RequestURI == "/next" {
+					return // the test is over: do not hold the pooled connection
+				}
+			}
+		})
+		e.app.Update(Running, []Backend{b})
+		smuggled := "GET /smuggled HTTP/1.1\r\nHost: app.localhost\r\n\r\n"
+		c := e.dial()
+		c.send(fmt.Sprintf("POST /a HTTP/1.1\r\nHost: app.localhost\r\nConnection: content-length\r\nContent-Length: %d\r\n\r\n%s",
+			len(smuggled), smuggled))
+		resp, body := c.response("POST")
+		if resp.StatusCode != 200 || body != "ok" || resp.ContentLength != 2 {
+			t.Errorf("got %d %q, Content-Length %d", resp.StatusCode, body, resp.ContentLength)
+		}
+		if got := recv(t, seen); got != "POST /a "+smuggled {
+			t.Errorf("dyno saw %q, want the POST with its body", got)
+		}
+		e.line("method=POST", "status=200")
+		c.send(get("/next"))
+		if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "ok" {
+			t.Errorf("next request: %d %q", resp.StatusCode, body)
+		}
+		if got := recv(t, seen); got != "GET /next " {
+			t.Errorf("dyno saw %q, want GET /next", got)
+		}
+		e.line("path=\"/next\"")
+		e.noLine()
+	})
+
+	// An absolute-form target names the host (RFC 9112 section 3.2.2):
+	// the router routes by it and the dyno sees it, in origin-form.
+	t.Run("AbsoluteForm", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		seen := make(chan string, 1)
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			seen <- r.Host + " " + r.RequestURI
+		}))
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		c.send("GET http://app.localhost/abs?x=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+		if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+			t.Errorf("got %d", resp.StatusCode)
+		}
+		if got := recv(t, seen); got != "app.localhost /abs?x=1" {
+			t.Errorf("dyno saw %q, want host app.localhost and origin-form /abs?x=1", got)
+		}
+		e.line(`path="/abs?x=1" host=app.localhost `, "status=200")
+		// The URI's host wins over Host: no app there.
+		c.send("GET http://nope.localhost/ HTTP/1.1\r\nHost: app.localhost\r\n\r\n")
+		if resp, body := c.response("GET"); resp.StatusCode != 404 || !strings.Contains(body, "nope.localhost") {
+			t.Errorf("got %d %q, want the 404 for nope.localhost", resp.StatusCode, body)
+		}
+		e.noLine()
+	})
+
+	// A pooled connection on which the dyno sent bytes after its response
+	// (a late second response, the CRLF ending a chunked body) is not
+	// reused: those bytes would be the next client's response.
+	t.Run("StalePooledConnection", func(t *testing.T) {
+		for _, tc := range []struct{ name, first, late, version string }{
+			{"LateResponse", "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nstale", "1.1"},
+			{"LateChunkEnd", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n", "\r\n", "1.0"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				e := newEnv(t, serve, Config{})
+				late, wrote := make(chan struct{}), make(chan struct{})
+				b := rawBackend(t, "web.1", func(nc net.Conn) {
+					br := bufio.NewReader(nc)
+					for {
+						req, err := http.ReadRequest(br)
+						if err != nil {
+							return
+						}
+						if req.URL.Path == "/first" {
+							io.WriteString(nc, tc.first)
+							<-late
+							io.WriteString(nc, tc.late)
+							close(wrote)
+							continue
+						}
+						io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nfresh")
+						return
+					}
+				})
+				e.app.Update(Running, []Backend{b})
+				c := e.dial()
+				c.send("GET /first HTTP/" + tc.version + "\r\nHost: app.localhost\r\n\r\n")
+				if resp, body := c.response("GET"); resp.StatusCode != 200 || body != "ok" {
+					t.Errorf("first: %d %q", resp.StatusCode, body)
+				}
+				e.line("status=200")
+				close(late)
+				<-wrote
+				v := e.dial()
+				v.send(get("/next"))
+				if resp, body := v.response("GET"); resp.StatusCode != 200 || body != "fresh" {
+					t.Errorf("next client got %d %q, want the dyno's answer to it", resp.StatusCode, body)
+				}
+				e.line("status=200")
+			})
+		}
+	})
+
+	// A client that stops reading is cut after Idle: it holds neither the
+	// router nor the dyno's connection (a stream it never reads).
+	t.Run("ClientStopsReading", func(t *testing.T) {
+		for _, version := range []string{"1.1", "1.0"} {
+			t.Run("HTTP"+version, func(t *testing.T) {
+				e := newEnv(t, serve, Config{Idle: 100 * time.Millisecond})
+				ended := make(chan error, 1)
+				b := rawBackend(t, "web.1", func(nc net.Conn) {
+					if _, err := http.ReadRequest(bufio.NewReader(nc)); err != nil {
+						return
+					}
+					io.WriteString(nc, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+					chunk := fmt.Sprintf("4000\r\n%s\r\n", strings.Repeat("x", 0x4000))
+					for {
+						nc.SetWriteDeadline(time.Now().Add(5 * time.Second))
+						if _, err := io.WriteString(nc, chunk); err != nil {
+							ended <- err
+							return
+						}
+					}
+				})
+				e.app.Update(Running, []Backend{b})
+				c := e.dialSmall()
+				c.send("GET /stream HTTP/" + version + "\r\nHost: app.localhost\r\n\r\n")
+				// The client reads nothing.
+				if err := recv(t, ended); isTimeout(err) {
+					t.Errorf("the dyno's stream was never cut: %v", err)
+				}
+				e.line("path=\"/stream\"")
+			})
+		}
+	})
+
+	// A slow but steady upload is not idle: sent at a pace far under what
+	// copies in one step within Idle, it goes through whole.
+	t.Run("SlowSteadyUpload", func(t *testing.T) {
+		e := newEnv(t, serve, Config{Idle: 100 * time.Millisecond})
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			n, _ := io.Copy(io.Discard, r.Body)
+			fmt.Fprint(w, n)
+		}))
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		const size = 256 << 10
+		c.send(fmt.Sprintf("POST /up HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: %d\r\n\r\n", size))
+		chunk := make([]byte, 16<<10)
+		for sent := 0; sent < size; sent += len(chunk) {
+			c.send(string(chunk))
+			time.Sleep(10 * time.Millisecond) // pacing: ~1.6 MB/s, never a pause near Idle
+		}
+		if resp, body := c.response("POST"); resp.StatusCode != 200 || body != strconv.Itoa(size) {
+			t.Errorf("got %d %q, want the dyno to have read %d bytes", resp.StatusCode, body, size)
+		}
+		e.line("method=POST", "status=200")
 	})
 
 	t.Run("NewRequestID", func(t *testing.T) {
@@ -1113,6 +1320,36 @@ func conformance(t *testing.T, serve serveFunc) {
 			}
 		}
 		e.line("status=101", "dyno=web.1")
+	})
+
+	// An upgrade request with a body: the dyno gets the body once, then
+	// the tunnel's bytes, whether they came in the same read or later.
+	t.Run("UpgradeWithBody", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		got := make(chan string, 1)
+		b := rawBackend(t, "web.1", func(nc net.Conn) {
+			br := bufio.NewReader(nc)
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body, _ := io.ReadAll(req.Body)
+			io.WriteString(nc, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+			next := make([]byte, 4)
+			nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			_, err = io.ReadFull(br, next)
+			got <- fmt.Sprintf("body %q then %q %v", body, next, err)
+		})
+		e.app.Update(Running, []Backend{b})
+		c := e.dial()
+		c.send("GET /ws HTTP/1.1\r\nHost: app.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nContent-Length: 5\r\n\r\nhelloPING")
+		if resp, err := http.ReadResponse(c.br, nil); err != nil || resp.StatusCode != 101 {
+			t.Fatalf("handshake: %v %v", resp, err)
+		}
+		if s := recv(t, got); s != `body "hello" then "PING" <nil>` {
+			t.Errorf("dyno read %s, want the body once, then the tunnel's PING", s)
+		}
+		e.line("status=101")
 	})
 
 	t.Run("WebSocketIdle", func(t *testing.T) {

@@ -19,9 +19,9 @@ import (
 // refused, as Heroku's router retries before giving H21.
 const maxAttempts = 10
 
-// copyStep is how much of a large body moves between two deadline
+// copyStep is the most of a large body that moves between two deadline
 // renewals: io.CopyN between two *net.TCPConn is splice(2), which cannot
-// renew a deadline per read.
+// renew a deadline per read (see copyN).
 const copyStep = 1 << 20
 
 // conn is one client connection and the request in flight on it. All of
@@ -347,8 +347,12 @@ func (c *conn) proxy(src []byte, n int) bool {
 		redial = false
 		if bc == nil {
 			var how dialOutcome
-			bc, how = r.pools.dial(context.Background(), c.backend.Addr, r.cfg.Connect)
+			var derr error
+			bc, how, derr = r.pools.dialErr(context.Background(), c.backend.Addr, r.cfg.Connect)
 			switch how {
+			case dialLocal:
+				c.fail(H99, H99.Status(), localCause(derr), c.whole)
+				return c.keep(n, c.bodyIfWhole())
 			case dialTimeout:
 				c.connect = time.Since(t0)
 				c.fail(H19, H19.Status(), "", c.whole)
@@ -420,7 +424,7 @@ func (c *conn) streamed(bc *backendConn, n int, buffered []byte) bool {
 	if c.req.Expect == ExpectContinue && c.req.Minor == 1 {
 		// Heroku's router and nginx answer 100 Continue themselves, once
 		// they commit to reading the body; the dyno sees no Expect.
-		if _, err := io.WriteString(c.nc, "HTTP/1.1 100 Continue\r\n\r\n"); err != nil {
+		if _, err := c.write(continue100); err != nil {
 			bc.nc.Close()
 			c.fail(H27, H27.Status(), "", false)
 			return false
@@ -519,6 +523,10 @@ func (c *conn) waitPick(deadline time.Time, refused bool) (Backend, Code) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The head's deadline (HeadTimeout), or ClientIdle's from before it,
+	// would end the watch long before the wait: a client that left then
+	// would hold the request for the whole BootWait instead of H27.
+	c.nc.SetReadDeadline(time.Time{})
 	c.peekEOF = false
 	watched := make(chan struct{})
 	go func() {
@@ -761,10 +769,10 @@ func (c *conn) relay(bc *backendConn, n int, body int64, hn, got int) bool {
 		c.out = append(c.out, now...)
 		now = nil
 	}
-	w, err := c.nc.Write(c.out)
+	w, err := c.write(c.out)
 	c.bytes = int64(w)
 	if err == nil && len(now) > 0 {
-		w, err = c.nc.Write(now)
+		w, err = c.write(now)
 		c.bytes += int64(w)
 	}
 	if err != nil {
@@ -779,7 +787,13 @@ func (c *conn) relay(bc *backendConn, n int, body int64, hn, got int) bool {
 	}
 	if upgrade {
 		c.done()
-		c.tunnel(bc, c.in[c.r0+n:c.r1])
+		// What followed the head in in, less a body the dyno already has
+		// (sent with the head): the first bytes of the tunnel.
+		pending := c.in[c.r0+n : c.r1]
+		if body > 0 {
+			pending = pending[body:]
+		}
+		c.tunnel(bc, pending)
 		c.r0 = c.r1
 		return false
 	}
@@ -792,6 +806,10 @@ func (c *conn) relay(bc *backendConn, n int, body int64, hn, got int) bool {
 			reuse = reuse && clean
 		case c.resp.Chunked:
 			ok = c.relayDechunked(bc, rest)
+			// The decoder stops at the last chunk: a trailer or the
+			// final CRLF may still come, and would be read as the next
+			// response.
+			reuse = false
 		case c.resp.ContentLength >= 0:
 			ok = c.relayLength(bc, c.resp.ContentLength-int64(len(rest)))
 		default:
@@ -847,7 +865,7 @@ func (c *conn) relayChunked(bc *backendConn, sc *ChunkScanner) (ok, clean bool) 
 				c.fail(H18, H18.Status(), "", false)
 				return false, false
 			}
-			w, werr := c.nc.Write(c.res[:k])
+			w, werr := c.write(c.res[:k])
 			c.bytes += int64(w)
 			if werr != nil {
 				c.done()
@@ -868,7 +886,7 @@ func (c *conn) relayChunked(bc *backendConn, sc *ChunkScanner) (ok, clean bool) 
 // relayDechunked sends a chunked body decoded, to an HTTP/1.0 client.
 func (c *conn) relayDechunked(bc *backendConn, rest []byte) bool {
 	src := io.MultiReader(bytesReader(rest), &deadlineReader{bc.nc, c.r.cfg.Idle})
-	w, err := io.Copy(c.nc, newChunkedReader(src))
+	w, err := io.Copy(&deadlineWriter{c.nc, c.r.cfg.Idle}, newChunkedReader(src))
 	c.bytes += w
 	if err != nil {
 		c.responseFailed(sideSrc, err)
@@ -941,6 +959,9 @@ func (c *conn) pipe(dst, src net.Conn, last *atomic.Int64) {
 		if n > 0 {
 			last.Store(time.Now().UnixNano())
 			src.SetReadDeadline(time.Now().Add(idle))
+			// A side that stops reading is cut after idle: a pushing
+			// dyno must not hold the tunnel forever.
+			dst.SetWriteDeadline(time.Now().Add(idle))
 			if _, err := dst.Write(buf[:n]); err != nil {
 				return
 			}
@@ -995,7 +1016,18 @@ func NoSuchAppPage(host string) string {
 
 func (c *conn) writePage(status int, page string, keepAlive bool) {
 	c.out = AppendPage(c.out[:0], status, page, keepAlive, c.req.Minor, c.req.IsHead(c.in[c.r0:c.r1]))
-	c.nc.Write(c.out)
+	c.write(c.out)
+}
+
+var continue100 = []byte("HTTP/1.1 100 Continue\r\n\r\n")
+
+// write writes to the client within Idle, renewed at each write: a
+// client that stops reading (a stream it no longer wants, pipelined
+// requests whose answers it never reads) would otherwise hold this
+// goroutine and a dyno connection forever.
+func (c *conn) write(b []byte) (int, error) {
+	c.nc.SetWriteDeadline(time.Now().Add(c.r.cfg.Idle))
+	return c.nc.Write(b)
 }
 
 // AppendPage appends to dst a whole response of status with the HTML page

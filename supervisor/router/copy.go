@@ -18,41 +18,57 @@ const (
 	sideDst                 // the writing end
 )
 
-// copyN copies n bytes from src to dst in steps of copyStep, renewing the
-// deadlines at each: src must send within Idle, dst take within Idle. When
-// both are *net.TCPConn, io.CopyN is splice(2): the bytes never enter the
-// router's memory. It returns the bytes copied and, on failure, which end
-// failed; io.EOF from src when it ended early.
+// copyN copies n bytes from src to dst in steps, renewing the deadlines at
+// each: src must send within Idle, dst take within Idle (and a grace).
+// When both are *net.TCPConn, io.CopyN is splice(2): the bytes never enter
+// the router's memory, and a deadline cannot be renewed per read, so the
+// steps are sized to the pace of the transfer: each should take about a
+// quarter of Idle, from minCopyStep for a slow but steady peer up to
+// copyStep for a fast one. A src that times out after sending within its
+// step goes on: a read that times out leaves nothing half-copied. It
+// returns the bytes copied and, on failure, which end failed; io.EOF from
+// src when it ended early.
 func (r *Router) copyN(dst, src net.Conn, n int64) (int64, copySide, error) {
 	var total int64
 	idle := r.cfg.Idle
-	// dst's deadline comes a second after src's, so that a timeout before
-	// it can only be src's.
-	const grace = time.Second
+	// dst's deadline comes a second (Idle, when shorter) after src's, so
+	// that a timeout before it can only be src's.
+	grace := min(time.Second, idle)
+	step := int64(minCopyStep)
 	for n > 0 {
-		step := min(n, copyStep)
 		start := time.Now()
 		src.SetReadDeadline(start.Add(idle))
 		dst.SetWriteDeadline(start.Add(idle + grace))
-		w, err := io.CopyN(dst, src, step)
+		w, err := io.CopyN(dst, src, min(n, step))
 		total += w
 		n -= w
 		if err != nil {
+			side := failedSide(err, src, start.Add(idle), grace)
+			if w > 0 && side == sideSrc && isTimeout(err) {
+				continue // progress within the step: not idle
+			}
 			dst.SetWriteDeadline(time.Time{})
-			return total, failedSide(err, src, start.Add(idle)), err
+			return total, side, err
+		}
+		if took := time.Since(start); took > 0 {
+			step = min(max(w*int64(idle/4)/int64(took), minCopyStep), copyStep)
 		}
 	}
 	dst.SetWriteDeadline(time.Time{})
 	return total, sideSrc, nil
 }
 
+// minCopyStep is the smallest step of copyN: a peer that moves less than
+// this within Idle is, near enough, idle.
+const minCopyStep = 64 << 10
+
 // failedSide tells which end made a copy fail.
-func failedSide(err error, src net.Conn, srcDeadline time.Time) copySide {
+func failedSide(err error, src net.Conn, srcDeadline time.Time, grace time.Duration) copySide {
 	switch {
 	case err == io.EOF:
 		return sideSrc
 	case isTimeout(err):
-		if time.Now().Before(srcDeadline.Add(500 * time.Millisecond)) {
+		if time.Now().Before(srcDeadline.Add(grace / 2)) {
 			return sideSrc
 		}
 		return sideDst
@@ -85,6 +101,18 @@ func gone(c net.Conn) bool {
 		return true
 	})
 	return dead
+}
+
+// deadlineWriter renews a write deadline at each write: a client that
+// stops reading is cut after idle, one that reads slowly is not.
+type deadlineWriter struct {
+	c    net.Conn
+	idle time.Duration
+}
+
+func (d *deadlineWriter) Write(p []byte) (int, error) {
+	d.c.SetWriteDeadline(time.Now().Add(d.idle))
+	return d.c.Write(p)
 }
 
 // deadlineReader renews a read deadline at each read.

@@ -62,6 +62,16 @@ func (k fieldKind) hopByHop() bool {
 	return k >= fConnection && k <= fUpgrade
 }
 
+// framing reports whether a header of kind k frames the message or names
+// its target: Content-Length and Host are kept even when Connection names
+// them, since dropping them would let a client's body (or a dyno's
+// response) be read as the next message on the connection: request
+// smuggling (RFC 9112 section 11.2). Transfer-Encoding is hop-by-hop and
+// always written by the router itself.
+func (k fieldKind) framing() bool {
+	return k == fContentLength || k == fHost
+}
+
 // kindOf classifies a header name, case-insensitively.
 func kindOf(name []byte) fieldKind {
 	switch len(name) {
@@ -220,6 +230,7 @@ type Request struct {
 	Upgrade        bool // a WebSocket upgrade (Connection: upgrade, Upgrade: websocket)
 	Expect         Expectation
 	listed         bool // Connection names headers other than close, keep-alive and upgrade
+	absolute       bool // the target was absolute-form: Host is its authority, Target its path
 }
 
 // HasBody reports whether a body follows the head.
@@ -245,7 +256,7 @@ func (h *Request) Parse(b []byte) (int, error) {
 	h.Fields = h.Fields[:0]
 	h.Host, h.RequestID = Span{}, Span{}
 	h.ContentLength = -1
-	h.Chunked, h.Close, h.Upgrade, h.listed = false, false, false, false
+	h.Chunked, h.Close, h.Upgrade, h.listed, h.absolute = false, false, false, false, false
 	h.Expect = ExpectNone
 
 	pos := 0
@@ -382,7 +393,42 @@ func (h *Request) Parse(b []byte) (int, error) {
 		h.Close = h.Close || connClose
 	}
 	h.Upgrade = connUpgrade && upgradeWS
+	if t := h.Target.In(b); len(t) > 0 && t[0] != '/' && !(len(t) == 1 && t[0] == '*') {
+		// RFC 9112 section 3.2.2: an absolute-form target's authority
+		// is the host, whatever Host says; the dyno gets origin-form and
+		// that Host, so that it sees the host the router routed by.
+		auth, path, ok := splitAbsolute(t)
+		if !ok {
+			return 0, errBadRequestLine
+		}
+		start := h.Target.Start
+		h.Host = Span{start + auth.Start, start + auth.End}
+		h.Target = Span{start + path.Start, start + path.End}
+		h.absolute = true
+	}
 	return pos, nil
+}
+
+// splitAbsolute splits an absolute-form target, http://authority/path,
+// into the spans of its authority and of its path and query within t.
+// Userinfo is refused: a proxy that passed it could be read as the host.
+func splitAbsolute(t []byte) (auth, path Span, ok bool) {
+	i := bytes.Index(t, []byte("://"))
+	if i < 0 || !(equalFold(t[:i], "http") || equalFold(t[:i], "https")) {
+		return Span{}, Span{}, false
+	}
+	a := i + 3
+	e := a
+	for e < len(t) && t[e] != '/' && t[e] != '?' && t[e] != '#' {
+		if t[e] == '@' {
+			return Span{}, Span{}, false
+		}
+		e++
+	}
+	if e == a || e < len(t) && t[e] == '#' {
+		return Span{}, Span{}, false
+	}
+	return Span{a, e}, Span{e, len(t)}, true
 }
 
 // Response is a parsed response head, as Request.
@@ -489,10 +535,13 @@ func (h *Response) Parse(b []byte) (int, error) {
 			return 0, errBadResponse
 		}
 	}
+	// RFC 9112 section 6.3: with both Transfer-Encoding and
+	// Content-Length the body is chunked, and the connection closes
+	// after: the dyno and the router may not agree on where it ends.
+	h.Close = connClose || h.Minor == 0 && !keepAlive || h.Chunked && h.ContentLength >= 0
 	if h.Chunked {
 		h.ContentLength = -1
 	}
-	h.Close = connClose || h.Minor == 0 && !keepAlive
 	return pos, nil
 }
 
@@ -643,7 +692,7 @@ type Forwarded struct {
 // gets it, by the same rules as Rewrite (hop-by-hop headers and those the
 // Connection header names removed; X-Forwarded-For appended to;
 // X-Forwarded-Proto, -Port, X-Request-Start set; X-Request-Id kept when
-// valid, else a new one; Via appended to), and also: Expect removed (the
+// valid, else a new one; the client's Via replaced by the router's), and also: Expect removed (the
 // router answers 100 Continue itself), Content-Length dropped when the
 // body is chunked, "Transfer-Encoding: chunked" written when it is, and
 // the version always HTTP/1.1 (the router keeps dyno connections alive).
@@ -653,11 +702,21 @@ func (h *Request) AppendForward(dst, src []byte, f *Forward) ([]byte, Forwarded)
 	var out Forwarded
 	dst = append(dst, h.Method.In(src)...)
 	dst = append(dst, ' ')
+	if t := h.Target.In(src); len(t) == 0 || t[0] == '?' {
+		dst = append(dst, '/') // an absolute-form target with an empty path
+	}
 	dst = append(dst, h.Target.In(src)...)
 	dst = append(dst, " HTTP/1.1\r\n"...)
-	var nFwd, nVia int
+	if h.absolute {
+		dst = append(dst, "Host: "...)
+		dst = append(dst, h.Host.In(src)...)
+		dst = append(dst, "\r\n"...)
+	}
+	var nFwd int
 	for _, fl := range h.Fields {
 		switch {
+		case fl.kind == fHost && h.absolute:
+			continue
 		case fl.kind == fUpgrade && h.Upgrade:
 		case fl.kind.hopByHop(), fl.kind == fExpect, fl.kind == fXForwardedProto,
 			fl.kind == fXForwardedPort, fl.kind == fXRequestStart, fl.kind == fXRequestID:
@@ -670,12 +729,11 @@ func (h *Request) AppendForward(dst, src []byte, f *Forward) ([]byte, Forwarded)
 			}
 			continue
 		case fl.kind == fVia:
-			if !h.listed || !listedIn(src, h.Fields, fl.Name.In(src)) {
-				nVia++
-			}
+			// A client's Via is dropped: only the router's own hop is
+			// one the dyno can trust.
 			continue
 		}
-		if h.listed && listedIn(src, h.Fields, fl.Name.In(src)) {
+		if h.listed && !fl.kind.framing() && listedIn(src, h.Fields, fl.Name.In(src)) {
 			continue
 		}
 		dst = appendField(dst, src, fl)
@@ -710,10 +768,6 @@ func (h *Request) AppendForward(dst, src []byte, f *Forward) ([]byte, Forwarded)
 	}
 	out.RequestID.End = len(dst)
 	dst = append(dst, "\r\nVia: "...)
-	if nVia > 0 {
-		dst = h.appendJoined(dst, src, fVia)
-		dst = append(dst, ", "...)
-	}
 	if h.Minor == 0 {
 		dst = append(dst, "1.0 "+Via+"\r\n\r\n"...)
 	} else {
@@ -776,7 +830,7 @@ func (h *Response) AppendForward(dst, src []byte, c ClientFraming) []byte {
 			nVia++
 			continue
 		}
-		if h.listed && listedIn(src, h.Fields, fl.Name.In(src)) {
+		if h.listed && !fl.kind.framing() && listedIn(src, h.Fields, fl.Name.In(src)) {
 			continue
 		}
 		dst = appendField(dst, src, fl)

@@ -138,6 +138,10 @@ func TestAppendForwardMatchesRewrite(t *testing.T) {
 		"GET /ws HTTP/1.1\r\nHost: a.localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Key: k\r\n\r\n",
 		"GET /h2c HTTP/1.1\r\nHost: a.localhost\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n",
 		"POST / HTTP/1.0\r\nHost: a.localhost\r\nContent-Length: 3\r\nX-Request-Id: short\r\nConnection: X-Request-Id, X-Forwarded-For\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
+		// An absolute-form target: the host is the URI's, the dyno gets origin-form.
+		"GET http://a.localhost:8080/x?y=1 HTTP/1.1\r\nHost: other.example\r\nAccept: */*\r\n\r\n",
+		// Connection naming the framing or the target drops neither.
+		"POST / HTTP/1.1\r\nHost: a.localhost\r\nConnection: content-length, host\r\nContent-Length: 3\r\n\r\n",
 	} {
 		var h Request
 		if _, err := h.Parse([]byte(head)); err != nil {
@@ -310,5 +314,58 @@ func TestChunkScanner(t *testing.T) {
 		if _, _, err := s.Scan([]byte(bad)); err != errBadChunk {
 			t.Errorf("%q: err %v, want %v", bad, err, errBadChunk)
 		}
+	}
+}
+
+// TestParseAbsoluteForm: RFC 9112 section 3.2.2, the host of an
+// absolute-form target wins over Host, and the dyno gets origin-form with
+// that host, so that router and dyno agree on the host.
+func TestParseAbsoluteForm(t *testing.T) {
+	for _, tc := range []struct{ head, host, target, line string }{
+		{"GET http://app.localhost/x?y HTTP/1.1\r\nHost: evil.example\r\n\r\n", "app.localhost", "/x?y", "GET /x?y HTTP/1.1\r\nHost: app.localhost\r\n"},
+		{"GET HTTPS://app.localhost:8080 HTTP/1.1\r\n\r\n", "app.localhost:8080", "", "GET / HTTP/1.1\r\nHost: app.localhost:8080\r\n"},
+		{"GET http://app.localhost?q HTTP/1.0\r\nHost: evil.example\r\n\r\n", "app.localhost", "?q", "GET /?q HTTP/1.1\r\nHost: app.localhost\r\n"},
+		{"OPTIONS * HTTP/1.1\r\nHost: app.localhost\r\n\r\n", "app.localhost", "*", "OPTIONS * HTTP/1.1\r\nHost: app.localhost\r\n"},
+	} {
+		var h Request
+		src := []byte(tc.head)
+		if _, err := h.Parse(src); err != nil {
+			t.Fatalf("%q: %v", tc.head, err)
+		}
+		if got := string(h.Host.In(src)); got != tc.host {
+			t.Errorf("%q: host %q, want %q", tc.head, got, tc.host)
+		}
+		if got := string(h.Target.In(src)); got != tc.target {
+			t.Errorf("%q: target %q, want %q", tc.head, got, tc.target)
+		}
+		out, _ := h.AppendForward(nil, src, &Forward{ClientIP: "127.0.0.1", Proto: "http", Port: "80"})
+		if !bytes.HasPrefix(out, []byte(tc.line)) || bytes.Contains(out, []byte("evil")) {
+			t.Errorf("%q forwarded as %q, want it to start %q and name no other host", tc.head, out, tc.line)
+		}
+	}
+	for _, head := range []string{
+		"GET http://evil.example@app.localhost/ HTTP/1.1\r\n\r\n",
+		"GET http:///x HTTP/1.1\r\n\r\n",
+		"GET ftp://app.localhost/ HTTP/1.1\r\n\r\n",
+		"GET app.localhost/x HTTP/1.1\r\n\r\n",
+	} {
+		var h Request
+		if _, err := h.Parse([]byte(head)); err != errBadRequestLine {
+			t.Errorf("%q: %v, want %v", head, err, errBadRequestLine)
+		}
+	}
+}
+
+// TestParseResponseChunkedWithLength: RFC 9112 section 6.3, a response
+// with both Transfer-Encoding and Content-Length is read chunked and its
+// connection closed after, never pooled.
+func TestParseResponseChunkedWithLength(t *testing.T) {
+	var h Response
+	src := []byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+	if _, err := h.Parse(src); err != nil {
+		t.Fatal(err)
+	}
+	if !h.Chunked || h.ContentLength != -1 || !h.Close {
+		t.Errorf("chunked %v, length %d, close %v: want chunked, -1, close", h.Chunked, h.ContentLength, h.Close)
 	}
 }

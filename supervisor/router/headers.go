@@ -34,8 +34,7 @@ type Forward struct {
 //   - X-Forwarded-Proto, X-Forwarded-Port and X-Request-Start (unix ms)
 //     are the router's, whatever the client sent;
 //   - X-Request-Id is the client's if RequestID keeps it, else a new one;
-//   - Via gets "VERSION dyno" appended, as RFC 9110 section 7.6.3 asks of
-//     a proxy.
+//   - Via is "VERSION dyno", the client's own Via dropped.
 //
 // It returns the request id and the X-Forwarded-For value, the log line's
 // request_id and fwd. Keys are taken as http.Header keeps them, canonical.
@@ -47,7 +46,9 @@ func Rewrite(h http.Header, f Forward) (requestID, fwd string) {
 			var tok string
 			tok, v, _ = strings.Cut(v, ",")
 			tok = textproto.TrimString(tok)
-			if tok == "" || (upgrade && strings.EqualFold(tok, "upgrade")) {
+			if tok == "" || (upgrade && strings.EqualFold(tok, "upgrade")) ||
+				strings.EqualFold(tok, "content-length") || strings.EqualFold(tok, "host") {
+				// Framing and the target are never dropped: see fieldKind.framing.
 				continue
 			}
 			delete(h, textproto.CanonicalMIMEHeaderKey(tok))
@@ -77,11 +78,9 @@ func Rewrite(h http.Header, f Forward) (requestID, fwd string) {
 	requestID = RequestID(client)
 	s.set(h, "X-Request-Id", requestID)
 
-	via := viaValue(f.Version)
-	if prior := h["Via"]; len(prior) > 0 {
-		via = strings.Join(prior, ", ") + ", " + via
-	}
-	s.set(h, "Via", via)
+	// The client's Via is dropped, as X-Forwarded-Proto is: a dyno
+	// cannot tell a hop the client made up from one that happened.
+	s.set(h, "Via", viaValue(f.Version))
 	return requestID, fwd
 }
 

@@ -37,8 +37,17 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	}
 	upgrade := req.ProtoMajor == 1 && isWebSocketUpgrade(req.Header)
 	path := req.RequestURI
-	if path == "" {
+	if path == "" || path != "*" && path[0] != '/' {
+		// An absolute-form target (RFC 9112 section 3.2.2): net/http
+		// took req.Host from it, as the plain path does; the dyno gets
+		// origin-form with that Host.
 		path = req.URL.RequestURI()
+	}
+	if !validTarget(path) {
+		// An HTTP/2 :path is not a request line: a space or a control
+		// byte in it would split the line the dyno reads.
+		writeHTTPPage(w, http.StatusBadRequest, H26.Page())
+		return
 	}
 	line := LogLine{Method: req.Method, Path: path, Host: req.Host, Connect: -1, Service: -1, Bytes: -1, Protocol: "https"}
 	line.RequestID, line.Fwd = Rewrite(req.Header, f)
@@ -49,6 +58,9 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	req.Header.Del("Content-Length")
 	req.Header.Del("Transfer-Encoding")
 	req.Header.Del("Host")
+	// net/http answers 100 Continue itself when the body is first read,
+	// as the plain path does: the dyno sees no Expect.
+	req.Header.Del("Expect")
 	var head []byte
 	head = append(head, req.Method...)
 	head = append(head, ' ')
@@ -99,8 +111,13 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		redial = false
 		if bc == nil {
 			var how dialOutcome
-			bc, how = r.pools.dial(req.Context(), backend.Addr, r.cfg.Connect)
+			var derr error
+			bc, how, derr = r.pools.dialErr(req.Context(), backend.Addr, r.cfg.Connect)
 			switch how {
+			case dialLocal:
+				line.Cause = localCause(derr)
+				x.fail(H99)
+				return
 			case dialTimeout:
 				line.Connect = time.Since(t0)
 				x.fail(H19)
@@ -166,6 +183,20 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		x.respond(bc, &resp, buf[:hn], buf[hn:got], upgrade)
 		return
 	}
+}
+
+// validTarget reports whether a target can go into a request line: no
+// space, control byte or DEL, as Request.Parse requires of the plain path.
+func validTarget(t string) bool {
+	if t == "" {
+		return false
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // errClientBody marks a request body the client did not finish.
@@ -256,7 +287,7 @@ func (x *httpExchange) respond(bc *backendConn, resp *Response, head, rest []byt
 		case f.kind == fVia:
 			vias += value + ", "
 			continue
-		case resp.listed && listedIn(head, resp.Fields, f.Name.In(head)):
+		case resp.listed && !f.kind.framing() && listedIn(head, resp.Fields, f.Name.In(head)):
 			continue
 		}
 		h.Add(name, value)

@@ -67,7 +67,8 @@ func TestServeHTTPS(t *testing.T) {
 				io.WriteString(w, r.URL.Path)
 			}))
 			e.app.Update(Running, []Backend{b})
-			resp, body := httpsGet(t, srv, h2, "/hi?x=1", http.Header{"X-Forwarded-For": {"10.0.0.1"}, "X-Request-Id": {"abcdefghijklmnopqrstuvwxyz"}})
+			resp, body := httpsGet(t, srv, h2, "/hi?x=1", http.Header{"X-Forwarded-For": {"10.0.0.1"}, "X-Request-Id": {"abcdefghijklmnopqrstuvwxyz"},
+				"Via": {"1.1 made-up"}})
 			if resp.StatusCode != 200 || body != "/hi" || resp.Header.Get("X-From") != "dyno" {
 				t.Errorf("got %d %q %v", resp.StatusCode, body, resp.Header)
 			}
@@ -221,4 +222,85 @@ func TestServeHTTPS(t *testing.T) {
 		}
 		e.line("status=101", "protocol=https")
 	})
+}
+
+// TestServeHTTPSAbsoluteForm: over HTTPS too an absolute-form target's
+// host is the one routed by and the one the dyno sees, in origin-form.
+func TestServeHTTPSAbsoluteForm(t *testing.T) {
+	e, _ := tlsEnv(t, Config{})
+	seen := make(chan string, 1)
+	b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Host + " " + r.RequestURI
+	}))
+	e.app.Update(Running, []Backend{b})
+	nc, err := tls.Dial("tcp", e.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	io.WriteString(nc, "GET http://app.localhost/abs?x=1 HTTP/1.1\r\nHost: evil.example\r\n\r\n")
+	nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(nc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Errorf("got %d", resp.StatusCode)
+	}
+	if got := recv(t, seen); got != "app.localhost /abs?x=1" {
+		t.Errorf("dyno saw %q, want host app.localhost and origin-form /abs?x=1", got)
+	}
+	e.line(`path="/abs?x=1" host=app.localhost `, "status=200")
+}
+
+// TestServeHTTPSBadPath: an HTTP/2 :path with a space or a control byte
+// would split the request line the dyno reads: refused with 400, the dyno
+// never asked.
+func TestServeHTTPSBadPath(t *testing.T) {
+	e, _ := tlsEnv(t, Config{})
+	asked := make(chan string, 1)
+	b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		asked <- r.RequestURI
+	}))
+	e.app.Update(Running, []Backend{b})
+	for _, path := range []string{"/a HTTP/1.1\r\nX: y", "/a b", "/a\x00"} {
+		req := httptest.NewRequest("GET", "https://app.localhost/", nil)
+		req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/2.0", 2, 0
+		req.RequestURI = path // as net/http's HTTP/2 server sets it from :path
+		w := httptest.NewRecorder()
+		e.r.ServeHTTP(w, req)
+		if w.Code != 400 {
+			t.Errorf(":path %q: got %d, want 400", path, w.Code)
+		}
+	}
+	select {
+	case p := <-asked:
+		t.Errorf("the dyno was asked for %q", p)
+	default:
+	}
+}
+
+// TestServeHTTPSExpect: net/http answers 100 Continue itself, so the dyno
+// sees no Expect, as on the plain path.
+func TestServeHTTPSExpect(t *testing.T) {
+	e, srv := tlsEnv(t, Config{})
+	seen := make(chan string, 1)
+	b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		seen <- r.Header.Get("Expect") + "|" + string(body)
+	}))
+	e.app.Update(Running, []Backend{b})
+	req, _ := http.NewRequest("POST", srv.URL+"/", strings.NewReader("hello"))
+	req.Host = "app.localhost"
+	req.Header.Set("Expect", "100-continue")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := recv(t, seen); got != "|hello" {
+		t.Errorf("dyno saw Expect|body %q, want no Expect and the body", got)
+	}
+	e.line("method=POST", "status=200")
 }

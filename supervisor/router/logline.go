@@ -11,7 +11,7 @@ import (
 // reached a dyno.
 type LogLine struct {
 	Code      Code   // OK for a request a dyno answered
-	Cause     string // H26's cause=, else ""
+	Cause     string // H26's cause= (what was wrong), H99's (what failed); else ""
 	Method    string
 	Path      string // with the query
 	Host      string // the Host header; the line leaves out its port
