@@ -891,7 +891,11 @@ func (l *evloop) connect(c *lclient, p *lpool) bool {
 	}
 	fd, err := unix.Socket(domain, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return l.handOff(c) // out of descriptors: the goroutine path's dial says what it says
+		// Out of descriptors or memory: the router's trouble, not the
+		// dyno's. A hand-off would need a descriptor too (it dups the
+		// client's), so the loop answers H99 itself.
+		l.fail(c, H99, false)
+		return c.state != csClosed
 	}
 	unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	be := l.newBackend(fd, p)
@@ -917,9 +921,15 @@ func (l *evloop) connect(c *lclient, p *lpool) bool {
 }
 
 // connectFailed handles a connection the dyno did not take: refused (or
-// reset), so the dyno is quarantined and the request tries another.
+// reset), so the dyno is quarantined and the request tries another. A
+// failure of the router's own (dialFailure: out of ephemeral ports, say)
+// is H99, and the dyno stays in the rotation.
 func (l *evloop) connectFailed(be *lbackend, err error) bool {
 	c := be.client
+	if dialFailure(err) == dialLocal {
+		l.fail(c, H99, false)
+		return c.state != csClosed
+	}
 	be.client, c.be = nil, nil
 	l.closeBackend(be)
 	c.app.Quarantine(c.dyno)
