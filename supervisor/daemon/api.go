@@ -244,22 +244,9 @@ func DomainsJSON(a *app.App, routerDomain string) ([]map[string]any, error) {
 	return out, nil
 }
 
-// routerDomain is [router] domain from dyno.toml, read at each request
-// so that the API and the CLI always agree on it.
-func (d *Daemon) routerDomain(w http.ResponseWriter) (string, bool) {
-	s, err := LoadSettings(d.cfg.Home.SizesFile())
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
-		return "", false
-	}
-	return s.Router.Domain, true
-}
-
 func (d *Daemon) listDomains(w http.ResponseWriter, r *http.Request, a *appRun) {
-	domain, ok := d.routerDomain(w)
-	if !ok {
-		return
-	}
+	// The domain the router serves by: the API says what it routes.
+	domain := d.cfg.Router.Domain
 	out, err := DomainsJSON(a.app, domain)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
@@ -291,10 +278,8 @@ func (d *Daemon) createDomain(w http.ResponseWriter, r *http.Request, a *appRun)
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give the domain: {"hostname": "www.example.com"}`)
 		return
 	}
-	domain, ok := d.routerDomain(w)
-	if !ok {
-		return
-	}
+	// The domain the router serves by: the API says what it routes.
+	domain := d.cfg.Router.Domain
 	host, err := a.app.AddDomain(req.Hostname, domain, user)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
@@ -315,10 +300,8 @@ func (d *Daemon) deleteDomain(w http.ResponseWriter, r *http.Request, a *appRun)
 	if !ok {
 		return
 	}
-	domain, ok := d.routerDomain(w)
-	if !ok {
-		return
-	}
+	// The domain the router serves by: the API says what it routes.
+	domain := d.cfg.Router.Domain
 	host := r.PathValue("hostname")
 	created, added, err := a.app.DomainTimes()
 	if err != nil {

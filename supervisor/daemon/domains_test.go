@@ -5,8 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,10 +15,9 @@ import (
 // delete, with a host another app holds refused and nothing recorded.
 func TestAPIDomains(t *testing.T) {
 	t.Parallel()
-	td := startTestDaemon(t, daemonOptions{setup: func(h app.Home) {
+	td := startTestDaemon(t, daemonOptions{cfg: Config{Router: RouterSettings{Domain: "apps.test"}}, setup: func(h app.Home) {
 		h.Create("demo", "test")
 		h.Create("other", "test")
-		os.WriteFile(filepath.Join(h.Dir, "dyno.toml"), []byte("[router]\ndomain = \"apps.test\"\n"), 0o644)
 	}})
 	ctx := context.Background()
 	var created map[string]any
