@@ -46,9 +46,10 @@ type conn struct {
 	res    []byte
 
 	req       Request
-	streaming bool  // the request body is still being sent: the dyno connection cannot be pooled
-	whole     bool  // the request's body is all in in
-	bodyInBuf int64 // bytes of the body in in, after the head
+	streaming bool        // the request body is still being sent: the dyno connection cannot be pooled
+	bodyStop  atomic.Bool // the body's send must end where it stands (see streamed)
+	whole     bool        // the request's body is all in in
+	bodyInBuf int64       // bytes of the body in in, after the head
 	resp      Response
 	meta      []byte // the request id, then fwd, of the request in flight
 	metaID    int    // the request id's length in meta
@@ -411,7 +412,7 @@ func (c *conn) proxy(src []byte, n int) bool {
 			c.fail(code, code.Status(), "", false)
 			return false
 		}
-		return c.relay(bc, n, bodyInBuf, hn, got)
+		return c.relay(bc, n, bodyInBuf, hn, got) && c.keep(n, bodyInBuf)
 	}
 }
 
@@ -447,11 +448,18 @@ func (c *conn) streamed(bc *backendConn, n int, buffered []byte) bool {
 			bc.nc.SetReadDeadline(time.Unix(1, 0))
 		}
 	}()
-	// stop ends a body still on its way and waits for it.
+	// stop ends a body still on its way and waits for it: the dyno's
+	// end closes, and a read of the client's wakes (sendBody checks
+	// bodyStop after each deadline it sets, so it cannot set a later one
+	// over this).
 	stop := func() bodyResult {
 		bc.nc.Close()
+		c.bodyStop.Store(true)
 		c.nc.SetReadDeadline(time.Unix(1, 0))
-		return <-sent
+		res := <-sent
+		c.bodyStop.Store(false)
+		c.nc.SetReadDeadline(time.Time{})
+		return res
 	}
 	hn, got, err := c.readResponseHead(bc, 0)
 	var res bodyResult
@@ -473,20 +481,37 @@ func (c *conn) streamed(bc *backendConn, n int, buffered []byte) bool {
 		c.fail(code, code.Status(), cause, false)
 		return false
 	}
-	if !finished || res.code != OK {
-		// The dyno answers before it has the whole body: the client
-		// connection ends with this response, the rest of the body unread.
+	if finished && res.code != OK {
+		// The body failed, and the dyno answered anyway: the client
+		// connection ends with this response.
 		c.req.Close = true
 		c.relay(bc, n, -1, hn, got)
-		if !finished {
-			stop()
-		}
 		return false
+	}
+	if !finished {
+		// The response came before the send said the body was all sent:
+		// either the dyno answers without the rest of it (a 413 to a big
+		// upload, an echo that streams as it reads), or it has it all and
+		// the send has yet to return. Which one cannot be told now, so
+		// the response goes to the client as it comes (the dyno's
+		// connection is closed after it: it is never pooled while a body
+		// is being sent), and then the send is stopped where it stands.
+		// A body that was all sent ends the send with OK and the
+		// connection goes on; one still coming ends it.
+		keep := c.relay(bc, n, -1, hn, got)
+		res = stop()
+		if !keep || res.code != OK {
+			return false
+		}
+		if len(res.extra) > 0 {
+			c.unread(res.extra)
+		}
+		return c.keep(n, res.used)
 	}
 	if len(res.extra) > 0 {
 		c.unread(res.extra)
 	}
-	return c.relay(bc, n, res.used, hn, got)
+	return c.relay(bc, n, res.used, hn, got) && c.keep(n, res.used)
 }
 
 // responseCode is the H code for a response head that did not come.
@@ -560,7 +585,7 @@ func (c *conn) sendBody(bc *backendConn, buffered []byte, chunked bool, length i
 	if !chunked {
 		// The buffered part went with or after the head.
 		inBuf := min(length, int64(len(buffered)))
-		if _, side, err := r.copyN(bc.nc, c.nc, length-inBuf); err != nil {
+		if _, side, err := r.copyN(bc.nc, c.nc, length-inBuf, &c.bodyStop); err != nil {
 			return bodyResult{code: bodyFailed(side, err)}
 		}
 		return bodyResult{used: inBuf}
@@ -585,13 +610,16 @@ func (c *conn) sendBody(bc *backendConn, buffered []byte, chunked bool, length i
 	scratch := *bp
 	for !done {
 		if left := sc.DataLeft(); left > 4096 {
-			if _, side, err := r.copyN(bc.nc, c.nc, left); err != nil {
+			if _, side, err := r.copyN(bc.nc, c.nc, left, &c.bodyStop); err != nil {
 				return bodyResult{code: bodyFailed(side, err)}
 			}
 			sc.Skip(left)
 			continue
 		}
 		c.nc.SetReadDeadline(time.Now().Add(r.cfg.Idle))
+		if c.bodyStop.Load() {
+			return bodyResult{code: H27}
+		}
 		m, rerr := c.nc.Read(scratch)
 		if m > 0 {
 			k, d, err := sc.Scan(scratch[:m])
@@ -701,7 +729,8 @@ func readResponseHead(nc net.Conn, buf []byte, h *Response, firstByte time.Durat
 // relay sends the response, whose head is res[:hn] and got bytes of which
 // are read, to the client, and ends the request. body is how many bytes
 // of in the request's body took (-1 when they were taken from in as it
-// was relayed).
+// was relayed). It reports whether the response lets the connection go
+// on; the caller moves past the request (keep).
 func (c *conn) relay(bc *backendConn, n int, body int64, hn, got int) bool {
 	r := c.r
 	head := c.in[c.r0 : c.r0+n]
@@ -827,12 +856,12 @@ func (c *conn) relay(bc *backendConn, n int, body int64, hn, got int) bool {
 		bc.nc.Close()
 	}
 	c.done()
-	return keep && c.keep(n, body)
+	return keep
 }
 
 // relayLength copies the rest of a Content-Length body.
 func (c *conn) relayLength(bc *backendConn, rest int64) bool {
-	w, side, err := c.r.copyN(c.nc, bc.nc, rest)
+	w, side, err := c.r.copyN(c.nc, bc.nc, rest, nil)
 	c.bytes += w
 	if err != nil {
 		c.responseFailed(side, err)
@@ -848,7 +877,7 @@ func (c *conn) relayLength(bc *backendConn, rest int64) bool {
 func (c *conn) relayChunked(bc *backendConn, sc *ChunkScanner) (ok, clean bool) {
 	for {
 		if left := sc.DataLeft(); left > 4096 {
-			w, side, err := c.r.copyN(c.nc, bc.nc, left)
+			w, side, err := c.r.copyN(c.nc, bc.nc, left, nil)
 			c.bytes += w
 			if err != nil {
 				c.responseFailed(side, err)
@@ -898,7 +927,7 @@ func (c *conn) relayDechunked(bc *backendConn, rest []byte) bool {
 // relayUntilClose copies a body that ends when the dyno closes.
 func (c *conn) relayUntilClose(bc *backendConn) bool {
 	for {
-		w, side, err := c.r.copyN(c.nc, bc.nc, copyStep)
+		w, side, err := c.r.copyN(c.nc, bc.nc, copyStep, nil)
 		c.bytes += w
 		if err == io.EOF && side == sideSrc {
 			return true

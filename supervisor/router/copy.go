@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http/httputil"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -27,8 +28,10 @@ const (
 // copyStep for a fast one. A src that times out after sending within its
 // step goes on: a read that times out leaves nothing half-copied. It
 // returns the bytes copied and, on failure, which end failed; io.EOF from
-// src when it ended early.
-func (r *Router) copyN(dst, src net.Conn, n int64) (int64, copySide, error) {
+// src when it ended early. stop, when not nil, ends the copy early: whoever
+// sets it then sets a past read deadline on src, and copyN checks it after
+// each deadline it sets, so that one cannot override the other.
+func (r *Router) copyN(dst, src net.Conn, n int64, stop *atomic.Bool) (int64, copySide, error) {
 	var total int64
 	idle := r.cfg.Idle
 	// dst's deadline comes a second (Idle, when shorter) after src's, so
@@ -39,12 +42,16 @@ func (r *Router) copyN(dst, src net.Conn, n int64) (int64, copySide, error) {
 		start := time.Now()
 		src.SetReadDeadline(start.Add(idle))
 		dst.SetWriteDeadline(start.Add(idle + grace))
+		if stop != nil && stop.Load() {
+			dst.SetWriteDeadline(time.Time{})
+			return total, sideSrc, errCopyStopped
+		}
 		w, err := io.CopyN(dst, src, min(n, step))
 		total += w
 		n -= w
 		if err != nil {
 			side := failedSide(err, src, start.Add(idle), grace)
-			if w > 0 && side == sideSrc && isTimeout(err) {
+			if w > 0 && side == sideSrc && isTimeout(err) && (stop == nil || !stop.Load()) {
 				continue // progress within the step: not idle
 			}
 			dst.SetWriteDeadline(time.Time{})
@@ -57,6 +64,8 @@ func (r *Router) copyN(dst, src net.Conn, n int64) (int64, copySide, error) {
 	dst.SetWriteDeadline(time.Time{})
 	return total, sideSrc, nil
 }
+
+var errCopyStopped = errors.New("router: copy stopped")
 
 // minCopyStep is the smallest step of copyN: a peer that moves less than
 // this within Idle is, near enough, idle.
