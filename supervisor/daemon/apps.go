@@ -339,7 +339,7 @@ func (r *appRun) close() {
 }
 
 // allocPort hands out ports from 20000 to 29999 in turn, skipping any
-// that something listens on: each new dyno gets a port of its own (a
+// that a socket holds: each new dyno gets a port of its own (a
 // replacement starts while the dyno it replaces still stops), and ten
 // thousand starts pass before a number comes round again.
 func (d *Daemon) allocPort() int {
@@ -350,7 +350,7 @@ func (d *Daemon) allocPort() int {
 		if d.port < d.ports[0] || d.port > d.ports[1] {
 			d.port = d.ports[0]
 		}
-		if !supervisor.Listening(d.port) {
+		if !supervisor.PortTaken(d.port) {
 			break
 		}
 	}

@@ -164,8 +164,11 @@ func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 	}
 	td.d.newRunner = func(*app.App, map[string]cgroup.Size, *isolate.IDRange) supervisor.Runner { return runner }
 	// Each test daemon its own ports, so that daemons side by side never
-	// give two dynos the same one.
-	first := 30000 + int(testPorts.Add(1)%300)*100
+	// give two dynos the same one; all below Linux's ephemeral range
+	// (ip_local_port_range, 32768 up), where a client socket of another
+	// test could hold the port a dyno then fails to listen on. The pid
+	// moves two test binaries run side by side apart.
+	first := 30000 + int((testPorts.Add(1)+int64(os.Getpid()))%27)*100
 	td.d.ports = [2]int{first, first + 99}
 	td.d.runPhase = func(ctx context.Context, r *appRun, rel ledger.Release, lower string) (int, error) {
 		td.phases.Add(1)

@@ -285,7 +285,9 @@ func TestRouterHoldsRequestsWhileWebRestarts(t *testing.T) {
 	conn.SetReadDeadline(time.Now().Add(300 * time.Millisecond))
 	r := bufio.NewReader(conn)
 	if _, err := r.Peek(1); err == nil {
-		t.Fatal("the router answered while web was restarting")
+		conn.SetReadDeadline(time.Now().Add(time.Second))
+		got, _ := io.ReadAll(r)
+		t.Fatalf("the router answered while web was restarting: %q", got)
 	}
 	conn.SetReadDeadline(time.Now().Add(30 * time.Second))
 	close(hold)
