@@ -117,7 +117,7 @@ func main() {
 
 type discard struct{}
 
-func (discard) RouterLine(app string, line []byte)         {}
+func (discard) RouterLines(app string, lines []byte)       {}
 func (discard) Dropped(app string, n int, since time.Time) {}
 
 // serveOK answers each request on each connection with "ok\n", keeping

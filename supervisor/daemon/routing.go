@@ -168,10 +168,11 @@ func (g *routing) close() {
 	g.journal.Close()
 }
 
-// RouterLine writes one request's line to its app's logs (router.Sink).
-func (g *routing) RouterLine(app string, line []byte) {
+// RouterLines writes a batch of an app's request lines to its logs, in
+// one write (router.Sink).
+func (g *routing) RouterLines(app string, lines []byte) {
 	if a, ok := g.d.app(app); ok {
-		a.logs.Router(line)
+		a.logs.Router(lines)
 	}
 }
 

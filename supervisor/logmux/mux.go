@@ -134,8 +134,9 @@ func (m *Mux) System(name, text string) {
 	m.writeText(&lf, []byte(body))
 }
 
-// Router writes one heroku[router] line. Unlike System it allocates
-// nothing, since the router writes a line per request.
+// Router writes heroku[router] lines: one, or a batch of them separated
+// by newlines, in one write. Unlike System it allocates nothing, since
+// the router writes a line per request.
 func (m *Mux) Router(text []byte) {
 	if m.failed.Load() {
 		return

@@ -268,4 +268,24 @@ func TestRouterLine(t *testing.T) {
 	if want := "system | router: " + string(line) + "\n"; out.String() != want {
 		t.Fatalf("terminal: %q, want %q", out.String(), want)
 	}
+
+	// A batch, as the router's journal hands it: each line stamped, all
+	// of them in one write.
+	var w countingWriter
+	m = New(&w, Options{Format: FormatLogplex, Now: func() time.Time { return fixed }})
+	m.Router([]byte("at=info a\nat=info b\n"))
+	stamp := "2026-11-26T10:00:00.123456+00:00 heroku[router]: "
+	if want := stamp + "at=info a\n" + stamp + "at=info b\n"; w.String() != want || w.writes != 1 {
+		t.Fatalf("batch: %d writes of %q, want 1 of %q", w.writes, w.String(), want)
+	}
+}
+
+type countingWriter struct {
+	bytes.Buffer
+	writes int
+}
+
+func (w *countingWriter) Write(p []byte) (int, error) {
+	w.writes++
+	return w.Buffer.Write(p)
 }

@@ -48,8 +48,12 @@ func TestConformanceGoroutines(t *testing.T) { conformance(t, serveGoroutines) }
 // lineSink collects router lines.
 type lineSink struct{ lines chan string }
 
-func (s *lineSink) RouterLine(app string, line []byte) { s.lines <- app + ": " + string(line) }
-func (s *lineSink) Dropped(string, int, time.Time)     {}
+func (s *lineSink) RouterLines(app string, lines []byte) {
+	for _, l := range strings.Split(strings.TrimSuffix(string(lines), "\n"), "\n") {
+		s.lines <- app + ": " + l
+	}
+}
+func (s *lineSink) Dropped(string, int, time.Time) {}
 
 // env is one router with one app, "app" at app.localhost, and its lines.
 type env struct {

@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,10 +16,14 @@ type slowSink struct {
 	dropped map[string]int
 }
 
-func (s *slowSink) RouterLine(app string, line []byte) {
+func (s *slowSink) RouterLines(app string, lines []byte) {
 	<-s.release
 	s.mu.Lock()
-	s.lines = append(s.lines, app+" "+string(line))
+	for _, l := range strings.SplitAfter(string(lines), "\n") {
+		if l != "" {
+			s.lines = append(s.lines, app+" "+l)
+		}
+	}
 	s.mu.Unlock()
 }
 
@@ -49,7 +54,7 @@ func TestJournalDropsWithACountWhenTheSinkLags(t *testing.T) {
 		t.Fatal("a sink that lagged lost nothing: the buffer is unbounded")
 	}
 	for _, l := range s.lines {
-		if l != "app "+string(line) {
+		if l != "app "+string(line)+"\n" {
 			t.Fatalf("line %q delivered torn", l)
 		}
 	}
@@ -68,7 +73,7 @@ func TestJournalKeepsOrderAndAppsApart(t *testing.T) {
 		t.Fatalf("%d lines delivered, want 100", len(s.lines))
 	}
 	for i, l := range s.lines {
-		if want := fmt.Sprint("app", i%2, " ", i); l != want {
+		if want := fmt.Sprint("app", i%2, " ", i, "\n"); l != want {
 			t.Fatalf("line %d = %q, want %q", i, l, want)
 		}
 	}
@@ -86,5 +91,5 @@ func BenchmarkJournalAdd(b *testing.B) {
 
 type discard struct{}
 
-func (discard) RouterLine(string, []byte)      {}
+func (discard) RouterLines(string, []byte)     {}
 func (discard) Dropped(string, int, time.Time) {}

@@ -33,13 +33,16 @@ type loopSink struct {
 
 func newLoopSink() *loopSink { return &loopSink{added: make(chan struct{}, 1000)} }
 
-func (s *loopSink) RouterLine(app string, line []byte) {
-	s.count.Add(1)
+func (s *loopSink) RouterLines(app string, lines []byte) {
+	n := bytes.Count(lines, []byte{'\n'})
+	s.count.Add(int64(n))
 	if s.quiet.Load() {
 		return
 	}
 	s.mu.Lock()
-	s.lines = append(s.lines, app+": "+string(line))
+	for _, l := range strings.Split(strings.TrimSuffix(string(lines), "\n"), "\n") {
+		s.lines = append(s.lines, app+": "+l)
+	}
 	s.mu.Unlock()
 	select {
 	case s.added <- struct{}{}:
