@@ -81,6 +81,23 @@ func loopCount() int {
 	return max(1, min(runtime.NumCPU(), runtime.GOMAXPROCS(0)))
 }
 
+// spareProc makes GOMAXPROCS at least one more than the loops. A loop
+// sleeps in epoll_wait holding its P, as a goroutine in a system call
+// does; while no other P is idle, Go's sysmon takes the P of a goroutine
+// in a system call after 20 µs and hands it to another thread, and the
+// loop must get one back when epoll_wait returns: a futex wake-up and a
+// thread switch each time a loop sleeps and wakes (perf counted them at
+// a third of a futex per request with 2 loops on 2 Ps). With a P to spare
+// sysmon leaves the loops' Ps alone (runtime.retake skips a P in a
+// system call for 10 ms while another is idle and its run queue empty),
+// and the rest of the process runs on the spare one. Measured with wrk
+// through the daemon: 40 µs of CPU per request instead of 51.
+func spareProc(loops int) {
+	if runtime.GOMAXPROCS(0) < loops+1 {
+		runtime.GOMAXPROCS(loops + 1)
+	}
+}
+
 // serveLoops serves ln with event loops until Shutdown. ok is false when
 // ln is not a TCP listener the loops can take, and the caller serves it
 // with goroutines.
@@ -106,6 +123,7 @@ func (r *Router) serveLoops(ln net.Listener, proto, port string) (err error, ok 
 	if n <= 0 {
 		n = loopCount()
 	}
+	spareProc(n)
 	for i := 0; i < n; i++ {
 		l, err := s.newLoop()
 		if err != nil {
