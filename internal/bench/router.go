@@ -522,12 +522,6 @@ func (r *routerBench) loadTable(n int, backends []backend, routed bool) error {
 	}
 	targets = append(targets, target{name: "direct to " + backends[0].dyno, addr: "127.0.0.1:" + strconv.Itoa(backends[0].port)})
 
-	// A short run each first: connections, pools and heaps warm.
-	for _, t := range targets {
-		if _, err := r.runWrk(t.addr, time.Second); err != nil {
-			return fmt.Errorf("%s warm-up: %w", t.name, err)
-		}
-	}
 	runs := make([][]loadRun, len(targets))
 	for range b.routerRounds {
 		for i, t := range targets {
