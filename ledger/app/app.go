@@ -11,7 +11,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -40,15 +39,28 @@ func (h Home) SizesFile() string { return filepath.Join(h.Dir, "dyno.toml") }
 // Slugs is the slug store.
 func (h Home) Slugs() *slug.Store { return &slug.Store{Dir: h.SlugsDir()} }
 
-// namePattern is Heroku's app name rule.
-var namePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{1,28}[a-z0-9]$`)
-
 // ValidName checks an app name against Heroku's rule.
 func ValidName(name string) error {
-	if !namePattern.MatchString(name) {
+	if !validName(name) {
 		return fmt.Errorf("invalid app name %q: use 3 to 30 lowercase letters, digits and dashes, starting with a letter and not ending with a dash", name)
 	}
 	return nil
+}
+
+// validName is Heroku's app name rule, ^[a-z][a-z0-9-]{1,28}[a-z0-9]$,
+// checked by hand: the daemon lists the apps every poll, and a regexp
+// match allocates.
+func validName(name string) bool {
+	if len(name) < 3 || len(name) > 30 || name[0] < 'a' || name[0] > 'z' || name[len(name)-1] == '-' {
+		return false
+	}
+	for i := 1; i < len(name); i++ {
+		c := name[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
 }
 
 // ErrNotFound is returned for an app that does not exist.
@@ -142,7 +154,7 @@ func (h Home) List() ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if ValidName(e.Name()) != nil {
+		if !validName(e.Name()) {
 			continue // not an app: a name no app can have
 		}
 		if _, err := os.Stat(filepath.Join(h.appsDir(), e.Name(), "ledger.jsonl")); err == nil {

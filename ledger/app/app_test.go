@@ -38,7 +38,8 @@ func TestValidName(t *testing.T) {
 	for name, ok := range map[string]bool{
 		"demo": true, "my-app-2": true, "abc": true, strings.Repeat("a", 30): true,
 		"ab": false, strings.Repeat("a", 31): false, "Demo": false, "2app": false,
-		"app-": false, "my_app": false, "": false,
+		"app-": false, "my_app": false, "": false, "a--b": true, "-ab": false, "aé1": false,
+		"a-0": true, "a\x00b": false, "ab.": false, "ab/": false,
 	} {
 		if err := ValidName(name); (err == nil) != ok {
 			t.Errorf("ValidName(%q) = %v", name, err)
