@@ -493,7 +493,7 @@ type target struct {
 type loadRun struct {
 	wrkResult
 	cpuPerReq time.Duration // the proxy's CPU per request; -1 for none
-	gc        int           // the daemon's GC cycles during the run; -1 when not the router
+	gc        gcCycles      // the daemon's GC cycles during the run; heap -1 when not the router
 	other     float64       // cores used by other processes meanwhile
 	quiet     bool          // the quiet gate opened
 }
@@ -539,7 +539,7 @@ func (r *routerBench) loadTable(n int, backends []backend, routed bool) error {
 // measure runs wrk once against t, after the quiet gate, with the CPU
 // the proxy, the backends, wrk and everything else used meanwhile.
 func (r *routerBench) measure(t target, backends []backend) (loadRun, error) {
-	run := loadRun{cpuPerReq: -1, gc: -1}
+	run := loadRun{cpuPerReq: -1, gc: gcCycles{heap: -1}}
 	if _, err := r.runWrk(t.addr, wrkWarmup); err != nil {
 		return run, err
 	}
@@ -566,7 +566,7 @@ func (r *routerBench) measure(t target, backends []backend) (loadRun, error) {
 	}
 	elapsed := time.Since(t0)
 	if t.name == "router" {
-		run.gc = r.gc.Cycles() - gc0
+		run.gc = r.gc.Cycles().sub(gc0)
 	}
 	run.wrkResult = w.result
 	var proxy time.Duration
@@ -688,7 +688,7 @@ func (r *routerBench) printTable(n int, targets []target, runs [][]loadRun) {
 	ratios := map[string][2]float64{}
 	for i, t := range targets {
 		var rps, p50, p99, cpu, reqRatio, p99Ratio []float64
-		gc := -1
+		gc := gcCycles{heap: -1}
 		var errs, non2xx int64
 		for k, run := range runs[i] {
 			rps = append(rps, run.rps)
@@ -697,7 +697,8 @@ func (r *routerBench) printTable(n int, targets []target, runs [][]loadRun) {
 			if run.cpuPerReq >= 0 {
 				cpu = append(cpu, float64(run.cpuPerReq)/float64(time.Microsecond))
 			}
-			gc = max(gc, run.gc)
+			gc.heap = max(gc.heap, run.gc.heap)
+			gc.timed += max(0, run.gc.timed)
 			errs += run.socketErrors
 			non2xx += run.non2xx
 			maxOther = max(maxOther, run.other)
@@ -722,7 +723,7 @@ func (r *routerBench) printTable(n int, targets []target, runs [][]loadRun) {
 	for _, note := range notes {
 		fmt.Fprintf(out, "  ! %s\n", note)
 	}
-	fmt.Fprintf(out, "  (medians of %s, ratios paired by round; CPU: nginx's workers, the whole daemon; GC: the daemon's cycles, most in a run; other load ≤ %.0f%% of a core",
+	fmt.Fprintf(out, "  (medians of %s, ratios paired by round; CPU: nginx's workers, the whole daemon; GC: the daemon's cycles that allocation started, most in a run, +Nt the runtime's 2-minute timed cycles that fell in any run; other load ≤ %.0f%% of a core",
 		plural(len(runs[0]), "round"), 100*maxOther)
 	if gateShut > 0 {
 		fmt.Fprintf(out, "; %s started on a busy machine", plural(gateShut, "run"))
@@ -774,11 +775,16 @@ func orDash(v []float64, format string) string {
 	return fmt.Sprintf(format, median(v))
 }
 
-func gcCell(n int) string {
-	if n < 0 {
+// gcCell is the most heap-started cycles in one run, then the runtime's
+// timed cycles over all the runs, if any: "0+1t".
+func gcCell(c gcCycles) string {
+	if c.heap < 0 {
 		return "–"
 	}
-	return strconv.Itoa(n)
+	if c.timed > 0 {
+		return fmt.Sprintf("%d+%dt", c.heap, c.timed)
+	}
+	return strconv.Itoa(c.heap)
 }
 
 // thousands formats a rate as a whole number with commas: 24,387.
@@ -982,7 +988,7 @@ func (r *routerBench) daemonLogTail() string {
 	}
 	var lines []string
 	for line := range strings.Lines(string(b)) {
-		if !isGCLine([]byte(line)) {
+		if !isGCLine([]byte(line)) && strings.TrimSpace(line) != "GC forced" {
 			lines = append(lines, "    "+line)
 		}
 	}

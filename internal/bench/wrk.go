@@ -102,11 +102,28 @@ func parseWrkDuration(s string) (time.Duration, error) {
 // GODEBUG=gctrace=1 makes the Go runtime print at the end of each
 // garbage collection ("gc 12 @3.456s 1%: ..."), and passes every line on
 // to a log file, so that the daemon's own messages stay readable.
+//
+// It tells apart the cycles that allocation started from the runtime's
+// periodic one: whatever the load, sysmon starts a collection when none
+// has run for two minutes (runtime.forcegcperiod), and gctrace announces
+// it with a "GC forced" line just before its summary. A steady run of a
+// router that allocates nothing still meets that one now and then.
 type gcCounter struct {
 	mu      sync.Mutex
 	partial []byte // the start of a line not yet ended
-	cycles  int
+	cycles  gcCycles
+	timed   bool // a "GC forced" line came and its cycle's summary has not
 	log     io.Writer
+}
+
+// gcCycles counts garbage collections.
+type gcCycles struct {
+	heap  int // started because the heap grew to its goal (or by runtime.GC)
+	timed int // the runtime's two-minute periodic collection
+}
+
+func (c gcCycles) sub(d gcCycles) gcCycles {
+	return gcCycles{heap: c.heap - d.heap, timed: c.timed - d.timed}
 }
 
 func (g *gcCounter) Write(p []byte) (int, error) {
@@ -131,15 +148,23 @@ func (g *gcCounter) Write(p []byte) (int, error) {
 			line = append(g.partial, line...)
 			g.partial = g.partial[:0]
 		}
-		if isGCLine(line) {
-			g.cycles++
+		switch {
+		case string(line) == "GC forced":
+			g.timed = true
+		case isGCLine(line):
+			if g.timed {
+				g.cycles.timed++
+			} else {
+				g.cycles.heap++
+			}
+			g.timed = false
 		}
 		data = data[i+1:]
 	}
 }
 
-// Cycles is the number of gc lines seen so far.
-func (g *gcCounter) Cycles() int {
+// Cycles is the cycles whose gc lines have been seen so far.
+func (g *gcCounter) Cycles() gcCycles {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.cycles

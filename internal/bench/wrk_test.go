@@ -98,20 +98,20 @@ func TestGCCounter(t *testing.T) {
 	for i := 0; i < len(out); i += 7 {
 		g.Write([]byte(out[i:min(i+7, len(out))]))
 	}
-	if n := g.Cycles(); n != 3 {
-		t.Errorf("Cycles = %d, want 3", n)
+	if c := g.Cycles(); c != (gcCycles{heap: 2, timed: 1}) {
+		t.Errorf("Cycles = %+v, want 2 heap and 1 timed (the one after GC forced)", c)
 	}
 	if log.String() != out {
 		t.Errorf("log = %q, want every byte passed on", log.String())
 	}
 	// A line is counted once it ends.
 	g.Write([]byte("gc 6 @122.0s 0%: ..."))
-	if n := g.Cycles(); n != 3 {
-		t.Errorf("Cycles = %d before the line ended, want 3", n)
+	if c := g.Cycles(); c.heap != 2 {
+		t.Errorf("Cycles = %+v before the line ended, want 2 heap", c)
 	}
 	g.Write([]byte("\n"))
-	if n := g.Cycles(); n != 4 {
-		t.Errorf("Cycles = %d after the line ended, want 4", n)
+	if c := g.Cycles(); c != (gcCycles{heap: 3, timed: 1}) {
+		t.Errorf("Cycles = %+v after the line ended, want 3 heap and 1 timed", c)
 	}
 }
 
