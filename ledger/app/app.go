@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/ledger"
@@ -145,23 +146,71 @@ func (h Home) Open(name string) (*App, error) {
 
 // List returns the names of all apps, sorted.
 func (h Home) List() ([]string, error) {
+	names, _, err := h.list()
+	return names, err
+}
+
+// list is List, and whether it skipped no folder with an app's name:
+// such a folder (one Create has made but not yet given its ledger) may
+// become an app without apps/ itself changing.
+func (h Home) list() (names []string, whole bool, err error) {
 	entries, err := os.ReadDir(h.appsDir())
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
+		return nil, true, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("list apps: %w", err)
+		return nil, false, fmt.Errorf("list apps: %w", err)
 	}
-	var names []string
+	whole = true
 	for _, e := range entries {
 		if !validName(e.Name()) {
 			continue // not an app: a name no app can have
 		}
 		if _, err := os.Stat(filepath.Join(h.appsDir(), e.Name(), "ledger.jsonl")); err == nil {
 			names = append(names, e.Name())
+		} else {
+			whole = false
 		}
 	}
 	sort.Strings(names)
+	return names, whole, nil
+}
+
+// A Lister lists a home's apps as List does, for a poller: it reads
+// apps/ again only when its stamp has changed (an app created, renamed
+// or destroyed changes the folder's entries, so its times) or is too
+// recent to trust, and the names it returns are shared between calls,
+// not to be changed. Not safe for concurrent use.
+type Lister struct {
+	Home  Home
+	stamp ledger.Stamp
+	names []string
+	fresh bool             // stamp and names are from one reading
+	now   func() time.Time // time.Now; tests move it
+}
+
+// List returns the home's apps, sorted.
+func (l *Lister) List() ([]string, error) {
+	stamp, err := ledger.StampFile(l.Home.appsDir())
+	if errors.Is(err, fs.ErrNotExist) {
+		l.fresh = false
+		return nil, nil
+	}
+	now := time.Now
+	if l.now != nil {
+		now = l.now
+	}
+	if err == nil && l.fresh && stamp == l.stamp && stamp.Settled(now()) {
+		return l.names, nil
+	}
+	names, whole, lerr := l.Home.list()
+	if lerr != nil {
+		l.fresh = false
+		return nil, lerr
+	}
+	// Stamped before the reading: a change during it shows as a new
+	// stamp at the next call.
+	l.stamp, l.names, l.fresh = stamp, names, err == nil && whole
 	return names, nil
 }
 

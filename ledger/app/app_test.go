@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dyno-run/dyno/internal/testutil"
 	"github.com/dyno-run/dyno/ledger"
@@ -337,5 +338,55 @@ func TestForeground(t *testing.T) {
 	two.Close()
 	if in() {
 		t.Fatal("in the foreground after every holder closed")
+	}
+}
+
+// A Lister reads apps/ again only when it may have changed: a settled,
+// unchanged folder gives back the last names; a folder that changed, or
+// holds an app half made, is read again.
+func TestLister(t *testing.T) {
+	t.Parallel()
+	h := Home{Dir: t.TempDir()}
+	later := func() time.Time { return time.Now().Add(time.Minute) }
+	l := &Lister{Home: h, now: later}
+	if names, err := l.List(); err != nil || len(names) != 0 {
+		t.Fatalf("no apps/ yet: %v, %v", names, err)
+	}
+	h.Create("demo", "ann")
+	first, err := l.List()
+	if err != nil || strings.Join(first, ",") != "demo" {
+		t.Fatalf("List = %v, %v", first, err)
+	}
+	again, _ := l.List()
+	if len(again) != 1 || &again[0] != &first[0] {
+		t.Errorf("an unchanged, settled apps/ was read again")
+	}
+	// Right after a change the stamp is not trusted, whatever it is.
+	l.now = time.Now
+	h.Create("other", "ann")
+	if names, _ := l.List(); strings.Join(names, ",") != "demo,other" {
+		t.Errorf("after a create: %v", names)
+	}
+	// A folder with an app's name but no ledger yet, as Create leaves it
+	// for a moment: its ledger appears without apps/ changing.
+	l.now = later
+	if err := os.Mkdir(filepath.Join(h.Dir, "apps", "third"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := l.List(); strings.Join(names, ",") != "demo,other" {
+		t.Errorf("with a half-made app: %v", names)
+	}
+	if _, err := ledger.Create(filepath.Join(h.Dir, "apps", "third", "ledger.jsonl"), ledger.Record{Type: ledger.TypeRelease, Release: &ledger.Release{Version: 1, Description: "Initial release", Status: ledger.StatusSucceeded}}); err != nil {
+		t.Fatal(err)
+	}
+	if names, _ := l.List(); strings.Join(names, ",") != "demo,other,third" {
+		t.Errorf("once its ledger is there: %v", names)
+	}
+	if err := h.Destroy("demo"); err != nil {
+		t.Fatal(err)
+	}
+	l.now = time.Now
+	if names, _ := l.List(); strings.Join(names, ",") != "other,third" {
+		t.Errorf("after a destroy: %v", names)
 	}
 }

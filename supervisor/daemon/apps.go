@@ -37,8 +37,11 @@ type appRun struct {
 	route   *router.App
 	routeMu sync.Mutex
 
-	mu      sync.Mutex
-	seq     int // the ledger record last acted on
+	mu  sync.Mutex
+	seq int // the ledger record last acted on
+	// stamp is the ledger's when a look last succeeded (stamped).
+	stamp   ledger.Stamp
+	stamped bool
 	rel     *ledger.Release
 	slug    *release.Slug // the running release's, held against slugs:gc
 	lower   string        // where it is unpacked
@@ -140,7 +143,30 @@ func (r *appRun) fail(err error) {
 // converge brings the app's dynos to what its ledger says, when the
 // ledger has changed since the last look, and sees that a pending
 // release's phase runs.
+//
+// The main loop calls it every poll for every app. Once a look has
+// succeeded, the next ones stat the ledger and stop there while its
+// stamp stays the same and settled: most polls find nothing new, and
+// reading and folding the whole ledger each time would cost every app a
+// read and garbage four times a second.
 func (r *appRun) converge() error {
+	stamp, serr := r.app.Ledger.Stamp()
+	r.mu.Lock()
+	same := serr == nil && r.stamped && stamp == r.stamp && !r.pending
+	r.mu.Unlock()
+	if same && stamp.Settled(time.Now()) {
+		return nil
+	}
+	err := r.look()
+	r.mu.Lock()
+	// Stamped before the look: a write during it changes the stamp.
+	r.stamp, r.stamped = stamp, serr == nil && err == nil
+	r.mu.Unlock()
+	return err
+}
+
+// look reads the ledger and acts on what changed since the last look.
+func (r *appRun) look() error {
 	st, err := r.app.Ledger.State()
 	if err != nil {
 		return err

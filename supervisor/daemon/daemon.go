@@ -178,10 +178,14 @@ type Daemon struct {
 	runPhase  phaseRunner
 
 	// life ends when shutdown begins: release phases under way stop.
-	life     context.Context
-	endLife  context.CancelFunc
-	mu       sync.Mutex
-	apps     map[string]*appRun
+	life    context.Context
+	endLife context.CancelFunc
+	mu      sync.Mutex
+	apps    map[string]*appRun
+	// lister lists the apps for converge, which only the main loop runs:
+	// reading apps/ only when it has changed keeps an idle poll from
+	// making garbage the router's GC would pay for.
+	lister   app.Lister
 	closed   bool          // shutdown began: no app is taken up any more
 	nextTurn chan struct{} // closed when the next converge to start has ended
 
@@ -200,7 +204,7 @@ type Daemon struct {
 }
 
 func newDaemon(cfg Config) *Daemon {
-	d := &Daemon{cfg: cfg, nudge: make(chan struct{}, 1), apps: map[string]*appRun{}, nextTurn: make(chan struct{}),
+	d := &Daemon{cfg: cfg, nudge: make(chan struct{}, 1), apps: map[string]*appRun{}, lister: app.Lister{Home: cfg.Home}, nextTurn: make(chan struct{}),
 		ports: [2]int{20000, 29999}}
 	d.life, d.endLife = context.WithCancel(context.Background())
 	d.newRunner = func(a *app.App, sizes map[string]cgroup.Size, ids *isolate.IDRange) supervisor.Runner {
@@ -360,12 +364,12 @@ func (d *Daemon) converge() {
 	d.mu.Unlock()
 	defer close(done)
 
-	names, err := d.cfg.Home.List()
+	names, err := d.lister.List()
 	if err != nil {
 		d.logf("list apps: %v", err)
 		return
 	}
-	seen := map[string]bool{}
+	seen := make(map[string]bool, len(names))
 	for _, name := range names {
 		seen[name] = true
 		a, ok := d.app(name)
