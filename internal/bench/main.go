@@ -151,7 +151,7 @@ func main() {
 	flag.BoolVar(&cfg.skipNF, "skip-nf", false, "leave node-foreman out even when nf is installed")
 	flag.BoolVar(&cfg.skipGB, "skip-gb", false, "leave the 1 GB lower dir, slug and transfers out of the sandbox, releases and router tests")
 	flag.DurationVar(&cfg.routerDuration, "router-duration", 10*time.Second, "each wrk run of the router section, whole seconds")
-	flag.IntVar(&cfg.routerRounds, "router-rounds", 3, "interleaved rounds of nginx, router and direct runs in the router section")
+	flag.IntVar(&cfg.routerRounds, "router-rounds", 5, "interleaved rounds of nginx, router and direct runs in the router section")
 	flag.StringVar(&cfg.only, "only", "", "run only these `sections`, comma-separated: "+strings.Join(sections, ", "))
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: go run ./internal/bench -dyno bin/dyno [flags]\n")
