@@ -188,7 +188,7 @@ func TestNewerRecords(t *testing.T) {
 		`{"type":"release","v":1,"time":"2030-01-01T00:00:00Z","user":"u","stack":"heroku-30","release":{"version":2,"description":"Deploy","status":"succeeded","labels":{"b":"2","a":"é"},"time":"2030-01-01T00:00:00Z","user":"u"}}`,
 		`{"type":"domain","v":1,"time":"2030-01-01T00:00:00Z","user":"u","domain":{"hostname":"www.example.com","acm":true,"ttl":300}}`,
 		`{"type":"drain","v":1,"time":"2030-01-01T00:00:00Z","user":"u","release":"not a release","formation":[1,2,null]}`,
-		`{"type":"maintenance","v":1,"time":"2030-01-01T00:00:00Z","user":"u","on":true}`)
+		`{"type":"webhook","v":1,"time":"2030-01-01T00:00:00Z","user":"u","on":true}`)
 	mustVerify(t, l)
 	s := mustState(t, l)
 	if s.Seq != 5 || s.LastVersion != 2 || s.Current == nil || s.Current.Version != 2 || s.Current.Description != "Deploy" {

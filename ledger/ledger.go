@@ -114,6 +114,11 @@ const (
 	TypeBuildpacks = "buildpacks"
 	TypeDomains    = "domains"
 	TypeCerts      = "certs"
+	// TypeFeatures holds the app's enabled features (preboot, ...);
+	// TypeMaintenance whether the router answers for the app with its
+	// maintenance page. Neither makes a release, as on Heroku.
+	TypeFeatures    = "features"
+	TypeMaintenance = "maintenance"
 )
 
 // Release statuses, as Heroku's Platform API names them.
@@ -124,14 +129,15 @@ const (
 )
 
 // A Record is one line of a ledger. Of Release, Status, Formation,
-// Buildpacks, Domains and Certs, only the one its Type names is set
-// (Formation, Buildpacks, Domains and Certs may be empty).
+// Buildpacks, Domains, Certs, Features and Maintenance, only the one its
+// Type names is set (Formation, Buildpacks, Domains, Certs and Features
+// may be empty; Maintenance is set in every maintenance record).
 //
 // The field order is the encoding's: Hash must stay the last field (see
 // encode).
 type Record struct {
 	Seq  int    `json:"seq"`  // 1-based position in the file
-	Type string `json:"type"` // TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains or TypeCerts; readers skip others (see the package comment)
+	Type string `json:"type"` // TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures or TypeMaintenance; readers skip others (see the package comment)
 	// V is the record's format, which says how its hash is computed
 	// (see format0 and format1). Append writes the latest; format 0
 	// records have no "v".
@@ -144,6 +150,10 @@ type Record struct {
 	Buildpacks []string  `json:"buildpacks,omitempty"` // the app's whole buildpack list after a buildpacks:* change; empty clears it
 	Domains    []string  `json:"domains,omitempty"`    // the app's whole custom domain list after a domains:* change, sorted; empty clears it
 	Certs      []Cert    `json:"certs,omitempty"`      // the app's whole certificate list after a certs:* change, by domain; empty clears it
+	Features   []string  `json:"features,omitempty"`   // the app's whole list of enabled features after a features:* change, sorted; empty disables all
+	// Maintenance is maintenance mode after a maintenance:on or :off. A
+	// pointer, so that off is written, and its absence is no record's.
+	Maintenance *bool `json:"maintenance,omitempty"`
 
 	// More is how many records written by the same Append follow this
 	// one; Append sets it. A reader that finds fewer knows the write was
@@ -203,6 +213,8 @@ type State struct {
 	Buildpacks  []string  // the newest buildpacks record's (empty, not nil, if it cleared them); nil if none
 	Domains     []string  // the newest domains record's: custom domains, sorted, lower-case; nil if none
 	Certs       []Cert    // the newest certs record's, sorted by domain; nil if none
+	Features    []string  // the newest features record's: enabled features, sorted; nil if none
+	Maintenance bool      // the newest maintenance record's; false if none
 }
 
 // ErrNoRelease is returned, wrapped, by Release for a version the ledger

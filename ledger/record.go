@@ -134,7 +134,7 @@ func seal(recs []Record, s *State, now time.Time, userName func() string) ([]byt
 // checkType reports whether typ is a record type this binary writes.
 func checkType(typ string) error {
 	switch typ {
-	case TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts:
+	case TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures, TypeMaintenance:
 		return nil
 	}
 	return fmt.Errorf("unknown record type %q", typ)
@@ -175,6 +175,13 @@ func checkShape(rec *Record) error {
 		want = "domains"
 	case TypeCerts:
 		want = "certs"
+	case TypeFeatures:
+		want = "features"
+	case TypeMaintenance:
+		if rec.Maintenance == nil {
+			return errors.New("maintenance record without maintenance")
+		}
+		want = "maintenance"
 	default:
 		if !validTypeName(rec.Type) {
 			return fmt.Errorf("malformed record type %q", rec.Type)
@@ -185,8 +192,8 @@ func checkShape(rec *Record) error {
 		}
 		return nil
 	}
-	// Formation, Buildpacks, Domains and Certs may be empty: an empty
-	// formation, a cleared list.
+	// Formation, Buildpacks, Domains, Certs and Features may be empty: an
+	// empty formation, a cleared list.
 	present := []struct {
 		name string
 		set  bool
@@ -197,6 +204,8 @@ func checkShape(rec *Record) error {
 		{"buildpacks", len(rec.Buildpacks) > 0},
 		{"domains", len(rec.Domains) > 0},
 		{"certs", len(rec.Certs) > 0},
+		{"features", len(rec.Features) > 0},
+		{"maintenance", rec.Maintenance != nil},
 	}
 	for _, p := range present {
 		if p.set && p.name != want {
@@ -291,7 +300,7 @@ func checkUTF8(rec *Record) error {
 		}
 		return nil
 	}
-	errs := []error{bad("user", rec.User), list("buildpack", rec.Buildpacks), list("domain", rec.Domains)}
+	errs := []error{bad("user", rec.User), list("buildpack", rec.Buildpacks), list("domain", rec.Domains), list("feature", rec.Features)}
 	for _, c := range rec.Certs {
 		errs = append(errs, bad("certificate domain", c.Domain), bad("certificate fingerprint", c.Fingerprint))
 	}
@@ -398,6 +407,10 @@ func sniff(line []byte) (seq int, typ string, ok bool) {
 		typ = TypeDomains
 	case TypeCerts:
 		typ = TypeCerts
+	case TypeFeatures:
+		typ = TypeFeatures
+	case TypeMaintenance:
+		typ = TypeMaintenance
 	default:
 		// A type a newer binary writes, which readers skip.
 		typ = string(rest[:end])

@@ -312,12 +312,12 @@ func countLines(f *os.File, n int64) (int, error) {
 // foldState computes the state from the newest records back, stopping
 // as soon as it has everything: the newest release, the newest succeeded
 // release (with the status records newer than it), and the newest
-// formation, buildpacks, domains and certs records.
+// formation, buildpacks, domains, certs, features and maintenance records.
 func foldState(w *walker) (*State, error) {
 	s := &State{}
 	statuses := make(map[int]string) // status records seen so far, newest first
-	var haveRelease, haveFormation, haveBuildpacks, haveDomains, haveCerts bool
-	for !(s.Current != nil && haveFormation && haveBuildpacks && haveDomains && haveCerts) {
+	var haveRelease, haveFormation, haveBuildpacks, haveDomains, haveCerts, haveFeatures, haveMaintenance bool
+	for !(s.Current != nil && haveFormation && haveBuildpacks && haveDomains && haveCerts && haveFeatures && haveMaintenance) {
 		e, ok, err := w.next()
 		if err != nil {
 			return nil, err
@@ -384,6 +384,21 @@ func foldState(w *walker) (*State, error) {
 			if s.Certs == nil {
 				s.Certs = []Cert{}
 			}
+		case e.typ == TypeFeatures && !haveFeatures:
+			rec, err := e.record()
+			if err != nil {
+				return nil, err
+			}
+			s.Features, haveFeatures = rec.Features, true
+			if s.Features == nil {
+				s.Features = []string{}
+			}
+		case e.typ == TypeMaintenance && !haveMaintenance:
+			rec, err := e.record()
+			if err != nil {
+				return nil, err
+			}
+			s.Maintenance, haveMaintenance = *rec.Maintenance, true
 		}
 	}
 	return s, nil
