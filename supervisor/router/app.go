@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -40,6 +41,11 @@ type App struct {
 	mu      sync.Mutex
 	state   AppState
 	changed chan struct{} // closed and replaced by each Update
+
+	// maintenance is the page every request gets (H80) while the app
+	// is in maintenance mode; nil when it is not. Atomic: the event
+	// loops read it for every request.
+	maintenance atomic.Pointer[string]
 }
 
 // NewApp returns app name in state NoRelease, reading the time from now
@@ -70,6 +76,40 @@ func (a *App) Update(state AppState, up []Backend) {
 	a.mu.Unlock()
 }
 
+// SetMaintenance turns maintenance mode on, with page as the HTML every
+// request is answered with (H80's own when ""), or off. Requests waiting
+// in Pick look again, and get H80 when it is on.
+func (a *App) SetMaintenance(on bool, page string) {
+	if !on {
+		if a.maintenance.Swap(nil) == nil {
+			return
+		}
+	} else {
+		if page == "" {
+			page = H80.Page()
+		}
+		if old := a.maintenance.Load(); old != nil && *old == page {
+			return
+		}
+		a.maintenance.Store(&page)
+	}
+	a.mu.Lock()
+	close(a.changed)
+	a.changed = make(chan struct{})
+	a.mu.Unlock()
+}
+
+// Page is the page the app's requests get for code: the maintenance
+// page for H80, the code's own otherwise.
+func (a *App) Page(code Code) string {
+	if code == H80 && a != nil {
+		if p := a.maintenance.Load(); p != nil {
+			return *p
+		}
+	}
+	return code.Page()
+}
+
 // State is the app's state as last updated.
 func (a *App) State() AppState {
 	a.mu.Lock()
@@ -97,6 +137,9 @@ func (a *App) Pick(ctx context.Context, deadline time.Time, refused bool) (Backe
 		a.mu.Lock()
 		state, changed := a.state, a.changed
 		a.mu.Unlock()
+		if a.maintenance.Load() != nil {
+			return Backend{}, H80
+		}
 		switch state {
 		case NoRelease:
 			return Backend{}, H81

@@ -23,6 +23,7 @@ const (
 	H26      // a malformed request
 	H27      // the client went away before the response
 	H28      // the client sent nothing for 55 s
+	H80      // the app is in maintenance mode
 	H81      // the app has no release yet
 	H99      // a fault in the router itself
 	numCodes
@@ -66,6 +67,8 @@ func info(c Code) codeInfo {
 		return codeInfo{"H27", 499, "warning", "client", "Client Request Interrupted", "The client went away before the response was sent."}
 	case H28:
 		return codeInfo{"H28", 499, "warning", "", "Client Connection Idle", "The client sent nothing for 55 seconds."}
+	case H80:
+		return codeInfo{"H80", 503, "info", "", "Maintenance mode", "The app is offline for maintenance and will be back shortly. Its owner turns this off with dyno maintenance:off."}
 	case H81:
 		return codeInfo{"H81", 503, "info", "", "Blank app", "The app has no release yet. Its owner can deploy code to it with dyno build."}
 	case H99:
@@ -83,7 +86,7 @@ func (c Code) Status() int { return info(c).status }
 // Desc is Heroku's description, the desc= field of the log line.
 func (c Code) Desc() string { return info(c).desc }
 
-// Level is the at= field: "info" for OK and H81, "warning" for the
+// Level is the at= field: "info" for OK, H80 and H81, "warning" for the
 // client's own failures (H27, H28), "error" otherwise.
 func (c Code) Level() string { return info(c).level }
 
@@ -99,7 +102,11 @@ func (c Code) Page() string {
 		return ""
 	}
 	title := html.EscapeString(i.desc) + " (" + i.name + ")"
+	heading := "Application error"
+	if c == H80 {
+		heading = "Offline for maintenance"
+	}
 	return "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>" + title +
-		"</title></head>\n<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\n<h1>Application error</h1>\n<p>" +
+		"</title></head>\n<body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\n<h1>" + heading + "</h1>\n<p>" +
 		title + "</p>\n<p>" + html.EscapeString(i.hint) + "</p>\n</body></html>\n"
 }

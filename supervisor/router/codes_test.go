@@ -27,6 +27,7 @@ func TestCodes(t *testing.T) {
 		{H26, "H26", 400, "error", "", "Request Error"},
 		{H27, "H27", 499, "warning", "client", "Client Request Interrupted"},
 		{H28, "H28", 499, "warning", "", "Client Connection Idle"},
+		{H80, "H80", 503, "info", "", "Maintenance mode"},
 		{H81, "H81", 503, "info", "", "Blank app"},
 		{H99, "H99", 503, "error", "", "Platform error"},
 	}

@@ -331,6 +331,62 @@ func conformance(t *testing.T, serve serveFunc) {
 		})
 	}
 
+	t.Run("H80", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		var hits atomic.Int64
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			hits.Add(1)
+			io.Copy(io.Discard, r.Body)
+			echoPath(w, r)
+		}))
+		e.app.Update(Running, []Backend{b})
+		e.app.SetMaintenance(true, "")
+		c := e.dial()
+		c.send(get("/"))
+		resp, body := c.response("GET")
+		if resp.StatusCode != 503 || !strings.Contains(body, "Offline for maintenance") || !strings.Contains(body, "H80") {
+			t.Errorf("got %d %q", resp.StatusCode, body)
+		}
+		e.line(`at=info code=H80 desc="Maintenance mode" method=GET path="/" host=app.localhost request_id=`,
+			" dyno= connect= service= status=503 bytes= protocol=http")
+		// A custom page, for a request with a body: the connection goes
+		// on once the body is read, or closes.
+		page := "<html><body>Back soon</body></html>\n"
+		e.app.SetMaintenance(true, page)
+		c.send("POST /form HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 5\r\n\r\nhello")
+		resp, body = c.response("POST")
+		if resp.StatusCode != 503 || body != page {
+			t.Errorf("custom page: got %d %q", resp.StatusCode, body)
+		}
+		e.line("code=H80", `method=POST path="/form"`, "status=503")
+		if n := hits.Load(); n != 0 {
+			t.Errorf("the dyno got %d requests in maintenance mode", n)
+		}
+		// A request waiting for a dyno to come up gets the page as soon
+		// as maintenance mode goes on.
+		e.app.SetMaintenance(false, "")
+		e.app.Update(Booting, nil)
+		waiting := make(chan struct{}, 1)
+		e.r.onWait = func() { waiting <- struct{}{} }
+		w := e.dial()
+		w.send(get("/waiting"))
+		recv(t, waiting)
+		e.app.SetMaintenance(true, "")
+		if resp, _ := w.response("GET"); resp.StatusCode != 503 {
+			t.Errorf("waiting request: got %d, want the maintenance page", resp.StatusCode)
+		}
+		e.line("code=H80", `path="/waiting"`)
+		// Off again: requests reach the dyno.
+		e.app.SetMaintenance(false, "")
+		e.app.Update(Running, []Backend{b})
+		d := e.dial()
+		d.send(get("/back"))
+		if resp, body := d.response("GET"); resp.StatusCode != 200 || body != "/back" {
+			t.Errorf("after maintenance:off: got %d %q", resp.StatusCode, body)
+		}
+		e.line("at=info method=GET", "dyno=web.1", "status=200")
+	})
+
 	t.Run("HoldAndWait", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		waiting := make(chan struct{}, 1)

@@ -1013,7 +1013,7 @@ func (c *conn) pipe(dst, src net.Conn, last *atomic.Int64) {
 func (c *conn) fail(code Code, status int, cause string, keepAlive bool) {
 	c.code, c.status, c.cause = code, status, cause
 	if code != H27 && code != H28 && c.bytes <= 0 {
-		c.writePage(status, code.Page(), keepAlive && !c.req.Close)
+		c.writePage(status, c.app.Page(code), keepAlive && !c.req.Close)
 	}
 	c.done()
 }

@@ -247,7 +247,7 @@ type httpExchange struct {
 func (x *httpExchange) fail(code Code) {
 	x.line.Code, x.line.Status = code, code.Status()
 	if code != H27 && x.line.Bytes < 0 {
-		writeHTTPPage(x.w, code.Status(), code.Page())
+		writeHTTPPage(x.w, code.Status(), x.app.Page(code))
 	}
 }
 

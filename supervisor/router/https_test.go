@@ -101,6 +101,16 @@ func TestServeHTTPS(t *testing.T) {
 		e.line(`at=error code=H14 desc="No web processes running"`, "dyno= connect= service= status=503 bytes= protocol=https")
 	})
 
+	t.Run("H80", func(t *testing.T) {
+		e, srv := tlsEnv(t, Config{})
+		e.app.SetMaintenance(true, "<p>Back soon</p>")
+		resp, body := httpsGet(t, srv, true, "/", nil)
+		if resp.StatusCode != 503 || body != "<p>Back soon</p>" {
+			t.Errorf("got %d %q", resp.StatusCode, body)
+		}
+		e.line(`at=info code=H80 desc="Maintenance mode"`, "dyno= connect= service= status=503 bytes= protocol=https")
+	})
+
 	t.Run("UnknownHost", func(t *testing.T) {
 		e, srv := tlsEnv(t, Config{})
 		req, _ := http.NewRequest("GET", srv.URL, nil)

@@ -843,6 +843,9 @@ func (l *evloop) dispatch(c *lclient, n int) bool {
 // and none has refused this request), and the request then goes to the
 // goroutine path, which waits.
 func (a *App) tryPick(refused bool) (b Backend, code Code, ok bool) {
+	if a.maintenance.Load() != nil {
+		return Backend{}, H80, true
+	}
 	if a.State() != Running {
 		return Backend{}, OK, false
 	}
@@ -1294,7 +1297,7 @@ func (l *evloop) fail(c *lclient, code Code, keepAlive bool) {
 	} else {
 		c.keepAlive = keepAlive && c.keepAlive
 		l.outRoom(c, 2048)
-		c.out = AppendPage(c.out, code.Status(), code.Page(), c.keepAlive, c.req.Minor, c.req.IsHead(c.in))
+		c.out = AppendPage(c.out, code.Status(), c.app.Page(code), c.keepAlive, c.req.Minor, c.req.IsHead(c.in))
 	}
 	l.finish(c, code, false)
 }
