@@ -105,16 +105,17 @@ func (a *App) SetMaintenance(on bool, user string) (changed bool, err error) {
 	return changed, nil
 }
 
-// MaintenanceEvent is the API line Heroku writes to an app's log when
-// maintenance mode changes: "Enable Maintenance mode by user ann".
-func MaintenanceEvent(on bool, user string) string {
-	return featureVerb(on) + " Maintenance mode by user " + user
+// MaintenanceEvent is the API event Heroku logs when maintenance mode
+// changes, "Enable Maintenance mode", to which the log line adds " by
+// user ann".
+func MaintenanceEvent(on bool) string {
+	return featureVerb(on) + " Maintenance mode"
 }
 
-// FeatureEvent is the API line for a feature's change, in the same
-// form: "Enable preboot by user ann".
-func FeatureEvent(name string, enabled bool, user string) string {
-	return featureVerb(enabled) + " " + name + " by user " + user
+// FeatureEvent is the API event for a feature's change, in the same
+// form: "Enable preboot".
+func FeatureEvent(name string, enabled bool) string {
+	return featureVerb(enabled) + " " + name
 }
 
 func featureVerb(on bool) string {

@@ -69,10 +69,10 @@ func TestSetMaintenance(t *testing.T) {
 	if on, _ := a.Maintenance(); on {
 		t.Errorf("on after maintenance:off")
 	}
-	if got := MaintenanceEvent(true, "ann"); got != "Enable Maintenance mode by user ann" {
+	if got := MaintenanceEvent(true); got != "Enable Maintenance mode" {
 		t.Errorf("event = %q", got)
 	}
-	if got := FeatureEvent("preboot", false, "ann"); got != "Disable preboot by user ann" {
+	if got := FeatureEvent("preboot", false); got != "Disable preboot" {
 		t.Errorf("event = %q", got)
 	}
 }

@@ -29,6 +29,10 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /apps", d.listApps)
 	mux.HandleFunc("GET /apps/{app}", d.withApp(d.getApp))
+	mux.HandleFunc("PATCH /apps/{app}", d.withApp(d.patchApp))
+	mux.HandleFunc("GET /apps/{app}/features", d.withApp(d.listFeatures))
+	mux.HandleFunc("GET /apps/{app}/features/{feature}", d.withApp(d.getFeature))
+	mux.HandleFunc("PATCH /apps/{app}/features/{feature}", d.withApp(d.patchFeature))
 	mux.HandleFunc("GET /apps/{app}/releases", d.withApp(d.listReleases))
 	mux.HandleFunc("GET /apps/{app}/config-vars", d.withApp(d.getConfig))
 	mux.HandleFunc("PATCH /apps/{app}/config-vars", d.withApp(d.patchConfig))
@@ -102,10 +106,10 @@ func apiUser(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return user, true
 }
 
-func (d *Daemon) appJSON(name string) map[string]any {
+func (d *Daemon) appJSON(name string, maintenance bool) map[string]any {
 	return map[string]any{
 		"id": name, "name": name, "owner": map[string]string{"email": "dyno@localhost"},
-		"stack": map[string]string{"name": app.Stack}, "maintenance": false,
+		"stack": map[string]string{"name": app.Stack}, "maintenance": maintenance,
 		"web_url": d.cfg.Router.URL(name),
 	}
 }
@@ -118,13 +122,129 @@ func (d *Daemon) listApps(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]map[string]any, 0, len(names))
 	for _, n := range names {
-		out = append(out, d.appJSON(n))
+		on := false
+		if a, err := d.cfg.Home.Open(n); err == nil {
+			on, _ = a.Maintenance()
+		}
+		out = append(out, d.appJSON(n, on))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
 func (d *Daemon) getApp(w http.ResponseWriter, r *http.Request, a *appRun) {
-	writeJSON(w, http.StatusOK, d.appJSON(a.name))
+	on, err := a.app.Maintenance()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, d.appJSON(a.name, on))
+}
+
+// patchApp is maintenance:on and :off, as the Platform API's app
+// update: {"maintenance": true}. It answers with the app.
+func (d *Daemon) patchApp(w http.ResponseWriter, r *http.Request, a *appRun) {
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	user, ok := apiUser(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Maintenance *bool `json:"maintenance"`
+	}
+	if err := checkText(body); err != nil {
+		decodeError(w, err)
+		return
+	}
+	if err := decodeJSON(body, &req); err != nil || req.Maintenance == nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give maintenance mode as a boolean: {"maintenance": true}; it is the one attribute of an app that can be changed`)
+		return
+	}
+	changed, err := a.app.SetMaintenance(*req.Maintenance, user)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	if changed {
+		a.logs.Line("api", []byte(app.MaintenanceEvent(*req.Maintenance)+" by user "+user))
+		d.Nudge()
+	}
+	writeJSON(w, http.StatusOK, d.appJSON(a.name, *req.Maintenance))
+}
+
+// FeatureJSON is the Platform API's app-feature.
+func FeatureJSON(f app.Feature, enabled bool) map[string]any {
+	return map[string]any{
+		"id": f.Name, "name": f.Name, "display_name": f.Name, "description": f.Description,
+		"doc_url": f.Doc, "enabled": enabled, "state": f.State, "feedback_email": "",
+	}
+}
+
+func (d *Daemon) listFeatures(w http.ResponseWriter, r *http.Request, a *appRun) {
+	on, err := a.app.EnabledFeatures()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	out := []map[string]any{}
+	for _, f := range app.Features() {
+		out = append(out, FeatureJSON(f, slices.Contains(on, f.Name)))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (d *Daemon) getFeature(w http.ResponseWriter, r *http.Request, a *appRun) {
+	f, err := app.FindFeature(r.PathValue("feature"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "%v", err)
+		return
+	}
+	on, err := a.app.EnabledFeatures()
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, FeatureJSON(f, slices.Contains(on, f.Name)))
+}
+
+// patchFeature is features:enable and :disable: {"enabled": true}.
+func (d *Daemon) patchFeature(w http.ResponseWriter, r *http.Request, a *appRun) {
+	f, err := app.FindFeature(r.PathValue("feature"))
+	if err != nil {
+		writeError(w, http.StatusNotFound, "not_found", "%v", err)
+		return
+	}
+	body, ok := readBody(w, r)
+	if !ok {
+		return
+	}
+	user, ok := apiUser(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Enabled *bool `json:"enabled"`
+	}
+	if err := checkText(body); err != nil {
+		decodeError(w, err)
+		return
+	}
+	if err := decodeJSON(body, &req); err != nil || req.Enabled == nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give the feature's state as a boolean: {"enabled": true}`)
+		return
+	}
+	changed, err := a.app.SetFeature(f.Name, *req.Enabled, user)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	if changed {
+		a.logs.Line("api", []byte(app.FeatureEvent(f.Name, *req.Enabled)+" by user "+user))
+		d.Nudge()
+	}
+	writeJSON(w, http.StatusOK, FeatureJSON(f, *req.Enabled))
 }
 
 // ReleaseJSON is the Platform API's release.

@@ -56,6 +56,9 @@ type appRun struct {
 	webs    int
 	domains []string
 	certs   []ledger.Cert
+
+	// maint is maintenance mode as the router applies it.
+	maint maintenance
 }
 
 func (d *Daemon) openApp(name string) (r *appRun, err error) {
@@ -185,6 +188,11 @@ func (r *appRun) look() error {
 	// The router's view, whatever becomes of the release below.
 	r.domains, r.certs = st.Domains, st.Certs
 	rel := st.Current
+	pageURL := ""
+	if rel != nil {
+		pageURL = rel.ConfigVars[MaintenancePageVar]
+	}
+	r.maint.set(st.Maintenance, pageURL)
 	if rel == nil || rel.Slug == "" {
 		r.seq = st.Seq
 		r.rel, r.webs = nil, 0

@@ -294,6 +294,22 @@ func (g *routing) setCerts(certs map[string]*tls.Certificate) {
 func (r *appRun) routeState() {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
+	on, page, fetch := r.maint.state()
+	r.route.SetMaintenance(on, page)
+	if fetch != "" && r.d.life.Err() != nil {
+		r.maint.done(fetch, "") // shutting down: no fetch starts
+	} else if fetch != "" {
+		r.d.background.Add(1)
+		go func() {
+			defer r.d.background.Done()
+			page, err := fetchPage(r.d.life, fetch)
+			if err != nil {
+				r.logs.System("router", err.Error()+"; the router serves its own maintenance page")
+			}
+			r.maint.done(fetch, page)
+			r.routeState()
+		}()
+	}
 	r.mu.Lock()
 	released, webs := r.rel != nil, r.webs
 	r.mu.Unlock()
