@@ -152,7 +152,8 @@ func newAppsInfoCommand() *cobra.Command {
 				rows = append(rows, [2]string{"Web URL", url})
 				info["web_url"] = url
 			}
-			rows = append(rows, [2]string{"Path", a.Dir})
+			rows = append(rows, [2]string{"Maintenance", onOff(s.Maintenance)}, [2]string{"Path", a.Dir})
+			info["maintenance"] = s.Maintenance
 			if asJSON {
 				return writeJSON(cmd.OutOrStdout(), info)
 			}

@@ -61,6 +61,8 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	addBuildpacksCommands(root)
 	addDomainsCommands(root)
 	addCertsCommands(root)
+	addMaintenanceCommands(root)
+	addFeaturesCommands(root)
 	return root
 }
 
