@@ -39,12 +39,16 @@ type dyno struct {
 	// may be theirs, so it says nothing about whether the new process is
 	// up.
 	predecessors int
-	state        State
-	since        time.Time
-	pid          int
-	port         int     // the running process's PORT; 0 when none
-	stopping     bool    // the running process has been sent SIGTERM or SIGKILL
-	metered      Metered // the running process's accounting, if any
+	// serving is the process a preboot keeps taking requests while its
+	// replacement boots, on servingPort (preboot.go); nil when none.
+	serving     *serving
+	servingPort int
+	state       State
+	since       time.Time
+	pid         int
+	port        int     // the running process's PORT; 0 when none
+	stopping    bool    // the running process has been sent SIGTERM or SIGKILL
+	metered     Metered // the running process's accounting, if any
 }
 
 // request is what an operator or Reconcile asked of a dyno since its
@@ -55,6 +59,7 @@ type request struct {
 	stop    bool   // stop the process; a formation dyno then starts again
 	kill    bool   // stop with SIGKILL at once instead of SIGTERM
 	fresh   bool   // scaled back up: start a crashed dyno now, back-off forgotten
+	preboot bool   // with restart: start the replacement beside the process (preboot.go)
 }
 
 func (r request) empty() bool { return r == request{} }
@@ -63,9 +68,10 @@ func (r request) empty() bool { return r == request{} }
 type outcome int
 
 const (
-	crashed  outcome = iota // by itself
-	stopped                 // after a stop
-	replaced                // it is stopping while a new process starts
+	crashed   outcome = iota // by itself
+	stopped                  // after a stop
+	replaced                 // it is stopping while a new process starts
+	prebooted                // it serves on while a new process starts (preboot.go)
 )
 
 func newDyno(s *Supervisor, cfg DynoConfig, oneOff bool) *dyno {
@@ -93,7 +99,9 @@ func (d *dyno) poke() {
 func (d *dyno) ask(r request, leave bool) {
 	d.mu.Lock()
 	if r.restart != "" {
-		d.req.restart = r.restart
+		// The latest restart says how: a release's may preboot, a
+		// ps:restart's does not.
+		d.req.restart, d.req.preboot = r.restart, r.preboot
 	}
 	d.req.stop = d.req.stop || r.stop
 	d.req.kill = d.req.kill || r.kill
@@ -122,6 +130,7 @@ func (d *dyno) update(cfg DynoConfig) {
 	r := request{fresh: d.leaving}
 	if !sameConfig(d.cfg, cfg) {
 		r.restart = "Restarting"
+		r.preboot = cfg.Preboot
 	}
 	d.cfg = cfg
 	d.leaving = false
@@ -141,7 +150,8 @@ func (d *dyno) status() DynoStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := DynoStatus{Name: d.name, Type: d.cfg.Type, Command: d.cfg.Command, Size: d.cfg.Size,
-		State: d.state, Since: d.since, Pid: d.pid, OneOff: d.oneOff, Port: d.port, Stopping: d.stopping}
+		State: d.state, Since: d.since, Pid: d.pid, OneOff: d.oneOff, Port: d.port, Stopping: d.stopping,
+		ServingPort: d.servingPort}
 	// Memory and CPU come from the dyno's cgroup when limits are on.
 	if d.metered != nil && (d.state == Up || d.state == Starting) {
 		if s, err := d.metered.Stats(); err == nil {
@@ -183,6 +193,7 @@ func (d *dyno) setStateQuietly(st State) {
 func (s *Supervisor) supervise(d *dyno) {
 	defer s.wg.Done()
 	defer d.markStarted()
+	defer d.endServing()
 	for waiting := true; waiting; {
 		select {
 		case <-d.after:
@@ -214,7 +225,7 @@ func (s *Supervisor) supervise(d *dyno) {
 			b.crashes = 0
 		}
 		switch out {
-		case replaced:
+		case replaced, prebooted:
 			continue
 		case stopped:
 			if !s.leave(d, Down) {
@@ -227,6 +238,9 @@ func (s *Supervisor) supervise(d *dyno) {
 			return
 		}
 		d.setState(Crashed)
+		if d.prebooting() {
+			d.log("Preboot failed: the new process did not come up; the process before it keeps serving requests")
+		}
 		if s.crashed != nil && !s.crashed(status) {
 			return
 		}
@@ -359,6 +373,7 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 		} else {
 			p.term()
 		}
+		d.endServing()
 	}
 	for {
 		select {
@@ -380,6 +395,9 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 			if ok, _ := listening(p.cfg.Port); ok && alone {
 				pollC, bootC = nil, nil
 				d.setState(Up)
+				// A preboot's old process stops now that this one
+				// takes its requests.
+				d.endServing()
 			}
 		case <-bootC:
 			pollC, bootC = nil, nil
@@ -405,6 +423,10 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 			case stopping || r.restart == "":
 				// A dyno being stopped starts again with its latest
 				// config anyway.
+			case d.canPreboot(r, p):
+				d.log("%s", r.restart)
+				d.keepServing(p)
+				return prebooted, 0, 0
 			default:
 				d.log("%s", r.restart)
 				return d.replace(p)

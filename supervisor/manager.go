@@ -51,6 +51,10 @@ type DynoConfig struct {
 	// else changed: a rebuild of the same commit packs a slug with the
 	// same digest, and Heroku restarts an app on every release.
 	Release int
+	// Preboot: a restart for a new config starts the new process beside
+	// the running one and stops that one once the new one is up
+	// (preboot.go); for web dynos on ports of their own.
+	Preboot bool
 }
 
 // sameConfig reports whether a dyno started with a would run as one
@@ -63,6 +67,9 @@ func sameConfig(a, b DynoConfig) bool {
 	// counts too; Env apart, since a nil and an empty environment are
 	// the same to a dyno.
 	a.Env, b.Env = nil, nil
+	// Turning preboot on or off says how the next restart goes; it is
+	// no reason for one.
+	a.Preboot, b.Preboot = false, false
 	return reflect.DeepEqual(a, b)
 }
 
@@ -129,8 +136,12 @@ type DynoStatus struct {
 	// new requests while it finishes those it has.
 	Port     int
 	Stopping bool
-	Memory   int64         // bytes, from the dyno's cgroup; 0 without limits
-	CPU      time.Duration // CPU time used, from the dyno's cgroup
+	// ServingPort is the port of the dyno's previous process, which
+	// keeps taking requests while this one boots (a preboot); 0 when
+	// none.
+	ServingPort int
+	Memory      int64         // bytes, from the dyno's cgroup; 0 without limits
+	CPU         time.Duration // CPU time used, from the dyno's cgroup
 }
 
 // Manager runs a fixed formation until stopped: `dyno start`. It is a

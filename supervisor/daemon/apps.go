@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -227,9 +228,13 @@ func (r *appRun) look() error {
 	// release, even when its slug and config are the same as before.
 	dynos := release.Dynos(rel, f, r.options())
 	r.webs = 0
-	for _, c := range dynos {
+	preboot := slices.Contains(st.Features, "preboot")
+	for i, c := range dynos {
 		if c.Web {
 			r.webs++
+			// A web dyno's next restart for a new config starts the
+			// new process beside the old one (supervisor/preboot.go).
+			dynos[i].Preboot = preboot
 		}
 	}
 	r.sup.Reconcile(dynos)

@@ -327,6 +327,11 @@ func (r *appRun) routeState() {
 		if st.OneOff || st.Type != "web" {
 			continue
 		}
+		if st.ServingPort > 0 {
+			// A preboot: the dyno's previous process takes requests
+			// until its replacement is up.
+			up = append(up, router.Backend{Dyno: st.Name, Addr: "127.0.0.1:" + strconv.Itoa(st.ServingPort)})
+		}
 		switch {
 		case st.State == supervisor.Up && !st.Stopping && st.Port > 0:
 			up = append(up, router.Backend{Dyno: st.Name, Addr: "127.0.0.1:" + strconv.Itoa(st.Port)})
