@@ -71,7 +71,8 @@ type routerBench struct {
 	app    *app.App
 	client *daemon.Client
 	gc     *gcCounter
-	log    *os.File // the daemon's stdout and stderr
+	slugs  map[int]string // the deploys section's build slugs, by deploy
+	log    *os.File       // the daemon's stdout and stderr
 
 	mu        sync.Mutex
 	daemon    *exec.Cmd

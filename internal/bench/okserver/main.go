@@ -22,7 +22,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
+	"sync"
+	"syscall"
 )
 
 const maxHead = 8 << 10
@@ -40,14 +43,66 @@ func main() {
 		os.Exit(1)
 	}
 	fmt.Println("okserver listening on port", port)
+	d := &drain{idle: map[net.Conn]bool{}}
+	go d.onSIGTERM(ln)
 	for {
 		c, err := ln.Accept()
 		if err != nil {
+			if d.stopping() {
+				d.wg.Wait()
+				os.Exit(0)
+			}
 			fmt.Fprintln(os.Stderr, "okserver:", err)
 			os.Exit(1)
 		}
-		go serve(c)
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			serve(c, d)
+		}()
 	}
+}
+
+// drain is how okserver stops as a web dyno should on SIGTERM: it takes
+// no new connection, closes those waiting for a request, finishes the
+// requests it has, and exits 0 once they are answered.
+type drain struct {
+	mu       sync.Mutex
+	draining bool
+	idle     map[net.Conn]bool // connections waiting for a request head
+	wg       sync.WaitGroup
+}
+
+func (d *drain) onSIGTERM(ln net.Listener) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM)
+	<-sig
+	d.mu.Lock()
+	d.draining = true
+	for c := range d.idle {
+		c.Close()
+	}
+	d.mu.Unlock()
+	ln.Close()
+}
+
+func (d *drain) stopping() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.draining
+}
+
+// waiting marks c as waiting for a request (idle) or not; it reports
+// false when okserver is draining, and c should close.
+func (d *drain) waiting(c net.Conn, idle bool) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if idle {
+		d.idle[c] = true
+	} else {
+		delete(d.idle, c)
+	}
+	return !d.draining
 }
 
 // A request is what okserver reads of a request head.
@@ -59,11 +114,17 @@ type request struct {
 	expect         bool // Expect: 100-continue
 }
 
-func serve(c net.Conn) {
+func serve(c net.Conn, d *drain) {
 	defer c.Close()
+	defer d.waiting(c, false)
 	r := bufio.NewReaderSize(c, 4<<10)
 	for {
+		// A request already buffered is answered even while draining.
+		if r.Buffered() == 0 && !d.waiting(c, true) {
+			return
+		}
 		req, err := readHead(r)
+		d.waiting(c, false)
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
 				c.Write([]byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"))

@@ -18,7 +18,7 @@ import (
 func TestServe(t *testing.T) {
 	client, server := net.Pipe()
 	defer client.Close()
-	go serve(server)
+	go serve(server, &drain{idle: map[net.Conn]bool{}})
 	r := bufio.NewReader(client)
 	roundTrip := func(req string) (int, string) {
 		t.Helper()
@@ -68,5 +68,37 @@ func TestChunkedReaderRefuses(t *testing.T) {
 		if err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+// Draining closes a connection that waits for a request, after the
+// requests it had were answered, as a web dyno does on SIGTERM.
+func TestDrain(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	d := &drain{idle: map[net.Conn]bool{}}
+	done := make(chan struct{})
+	go func() {
+		serve(server, d)
+		close(done)
+	}()
+	r := bufio.NewReader(client)
+	go io.WriteString(client, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("before draining: %v, %v", resp, err)
+	}
+	io.ReadAll(resp.Body)
+	// As onSIGTERM does, without the signal: the connection is idle by
+	// now, or about to be, and closes either way.
+	d.mu.Lock()
+	d.draining = true
+	for c := range d.idle {
+		c.Close()
+	}
+	d.mu.Unlock()
+	<-done
+	if _, err := r.ReadByte(); err != io.EOF {
+		t.Errorf("after draining the connection gave %v, want EOF", err)
 	}
 }
