@@ -107,23 +107,9 @@ func newFeaturesSetCommand(enable bool) *cobra.Command {
 		Short: short,
 		Args:  exactArgs(1, "give the feature: dyno "+use[:len(use)-len(" FEATURE")]+" preboot -a APP"),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := openApp(name)
-			if err != nil {
-				return err
-			}
-			changed, err := a.SetFeature(args[0], enable, userName())
-			if err != nil {
-				return err
-			}
-			if changed {
-				apiLog(a, app.FeatureEvent(args[0], enable))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s %s for %s... done\n", doing, args[0], newColors(cmd).app(a.Name))
-			if changed {
-				_, hint := ledgerChanged(a.Name)
-				printHint(cmd.ErrOrStderr(), hint)
-			}
-			return nil
+			return setSwitch(cmd, name, doing+" "+args[0], app.FeatureEvent(args[0], enable), func(a *app.App) (bool, error) {
+				return a.SetFeature(args[0], enable, userName())
+			})
 		},
 	}
 	appFlag(cmd, &name)

@@ -50,27 +50,37 @@ func newMaintenanceSetCommand(on bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := openApp(name)
-			if err != nil {
-				return err
-			}
-			changed, err := a.SetMaintenance(on, userName())
-			if err != nil {
-				return err
-			}
-			if changed {
-				apiLog(a, app.MaintenanceEvent(on))
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%s maintenance mode for %s... done\n", doing, newColors(cmd).app(a.Name))
-			if changed {
-				_, hint := ledgerChanged(a.Name)
-				printHint(cmd.ErrOrStderr(), hint)
-			}
-			return nil
+			return setSwitch(cmd, name, doing+" maintenance mode", app.MaintenanceEvent(on), func(a *app.App) (bool, error) {
+				return a.SetMaintenance(on, userName())
+			})
 		},
 	}
 	appFlag(cmd, &name)
 	return cmd
+}
+
+// setSwitch runs set, which turns one of app name's switches (a
+// feature, maintenance mode) on or off, and says "DOING for ⬢ APP...
+// done" as the Heroku CLI does. When set changed anything, the API line
+// event goes to the app's logs and the daemon is told.
+func setSwitch(cmd *cobra.Command, name, doing, event string, set func(a *app.App) (bool, error)) error {
+	a, err := openApp(name)
+	if err != nil {
+		return err
+	}
+	changed, err := set(a)
+	if err != nil {
+		return err
+	}
+	if changed {
+		apiLog(a, event)
+	}
+	fmt.Fprintf(cmd.OutOrStdout(), "%s for %s... done\n", doing, newColors(cmd).app(a.Name))
+	if changed {
+		_, hint := ledgerChanged(a.Name)
+		printHint(cmd.ErrOrStderr(), hint)
+	}
+	return nil
 }
 
 // onOff is Heroku's word for a switch.

@@ -143,35 +143,52 @@ func (d *Daemon) getApp(w http.ResponseWriter, r *http.Request, a *appRun) {
 // patchApp is maintenance:on and :off, as the Platform API's app
 // update: {"maintenance": true}. It answers with the app.
 func (d *Daemon) patchApp(w http.ResponseWriter, r *http.Request, a *appRun) {
+	on, user, ok := readSwitch(w, r, "maintenance", `give maintenance mode as a boolean: {"maintenance": true}; it is the one attribute of an app that can be changed`)
+	if !ok {
+		return
+	}
+	changed, err := a.app.SetMaintenance(on, user)
+	if !d.switched(w, a, changed, err, app.MaintenanceEvent(on), user) {
+		return
+	}
+	writeJSON(w, http.StatusOK, d.appJSON(a.name, on))
+}
+
+// readSwitch reads a PATCH body that turns one thing on or off,
+// {"KEY": bool}, and who asks; on bad input it has answered.
+func readSwitch(w http.ResponseWriter, r *http.Request, key, usage string) (on bool, user string, ok bool) {
 	body, ok := readBody(w, r)
 	if !ok {
-		return
+		return false, "", false
 	}
-	user, ok := apiUser(w, r)
-	if !ok {
-		return
-	}
-	var req struct {
-		Maintenance *bool `json:"maintenance"`
+	if user, ok = apiUser(w, r); !ok {
+		return false, "", false
 	}
 	if err := checkText(body); err != nil {
 		decodeError(w, err)
-		return
+		return false, "", false
 	}
-	if err := decodeJSON(body, &req); err != nil || req.Maintenance == nil {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give maintenance mode as a boolean: {"maintenance": true}; it is the one attribute of an app that can be changed`)
-		return
+	var req map[string]json.RawMessage
+	if err := decodeJSON(body, &req); err != nil || string(req[key]) == "null" || json.Unmarshal(req[key], &on) != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%s", usage)
+		return false, "", false
 	}
-	changed, err := a.app.SetMaintenance(*req.Maintenance, user)
+	return on, user, true
+}
+
+// switched finishes a PATCH that turned something on or off: an error
+// answered, or the API line logged and the main loop nudged when it
+// changed anything. It reports whether the handler goes on to answer.
+func (d *Daemon) switched(w http.ResponseWriter, a *appRun, changed bool, err error, event, user string) bool {
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
-		return
+		return false
 	}
 	if changed {
-		a.logs.Line("api", []byte(app.MaintenanceEvent(*req.Maintenance)+" by user "+user))
+		a.logs.Line("api", []byte(event+" by user "+user))
 		d.Nudge()
 	}
-	writeJSON(w, http.StatusOK, d.appJSON(a.name, *req.Maintenance))
+	return true
 }
 
 // FeatureJSON is the Platform API's app-feature.
@@ -216,35 +233,15 @@ func (d *Daemon) patchFeature(w http.ResponseWriter, r *http.Request, a *appRun)
 		writeError(w, http.StatusNotFound, "not_found", "%v", err)
 		return
 	}
-	body, ok := readBody(w, r)
+	on, user, ok := readSwitch(w, r, "enabled", `give the feature's state as a boolean: {"enabled": true}`)
 	if !ok {
 		return
 	}
-	user, ok := apiUser(w, r)
-	if !ok {
+	changed, err := a.app.SetFeature(f.Name, on, user)
+	if !d.switched(w, a, changed, err, app.FeatureEvent(f.Name, on), user) {
 		return
 	}
-	var req struct {
-		Enabled *bool `json:"enabled"`
-	}
-	if err := checkText(body); err != nil {
-		decodeError(w, err)
-		return
-	}
-	if err := decodeJSON(body, &req); err != nil || req.Enabled == nil {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give the feature's state as a boolean: {"enabled": true}`)
-		return
-	}
-	changed, err := a.app.SetFeature(f.Name, *req.Enabled, user)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
-		return
-	}
-	if changed {
-		a.logs.Line("api", []byte(app.FeatureEvent(f.Name, *req.Enabled)+" by user "+user))
-		d.Nudge()
-	}
-	writeJSON(w, http.StatusOK, FeatureJSON(f, *req.Enabled))
+	writeJSON(w, http.StatusOK, FeatureJSON(f, on))
 }
 
 // ReleaseJSON is the Platform API's release.

@@ -155,7 +155,7 @@ func TestFeaturesAPI(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "preboot") {
 		t.Errorf("unknown feature: %v", err)
 	}
-	if err := td.client.Do(ctx, http.MethodPatch, "/apps/demo/features/preboot", map[string]any{"enabled": "yes"}, nil); err == nil || !strings.Contains(err.Error(), `{"enabled": true}`) {
+	if err := td.client.Do(ctx, http.MethodPatch, "/apps/demo/features/preboot", map[string]any{"enabled": nil}, nil); err == nil || !strings.Contains(err.Error(), `{"enabled": true}`) {
 		t.Errorf("enabled as a string: %v", err)
 	}
 	if err := td.client.Do(ctx, http.MethodPatch, "/apps/demo/features/preboot", map[string]any{"enabled": false}, nil); err != nil {
