@@ -43,12 +43,14 @@ type dyno struct {
 	// replacement boots, on servingPort (preboot.go); nil when none.
 	serving     *serving
 	servingPort int
-	state       State
-	since       time.Time
-	pid         int
-	port        int     // the running process's PORT; 0 when none
-	stopping    bool    // the running process has been sent SIGTERM or SIGKILL
-	metered     Metered // the running process's accounting, if any
+	// idle: the dyno sleeps (sleep.go), down until woken.
+	idle     bool
+	state    State
+	since    time.Time
+	pid      int
+	port     int     // the running process's PORT; 0 when none
+	stopping bool    // the running process has been sent SIGTERM or SIGKILL
+	metered  Metered // the running process's accounting, if any
 }
 
 // request is what an operator or Reconcile asked of a dyno since its
@@ -60,6 +62,7 @@ type request struct {
 	kill    bool   // stop with SIGKILL at once instead of SIGTERM
 	fresh   bool   // scaled back up: start a crashed dyno now, back-off forgotten
 	preboot bool   // with restart: start the replacement beside the process (preboot.go)
+	sleep   bool   // stop the process and stay down until woken (sleep.go)
 }
 
 func (r request) empty() bool { return r == request{} }
@@ -151,7 +154,7 @@ func (d *dyno) status() DynoStatus {
 	defer d.mu.Unlock()
 	st := DynoStatus{Name: d.name, Type: d.cfg.Type, Command: d.cfg.Command, Size: d.cfg.Size,
 		State: d.state, Since: d.since, Pid: d.pid, OneOff: d.oneOff, Port: d.port, Stopping: d.stopping,
-		ServingPort: d.servingPort}
+		ServingPort: d.servingPort, Idle: d.idle}
 	// Memory and CPU come from the dyno's cgroup when limits are on.
 	if d.metered != nil && (d.state == Up || d.state == Starting) {
 		if s, err := d.metered.Stats(); err == nil {
@@ -211,6 +214,12 @@ func (s *Supervisor) supervise(d *dyno) {
 	for {
 		if s.leave(d, Down) {
 			return
+		}
+		if d.isIdle() {
+			if !d.awaitWake() {
+				continue // leaving
+			}
+			first = false // "State changed from down to starting" follows
 		}
 		if first {
 			d.setStateQuietly(Starting)
@@ -420,6 +429,8 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 			switch {
 			case leaving || r.stop:
 				stop(r.kill)
+			case r.sleep && !stopping:
+				d.goIdle(stop)
 			case stopping || r.restart == "":
 				// A dyno being stopped starts again with its latest
 				// config anyway.

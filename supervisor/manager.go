@@ -140,8 +140,11 @@ type DynoStatus struct {
 	// keeps taking requests while this one boots (a preboot); 0 when
 	// none.
 	ServingPort int
-	Memory      int64         // bytes, from the dyno's cgroup; 0 without limits
-	CPU         time.Duration // CPU time used, from the dyno's cgroup
+	// Idle says the dyno sleeps (Supervisor.Sleep): down until woken;
+	// ps shows it idle.
+	Idle   bool
+	Memory int64         // bytes, from the dyno's cgroup; 0 without limits
+	CPU    time.Duration // CPU time used, from the dyno's cgroup
 }
 
 // Manager runs a fixed formation until stopped: `dyno start`. It is a

@@ -33,6 +33,7 @@ type Supervisor struct {
 	// still stopping after a scale down, then one-offs.
 	dynos   []*dyno
 	closing bool // after Shutdown: nothing starts any more
+	asleep  bool // Sleep was called and Wake not since (sleep.go)
 }
 
 // NewSupervisor returns a Supervisor with no dynos; Reconcile gives it
@@ -70,6 +71,7 @@ func (s *Supervisor) Reconcile(desired []DynoConfig) {
 		want[c.Name] = true
 		if d == nil {
 			d = newDyno(s, c, false)
+			d.idle = s.asleep
 			d.after, prev = prev, d.started
 			s.wg.Add(1)
 			go s.supervise(d)
