@@ -196,7 +196,7 @@ func (d *dyno) setStateQuietly(st State) {
 func (s *Supervisor) supervise(d *dyno) {
 	defer s.wg.Done()
 	defer d.markStarted()
-	defer d.endServing()
+	defer d.endServing(false)
 	for waiting := true; waiting; {
 		select {
 		case <-d.after:
@@ -278,6 +278,11 @@ func (d *dyno) coolOff(b *backoff, uptime time.Duration) {
 			return
 		case <-d.wake:
 			r, leaving := d.take()
+			if leaving || r.stop || r.sleep {
+				// A preboot's old process, still serving after its
+				// replacement crashed, stops with the dyno.
+				d.endServing(r.kill)
+			}
 			if leaving {
 				return // supervise's loop ends the dyno
 			}
@@ -328,6 +333,7 @@ func (d *dyno) start() (*proc, error) {
 	d.port, d.stopping = cfg.Port, false
 	d.metered, _ = p.p.(Metered)
 	d.mu.Unlock()
+	d.s.changed() // a new port
 	return p, nil
 }
 
@@ -382,7 +388,7 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 		} else {
 			p.term()
 		}
-		d.endServing()
+		d.endServing(kill)
 	}
 	for {
 		select {
@@ -406,7 +412,7 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 				d.setState(Up)
 				// A preboot's old process stops now that this one
 				// takes its requests.
-				d.endServing()
+				d.endServing(false)
 			}
 		case <-bootC:
 			pollC, bootC = nil, nil

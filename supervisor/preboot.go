@@ -12,8 +12,9 @@ package supervisor
 // its replacement boots.
 type serving struct {
 	p      *proc
-	retire chan struct{} // closed to send p SIGTERM: the new process is up, or the dyno stops
+	retire chan struct{} // closed to stop p: the new process is up, or the dyno stops
 	closed bool          // retire is closed; under the dyno's mu
+	kill   bool          // with closed: SIGKILL rather than the stop sequence (ps:kill)
 }
 
 // keepServing makes p, the dyno's running process, its serving process
@@ -28,36 +29,50 @@ func (d *dyno) keepServing(p *proc) {
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
+		gone := func() {
+			d.mu.Lock()
+			if d.serving == sv {
+				d.serving, d.servingPort = nil, 0
+			}
+			d.mu.Unlock()
+			s.changed()
+		}
 		select {
 		case <-sv.retire:
-			p.term()
+			d.mu.Lock()
+			kill := sv.kill
+			d.mu.Unlock()
+			if kill {
+				p.kill()
+			} else {
+				p.term()
+			}
 			d.retire(p)
+			gone()
 		case status := <-p.exited:
-			// It ended by itself while its replacement booted.
+			// It ended by itself while its replacement booted: out of
+			// the router's view at once, then its exit reported
+			// (report may wait for its last output).
+			gone()
 			p.report(status)
 		case <-s.killed:
 			d.retire(p)
+			gone()
 		}
-		d.mu.Lock()
-		if d.serving == sv {
-			d.serving, d.servingPort = nil, 0
-		}
-		d.mu.Unlock()
-		s.changed()
 	}()
 }
 
 // endServing takes the dyno's serving process, if any, out of the
-// router's view and then sends it SIGTERM: its replacement is up, or the
-// dyno stops.
-func (d *dyno) endServing() {
+// router's view and then stops it (kill: with SIGKILL, for ps:kill): its
+// replacement is up, or the dyno stops.
+func (d *dyno) endServing(kill bool) {
 	d.mu.Lock()
 	sv := d.serving
 	if sv == nil || sv.closed {
 		d.mu.Unlock()
 		return
 	}
-	sv.closed = true
+	sv.closed, sv.kill = true, kill
 	d.servingPort = 0
 	d.mu.Unlock()
 	// The router stops sending it requests before it is told to stop.

@@ -44,6 +44,12 @@ type prebootEnv struct {
 }
 
 func newPrebootEnv(t *testing.T, n int) *prebootEnv {
+	return newPrebootEnvPolicy(t, n, RestartPolicy{})
+}
+
+// newPrebootEnvPolicy is newPrebootEnv with a restart policy; the zero
+// one is newTestSupervisor's quick back-off.
+func newPrebootEnvPolicy(t *testing.T, n int, policy RestartPolicy) *prebootEnv {
 	e := &prebootEnv{changes: make(chan struct{}, 1)}
 	for range n {
 		port, listen := freeTCPPort(t)
@@ -51,6 +57,7 @@ func newPrebootEnv(t *testing.T, n int) *prebootEnv {
 	}
 	next := 0
 	e.s, e.r, e.logs = newTestSupervisor(t, Options{
+		Restart:  policy,
 		NewPort:  func() int { next++; return e.ports[next-1] },
 		BootPoll: time.Millisecond,
 		OnChange: func() {
@@ -133,11 +140,10 @@ func TestPrebootThatFailsKeepsTheOldProcessServing(t *testing.T) {
 	e.s.Reconcile(web(2))
 	e.r.next(t).end(1) // the new release crashes at boot
 	e.logs.wait(t, "Preboot failed: the new process did not come up; the process before it keeps serving requests", 1)
-	st := e.await(t, "crashed with the old process serving", func(st DynoStatus) bool {
-		return st.ServingPort == e.ports[0]
-	})
-	if old.got(syscall.SIGTERM) {
-		t.Fatalf("the old process was stopped after a failed preboot: %+v", st)
+	// The first crash restarts at once, so crashed is passed in a blink:
+	// the line is the event; the old process is the one serving still.
+	if st := e.s.Status(); len(st) != 1 || st[0].ServingPort != e.ports[0] || old.got(syscall.SIGTERM) {
+		t.Fatalf("after a failed preboot: %+v, old process sent SIGTERM: %v", st, old.got(syscall.SIGTERM))
 	}
 	// The restart policy tries again, beside the old process still.
 	e.r.next(t)
@@ -151,4 +157,28 @@ func TestPrebootThatFailsKeepsTheOldProcessServing(t *testing.T) {
 	if !old.got(syscall.SIGTERM) {
 		t.Errorf("ps:stop left the old process running")
 	}
+}
+
+// A stop while the replacement waits out its crash back-off stops the
+// old process too; so does a second deploy's preboot once the old one is
+// up, without waiting for the first old process to finish.
+func TestPrebootStopDuringBackoff(t *testing.T) {
+	t.Parallel()
+	e := newPrebootEnvPolicy(t, 5, RestartPolicy{Initial: time.Hour, Max: time.Hour, ResetAfter: time.Hour})
+	e.s.Reconcile(web(1))
+	old := e.r.next(t)
+	e.listen[0]()
+	e.await(t, "up", func(st DynoStatus) bool { return st.State == Up })
+	e.s.Reconcile(web(2))
+	e.r.next(t).end(1) // crashes; the first crash restarts at once
+	e.r.next(t).end(1) // and again: the back-off begins
+	e.logs.wait(t, "Restarting in", 1)
+	if old.got(syscall.SIGTERM) {
+		t.Fatal("the old process was stopped during the back-off")
+	}
+	if err := e.s.Kill("web.1"); err != nil {
+		t.Fatal(err)
+	}
+	e.await(t, "nothing serving", func(st DynoStatus) bool { return st.ServingPort == 0 })
+	e.logs.wait(t, "Process exited with status 137", 1)
 }

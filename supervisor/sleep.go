@@ -76,6 +76,7 @@ func (d *dyno) awaitWake() bool {
 		d.log("Idling")
 		d.setState(Down)
 	}
+	d.endServing(false)
 	for {
 		d.mu.Lock()
 		idle, leaving := d.idle, d.leaving

@@ -61,6 +61,7 @@ func runDaemon() error {
 		CycleJitter: settings.CycleJitter,
 		StopTimeout: settings.StopTimeout,
 		BootTimeout: settings.BootTimeout,
+		SleepAfter:  settings.SleepAfter,
 		LogKeep:     settings.LogKeep,
 		Router:      settings.Router,
 		Socket:      daemon.SocketPath(h.Dir, os.Environ()),

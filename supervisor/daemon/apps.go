@@ -7,6 +7,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
@@ -60,6 +61,14 @@ type appRun struct {
 
 	// maint is maintenance mode as the router applies it.
 	maint maintenance
+
+	// eco: the formation's web dynos are eco, so the app sleeps when
+	// idle (sleep.go); as of the last ledger change. awake is when it
+	// was taken up or last woken; waking is set while a wake is under
+	// way.
+	eco    bool
+	awake  time.Time
+	waking atomic.Bool
 }
 
 func (d *Daemon) openApp(name string) (r *appRun, err error) {
@@ -108,6 +117,13 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		NewPort:     d.allocPort,
 		OnChange:    r.routeState,
 	})
+	r.awake = time.Now()
+	// Asleep when the daemon stopped: it stays so, its dynos idle from
+	// the start, until a request wakes it.
+	if r.sleepMarked() {
+		r.sup.Sleep()
+	}
+	r.route.SetWaker(r.wakeOnRequest)
 	return r, nil
 }
 
@@ -229,6 +245,7 @@ func (r *appRun) look() error {
 	dynos := release.Dynos(rel, f, r.options())
 	r.webs = 0
 	preboot := slices.Contains(st.Features, "preboot")
+	r.eco = f["web"].Quantity > 0 && f["web"].Size == sleepingSize
 	for i, c := range dynos {
 		if c.Web {
 			r.webs++

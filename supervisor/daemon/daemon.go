@@ -48,6 +48,9 @@ type Config struct {
 	Cycle, CycleJitter time.Duration
 	StopTimeout        time.Duration // 0: 30 s
 	BootTimeout        time.Duration // 0: 60 s
+	// SleepAfter is how long an app on eco web dynos goes without a
+	// request before its dynos sleep; 0 means 30 minutes (sleep.go).
+	SleepAfter time.Duration
 	// LogKeep is how much of each app's logs is kept, in bytes (never
 	// fewer than 1,500 lines); 0 means 100 MB.
 	LogKeep int64
@@ -89,6 +92,9 @@ func (cfg Config) withDefaults() Config {
 	}
 	if cfg.BootTimeout == 0 {
 		cfg.BootTimeout = 60 * time.Second
+	}
+	if cfg.SleepAfter == 0 {
+		cfg.SleepAfter = 30 * time.Minute
 	}
 	if cfg.Cycle == 0 {
 		cfg.Cycle, cfg.CycleJitter = 24*time.Hour, 216*time.Minute
@@ -385,6 +391,7 @@ func (d *Daemon) converge() {
 		if err := a.converge(); err != nil {
 			a.fail(err)
 		}
+		a.checkSleep(time.Now())
 		a.routeState()
 	}
 	d.mu.Lock()

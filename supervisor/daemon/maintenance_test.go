@@ -163,3 +163,28 @@ func TestFeaturesAPI(t *testing.T) {
 	}
 	awaitLine(t, api, "Disable preboot by user ")
 }
+
+// A fetch that began before maintenance mode went off and on again is
+// stale: its page is dropped and a new fetch starts.
+func TestMaintenancePageGenerations(t *testing.T) {
+	var m maintenance
+	m.set(true, "http://pages.example/m.html")
+	on, page, fetch, gen := m.state()
+	if !on || page != "" || fetch != "http://pages.example/m.html" {
+		t.Fatalf("first state: %v %q %q", on, page, fetch)
+	}
+	if _, _, again, _ := m.state(); again != "" {
+		t.Errorf("a second fetch started while one runs")
+	}
+	m.set(false, "http://pages.example/m.html")
+	m.set(true, "http://pages.example/m.html")
+	m.done("http://pages.example/m.html", gen, "<p>old</p>")
+	_, page, fetch, gen2 := m.state()
+	if page != "" || fetch == "" || gen2 == gen {
+		t.Errorf("after a stale fetch: page %q, fetch %q, gen %d then %d; want no page and a new fetch", page, fetch, gen, gen2)
+	}
+	m.done(fetch, gen2, "<p>new</p>")
+	if _, page, fetch, _ := m.state(); page != "<p>new</p>" || fetch != "" {
+		t.Errorf("after the new fetch: page %q, fetch %q", page, fetch)
+	}
+}

@@ -151,11 +151,27 @@ func TestDeploysDropNothing(t *testing.T) {
 					load.mu.Lock()
 					before := load.ports[old]
 					load.mu.Unlock()
-					td.eventually("the old dyno answering during the boot", func() bool {
+					deadline := time.Now().Add(20 * time.Second)
+					for {
 						load.mu.Lock()
-						defer load.mu.Unlock()
-						return load.ports[old] >= before+20
-					})
+						n, ports, fails := load.ports[old], fmt.Sprint(load.ports), load.failures
+						load.mu.Unlock()
+						if n >= before+20 {
+							break
+						}
+						if time.Now().After(deadline) {
+							var dynos []Dyno
+							td.client.Do(ctx, http.MethodGet, "/apps/demo/dynos", nil, &dynos)
+							demo, _ := td.d.app("demo")
+							t.Fatalf("deploy %d: the old dyno on %s answered %d times during the boot of %s, want 20 more than %d\nanswers by port %s, failures %q\ndynos %+v\nsupervisor %+v\nrouter state %d\ndaemon log:\n%s",
+								i, old, n, fresh, before, ports, fails, dynos, demo.sup.Status(), demo.route.State(), td.log)
+						}
+						// The answers are the event; each is on the notify channel.
+						select {
+						case <-load.notify:
+						case <-time.After(100 * time.Millisecond):
+						}
+					}
 				}
 				close(hold)
 				load.awaitPort(t, fresh, nil)

@@ -294,10 +294,10 @@ func (g *routing) setCerts(certs map[string]*tls.Certificate) {
 func (r *appRun) routeState() {
 	r.routeMu.Lock()
 	defer r.routeMu.Unlock()
-	on, page, fetch := r.maint.state()
+	on, page, fetch, gen := r.maint.state()
 	r.route.SetMaintenance(on, page)
 	if fetch != "" && r.d.life.Err() != nil {
-		r.maint.done(fetch, "") // shutting down: no fetch starts
+		r.maint.done(fetch, gen, "") // shutting down: no fetch starts
 	} else if fetch != "" {
 		r.d.background.Add(1)
 		go func() {
@@ -306,7 +306,7 @@ func (r *appRun) routeState() {
 			if err != nil {
 				r.logs.System("router", err.Error()+"; the router serves its own maintenance page")
 			}
-			r.maint.done(fetch, page)
+			r.maint.done(fetch, gen, page)
 			r.routeState()
 		}()
 	}
@@ -319,6 +319,10 @@ func (r *appRun) routeState() {
 		return
 	case webs == 0:
 		r.route.Update(router.NoWeb, nil)
+		return
+	case r.sup.Asleep():
+		// Eco dynos asleep: a request wakes them (sleep.go).
+		r.route.Update(router.Sleeping, nil)
 		return
 	}
 	var up []router.Backend

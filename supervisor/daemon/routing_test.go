@@ -109,8 +109,15 @@ func startRouted(t *testing.T, w *webRunner, setup func(h app.Home)) (*testDaemo
 // is ""; it returns the addresses by scheme.
 func startRoutedTLS(t *testing.T, w *webRunner, setup func(h app.Home), tlsListen string) (*testDaemon, map[string]string) {
 	t.Helper()
+	return startRoutedConfig(t, w, setup, Config{Router: RouterSettings{Listen: "127.0.0.1:0", TLSListen: tlsListen}})
+}
+
+// startRoutedConfig is startRoutedTLS with the daemon's config given
+// whole.
+func startRoutedConfig(t *testing.T, w *webRunner, setup func(h app.Home), cfg Config) (*testDaemon, map[string]string) {
+	t.Helper()
 	td := startTestDaemon(t, daemonOptions{
-		cfg:    Config{Router: RouterSettings{Listen: "127.0.0.1:0", TLSListen: tlsListen}},
+		cfg:    cfg,
 		setup:  setup,
 		runner: func(f *fakeRunner) supervisor.Runner { w.fakeRunner = f; return w },
 	})

@@ -27,6 +27,9 @@ import (
 //	boot_timeout = "60s"   # a web dyno must listen on $PORT within it (R10)
 //	log_keep = "100MB"     # logs kept per app (never fewer than 1,500 lines)
 //
+//	[sleep]
+//	after = "30m"          # an app on eco dynos sleeps after this long without a request
+//
 // and the router's in its [router] table (RouterSettings).
 type Settings struct {
 	LogKeep     int64
@@ -35,7 +38,11 @@ type Settings struct {
 	CycleJitter time.Duration
 	StopTimeout time.Duration
 	BootTimeout time.Duration
-	Router      RouterSettings
+	// SleepAfter is how long an app whose web dynos are eco goes
+	// without a request before its dynos sleep, as Heroku's eco dynos
+	// do after 30 minutes.
+	SleepAfter time.Duration
+	Router     RouterSettings
 }
 
 // RouterSettings are dyno.toml's [router] table:
@@ -84,7 +91,7 @@ func (r RouterSettings) URL(app string) string {
 func DefaultSettings() Settings {
 	return Settings{RestartCap: 20 * time.Minute, Cycle: 24 * time.Hour, CycleJitter: 216 * time.Minute,
 		StopTimeout: 30 * time.Second, BootTimeout: 60 * time.Second, LogKeep: 100 << 20,
-		Router: DefaultRouterSettings()}
+		SleepAfter: 30 * time.Minute, Router: DefaultRouterSettings()}
 }
 
 // LoadSettings reads the [daemon] and [router] tables of dyno.toml at
@@ -94,6 +101,7 @@ func LoadSettings(path string) (Settings, error) {
 	s := DefaultSettings()
 	var doc struct {
 		Daemon map[string]string `toml:"daemon"`
+		Sleep  map[string]string `toml:"sleep"`
 		Router map[string]any    `toml:"router"`
 	}
 	_, err := toml.DecodeFile(path, &doc)
@@ -135,6 +143,16 @@ func LoadSettings(path string) (Settings, error) {
 			return s, fmt.Errorf("%s: daemon.%s: %q is not a duration; write it like \"20m\" or \"24h\"", path, k, v)
 		}
 		*target = d
+	}
+	for k, v := range doc.Sleep {
+		if k != "after" {
+			return s, fmt.Errorf("%s: sleep.%s is not a setting; use after", path, k)
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return s, fmt.Errorf("%s: sleep.after: %q is not a duration; write it like \"30m\"", path, v)
+		}
+		s.SleepAfter = d
 	}
 	r, err := routerSettings(path, doc.Router)
 	if err != nil {

@@ -44,6 +44,9 @@ func NewDyno(s supervisor.DynoStatus, appName string) Dyno {
 		Size: app.SizeName(s.Size), UpdatedAt: s.Since.UTC().Truncate(time.Second),
 		App: AppRef{Name: appName}, Pid: s.Pid, Port: s.Port,
 	}
+	if s.Idle {
+		d.State = "idle" // asleep, as Heroku's ps shows an eco dyno
+	}
 	if s.Memory > 0 {
 		d.MemoryBytes, d.CPUSeconds = s.Memory, s.CPU.Seconds()
 	}

@@ -25,6 +25,10 @@ const (
 	Booting
 	// Running: at least one web dyno is up.
 	Running
+	// Sleeping: the app's dynos sleep (eco): a request wakes them
+	// through the app's waker and waits for one to come up, as for
+	// Booting.
+	Sleeping
 )
 
 // BootWait is how long a request waits for a web dyno to come up, as
@@ -46,12 +50,42 @@ type App struct {
 	// is in maintenance mode; nil when it is not. Atomic: the event
 	// loops read it for every request.
 	maintenance atomic.Pointer[string]
+	// lastRequest is when a request last came for the app, in unix
+	// nanoseconds: the daemon puts an idle eco app to sleep by it.
+	lastRequest atomic.Int64
+	// waker is called when a request comes while the app sleeps; it
+	// must not block. Set once, before the app is routed to.
+	waker func()
 }
 
 // NewApp returns app name in state NoRelease, reading the time from now
 // (time.Now, or a fake clock in tests).
 func NewApp(name string, now func() time.Time) *App {
 	return &App{name: name, picker: NewPicker(now), changed: make(chan struct{})}
+}
+
+// SetWaker makes wake what a request for the app calls while it is
+// Sleeping (the daemon starts its dynos). Call it before the app is in
+// a Table.
+func (a *App) SetWaker(wake func()) { a.waker = wake }
+
+// LastRequest is when a request last came for the app; the zero time if
+// none has.
+func (a *App) LastRequest() time.Time {
+	if n := a.lastRequest.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}
+
+// requested records that a request came now. It writes at most once a
+// second: every loop reads the word for every request, and a store per
+// request would bounce its cache line between the cores.
+func (a *App) requested() {
+	now := time.Now().UnixNano()
+	if now-a.lastRequest.Load() >= int64(time.Second) {
+		a.lastRequest.Store(now)
+	}
 }
 
 // Name is the app's name, the log line's app.
@@ -133,6 +167,7 @@ func (a *App) Pick(ctx context.Context, deadline time.Time, refused bool) (Backe
 			timer.Stop()
 		}
 	}()
+	a.requested()
 	for {
 		a.mu.Lock()
 		state, changed := a.state, a.changed
@@ -141,6 +176,10 @@ func (a *App) Pick(ctx context.Context, deadline time.Time, refused bool) (Backe
 			return Backend{}, H80
 		}
 		switch state {
+		case Sleeping:
+			if a.waker != nil {
+				a.waker()
+			}
 		case NoRelease:
 			return Backend{}, H81
 		case NoWeb:

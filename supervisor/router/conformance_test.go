@@ -333,6 +333,9 @@ func conformance(t *testing.T, serve serveFunc) {
 
 	t.Run("H80", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
+		// Set before any connection: the handlers read it.
+		waiting := make(chan struct{}, 1)
+		e.r.onWait = func() { waiting <- struct{}{} }
 		var hits atomic.Int64
 		b, _ := httpBackend(t, "web.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			hits.Add(1)
@@ -366,8 +369,6 @@ func conformance(t *testing.T, serve serveFunc) {
 		// as maintenance mode goes on.
 		e.app.SetMaintenance(false, "")
 		e.app.Update(Booting, nil)
-		waiting := make(chan struct{}, 1)
-		e.r.onWait = func() { waiting <- struct{}{} }
 		w := e.dial()
 		w.send(get("/waiting"))
 		recv(t, waiting)
@@ -385,6 +386,31 @@ func conformance(t *testing.T, serve serveFunc) {
 			t.Errorf("after maintenance:off: got %d %q", resp.StatusCode, body)
 		}
 		e.line("at=info method=GET", "dyno=web.1", "status=200")
+	})
+
+	t.Run("WakeOnRequest", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		b, _ := httpBackend(t, "web.1", http.HandlerFunc(echoPath))
+		woken := make(chan struct{}, 16)
+		// The daemon's waker starts the dynos in the background; here,
+		// one is up at once.
+		e.app.SetWaker(func() {
+			woken <- struct{}{}
+			go e.app.Update(Running, []Backend{b})
+		})
+		e.app.Update(Sleeping, nil)
+		before := time.Now()
+		c := e.dial()
+		c.send(get("/woken"))
+		resp, body := c.response("GET")
+		if resp.StatusCode != 200 || body != "/woken" {
+			t.Errorf("got %d %q", resp.StatusCode, body)
+		}
+		recv(t, woken)
+		if last := e.app.LastRequest(); last.Before(before.Add(-time.Second)) {
+			t.Errorf("LastRequest %v, before the request at %v", last, before)
+		}
+		e.line("at=info", `path="/woken"`, "dyno=web.1", "status=200")
 	})
 
 	t.Run("HoldAndWait", func(t *testing.T) {

@@ -843,6 +843,7 @@ func (l *evloop) dispatch(c *lclient, n int) bool {
 // and none has refused this request), and the request then goes to the
 // goroutine path, which waits.
 func (a *App) tryPick(refused bool) (b Backend, code Code, ok bool) {
+	a.requested()
 	if a.maintenance.Load() != nil {
 		return Backend{}, H80, true
 	}
