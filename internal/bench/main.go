@@ -56,7 +56,7 @@ const linegenPkg = "github.com/dyno-run/dyno/internal/bench/linegen"
 
 // sections are the parts of the report, in the order they run, by the
 // names -only takes.
-var sections = []string{"logs", "memory", "releases", "daemon", "fleet", "router", "deploys", "sandbox"}
+var sections = []string{"logs", "memory", "releases", "daemon", "fleet", "router", "deploys", "wake", "sandbox"}
 
 type config struct {
 	dyno   string // the dyno binary
@@ -261,6 +261,7 @@ func run(cfg config) error {
 	section("fleet", b.fleet)
 	section("router", b.router)
 	section("deploys", b.deploys)
+	section("wake", b.wake)
 	// Last: it makes this process a child subreaper while it runs.
 	section("sandbox", b.sandbox)
 	if b.nf == "" && !cfg.skipNF && (cfg.runs("logs") || cfg.runs("memory")) {

@@ -72,6 +72,10 @@ type routerBench struct {
 	client *daemon.Client
 	gc     *gcCounter
 	slugs  map[int]string // the deploys section's build slugs, by deploy
+	// webDir, when set, is a Go example app's folder whose binary is
+	// the web process instead of okserver; extraConf is added to
+	// dyno.toml.
+	webDir, extraConf string
 	log    *os.File       // the daemon's stdout and stderr
 
 	mu        sync.Mutex
@@ -254,17 +258,23 @@ func (r *routerBench) startDaemon() error {
 	if err := os.MkdirAll(tree, 0o755); err != nil {
 		return err
 	}
-	// Static, so that it runs in any dyno's root.
-	build := exec.Command("go", "build", "-o", filepath.Join(tree, "okserver"), okserverPkg)
+	// Static, so that it runs in any dyno's root. The web process is
+	// okserver, or the Go example app that webDir names (its own module).
+	bin, pkg, dir := "okserver", okserverPkg, ""
+	if r.webDir != "" {
+		bin, pkg, dir = filepath.Base(r.webDir), ".", r.webDir
+	}
+	build := exec.Command("go", "build", "-o", filepath.Join(tree, bin), pkg)
+	build.Dir = dir
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("build %s (run bench inside the dyno module): %w\n%s", okserverPkg, err, out)
+		return fmt.Errorf("build %s (run bench inside the dyno module): %w\n%s", pkg, err, out)
 	}
 	sl, _, err := r.home.Slugs().Pack(tree, slug.PackOptions{})
 	if err != nil {
 		return err
 	}
-	if _, err := a.Deploy(sl.Digest, "", map[string]string{"web": "./okserver"}, nil, nil, "bench"); err != nil {
+	if _, err := a.Deploy(sl.Digest, "", map[string]string{"web": "./" + bin}, nil, nil, "bench"); err != nil {
 		return err
 	}
 	port, err := freePort()
@@ -272,7 +282,7 @@ func (r *routerBench) startDaemon() error {
 		return err
 	}
 	r.listen = "127.0.0.1:" + strconv.Itoa(port)
-	conf := fmt.Sprintf("[router]\nlisten = %q\n\n[daemon]\nstop_timeout = \"5s\"\n", r.listen)
+	conf := fmt.Sprintf("[router]\nlisten = %q\n\n[daemon]\nstop_timeout = \"5s\"\n%s", r.listen, r.extraConf)
 	if err := os.WriteFile(r.home.SizesFile(), []byte(conf), 0o600); err != nil {
 		return err
 	}
