@@ -76,7 +76,7 @@ type routerBench struct {
 	// the web process instead of okserver; extraConf is added to
 	// dyno.toml.
 	webDir, extraConf string
-	log    *os.File       // the daemon's stdout and stderr
+	log               *os.File // the daemon's stdout and stderr
 
 	mu        sync.Mutex
 	daemon    *exec.Cmd
