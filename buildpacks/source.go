@@ -587,3 +587,61 @@ func gitOp(args []string) string {
 	}
 	return "command"
 }
+
+// ArchiveCommit unpacks commit's tree into dst, an empty folder, from
+// the repository git's environment names: a pre-receive hook's, where
+// the pushed objects are still in their quarantine (GIT_OBJECT_DIRECTORY
+// and GIT_ALTERNATE_OBJECT_DIRECTORIES point at it; git-receive-pack(1),
+// QUARANTINE ENVIRONMENT) and no other git command run by dyno sees them.
+func ArchiveCommit(ctx context.Context, commit, dst string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "git", "archive", "--format=tar", commit)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return fmt.Errorf("archive %s: %w", commit, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("archive %s: %w", commit, err)
+	}
+	xerr := extractTar(out, dst)
+	if xerr == nil {
+		_, xerr = io.Copy(io.Discard, out)
+	} else {
+		cancel()
+	}
+	if werr := cmd.Wait(); werr != nil {
+		return fmt.Errorf("archive %s: git archive: %s", commit, gitMessage(strings.TrimSpace(stderr.String()), werr))
+	}
+	if xerr != nil {
+		return fmt.Errorf("archive %s: %w", commit, xerr)
+	}
+	return nil
+}
+
+// PrepareTree is PrepareSource for a folder that already is one commit's
+// tree (a pushed commit its hook unpacked): it is copied as a plain
+// folder, .slugignore applied, and never taken for part of a git work
+// tree that DYNO_HOME may lie in.
+func PrepareTree(ctx context.Context, src, dst string, exclude ...string) (err error) {
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return fmt.Errorf("prepare source: %w", err)
+	}
+	if err := os.Mkdir(dst, 0o755); err != nil {
+		return fmt.Errorf("prepare source: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			fsutil.RemoveAll(dst)
+		}
+	}()
+	if err := fsutil.CopyTree(src, dst, skipIn(src, append(exclude, dst))); err != nil {
+		return fmt.Errorf("prepare source: copying %s: %w", src, err)
+	}
+	if err := applySlugignore(dst, filepath.Join(src, ".slugignore")); err != nil {
+		return fmt.Errorf("prepare source: %w", err)
+	}
+	return ctx.Err()
+}

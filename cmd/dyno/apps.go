@@ -82,8 +82,7 @@ func newAppsCreateCommand() *cobra.Command {
 				apiLog(a, "Initial release", "Release v1 created")
 				// Heroku's words for an app it named.
 				fmt.Fprintf(out, "Creating app... done, %s\n", c.app(a.Name))
-				printCreated(out, a, settings.Router)
-				return nil
+				return created(cmd, a, settings.Router)
 			}
 			settings, err := daemon.LoadSettings(h.SizesFile())
 			if err != nil {
@@ -98,8 +97,7 @@ func newAppsCreateCommand() *cobra.Command {
 			}
 			apiLog(a, "Initial release", "Release v1 created")
 			fmt.Fprintf(out, "Creating %s... done\n", c.app(a.Name))
-			printCreated(out, a, settings.Router)
-			return nil
+			return created(cmd, a, settings.Router)
 		},
 	}
 }
@@ -224,13 +222,32 @@ func newAppsDestroyCommand() *cobra.Command {
 	return cmd
 }
 
-// printCreated is the line under Heroku's "Creating ⬢ app... done":
-// where the app answers, "https://APP.herokuapp.com/ | <git URL>" there,
-// here the router's URL and the app's folder, which holds its ledger.
-func printCreated(w io.Writer, a *app.App, r daemon.RouterSettings) {
-	if url := r.URL(a.Name); url != "" {
-		fmt.Fprintf(w, "%s | %s\n", url, a.Dir)
+// created makes a new app's git repository, prints the line under
+// Heroku's "Creating ⬢ app... done" (where the app answers and where to
+// push: "https://APP.herokuapp.com/ | <git URL>"), and, run in a git
+// repository, adds a remote named dyno for it, as heroku create adds
+// heroku.
+func created(cmd *cobra.Command, a *app.App, r daemon.RouterSettings) error {
+	out := cmd.OutOrStdout()
+	if err := ensureRepo(cmd.Context(), a); err != nil {
+		return err
 	}
+	if url := r.URL(a.Name); url != "" {
+		fmt.Fprintf(out, "%s | %s\n", url, a.RepoDir())
+	} else {
+		fmt.Fprintln(out, a.RepoDir())
+	}
+	if !inGitRepo(".") {
+		return nil
+	}
+	for _, rm := range gitRemotes(a.Home(), ".") {
+		if rm.Name == "dyno" {
+			// Someone else's remote is left alone, and said so.
+			fmt.Fprintf(cmd.ErrOrStderr(), " ▸    git remote dyno already points at %s; dyno git:remote -a %s points it at this app\n", rm.URL, a.Name)
+			return nil
+		}
+	}
+	return setRemote(cmd.Context(), ".", "dyno", a.RepoDir())
 }
 
 // exactArgs is cobra.ExactArgs with a message that says what to type.

@@ -24,6 +24,7 @@ func newBuildCommand() *cobra.Command {
 	var name string
 	var refs []string
 	var noSandbox bool
+	var sourceVersion, user string
 	cmd := &cobra.Command{
 		Use:   "build [DIR]",
 		Short: "Build source into a slug with buildpacks and release it",
@@ -72,15 +73,21 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			}
 			// A git work tree's HEAD is built: what that leaves out is
 			// said first. A tree git refuses ends here, in git's words.
-			source, err := buildpacks.InspectSource(ctx, src)
-			if sig := stoppedBy(); sig != 0 && err != nil {
-				return diedOf(sig)
+			// A pushed commit's tree (--source-version) is no work tree.
+			if sourceVersion == "" {
+				source, err := buildpacks.InspectSource(ctx, src)
+				if sig := stoppedBy(); sig != 0 && err != nil {
+					return diedOf(sig)
+				}
+				if err != nil {
+					return err
+				}
+				for _, w := range source.Warnings() {
+					fmt.Fprintf(cmd.OutOrStdout(), " !     %s\n", w)
+				}
 			}
-			if err != nil {
-				return err
-			}
-			for _, w := range source.Warnings() {
-				fmt.Fprintf(cmd.OutOrStdout(), " !     %s\n", w)
+			if user == "" {
+				user = userName()
 			}
 			// What builds killed with SIGKILL left; a running build's
 			// folder is locked and stays.
@@ -128,18 +135,19 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 			out := cmd.OutOrStdout()
 			apiLog(a, "Build started")
 			rel, err := a.Build(ctx, app.BuildOptions{
-				Source:     src,
-				Buildpacks: refs,
-				Installed:  installed,
-				Shipped:    shippedNames,
-				BaseDir:    cwd,
-				HostEnv:    os.Environ(),
-				Private:    daemon.PrivatePaths(a.Home().Dir, daemon.SocketPath(a.Home().Dir, os.Environ())),
-				User:       userName(),
-				Out:        out,
-				Exec:       exec,
-				RunRelease: releaseRunner(a, out),
-				Scratch:    scratch,
+				Source:        src,
+				SourceVersion: sourceVersion,
+				Buildpacks:    refs,
+				Installed:     installed,
+				Shipped:       shippedNames,
+				BaseDir:       cwd,
+				HostEnv:       os.Environ(),
+				Private:       daemon.PrivatePaths(a.Home().Dir, daemon.SocketPath(a.Home().Dir, os.Environ())),
+				User:          user,
+				Out:           out,
+				Exec:          exec,
+				RunRelease:    releaseRunner(a, out),
+				Scratch:       scratch,
 			})
 			if rel.Version > 0 {
 				apiLog(a, rel.Description, fmt.Sprintf("Release v%d created", rel.Version))
@@ -169,6 +177,12 @@ one-off dyno, and the release becomes current only if it succeeds.`,
 	appFlag(cmd, &name)
 	cmd.Flags().StringArrayVarP(&refs, "buildpack", "b", nil, "buildpack to use (a folder, a git URL with #ref, a .tgz, or a shipped one: go, nodejs); repeat for several, in order")
 	cmd.Flags().BoolVar(&noSandbox, "no-sandbox", false, "run buildpacks as plain processes, not in a build sandbox")
+	// What a push's hook says of the tree it unpacked: its commit, and
+	// who pushed it.
+	cmd.Flags().StringVar(&sourceVersion, "source-version", "", "DIR is this commit's tree: build it as a plain folder with this SOURCE_VERSION")
+	cmd.Flags().StringVar(&user, "user", "", "who the release says made it (default: this user)")
+	cmd.Flags().MarkHidden("source-version")
+	cmd.Flags().MarkHidden("user")
 	return cmd
 }
 

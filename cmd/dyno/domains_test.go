@@ -31,7 +31,7 @@ func (e *isolatedEnv) failLine(t *testing.T, want string, args ...string) string
 func TestDomainsCommands(t *testing.T) {
 	t.Parallel()
 	e := newIsolatedEnv(t, nil)
-	wantLines(t, e.must(t, "apps:create", "demo"), "Creating ⬢ demo... done\nhttp://demo.localhost:8080/ | "+filepath.Join(e.home, "apps", "demo")+"\n")
+	wantLines(t, e.must(t, "apps:create", "demo"), "Creating ⬢ demo... done\nhttp://demo.localhost:8080/ | "+filepath.Join(e.home, "apps", "demo", "repo.git")+"\n")
 	e.must(t, "apps:create", "other")
 	wantLines(t, e.must(t, "apps:info", "-a", "demo"), "\nWeb URL:         http://demo.localhost:8080/\n")
 	if out := e.must(t, "open", "-a", "demo"); out != "http://demo.localhost:8080/\n" {

@@ -63,6 +63,8 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	addCertsCommands(root)
 	addMaintenanceCommands(root)
 	addFeaturesCommands(root)
+	addGitCommands(root)
+	addKeysCommands(root)
 	return root
 }
 

@@ -60,7 +60,9 @@ func home() (app.Home, error) {
 	return app.Home{Dir: dir}, nil
 }
 
-// openApp opens the app named by -a or DYNO_APP.
+// openApp opens the app named by -a or DYNO_APP, else the one the
+// current folder's git remotes name, as the Heroku CLI infers it
+// (appFromRemotes).
 func openApp(name string) (*app.App, error) {
 	if name == "" {
 		name = os.Getenv("DYNO_APP")
@@ -68,6 +70,16 @@ func openApp(name string) (*app.App, error) {
 	h, err := home()
 	if err != nil {
 		return nil, err
+	}
+	if name == "" {
+		inferred, err := appFromRemotes(h, ".")
+		if err != nil {
+			return nil, err
+		}
+		if inferred == "" {
+			return nil, errors.New("no app given: use -a APP, set DYNO_APP, or run it in a git repository with a dyno remote (dyno git:remote -a APP); dyno apps lists them")
+		}
+		name = inferred
 	}
 	return h.Open(name)
 }

@@ -85,6 +85,9 @@ func (a *App) CacheDir() string { return filepath.Join(a.Dir, "cache") }
 // LogsDir holds the app's stored logs.
 func (a *App) LogsDir() string { return filepath.Join(a.Dir, "logs") }
 
+// RepoDir is the app's bare git repository, where git push delivers.
+func (a *App) RepoDir() string { return filepath.Join(a.Dir, "repo.git") }
+
 // DynosDir is where the app's running dynos keep their directories.
 func (a *App) DynosDir() string { return filepath.Join(a.home.DynosDir(), a.Name) }
 

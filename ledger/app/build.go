@@ -25,10 +25,13 @@ const Stack = "heroku-24"
 
 // BuildOptions say how to build an app from source.
 type BuildOptions struct {
-	Source     string   // the source folder or git work tree
-	Buildpacks []string // -b refs; empty: the app's list, then .buildpacks, then detection
-	Installed  []string // dirs of buildpacks tried in detection
-	BaseDir    string   // for relative buildpack refs
+	Source string // the source folder or git work tree
+	// SourceVersion, when set, says Source is that commit's tree (a
+	// pushed commit): it is built as a plain folder, with this version.
+	SourceVersion string
+	Buildpacks    []string // -b refs; empty: the app's list, then .buildpacks, then detection
+	Installed     []string // dirs of buildpacks tried in detection
+	BaseDir       string   // for relative buildpack refs
 	// Shipped maps the names of buildpacks that come with dyno
 	// ("heroku/go") to their folders for this build (buildpacks'
 	// Aliases): the names, not the folders, are what the app and its
@@ -87,7 +90,12 @@ func (a *App) Build(ctx context.Context, o BuildOptions) (ledger.Release, error)
 	for _, rel := range buildpacks.Within(o.Source, private) {
 		fmt.Fprintf(out, " !     Left out of the source: %s, dyno's own state\n", rel)
 	}
-	sourceVersion, err := buildpacks.PrepareSource(ctx, o.Source, buildDir, private...)
+	sourceVersion := o.SourceVersion
+	if sourceVersion != "" {
+		err = buildpacks.PrepareTree(ctx, o.Source, buildDir, private...)
+	} else {
+		sourceVersion, err = buildpacks.PrepareSource(ctx, o.Source, buildDir, private...)
+	}
 	if err != nil {
 		return ledger.Release{}, fmt.Errorf("build %s: %w", a.Name, err)
 	}
@@ -203,6 +211,12 @@ type Scratch struct {
 	cache string           // the app's cache folder
 	ids   *isolate.IDRange // RunAs
 }
+
+// LockFile is the open file that holds the scratch folder's lock. A
+// child process handed it (exec.Cmd.ExtraFiles) holds the lock too, for
+// as long as it runs: flock(2) locks belong to the open file
+// description, which the child shares.
+func (s *Scratch) LockFile() *os.File { return s.lock }
 
 // scratchIDsFile, in a scratch folder, records the app's own ids its
 // buildpacks run as, and the app's cache, which is handed to them too
