@@ -204,6 +204,11 @@ type Daemon struct {
 	// routing is the router's, nil when it listens nowhere.
 	routing *routing
 
+	// acct is the account GET /account answers, once account has read
+	// or made its id.
+	accountMu sync.Mutex
+	acct      Account
+
 	// background counts destroyed apps whose dynos are stopping and
 	// release phases running: shutdown waits for them.
 	background sync.WaitGroup
