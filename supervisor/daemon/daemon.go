@@ -2,7 +2,8 @@
 // machine. It keeps every app's current release running at its
 // formation, in isolated dynos, follows every change appended to the
 // apps' ledgers (by any process, while it runs or not), stores and tails
-// their logs, and answers an HTTP+JSON API on a unix socket whose
+// their logs, and answers an HTTP+JSON API on a unix socket (and, where
+// dyno.toml's [api] says so, on TCP with TLS and a token) whose
 // resources follow Heroku's Platform API.
 //
 // The ledger is the truth (docs/design.md, principle 1): the daemon
@@ -345,6 +346,8 @@ func (d *Daemon) loop(ctx context.Context, srv *http.Server) {
 			d.logf("stopping every dyno")
 			// Handlers first, so none takes up an app while dynos stop;
 			// a log tail would hold Shutdown forever, hence the limit.
+			// The socket's server and the TCP one stop side by side,
+			// within the same second.
 			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			var tcpDone sync.WaitGroup
 			if d.tcp != nil {
