@@ -64,6 +64,7 @@ func runDaemon() error {
 		SleepAfter:  settings.SleepAfter,
 		LogKeep:     settings.LogKeep,
 		Router:      settings.Router,
+		API:         settings.API,
 		Socket:      daemon.SocketPath(h.Dir, os.Environ()),
 		Log:         os.Stderr,
 		Ready:       func() { notify.Ready() },

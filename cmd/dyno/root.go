@@ -31,6 +31,7 @@ The daemon, the dyno manager (heroku ps, logs):
                         the ledgers: a new release restarts the app
   dyno ps, ps:scale, ps:restart, ps:stop, logs
   dyno open, domains, certs   the app's URL through the router, custom domains, HTTPS
+  dyno auth:token, cli-env heroku   the API over TCP, for the Heroku CLI
 
 Heroku's aliases work too (create, info, destroy, scale, restart, stop, kill),
 as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
@@ -53,7 +54,8 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.PersistentFlags().Bool("no-color", false, "no colours even on a terminal (also NO_COLOR)")
 	root.AddCommand(newStartCommand(), newRunCommand(), newCheckCommand(), newVersionCommand(),
-		newBuildCommand(), newSlugsGCCommand(), newDaemonCommand(), newLogsCommand(), newOpenCommand())
+		newBuildCommand(), newSlugsGCCommand(), newDaemonCommand(), newLogsCommand(), newOpenCommand(),
+		newCliEnvCommand())
 	addPsCommands(root)
 	addAppsCommands(root)
 	addConfigCommands(root)
@@ -65,6 +67,7 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	addFeaturesCommands(root)
 	addGitCommands(root)
 	addKeysCommands(root)
+	addAuthCommands(root)
 	return root
 }
 

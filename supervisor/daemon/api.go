@@ -27,6 +27,7 @@ import (
 // are {"id","message"}.
 func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /account", d.getAccount)
 	mux.HandleFunc("GET /apps", d.listApps)
 	mux.HandleFunc("GET /apps/{app}", d.withApp(d.getApp))
 	mux.HandleFunc("PATCH /apps/{app}", d.withApp(d.patchApp))
@@ -108,7 +109,7 @@ func apiUser(w http.ResponseWriter, r *http.Request) (string, bool) {
 
 func (d *Daemon) appJSON(name string, maintenance bool) map[string]any {
 	return map[string]any{
-		"id": name, "name": name, "owner": map[string]string{"email": "dyno@localhost"},
+		"id": name, "name": name, "owner": map[string]string{"email": AccountEmail},
 		"stack": map[string]string{"name": app.Stack}, "maintenance": maintenance,
 		"web_url": d.cfg.Router.URL(name),
 	}

@@ -2,7 +2,8 @@
 // machine. It keeps every app's current release running at its
 // formation, in isolated dynos, follows every change appended to the
 // apps' ledgers (by any process, while it runs or not), stores and tails
-// their logs, and answers an HTTP+JSON API on a unix socket whose
+// their logs, and answers an HTTP+JSON API on a unix socket (and, where
+// dyno.toml's [api] says so, on TCP with TLS and a token) whose
 // resources follow Heroku's Platform API.
 //
 // The ledger is the truth (docs/design.md, principle 1): the daemon
@@ -77,6 +78,9 @@ type Config struct {
 	// Listen or RouterOff, and an empty TLSListen, are no listener; an
 	// empty Domain is localhost.
 	Router RouterSettings
+	// API is where the API listens on TCP, with TLS and a token
+	// (apitcp.go), beside the socket; an empty Listen is nowhere.
+	API APISettings
 }
 
 // withDefaults fills in the zero values.
@@ -203,6 +207,13 @@ type Daemon struct {
 
 	// routing is the router's, nil when it listens nowhere.
 	routing *routing
+	// tcp is the API's TCP listener, nil when it listens nowhere.
+	tcp *apiTCP
+
+	// acct is the account GET /account answers, once account has read
+	// or made its id.
+	accountMu sync.Mutex
+	acct      Account
 
 	// background counts destroyed apps whose dynos are stopping and
 	// release phases running: shutdown waits for them.
@@ -278,6 +289,12 @@ func Run(ctx context.Context, cfg Config) error {
 	go srv.Serve(ln)
 	defer os.Remove(cfg.Socket)
 	d.logf("listening on %s", cfg.Socket)
+	if cfg.API.Listen != "" {
+		if err := d.startAPI(); err != nil {
+			srv.Close()
+			return err
+		}
+	}
 	if cfg.Router.Listen != "" || cfg.Router.TLSListen != "" {
 		d.routing = newRouting(d)
 		d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
@@ -291,9 +308,14 @@ func Run(ctx context.Context, cfg Config) error {
 // an answer must be taken within WriteTimeout (the log stream extends
 // its own deadlines), and an idle connection is closed after
 // idleTimeout.
-func (d *Daemon) server() *http.Server {
+func (d *Daemon) server() *http.Server { return d.serverFor(d.routes()) }
+
+// serverFor is an HTTP server for h with the API's timeouts: the
+// socket's, and the TCP listener's (whose handler checks the token
+// first).
+func (d *Daemon) serverFor(h http.Handler) *http.Server {
 	return &http.Server{
-		Handler:           d.routes(),
+		Handler:           h,
 		ReadHeaderTimeout: d.cfg.HeaderTimeout,
 		ReadTimeout:       d.cfg.BodyTimeout,
 		WriteTimeout:      d.cfg.WriteTimeout,
@@ -324,10 +346,17 @@ func (d *Daemon) loop(ctx context.Context, srv *http.Server) {
 			d.logf("stopping every dyno")
 			// Handlers first, so none takes up an app while dynos stop;
 			// a log tail would hold Shutdown forever, hence the limit.
+			// The socket's server and the TCP one stop side by side,
+			// within the same second.
 			sctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			var tcpDone sync.WaitGroup
+			if d.tcp != nil {
+				tcpDone.Go(func() { d.tcp.shutdown(sctx) })
+			}
 			srv.Shutdown(sctx)
-			cancel()
 			srv.Close()
+			tcpDone.Wait()
+			cancel()
 			// The router takes no new connection; requests under way
 			// go on while their dynos stop, as long as those do.
 			if d.routing != nil {

@@ -186,6 +186,11 @@ func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 		td.d.routing = newRouting(td.d)
 		td.d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
 	}
+	if cfg.API.Listen != "" {
+		if err := td.d.startAPI(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	srv := td.d.server()
 	go srv.Serve(&countingListener{Listener: ln, n: &td.read})
 	ctx, cancel := context.WithCancel(context.Background())

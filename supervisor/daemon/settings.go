@@ -30,7 +30,8 @@ import (
 //	[sleep]
 //	after = "30m"          # an app on eco dynos sleeps after this long without a request
 //
-// and the router's in its [router] table (RouterSettings).
+// the router's in its [router] table (RouterSettings), and the API's
+// TCP listener in its [api] table (APISettings).
 type Settings struct {
 	LogKeep     int64
 	RestartCap  time.Duration
@@ -43,6 +44,7 @@ type Settings struct {
 	// do after 30 minutes.
 	SleepAfter time.Duration
 	Router     RouterSettings
+	API        APISettings
 }
 
 // RouterSettings are dyno.toml's [router] table:
@@ -58,6 +60,23 @@ type RouterSettings struct {
 	TLSListen string
 	// Domain is the default hostnames' domain, a lower-case hostname.
 	Domain string
+}
+
+// APISettings are dyno.toml's [api] table: the API over TCP, with TLS
+// and a token, beside the unix socket (which needs neither):
+//
+//	[api]
+//	listen = "127.0.0.1:5055"          # "" (the default): no TCP listener
+//	public = false                     # true: listen may be other than loopback
+//	hostnames = ["dyno.example.org"]   # more names for the server certificate
+type APISettings struct {
+	// Listen is the TCP listener's address, host:port; "" for none.
+	Listen string
+	// Public lets Listen's host be other than loopback.
+	Public bool
+	// Hostnames are names the server certificate is for, beside
+	// 127.0.0.1, ::1, localhost and Listen's host.
+	Hostnames []string
 }
 
 // RouterOff is RouterSettings.Listen when [router] listen = "off": the
@@ -94,7 +113,7 @@ func DefaultSettings() Settings {
 		SleepAfter: 30 * time.Minute, Router: DefaultRouterSettings()}
 }
 
-// LoadSettings reads the [daemon] and [router] tables of dyno.toml at
+// LoadSettings reads the [daemon], [sleep], [router] and [api] tables of dyno.toml at
 // path; a missing file or table gives the defaults. An unknown key or a
 // bad value is an error naming the file, the key and the fix.
 func LoadSettings(path string) (Settings, error) {
@@ -103,6 +122,7 @@ func LoadSettings(path string) (Settings, error) {
 		Daemon map[string]string `toml:"daemon"`
 		Sleep  map[string]string `toml:"sleep"`
 		Router map[string]any    `toml:"router"`
+		API    map[string]any    `toml:"api"`
 	}
 	_, err := toml.DecodeFile(path, &doc)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -159,7 +179,76 @@ func LoadSettings(path string) (Settings, error) {
 		return s, err
 	}
 	s.Router = r
+	if s.API, err = apiSettings(path, doc.API); err != nil {
+		return s, err
+	}
+	for _, l := range []string{s.Router.Listen, s.Router.TLSListen} {
+		if s.API.Listen != "" && s.API.Listen == l {
+			return s, fmt.Errorf("%s: api.listen: %q is the router's address too; give the API a port of its own, like \"127.0.0.1:5055\"", path, l)
+		}
+	}
 	return s, nil
+}
+
+// apiSettings reads the [api] table of the dyno.toml at path.
+func apiSettings(path string, table map[string]any) (APISettings, error) {
+	var a APISettings
+	for _, k := range slices.Sorted(maps.Keys(table)) {
+		switch k {
+		case "listen":
+			v, ok := table[k].(string)
+			if !ok {
+				return a, fmt.Errorf("%s: api.listen: %v is not a string; write it in quotes, like listen = \"127.0.0.1:5055\"", path, table[k])
+			}
+			if v == "" {
+				continue
+			}
+			if err := checkListen(v); err != nil {
+				return a, fmt.Errorf("%s: api.listen: %q %v; write it like \"127.0.0.1:5055\", or \"\" for no TCP listener", path, v, err)
+			}
+			a.Listen = v
+		case "public":
+			v, ok := table[k].(bool)
+			if !ok {
+				return a, fmt.Errorf("%s: api.public: %v is not true or false; write it without quotes, like public = true", path, table[k])
+			}
+			a.Public = v
+		case "hostnames":
+			list, ok := table[k].([]any)
+			if !ok {
+				return a, fmt.Errorf("%s: api.hostnames: %v is not a list; write it like hostnames = [\"dyno.example.org\"]", path, table[k])
+			}
+			for _, item := range list {
+				v, ok := item.(string)
+				if !ok {
+					return a, fmt.Errorf("%s: api.hostnames: %v is not a string; write it in quotes, like hostnames = [\"dyno.example.org\"]", path, item)
+				}
+				h := strings.TrimSuffix(strings.ToLower(v), ".")
+				if _, err := netip.ParseAddr(h); err != nil && !router.ValidHostname(h) {
+					return a, fmt.Errorf("%s: api.hostnames: %q is not a hostname or IP address; write one like \"dyno.example.org\"", path, v)
+				}
+				a.Hostnames = append(a.Hostnames, h)
+			}
+		default:
+			return a, fmt.Errorf("%s: api.%s is not a setting; use listen, public or hostnames", path, k)
+		}
+	}
+	if a.Listen != "" && !a.Public && !loopback(a.Listen) {
+		return a, fmt.Errorf("%s: api.listen: %q is not a loopback address, so other machines could reach the API; listen on \"127.0.0.1:PORT\" and reach it through ssh -L, or set public = true in [api]", path, a.Listen)
+	}
+	return a, nil
+}
+
+// loopback reports whether a checked listen address's host is loopback:
+// localhost, 127.0.0.0/8 or ::1. "" and unspecified addresses are every
+// address, not loopback.
+func loopback(addr string) bool {
+	host, _, _ := net.SplitHostPort(addr)
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // routerSettings reads the [router] table of the dyno.toml at path.

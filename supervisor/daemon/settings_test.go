@@ -3,6 +3,8 @@ package daemon
 import (
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +13,7 @@ import (
 func TestLoadSettings(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	if s, err := LoadSettings(filepath.Join(dir, "missing.toml")); err != nil || s != DefaultSettings() {
+	if s, err := LoadSettings(filepath.Join(dir, "missing.toml")); err != nil || !reflect.DeepEqual(s, DefaultSettings()) {
 		t.Fatalf("missing file: %+v, %v", s, err)
 	}
 	path := filepath.Join(dir, "dyno.toml")
@@ -92,6 +94,50 @@ func TestLoadRouterSettings(t *testing.T) {
 		"[router]\ndomain = \"*.example.com\"\n":                 `router.domain: "*.example.com" is not a hostname`,
 		"[router]\ndomain = \"\"\n":                              `router.domain: "" is not a hostname`,
 		"[router]\nport = \"80\"\n":                              "router.port is not a setting; use listen, tls_listen or domain",
+	} {
+		_, err := load(content)
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), path+": ") || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: %v, want one line naming the file with %q", content, err, want)
+		}
+	}
+}
+
+func TestLoadAPISettings(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "dyno.toml")
+	load := func(content string) (APISettings, error) {
+		t.Helper()
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s, err := LoadSettings(path)
+		return s.API, err
+	}
+	// Off by default.
+	if a, err := load("[router]\nlisten = \"off\"\n"); err != nil || a.Listen != "" {
+		t.Fatalf("no [api]: %+v, %v", a, err)
+	}
+	for _, listen := range []string{"127.0.0.1:5055", "localhost:5055", "[::1]:5055", "127.0.0.2:5055"} {
+		if a, err := load("[api]\nlisten = \"" + listen + "\"\n"); err != nil || a.Listen != listen {
+			t.Errorf("%s: %+v, %v", listen, a, err)
+		}
+	}
+	a, err := load("[api]\nlisten = \":5055\"\npublic = true\nhostnames = [\"Dyno.Example.org.\", \"192.0.2.1\"]\n")
+	if err != nil || a.Listen != ":5055" || !a.Public || !slices.Equal(a.Hostnames, []string{"dyno.example.org", "192.0.2.1"}) {
+		t.Fatalf("public: %+v, %v", a, err)
+	}
+	for content, want := range map[string]string{
+		"[api]\nlisten = \":5055\"\n":                                                 `api.listen: ":5055" is not a loopback address, so other machines could reach the API; listen on "127.0.0.1:PORT" and reach it through ssh -L, or set public = true in [api]`,
+		"[api]\nlisten = \"0.0.0.0:5055\"\npublic = false\n":                          `api.listen: "0.0.0.0:5055" is not a loopback address`,
+		"[api]\nlisten = \"192.0.2.1:5055\"\n":                                        `api.listen: "192.0.2.1:5055" is not a loopback address`,
+		"[api]\nlisten = \"5055\"\n":                                                  `api.listen: "5055" is not host:port; write it like "127.0.0.1:5055"`,
+		"[api]\nlisten = 5055\n":                                                      `api.listen: 5055 is not a string; write it in quotes`,
+		"[api]\npublic = \"yes\"\n":                                                   `api.public: yes is not true or false`,
+		"[api]\nhostnames = \"dyno.example.org\"\n":                                   `api.hostnames: dyno.example.org is not a list; write it like hostnames = ["dyno.example.org"]`,
+		"[api]\nhostnames = [\"*.example.org\"]\n":                                    `api.hostnames: "*.example.org" is not a hostname or IP address`,
+		"[api]\nhostnames = [5]\n":                                                    `api.hostnames: 5 is not a string`,
+		"[api]\nport = 5055\n":                                                        "api.port is not a setting; use listen, public or hostnames",
+		"[router]\nlisten = \"127.0.0.1:5055\"\n[api]\nlisten = \"127.0.0.1:5055\"\n": `api.listen: "127.0.0.1:5055" is the router's address too`,
 	} {
 		_, err := load(content)
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.HasPrefix(err.Error(), path+": ") || strings.Contains(err.Error(), "\n") {
