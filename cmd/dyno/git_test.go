@@ -512,3 +512,52 @@ func loginShell(name string) string {
 	f := strings.Split(strings.TrimSpace(string(out)), ":")
 	return f[len(f)-1]
 }
+
+// With [api] listen, the daemon's TCP port takes git push over HTTPS,
+// the remote the Heroku CLI writes (https://HOST:PORT/APP.git), behind
+// the API's token given as git's Basic password.
+func TestGitPushOverHTTPS(t *testing.T) {
+	t.Parallel()
+	e := newIsolatedEnv(t, nil)
+	fastApp(t, e, "push-https", "echo '-----> compiled over https'\n")
+	addr := freeAddr(t)
+	if err := os.WriteFile(filepath.Join(e.home, "dyno.toml"), []byte("[api]\nlisten = \""+addr+"\"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := testutil.SharedDir(t)
+	testutil.GiveToNobody(t, e.home, config)
+	tokenCmd := e.command("auth:token")
+	tokenCmd.Env = append(tokenCmd.Env, "XDG_CONFIG_HOME="+config)
+	out, err := tokenCmd.Output()
+	if err != nil {
+		t.Fatalf("auth:token: %v", err)
+	}
+	token := strings.TrimSpace(string(out))
+	d := e.startDaemon(t)
+	e.eventually(t, "the API's TCP port", func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	})
+	ca := "http.sslCAInfo=" + filepath.Join(e.home, "api", "ca.pem")
+
+	push := e.gitCmd(e.project, "-c", ca, "push", "https://heroku:"+token+"@"+addr+"/push-https.git", "main")
+	if out, err := push.CombinedOutput(); err != nil || !strings.Contains(string(out), "remote: -----> compiled over https") ||
+		!strings.Contains(string(out), "remote:        Released v2") || !strings.Contains(string(out), "remote: Verifying deploy... done.") {
+		t.Fatalf("git push over https: %v\n%s\ndaemon:\n%s", err, out, d.out.String())
+	}
+	if rels := e.must(t, "releases", "-a", "push-https"); !strings.Contains(rels, "Current: v2") {
+		t.Errorf("releases:\n%s", rels)
+	}
+	// A wrong token, and an app that is not there.
+	if out, err := e.gitCmd(e.project, "-c", ca, "ls-remote", "https://heroku:wrong@"+addr+"/push-https.git").CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "Authentication failed") {
+		t.Errorf("a wrong token: %v\n%s", err, out)
+	}
+	if out, err := e.gitCmd(e.project, "-c", ca, "ls-remote", "https://heroku:"+token+"@"+addr+"/no-such-app.git").CombinedOutput(); err == nil ||
+		!strings.Contains(string(out), "not found") && !strings.Contains(string(out), "404") {
+		t.Errorf("an unknown app: %v\n%s", err, out)
+	}
+}

@@ -63,7 +63,7 @@ func (d *Daemon) startAPI() error {
 		// (tlsListener).
 		NextProtos: []string{"http/1.1"},
 	}
-	t.srv = d.serverFor(requireToken(tokens, d.routes()))
+	t.srv = d.serverFor(requireToken(tokens, d.gitHTTP(d.routes())))
 	d.tcp = t
 	go t.run()
 	return nil
