@@ -302,24 +302,7 @@ func (ks Keys) edit(change func([]entry) ([]entry, error)) error {
 		b.WriteString(e.line)
 		b.WriteByte('\n')
 	}
-	tmp, err := os.CreateTemp(dir, ".authorized_keys-")
-	if err != nil {
-		return fmt.Errorf("keys %s: %w", ks.Path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b.Bytes()); err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp.Name(), 0o600)
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), ks.Path)
-	}
-	if err != nil {
+	if err := fsutil.WriteFile(ks.Path, b.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("keys %s: %w", ks.Path, err)
 	}
 	return nil

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/ledger"
 	"golang.org/x/sys/unix"
 )
@@ -256,38 +257,8 @@ func (a *App) removeUnusedCertFiles() {
 	}
 }
 
-// writePrivate writes data to path, mode 0600, atomically: to a
-// temporary file in the same folder, fsynced, then renamed over path
-// (rename(2) replaces it in one step), then the folder fsynced so that
-// the new name is durable.
+// writePrivate writes data to path, mode 0600, atomically
+// (fsutil.WriteFile).
 func writePrivate(path string, data []byte) error {
-	dir, base := filepath.Split(path)
-	// os.CreateTemp makes the file with mode 0600.
-	tmp, err := os.CreateTemp(dir, "."+base+".new-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	_, err = tmp.Write(data)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync folder: %w", path, err)
-	}
-	return nil
+	return fsutil.WriteFile(path, data, 0o600)
 }
