@@ -384,14 +384,13 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 		return isolate.Spec{}, none, err
 	}
 	c := release.OneOff(rel, commandLine(args), o.isolate.size, release.Options{BasePort: port, Env: varsMap(o.vars)})
-	sb, leaf, err := r.NewSandbox(c.Name)
+	spec, remove, err := attached.Spec(r, c)
 	if err != nil {
 		hold.Close()
 		return isolate.Spec{}, none, err
 	}
-	spec := isolate.Spec{Name: c.Name, Argv: isolate.ProfileArgv(c.Command), Dir: c.Dir, Env: c.Env, Sandbox: sb}
 	return spec, func() {
-		supervisor.RemoveLeaf(leaf)
+		remove()
 		hold.Close()
 	}, nil
 }

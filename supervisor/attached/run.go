@@ -22,6 +22,7 @@ type Run struct {
 	reg     *Registration
 	logsDir string
 	name    string
+	typ     string
 	state   supervisor.State
 }
 
@@ -33,7 +34,7 @@ func Begin(appDir, logsDir string, st supervisor.DynoStatus, user string) (*Run,
 	if err != nil {
 		return nil, err
 	}
-	r := &Run{reg: reg, logsDir: logsDir, name: st.Name, state: supervisor.Starting}
+	r := &Run{reg: reg, logsDir: logsDir, name: st.Name, typ: st.Type, state: supervisor.Starting}
 	now := time.Now()
 	err = logstore.AppendLines(logsDir, "app", "api", now, fmt.Sprintf("Starting process with command `%s` by user %s", st.Command, user))
 	if err == nil {
@@ -75,6 +76,14 @@ func (r *Run) Failed() error {
 	}
 	return err
 }
+
+// Type is the process type ps shows for the run.
+func (r *Run) Type() string { return r.typ }
+
+// Log writes texts as the dyno's own lines (heroku[run.N]), as the state
+// lines are: what happened to it besides them (the daemon's R13 when no
+// client attached).
+func (r *Run) Log(texts ...string) error { return r.log(texts...) }
 
 // Close removes the entry if Exited or Failed did not.
 func (r *Run) Close() error { return r.reg.Close() }

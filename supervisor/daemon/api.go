@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -508,8 +509,11 @@ func (d *Daemon) listDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// createDyno is a detached one-off (dyno run --detached); attached runs
-// are dyno run's own, in the caller's terminal.
+// createDyno is a one-off: detached (dyno run --detached, heroku
+// run:detached), its output in the app's logs; or, over TCP, attached
+// (heroku run), joined to its client through a rendezvous on the same
+// port (attach.go). Over the socket, attached runs are dyno run's own,
+// in the caller's terminal.
 func (d *Daemon) createDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
 	raw, ok := readBody(w, r)
 	if !ok {
@@ -520,16 +524,62 @@ func (d *Daemon) createDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
 		decodeError(w, err)
 		return
 	}
-	if body.Attach {
-		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "attached runs are made by the dyno run command itself; ask for a detached one here")
+	user, ok := apiUser(w, r)
+	if !ok {
 		return
 	}
-	c, err := a.runDetached(body.Command, body.Size)
+	if user == "" {
+		user = AccountEmail
+	}
+	if body.Attach {
+		d.createAttached(w, r, a, body, user)
+		return
+	}
+	c, err := a.runDetached(body, user)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
 		return
 	}
 	writeJSON(w, http.StatusCreated, NewDyno(supervisor.DynoStatus{Name: c.Name, Type: c.Type, Command: c.Command, State: supervisor.Starting, Since: time.Now(), Size: c.Size}, a.name))
+}
+
+// AttachedDyno is the Platform API's dyno for heroku run: the dyno, and
+// where its client attaches.
+type AttachedDyno struct {
+	Dyno
+	AttachURL string `json:"attach_url"`
+}
+
+// createAttached answers heroku run's POST: run.N, starting, and its
+// attach_url, rendezvous://HOST:PORT/SECRET. HOST:PORT is the request's
+// Host, the address the client reached: through a tunnel, the tunnel's
+// end, never this daemon's bind address.
+func (d *Daemon) createAttached(w http.ResponseWriter, r *http.Request, a *appRun, body DynoRequest, user string) {
+	if !overTCP(r) || d.tcp == nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "attached runs are made by the dyno run command itself; ask for a detached one here, or attach over the API's TCP port ([api] listen) as heroku run does")
+		return
+	}
+	host := r.Host
+	if _, _, err := net.SplitHostPort(host); err != nil {
+		// No port in Host: the client reached the default one for its
+		// scheme, which is not this; say the one this listens on.
+		_, port, _ := net.SplitHostPort(d.tcp.listenAddr().String())
+		host = net.JoinHostPort(strings.Trim(host, "[]"), port)
+	}
+	ad, err := a.newAttached(body, user)
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
+		return
+	}
+	secret, err := d.tcp.rdv.Add(ad.attach, ad.expire)
+	if err != nil {
+		ad.finish(ad.run.Failed)
+		writeError(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
+		return
+	}
+	ad.setSecret(secret)
+	st := supervisor.DynoStatus{Name: ad.cfg.Name, Type: ad.run.Type(), Command: body.Command, State: supervisor.Starting, Since: time.Now(), Size: ad.cfg.Size}
+	writeJSON(w, http.StatusCreated, AttachedDyno{Dyno: NewDyno(st, a.name), AttachURL: "rendezvous://" + host + "/" + secret})
 }
 
 func (d *Daemon) restartDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
@@ -547,6 +597,10 @@ func (d *Daemon) stopDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
 	}
 	name := r.PathValue("dyno")
 	err := stop(name)
+	if errors.Is(err, supervisor.ErrNoDyno) && a.stopAttached(name, sig) {
+		// heroku run's run.N, which this daemon runs.
+		err = nil
+	}
 	if errors.Is(err, supervisor.ErrNoDyno) {
 		// An attached run.N runs under the dyno run that registered it;
 		// stopping it ends it for good, as stopping a one-off does.

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/dyno-run/dyno/supervisor/daemon/apitls"
 	"github.com/dyno-run/dyno/supervisor/daemon/apitoken"
+	"github.com/dyno-run/dyno/supervisor/rendezvous"
 )
 
 // The API over TCP ([api] listen in dyno.toml): the socket's routes,
@@ -28,6 +30,9 @@ type apiTCP struct {
 	addr   string
 	srv    *http.Server
 	config *tls.Config
+	// rdv holds heroku run's secrets, handed out by createDyno and
+	// claimed on this port (tlsListener).
+	rdv *rendezvous.Table
 
 	stopped chan struct{} // closed when shutdown begins
 	done    chan struct{} // closed when run has returned
@@ -53,17 +58,32 @@ func (d *Daemon) startAPI() error {
 	if err := tokens.Problem(); err != nil {
 		d.logf("api: %v; until then every request over TCP is refused", err)
 	}
+	ttl := d.attachTTL
+	if ttl == 0 {
+		ttl = rendezvous.DefaultTTL
+	}
 	t := &apiTCP{d: d, addr: d.cfg.API.Listen, stopped: make(chan struct{}), done: make(chan struct{}),
-		listening: make(chan struct{})}
+		listening: make(chan struct{}), rdv: rendezvous.NewTable(ttl)}
 	t.config = &tls.Config{
 		GetCertificate: issuer.GetCertificate,
 		MinVersion:     tls.VersionTLS12,
 		// HTTP/1.1 alone: what the Heroku CLI (Node's https) and git
-		// speak, and what a rendezvous sniffed on this port will need
-		// (tlsListener).
+		// speak; a rendezvous on this port negotiates no protocol
+		// (Node's tls.connect offers none).
 		NextProtos: []string{"http/1.1"},
 	}
-	t.srv = d.serverFor(requireToken(tokens, d.gitHTTP(d.routes())))
+	t.srv = d.serverFor(withTLSState(requireToken(tokens, d.gitHTTP(d.routes()))))
+	// The listener hands http.Server a connection that has been peeked
+	// at (tlsListener.handshake), not the *tls.Conn, so the server
+	// cannot fill in Request.TLS itself: the state goes through the
+	// connection's context, and withTLSState puts it back.
+	t.srv.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if pc, ok := c.(*peekedConn); ok {
+			st := pc.Conn.ConnectionState()
+			return context.WithValue(ctx, tlsStateKey{}, &st)
+		}
+		return ctx
+	}
 	d.tcp = t
 	go t.run()
 	return nil
@@ -76,6 +96,7 @@ func (t *apiTCP) run() {
 		ln, err := net.Listen("tcp", t.addr)
 		if err == nil {
 			l := newTLSListener(ln, t.config, t.d.cfg.HeaderTimeout, t.d.logf)
+			l.claim = t.rdv.Claim
 			t.mu.Lock()
 			t.bound = ln.Addr()
 			close(t.listening)
@@ -111,11 +132,38 @@ func (t *apiTCP) listenAddr() net.Addr {
 
 // shutdown stops the listener and the requests under way, as the
 // socket's server is stopped: gracefully until ctx ends, then at once.
+//
+// Secrets not yet claimed expire with it: their run.N end, said in the
+// logs. Rendezvous under way are no HTTP requests: their dynos stop
+// with their apps (appRun.close).
 func (t *apiTCP) shutdown(ctx context.Context) {
 	close(t.stopped)
 	t.srv.Shutdown(ctx)
 	t.srv.Close()
 	<-t.done
+	t.rdv.Close()
+}
+
+// tlsStateKey is the context key of a connection's TLS state
+// (apiTCP's ConnContext).
+type tlsStateKey struct{}
+
+// withTLSState sets Request.TLS from the connection's context, as
+// http.Server does for the *tls.Conn it is given: handlers and git's
+// routes see the request came over TLS.
+func withTLSState(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if st, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState); ok && r.TLS == nil {
+			r.TLS = st
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// overTCP reports whether r came over the API's TCP port.
+func overTCP(r *http.Request) bool {
+	_, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
+	return ok
 }
 
 // requireToken lets through only requests that carry the API's token:
@@ -161,15 +209,19 @@ func requestToken(r *http.Request) string {
 //     (git sends Basic auth after the 401's WWW-Authenticate).
 //   - the Heroku CLI's rendezvous (heroku run) is not HTTP: once the
 //     handshake is done, its first bytes are a secret and "\r\n", where
-//     HTTP's are a method and a space. handshake is where a connection's
-//     first bytes are peeked at (a bufio.Reader over the tls.Conn, and a
-//     net.Conn that reads through it) and a rendezvous sent to its dyno
-//     rather than to Accept.
+//     HTTP's are a method and a space. handshake peeks at a
+//     connection's first bytes (rendezvous.Sniff, through a
+//     bufio.Reader over the tls.Conn that peekedConn then reads
+//     through) and sends a rendezvous to its dyno (claim) rather than
+//     to Accept.
 type tlsListener struct {
 	tcp              net.Listener
 	config           *tls.Config
 	handshakeTimeout time.Duration
 	logf             func(format string, args ...any)
+	// claim takes a rendezvous secret's attach (rendezvous.Table.Claim);
+	// nil refuses every rendezvous.
+	claim func(secret string) (func(net.Conn), bool)
 
 	conns chan net.Conn // handshaken, for Accept
 	// ctx ends when the listener closes: handshakes under way stop, and
@@ -225,12 +277,49 @@ func (l *tlsListener) handshake(c net.Conn) {
 		c.Close()
 		return
 	}
+	// Both HTTP's clients and the rendezvous's speak first, at once, so
+	// the first bytes come within the same bound as the handshake.
+	// Small: HTTP's bytes only wait here until the server reads them.
+	br := bufio.NewReaderSize(tc, 512)
+	tc.SetReadDeadline(time.Now().Add(l.handshakeTimeout))
+	secret, rdv, err := rendezvous.Sniff(br)
+	if err != nil {
+		tc.Close()
+		return
+	}
+	tc.SetReadDeadline(time.Time{})
+	if rdv {
+		// Never HTTP's, whatever became of the secret: a wrong one is
+		// closed with nothing said, as a used or expired one.
+		var attach func(net.Conn)
+		ok := false
+		if l.claim != nil && secret != "" {
+			attach, ok = l.claim(secret)
+		}
+		if !ok {
+			l.logf("api: rendezvous from %s: no such secret (wrong, used or expired); closed", c.RemoteAddr())
+			tc.Close()
+			return
+		}
+		attach(tc)
+		return
+	}
+	pc := &peekedConn{Conn: tc, r: br}
 	select {
-	case l.conns <- tc:
+	case l.conns <- pc:
 	case <-l.ctx.Done():
 		tc.Close()
 	}
 }
+
+// peekedConn is a TLS connection whose first bytes were read ahead into
+// r (tlsListener.handshake); reads get them first.
+type peekedConn struct {
+	*tls.Conn
+	r *bufio.Reader
+}
+
+func (c *peekedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Accept returns the next handshaken connection.
 func (l *tlsListener) Accept() (net.Conn, error) {

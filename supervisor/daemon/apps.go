@@ -14,6 +14,7 @@ import (
 	"github.com/dyno-run/dyno/isolate/cgroup"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/slug"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/logstore"
@@ -69,6 +70,11 @@ type appRun struct {
 	eco    bool
 	awake  time.Time
 	waking atomic.Bool
+
+	// attached are heroku run's run.N (attach.go), by name, under mu;
+	// attachedWG counts them until each has ended.
+	attached   map[string]*attachedDyno
+	attachedWG sync.WaitGroup
 }
 
 func (d *Daemon) openApp(name string) (r *appRun, err error) {
@@ -364,26 +370,39 @@ func (r *appRun) quota(size string) int64 {
 }
 
 // runDetached starts run.N of the current release, its output to the
-// app's logs (dyno run --detached).
-func (r *appRun) runDetached(command, size string) (supervisor.DynoConfig, error) {
+// app's logs (dyno run --detached, heroku run:detached): req's env over
+// the config vars, at its size, listed by ps as its type.
+func (r *appRun) runDetached(req DynoRequest, user string) (supervisor.DynoConfig, error) {
 	r.mu.Lock()
 	rel, o := r.rel, r.options()
 	r.mu.Unlock()
 	if rel == nil {
 		return supervisor.DynoConfig{}, release.NoCode(r.name)
 	}
-	size, err := release.Size(r.sizes, size)
+	size, err := release.Size(r.sizes, req.Size)
 	if err != nil {
 		return supervisor.DynoConfig{}, err
 	}
-	c := release.OneOff(rel, command, size, o)
-	r.logs.Line("api", []byte(fmt.Sprintf("Starting process with command `%s` by user %s", c.Command, rel.User)))
+	if req.Type != "" && !slug.ValidProcessType(req.Type) {
+		return supervisor.DynoConfig{}, fmt.Errorf("type %q: a process type is letters, digits, _ and -, like run or worker", req.Type)
+	}
+	o.Env = req.Env
+	c := release.OneOff(rel, req.Command, size, o)
+	if req.Type != "" {
+		c.Type = req.Type
+	}
+	r.logs.Line("api", []byte(fmt.Sprintf("Starting process with command `%s` by user %s", c.Command, user)))
 	return c, r.sup.StartOneOff(c)
 }
 
 // close stops the app's dynos and releases what it holds.
 func (r *appRun) close() {
+	// heroku run's one-offs stop beside the formation, within the
+	// same stop timeout.
+	var attachedDone sync.WaitGroup
+	attachedDone.Go(r.closeAttached)
 	r.sup.Shutdown()
+	attachedDone.Wait()
 	r.hub.Close() // ends the app's log tails
 	if r.d.spawner != nil {
 		r.d.spawner.DropWarm(r.app.DynosDir())

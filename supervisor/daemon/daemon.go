@@ -209,6 +209,9 @@ type Daemon struct {
 	routing *routing
 	// tcp is the API's TCP listener, nil when it listens nowhere.
 	tcp *apiTCP
+	// attachTTL is how long heroku run's secrets wait for their client;
+	// 0 is rendezvous.DefaultTTL (tests shorten it).
+	attachTTL time.Duration
 
 	// acct is the account GET /account answers, once account has read
 	// or made its id.

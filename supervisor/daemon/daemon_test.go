@@ -141,6 +141,8 @@ type daemonOptions struct {
 	// runner, when set, wraps the fake runner (routing_test.go's web
 	// dynos that answer HTTP).
 	runner func(*fakeRunner) supervisor.Runner
+	// attachTTL, when set, is how long heroku run's secrets wait.
+	attachTTL time.Duration
 }
 
 func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
@@ -186,6 +188,7 @@ func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 		td.d.routing = newRouting(td.d)
 		td.d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
 	}
+	td.d.attachTTL = o.attachTTL
 	if cfg.API.Listen != "" {
 		if err := td.d.startAPI(); err != nil {
 			t.Fatal(err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
+	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger/app"
 )
 
@@ -214,24 +215,60 @@ func clip(q []byte) string {
 	return string(q)
 }
 
-// DynoRequest is POST /apps/APP/dynos: a one-off to run.
+// DynoRequest is POST /apps/APP/dynos: a one-off to run. Attach asks
+// for heroku run's rendezvous (attach.go); Env, Type and ForceNoTTY are
+// the Heroku CLI's too.
 type DynoRequest struct {
 	Command string `json:"command"`
 	Size    string `json:"size,omitempty"`
 	Attach  bool   `json:"attach,omitempty"`
+	// Env is set in the dyno over the release's config vars, as heroku
+	// run -e's are; the CLI adds TERM, and COLUMNS and LINES when its
+	// stdout is a terminal.
+	Env        map[string]string `json:"env,omitempty"`
+	Type       string            `json:"type,omitempty"`
+	ForceNoTTY bool              `json:"force_no_tty,omitempty"`
 }
 
-// DecodeDynoCreate reads POST /apps/APP/dynos. Other fields the Heroku
-// CLI sends (env, type, force_no_tty) are ignored.
+// DecodeDynoCreate reads POST /apps/APP/dynos. The Heroku CLI sends
+// env's COLUMNS and LINES as JSON numbers (Node's process.stdout.columns)
+// and leaves TERM out when it has none: a number is taken as its text,
+// null as absent.
 func DecodeDynoCreate(body []byte) (DynoRequest, error) {
 	if err := checkText(body); err != nil {
 		return DynoRequest{}, err
 	}
-	var req DynoRequest
+	var req struct {
+		DynoRequest
+		Env        map[string]json.RawMessage `json:"env"`
+		ForceNoTTY *bool                      `json:"force_no_tty"`
+	}
 	if err := decodeJSON(body, &req); err != nil || strings.TrimSpace(req.Command) == "" {
 		return DynoRequest{}, paramErrorf(`give the command to run: {"command": "..."}`)
 	}
-	return req, nil
+	out := req.DynoRequest
+	out.ForceNoTTY = req.ForceNoTTY != nil && *req.ForceNoTTY
+	for k, raw := range req.Env {
+		if !isolate.ValidEnvName(k) {
+			return DynoRequest{}, paramErrorf("env: %q is not a variable name: letters, digits and _, not starting with a digit", k)
+		}
+		var s string
+		var n json.Number
+		switch {
+		case string(raw) == "null":
+			continue
+		case json.Unmarshal(raw, &s) == nil:
+		case json.Unmarshal(raw, &n) == nil:
+			s = n.String()
+		default:
+			return DynoRequest{}, paramErrorf("env: give %s as a string", k)
+		}
+		if out.Env == nil {
+			out.Env = map[string]string{}
+		}
+		out.Env[k] = s
+	}
+	return out, nil
 }
 
 // readBody reads a request's body, which limitBodies capped at maxBody:

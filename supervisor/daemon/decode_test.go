@@ -81,10 +81,17 @@ func TestDecodeConfigPatchRefusesWhatJSONWouldReplace(t *testing.T) {
 func TestDecodeDynoCreate(t *testing.T) {
 	t.Parallel()
 	req, err := DecodeDynoCreate([]byte(`{"attach":false,"command":"echo hi","env":{"TERM":"xterm"},"size":"eco"}`))
-	if err != nil || req != (DynoRequest{Command: "echo hi", Size: "eco"}) {
+	if err != nil || !reflect.DeepEqual(req, DynoRequest{Command: "echo hi", Size: "eco", Env: map[string]string{"TERM": "xterm"}}) {
 		t.Fatalf("%+v %v", req, err)
 	}
-	for _, body := range []string{`{}`, `{"command":" "}`, "{\"command\":\"echo \xc3\"}", `{"command":"\udfff"}`} {
+	// heroku run's: COLUMNS and LINES are numbers, TERM may be absent.
+	req, err = DecodeDynoCreate([]byte(`{"attach":true,"command":"bash","env":{"COLUMNS":120,"LINES":40,"TERM":null,"A":"1"},"force_no_tty":true,"type":"worker"}`))
+	want := DynoRequest{Command: "bash", Attach: true, Env: map[string]string{"COLUMNS": "120", "LINES": "40", "A": "1"}, ForceNoTTY: true, Type: "worker"}
+	if err != nil || !reflect.DeepEqual(req, want) {
+		t.Fatalf("heroku run's body: %+v %v", req, err)
+	}
+	for _, body := range []string{`{}`, `{"command":" "}`, "{\"command\":\"echo \xc3\"}", `{"command":"\udfff"}`,
+		`{"command":"x","env":{"1A":"x"}}`, `{"command":"x","env":{"A":{}}}`} {
 		if _, err := DecodeDynoCreate([]byte(body)); err == nil {
 			t.Errorf("%q accepted", body)
 		}
@@ -179,7 +186,7 @@ func FuzzAPIRequests(f *testing.F) {
 			}
 			b, _ := json.Marshal(req)
 			again, err := DecodeDynoCreate(b)
-			if err != nil || again != req {
+			if err != nil || !reflect.DeepEqual(again, req) {
 				t.Fatalf("dyno: %q round-trips to %+v, %v", body, again, err)
 			}
 		}
