@@ -39,6 +39,7 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("PATCH /apps/{app}/features/{feature}", d.withApp(d.patchFeature))
 	mux.HandleFunc("GET /apps/{app}/releases", d.withApp(d.listReleases))
 	mux.HandleFunc("GET /apps/{app}/releases/{release}", d.withApp(d.getRelease))
+	mux.HandleFunc("GET /apps/{app}/releases/{release}/config-vars", d.withApp(d.getReleaseConfig))
 	mux.HandleFunc("POST /apps/{app}/releases", d.withApp(d.createRelease))
 	mux.HandleFunc("GET /apps/{app}/addons", d.withApp(d.listAddons))
 	mux.HandleFunc("GET /apps/{app}/collaborators", d.withApp(d.listCollaborators))
@@ -277,7 +278,7 @@ func (d *Daemon) patchFeature(w http.ResponseWriter, r *http.Request, a *appRun)
 func ReleaseJSON(r ledger.Release, current int) map[string]any {
 	return map[string]any{
 		"id": strconv.Itoa(r.Version), "version": r.Version, "description": r.Description, "status": r.Status,
-		"current": r.Version == current, "eligible_for_rollback": app.Eligible(r),
+		"current": r.Version == current, "eligible_for_rollback": app.Eligible(r), "addon_plan_names": []string{},
 		"created_at": r.Time.UTC().Format(time.RFC3339), "user": map[string]string{"email": r.User},
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -177,18 +178,8 @@ func releaseVersion(s string) (int, bool) {
 
 // getRelease is releases:info and rollback vN's look-up.
 func (d *Daemon) getRelease(w http.ResponseWriter, r *http.Request, a *appRun) {
-	v, ok := releaseVersion(r.PathValue("release"))
+	rel, ok := findRelease(w, r, a)
 	if !ok {
-		writeError(w, http.StatusNotFound, "not_found", "Couldn't find that release: give its version, like 3 or v3")
-		return
-	}
-	rel, err := a.app.Ledger.Release(v)
-	if errors.Is(err, ledger.ErrNoRelease) {
-		writeError(w, http.StatusNotFound, "not_found", "Couldn't find that release: %s has no v%d", a.name, v)
-		return
-	}
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
 		return
 	}
 	cur, err := currentVersion(a.app)
@@ -197,6 +188,38 @@ func (d *Daemon) getRelease(w http.ResponseWriter, r *http.Request, a *appRun) {
 		return
 	}
 	writeJSON(w, http.StatusOK, ReleaseJSON(*rel, cur))
+}
+
+// getReleaseConfig is the config vars a release ran with (releases:info
+// prints them with --shell).
+func (d *Daemon) getReleaseConfig(w http.ResponseWriter, r *http.Request, a *appRun) {
+	rel, ok := findRelease(w, r, a)
+	if !ok {
+		return
+	}
+	vars := map[string]string{}
+	maps.Copy(vars, rel.ConfigVars)
+	writeJSON(w, http.StatusOK, vars)
+}
+
+// findRelease is the release {release} names; when there is none it has
+// answered.
+func findRelease(w http.ResponseWriter, r *http.Request, a *appRun) (*ledger.Release, bool) {
+	v, ok := releaseVersion(r.PathValue("release"))
+	if !ok {
+		writeError(w, http.StatusNotFound, "not_found", "Couldn't find that release: give its version, like 3 or v3")
+		return nil, false
+	}
+	rel, err := a.app.Ledger.Release(v)
+	if errors.Is(err, ledger.ErrNoRelease) {
+		writeError(w, http.StatusNotFound, "not_found", "Couldn't find that release: %s has no v%d", a.name, v)
+		return nil, false
+	}
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return nil, false
+	}
+	return rel, true
 }
 
 // createRelease is releases:rollback: {"release": "<id or version>"}
