@@ -6,7 +6,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # What make run starts; cmd/dyno's test of make run gives its own binary.
 DYNO    ?= bin/dyno
 
-.PHONY: build run test lint bench fuzz clean
+.PHONY: build run test test-heroku-cli lint bench fuzz clean
 
 # A static binary: the same file runs as the dyno init inside a dyno.
 build:
@@ -25,6 +25,30 @@ run: build
 
 test: lint
 	$(GO) test -count=1 ./...
+
+# The official Heroku CLI against a real daemon, command by command
+# (cmd/dyno/herokucli_test.go): heroku@11 is installed with npm into
+# .cache/heroku-cli (395 MB, kept for the next run), and the test runs
+# in a network namespace with loopback alone, so that nothing it starts
+# reaches Heroku or the registry. Not part of make test, for the size.
+# Without npm or unshare it says why and skips.
+HEROKU_CLI_DIR ?= .cache/heroku-cli
+test-heroku-cli:
+	@command -v npm >/dev/null || { echo "SKIP test-heroku-cli: npm is not installed; it installs heroku@11"; exit 0; }; \
+	command -v unshare >/dev/null && command -v ip >/dev/null || { echo "SKIP test-heroku-cli: unshare or ip is not installed; the test runs in a loopback-only network namespace"; exit 0; }; \
+	if [ "$$(id -u)" = 0 ]; then ns="unshare -n"; else ns="unshare -rn"; fi; \
+	$$ns true 2>/dev/null || { echo "SKIP test-heroku-cli: $$ns cannot make a network namespace here"; exit 0; }; \
+	set -e; \
+	mkdir -p bin $(HEROKU_CLI_DIR); \
+	CGO_ENABLED=0 $(GO) build -o bin/dyno-herokucli ./cmd/dyno; \
+	$(GO) test -c -o bin/dyno-herokucli.test ./cmd/dyno; \
+	if [ ! -x $(HEROKU_CLI_DIR)/node_modules/.bin/heroku ]; then \
+		echo "Installing heroku@11 into $(HEROKU_CLI_DIR) (395 MB, a minute or two)..."; \
+		cd $(HEROKU_CLI_DIR); [ -f package.json ] || npm init -y >/dev/null; \
+		npm install heroku@11 --no-audit --no-fund; cd $(CURDIR); \
+	fi; \
+	$$ns sh -c 'ip link set lo up && cd cmd/dyno && DYNO_TEST_BINARY="$$1" DYNO_HEROKU_CLI="$$2" exec "$$3" -test.run "^TestHerokuCLI$$" -test.v -test.count=1 -test.timeout 15m' \
+		sh "$(CURDIR)/bin/dyno-herokucli" "$(CURDIR)/$(HEROKU_CLI_DIR)/node_modules/.bin/heroku" "$(CURDIR)/bin/dyno-herokucli.test"
 
 lint:
 	@bad=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*')); \

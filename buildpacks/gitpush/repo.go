@@ -23,6 +23,7 @@ import (
 	"syscall"
 
 	"github.com/dyno-run/dyno/internal/fsutil"
+	"github.com/dyno-run/dyno/ledger/app"
 )
 
 // Hook says what the pre-receive hook script runs: the dyno binary, with
@@ -146,4 +147,16 @@ func CleanEnv(env []string) []string {
 		out = append(out, kv)
 	}
 	return out
+}
+
+// EnsureApp is Ensure for the app's repository, with a hook that runs
+// this very binary with the app's DYNO_HOME: dyno apps:create and
+// git:remote call it, and so does the daemon when the API creates an
+// app, since the daemon is the same dyno binary.
+func EnsureApp(ctx context.Context, a *app.App) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("git repository of %s: %w", a.Name, err)
+	}
+	return Ensure(ctx, a.RepoDir(), Hook{Dyno: exe, Home: a.Home().Dir, App: a.Name})
 }

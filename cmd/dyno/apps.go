@@ -75,7 +75,7 @@ func newAppsCreateCommand() *cobra.Command {
 					return err
 				}
 				r := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
-				a, err := createUnnamed(h, func() string { return madeUpName(r) }, userName())
+				a, err := h.CreateUnnamed(func() string { return app.MadeUpName(r) }, userName())
 				if err != nil {
 					return err
 				}

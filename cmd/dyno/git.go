@@ -27,13 +27,10 @@ func addGitCommands(root *cobra.Command) {
 }
 
 // ensureRepo makes the app's repository, or rewrites its hook to run
-// this dyno binary with this DYNO_HOME.
+// this dyno binary with this DYNO_HOME (gitpush.EnsureApp, which the
+// daemon's POST /apps uses too).
 func ensureRepo(ctx context.Context, a *app.App) error {
-	exe, err := os.Executable()
-	if err != nil {
-		return fmt.Errorf("git repository of %s: %w", a.Name, err)
-	}
-	return gitpush.Ensure(ctx, a.RepoDir(), gitpush.Hook{Dyno: exe, Home: a.Home().Dir, App: a.Name})
+	return gitpush.EnsureApp(ctx, a)
 }
 
 // setRemote points the remote name of the git repository dir is in at

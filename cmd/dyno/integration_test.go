@@ -37,6 +37,12 @@ func TestMain(m *testing.M) {
 	os.Chmod(dir, 0o755)
 	dynoBin = filepath.Join(dir, "dyno")
 	build := exec.Command("go", "build", "-o", dynoBin, ".")
+	if prebuilt := os.Getenv("DYNO_TEST_BINARY"); prebuilt != "" {
+		// make test-heroku-cli builds dyno before entering a network
+		// namespace without a route to the module proxy; a copy, since
+		// the unprivileged user must reach it.
+		build = exec.Command("cp", prebuilt, dynoBin)
+	}
 	build.Stderr = os.Stderr
 	// Static, as make build makes it: every dyno's init is this binary,
 	// and a dynamic one loads libc at each start.

@@ -99,6 +99,11 @@ func (h Home) app(name string) *App {
 	return &App{Name: name, Dir: dir, Ledger: ledger.Open(filepath.Join(dir, "ledger.jsonl")), home: h}
 }
 
+// ErrExists is Create's error for a name an app has: the API answers it
+// as Heroku does ("Name X is already taken"), and CreateUnnamed tries
+// another name.
+var ErrExists = errors.New("already exists")
+
 // Create makes a new app with its first release, v1 "Initial release".
 func (h Home) Create(name, user string) (*App, error) {
 	if err := ValidName(name); err != nil {
@@ -110,7 +115,7 @@ func (h Home) Create(name, user string) (*App, error) {
 	}
 	if err := os.Mkdir(a.Dir, 0o700); err != nil {
 		if errors.Is(err, fs.ErrExist) {
-			return nil, fmt.Errorf("app %s already exists; pick another name or use it with -a %s", name, name)
+			return nil, fmt.Errorf("app %s %w; pick another name or use it with -a %s", name, ErrExists, name)
 		}
 		return nil, fmt.Errorf("create app %s: %w", name, err)
 	}

@@ -30,12 +30,21 @@ func (d *Daemon) routes() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /account", d.getAccount)
 	mux.HandleFunc("GET /apps", d.listApps)
+	// heroku apps lists the user's apps: the account's, every one.
+	mux.HandleFunc("GET /users/{user}/apps", d.listUserApps)
+	mux.HandleFunc("POST /apps", d.createApp)
 	mux.HandleFunc("GET /apps/{app}", d.withApp(d.getApp))
 	mux.HandleFunc("PATCH /apps/{app}", d.withApp(d.patchApp))
 	mux.HandleFunc("GET /apps/{app}/features", d.withApp(d.listFeatures))
 	mux.HandleFunc("GET /apps/{app}/features/{feature}", d.withApp(d.getFeature))
 	mux.HandleFunc("PATCH /apps/{app}/features/{feature}", d.withApp(d.patchFeature))
 	mux.HandleFunc("GET /apps/{app}/releases", d.withApp(d.listReleases))
+	mux.HandleFunc("GET /apps/{app}/releases/{release}", d.withApp(d.getRelease))
+	mux.HandleFunc("GET /apps/{app}/releases/{release}/config-vars", d.withApp(d.getReleaseConfig))
+	mux.HandleFunc("POST /apps/{app}/releases", d.withApp(d.createRelease))
+	mux.HandleFunc("GET /apps/{app}/addons", d.withApp(d.listAddons))
+	mux.HandleFunc("GET /apps/{app}/collaborators", d.withApp(d.listCollaborators))
+	mux.HandleFunc("GET /apps/{app}/sni-endpoints", d.withApp(d.listSNIEndpoints))
 	mux.HandleFunc("GET /apps/{app}/config-vars", d.withApp(d.getConfig))
 	mux.HandleFunc("PATCH /apps/{app}/config-vars", d.withApp(d.patchConfig))
 	mux.HandleFunc("GET /apps/{app}/domains", d.withApp(d.listDomains))
@@ -47,6 +56,9 @@ func (d *Daemon) routes() http.Handler {
 	mux.HandleFunc("POST /apps/{app}/dynos", d.withApp(d.createDyno))
 	mux.HandleFunc("DELETE /apps/{app}/dynos", d.withApp(d.restartDynos))
 	mux.HandleFunc("DELETE /apps/{app}/dynos/{dyno}", d.withApp(d.restartDynos))
+	// A process type's dynos: Heroku's path is formations, plural.
+	mux.HandleFunc("DELETE /apps/{app}/formations/{dyno}", d.withApp(d.restartDynos))
+	mux.HandleFunc("POST /apps/{app}/formations/{dyno}/actions/stop", d.withApp(d.stopDyno))
 	mux.HandleFunc("POST /apps/{app}/dynos/{dyno}/actions/stop", d.withApp(d.stopDyno))
 	mux.HandleFunc("POST /apps/{app}/dynos/{dyno}/actions/kill", d.withApp(d.stopDyno))
 	mux.HandleFunc("POST /apps/{app}/log-sessions", d.withApp(d.logSession))
@@ -57,7 +69,7 @@ func (d *Daemon) routes() http.Handler {
 		d.Nudge()
 		w.WriteHeader(http.StatusAccepted)
 	})
-	return limitBodies(mux)
+	return limitBodies(etags(mux))
 }
 
 func writeError(w http.ResponseWriter, status int, id, format string, args ...any) {
@@ -93,9 +105,14 @@ func (d *Daemon) withApp(h func(http.ResponseWriter, *http.Request, *appRun)) ht
 const maxUserBytes = 256
 
 // apiUser is who the request says it is for the ledger (X-Dyno-User);
-// text that is not UTF-8 is refused, as in a body.
+// text that is not UTF-8 is refused, as in a body. A request that says
+// nothing (the Heroku CLI's) is the account's, whose email the Heroku
+// CLI prints as the user of a release.
 func apiUser(w http.ResponseWriter, r *http.Request) (string, bool) {
 	user := r.Header.Get("X-Dyno-User")
+	if user == "" {
+		return AccountEmail, true
+	}
 	if !utf8.ValidString(user) {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "the X-Dyno-User header is not valid UTF-8; send text as UTF-8")
 		return "", false
@@ -108,14 +125,6 @@ func apiUser(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return user, true
 }
 
-func (d *Daemon) appJSON(name string, maintenance bool) map[string]any {
-	return map[string]any{
-		"id": name, "name": name, "owner": map[string]string{"email": AccountEmail},
-		"stack": map[string]string{"name": app.Stack}, "maintenance": maintenance,
-		"web_url": d.cfg.Router.URL(name),
-	}
-}
-
 func (d *Daemon) listApps(w http.ResponseWriter, r *http.Request) {
 	names, err := d.cfg.Home.List()
 	if err != nil {
@@ -124,22 +133,42 @@ func (d *Daemon) listApps(w http.ResponseWriter, r *http.Request) {
 	}
 	out := make([]map[string]any, 0, len(names))
 	for _, n := range names {
-		on := false
-		if a, err := d.cfg.Home.Open(n); err == nil {
-			on, _ = a.Maintenance()
+		a, err := d.cfg.Home.Open(n)
+		if err != nil {
+			continue // destroyed since the list
 		}
-		out = append(out, d.appJSON(n, on))
+		j, err := d.appJSONOf(r, a)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+			return
+		}
+		out = append(out, j)
 	}
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (d *Daemon) getApp(w http.ResponseWriter, r *http.Request, a *appRun) {
-	on, err := a.app.Maintenance()
+// listUserApps is GET /users/{user}/apps: the apps of the one account,
+// named by ~ (the Heroku CLI's), its email or its id.
+func (d *Daemon) listUserApps(w http.ResponseWriter, r *http.Request) {
+	acct, err := d.account()
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, d.appJSON(a.name, on))
+	if u := r.PathValue("user"); u != "~" && u != acct.Email && u != acct.ID {
+		writeError(w, http.StatusNotFound, "not_found", "Couldn't find that user: this daemon has one account, %s (or ~)", acct.Email)
+		return
+	}
+	d.listApps(w, r)
+}
+
+func (d *Daemon) getApp(w http.ResponseWriter, r *http.Request, a *appRun) {
+	out, err := d.appJSONOf(r, a.app)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // patchApp is maintenance:on and :off, as the Platform API's app
@@ -153,7 +182,7 @@ func (d *Daemon) patchApp(w http.ResponseWriter, r *http.Request, a *appRun) {
 	if !d.switched(w, a, changed, err, app.MaintenanceEvent(on), user) {
 		return
 	}
-	writeJSON(w, http.StatusOK, d.appJSON(a.name, on))
+	d.getApp(w, r, a)
 }
 
 // readSwitch reads a PATCH body that turns one thing on or off,
@@ -250,27 +279,54 @@ func (d *Daemon) patchFeature(w http.ResponseWriter, r *http.Request, a *appRun)
 func ReleaseJSON(r ledger.Release, current int) map[string]any {
 	return map[string]any{
 		"id": strconv.Itoa(r.Version), "version": r.Version, "description": r.Description, "status": r.Status,
-		"current": r.Version == current, "eligible_for_rollback": app.Eligible(r),
+		"current": r.Version == current, "eligible_for_rollback": app.Eligible(r), "addon_plan_names": []string{},
 		"created_at": r.Time.UTC().Format(time.RFC3339), "user": map[string]string{"email": r.User},
 	}
 }
 
+// listReleases is the app's releases, oldest first; with a Range
+// header, the page it asks for (Heroku's "version ..; max=15,
+// order=desc"), answered 206 with the Next-Range of the next page when
+// more follow, 200 when none does (the Heroku CLI's paging goes on
+// while it gets 206).
 func (d *Daemon) listReleases(w http.ResponseWriter, r *http.Request, a *appRun) {
+	var rg releaseRange
+	ranged := r.Header.Get("Range") != ""
+	if ranged {
+		var err error
+		if rg, err = parseReleaseRange(r.Header.Get("Range")); err != nil {
+			writeError(w, http.StatusRequestedRangeNotSatisfiable, "invalid_range", "%v", err)
+			return
+		}
+	}
 	rels, err := a.app.Ledger.Releases(0)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
 		return
 	}
-	st, _ := a.app.Ledger.State()
-	cur := 0
-	if st != nil && st.Current != nil {
-		cur = st.Current.Version
+	cur, err := currentVersion(a.app)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
+		return
+	}
+	slices.SortFunc(rels, func(x, y ledger.Release) int { return x.Version - y.Version })
+	status, more := http.StatusOK, false
+	if ranged {
+		rels, more = rg.page(rels)
+		if len(rels) > 0 {
+			first, last := rels[0].Version, rels[len(rels)-1].Version
+			w.Header().Set("Content-Range", fmt.Sprintf("version %d..%d%s", first, last, rg.params()))
+			if more {
+				w.Header().Set("Next-Range", fmt.Sprintf("version ]%d..%s", last, rg.params()))
+				status = http.StatusPartialContent
+			}
+		}
 	}
 	out := make([]map[string]any, 0, len(rels))
 	for _, rel := range rels {
 		out = append(out, ReleaseJSON(rel, cur))
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeJSON(w, status, out)
 }
 
 func (d *Daemon) getConfig(w http.ResponseWriter, r *http.Request, a *appRun) {
@@ -618,7 +674,9 @@ func (d *Daemon) stopDyno(w http.ResponseWriter, r *http.Request, a *appRun) {
 }
 
 // logSession answers with where to read the stream, as the Platform API
-// does; the URL is a path on this same socket.
+// does. On the socket the URL is a path on it, the app's log-stream;
+// over TCP it is an absolute URL on the host the client used, with a
+// capability in its path (logsession.go), read as Server-Sent Events.
 func (d *Daemon) logSession(w http.ResponseWriter, r *http.Request, a *appRun) {
 	var body struct {
 		Dyno     string `json:"dyno"`
@@ -639,6 +697,20 @@ func (d *Daemon) logSession(w http.ResponseWriter, r *http.Request, a *appRun) {
 		}
 		json.Unmarshal(raw, &body)
 	}
+	if overTCP(r) {
+		s := &logSession{app: a.name, tail: body.Tail, lines: logLines(body.Lines),
+			filter: logstore.Filter{Dyno: firstNonEmpty(body.DynoName, body.Dyno, body.Type), Source: body.Source}}
+		if body.Lines == 0 {
+			s.lines = 100
+		}
+		id, err := d.logSessions.add(s)
+		if err != nil {
+			writeError(w, http.StatusServiceUnavailable, "unavailable", "%v", err)
+			return
+		}
+		writeJSON(w, http.StatusCreated, map[string]string{"logplex_url": "https://" + r.Host + "/log-stream/" + id})
+		return
+	}
 	q := url.Values{}
 	for k, v := range map[string]string{"dyno": firstNonEmpty(body.DynoName, body.Dyno, body.Type), "source": body.Source} {
 		if v != "" {
@@ -652,6 +724,12 @@ func (d *Daemon) logSession(w http.ResponseWriter, r *http.Request, a *appRun) {
 		q.Set("lines", strconv.Itoa(body.Lines))
 	}
 	writeJSON(w, http.StatusCreated, map[string]string{"logplex_url": "/apps/" + a.name + "/log-stream?" + q.Encode()})
+}
+
+// logLines is how many stored lines a stream starts with, for a request
+// of n: Heroku's most is 1,500; 0 or less is none, a tail alone.
+func logLines(n int) int {
+	return min(max(n, 0), 1500)
 }
 
 func firstNonEmpty(s ...string) string {
@@ -672,11 +750,9 @@ func firstNonEmpty(s ...string) string {
 func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 	q := r.URL.Query()
 	f := logstore.Filter{Dyno: q.Get("dyno"), Source: q.Get("source")}
-	// Heroku's default and most: 100 and 1,500 lines; 0 is none, a tail
-	// alone.
 	n := 100
 	if v, err := strconv.Atoi(q.Get("lines")); err == nil && v >= 0 {
-		n = min(v, 1500)
+		n = logLines(v)
 	}
 	tail := q.Get("tail") == "true"
 	var wake *logstore.Tail

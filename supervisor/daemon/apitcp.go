@@ -160,12 +160,6 @@ func withTLSState(h http.Handler) http.Handler {
 	})
 }
 
-// overTCP reports whether r came over the API's TCP port.
-func overTCP(r *http.Request) bool {
-	_, ok := r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
-	return ok
-}
-
 // requireToken lets through only requests that carry the API's token:
 // "Authorization: Bearer TOKEN" (the Heroku CLI's HEROKU_API_KEY), or
 // Basic auth whose password is the token, whatever the user name (git's

@@ -218,6 +218,10 @@ type Daemon struct {
 	accountMu sync.Mutex
 	acct      Account
 
+	// logSessions are the log streams handed out over TCP as
+	// capability URLs (logsession.go).
+	logSessions logSessions
+
 	// background counts destroyed apps whose dynos are stopping and
 	// release phases running: shutdown waits for them.
 	background sync.WaitGroup
@@ -315,10 +319,15 @@ func (d *Daemon) server() *http.Server { return d.serverFor(d.routes()) }
 
 // serverFor is an HTTP server for h with the API's timeouts: the
 // socket's, and the TCP listener's (whose handler checks the token
-// first).
+// first). The log streams of log sessions are served before h: their
+// URL is their credential (logsession.go), and the client that reads
+// them sends no token.
 func (d *Daemon) serverFor(h http.Handler) *http.Server {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /log-stream/{session}", d.serveLogSession)
+	mux.Handle("/", h)
 	return &http.Server{
-		Handler:           h,
+		Handler:           mux,
 		ReadHeaderTimeout: d.cfg.HeaderTimeout,
 		ReadTimeout:       d.cfg.BodyTimeout,
 		WriteTimeout:      d.cfg.WriteTimeout,
@@ -360,6 +369,7 @@ func (d *Daemon) loop(ctx context.Context, srv *http.Server) {
 			srv.Close()
 			tcpDone.Wait()
 			cancel()
+			d.logSessions.closeAll()
 			// The router takes no new connection; requests under way
 			// go on while their dynos stop, as long as those do.
 			if d.routing != nil {

@@ -1,10 +1,9 @@
-package main
+package app
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
-
-	"github.com/dyno-run/dyno/ledger/app"
 )
 
 // Words for made-up app names, Heroku's style: quiet-river-60711.
@@ -27,17 +26,18 @@ var (
 	}
 )
 
-// madeUpName is a name for an app created without one, as Heroku makes
-// them: adjective-noun-NNNNN.
-func madeUpName(r *rand.Rand) string {
+// MadeUpName is a name for an app created without one, as Heroku makes
+// them: adjective-noun-NNNNN. dyno apps:create and the API's POST /apps
+// both make them.
+func MadeUpName(r *rand.Rand) string {
 	return fmt.Sprintf("%s-%s-%05d", nameAdjectives[r.IntN(len(nameAdjectives))],
 		nameNouns[r.IntN(len(nameNouns))], r.IntN(100000))
 }
 
-// createUnnamed creates an app under a name from next, trying another
+// CreateUnnamed creates an app under a name from next, trying another
 // while the name is taken (Create's Mkdir is what decides, so two
 // creates never share a name).
-func createUnnamed(h app.Home, next func() string, user string) (*app.App, error) {
+func (h Home) CreateUnnamed(next func() string, user string) (*App, error) {
 	const tries = 20
 	for range tries {
 		name := next()
@@ -45,9 +45,9 @@ func createUnnamed(h app.Home, next func() string, user string) (*app.App, error
 		if err == nil {
 			return a, nil
 		}
-		if _, oerr := h.Open(name); oerr != nil {
+		if !errors.Is(err, ErrExists) {
 			return nil, err // not a taken name: a real failure
 		}
 	}
-	return nil, fmt.Errorf("create app: %d made-up names were all taken; give one: dyno apps:create NAME", tries)
+	return nil, fmt.Errorf("create app: %d made-up names were all taken; give the app a name", tries)
 }
