@@ -11,12 +11,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -301,9 +297,6 @@ func TestHerokuCLI(t *testing.T) {
 	// rendezvous); until it does, it answers 422 with the words below.
 	step("run", func(t *testing.T) {
 		out, st := h.run(t, work, "run", "-a", "demo", "--", "echo", "attached-hello")
-		if st != 0 && strings.Contains(out, "attached runs are made by the dyno run command itself") {
-			t.Skip("the daemon does not make attached runs yet (the rendezvous is another branch's): " + strings.TrimSpace(out))
-		}
 		if st != 0 || !regexp.MustCompile(`Running echo attached-hello on demo\.\.\. up, run\.\d+`).MatchString(out) || !strings.Contains(out, "attached-hello\n") {
 			t.Fatalf("heroku run: exit %d:\n%s", st, out)
 		}
@@ -311,13 +304,16 @@ func TestHerokuCLI(t *testing.T) {
 		if st != 3 {
 			t.Errorf("heroku run --exit-code: exit %d, want 3:\n%s", st, out)
 		}
-	})
-	// git push heroku main needs git's smart HTTP on the API's port;
-	// until the daemon serves it, info/refs is the API's 404.
-	step("git push", func(t *testing.T) {
-		if !servesGit(t, ca, base, token) {
-			t.Skip("the daemon does not serve git over HTTPS yet (another branch's): " + base + "/newapp.git/info/refs is not found")
+		// No PTY: the CLI sends the end of its stdin as 0x04.
+		cmd := exec.Command(h.bin, "run", "--no-tty", "-a", "demo", "--", "sh", "-c", "cat; echo done")
+		cmd.Dir, cmd.Env, cmd.Stdin = work, h.env, strings.NewReader("abc\n")
+		if out, err := cmd.CombinedOutput(); err != nil || !strings.Contains(string(out), "abc\ndone") {
+			t.Errorf("heroku run --no-tty: %v\n%s", err, out)
 		}
+	})
+	// git push heroku main: git's smart HTTP on the API's port, the
+	// token from the credential helper the CLI wrote.
+	step("git push", func(t *testing.T) {
 		e.must(t, "buildpacks:set", fixtureBuildpack(t), "-a", "newapp")
 		os.WriteFile(filepath.Join(repo, ".fixture"), nil, 0o644)
 		os.WriteFile(filepath.Join(repo, "Procfile"), []byte("web: exec python3 -m http.server $PORT\n"), 0o644)
@@ -333,26 +329,4 @@ func TestHerokuCLI(t *testing.T) {
 		}
 		h.want(t, work, []string{"releases", "-a", "newapp"}, `v2\s+Deploy`)
 	})
-}
-
-// servesGit says whether the daemon answers git's first request for a
-// push on the API's port.
-func servesGit(t *testing.T, ca, base, token string) bool {
-	t.Helper()
-	pem, err := os.ReadFile(ca)
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(pem)
-	c := &http.Client{Timeout: 20 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
-	req, _ := http.NewRequest(http.MethodGet, base+"/newapp.git/info/refs?service=git-receive-pack", nil)
-	req.SetBasicAuth("heroku", token)
-	resp, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, resp.Body)
-	return resp.StatusCode == http.StatusOK
 }

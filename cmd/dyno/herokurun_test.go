@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -196,39 +195,4 @@ func TestHerokuRunThroughTheDaemon(t *testing.T) {
 		}
 	})
 	h.waitLog(t, h.app, `(?m)app\[`+regexp.QuoteMeta(dn)+`\]: detached A=2$`)
-}
-
-// The official Heroku CLI itself, where DYNO_TEST_HEROKU names its
-// binary (heroku@11; not installed by the tests). Run it in a
-// loopback-only network namespace (unshare -n, ip link set lo up):
-// the CLI would otherwise reach for Heroku's hosts.
-func TestHerokuCLIRun(t *testing.T) {
-	bin := os.Getenv("DYNO_TEST_HEROKU")
-	if bin == "" {
-		t.Skip("DYNO_TEST_HEROKU does not name a heroku binary")
-	}
-	h := newHerokuRunEnv(t, "cli")
-	env := []string{"PATH=" + filepath.Dir(bin) + ":/usr/local/bin:/usr/bin:/bin", "HOME=" + t.TempDir(),
-		"HEROKU_HOST=https://" + h.addr, "HEROKU_PARTICLEBOARD_URL=https://" + h.addr, "HEROKU_API_KEY=" + h.tok,
-		"NODE_EXTRA_CA_CERTS=" + apitls.CAPath(daemon.APIDir(h.home)), "DISABLE_TELEMETRY=true",
-		"HEROKU_SKIP_NEW_VERSION_CHECK=true", "HEROKU_DISABLE_AUTOUPDATE=true", "NO_COLOR=1"}
-	heroku := func(stdin string, args ...string) (string, int) {
-		cmd := exec.Command(bin, args...)
-		cmd.Env = env
-		cmd.Stdin = strings.NewReader(stdin)
-		out, _ := cmd.CombinedOutput()
-		return string(out), cmd.ProcessState.ExitCode()
-	}
-	if out, st := heroku("", "run", "-a", "cli", "--", "echo", "hello-from-dyno"); st != 0 || !strings.Contains(out, "hello-from-dyno") {
-		t.Errorf("heroku run: %d %q", st, out)
-	}
-	if out, st := heroku("abc\n", "run", "--no-tty", "-a", "cli", "--", "sh", "-c", "cat; echo done"); st != 0 || !strings.Contains(out, "abc\ndone") {
-		t.Errorf("heroku run --no-tty: %d %q", st, out)
-	}
-	if out, st := heroku("", "run", "--exit-code", "-a", "cli", "--", "sh", "-c", "echo failing; exit 3"); st != 3 || !strings.Contains(out, "failing") {
-		t.Errorf("heroku run --exit-code: %d %q", st, out)
-	}
-	if out, st := heroku("", "run:detached", "-a", "cli", "--", "echo", "detached-out"); st != 0 || !regexp.MustCompile(`run\.\d{4}`).MatchString(out) {
-		t.Errorf("heroku run:detached: %d %q", st, out)
-	}
 }
