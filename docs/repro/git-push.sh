@@ -21,7 +21,7 @@ for ex in go-hello node-hello; do
     $DYNO apps:create $app > /dev/null
     [ $via = ssh ] && git remote set-url dyno ssh://root@127.0.0.1:2299/$app.git
     echo "=== $app: git push dyno main ($(git remote get-url dyno))"
-    start=$(date +%s.%N); git push dyno main > $W/$app.out 2>&1; rc=$?; end=$(date +%s.%N)
+    start=$(date +%s.%N); git push dyno main > $W/$app.out 2>&1 && rc=0 || rc=$?; end=$(date +%s.%N)
     grep -E "detected|Released|deployed|Verifying|new branch" $W/$app.out
     printf 'rc=%s  %.1f s\n' $rc $(echo "$end - $start" | bc)
     $DYNO releases | head -2 | tail -1
