@@ -210,6 +210,10 @@ type pushSession struct {
 func (e *isolatedEnv) startPush(t *testing.T, dir string, args ...string) *pushSession {
 	t.Helper()
 	cmd := e.gitCmd(dir, append([]string{"push", "--progress"}, args...)...)
+	if cmd.SysProcAttr == nil {
+		// Run as the test's own user: AsNobody set nothing.
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
 	cmd.SysProcAttr.Setpgid = true
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
