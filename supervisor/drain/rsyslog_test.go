@@ -4,13 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // A real collector: rsyslogd, run as a child on a loopback port with
@@ -31,17 +30,20 @@ func TestRsyslog(t *testing.T) {
 	dir := t.TempDir()
 	addr := unusedAddr(t)
 	port := addr[strings.LastIndexByte(addr, ':')+1:]
-	// rsyslogd writes what it parsed to a FIFO, which the test reads
-	// line by line: it waits on lines rather than polling a file.
-	out := filepath.Join(dir, "out.fifo")
-	if err := unix.Mkfifo(out, 0o600); err != nil {
+	// rsyslogd forwards what it parsed, one line each, over TCP to the
+	// test, which waits on lines rather than polling a file, and whose
+	// slowness holds rsyslogd back rather than making it drop lines
+	// (as a full FIFO would).
+	parsedLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
+	defer parsedLn.Close()
+	_, parsedPort, _ := net.SplitHostPort(parsedLn.Addr().String())
 	conf := `global(workDirectory="` + dir + `")
 module(load="imtcp")
 template(name="fields" type="string" string="%hostname% %app-name% %procid% %msgid% %structured-data% %msg%\n")
-module(load="ompipe")
-ruleset(name="drain") { action(type="ompipe" pipe="` + out + `" template="fields") }
+ruleset(name="drain") { action(type="omfwd" target="127.0.0.1" port="` + parsedPort + `" protocol="tcp" template="fields") }
 input(type="imtcp" address="127.0.0.1" port="` + port + `" ruleset="drain")
 `
 	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o600); err != nil {
@@ -80,9 +82,7 @@ input(type="imtcp" address="127.0.0.1" port="` + port + `" ruleset="drain")
 
 	frames := map[string]chan string{"d.down": make(chan string, n+10), "d.up": make(chan string, n+10)}
 	go func() {
-		// Opening blocks until rsyslogd opens the FIFO to write, at
-		// its first line.
-		f, err := os.Open(out)
+		f, err := parsedLn.Accept()
 		if err != nil {
 			frames["d.down"] <- err.Error() // collect fails on it
 			return
