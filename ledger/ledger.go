@@ -116,9 +116,11 @@ const (
 	TypeCerts      = "certs"
 	// TypeFeatures holds the app's enabled features (preboot, ...);
 	// TypeMaintenance whether the router answers for the app with its
-	// maintenance page. Neither makes a release, as on Heroku.
+	// maintenance page; TypeDrains the app's log drains. None makes a
+	// release, as on Heroku.
 	TypeFeatures    = "features"
 	TypeMaintenance = "maintenance"
+	TypeDrains      = "drains"
 )
 
 // Release statuses, as Heroku's Platform API names them.
@@ -129,15 +131,16 @@ const (
 )
 
 // A Record is one line of a ledger. Of Release, Status, Formation,
-// Buildpacks, Domains, Certs, Features and Maintenance, only the one its
-// Type names is set (Formation, Buildpacks, Domains, Certs and Features
-// may be empty; Maintenance is set in every maintenance record).
+// Buildpacks, Domains, Certs, Features, Maintenance and Drains, only the
+// one its Type names is set (Formation, Buildpacks, Domains, Certs,
+// Features and Drains may be empty; Maintenance is set in every
+// maintenance record).
 //
 // The field order is the encoding's: Hash must stay the last field (see
 // encode).
 type Record struct {
 	Seq  int    `json:"seq"`  // 1-based position in the file
-	Type string `json:"type"` // TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures or TypeMaintenance; readers skip others (see the package comment)
+	Type string `json:"type"` // TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures, TypeMaintenance or TypeDrains; readers skip others (see the package comment)
 	// V is the record's format, which says how its hash is computed
 	// (see format0 and format1). Append writes the latest; format 0
 	// records have no "v".
@@ -153,7 +156,8 @@ type Record struct {
 	Features   []string  `json:"features,omitempty"`   // the app's whole list of enabled features after a features:* change, sorted; empty disables all
 	// Maintenance is maintenance mode after a maintenance:on or :off. A
 	// pointer, so that off is written, and its absence is no record's.
-	Maintenance *bool `json:"maintenance,omitempty"`
+	Maintenance *bool   `json:"maintenance,omitempty"`
+	Drains      []Drain `json:"drains,omitempty"` // the app's whole list of log drains after a drains:* change, oldest first; empty removes all
 
 	// More is how many records written by the same Append follow this
 	// one; Append sets it. A reader that finds fewer knows the write was
@@ -203,6 +207,17 @@ type Cert struct {
 	Fingerprint string `json:"fingerprint"` // "sha256:<hex>" of the leaf certificate's DER
 }
 
+// A Drain is a log drain of the app: a URL its log lines are sent to.
+// ID and Token are made when it is added and never change, so that a
+// drain keeps its token (the HOSTNAME of its syslog frames) across
+// other drains' changes.
+type Drain struct {
+	ID      string    `json:"id"`    // a UUID
+	URL     string    `json:"url"`   // syslog://, syslog+tls:// or https://
+	Token   string    `json:"token"` // "d." and a UUID, as Logplex's
+	Created time.Time `json:"created_at"`
+}
+
 // State is an app's current state, folded from its ledger.
 type State struct {
 	Seq         int       // of the last committed record; 0 for an empty ledger
@@ -215,6 +230,7 @@ type State struct {
 	Certs       []Cert    // the newest certs record's, sorted by domain; nil if none
 	Features    []string  // the newest features record's: enabled features, sorted; nil if none
 	Maintenance bool      // the newest maintenance record's; false if none
+	Drains      []Drain   // the newest drains record's, oldest first; nil if none
 }
 
 // ErrNoRelease is returned, wrapped, by Release for a version the ledger

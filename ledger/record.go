@@ -134,7 +134,7 @@ func seal(recs []Record, s *State, now time.Time, userName func() string) ([]byt
 // checkType reports whether typ is a record type this binary writes.
 func checkType(typ string) error {
 	switch typ {
-	case TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures, TypeMaintenance:
+	case TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures, TypeMaintenance, TypeDrains:
 		return nil
 	}
 	return fmt.Errorf("unknown record type %q", typ)
@@ -182,6 +182,8 @@ func checkShape(rec *Record) error {
 			return errors.New("maintenance record without maintenance")
 		}
 		want = "maintenance"
+	case TypeDrains:
+		want = "drains"
 	default:
 		if !validTypeName(rec.Type) {
 			return fmt.Errorf("malformed record type %q", rec.Type)
@@ -192,7 +194,8 @@ func checkShape(rec *Record) error {
 		}
 		return nil
 	}
-	// Formation, Buildpacks, Domains, Certs and Features may be empty: an
+	// Formation, Buildpacks, Domains, Certs, Features and Drains may be
+	// empty: an
 	// empty formation, a cleared list.
 	present := []struct {
 		name string
@@ -206,6 +209,7 @@ func checkShape(rec *Record) error {
 		{"certs", len(rec.Certs) > 0},
 		{"features", len(rec.Features) > 0},
 		{"maintenance", rec.Maintenance != nil},
+		{"drains", len(rec.Drains) > 0},
 	}
 	for _, p := range present {
 		if p.set && p.name != want {
@@ -301,6 +305,9 @@ func checkUTF8(rec *Record) error {
 		return nil
 	}
 	errs := []error{bad("user", rec.User), list("buildpack", rec.Buildpacks), list("domain", rec.Domains), list("feature", rec.Features)}
+	for _, d := range rec.Drains {
+		errs = append(errs, bad("drain id", d.ID), bad("drain URL", d.URL), bad("drain token", d.Token))
+	}
 	for _, c := range rec.Certs {
 		errs = append(errs, bad("certificate domain", c.Domain), bad("certificate fingerprint", c.Fingerprint))
 	}
@@ -411,6 +418,8 @@ func sniff(line []byte) (seq int, typ string, ok bool) {
 		typ = TypeFeatures
 	case TypeMaintenance:
 		typ = TypeMaintenance
+	case TypeDrains:
+		typ = TypeDrains
 	default:
 		// A type a newer binary writes, which readers skip.
 		typ = string(rest[:end])

@@ -312,12 +312,13 @@ func countLines(f *os.File, n int64) (int, error) {
 // foldState computes the state from the newest records back, stopping
 // as soon as it has everything: the newest release, the newest succeeded
 // release (with the status records newer than it), and the newest
-// formation, buildpacks, domains, certs, features and maintenance records.
+// formation, buildpacks, domains, certs, features, maintenance and drains
+// records.
 func foldState(w *walker) (*State, error) {
 	s := &State{}
 	statuses := make(map[int]string) // status records seen so far, newest first
-	var haveRelease, haveFormation, haveBuildpacks, haveDomains, haveCerts, haveFeatures, haveMaintenance bool
-	for !(s.Current != nil && haveFormation && haveBuildpacks && haveDomains && haveCerts && haveFeatures && haveMaintenance) {
+	var haveRelease, haveFormation, haveBuildpacks, haveDomains, haveCerts, haveFeatures, haveMaintenance, haveDrains bool
+	for !(s.Current != nil && haveFormation && haveBuildpacks && haveDomains && haveCerts && haveFeatures && haveMaintenance && haveDrains) {
 		e, ok, err := w.next()
 		if err != nil {
 			return nil, err
@@ -399,6 +400,15 @@ func foldState(w *walker) (*State, error) {
 				return nil, err
 			}
 			s.Maintenance, haveMaintenance = *rec.Maintenance, true
+		case e.typ == TypeDrains && !haveDrains:
+			rec, err := e.record()
+			if err != nil {
+				return nil, err
+			}
+			s.Drains, haveDrains = rec.Drains, true
+			if s.Drains == nil {
+				s.Drains = []Drain{}
+			}
 		}
 	}
 	return s, nil

@@ -65,6 +65,7 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	addCertsCommands(root)
 	addMaintenanceCommands(root)
 	addFeaturesCommands(root)
+	addDrainsCommands(root)
 	addGitCommands(root)
 	addKeysCommands(root)
 	addAuthCommands(root)

@@ -16,6 +16,7 @@ import (
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/slug"
 	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/drain"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/logstore"
 	"github.com/dyno-run/dyno/supervisor/release"
@@ -33,8 +34,11 @@ type appRun struct {
 	ids   *isolate.IDRange       // the app's own host ids; nil: the daemon's one uid
 	store *logstore.Store
 	hub   *logstore.Hub
-	logs  *logmux.Mux
-	sup   *supervisor.Supervisor
+	// drains get every line the store gets (drains.go), never holding
+	// up the mux; look keeps them to the ledger's list.
+	drains *drain.Manager
+	logs   *logmux.Mux
+	sup    *supervisor.Supervisor
 	// route is the app as the router sees it; routeMu orders its
 	// updates (routeState).
 	route   *router.App
@@ -96,11 +100,12 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		return nil, err
 	}
 	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub(),
-		route: router.NewApp(name, time.Now)}
-	r.logs = logmux.New(io.MultiWriter(store, r.hub), logmux.Options{Format: logmux.FormatLogplex})
+		route: router.NewApp(name, time.Now), drains: d.newDrains(name)}
+	r.logs = logmux.New(io.MultiWriter(store, r.hub, r.drains), logmux.Options{Format: logmux.FormatLogplex})
 	ids, _, err := supervisor.AppIDs(d.cfg.Home.Dir, name, d.cfg.Home.Holds)
 	if err != nil {
 		store.Close()
+		r.closeDrains()
 		return nil, err
 	}
 	r.ids = ids
@@ -208,8 +213,10 @@ func (r *appRun) look() error {
 	if st.Seq == r.seq {
 		return nil
 	}
-	// The router's view, whatever becomes of the release below.
+	// The router's view, whatever becomes of the release below; and
+	// the drains, which carry the app's lines with or without one.
 	r.domains, r.certs = st.Domains, st.Certs
+	r.drains.Set(st.Drains)
 	rel := st.Current
 	pageURL := ""
 	if rel != nil {
@@ -404,6 +411,8 @@ func (r *appRun) close() {
 	r.sup.Shutdown()
 	attachedDone.Wait()
 	r.hub.Close() // ends the app's log tails
+	// After the dynos: their last lines reach the drains too.
+	r.closeDrains()
 	if r.d.spawner != nil {
 		r.d.spawner.DropWarm(r.app.DynosDir())
 	}
