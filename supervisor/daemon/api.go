@@ -189,22 +189,39 @@ func (d *Daemon) patchApp(w http.ResponseWriter, r *http.Request, a *appRun) {
 	d.getApp(w, r, a)
 }
 
-// readSwitch reads a PATCH body that turns one thing on or off,
-// {"KEY": bool}, and who asks; on bad input it has answered.
-func readSwitch(w http.ResponseWriter, r *http.Request, key, usage string) (on bool, user string, ok bool) {
+// readRequest reads the JSON body of a request that changes an app into
+// v, and who asks (X-Dyno-User). A body too large, a user or text that
+// is not UTF-8 has been answered when ok is false; a body that is not
+// v's JSON comes back as err, for the caller to answer with its own
+// usage line. An empty body is allowed when emptyOK, and leaves v as
+// it is.
+func readRequest(w http.ResponseWriter, r *http.Request, v any, emptyOK bool) (user string, ok bool, err error) {
 	body, ok := readBody(w, r)
 	if !ok {
-		return false, "", false
+		return "", false, nil
 	}
 	if user, ok = apiUser(w, r); !ok {
-		return false, "", false
+		return "", false, nil
+	}
+	if len(body) == 0 && emptyOK {
+		return user, true, nil
 	}
 	if err := checkText(body); err != nil {
 		decodeError(w, err)
+		return "", false, nil
+	}
+	return user, true, decodeJSON(body, v)
+}
+
+// readSwitch reads a PATCH body that turns one thing on or off,
+// {"KEY": bool}, and who asks; on bad input it has answered.
+func readSwitch(w http.ResponseWriter, r *http.Request, key, usage string) (on bool, user string, ok bool) {
+	var req map[string]json.RawMessage
+	user, ok, err := readRequest(w, r, &req, false)
+	if !ok {
 		return false, "", false
 	}
-	var req map[string]json.RawMessage
-	if err := decodeJSON(body, &req); err != nil || string(req[key]) == "null" || json.Unmarshal(req[key], &on) != nil {
+	if err != nil || string(req[key]) == "null" || json.Unmarshal(req[key], &on) != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%s", usage)
 		return false, "", false
 	}
@@ -438,22 +455,14 @@ func (d *Daemon) listDomains(w http.ResponseWriter, r *http.Request, a *appRun) 
 // another app holds, or this one, is refused with 422 and nothing
 // recorded.
 func (d *Daemon) createDomain(w http.ResponseWriter, r *http.Request, a *appRun) {
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	user, ok := apiUser(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
 		Hostname string `json:"hostname"`
 	}
-	if err := checkText(body); err != nil {
-		decodeError(w, err)
+	user, ok, err := readRequest(w, r, &req, false)
+	if !ok {
 		return
 	}
-	if err := decodeJSON(body, &req); err != nil || req.Hostname == "" {
+	if err != nil || req.Hostname == "" {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give the domain: {"hostname": "www.example.com"}`)
 		return
 	}

@@ -72,22 +72,14 @@ func (d *Daemon) getDrain(w http.ResponseWriter, r *http.Request, a *appRun) {
 // A URL that is not a drain's, or one the app has, is refused with 422
 // and nothing recorded.
 func (d *Daemon) createDrain(w http.ResponseWriter, r *http.Request, a *appRun) {
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	user, ok := apiUser(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
 		URL string `json:"url"`
 	}
-	if err := checkText(body); err != nil {
-		decodeError(w, err)
+	user, ok, err := readRequest(w, r, &req, false)
+	if !ok {
 		return
 	}
-	if err := decodeJSON(body, &req); err != nil || req.URL == "" {
+	if err != nil || req.URL == "" {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give the drain's URL: {"url": "syslog://logs.example.com:514"}`)
 		return
 	}

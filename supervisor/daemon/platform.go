@@ -85,28 +85,18 @@ func (d *Daemon) appJSONOf(r *http.Request, a *app.App) (map[string]any, error) 
 // them. A name that is taken is Heroku's 422 "Name X is already taken",
 // and nothing is made.
 func (d *Daemon) createApp(w http.ResponseWriter, r *http.Request) {
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	user, ok := apiUser(w, r)
-	if !ok {
-		return
-	}
 	var req struct {
 		Name   *string `json:"name"`
 		Region *string `json:"region"`
 		Stack  *string `json:"stack"`
 	}
-	if len(body) > 0 {
-		if err := checkText(body); err != nil {
-			decodeError(w, err)
-			return
-		}
-		if err := decodeJSON(body, &req); err != nil {
-			writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give the app: {"name": "demo"}, or {} for a made-up name`)
-			return
-		}
+	user, ok, err := readRequest(w, r, &req, true)
+	if !ok {
+		return
+	}
+	if err != nil {
+		writeError(w, http.StatusUnprocessableEntity, "invalid_params", `give the app: {"name": "demo"}, or {} for a made-up name`)
+		return
 	}
 	// A dyno box is one region and one stack: another is refused
 	// rather than ignored, so that nobody believes the app runs there.
@@ -120,7 +110,6 @@ func (d *Daemon) createApp(w http.ResponseWriter, r *http.Request) {
 	}
 	h := d.cfg.Home
 	var a *app.App
-	var err error
 	if req.Name == nil || *req.Name == "" {
 		rnd := rand.New(rand.NewPCG(rand.Uint64(), rand.Uint64()))
 		a, err = h.CreateUnnamed(func() string { return app.MadeUpName(rnd) }, user)
@@ -226,23 +215,15 @@ func findRelease(w http.ResponseWriter, r *http.Request, a *appRun) (*ledger.Rel
 // makes a new release with that one's code and config vars, as dyno
 // rollback does.
 func (d *Daemon) createRelease(w http.ResponseWriter, r *http.Request, a *appRun) {
-	body, ok := readBody(w, r)
-	if !ok {
-		return
-	}
-	user, ok := apiUser(w, r)
-	if !ok {
-		return
-	}
-	if err := checkText(body); err != nil {
-		decodeError(w, err)
-		return
-	}
 	var req struct {
 		Release json.RawMessage `json:"release"`
 	}
+	user, ok, err := readRequest(w, r, &req, false)
+	if !ok {
+		return
+	}
 	var target string
-	if err := decodeJSON(body, &req); err != nil || json.Unmarshal(req.Release, &target) != nil {
+	if err != nil || json.Unmarshal(req.Release, &target) != nil {
 		// The id may come as a number too.
 		var n int
 		if err != nil || json.Unmarshal(req.Release, &n) != nil {
