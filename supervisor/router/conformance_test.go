@@ -487,6 +487,39 @@ func conformance(t *testing.T, serve serveFunc) {
 		}
 	})
 
+	// A fresh connection reset after the request went out, before any
+	// byte of an answer (a dyno's server closing its listener with the
+	// connection in its accept queue): a GET tries another dyno, as on
+	// a refusal; a POST, which may have been taken, is H13.
+	reset := func(c net.Conn) {
+		http.ReadRequest(bufio.NewReader(c))
+		c.(*net.TCPConn).SetLinger(0) // close(2) sends RST
+		c.Close()
+	}
+	t.Run("RetryOnResetBeforeAnswer", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		b, _ := httpBackend(t, "web.2", http.HandlerFunc(echoPath))
+		e.app.Update(Running, []Backend{rawBackend(t, "web.1", reset), b})
+		c := e.dial()
+		for range 10 {
+			c.send(get("/"))
+			if resp, _ := c.response("GET"); resp.StatusCode != 200 {
+				t.Fatalf("got %d", resp.StatusCode)
+			}
+			e.line("at=info", "dyno=web.2", "status=200")
+		}
+	})
+	t.Run("H13OnResetOfAPost", func(t *testing.T) {
+		e := newEnv(t, serve, Config{})
+		e.app.Update(Running, []Backend{rawBackend(t, "web.1", reset)})
+		c := e.dial()
+		c.send("POST /form HTTP/1.1\r\nHost: app.localhost\r\nContent-Length: 2\r\n\r\nhi")
+		if resp, _ := c.response("POST"); resp.StatusCode != 503 {
+			t.Errorf("got %d", resp.StatusCode)
+		}
+		e.line(`at=error code=H13`, "dyno=web.1", "status=503")
+	})
+
 	t.Run("H21", func(t *testing.T) {
 		e := newEnv(t, serve, Config{})
 		e.app.Update(Running, []Backend{{Dyno: "web.1", Addr: refusedAddr(t)}, {Dyno: "web.2", Addr: refusedAddr(t)}})

@@ -399,11 +399,18 @@ func (c *conn) proxy(src []byte, n int) bool {
 			return c.streamed(bc, n, buffered)
 		}
 		hn, got, err := c.readResponseHead(bc, r.cfg.FirstByte)
-		if err == errDead && !bc.fresh && retryable && !redialed {
+		if deadEarly(err) && !bc.fresh && retryable && !redialed {
 			// A pooled connection the dyno had closed: send it again,
 			// once, on a fresh one, as Go's Transport does.
 			bc.nc.Close()
 			redial, redialed = true, true
+			continue
+		}
+		if err == errReset && bc.fresh && retryable && attempt+1 < maxAttempts {
+			// A fresh connection reset unanswered: as a refusal.
+			bc.nc.Close()
+			c.app.Quarantine(c.backend)
+			refused = true
 			continue
 		}
 		if err != nil {
@@ -668,6 +675,17 @@ func bodyFailed(side copySide, err error) Code {
 
 var errDead = errors.New("router: keep-alive connection closed before a response byte")
 
+// errReset is errDead by a reset rather than an orderly close. On a
+// connection just made it means the dyno never took the request: a
+// listener closed with the connection still in its accept queue resets
+// it (tcp(7); a dyno's server shutting down at SIGTERM does that), so a
+// request that may be sent again is treated as a refusal.
+var errReset = errors.New("router: connection reset before a response byte")
+
+// deadEarly says whether err is a connection lost before any byte of
+// the response.
+func deadEarly(err error) bool { return err == errDead || err == errReset }
+
 // readResponseHead reads the dyno's response head into res, within
 // firstByte (0: under the deadline bc has).
 func (c *conn) readResponseHead(bc *backendConn, firstByte time.Duration) (hn, got int, err error) {
@@ -710,7 +728,10 @@ func readResponseHead(nc net.Conn, buf []byte, h *Response, firstByte time.Durat
 			got = copy(buf, buf[hn:got])
 		}
 		if rerr != nil {
-			if !seen && (rerr == io.EOF || isReset(rerr)) {
+			if !seen && isReset(rerr) {
+				return buf, 0, 0, errReset
+			}
+			if !seen && rerr == io.EOF {
 				return buf, 0, 0, errDead
 			}
 			return buf, 0, 0, rerr

@@ -162,9 +162,16 @@ func (r *Router) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		}
 		var resp Response
 		buf, hn, got, err := readResponseHead(bc.nc, make([]byte, 16<<10), &resp, r.cfg.FirstByte)
-		if err == errDead && !bc.fresh && retryable && !redialed {
+		if deadEarly(err) && !bc.fresh && retryable && !redialed {
 			bc.nc.Close()
 			redial, redialed = true, true
+			continue
+		}
+		if err == errReset && bc.fresh && retryable && attempt+1 < maxAttempts {
+			// A fresh connection reset unanswered: as a refusal.
+			bc.nc.Close()
+			app.Quarantine(backend)
+			refused = true
 			continue
 		}
 		if err != nil {

@@ -1264,6 +1264,15 @@ func (l *evloop) backendLost(be *lbackend, err error) bool {
 		c.refused = true
 		return l.pickAndSend(c)
 	}
+	if !reused && err == unix.ECONNRESET && !c.retried && c.req.Idempotent(c.in) {
+		// Reset unanswered after the request went out, on a connection
+		// just made: the dyno never took it (errReset says when), so
+		// as a refusal, once.
+		c.retried = true
+		c.app.Quarantine(c.dyno)
+		c.refused = true
+		return l.pickAndSend(c)
+	}
 	if reused && !c.retried && c.req.Idempotent(c.in) {
 		c.retried = true
 		c.fwdOff = 0
