@@ -378,3 +378,52 @@ func (m *Manager) Destroy(ctx context.Context, name, owner, user string) (Addon,
 	}
 	return ad, nil
 }
+
+// Attach attaches the existing add-on named name to a, as as if it is
+// not "" (else as its service's name, or a color's), in a release
+// "Attach NAME (@ref:ADDON)": one database shared by two apps.
+func (m *Manager) Attach(ctx context.Context, name string, a *app.App, as, user string) (ledger.Attachment, ledger.Release, error) {
+	ad, err := m.Get(name)
+	if err != nil {
+		return ledger.Attachment{}, ledger.Release{}, err
+	}
+	s, _, err := FindService(ad.Service)
+	if err != nil {
+		return ledger.Attachment{}, ledger.Release{}, err
+	}
+	if as == "" {
+		st, err := a.Ledger.State()
+		if err != nil {
+			return ledger.Attachment{}, ledger.Release{}, err
+		}
+		if as, err = attachName(s, st.Attachments); err != nil {
+			return ledger.Attachment{}, ledger.Release{}, err
+		}
+	} else if err := checkAttachName(as); err != nil {
+		return ledger.Attachment{}, ledger.Release{}, err
+	}
+	url, err := s.New(filepath.Join(m.dir(), s.Alias)).Credentials(ctx, name)
+	if err != nil {
+		return ledger.Attachment{}, ledger.Release{}, err
+	}
+	at := ledger.Attachment{Name: as, Addon: ad.Name, Service: ad.Service, Plan: ad.Plan, Owner: ad.Owner, Created: time.Now().UTC().Truncate(time.Second)}
+	rel, err := a.Attach(at, url, user)
+	return at, rel, err
+}
+
+// Detach detaches the add-on (or attachment) named name from a, in a
+// release "Detach NAME (@ref:ADDON)". The owner's own attachment stays
+// until addons:destroy, as on Heroku, so that an add-on is never left
+// attached to nothing.
+func (m *Manager) Detach(a *app.App, name, user string) (ledger.Attachment, ledger.Release, error) {
+	ats, err := a.Attachments()
+	if err != nil {
+		return ledger.Attachment{}, ledger.Release{}, err
+	}
+	for _, at := range ats {
+		if (at.Addon == name || at.Name == name) && at.Owner == a.Name {
+			return ledger.Attachment{}, ledger.Release{}, fmt.Errorf("%s belongs to ⬢ %s; destroy it instead: dyno addons:destroy %s -a %s --confirm %s", at.Addon, a.Name, at.Addon, a.Name, a.Name)
+		}
+	}
+	return a.Detach(name, user)
+}
