@@ -121,6 +121,11 @@ const (
 	TypeFeatures    = "features"
 	TypeMaintenance = "maintenance"
 	TypeDrains      = "drains"
+	// TypeAttachments holds the add-ons attached to the app. Attaching
+	// and detaching also change a config var, and so make a release:
+	// the attachments record and that release are one Append, so the
+	// two never disagree.
+	TypeAttachments = "attachments"
 )
 
 // Release statuses, as Heroku's Platform API names them.
@@ -131,16 +136,17 @@ const (
 )
 
 // A Record is one line of a ledger. Of Release, Status, Formation,
-// Buildpacks, Domains, Certs, Features, Maintenance and Drains, only the
-// one its Type names is set (Formation, Buildpacks, Domains, Certs,
-// Features and Drains may be empty; Maintenance is set in every
+// Buildpacks, Domains, Certs, Features, Maintenance, Drains and
+// Attachments, only the one its Type names is set (Formation,
+// Buildpacks, Domains, Certs, Features, Drains and Attachments may be
+// empty; Maintenance is set in every
 // maintenance record).
 //
 // The field order is the encoding's: Hash must stay the last field (see
 // encode).
 type Record struct {
 	Seq  int    `json:"seq"`  // 1-based position in the file
-	Type string `json:"type"` // TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures, TypeMaintenance or TypeDrains; readers skip others (see the package comment)
+	Type string `json:"type"` // TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures, TypeMaintenance, TypeDrains or TypeAttachments; readers skip others (see the package comment)
 	// V is the record's format, which says how its hash is computed
 	// (see format0 and format1). Append writes the latest; format 0
 	// records have no "v".
@@ -156,8 +162,9 @@ type Record struct {
 	Features   []string  `json:"features,omitempty"`   // the app's whole list of enabled features after a features:* change, sorted; empty disables all
 	// Maintenance is maintenance mode after a maintenance:on or :off. A
 	// pointer, so that off is written, and its absence is no record's.
-	Maintenance *bool   `json:"maintenance,omitempty"`
-	Drains      []Drain `json:"drains,omitempty"` // the app's whole list of log drains after a drains:* change, oldest first; empty removes all
+	Maintenance *bool        `json:"maintenance,omitempty"`
+	Drains      []Drain      `json:"drains,omitempty"`      // the app's whole list of log drains after a drains:* change, oldest first; empty removes all
+	Attachments []Attachment `json:"attachments,omitempty"` // the app's whole list of add-on attachments after an addons:* change, oldest first; empty detaches all
 
 	// More is how many records written by the same Append follow this
 	// one; Append sets it. A reader that finds fewer knows the write was
@@ -218,19 +225,34 @@ type Drain struct {
 	Created time.Time `json:"created_at"`
 }
 
+// An Attachment is an add-on attached to the app: the add-on (a
+// database, say, that a provider made) under the name the app knows it
+// by, whose config var Name+"_URL" holds its URL. An add-on belongs to
+// the app that created it (Owner) and may be attached to others too,
+// as Heroku's add-ons are.
+type Attachment struct {
+	Name    string    `json:"name"`    // DATABASE, HEROKU_POSTGRESQL_RED, REDIS
+	Addon   string    `json:"addon"`   // the add-on's name: postgresql-curved-12345
+	Service string    `json:"service"` // heroku-postgresql, heroku-redis
+	Plan    string    `json:"plan"`    // the plan's name without the service: essential-0
+	Owner   string    `json:"owner"`   // the app that created the add-on
+	Created time.Time `json:"created_at"`
+}
+
 // State is an app's current state, folded from its ledger.
 type State struct {
-	Seq         int       // of the last committed record; 0 for an empty ledger
-	Hash        string    // of the last committed record
-	LastVersion int       // highest release version; the next release is LastVersion+1
-	Current     *Release  // the newest release whose status is succeeded; nil if none
-	Formation   Formation // the newest formation record's; nil if none
-	Buildpacks  []string  // the newest buildpacks record's (empty, not nil, if it cleared them); nil if none
-	Domains     []string  // the newest domains record's: custom domains, sorted, lower-case; nil if none
-	Certs       []Cert    // the newest certs record's, sorted by domain; nil if none
-	Features    []string  // the newest features record's: enabled features, sorted; nil if none
-	Maintenance bool      // the newest maintenance record's; false if none
-	Drains      []Drain   // the newest drains record's, oldest first; nil if none
+	Seq         int          // of the last committed record; 0 for an empty ledger
+	Hash        string       // of the last committed record
+	LastVersion int          // highest release version; the next release is LastVersion+1
+	Current     *Release     // the newest release whose status is succeeded; nil if none
+	Formation   Formation    // the newest formation record's; nil if none
+	Buildpacks  []string     // the newest buildpacks record's (empty, not nil, if it cleared them); nil if none
+	Domains     []string     // the newest domains record's: custom domains, sorted, lower-case; nil if none
+	Certs       []Cert       // the newest certs record's, sorted by domain; nil if none
+	Features    []string     // the newest features record's: enabled features, sorted; nil if none
+	Maintenance bool         // the newest maintenance record's; false if none
+	Drains      []Drain      // the newest drains record's, oldest first; nil if none
+	Attachments []Attachment // the newest attachments record's, oldest first; nil if none
 }
 
 // ErrNoRelease is returned, wrapped, by Release for a version the ledger

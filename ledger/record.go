@@ -134,7 +134,7 @@ func seal(recs []Record, s *State, now time.Time, userName func() string) ([]byt
 // checkType reports whether typ is a record type this binary writes.
 func checkType(typ string) error {
 	switch typ {
-	case TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures, TypeMaintenance, TypeDrains:
+	case TypeRelease, TypeStatus, TypeFormation, TypeBuildpacks, TypeDomains, TypeCerts, TypeFeatures, TypeMaintenance, TypeDrains, TypeAttachments:
 		return nil
 	}
 	return fmt.Errorf("unknown record type %q", typ)
@@ -184,6 +184,8 @@ func checkShape(rec *Record) error {
 		want = "maintenance"
 	case TypeDrains:
 		want = "drains"
+	case TypeAttachments:
+		want = "attachments"
 	default:
 		if !validTypeName(rec.Type) {
 			return fmt.Errorf("malformed record type %q", rec.Type)
@@ -194,9 +196,8 @@ func checkShape(rec *Record) error {
 		}
 		return nil
 	}
-	// Formation, Buildpacks, Domains, Certs, Features and Drains may be
-	// empty: an
-	// empty formation, a cleared list.
+	// Formation, Buildpacks, Domains, Certs, Features, Drains and
+	// Attachments may be empty: an empty formation, a cleared list.
 	present := []struct {
 		name string
 		set  bool
@@ -210,6 +211,7 @@ func checkShape(rec *Record) error {
 		{"features", len(rec.Features) > 0},
 		{"maintenance", rec.Maintenance != nil},
 		{"drains", len(rec.Drains) > 0},
+		{"attachments", len(rec.Attachments) > 0},
 	}
 	for _, p := range present {
 		if p.set && p.name != want {
@@ -307,6 +309,10 @@ func checkUTF8(rec *Record) error {
 	errs := []error{bad("user", rec.User), list("buildpack", rec.Buildpacks), list("domain", rec.Domains), list("feature", rec.Features)}
 	for _, d := range rec.Drains {
 		errs = append(errs, bad("drain id", d.ID), bad("drain URL", d.URL), bad("drain token", d.Token))
+	}
+	for _, at := range rec.Attachments {
+		errs = append(errs, bad("attachment name", at.Name), bad("add-on", at.Addon), bad("add-on service", at.Service),
+			bad("add-on plan", at.Plan), bad("add-on owner", at.Owner))
 	}
 	for _, c := range rec.Certs {
 		errs = append(errs, bad("certificate domain", c.Domain), bad("certificate fingerprint", c.Fingerprint))
@@ -420,6 +426,8 @@ func sniff(line []byte) (seq int, typ string, ok bool) {
 		typ = TypeMaintenance
 	case TypeDrains:
 		typ = TypeDrains
+	case TypeAttachments:
+		typ = TypeAttachments
 	default:
 		// A type a newer binary writes, which readers skip.
 		typ = string(rest[:end])

@@ -312,13 +312,13 @@ func countLines(f *os.File, n int64) (int, error) {
 // foldState computes the state from the newest records back, stopping
 // as soon as it has everything: the newest release, the newest succeeded
 // release (with the status records newer than it), and the newest
-// formation, buildpacks, domains, certs, features, maintenance and drains
-// records.
+// formation, buildpacks, domains, certs, features, maintenance, drains
+// and attachments records.
 func foldState(w *walker) (*State, error) {
 	s := &State{}
 	statuses := make(map[int]string) // status records seen so far, newest first
-	var haveRelease, haveFormation, haveBuildpacks, haveDomains, haveCerts, haveFeatures, haveMaintenance, haveDrains bool
-	for !(s.Current != nil && haveFormation && haveBuildpacks && haveDomains && haveCerts && haveFeatures && haveMaintenance && haveDrains) {
+	var haveRelease, haveFormation, haveBuildpacks, haveDomains, haveCerts, haveFeatures, haveMaintenance, haveDrains, haveAttachments bool
+	for !(s.Current != nil && haveFormation && haveBuildpacks && haveDomains && haveCerts && haveFeatures && haveMaintenance && haveDrains && haveAttachments) {
 		e, ok, err := w.next()
 		if err != nil {
 			return nil, err
@@ -408,6 +408,15 @@ func foldState(w *walker) (*State, error) {
 			s.Drains, haveDrains = rec.Drains, true
 			if s.Drains == nil {
 				s.Drains = []Drain{}
+			}
+		case e.typ == TypeAttachments && !haveAttachments:
+			rec, err := e.record()
+			if err != nil {
+				return nil, err
+			}
+			s.Attachments, haveAttachments = rec.Attachments, true
+			if s.Attachments == nil {
+				s.Attachments = []Attachment{}
 			}
 		}
 	}

@@ -66,6 +66,7 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	addMaintenanceCommands(root)
 	addFeaturesCommands(root)
 	addDrainsCommands(root)
+	addAddonsCommands(root)
 	addGitCommands(root)
 	addKeysCommands(root)
 	addAuthCommands(root)

@@ -90,6 +90,17 @@ func (a *App) checkPending() error {
 // before the pending check to after the append, and keeps it for a
 // pending release (see RunReleasePhase).
 func (a *App) newRelease(user string, make func(s *ledger.State) (ledger.Release, error)) (ledger.Release, error) {
+	return a.newReleaseWith(user, func(s *ledger.State) (ledger.Release, []ledger.Record, error) {
+		rel, err := make(s)
+		return rel, nil, err
+	})
+}
+
+// newReleaseWith is newRelease for a release that goes with other
+// records (an attachments record, say): make returns them too, and they
+// are appended before the release in the same batch, so that the
+// ledger holds both or neither.
+func (a *App) newReleaseWith(user string, make func(s *ledger.State) (ledger.Release, []ledger.Record, error)) (ledger.Release, error) {
 	lock, err := a.lockPhase()
 	if err != nil {
 		return ledger.Release{}, err
@@ -104,19 +115,20 @@ func (a *App) newRelease(user string, make func(s *ledger.State) (ledger.Release
 		return ledger.Release{}, err
 	}
 	recs, err := a.Ledger.Append(func(s *ledger.State) ([]ledger.Record, error) {
-		rel, err := make(s)
+		rel, extra, err := make(s)
 		if err != nil {
 			return nil, err
 		}
 		rel.Version = s.LastVersion + 1
 		rel.Status = releaseStatus(rel.ProcessTypes)
-		return []ledger.Record{{Type: ledger.TypeRelease, User: user, Release: &rel}}, nil
+		return append(extra, ledger.Record{Type: ledger.TypeRelease, User: user, Release: &rel}), nil
 	})
 	if err != nil {
 		return ledger.Release{}, err
 	}
-	rel := *recs[0].Release
-	rel.Time, rel.User = recs[0].Time, recs[0].User
+	last := recs[len(recs)-1]
+	rel := *last.Release
+	rel.Time, rel.User = last.Time, last.User
 	if rel.Status == ledger.StatusPending {
 		a.held.put(rel.Version, lock)
 		keep = true

@@ -1,0 +1,318 @@
+package addons
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
+)
+
+func redisService() Service {
+	return Service{
+		Name: "heroku-redis", Alias: "redis",
+		Plans:     []string{"mini", "premium-0"},
+		ConfigVar: "REDIS", ColorVar: "HEROKU_REDIS",
+		New: func(dir string) Provider { return &redisProvider{dir: dir} },
+	}
+}
+
+// redisProvider keeps one redis-server for the machine under dir:
+// redis.conf, users.acl, data/ (an append-only file, so a kill -9
+// loses nothing acknowledged) and server.json, the port picked the
+// first time and the admin's password. Each add-on is an ACL user of
+// its own name, allowed only keys and channels under "NAME:" and no
+// dangerous or administrative commands (FLUSHALL, CONFIG, KEYS, ...),
+// so one app's credentials cannot read another's keys. Redis' ACLs
+// cannot confine a user to a numbered database, hence prefixes.
+//
+// The server runs daemonized, started by whoever first needs it (the
+// CLI or the daemon), so it outlives the command that started it; Stop
+// shuts it down.
+type redisProvider struct {
+	dir string
+}
+
+type redisServer struct {
+	Port     int    `json:"port"`
+	Password string `json:"password"` // the default user's, the provider's own
+}
+
+type redisCreds struct {
+	User     string `json:"user"`
+	Password string `json:"password"`
+}
+
+func (p *redisProvider) statePath() string { return filepath.Join(p.dir, "server.json") }
+func (p *redisProvider) credsPath(name string) string {
+	return filepath.Join(p.dir, "users", name+".json")
+}
+
+// setup writes the server's files the first time and returns its port
+// and password.
+func (p *redisProvider) setup() (redisServer, error) {
+	var srv redisServer
+	b, err := os.ReadFile(p.statePath())
+	if err == nil {
+		if err := json.Unmarshal(b, &srv); err != nil {
+			return srv, fmt.Errorf("read %s: %w", p.statePath(), err)
+		}
+		return srv, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return srv, err
+	}
+	for _, d := range []string{p.dir, filepath.Join(p.dir, "data"), filepath.Join(p.dir, "users")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return srv, err
+		}
+	}
+	// A port free now, kept from then on, so that URLs in releases stay
+	// good across restarts.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return srv, fmt.Errorf("pick a port for redis-server: %w", err)
+	}
+	srv.Port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	if srv.Password, err = newSecret(); err != nil {
+		return srv, err
+	}
+	conf := fmt.Sprintf(`# Written by dyno once; the port is kept. See addons/redis.go.
+bind 127.0.0.1
+protected-mode yes
+port %d
+dir %s
+aclfile %s
+appendonly yes
+appendfsync everysec
+daemonize yes
+pidfile %s
+logfile %s
+`, srv.Port, filepath.Join(p.dir, "data"), filepath.Join(p.dir, "users.acl"),
+		filepath.Join(p.dir, "redis.pid"), filepath.Join(p.dir, "redis.log"))
+	sum := sha256.Sum256([]byte(srv.Password))
+	acl := "user default on #" + hex.EncodeToString(sum[:]) + " ~* &* +@all\n"
+	if err := fsutil.WriteFile(filepath.Join(p.dir, "redis.conf"), []byte(conf), 0o600); err != nil {
+		return srv, err
+	}
+	if err := fsutil.WriteFile(filepath.Join(p.dir, "users.acl"), []byte(acl), 0o600); err != nil {
+		return srv, err
+	}
+	b, err = json.Marshal(srv)
+	if err != nil {
+		return srv, err
+	}
+	// Written last: its presence says the rest is there.
+	return srv, fsutil.WriteFile(p.statePath(), b, 0o600)
+}
+
+// admin returns a connection to the server as its default user,
+// starting the server if it does not answer.
+func (p *redisProvider) admin(ctx context.Context) (*respConn, redisServer, error) {
+	srv, err := p.setup()
+	if err != nil {
+		return nil, srv, fmt.Errorf("redis: %w", err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))
+	login := func() (*respConn, error) {
+		c, err := dialRESP(ctx, addr)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.do("AUTH", "default", srv.Password); err != nil {
+			c.Close()
+			return nil, fmt.Errorf("redis: log in to %s: %w", addr, err)
+		}
+		return c, nil
+	}
+	c, err := login()
+	if err == nil {
+		return c, srv, nil
+	}
+	var re respError
+	if errors.As(err, &re) {
+		return nil, srv, err // something answers, and refuses us
+	}
+	conf := filepath.Join(p.dir, "redis.conf")
+	if out, err := exec.CommandContext(ctx, "redis-server", conf).CombinedOutput(); err != nil {
+		return nil, srv, fmt.Errorf("redis: start redis-server %s: %w: %s", conf, err, strings.TrimSpace(string(out)))
+	}
+	// daemonize forks before the server listens: wait for it.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := login()
+		if err == nil {
+			return c, srv, nil
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, srv, fmt.Errorf("redis: redis-server did not answer on %s (see %s): %w", addr, filepath.Join(p.dir, "redis.log"), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *redisProvider) url(srv redisServer, cr redisCreds) string {
+	u := url.URL{Scheme: "redis", User: url.UserPassword(cr.User, cr.Password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))}
+	return u.String()
+}
+
+func (p *redisProvider) Provision(ctx context.Context, name, plan string) (string, error) {
+	c, srv, err := p.admin(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	pass, err := newSecret()
+	if err != nil {
+		return "", err
+	}
+	cr := redisCreds{User: name, Password: pass}
+	b, err := json.Marshal(cr)
+	if err != nil {
+		return "", err
+	}
+	if err := fsutil.WriteFile(p.credsPath(name), b, 0o600); err != nil {
+		return "", fmt.Errorf("redis: provision %s: %w", name, err)
+	}
+	if _, err := c.do("ACL", "SETUSER", name, "reset", "on", ">"+pass, "~"+name+":*", "&"+name+":*",
+		"+@all", "-@dangerous", "-@admin"); err != nil {
+		return "", fmt.Errorf("redis: provision %s: ACL SETUSER: %w", name, err)
+	}
+	if _, err := c.do("ACL", "SAVE"); err != nil {
+		return "", fmt.Errorf("redis: provision %s: ACL SAVE: %w", name, err)
+	}
+	return p.url(srv, cr), nil
+}
+
+func (p *redisProvider) Credentials(ctx context.Context, name string) (string, error) {
+	srv, err := p.setup()
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(p.credsPath(name))
+	if err != nil {
+		return "", fmt.Errorf("redis: credentials of %s: %w", name, err)
+	}
+	var cr redisCreds
+	if err := json.Unmarshal(b, &cr); err != nil {
+		return "", fmt.Errorf("redis: credentials of %s: %s: %w", name, p.credsPath(name), err)
+	}
+	return p.url(srv, cr), nil
+}
+
+// Deprovision removes the user first, so that nothing writes while its
+// keys go, then the keys.
+func (p *redisProvider) Deprovision(ctx context.Context, name string) error {
+	c, _, err := p.admin(ctx)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	if _, err := c.do("ACL", "DELUSER", name); err != nil {
+		return fmt.Errorf("redis: deprovision %s: ACL DELUSER: %w", name, err)
+	}
+	if _, err := c.do("ACL", "SAVE"); err != nil {
+		return fmt.Errorf("redis: deprovision %s: ACL SAVE: %w", name, err)
+	}
+	cursor := "0"
+	for {
+		r, err := c.do("SCAN", cursor, "MATCH", name+":*", "COUNT", "1000")
+		if err != nil {
+			return fmt.Errorf("redis: deprovision %s: SCAN: %w", name, err)
+		}
+		pair, ok := r.([]any)
+		if !ok || len(pair) != 2 {
+			return fmt.Errorf("redis: deprovision %s: SCAN replied %v", name, r)
+		}
+		cursor, _ = pair[0].(string)
+		keys, _ := pair[1].([]any)
+		if len(keys) > 0 {
+			args := []string{"UNLINK"}
+			for _, k := range keys {
+				args = append(args, fmt.Sprint(k))
+			}
+			if _, err := c.do(args...); err != nil {
+				return fmt.Errorf("redis: deprovision %s: UNLINK: %w", name, err)
+			}
+		}
+		if cursor == "0" {
+			break
+		}
+	}
+	if err := os.Remove(p.credsPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (p *redisProvider) Info(ctx context.Context, name string) ([][2]string, error) {
+	c, srv, err := p.admin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	version := ""
+	if r, err := c.do("INFO", "server"); err == nil {
+		for _, l := range strings.Split(fmt.Sprint(r), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "redis_version:"); ok {
+				version = v
+			}
+		}
+	}
+	return [][2]string{
+		{"Server", net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))},
+		{"Version", version},
+		{"User", name},
+		{"Key prefix", name + ":"},
+	}, nil
+}
+
+// Stop shuts the server down, writing its data first. A server that
+// does not run is not an error.
+func (p *redisProvider) Stop(ctx context.Context) error {
+	if _, err := os.Stat(p.statePath()); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	srv, err := p.setup()
+	if err != nil {
+		return err
+	}
+	c, err := dialRESP(ctx, net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port)))
+	if err != nil {
+		return nil // not running
+	}
+	defer c.Close()
+	if _, err := c.do("AUTH", "default", srv.Password); err != nil {
+		return fmt.Errorf("redis: stop: %w", err)
+	}
+	// SHUTDOWN closes the connection instead of replying.
+	if _, err := c.do("SHUTDOWN", "SAVE"); err != nil && !errors.As(err, new(respError)) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("redis: stop: %w", err)
+	}
+	return nil
+}
+
+// newSecret is 32 random bytes in hex: a password.
+func newSecret() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
