@@ -71,7 +71,7 @@ type Service struct {
 
 // Services are the services dyno provides, by name.
 func Services() []Service {
-	return []Service{redisService()}
+	return []Service{redisService(), postgresService()}
 }
 
 // FindService returns the service and plan spec names: SERVICE or

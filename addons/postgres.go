@@ -1,0 +1,380 @@
+package addons
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
+)
+
+func postgresService() Service {
+	return Service{
+		Name: "heroku-postgresql", Alias: "postgresql",
+		Plans:     []string{"essential-0", "essential-1", "essential-2", "standard-0", "premium-0"},
+		ConfigVar: "DATABASE", ColorVar: "HEROKU_POSTGRESQL",
+		New: func(dir string) Provider { return &postgresProvider{dir: dir} },
+	}
+}
+
+// postgresProvider keeps one PostgreSQL server for the machine under
+// dir: data/ (the cluster, made by initdb, whose unix sockets are in it
+// too), postgresql.log, superuser.pw (the superuser's password) and
+// server.json, the major version and the port picked the first time.
+// Each add-on is a role of its own name (LOGIN, nothing more) owning a
+// database of the same name, on which CONNECT is revoked from PUBLIC,
+// so one app's DATABASE_URL cannot reach another's database.
+//
+// The server is Debian's (/usr/lib/postgresql/VERSION/bin), the newest
+// there when the cluster is made and that version from then on. It runs
+// on its own, started with pg_ctl by whoever first needs it (the CLI or
+// the daemon), so it outlives the command that started it; Stop shuts
+// it down.
+type postgresProvider struct {
+	dir string
+}
+
+type postgresServer struct {
+	Version  string `json:"version"` // the major version: 15, of /usr/lib/postgresql/15/bin
+	Port     int    `json:"port"`
+	Password string `json:"-"` // the superuser's, from superuser.pw
+}
+
+type postgresCreds struct {
+	Password string `json:"password"` // the role's; role and database are the add-on's name
+}
+
+// postgresSuperuser is the cluster's superuser, whose password is the
+// provider's own.
+const postgresSuperuser = "postgres"
+
+// postgresRoot is where Debian's postgresql-VERSION packages put each
+// version's programs, as postgresRoot/VERSION/bin.
+const postgresRoot = "/usr/lib/postgresql"
+
+func (p *postgresProvider) statePath() string    { return filepath.Join(p.dir, "server.json") }
+func (p *postgresProvider) passwordPath() string { return filepath.Join(p.dir, "superuser.pw") }
+func (p *postgresProvider) dataDir() string      { return filepath.Join(p.dir, "data") }
+func (p *postgresProvider) logPath() string      { return filepath.Join(p.dir, "postgresql.log") }
+func (p *postgresProvider) credsPath(name string) string {
+	return filepath.Join(p.dir, "users", name+".json")
+}
+
+// newestPostgres returns the newest major version installed under
+// postgresRoot that has the programs dyno runs.
+func newestPostgres() (string, error) {
+	entries, err := os.ReadDir(postgresRoot)
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	best := -1
+	for _, e := range entries {
+		v, err := strconv.Atoi(e.Name())
+		if err != nil || v <= best {
+			continue
+		}
+		ok := true
+		for _, prog := range []string{"initdb", "pg_ctl", "postgres"} {
+			if _, err := os.Stat(filepath.Join(postgresRoot, e.Name(), "bin", prog)); err != nil {
+				ok = false
+			}
+		}
+		if ok {
+			best = v
+		}
+	}
+	if best < 0 {
+		return "", fmt.Errorf("no PostgreSQL server in %s/*/bin (apt-get install postgresql)", postgresRoot)
+	}
+	return strconv.Itoa(best), nil
+}
+
+func (srv postgresServer) bin(prog string) string {
+	return filepath.Join(postgresRoot, srv.Version, "bin", prog)
+}
+
+func (srv postgresServer) psql() string {
+	if _, err := os.Stat(srv.bin("psql")); err == nil {
+		return srv.bin("psql")
+	}
+	return "/usr/bin/psql"
+}
+
+// pgRun runs a PostgreSQL program, its error carrying what it printed.
+// initdb, pg_ctl and postgres refuse to run as root; the error says
+// what to do then.
+func pgRun(ctx context.Context, env []string, prog string, args ...string) ([]byte, error) {
+	cmd := exec.CommandContext(ctx, prog, args...)
+	if env != nil {
+		cmd.Env = append(os.Environ(), env...)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		msg := strings.TrimSpace(stderr.String() + string(out))
+		err = fmt.Errorf("%s: %w: %s", filepath.Base(prog), err, msg)
+		if os.Geteuid() == 0 && strings.Contains(msg, "root") {
+			err = fmt.Errorf("%w; PostgreSQL add-ons need dyno run as its own user, not root", err)
+		}
+	}
+	return out, err
+}
+
+// setup makes the cluster the first time and returns its version, port
+// and password.
+func (p *postgresProvider) setup(ctx context.Context) (postgresServer, error) {
+	var srv postgresServer
+	b, err := os.ReadFile(p.statePath())
+	if err == nil {
+		if err := json.Unmarshal(b, &srv); err != nil {
+			return srv, fmt.Errorf("read %s: %w", p.statePath(), err)
+		}
+		pw, err := os.ReadFile(p.passwordPath())
+		if err != nil {
+			return srv, err
+		}
+		srv.Password = strings.TrimSpace(string(pw))
+		return srv, nil
+	}
+	if !errors.Is(err, fs.ErrNotExist) {
+		return srv, err
+	}
+	if srv.Version, err = newestPostgres(); err != nil {
+		return srv, err
+	}
+	for _, d := range []string{p.dir, filepath.Join(p.dir, "users")} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return srv, err
+		}
+	}
+	if srv.Password, err = newSecret(); err != nil {
+		return srv, err
+	}
+	if err := fsutil.WriteFile(p.passwordPath(), []byte(srv.Password+"\n"), 0o600); err != nil {
+		return srv, err
+	}
+	// A port free now, kept from then on, so that URLs in releases stay
+	// good across restarts.
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return srv, fmt.Errorf("pick a port for postgres: %w", err)
+	}
+	srv.Port = l.Addr().(*net.TCPAddr).Port
+	l.Close()
+
+	// initdb wants a directory of its own: made aside and renamed, so
+	// that one cut short is made again from nothing.
+	tmp := p.dataDir() + ".new"
+	if err := fsutil.RemoveAll(tmp); err != nil {
+		return srv, err
+	}
+	if _, err := pgRun(ctx, nil, srv.bin("initdb"), "-D", tmp, "-U", postgresSuperuser,
+		"--pwfile="+p.passwordPath(), "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C"); err != nil {
+		fsutil.RemoveAll(tmp)
+		return srv, fmt.Errorf("initdb %s: %w", tmp, err)
+	}
+	conf := fmt.Sprintf(`
+# Written by dyno once; the port is kept. See addons/postgres.go.
+listen_addresses = '127.0.0.1'
+port = %d
+unix_socket_directories = '%s'
+unix_socket_permissions = 0700
+`, srv.Port, strings.ReplaceAll(p.dataDir(), "'", "''"))
+	f, err := os.OpenFile(filepath.Join(tmp, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		return srv, err
+	}
+	_, err = f.WriteString(conf)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return srv, fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	if err := os.Rename(tmp, p.dataDir()); err != nil {
+		return srv, err
+	}
+	b, err = json.Marshal(srv)
+	if err != nil {
+		return srv, err
+	}
+	// Written last: its presence says the rest is there.
+	return srv, fsutil.WriteFile(p.statePath(), b, 0o600)
+}
+
+// running reports whether the cluster's server runs, by pg_ctl status:
+// 0 when it does, 3 when it does not.
+func (p *postgresProvider) running(ctx context.Context, srv postgresServer) (bool, error) {
+	_, err := pgRun(ctx, nil, srv.bin("pg_ctl"), "status", "-D", p.dataDir())
+	var ee *exec.ExitError
+	if errors.As(err, &ee) && ee.ExitCode() == 3 {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// server returns the server, starting it if it does not run.
+func (p *postgresProvider) server(ctx context.Context) (postgresServer, error) {
+	srv, err := p.setup(ctx)
+	if err != nil {
+		return srv, fmt.Errorf("postgresql: %w", err)
+	}
+	if up, err := p.running(ctx, srv); err != nil || up {
+		return srv, err
+	}
+	_, err = pgRun(ctx, nil, srv.bin("pg_ctl"), "start", "-w", "-D", p.dataDir(), "-l", p.logPath())
+	if err != nil {
+		// Another command may have started it meanwhile.
+		if up, _ := p.running(ctx, srv); up {
+			return srv, nil
+		}
+		return srv, fmt.Errorf("postgresql: start %s (see %s): %w", p.dataDir(), p.logPath(), err)
+	}
+	return srv, nil
+}
+
+// sql runs statements, each on its own (CREATE DATABASE refuses a
+// transaction), as the superuser over the unix socket in the data
+// directory, and returns what they print, unaligned.
+func (p *postgresProvider) sql(ctx context.Context, srv postgresServer, db string, stmts ...string) (string, error) {
+	args := []string{"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+		"-h", p.dataDir(), "-p", strconv.Itoa(srv.Port), "-U", postgresSuperuser, "-d", db}
+	for _, s := range stmts {
+		args = append(args, "-c", s)
+	}
+	out, err := pgRun(ctx, []string{"PGPASSWORD=" + srv.Password, "PGCONNECT_TIMEOUT=10"}, srv.psql(), args...)
+	return strings.TrimSpace(string(out)), err
+}
+
+// quoteIdent and quoteLiteral quote names and passwords dyno made, for
+// SQL; never anything a user typed.
+func quoteIdent(s string) string   { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
+func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''`) + `'` }
+
+func (p *postgresProvider) url(srv postgresServer, name string, cr postgresCreds) string {
+	u := url.URL{Scheme: "postgres", User: url.UserPassword(name, cr.Password),
+		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port)), Path: "/" + name}
+	return u.String()
+}
+
+func (p *postgresProvider) Provision(ctx context.Context, name, plan string) (string, error) {
+	if !validName(name) {
+		return "", fmt.Errorf("postgresql: provision: %q is not an add-on name", name)
+	}
+	srv, err := p.server(ctx)
+	if err != nil {
+		return "", err
+	}
+	pass, err := newSecret()
+	if err != nil {
+		return "", err
+	}
+	cr := postgresCreds{Password: pass}
+	b, err := json.Marshal(cr)
+	if err != nil {
+		return "", err
+	}
+	if err := fsutil.WriteFile(p.credsPath(name), b, 0o600); err != nil {
+		return "", fmt.Errorf("postgresql: provision %s: %w", name, err)
+	}
+	id := quoteIdent(name)
+	_, err = p.sql(ctx, srv, "postgres",
+		"CREATE ROLE "+id+" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD "+quoteLiteral(pass),
+		"CREATE DATABASE "+id+" OWNER "+id,
+		"REVOKE ALL ON DATABASE "+id+" FROM PUBLIC",
+		// Add-on roles have no business in the cluster's own databases.
+		"REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC")
+	if err != nil {
+		return "", fmt.Errorf("postgresql: provision %s: %w", name, err)
+	}
+	return p.url(srv, name, cr), nil
+}
+
+func (p *postgresProvider) Credentials(ctx context.Context, name string) (string, error) {
+	srv, err := p.setup(ctx)
+	if err != nil {
+		return "", fmt.Errorf("postgresql: %w", err)
+	}
+	b, err := os.ReadFile(p.credsPath(name))
+	if err != nil {
+		return "", fmt.Errorf("postgresql: credentials of %s: %w", name, err)
+	}
+	var cr postgresCreds
+	if err := json.Unmarshal(b, &cr); err != nil {
+		return "", fmt.Errorf("postgresql: credentials of %s: %s: %w", name, p.credsPath(name), err)
+	}
+	return p.url(srv, name, cr), nil
+}
+
+// Deprovision stops the role logging in, ends its sessions and any on
+// its database, and drops the database and the role.
+func (p *postgresProvider) Deprovision(ctx context.Context, name string) error {
+	if !validName(name) {
+		return fmt.Errorf("postgresql: deprovision: %q is not an add-on name", name)
+	}
+	srv, err := p.server(ctx)
+	if err != nil {
+		return err
+	}
+	id, lit := quoteIdent(name), quoteLiteral(name)
+	_, err = p.sql(ctx, srv, "postgres",
+		"DO $$BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = "+lit+") THEN ALTER ROLE "+id+" NOLOGIN; END IF; END$$",
+		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "+lit+" OR datname = "+lit,
+		"DROP DATABASE IF EXISTS "+id+" WITH (FORCE)",
+		"DROP ROLE IF EXISTS "+id)
+	if err != nil {
+		return fmt.Errorf("postgresql: deprovision %s: %w", name, err)
+	}
+	if err := os.Remove(p.credsPath(name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+func (p *postgresProvider) Info(ctx context.Context, name string) ([][2]string, error) {
+	srv, err := p.server(ctx)
+	if err != nil {
+		return nil, err
+	}
+	version, err := p.sql(ctx, srv, "postgres", "SHOW server_version")
+	if err != nil {
+		return nil, fmt.Errorf("postgresql: info %s: %w", name, err)
+	}
+	return [][2]string{
+		{"Server", net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))},
+		{"Version", version},
+		{"Database", name},
+		{"User", name},
+	}, nil
+}
+
+// Stop shuts the server down, ending sessions and checkpointing (pg_ctl
+// -m fast). A server that does not run is not an error, nor is a
+// machine that never made one.
+func (p *postgresProvider) Stop(ctx context.Context) error {
+	if _, err := os.Stat(p.statePath()); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	srv, err := p.setup(ctx)
+	if err != nil {
+		return fmt.Errorf("postgresql: stop: %w", err)
+	}
+	if up, err := p.running(ctx, srv); err != nil || !up {
+		return err
+	}
+	if _, err := pgRun(ctx, nil, srv.bin("pg_ctl"), "stop", "-w", "-m", "fast", "-D", p.dataDir()); err != nil {
+		return fmt.Errorf("postgresql: stop %s: %w", p.dataDir(), err)
+	}
+	return nil
+}
