@@ -509,17 +509,35 @@ func (g gitRunner) topLevel(ctx context.Context, dir string) (string, error) {
 // work tree, git archive gives that subdirectory's part only, with
 // paths relative to it: an app can live in a folder of a larger repo.
 func (g gitRunner) archive(ctx context.Context, dir, commit, dst string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := g.command(ctx, "-C", dir, "archive", "--format=tar", commit)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
+	msg, err := unpackArchive(ctx, dst, func(ctx context.Context) *exec.Cmd {
+		return g.command(ctx, "-C", dir, "archive", "--format=tar", commit)
+	})
+	switch {
+	case msg != "" && strings.Contains(msg, "untracked"):
+		return fmt.Errorf("prepare source %s: the folder is not committed in its git repository; commit it to build it (git archive: %s)", dir, msg)
+	case msg != "":
+		return fmt.Errorf("prepare source %s: git archive: %s", dir, msg)
+	case err != nil:
 		return fmt.Errorf("prepare source %s: %w", dir, err)
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("prepare source %s: git archive: %w", dir, err)
+	return nil
+}
+
+// unpackArchive runs the git archive command made by cmd and unpacks
+// its tar stream into dst. A failed git comes back as msg, git's own
+// words; a failure to unpack, or to run git, as err.
+func unpackArchive(ctx context.Context, dst string, cmd func(context.Context) *exec.Cmd) (msg string, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	c := cmd(ctx)
+	var stderr bytes.Buffer
+	c.Stderr = &stderr
+	out, err := c.StdoutPipe()
+	if err != nil {
+		return "", err
+	}
+	if err := c.Start(); err != nil {
+		return "", fmt.Errorf("git archive: %w", err)
 	}
 	xerr := extractTar(out, dst)
 	if xerr == nil {
@@ -528,18 +546,10 @@ func (g gitRunner) archive(ctx context.Context, dir, commit, dst string) error {
 	} else {
 		cancel()
 	}
-	werr := cmd.Wait()
-	if werr != nil {
-		msg := gitMessage(strings.TrimSpace(stderr.String()), werr)
-		if strings.Contains(msg, "untracked") {
-			return fmt.Errorf("prepare source %s: the folder is not committed in its git repository; commit it to build it (git archive: %s)", dir, msg)
-		}
-		return fmt.Errorf("prepare source %s: git archive: %s", dir, msg)
+	if werr := c.Wait(); werr != nil {
+		return gitMessage(strings.TrimSpace(stderr.String()), werr), nil
 	}
-	if xerr != nil {
-		return fmt.Errorf("prepare source %s: %w", dir, xerr)
-	}
-	return nil
+	return "", xerr
 }
 
 // gitCommand is a git command run as this user.
@@ -594,29 +604,14 @@ func gitOp(args []string) string {
 // and GIT_ALTERNATE_OBJECT_DIRECTORIES point at it; git-receive-pack(1),
 // QUARANTINE ENVIRONMENT) and no other git command run by dyno sees them.
 func ArchiveCommit(ctx context.Context, commit, dst string) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "git", "archive", "--format=tar", commit)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
+	msg, err := unpackArchive(ctx, dst, func(ctx context.Context) *exec.Cmd {
+		return exec.CommandContext(ctx, "git", "archive", "--format=tar", commit)
+	})
+	switch {
+	case msg != "":
+		return fmt.Errorf("archive %s: git archive: %s", commit, msg)
+	case err != nil:
 		return fmt.Errorf("archive %s: %w", commit, err)
-	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("archive %s: %w", commit, err)
-	}
-	xerr := extractTar(out, dst)
-	if xerr == nil {
-		_, xerr = io.Copy(io.Discard, out)
-	} else {
-		cancel()
-	}
-	if werr := cmd.Wait(); werr != nil {
-		return fmt.Errorf("archive %s: git archive: %s", commit, gitMessage(strings.TrimSpace(stderr.String()), werr))
-	}
-	if xerr != nil {
-		return fmt.Errorf("archive %s: %w", commit, xerr)
 	}
 	return nil
 }

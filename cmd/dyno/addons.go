@@ -82,10 +82,7 @@ func newAddonsCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := addonsManager()
-			if err != nil {
-				return err
-			}
+			m := &addons.Manager{Home: a.Home()}
 			s, _, err := addons.FindService(args[0])
 			if err != nil {
 				return err
@@ -178,10 +175,7 @@ func newAddonsDestroyCommand() *cobra.Command {
 			if confirm != a.Name {
 				return fmt.Errorf("this destroys %s and its data for good; to proceed, re-run with --confirm %s", args[0], a.Name)
 			}
-			m, err := addonsManager()
-			if err != nil {
-				return err
-			}
+			m := &addons.Manager{Home: a.Home()}
 			ctx, stop := interruptible()
 			defer stop()
 			ad, err := m.Destroy(ctx, args[0], a.Name, userName())
@@ -210,10 +204,7 @@ func newAddonsAttachCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := addonsManager()
-			if err != nil {
-				return err
-			}
+			m := &addons.Manager{Home: a.Home()}
 			ctx, stop := interruptible()
 			defer stop()
 			at, rel, err := m.Attach(ctx, args[0], a, as, userName())
@@ -244,10 +235,7 @@ func newAddonsDetachCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m, err := addonsManager()
-			if err != nil {
-				return err
-			}
+			m := &addons.Manager{Home: a.Home()}
 			at, rel, err := m.Detach(a, args[0], userName())
 			if err != nil {
 				return err

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/dyno-run/dyno/buildpacks/gitpush"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/spf13/cobra"
@@ -229,7 +230,7 @@ func newAppsDestroyCommand() *cobra.Command {
 // heroku.
 func created(cmd *cobra.Command, a *app.App, r daemon.RouterSettings) error {
 	out := cmd.OutOrStdout()
-	if err := ensureRepo(cmd.Context(), a); err != nil {
+	if err := gitpush.EnsureApp(cmd.Context(), a); err != nil {
 		return err
 	}
 	if url := r.URL(a.Name); url != "" {

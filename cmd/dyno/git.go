@@ -26,13 +26,6 @@ func addGitCommands(root *cobra.Command) {
 	root.AddCommand(newGitRemoteCommand(), newGitShellCommand(), newGitHookCommand())
 }
 
-// ensureRepo makes the app's repository, or rewrites its hook to run
-// this dyno binary with this DYNO_HOME (gitpush.EnsureApp, which the
-// daemon's POST /apps uses too).
-func ensureRepo(ctx context.Context, a *app.App) error {
-	return gitpush.EnsureApp(ctx, a)
-}
-
 // setRemote points the remote name of the git repository dir is in at
 // the app's repository, adding it or changing its URL.
 func setRemote(ctx context.Context, dir, name, url string) error {
@@ -82,7 +75,7 @@ gives a key access). git push dyno main then builds and releases the app.`,
 			if !inGitRepo(".") {
 				return errors.New("this folder is not in a git repository: run git init first, or cd to the app's repository")
 			}
-			if err := ensureRepo(cmd.Context(), a); err != nil {
+			if err := gitpush.EnsureApp(cmd.Context(), a); err != nil {
 				return err
 			}
 			url := a.RepoDir()
@@ -142,7 +135,7 @@ git push and git fetch reach an app's repository, and refuses the rest.`,
 			if err != nil {
 				return err
 			}
-			if err := ensureRepo(cmd.Context(), a); err != nil {
+			if err := gitpush.EnsureApp(cmd.Context(), a); err != nil {
 				return err
 			}
 			// Who pushed, for the release: the key's comment, else its

@@ -40,11 +40,7 @@ func (d *Daemon) gitHTTP(next http.Handler) http.Handler {
 			http.Error(w, err.Error(), http.StatusInternalServerError)
 			return
 		}
-		exe, err := os.Executable()
-		if err == nil {
-			err = gitpush.Ensure(r.Context(), a.RepoDir(), gitpush.Hook{Dyno: exe, Home: d.cfg.Home.Dir, App: a.Name})
-		}
-		if err != nil {
+		if err := gitpush.EnsureApp(r.Context(), a); err != nil {
 			d.logf("git: %v", err)
 			http.Error(w, "the app's repository is not ready: "+err.Error(), http.StatusInternalServerError)
 			return
