@@ -48,3 +48,46 @@ func TestAttachDetach(t *testing.T) {
 		t.Errorf("detach twice: %v", err)
 	}
 }
+
+// A rollback leaves add-ons as they are, as Heroku's does: rolled back
+// past an addons:destroy, the app does not get the dead add-on's URL
+// back; rolled back to before an attach, it keeps the add-on's URL;
+// every other var is the target's.
+func TestRollbackKeepsAttachmentsAsTheyAre(t *testing.T) {
+	t.Parallel()
+	a := newApp(t)
+	old := ledger.Attachment{Name: "DATABASE", Addon: "postgresql-flat-00001", Service: "heroku-postgresql", Plan: "essential-0", Owner: a.Name}
+	if _, err := a.Attach(old, "postgres://old", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	a.SetConfig(map[string]string{"K": "v1"}, "ann")
+	v, err := a.Deploy("sha256:"+strings.Repeat("a", 64), "0123456789abcdef", map[string]string{"web": "w"}, nil, nil, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.Detach(old.Addon, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	nu := ledger.Attachment{Name: "REDIS", Addon: "redis-flat-00002", Service: "heroku-redis", Plan: "mini", Owner: a.Name}
+	if _, err := a.Attach(nu, "redis://new", "ann"); err != nil {
+		t.Fatal(err)
+	}
+	a.SetConfig(map[string]string{"K": "v2"}, "ann")
+	rb, err := a.Rollback(v.Version, "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := rb.ConfigVars["DATABASE_URL"]; ok {
+		t.Errorf("rollback past the detach gave DATABASE_URL back: %v", rb.ConfigVars)
+	}
+	if rb.ConfigVars["REDIS_URL"] != "redis://new" || rb.ConfigVars["K"] != "v1" {
+		t.Errorf("rollback config %v, want REDIS_URL kept and K=v1", rb.ConfigVars)
+	}
+	s, err := a.Ledger.State()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Attachments) != 1 || s.Attachments[0].Addon != nu.Addon {
+		t.Errorf("attachments after rollback: %+v", s.Attachments)
+	}
+}

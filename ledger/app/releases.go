@@ -384,13 +384,86 @@ func (a *App) Rollback(target int, user string) (ledger.Release, error) {
 	if err != nil {
 		return ledger.Release{}, err
 	}
+	detached, last, err := a.detachedSince(t.Version)
+	if err != nil {
+		return ledger.Release{}, err
+	}
 	return a.newRelease(user, func(s *ledger.State) (ledger.Release, error) {
+		if s.LastVersion != last {
+			return ledger.Release{}, fmt.Errorf("⬢ %s got release v%d while rolling back; run the rollback again", a.Name, s.LastVersion)
+		}
 		return ledger.Release{
 			Description: fmt.Sprintf("Rollback to v%d", t.Version),
-			Slug:        t.Slug, ProcessTypes: t.ProcessTypes, ConfigVars: maps.Clone(t.ConfigVars),
+			Slug:        t.Slug, ProcessTypes: t.ProcessTypes, ConfigVars: rollbackConfig(t, s, detached),
 			Buildpacks: t.Buildpacks, SourceVersion: t.SourceVersion,
 		}, nil
 	})
+}
+
+// rollbackConfig is the config of a rollback to t: t's, except that
+// add-ons stay as they are now, as on Heroku ("Rollback affects code
+// and config vars; it doesn't add or remove addons"). The var of an
+// attachment detached since t is dropped, so that a rollback past
+// addons:destroy does not hand the app a dead add-on's URL, and every
+// attachment's var keeps its current value.
+func rollbackConfig(t *ledger.Release, s *ledger.State, detached map[string]bool) map[string]string {
+	cfg := maps.Clone(t.ConfigVars)
+	for name := range detached {
+		delete(cfg, name+"_URL")
+	}
+	if s.Current == nil {
+		return cfg
+	}
+	for _, at := range s.Attachments {
+		if v, ok := s.Current.ConfigVars[at.Name+"_URL"]; ok {
+			if cfg == nil {
+				cfg = map[string]string{}
+			}
+			cfg[at.Name+"_URL"] = v
+		}
+	}
+	return cfg
+}
+
+// detachedSince returns the names of the attachments detached by
+// releases after version v ("Detach DATABASE (@ref:...)", App.Detach's
+// description), and the last version there is, which the rollback
+// checks again under the ledger's lock.
+func (a *App) detachedSince(v int) (map[string]bool, int, error) {
+	s, err := a.Ledger.State()
+	if err != nil {
+		return nil, 0, err
+	}
+	names := map[string]bool{}
+	if s.LastVersion <= v {
+		return names, s.LastVersion, nil
+	}
+	// Versions are consecutive: the releases after v are the newest
+	// LastVersion-v, and only they are read.
+	rels, err := a.Ledger.Releases(s.LastVersion - v)
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, r := range rels {
+		if r.Version <= v {
+			continue
+		}
+		if name, ok := detachedName(r.Description); ok {
+			names[name] = true
+		}
+	}
+	return names, s.LastVersion, nil
+}
+
+// detachedName is the attachment a "Detach NAME (@ref:ADDON)" release
+// detached.
+func detachedName(description string) (string, bool) {
+	rest, ok := strings.CutPrefix(description, "Detach ")
+	if !ok {
+		return "", false
+	}
+	name, _, ok := strings.Cut(rest, " (@ref:")
+	return name, ok && name != ""
 }
 
 func (a *App) rollbackTarget(target int) (*ledger.Release, error) {
