@@ -21,7 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dyno-run/dyno/addons"
 	"github.com/dyno-run/dyno/internal/testutil"
+	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/daemon/apitls"
 )
@@ -282,6 +284,17 @@ func TestHerokuCLI(t *testing.T) {
 		h.want(t, work, []string{"features", "-a", "demo"}, `\[ \] preboot`)
 		h.want(t, work, []string{"features:enable", "preboot", "-a", "demo"}, `Enabling preboot for demo\.\.\. done`)
 		h.want(t, work, []string{"features", "-a", "demo"}, `\[\+\] preboot`)
+	})
+	step("addons", func(t *testing.T) {
+		if _, err := exec.LookPath("redis-server"); err != nil {
+			t.Skip("redis-server is not installed (apt-get install redis-server): the add-on runs the real server")
+		}
+		t.Cleanup(func() { (&addons.Manager{Home: app.Home{Dir: e.home}}).Stop(context.Background()) })
+		m := regexp.MustCompile(`Created (redis-[a-z]+-[0-9]{5}) as REDIS_URL`).FindStringSubmatch(e.must(t, "addons:create", "heroku-redis", "-a", "demo"))
+		if m == nil {
+			t.Fatal("addons:create printed no add-on name")
+		}
+		h.want(t, work, []string{"addons", "-a", "demo"}, regexp.QuoteMeta(m[1]), `heroku-redis`, `mini`, `free`, `as REDIS`, `created`)
 	})
 	step("git:remote", func(t *testing.T) {
 		h.want(t, repo, []string{"git:remote", "-a", "demo", "-r", "demo"}, `set git remote demo to `+regexp.QuoteMeta(base+"/demo.git"))

@@ -372,13 +372,6 @@ func (rg releaseRange) params() string {
 	return s
 }
 
-// listAddons is the app's add-ons: a dyno box provisions none (an
-// app.json's addons are recorded with the release, not run), so the
-// list is empty. apps:info needs the list to answer.
-func (d *Daemon) listAddons(w http.ResponseWriter, r *http.Request, a *appRun) {
-	writeJSON(w, http.StatusOK, []any{})
-}
-
 // listCollaborators is the app's collaborators: the one account owns
 // every app, and has no other.
 func (d *Daemon) listCollaborators(w http.ResponseWriter, r *http.Request, a *appRun) {
