@@ -23,6 +23,19 @@ function uptime(msec) {
   }
 }
 
+// database names the database DATABASE_URL (set by `dyno addons:create
+// heroku-postgresql`) points at, never its password: the var arrives in
+// a new release, and the dynos restart on it.
+function database() {
+  if (!process.env.DATABASE_URL) return "";
+  try {
+    const u = new URL(process.env.DATABASE_URL);
+    return `database: ${u.pathname.slice(1)} on ${u.host}\n`;
+  } catch {
+    return "database: DATABASE_URL is not a URL\n";
+  }
+}
+
 const server = http.createServer((req, res) => {
   if (req.url === "/healthz") {
     res.writeHead(200, { "Content-Type": "text/plain" });
@@ -30,7 +43,7 @@ const server = http.createServer((req, res) => {
     return;
   }
   res.writeHead(200, { "Content-Type": "text/plain" });
-  res.end(`${greeting()} from ${dyno}\nnode ${process.version}, up ${uptime(Date.now() - started)}\n`);
+  res.end(`${greeting()} from ${dyno}\nnode ${process.version}, up ${uptime(Date.now() - started)}\n${database()}`);
   console.log(`${req.method} ${req.url} 200`);
 });
 
