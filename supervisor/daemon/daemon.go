@@ -310,9 +310,10 @@ func Run(ctx context.Context, cfg Config) error {
 		d.routing = newRouting(d)
 		d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
 	}
-	// The add-on servers come up before the apps that use them.
+	// The add-on servers come up before the apps that use them, within
+	// systemd's start timeout (TimeoutStartSec=, 90 s).
 	d.services.boot()
-	d.services.awaitBoot(cfg.BootTimeout)
+	d.services.awaitBoot(serviceBootWait)
 	d.loop(ctx, srv)
 	return nil
 }

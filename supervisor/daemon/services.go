@@ -363,6 +363,10 @@ const (
 	// readyPoll is how often a starting server is asked whether it is
 	// ready.
 	readyPoll = 50 * time.Millisecond
+	// serviceBootWait bounds how long the daemon's start waits for the
+	// servers before it brings the apps up (a crash recovery can take
+	// longer; apps that boot meanwhile restart on their back-off).
+	serviceBootWait = 30 * time.Second
 	// serviceWait bounds how long POST /dyno/services/{service} waits
 	// for the server, within the API's write timeout.
 	serviceWait = 50 * time.Second
