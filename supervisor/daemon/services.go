@@ -186,6 +186,17 @@ func (s *service) await(ctx context.Context, target int) error {
 		s.mu.Unlock()
 		select {
 		case <-ch:
+		case <-s.done:
+			// Ended between our look and our wait: its last word
+			// stands.
+			s.mu.Lock()
+			switch {
+			case s.stopping:
+				return errShuttingDown
+			case s.err != nil:
+				return s.err
+			}
+			return fmt.Errorf("%s is not running", s.name)
 		case <-ctx.Done():
 			s.mu.Lock()
 			return fmt.Errorf("%s did not come up within the time given: %w (dyno addons:logs %s says why)", s.name, ctx.Err(), s.name)
