@@ -185,15 +185,24 @@ func TestAddonServersUnderTheDaemon(t *testing.T) {
 	// daemon's start takes it over.
 	d.stop(syscall.SIGTERM)
 	wantLines(t, e.must(t, "addons:info", strings.TrimPrefix(strings.SplitN(dbURL, ":", 3)[1], "//")), "Version")
+	wantLines(t, e.must(t, "addons:info", name), "Key prefix")
 	detached := pidIn(t, filepath.Join(pgDir, "data", "postmaster.pid"))
-	if ppid(detached) == 0 {
+	detachedRedis := pidIn(t, filepath.Join(redisDir, "redis.pid"))
+	if ppid(detached) == 0 || ppid(detachedRedis) == 0 {
 		t.Fatal("addons:info with no daemon started no server")
 	}
 	d = e.startDaemon(t)
 	wantData("after the takeover")
-	e.eventually(t, "the detached server to end", func() bool { return ppid(detached) == 0 })
+	e.eventually(t, "the detached servers to end", func() bool { return ppid(detached) == 0 && ppid(detachedRedis) == 0 })
+	e.eventually(t, "redis up under the daemon", func() bool {
+		out, _ := e.dynoOut(t, "addons:logs", "redis", "-n", "1500")
+		return strings.Count(out, "State changed from starting to up") >= 4
+	})
 	if got := ppid(pidIn(t, filepath.Join(pgDir, "data", "postmaster.pid"))); got != d.cmd.Process.Pid {
 		t.Errorf("after the takeover the postmaster's parent is %d, not the daemon (%d)", got, d.cmd.Process.Pid)
+	}
+	if got := ppid(pidIn(t, filepath.Join(redisDir, "redis.pid"))); got != d.cmd.Process.Pid {
+		t.Errorf("after the takeover redis-server's parent is %d, not the daemon (%d)", got, d.cmd.Process.Pid)
 	}
 	d.stop(syscall.SIGTERM)
 	want := "postgresql: an add-on server the daemon did not start runs (pid " + strconv.Itoa(detached) + "); stopping it cleanly to run it under the daemon"

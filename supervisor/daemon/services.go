@@ -313,6 +313,11 @@ func (s *service) runOnce() (time.Duration, bool, error) {
 		if err := s.srv.Stop(ctx); err != nil {
 			return 0, true, err
 		}
+		// redis-server's SHUTDOWN answers before it has let go of
+		// its port: the process's end is what counts.
+		if err := awaitGone(ctx, pid); err != nil {
+			return 0, true, fmt.Errorf("the server started outside the daemon (pid %d) did not end: %w", pid, err)
+		}
 	}
 	src, err := s.logs.Source(s.name)
 	if err != nil {
@@ -495,6 +500,19 @@ func serviceEnv() []string {
 		env = append(env, "TZ="+tz)
 	}
 	return env
+}
+
+// awaitGone waits until pid, which is not the daemon's child, has ended
+// (a pid below 1 is none known).
+func awaitGone(ctx context.Context, pid int) error {
+	for pid > 0 && unix.Kill(pid, 0) != unix.ESRCH {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // sweepOrphans reaps what a server that ended left behind and came to
