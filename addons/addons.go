@@ -9,6 +9,19 @@
 // ledger.Attachment); the data and credentials are its provider's,
 // under $DYNO_HOME/addons/SERVICE.
 //
+// # Servers
+//
+// A service whose add-ons live in a server of its own (one PostgreSQL
+// cluster, one redis-server per machine) has a provider that is a
+// [Server]. The daemon runs each such server that has been set up as a
+// service of its own, in the foreground, restarted with back-off,
+// logging to $DYNO_HOME/addons/SERVICE/logs and stopped cleanly with the
+// daemon (supervisor/daemon/services.go). A provider that needs its
+// server asks the daemon to start it through [Manager.Starter]; only
+// when no daemon runs does it start the server detached itself, to run
+// on its own until [Manager.Stop] or the daemon's next start takes it
+// over.
+//
 // # Adding a service
 //
 // A service is one file: a Provider (provision, credentials,
@@ -28,6 +41,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dyno-run/dyno/ledger"
@@ -53,9 +67,55 @@ type Provider interface {
 }
 
 // A Stopper is a Provider that runs a server of its own, which Stop
-// shuts down cleanly (the daemon stops them as it exits).
+// shuts down cleanly when it runs detached, started by a command while
+// no daemon ran.
 type Stopper interface {
 	Stop(ctx context.Context) error
+}
+
+// A Server is a Provider that runs one server of its own for the
+// machine, which the daemon runs in the foreground as a service.
+type Server interface {
+	Provider
+	Stopper
+	// IsSetUp reports whether the server's files have been made (its
+	// server.json is written last): the daemon runs set-up servers
+	// from its start.
+	IsSetUp() bool
+	// Foreground makes the server's files the first time (initdb, a
+	// conf; it does nothing once they are there) and returns how to run
+	// the server in the foreground, logging to its stdout and stderr.
+	Foreground(ctx context.Context) (Foreground, error)
+	// Ready reports, as an error, whether the server started as pid
+	// accepts connections.
+	Ready(ctx context.Context, pid int) error
+	// Running returns the pid of a server running on this provider's
+	// files, 0 if none runs: one started detached, to be stopped with
+	// Stop before the daemon runs its own.
+	Running(ctx context.Context) (pid int, err error)
+}
+
+// Foreground is how a Server runs in the foreground.
+type Foreground struct {
+	Argv []string
+	// Stop asks the server to stop cleanly (PostgreSQL's fast shutdown
+	// is SIGINT; redis-server writes its data on SIGTERM). It is also
+	// what the server gets when the process that started it dies.
+	Stop syscall.Signal
+	// Kill ends a server that did not stop within the stop timeout
+	// (SIGQUIT, PostgreSQL's immediate shutdown; SIGKILL).
+	Kill syscall.Signal
+}
+
+// ErrNoSupervisor is what a Manager's Starter returns when nothing runs
+// the machine's add-on servers (no daemon runs): the provider then
+// starts its server detached.
+var ErrNoSupervisor = errors.New("no daemon runs the add-on servers")
+
+// supervised is a provider that asks start to run its server before
+// starting one detached.
+type supervised interface {
+	supervise(start func(ctx context.Context) error)
 }
 
 // A Service is a kind of add-on.
@@ -113,9 +173,66 @@ var ErrNoAddon = errors.New("no such add-on")
 // Home.
 type Manager struct {
 	Home app.Home
+	// Starter, when set, asks whoever runs the machine's add-on servers
+	// (the daemon) to set up and start the server of service, by its
+	// alias (postgresql, redis), and returns once it accepts
+	// connections, or why it cannot. It returns ErrNoSupervisor (wrapped
+	// or not) when nothing runs them: the provider then starts its
+	// server detached. Without a Starter, providers always do.
+	Starter func(ctx context.Context, service string) error
 }
 
 func (m *Manager) dir() string { return filepath.Join(m.Home.Dir, "addons") }
+
+// ServiceDir is where the provider of the service whose alias is alias
+// keeps its server and data: $DYNO_HOME/addons/ALIAS.
+func (m *Manager) ServiceDir(alias string) string { return filepath.Join(m.dir(), alias) }
+
+// LogsDir is the log store of the server of the service whose alias is
+// alias, which the daemon writes while it runs the server.
+func (m *Manager) LogsDir(alias string) string { return filepath.Join(m.ServiceDir(alias), "logs") }
+
+// provider returns s's provider, wired to m's Starter.
+func (m *Manager) provider(s Service) Provider {
+	p := s.New(m.ServiceDir(s.Alias))
+	if sp, ok := p.(supervised); ok && m.Starter != nil {
+		alias := s.Alias
+		sp.supervise(func(ctx context.Context) error { return m.Starter(ctx, alias) })
+	}
+	return p
+}
+
+// Servers returns the providers that run a server of their own, by
+// their service's alias.
+func (m *Manager) Servers() map[string]Server {
+	out := map[string]Server{}
+	for _, s := range Services() {
+		if srv, ok := m.provider(s).(Server); ok {
+			out[s.Alias] = srv
+		}
+	}
+	return out
+}
+
+// ServerOf returns the alias of the service whose server runs the
+// add-on or service named name: a service's name or alias
+// (heroku-postgresql, postgresql) or an add-on's name.
+func (m *Manager) ServerOf(name string) (string, error) {
+	s, _, err := FindService(name)
+	if err != nil {
+		ad, gerr := m.Get(name)
+		if gerr != nil {
+			return "", fmt.Errorf("%q is neither a service dyno provides nor an add-on: %w", name, gerr)
+		}
+		if s, _, err = FindService(ad.Service); err != nil {
+			return "", err
+		}
+	}
+	if _, ok := m.Servers()[s.Alias]; !ok {
+		return "", fmt.Errorf("%s runs no server of its own", s.Name)
+	}
+	return s.Alias, nil
+}
 
 func (m *Manager) recordPath(name string) string {
 	return filepath.Join(m.dir(), "addons", name+".json")
@@ -125,17 +242,18 @@ func (m *Manager) recordPath(name string) string {
 func (m *Manager) Provider(name string) (Provider, error) {
 	for _, s := range Services() {
 		if s.Name == name {
-			return s.New(filepath.Join(m.dir(), s.Alias)), nil
+			return m.provider(s), nil
 		}
 	}
 	return nil, fmt.Errorf("add-on service %q is not one dyno provides", name)
 }
 
-// Stop shuts down the servers the providers run on this machine.
+// Stop shuts down the servers the providers run detached on this
+// machine (none runs so while a daemon runs them).
 func (m *Manager) Stop(ctx context.Context) error {
 	var errs []error
 	for _, s := range Services() {
-		if st, ok := s.New(filepath.Join(m.dir(), s.Alias)).(Stopper); ok {
+		if st, ok := s.New(m.ServiceDir(s.Alias)).(Stopper); ok {
 			errs = append(errs, st.Stop(ctx))
 		}
 	}
@@ -298,7 +416,7 @@ func (m *Manager) Create(ctx context.Context, a *app.App, spec, as, user string)
 	if err != nil {
 		return Addon{}, ledger.Attachment{}, ledger.Release{}, err
 	}
-	p := s.New(filepath.Join(m.dir(), s.Alias))
+	p := m.provider(s)
 	url, err := p.Provision(ctx, ad.Name, plan)
 	if err == nil {
 		at := ledger.Attachment{Name: name, Addon: ad.Name, Service: s.Name, Plan: plan, Owner: a.Name, Created: ad.Created}
@@ -402,7 +520,7 @@ func (m *Manager) Attach(ctx context.Context, name string, a *app.App, as, user 
 	} else if err := checkAttachName(as); err != nil {
 		return ledger.Attachment{}, ledger.Release{}, err
 	}
-	url, err := s.New(filepath.Join(m.dir(), s.Alias)).Credentials(ctx, name)
+	url, err := m.provider(s).Credentials(ctx, name)
 	if err != nil {
 		return ledger.Attachment{}, ledger.Release{}, err
 	}

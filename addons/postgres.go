@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/dyno-run/dyno/internal/fsutil"
 )
@@ -36,13 +37,17 @@ func postgresService() Service {
 // so one app's DATABASE_URL cannot reach another's database.
 //
 // The server is Debian's (/usr/lib/postgresql/VERSION/bin), the newest
-// there when the cluster is made and that version from then on. It runs
-// on its own, started with pg_ctl by whoever first needs it (the CLI or
-// the daemon), so it outlives the command that started it; Stop shuts
-// it down.
+// there when the cluster is made and that version from then on. The
+// daemon runs it in the foreground (postgres -D data, stopped with
+// SIGINT, PostgreSQL's fast shutdown); with no daemon, whoever first
+// needs it starts it with pg_ctl, logging to postgresql.log, to run on
+// its own until Stop or the daemon's start takes it over.
 type postgresProvider struct {
-	dir string
+	dir   string
+	start func(ctx context.Context) error // asks the daemon to run the server; nil: none
 }
+
+func (p *postgresProvider) supervise(start func(ctx context.Context) error) { p.start = start }
 
 type postgresServer struct {
 	Version  string `json:"version"` // the major version: 15, of /usr/lib/postgresql/15/bin
@@ -224,14 +229,35 @@ func (p *postgresProvider) running(ctx context.Context, srv postgresServer) (boo
 	return err == nil, err
 }
 
-// server returns the server, starting it if it does not run.
+// server returns the server, starting it if it does not run: the
+// daemon sets it up and starts it when one runs, else it is set up here
+// and started detached.
 func (p *postgresProvider) server(ctx context.Context) (postgresServer, error) {
+	if p.IsSetUp() {
+		srv, err := p.setup(ctx)
+		if err != nil {
+			return srv, fmt.Errorf("postgresql: %w", err)
+		}
+		if up, err := p.running(ctx, srv); err != nil || up {
+			return srv, err
+		}
+	}
+	if p.start != nil {
+		err := p.start(ctx)
+		if err == nil {
+			srv, err := p.setup(ctx)
+			if err != nil {
+				return srv, fmt.Errorf("postgresql: %w", err)
+			}
+			return srv, nil
+		}
+		if !errors.Is(err, ErrNoSupervisor) {
+			return postgresServer{}, fmt.Errorf("postgresql: %w", err)
+		}
+	}
 	srv, err := p.setup(ctx)
 	if err != nil {
 		return srv, fmt.Errorf("postgresql: %w", err)
-	}
-	if up, err := p.running(ctx, srv); err != nil || up {
-		return srv, err
 	}
 	_, err = pgRun(ctx, nil, srv.bin("pg_ctl"), "start", "-w", "-D", p.dataDir(), "-l", p.logPath())
 	if err != nil {
@@ -242,6 +268,73 @@ func (p *postgresProvider) server(ctx context.Context) (postgresServer, error) {
 		return srv, fmt.Errorf("postgresql: start %s (see %s): %w", p.dataDir(), p.logPath(), err)
 	}
 	return srv, nil
+}
+
+// IsSetUp reports whether the cluster has been made.
+func (p *postgresProvider) IsSetUp() bool {
+	_, err := os.Stat(p.statePath())
+	return err == nil
+}
+
+// Foreground makes the cluster the first time and returns the server
+// in the foreground: with logging_collector off, as initdb leaves it,
+// it logs to stderr.
+func (p *postgresProvider) Foreground(ctx context.Context) (Foreground, error) {
+	srv, err := p.setup(ctx)
+	if err != nil {
+		return Foreground{}, fmt.Errorf("postgresql: %w", err)
+	}
+	return Foreground{Argv: []string{srv.bin("postgres"), "-D", p.dataDir()}, Stop: syscall.SIGINT, Kill: syscall.SIGQUIT}, nil
+}
+
+// postmaster returns the pid and the status line of postmaster.pid, as
+// the postmaster writes them: "ready" once it accepts connections.
+func (p *postgresProvider) postmaster() (int, string, error) {
+	b, err := os.ReadFile(filepath.Join(p.dataDir(), "postmaster.pid"))
+	if err != nil {
+		return 0, "", err
+	}
+	lines := strings.Split(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(lines[0]))
+	if err != nil {
+		return 0, "", fmt.Errorf("postmaster.pid: %q is no pid", lines[0])
+	}
+	status := ""
+	if len(lines) > 7 {
+		status = strings.TrimSpace(lines[7])
+	}
+	return pid, status, nil
+}
+
+// Ready reports whether the postmaster pid says it is ready in
+// postmaster.pid, which is what pg_ctl start -w waits for.
+func (p *postgresProvider) Ready(ctx context.Context, pid int) error {
+	got, status, err := p.postmaster()
+	if err != nil {
+		return err
+	}
+	if got != pid || status != "ready" {
+		return fmt.Errorf("postgresql: postmaster.pid says %d %q, not %d ready", got, status, pid)
+	}
+	return nil
+}
+
+// Running returns the pid in postmaster.pid if that process lives and is
+// a postgres, as pg_ctl status finds it (without pg_ctl, which refuses
+// to run as root).
+func (p *postgresProvider) Running(ctx context.Context) (int, error) {
+	pid, _, err := p.postmaster()
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if err != nil || strings.TrimSpace(string(comm)) != "postgres" {
+		return 0, nil // a stale file: the postmaster died
+	}
+	return pid, nil
 }
 
 // sql runs statements, each on its own (CREATE DATABASE refuses a

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dyno-run/dyno/internal/fsutil"
@@ -39,12 +40,18 @@ func redisService() Service {
 // so one app's credentials cannot read another's keys. Redis' ACLs
 // cannot confine a user to a numbered database, hence prefixes.
 //
-// The server runs daemonized, started by whoever first needs it (the
-// CLI or the daemon), so it outlives the command that started it; Stop
-// shuts it down.
+// The daemon runs the server in the foreground (redis-server redis.conf
+// --daemonize no, stopped with SIGTERM, on which it writes its data);
+// with no daemon, whoever first needs it starts it daemonized, logging
+// to redis.log, to run on its own until Stop or the daemon's start takes
+// it over. redis.conf says neither: each start says which (confs of
+// older homes say daemonize yes, which the command line overrides).
 type redisProvider struct {
-	dir string
+	dir   string
+	start func(ctx context.Context) error // asks the daemon to run the server; nil: none
 }
+
+func (p *redisProvider) supervise(start func(ctx context.Context) error) { p.start = start }
 
 type redisServer struct {
 	Port     int    `json:"port"`
@@ -99,7 +106,6 @@ dir %s
 aclfile %s
 appendonly yes
 appendfsync everysec
-daemonize yes
 pidfile %s
 logfile %s
 `, srv.Port, filepath.Join(p.dir, "data"), filepath.Join(p.dir, "users.acl"),
@@ -120,35 +126,67 @@ logfile %s
 	return srv, fsutil.WriteFile(p.statePath(), b, 0o600)
 }
 
+// login connects to the server as its default user.
+func (p *redisProvider) login(ctx context.Context, srv redisServer) (*respConn, error) {
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))
+	c, err := dialRESP(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.do("AUTH", "default", srv.Password); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("redis: log in to %s: %w", addr, err)
+	}
+	return c, nil
+}
+
 // admin returns a connection to the server as its default user,
-// starting the server if it does not answer.
+// starting the server if it does not answer: the daemon sets it up and
+// starts it when one runs, else it is set up here and started
+// daemonized.
 func (p *redisProvider) admin(ctx context.Context) (*respConn, redisServer, error) {
+	if p.IsSetUp() {
+		srv, err := p.setup()
+		if err != nil {
+			return nil, srv, fmt.Errorf("redis: %w", err)
+		}
+		c, err := p.login(ctx, srv)
+		if err == nil {
+			return c, srv, nil
+		}
+		if errors.As(err, new(respError)) {
+			return nil, srv, err // something answers, and refuses us
+		}
+	}
+	if p.start != nil {
+		err := p.start(ctx)
+		if err == nil {
+			srv, err := p.setup()
+			if err != nil {
+				return nil, srv, fmt.Errorf("redis: %w", err)
+			}
+			c, err := p.login(ctx, srv)
+			return c, srv, err
+		}
+		if !errors.Is(err, ErrNoSupervisor) {
+			return nil, redisServer{}, fmt.Errorf("redis: %w", err)
+		}
+	}
 	srv, err := p.setup()
 	if err != nil {
 		return nil, srv, fmt.Errorf("redis: %w", err)
 	}
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))
-	login := func() (*respConn, error) {
-		c, err := dialRESP(ctx, addr)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := c.do("AUTH", "default", srv.Password); err != nil {
-			c.Close()
-			return nil, fmt.Errorf("redis: log in to %s: %w", addr, err)
-		}
-		return c, nil
-	}
+	login := func() (*respConn, error) { return p.login(ctx, srv) }
 	c, err := login()
 	if err == nil {
-		return c, srv, nil
+		return c, srv, nil // started meanwhile
 	}
-	var re respError
-	if errors.As(err, &re) {
-		return nil, srv, err // something answers, and refuses us
+	if errors.As(err, new(respError)) {
+		return nil, srv, err
 	}
 	conf := filepath.Join(p.dir, "redis.conf")
-	if out, err := exec.CommandContext(ctx, "redis-server", conf).CombinedOutput(); err != nil {
+	if out, err := exec.CommandContext(ctx, "redis-server", conf, "--daemonize", "yes").CombinedOutput(); err != nil {
 		return nil, srv, fmt.Errorf("redis: start redis-server %s: %w: %s", conf, err, strings.TrimSpace(string(out)))
 	}
 	// daemonize forks before the server listens: wait for it.
@@ -163,6 +201,76 @@ func (p *redisProvider) admin(ctx context.Context) (*respConn, redisServer, erro
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// IsSetUp reports whether the server's files have been written.
+func (p *redisProvider) IsSetUp() bool {
+	_, err := os.Stat(p.statePath())
+	return err == nil
+}
+
+// Foreground writes the server's files the first time and returns the
+// server in the foreground, logging to stdout.
+func (p *redisProvider) Foreground(ctx context.Context) (Foreground, error) {
+	if _, err := p.setup(); err != nil {
+		return Foreground{}, fmt.Errorf("redis: %w", err)
+	}
+	return Foreground{
+		Argv: []string{"redis-server", filepath.Join(p.dir, "redis.conf"), "--daemonize", "no", "--logfile", ""},
+		Stop: syscall.SIGTERM, Kill: syscall.SIGKILL,
+	}, nil
+}
+
+// Ready reports whether the server answers PING as its default user:
+// one loading its append-only file answers LOADING.
+func (p *redisProvider) Ready(ctx context.Context, pid int) error {
+	srv, err := p.setup()
+	if err != nil {
+		return err
+	}
+	c, err := p.login(ctx, srv)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	r, err := c.do("PING")
+	if err != nil {
+		return err
+	}
+	if r != "PONG" {
+		return fmt.Errorf("redis: PING answered %v", r)
+	}
+	return nil
+}
+
+// Running returns the pid of a server that answers on the port as its
+// default user (-1 if it does not say which), 0 if none answers; an
+// error if what answers refuses the password.
+func (p *redisProvider) Running(ctx context.Context) (int, error) {
+	srv, err := p.setup()
+	if err != nil {
+		return 0, err
+	}
+	c, err := p.login(ctx, srv)
+	if errors.As(err, new(respError)) {
+		return 0, err
+	}
+	if err != nil {
+		return 0, nil
+	}
+	defer c.Close()
+	// INFO's process_id, which a redis.pid left by a crash cannot
+	// outdate.
+	if r, err := c.do("INFO", "server"); err == nil {
+		for _, l := range strings.Split(fmt.Sprint(r), "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(l), "process_id:"); ok {
+				if pid, err := strconv.Atoi(v); err == nil {
+					return pid, nil
+				}
+			}
+		}
+	}
+	return -1, nil
 }
 
 func (p *redisProvider) url(srv redisServer, cr redisCreds) string {

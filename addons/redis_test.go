@@ -3,6 +3,7 @@ package addons
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os/exec"
 	"regexp"
 	"strings"
@@ -148,5 +149,67 @@ func TestRedisAddon(t *testing.T) {
 	defer c.Close()
 	if n, err := c.do("EXISTS", ad.Name+":greeting"); err != nil || n != int64(0) {
 		t.Errorf("the destroyed add-on's key: %v, %v; want gone", n, err)
+	}
+}
+
+// A Manager's Starter is asked before a server is started detached:
+// its error is the provision's, and the server's files are the
+// starter's to make; ErrNoSupervisor (no daemon) starts the server
+// detached; a server that answers is not asked about.
+func TestStarterIsAskedFirst(t *testing.T) {
+	needRedis(t)
+	ctx := context.Background()
+	home := app.Home{Dir: t.TempDir()}
+	var asked []string
+	var answer error
+	m := &Manager{Home: home, Starter: func(ctx context.Context, service string) error {
+		asked = append(asked, service)
+		return answer
+	}}
+	t.Cleanup(func() {
+		if err := m.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	a, err := home.Create("ann", "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer = errors.New("the daemon refuses")
+	if _, _, _, err := m.Create(ctx, a, "heroku-redis", "", "ann"); err == nil || !strings.Contains(err.Error(), "the daemon refuses") {
+		t.Fatalf("create with a refusing starter: %v", err)
+	}
+	if m.Servers()["redis"].IsSetUp() {
+		t.Error("the provider set the server up itself while a starter runs it")
+	}
+	answer, asked = fmt.Errorf("ask: %w", ErrNoSupervisor), nil
+	ad, _, _, err := m.Create(ctx, a, "heroku-redis", "", "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 || asked[0] != "redis" {
+		t.Errorf("starter asked %q; want redis once", asked)
+	}
+	if pid, err := m.Servers()["redis"].Running(ctx); err != nil || pid <= 0 {
+		t.Errorf("detached server running: pid %d, %v", pid, err)
+	}
+	p, err := m.Provider("heroku-redis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Info(ctx, ad.Name); err != nil {
+		t.Fatal(err)
+	}
+	if len(asked) != 1 {
+		t.Errorf("starter asked again while the server answers: %q", asked)
+	}
+	if alias, err := m.ServerOf(ad.Name); err != nil || alias != "redis" {
+		t.Errorf("ServerOf(%s) = %q, %v", ad.Name, alias, err)
+	}
+	if alias, err := m.ServerOf("heroku-postgresql"); err != nil || alias != "postgresql" {
+		t.Errorf("ServerOf(heroku-postgresql) = %q, %v", alias, err)
+	}
+	if _, err := m.ServerOf("redis-none-00000"); err == nil {
+		t.Error("ServerOf an add-on that is not there")
 	}
 }

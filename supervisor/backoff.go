@@ -22,28 +22,32 @@ var DevRestartPolicy = RestartPolicy{Initial: time.Second, Max: 30 * time.Second
 // longer ones on a single host, where nobody else waits for the slot.
 var ProductionRestartPolicy = RestartPolicy{Initial: time.Second, Max: 20 * time.Minute, ResetAfter: 10 * time.Minute}
 
-// backoff counts one dyno's consecutive crashes.
-type backoff struct {
-	policy  RestartPolicy
+// A Backoff counts one process's consecutive crashes under Policy: a
+// dyno's, or an add-on server the daemon runs.
+type Backoff struct {
+	Policy  RestartPolicy
 	crashes int
 }
 
-// next records a crash after a run of the given length and returns how
+// Reset forgets the crashes: the next one restarts at once.
+func (b *Backoff) Reset() { b.crashes = 0 }
+
+// Next records a crash after a run of the given length and returns how
 // long to wait before the restart.
-func (b *backoff) next(uptime time.Duration) time.Duration {
-	if uptime >= b.policy.ResetAfter {
+func (b *Backoff) Next(uptime time.Duration) time.Duration {
+	if uptime >= b.Policy.ResetAfter {
 		b.crashes = 0
 	}
 	b.crashes++
 	if b.crashes == 1 {
 		return 0
 	}
-	d := b.policy.Initial
+	d := b.Policy.Initial
 	for i := 2; i < b.crashes; i++ {
 		d *= 2
-		if d >= b.policy.Max {
-			return b.policy.Max
+		if d >= b.Policy.Max {
+			return b.Policy.Max
 		}
 	}
-	return min(d, b.policy.Max)
+	return min(d, b.Policy.Max)
 }

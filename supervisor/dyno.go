@@ -209,7 +209,7 @@ func (s *Supervisor) supervise(d *dyno) {
 			}
 		}
 	}
-	b := backoff{policy: s.opts.Restart}
+	b := Backoff{Policy: s.opts.Restart}
 	first := true
 	for {
 		if s.leave(d, Down) {
@@ -231,7 +231,7 @@ func (s *Supervisor) supervise(d *dyno) {
 		if out != crashed {
 			// Heroku forgets a dyno's crashes on a restart, a new
 			// release and a stop.
-			b.crashes = 0
+			b.Reset()
 		}
 		switch out {
 		case replaced, prebooted:
@@ -260,10 +260,10 @@ func (s *Supervisor) supervise(d *dyno) {
 // coolOff waits after a crash as the restart policy says, or until
 // someone acts on the dyno: a restart, a stop or a new config starts it
 // at once with its back-off forgotten.
-func (d *dyno) coolOff(b *backoff, uptime time.Duration) {
+func (d *dyno) coolOff(b *Backoff, uptime time.Duration) {
 	var timeout <-chan time.Time
 	if !d.s.opts.Restart.Never {
-		wait := b.next(uptime)
+		wait := b.Next(uptime)
 		if wait == 0 {
 			return
 		}
@@ -292,7 +292,7 @@ func (d *dyno) coolOff(b *backoff, uptime time.Duration) {
 			if r.restart != "" {
 				d.log("%s", r.restart)
 			}
-			b.crashes = 0
+			b.Reset()
 			return
 		}
 	}

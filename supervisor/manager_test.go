@@ -138,18 +138,18 @@ func runAsync(m *Manager) chan int {
 
 func TestBackoff(t *testing.T) {
 	t.Parallel()
-	b := backoff{policy: RestartPolicy{Initial: time.Second, Max: 30 * time.Second, ResetAfter: 10 * time.Minute}}
+	b := Backoff{Policy: RestartPolicy{Initial: time.Second, Max: 30 * time.Second, ResetAfter: 10 * time.Minute}}
 	want := []time.Duration{0, 1, 2, 4, 8, 16, 30, 30}
 	for i, w := range want {
-		if got := b.next(time.Second); got != w*time.Second {
+		if got := b.Next(time.Second); got != w*time.Second {
 			t.Fatalf("crash %d: wait %v, want %v", i+1, got, w*time.Second)
 		}
 	}
 	// A run of ten minutes resets the count: the next restart is immediate.
-	if got := b.next(10 * time.Minute); got != 0 {
+	if got := b.Next(10 * time.Minute); got != 0 {
 		t.Fatalf("after a long run: wait %v, want 0", got)
 	}
-	if got := b.next(0); got != time.Second {
+	if got := b.Next(0); got != time.Second {
 		t.Fatalf("second crash after reset: wait %v, want 1s", got)
 	}
 }

@@ -2,25 +2,34 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
+	"net/http"
 	"os/signal"
 	"slices"
 	"syscall"
 
 	"github.com/dyno-run/dyno/addons"
+	"github.com/dyno-run/dyno/ledger/app"
+	"github.com/dyno-run/dyno/supervisor/daemon"
+	"github.com/dyno-run/dyno/supervisor/logstore"
 	"github.com/spf13/cobra"
 )
 
-// The add-on commands provision from the CLI itself, daemon or not: a
-// provider's server (redis-server) is started by whoever first needs
-// it and runs on its own, so addons:create works before the daemon
-// starts, as config:set does. The daemon picks the new config var up
-// as it does any release.
+// The add-on commands provision from the CLI itself, daemon or not, so
+// addons:create works before the daemon starts, as config:set does; the
+// daemon picks the new config var up as it does any release. The
+// machine's add-on servers (PostgreSQL, redis-server) are the daemon's
+// services: a command that needs one while the daemon runs asks the
+// daemon to set it up and start it (addonsManagerFor's Starter); only
+// with no daemon does it start the server detached, to run on its own
+// until the daemon's start takes it over. addons:logs reads what the
+// daemon stored of a server's output.
 
 func addAddonsCommands(root *cobra.Command) {
 	addTopic(root, newAddonsCommand, newAddonsCreateCommand, newAddonsInfoCommand, newAddonsDestroyCommand,
-		newAddonsAttachCommand, newAddonsDetachCommand)
+		newAddonsAttachCommand, newAddonsDetachCommand, newAddonsLogsCommand)
 }
 
 // addonsManager is the add-on manager of $DYNO_HOME.
@@ -29,7 +38,33 @@ func addonsManager() (*addons.Manager, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &addons.Manager{Home: h}, nil
+	return addonsManagerFor(h), nil
+}
+
+// addonsManagerFor is the add-on manager of h, whose providers have the
+// daemon run their servers when it runs.
+func addonsManagerFor(h app.Home) *addons.Manager {
+	return &addons.Manager{Home: h, Starter: startAddonServer}
+}
+
+// startAddonServer has the daemon set up and run the add-on server of
+// service and waits until it is ready. Without a daemon, or with one
+// too old to run add-on servers, it is addons.ErrNoSupervisor: the
+// provider starts the server detached.
+func startAddonServer(ctx context.Context, service string) error {
+	c, err := client()
+	if err != nil {
+		return err
+	}
+	err = c.StartService(ctx, service)
+	var ae *daemon.APIError
+	if errors.Is(err, daemon.ErrNotRunning) || errors.As(err, &ae) && ae.Status == http.StatusNotFound {
+		return addons.ErrNoSupervisor
+	}
+	if err != nil {
+		return fmt.Errorf("the daemon runs the add-on servers: %w", err)
+	}
+	return nil
 }
 
 // interruptible is a context that ^C cancels, so that a provision
@@ -82,7 +117,7 @@ func newAddonsCreateCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := &addons.Manager{Home: a.Home()}
+			m := addonsManagerFor(a.Home())
 			s, _, err := addons.FindService(args[0])
 			if err != nil {
 				return err
@@ -175,7 +210,7 @@ func newAddonsDestroyCommand() *cobra.Command {
 			if confirm != a.Name {
 				return fmt.Errorf("this destroys %s and its data for good; to proceed, re-run with --confirm %s", args[0], a.Name)
 			}
-			m := &addons.Manager{Home: a.Home()}
+			m := addonsManagerFor(a.Home())
 			ctx, stop := interruptible()
 			defer stop()
 			ad, err := m.Destroy(ctx, args[0], a.Name, userName())
@@ -204,7 +239,7 @@ func newAddonsAttachCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := &addons.Manager{Home: a.Home()}
+			m := addonsManagerFor(a.Home())
 			ctx, stop := interruptible()
 			defer stop()
 			at, rel, err := m.Attach(ctx, args[0], a, as, userName())
@@ -235,7 +270,7 @@ func newAddonsDetachCommand() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			m := &addons.Manager{Home: a.Home()}
+			m := addonsManagerFor(a.Home())
 			at, rel, err := m.Detach(a, args[0], userName())
 			if err != nil {
 				return err
@@ -250,5 +285,41 @@ func newAddonsDetachCommand() *cobra.Command {
 		},
 	}
 	appFlag(cmd, &name)
+	return cmd
+}
+
+func newAddonsLogsCommand() *cobra.Command {
+	var n int
+	var tail, asJSON bool
+	cmd := &cobra.Command{
+		Use:   "addons:logs SERVICE|ADDON",
+		Short: "Show the logs of the machine's add-on server: postgresql (for heroku-postgresql) or redis",
+		Long: `addons:logs prints the last lines of an add-on server's output and the
+daemon's lines about it (starts, exits, restarts), from
+$DYNO_HOME/addons/SERVICE/logs, in Logplex's format; --tail then follows the
+lines stored after them. Give the service (postgresql, heroku-redis, ...) or
+one of its add-ons: every add-on of a service shares its one server. The
+daemon writes these lines while it runs the server; a server started detached
+while no daemon ran logs to postgresql.log or redis.log beside them instead.`,
+		Args: exactArgs(1, "give the service or an add-on: dyno addons:logs postgresql"),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if n < 1 || n > 1500 {
+				return fmt.Errorf("-n %d: give 1 to 1500 lines, as Heroku keeps", n)
+			}
+			m, err := addonsManager()
+			if err != nil {
+				return err
+			}
+			alias, err := m.ServerOf(args[0])
+			if err != nil {
+				return err
+			}
+			return printLogs(cmd, m.LogsDir(alias), logstore.Filter{}, n, tail, asJSON, "the server's lines")
+		},
+	}
+	f := cmd.Flags()
+	f.IntVarP(&n, "num", "n", 100, "how many lines to show")
+	f.BoolVarP(&tail, "tail", "t", false, "follow new lines as they come")
+	f.BoolVar(&asJSON, "json", false, "print JSON, one object per line")
 	return cmd
 }

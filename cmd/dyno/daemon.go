@@ -24,8 +24,11 @@ func newDaemonCommand() *cobra.Command {
 		Long: `The daemon keeps every app's current release running at its formation, in
 isolated dynos, follows every change made with build, config:set, rollback or
 ps:scale (within a second, also changes made while it was down), stores the
-apps' logs and answers the API on a unix socket. SIGTERM stops every dyno with
-Heroku's sequence. Install it as a systemd service with dyno daemon install.`,
+apps' logs and answers the API on a unix socket. It also runs the machine's
+add-on servers (PostgreSQL, Redis) as services of its own, restarted if they
+crash (dyno addons:logs shows their lines). SIGTERM stops every dyno with
+Heroku's sequence, then the add-on servers cleanly. Install it as a systemd
+service with dyno daemon install.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runDaemon() },
 	}

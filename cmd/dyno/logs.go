@@ -41,27 +41,7 @@ says so, and shows the dynos' lines again, none twice, when it is back.`,
 				return fmt.Errorf("--source %q: use app or heroku", source)
 			}
 			f := logstore.Filter{Dyno: ps + dyno, Source: source}
-			out := &logWriter{c: newColors(cmd), w: cmd.OutOrStdout()}
-			defer out.Flush()
-			enc := json.NewEncoder(cmd.OutOrStdout())
-			show := func(lines []logstore.Line) {
-				for _, l := range lines {
-					if asJSON {
-						enc.Encode(map[string]string{"time": l.Time.Format(time.RFC3339Nano), "source": l.Source, "dyno": l.Dyno, "message": l.Text})
-						continue
-					}
-					fmt.Fprintf(out, "%s\n", l.Raw)
-				}
-			}
-			if !tail {
-				lines, err := logstore.Read(a.LogsDir(), f, n)
-				if err != nil {
-					return err
-				}
-				show(lines)
-				return nil
-			}
-			return tailLogs(cmd.Context(), a.LogsDir(), f, n, show, cmd.ErrOrStderr())
+			return printLogs(cmd, a.LogsDir(), f, n, tail, asJSON, "the dynos' lines")
 		},
 	}
 	appFlag(cmd, &name)
@@ -78,6 +58,34 @@ says so, and shows the dynos' lines again, none twice, when it is back.`,
 	f.MarkHidden("dyno")
 	f.BoolVar(&asJSON, "json", false, "print JSON, one object per line")
 	return cmd
+}
+
+// printLogs prints the last n lines of the log store in dir that f
+// passes, in Logplex's format or as JSON, and with tail goes on with
+// the lines stored after them (tailLogs), the daemon's being what
+// names.
+func printLogs(cmd *cobra.Command, dir string, f logstore.Filter, n int, tail, asJSON bool, daemons string) error {
+	out := &logWriter{c: newColors(cmd), w: cmd.OutOrStdout()}
+	defer out.Flush()
+	enc := json.NewEncoder(cmd.OutOrStdout())
+	show := func(lines []logstore.Line) {
+		for _, l := range lines {
+			if asJSON {
+				enc.Encode(map[string]string{"time": l.Time.Format(time.RFC3339Nano), "source": l.Source, "dyno": l.Dyno, "message": l.Text})
+				continue
+			}
+			fmt.Fprintf(out, "%s\n", l.Raw)
+		}
+	}
+	if !tail {
+		lines, err := logstore.Read(dir, f, n)
+		if err != nil {
+			return err
+		}
+		show(lines)
+		return nil
+	}
+	return tailLogs(cmd.Context(), dir, f, n, show, cmd.ErrOrStderr(), daemons)
 }
 
 // apiLog records an API event in the app's logs, as Logplex's app[api]
@@ -103,8 +111,9 @@ const (
 // lines stored after them until ctx ends, reading the files with a cursor
 // rather than through the daemon: every line written by any process
 // reaches the tail once, with or without a daemon. Whether the daemon
-// runs is only told on w, one line when that changes.
-func tailLogs(ctx context.Context, dir string, f logstore.Filter, n int, show func([]logstore.Line), w io.Writer) error {
+// runs is only told on w, one line when that changes; daemons names the
+// lines only the daemon writes ("the dynos' lines").
+func tailLogs(ctx context.Context, dir string, f logstore.Filter, n int, show func([]logstore.Line), w io.Writer, daemons string) error {
 	hist, cur, err := logstore.Follow(dir, f, n)
 	if err != nil {
 		return err
@@ -117,7 +126,7 @@ func tailLogs(ctx context.Context, dir string, f logstore.Filter, n int, show fu
 	}
 	running := c.Running(ctx)
 	if !running {
-		fmt.Fprintf(w, "dyno: the daemon is not running: the tail shows the dynos' lines once it runs (start it with %s)\n", daemonStartCommand())
+		fmt.Fprintf(w, "dyno: the daemon is not running: the tail shows %s once it runs (start it with %s)\n", daemons, daemonStartCommand())
 	}
 	poll := time.NewTicker(tailPoll)
 	defer poll.Stop()
@@ -140,7 +149,7 @@ func tailLogs(ctx context.Context, dir string, f logstore.Filter, n int, show fu
 		now := c.Running(ctx)
 		switch {
 		case running && !now:
-			fmt.Fprintf(w, "dyno: the daemon stopped; the tail goes on and shows the dynos' lines again when it is back (start it with %s)\n", daemonStartCommand())
+			fmt.Fprintf(w, "dyno: the daemon stopped; the tail goes on and shows %s again when it is back (start it with %s)\n", daemons, daemonStartCommand())
 		case !running && now:
 			fmt.Fprintln(w, "dyno: the daemon is running")
 		}

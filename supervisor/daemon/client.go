@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"syscall"
 	"time"
 )
@@ -96,6 +97,15 @@ func (c *Client) Nudge() {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	c.Do(ctx, http.MethodPost, "/dyno/reconcile", nil, nil)
+}
+
+// StartService asks the daemon to set up and run the add-on server of
+// service (its alias: postgresql, redis) and returns once it accepts
+// connections, or the daemon's reason why not. Without a daemon it
+// returns ErrNotRunning; a daemon too old to run add-on servers answers
+// 404.
+func (c *Client) StartService(ctx context.Context, service string) error {
+	return c.Do(ctx, http.MethodPost, "/dyno/services/"+url.PathEscape(service), nil, nil)
 }
 
 // Running reports whether a daemon accepts connections on the socket.

@@ -225,6 +225,9 @@ type Daemon struct {
 	// background counts destroyed apps whose dynos are stopping and
 	// release phases running: shutdown waits for them.
 	background sync.WaitGroup
+
+	// services are the add-on servers the daemon runs (services.go).
+	services *services
 }
 
 func newDaemon(cfg Config) *Daemon {
@@ -235,6 +238,7 @@ func newDaemon(cfg Config) *Daemon {
 		return d.isolatedRunner(a, sizes, ids)
 	}
 	d.runPhase = d.releasePhaseRunner
+	d.services = newServices(d)
 	return d
 }
 
@@ -306,6 +310,10 @@ func Run(ctx context.Context, cfg Config) error {
 		d.routing = newRouting(d)
 		d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
 	}
+	// The add-on servers come up before the apps that use them, within
+	// systemd's start timeout (TimeoutStartSec=, 90 s).
+	d.services.boot()
+	d.services.awaitBoot(serviceBootWait)
 	d.loop(ctx, srv)
 	return nil
 }
@@ -315,7 +323,14 @@ func Run(ctx context.Context, cfg Config) error {
 // an answer must be taken within WriteTimeout (the log stream extends
 // its own deadlines), and an idle connection is closed after
 // idleTimeout.
-func (d *Daemon) server() *http.Server { return d.serverFor(d.routes()) }
+func (d *Daemon) server() *http.Server {
+	// The socket's own: a command has the daemon run an add-on server
+	// (services.go); nothing for the TCP API's clients.
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /dyno/services/{service}", d.startService)
+	mux.Handle("/", d.routes())
+	return d.serverFor(mux)
+}
 
 // serverFor is an HTTP server for h with the API's timeouts: the
 // socket's, and the TCP listener's (whose handler checks the token
@@ -376,6 +391,9 @@ func (d *Daemon) loop(ctx context.Context, srv *http.Server) {
 				d.routing.stop(d.cfg.StopTimeout)
 			}
 			d.shutdown()
+			// After the apps' dynos, which may have used them to the
+			// end: the add-on servers stop cleanly.
+			d.services.stopAll(d.cfg.StopTimeout)
 			if d.routing != nil {
 				d.routing.close()
 			}

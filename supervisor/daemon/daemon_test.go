@@ -25,6 +25,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dyno-run/dyno/addons"
 	"github.com/dyno-run/dyno/internal/testutil"
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/isolate/cgroup"
@@ -143,6 +144,8 @@ type daemonOptions struct {
 	runner func(*fakeRunner) supervisor.Runner
 	// attachTTL, when set, is how long heroku run's secrets wait.
 	attachTTL time.Duration
+	// servers, when set, are the add-on servers (services_test.go).
+	servers func() map[string]addons.Server
 }
 
 func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
@@ -160,6 +163,9 @@ func startTestDaemon(t *testing.T, o daemonOptions) *testDaemon {
 		cfg.Poll = time.Hour // turns come from nudges, as a test asks
 	}
 	td.d = newDaemon(cfg.withDefaults())
+	if o.servers != nil {
+		td.d.services.servers = o.servers
+	}
 	var runner supervisor.Runner = td.runner
 	if o.runner != nil {
 		runner = o.runner(td.runner)

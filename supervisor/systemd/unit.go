@@ -127,10 +127,12 @@ func Unit(o UnitOptions) string {
 	// rules out.
 	w("KillMode=mixed")
 	// Long enough for the dynos' 30 seconds of grace (they are stopped
-	// side by side, not one after another), plus the daemon's own exit;
-	// after that systemd sends SIGKILL (systemd.service(5),
-	// TimeoutStopSec=; systemd.kill(5)).
-	w("TimeoutStopSec=45")
+	// side by side, not one after another), then the add-on servers'
+	// (PostgreSQL's fast shutdown, which apps' sessions no longer hold
+	// up: under a second, 30 at most, 10 more after SIGQUIT), plus the
+	// daemon's own exit; after that systemd sends SIGKILL
+	// (systemd.service(5), TimeoutStopSec=; systemd.kill(5)).
+	w("TimeoutStopSec=75")
 	// always, not on-failure: the apps are down whenever the daemon is,
 	// whatever its exit status; `systemctl stop` still stops it for good
 	// (systemd.service(5), Restart=). One second keeps a crashing daemon
