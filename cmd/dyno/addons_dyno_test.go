@@ -2,7 +2,6 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -12,20 +11,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// needAddonServers skips a test that needs the real PostgreSQL and
-// Redis servers and their clients: add-ons are those, never stand-ins.
-func needAddonServers(t *testing.T) {
-	t.Helper()
-	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(m) == 0 {
-		t.Skip("no PostgreSQL server in /usr/lib/postgresql/*/bin (apt-get install postgresql): the add-on tests run the real server")
-	}
-	for _, bin := range []string{"psql", "redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (apt-get install postgresql redis-server): the add-on tests run the real servers", bin)
-		}
-	}
-}
 
 // stopPostgresOf and stopRedisOf stop the servers of the dyno home
 // home that a CLI started, if they run: Postgres with a fast shutdown
