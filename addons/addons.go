@@ -37,6 +37,7 @@ import (
 	"fmt"
 	"io/fs"
 	"math/rand/v2"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -125,8 +126,17 @@ type Service struct {
 	Plans     []string // the first is the default
 	ConfigVar string   // the first attachment's name: REDIS, for REDIS_URL
 	ColorVar  string   // a later attachment's name before its color: HEROKU_REDIS, for HEROKU_REDIS_RED_URL
+	// External says what dyno.toml's [addons.ALIAS] url may point the
+	// service at; nil: nothing (the provider is not pointable).
+	External *External
 	// New returns the service's provider, keeping its state under dir.
 	New func(dir string) Provider
+}
+
+// External is what URL a service may be pointed at.
+type External struct {
+	Schemes []string // postgres, postgresql
+	Example string   // for messages
 }
 
 // Services are the services dyno provides, by name.
@@ -192,22 +202,63 @@ func (m *Manager) ServiceDir(alias string) string { return filepath.Join(m.dir()
 // alias, which the daemon writes while it runs the server.
 func (m *Manager) LogsDir(alias string) string { return filepath.Join(m.ServiceDir(alias), "logs") }
 
-// provider returns s's provider, wired to m's Starter.
-func (m *Manager) provider(s Service) Provider {
+// SettingsPath is the dyno.toml whose [addons] tables m reads.
+func (m *Manager) SettingsPath() string { return filepath.Join(m.Home.Dir, "dyno.toml") }
+
+// external returns the server dyno.toml points s at ([addons.ALIAS]
+// url), nil for dyno's own.
+func (m *Manager) external(s Service) (*url.URL, error) {
+	st, err := LoadSettings(m.SettingsPath())
+	if err != nil {
+		return nil, err
+	}
+	return st[s.Alias].URL, nil
+}
+
+// provider returns s's provider: on the server dyno.toml points it at,
+// else on dyno's own, wired to m's Starter.
+func (m *Manager) provider(s Service) (Provider, error) {
 	p := s.New(m.ServiceDir(s.Alias))
+	u, err := m.external(s)
+	if err != nil {
+		return nil, err
+	}
+	if u != nil {
+		pp, ok := p.(pointable)
+		if !ok {
+			return nil, fmt.Errorf("%s: %s cannot be pointed at a server", m.SettingsPath(), s.Name)
+		}
+		pp.point(u)
+		return p, nil
+	}
 	if sp, ok := p.(supervised); ok && m.Starter != nil {
 		alias := s.Alias
 		sp.supervise(func(ctx context.Context) error { return m.Starter(ctx, alias) })
 	}
-	return p
+	return p, nil
+}
+
+// pointable is a provider that can make its add-ons on a server an
+// operator runs (dyno.toml's [addons.SERVICE] url) instead of its own.
+type pointable interface {
+	point(u *url.URL)
 }
 
 // Servers returns the providers that run a server of their own, by
-// their service's alias.
+// their service's alias: not those dyno.toml points at another server
+// (nor any, if dyno.toml cannot be read: the daemon refuses to start
+// then, and commands say why).
 func (m *Manager) Servers() map[string]Server {
 	out := map[string]Server{}
+	st, err := LoadSettings(m.SettingsPath())
+	if err != nil {
+		return out
+	}
 	for _, s := range Services() {
-		if srv, ok := m.provider(s).(Server); ok {
+		if st[s.Alias].URL != nil {
+			continue
+		}
+		if srv, ok := s.New(m.ServiceDir(s.Alias)).(Server); ok {
 			out[s.Alias] = srv
 		}
 	}
@@ -242,7 +293,7 @@ func (m *Manager) recordPath(name string) string {
 func (m *Manager) Provider(name string) (Provider, error) {
 	for _, s := range Services() {
 		if s.Name == name {
-			return m.provider(s), nil
+			return m.provider(s)
 		}
 	}
 	return nil, fmt.Errorf("add-on service %q is not one dyno provides", name)
@@ -412,11 +463,14 @@ func (m *Manager) Create(ctx context.Context, a *app.App, spec, as, user string)
 	} else if slices.ContainsFunc(st.Attachments, func(x ledger.Attachment) bool { return x.Name == as }) {
 		return Addon{}, ledger.Attachment{}, ledger.Release{}, fmt.Errorf("⬢ %s has an add-on attached as %s already; choose another name with --as", a.Name, as)
 	}
+	p, err := m.provider(s)
+	if err != nil {
+		return Addon{}, ledger.Attachment{}, ledger.Release{}, err
+	}
 	ad, err := m.reserve(s, plan, a.Name)
 	if err != nil {
 		return Addon{}, ledger.Attachment{}, ledger.Release{}, err
 	}
-	p := m.provider(s)
 	url, err := p.Provision(ctx, ad.Name, plan)
 	if err == nil {
 		at := ledger.Attachment{Name: name, Addon: ad.Name, Service: s.Name, Plan: plan, Owner: a.Name, Created: ad.Created}
@@ -520,7 +574,11 @@ func (m *Manager) Attach(ctx context.Context, name string, a *app.App, as, user 
 	} else if err := checkAttachName(as); err != nil {
 		return ledger.Attachment{}, ledger.Release{}, err
 	}
-	url, err := m.provider(s).Credentials(ctx, name)
+	p, err := m.provider(s)
+	if err != nil {
+		return ledger.Attachment{}, ledger.Release{}, err
+	}
+	url, err := p.Credentials(ctx, name)
 	if err != nil {
 		return ledger.Attachment{}, ledger.Release{}, err
 	}

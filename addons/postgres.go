@@ -24,7 +24,8 @@ func postgresService() Service {
 		Name: "heroku-postgresql", Alias: "postgresql",
 		Plans:     []string{"essential-0", "essential-1", "essential-2", "standard-0", "premium-0"},
 		ConfigVar: "DATABASE", ColorVar: "HEROKU_POSTGRESQL",
-		New: func(dir string) Provider { return &postgresProvider{dir: dir} },
+		External: &External{Schemes: []string{"postgres", "postgresql"}, Example: "postgres://dyno:PASSWORD@db.internal:5432/postgres"},
+		New:      func(dir string) Provider { return &postgresProvider{dir: dir} },
 	}
 }
 
@@ -42,10 +43,19 @@ func postgresService() Service {
 // SIGINT, PostgreSQL's fast shutdown); with no daemon, whoever first
 // needs it starts it with pg_ctl, logging to postgresql.log, to run on
 // its own until Stop or the daemon's start takes it over.
+//
+// Pointed at an operator's server instead (dyno.toml's
+// [addons.postgresql] url), it runs none: each add-on is made there by
+// the URL's user, which needs CREATEROLE and CREATEDB, and dir keeps
+// only the add-ons' credentials, each saying which server it is on, so
+// that add-ons are never looked for on the wrong one.
 type postgresProvider struct {
-	dir   string
-	start func(ctx context.Context) error // asks the daemon to run the server; nil: none
+	dir      string
+	start    func(ctx context.Context) error // asks the daemon to run the server; nil: none
+	external *url.URL                        // the operator's server; nil: dyno's own
 }
+
+func (p *postgresProvider) point(u *url.URL) { p.external = u }
 
 func (p *postgresProvider) supervise(start func(ctx context.Context) error) { p.start = start }
 
@@ -53,15 +63,73 @@ type postgresServer struct {
 	Version  string `json:"version"` // the major version: 15, of /usr/lib/postgresql/15/bin
 	Port     int    `json:"port"`
 	Password string `json:"-"` // the superuser's, from superuser.pw
+
+	// An operator's server's (Host "" is dyno's own, on 127.0.0.1): its
+	// host, the user and database dyno logs in to it with, and the URL's
+	// query (sslmode=require, say), which the add-ons' URLs keep.
+	Host    string     `json:"-"`
+	User    string     `json:"-"`
+	AdminDB string     `json:"-"`
+	Query   url.Values `json:"-"`
+}
+
+// addr is the server's host:port.
+func (srv postgresServer) addr() string {
+	host := srv.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(srv.Port))
 }
 
 type postgresCreds struct {
 	Password string `json:"password"` // the role's; role and database are the add-on's name
+	// Server is the operator's server the add-on is on, host:port; ""
+	// for dyno's own.
+	Server string `json:"server,omitempty"`
+}
+
+// serverKey is what an add-on's credentials say about srv: "" for
+// dyno's own.
+func (srv postgresServer) serverKey() string {
+	if srv.Host == "" {
+		return ""
+	}
+	return srv.addr()
+}
+
+// externalServer is the operator's server dyno.toml names.
+func (p *postgresProvider) externalServer() (postgresServer, error) {
+	u := p.external
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return postgresServer{}, fmt.Errorf("postgresql: %s: port: %w", u.Redacted(), err)
+	}
+	pw, _ := u.User.Password()
+	srv := postgresServer{Host: u.Hostname(), Port: port, User: u.User.Username(), Password: pw,
+		AdminDB: strings.TrimPrefix(u.Path, "/"), Query: u.Query()}
+	if srv.AdminDB == "" {
+		srv.AdminDB = "postgres"
+	}
+	// The client programs only: the newest installed, else Debian's
+	// wrappers in /usr/bin.
+	srv.Version, _ = newestPostgres()
+	return srv, nil
+}
+
+// checkServer refuses to work on srv while add-ons made on another
+// server have credentials here (checkCredsServer).
+func (p *postgresProvider) checkServer(srv postgresServer) error {
+	return checkCredsServer("postgresql", filepath.Join(p.dir, "users"), srv.serverKey(), srv.addr())
 }
 
 // postgresSuperuser is the cluster's superuser, whose password is the
 // provider's own.
 const postgresSuperuser = "postgres"
+
+// maxSocketPath is the longest unix socket path: sun_path is 108 bytes,
+// with the NUL (unix(7)).
+const maxSocketPath = 107
 
 // postgresRoot is where Debian's postgresql-VERSION packages put each
 // version's programs, as postgresRoot/VERSION/bin.
@@ -105,6 +173,9 @@ func newestPostgres() (string, error) {
 }
 
 func (srv postgresServer) bin(prog string) string {
+	if srv.Version == "" {
+		return filepath.Join("/usr/bin", prog) // Debian's wrappers, for a server of the operator's
+	}
 	return filepath.Join(postgresRoot, srv.Version, "bin", prog)
 }
 
@@ -189,13 +260,21 @@ func (p *postgresProvider) setup(ctx context.Context) (postgresServer, error) {
 		fsutil.RemoveAll(tmp)
 		return srv, fmt.Errorf("initdb %s: %w", tmp, err)
 	}
+	// dyno talks to the server over TCP only; a unix socket, in the data
+	// directory, is for an operator's psql -h DIR. Its path must fit
+	// sun_path (108 bytes with the NUL, unix(7)), or postgres refuses to
+	// start: under a DYNO_HOME too deep for it there is none.
+	sockets := p.dataDir()
+	if len(filepath.Join(sockets, fmt.Sprintf(".s.PGSQL.%d", srv.Port))) > maxSocketPath {
+		sockets = ""
+	}
 	conf := fmt.Sprintf(`
 # Written by dyno once; the port is kept. See addons/postgres.go.
 listen_addresses = '127.0.0.1'
 port = %d
 unix_socket_directories = '%s'
 unix_socket_permissions = 0700
-`, srv.Port, strings.ReplaceAll(p.dataDir(), "'", "''"))
+`, srv.Port, strings.ReplaceAll(sockets, "'", "''"))
 	f, err := os.OpenFile(filepath.Join(tmp, "postgresql.conf"), os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {
 		return srv, err
@@ -232,7 +311,25 @@ func (p *postgresProvider) running(ctx context.Context, srv postgresServer) (boo
 // server returns the server, starting it if it does not run: the
 // daemon sets it up and starts it when one runs, else it is set up here
 // and started detached.
+//
+// Pointed at an operator's server, it is that one, as it is.
 func (p *postgresProvider) server(ctx context.Context) (postgresServer, error) {
+	if p.external == nil {
+		// Checked first: nothing starts for add-ons it would refuse.
+		if err := p.checkServer(postgresServer{}); err != nil {
+			return postgresServer{}, err
+		}
+		return p.localServer(ctx)
+	}
+	srv, err := p.externalServer()
+	if err == nil {
+		err = p.checkServer(srv)
+	}
+	return srv, err
+}
+
+// localServer is server for dyno's own.
+func (p *postgresProvider) localServer(ctx context.Context) (postgresServer, error) {
 	if p.IsSetUp() {
 		srv, err := p.setup(ctx)
 		if err != nil {
@@ -338,15 +435,36 @@ func (p *postgresProvider) Running(ctx context.Context) (int, error) {
 }
 
 // sql runs statements, each on its own (CREATE DATABASE refuses a
-// transaction), as the superuser over the unix socket in the data
-// directory, and returns what they print, unaligned.
+// transaction), as the server's admin (dyno's superuser, or the user
+// of the operator's URL) over TCP, and returns what they print,
+// unaligned. db "" is the admin's own database.
 func (p *postgresProvider) sql(ctx context.Context, srv postgresServer, db string, stmts ...string) (string, error) {
+	user, host := srv.User, srv.Host
+	if user == "" {
+		user = postgresSuperuser
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	if db == "" {
+		db = srv.AdminDB
+	}
+	if db == "" {
+		db = "postgres"
+	}
 	args := []string{"-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
-		"-h", p.dataDir(), "-p", strconv.Itoa(srv.Port), "-U", postgresSuperuser, "-d", db}
+		"-h", host, "-p", strconv.Itoa(srv.Port), "-U", user, "-d", db}
 	for _, s := range stmts {
 		args = append(args, "-c", s)
 	}
-	out, err := pgRun(ctx, []string{"PGPASSWORD=" + srv.Password, "PGCONNECT_TIMEOUT=10"}, srv.psql(), args...)
+	env := []string{"PGPASSWORD=" + srv.Password, "PGCONNECT_TIMEOUT=10"}
+	// The URL's TLS settings, as libpq's environment takes them.
+	for k, e := range map[string]string{"sslmode": "PGSSLMODE", "sslrootcert": "PGSSLROOTCERT"} {
+		if v := srv.Query.Get(k); v != "" {
+			env = append(env, e+"="+v)
+		}
+	}
+	out, err := pgRun(ctx, env, srv.psql(), args...)
 	return strings.TrimSpace(string(out)), err
 }
 
@@ -357,8 +475,29 @@ func quoteLiteral(s string) string { return `'` + strings.ReplaceAll(s, `'`, `''
 
 func (p *postgresProvider) url(srv postgresServer, name string, cr postgresCreds) string {
 	u := url.URL{Scheme: "postgres", User: url.UserPassword(name, cr.Password),
-		Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port)), Path: "/" + name}
+		Host: srv.addr(), Path: "/" + name}
+	// An operator's server's TLS settings hold for the add-ons too.
+	q := url.Values{}
+	for _, k := range []string{"sslmode", "sslrootcert"} {
+		if v := srv.Query.Get(k); v != "" {
+			q.Set(k, v)
+		}
+	}
+	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// creds reads the add-on's credentials.
+func (p *postgresProvider) creds(name string) (postgresCreds, error) {
+	var cr postgresCreds
+	b, err := os.ReadFile(p.credsPath(name))
+	if err != nil {
+		return cr, fmt.Errorf("postgresql: credentials of %s: %w", name, err)
+	}
+	if err := json.Unmarshal(b, &cr); err != nil {
+		return cr, fmt.Errorf("postgresql: credentials of %s: %s: %w", name, p.credsPath(name), err)
+	}
+	return cr, nil
 }
 
 func (p *postgresProvider) Provision(ctx context.Context, name, plan string) (string, error) {
@@ -373,21 +512,34 @@ func (p *postgresProvider) Provision(ctx context.Context, name, plan string) (st
 	if err != nil {
 		return "", err
 	}
-	cr := postgresCreds{Password: pass}
+	cr := postgresCreds{Password: pass, Server: srv.serverKey()}
 	b, err := json.Marshal(cr)
 	if err != nil {
 		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(p.credsPath(name)), 0o700); err != nil {
+		return "", fmt.Errorf("postgresql: provision %s: %w", name, err)
 	}
 	if err := fsutil.WriteFile(p.credsPath(name), b, 0o600); err != nil {
 		return "", fmt.Errorf("postgresql: provision %s: %w", name, err)
 	}
 	id := quoteIdent(name)
-	_, err = p.sql(ctx, srv, "postgres",
-		"CREATE ROLE "+id+" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD "+quoteLiteral(pass),
+	stmts := []string{"CREATE ROLE " + id + " LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD " + quoteLiteral(pass)}
+	if srv.Host != "" {
+		// An operator's admin is no superuser: to make a database
+		// owned by the role it must be able to SET ROLE to it, which
+		// PostgreSQL 16 no longer grants to the role's creator.
+		stmts = append(stmts, "GRANT "+id+" TO CURRENT_USER")
+	}
+	stmts = append(stmts,
 		"CREATE DATABASE "+id+" OWNER "+id,
-		"REVOKE ALL ON DATABASE "+id+" FROM PUBLIC",
-		// Add-on roles have no business in the cluster's own databases.
-		"REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC")
+		"REVOKE ALL ON DATABASE "+id+" FROM PUBLIC")
+	if srv.Host == "" {
+		// Add-on roles have no business in the cluster's own
+		// databases. (An operator's server's are the operator's.)
+		stmts = append(stmts, "REVOKE CONNECT, TEMPORARY ON DATABASE postgres, template1 FROM PUBLIC")
+	}
+	_, err = p.sql(ctx, srv, "", stmts...)
 	if err != nil {
 		return "", fmt.Errorf("postgresql: provision %s: %w", name, err)
 	}
@@ -395,17 +547,25 @@ func (p *postgresProvider) Provision(ctx context.Context, name, plan string) (st
 }
 
 func (p *postgresProvider) Credentials(ctx context.Context, name string) (string, error) {
-	srv, err := p.setup(ctx)
+	var srv postgresServer
+	var err error
+	if p.external != nil {
+		srv, err = p.externalServer()
+	} else {
+		srv, err = p.setup(ctx)
+	}
 	if err != nil {
 		return "", fmt.Errorf("postgresql: %w", err)
 	}
-	b, err := os.ReadFile(p.credsPath(name))
+	cr, err := p.creds(name)
 	if err != nil {
-		return "", fmt.Errorf("postgresql: credentials of %s: %w", name, err)
+		return "", err
 	}
-	var cr postgresCreds
-	if err := json.Unmarshal(b, &cr); err != nil {
-		return "", fmt.Errorf("postgresql: credentials of %s: %s: %w", name, p.credsPath(name), err)
+	if cr.Server != srv.serverKey() {
+		if err := p.checkServer(srv); err != nil {
+			return "", err
+		}
+		return "", fmt.Errorf("postgresql: %s is on %q, not %s", name, cr.Server, srv.addr())
 	}
 	return p.url(srv, name, cr), nil
 }
@@ -421,7 +581,7 @@ func (p *postgresProvider) Deprovision(ctx context.Context, name string) error {
 		return err
 	}
 	id, lit := quoteIdent(name), quoteLiteral(name)
-	_, err = p.sql(ctx, srv, "postgres",
+	_, err = p.sql(ctx, srv, "",
 		"DO $$BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = "+lit+") THEN ALTER ROLE "+id+" NOLOGIN; END IF; END$$",
 		"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = "+lit+" OR datname = "+lit,
 		"DROP DATABASE IF EXISTS "+id+" WITH (FORCE)",
@@ -440,12 +600,12 @@ func (p *postgresProvider) Info(ctx context.Context, name string) ([][2]string, 
 	if err != nil {
 		return nil, err
 	}
-	version, err := p.sql(ctx, srv, "postgres", "SHOW server_version")
+	version, err := p.sql(ctx, srv, "", "SHOW server_version")
 	if err != nil {
 		return nil, fmt.Errorf("postgresql: info %s: %w", name, err)
 	}
 	return [][2]string{
-		{"Server", net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))},
+		{"Server", srv.addr()},
 		{"Version", version},
 		{"Database", name},
 		{"User", name},

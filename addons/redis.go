@@ -27,7 +27,8 @@ func redisService() Service {
 		Name: "heroku-redis", Alias: "redis",
 		Plans:     []string{"mini", "premium-0"},
 		ConfigVar: "REDIS", ColorVar: "HEROKU_REDIS",
-		New: func(dir string) Provider { return &redisProvider{dir: dir} },
+		External: &External{Schemes: []string{"redis"}, Example: "redis://default:PASSWORD@cache.internal:6379"},
+		New:      func(dir string) Provider { return &redisProvider{dir: dir} },
 	}
 }
 
@@ -46,21 +47,72 @@ func redisService() Service {
 // to redis.log, to run on its own until Stop or the daemon's start takes
 // it over. redis.conf says neither: each start says which (confs of
 // older homes say daemonize yes, which the command line overrides).
+//
+// Pointed at an operator's server instead (dyno.toml's [addons.redis]
+// url), it runs none: each add-on is an ACL user made there by the
+// URL's user, saved with ACL SAVE (or CONFIG REWRITE where the server
+// keeps its users in its config), and dir keeps only the add-ons'
+// credentials, each saying which server it is on.
 type redisProvider struct {
-	dir   string
-	start func(ctx context.Context) error // asks the daemon to run the server; nil: none
+	dir      string
+	start    func(ctx context.Context) error // asks the daemon to run the server; nil: none
+	external *url.URL                        // the operator's server; nil: dyno's own
 }
 
 func (p *redisProvider) supervise(start func(ctx context.Context) error) { p.start = start }
 
+func (p *redisProvider) point(u *url.URL) { p.external = u }
+
 type redisServer struct {
 	Port     int    `json:"port"`
 	Password string `json:"password"` // the default user's, the provider's own
+	// An operator's server's host and user (Host "": dyno's own, on
+	// 127.0.0.1, as default).
+	Host string `json:"-"`
+	User string `json:"-"`
+}
+
+// addr is the server's host:port.
+func (srv redisServer) addr() string {
+	host := srv.Host
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(srv.Port))
+}
+
+// serverKey is what an add-on's credentials say about srv: "" for
+// dyno's own.
+func (srv redisServer) serverKey() string {
+	if srv.Host == "" {
+		return ""
+	}
+	return srv.addr()
 }
 
 type redisCreds struct {
 	User     string `json:"user"`
 	Password string `json:"password"`
+	// Server is the operator's server the add-on is on, host:port; ""
+	// for dyno's own.
+	Server string `json:"server,omitempty"`
+}
+
+// externalServer is the operator's server dyno.toml names.
+func (p *redisProvider) externalServer() (redisServer, error) {
+	u := p.external
+	port, err := strconv.Atoi(u.Port())
+	if err != nil {
+		return redisServer{}, fmt.Errorf("redis: %s: port: %w", u.Redacted(), err)
+	}
+	pw, _ := u.User.Password()
+	return redisServer{Host: u.Hostname(), Port: port, User: u.User.Username(), Password: pw}, nil
+}
+
+// checkServer refuses to work on srv while add-ons made on another
+// server have credentials here (checkCredsServer).
+func (p *redisProvider) checkServer(srv redisServer) error {
+	return checkCredsServer("redis", filepath.Join(p.dir, "users"), srv.serverKey(), srv.addr())
 }
 
 func (p *redisProvider) statePath() string { return filepath.Join(p.dir, "server.json") }
@@ -128,12 +180,16 @@ logfile %s
 
 // login connects to the server as its default user.
 func (p *redisProvider) login(ctx context.Context, srv redisServer) (*respConn, error) {
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))
+	addr := srv.addr()
 	c, err := dialRESP(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := c.do("AUTH", "default", srv.Password); err != nil {
+	user := srv.User
+	if user == "" {
+		user = "default"
+	}
+	if _, err := c.do("AUTH", user, srv.Password); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("redis: log in to %s: %w", addr, err)
 	}
@@ -144,7 +200,32 @@ func (p *redisProvider) login(ctx context.Context, srv redisServer) (*respConn, 
 // starting the server if it does not answer: the daemon sets it up and
 // starts it when one runs, else it is set up here and started
 // daemonized.
+//
+// Pointed at an operator's server, it logs in there, as it is.
 func (p *redisProvider) admin(ctx context.Context) (*respConn, redisServer, error) {
+	if p.external != nil {
+		srv, err := p.externalServer()
+		if err == nil {
+			err = p.checkServer(srv)
+		}
+		if err != nil {
+			return nil, srv, err
+		}
+		c, err := p.login(ctx, srv)
+		if err != nil {
+			return nil, srv, fmt.Errorf("redis: %s: %w", p.external.Redacted(), err)
+		}
+		return c, srv, nil
+	}
+	// Checked first: nothing starts for add-ons it would refuse.
+	if err := p.checkServer(redisServer{}); err != nil {
+		return nil, redisServer{}, err
+	}
+	return p.localAdmin(ctx)
+}
+
+// localAdmin is admin on dyno's own server.
+func (p *redisProvider) localAdmin(ctx context.Context) (*respConn, redisServer, error) {
 	if p.IsSetUp() {
 		srv, err := p.setup()
 		if err != nil {
@@ -274,8 +355,22 @@ func (p *redisProvider) Running(ctx context.Context) (int, error) {
 }
 
 func (p *redisProvider) url(srv redisServer, cr redisCreds) string {
-	u := url.URL{Scheme: "redis", User: url.UserPassword(cr.User, cr.Password), Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))}
+	u := url.URL{Scheme: "redis", User: url.UserPassword(cr.User, cr.Password), Host: srv.addr()}
 	return u.String()
+}
+
+// saveACL makes the server keep its users across restarts: ACL SAVE
+// where it has an aclfile (dyno's own has), else CONFIG REWRITE where
+// it keeps users in its config file.
+func saveACL(c *respConn) error {
+	_, err := c.do("ACL", "SAVE")
+	if err == nil {
+		return nil
+	}
+	if _, rerr := c.do("CONFIG", "REWRITE"); rerr != nil {
+		return fmt.Errorf("ACL SAVE: %w; CONFIG REWRITE: %v (give the server an aclfile or a config file it may rewrite)", err, rerr)
+	}
+	return nil
 }
 
 func (p *redisProvider) Provision(ctx context.Context, name, plan string) (string, error) {
@@ -288,10 +383,13 @@ func (p *redisProvider) Provision(ctx context.Context, name, plan string) (strin
 	if err != nil {
 		return "", err
 	}
-	cr := redisCreds{User: name, Password: pass}
+	cr := redisCreds{User: name, Password: pass, Server: srv.serverKey()}
 	b, err := json.Marshal(cr)
 	if err != nil {
 		return "", err
+	}
+	if err := os.MkdirAll(filepath.Dir(p.credsPath(name)), 0o700); err != nil {
+		return "", fmt.Errorf("redis: provision %s: %w", name, err)
 	}
 	if err := fsutil.WriteFile(p.credsPath(name), b, 0o600); err != nil {
 		return "", fmt.Errorf("redis: provision %s: %w", name, err)
@@ -300,14 +398,20 @@ func (p *redisProvider) Provision(ctx context.Context, name, plan string) (strin
 		"+@all", "-@dangerous", "-@admin"); err != nil {
 		return "", fmt.Errorf("redis: provision %s: ACL SETUSER: %w", name, err)
 	}
-	if _, err := c.do("ACL", "SAVE"); err != nil {
-		return "", fmt.Errorf("redis: provision %s: ACL SAVE: %w", name, err)
+	if err := saveACL(c); err != nil {
+		return "", fmt.Errorf("redis: provision %s: %w", name, err)
 	}
 	return p.url(srv, cr), nil
 }
 
 func (p *redisProvider) Credentials(ctx context.Context, name string) (string, error) {
-	srv, err := p.setup()
+	var srv redisServer
+	var err error
+	if p.external != nil {
+		srv, err = p.externalServer()
+	} else {
+		srv, err = p.setup()
+	}
 	if err != nil {
 		return "", err
 	}
@@ -318,6 +422,12 @@ func (p *redisProvider) Credentials(ctx context.Context, name string) (string, e
 	var cr redisCreds
 	if err := json.Unmarshal(b, &cr); err != nil {
 		return "", fmt.Errorf("redis: credentials of %s: %s: %w", name, p.credsPath(name), err)
+	}
+	if cr.Server != srv.serverKey() {
+		if err := p.checkServer(srv); err != nil {
+			return "", err
+		}
+		return "", fmt.Errorf("redis: %s is on %q, not %s", name, cr.Server, srv.addr())
 	}
 	return p.url(srv, cr), nil
 }
@@ -333,8 +443,8 @@ func (p *redisProvider) Deprovision(ctx context.Context, name string) error {
 	if _, err := c.do("ACL", "DELUSER", name); err != nil {
 		return fmt.Errorf("redis: deprovision %s: ACL DELUSER: %w", name, err)
 	}
-	if _, err := c.do("ACL", "SAVE"); err != nil {
-		return fmt.Errorf("redis: deprovision %s: ACL SAVE: %w", name, err)
+	if err := saveACL(c); err != nil {
+		return fmt.Errorf("redis: deprovision %s: %w", name, err)
 	}
 	cursor := "0"
 	for {
@@ -382,7 +492,7 @@ func (p *redisProvider) Info(ctx context.Context, name string) ([][2]string, err
 		}
 	}
 	return [][2]string{
-		{"Server", net.JoinHostPort("127.0.0.1", strconv.Itoa(srv.Port))},
+		{"Server", srv.addr()},
 		{"Version", version},
 		{"User", name},
 		{"Key prefix", name + ":"},

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dyno-run/dyno/addons"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/systemd"
@@ -43,6 +44,11 @@ func runDaemon() error {
 	}
 	settings, err := daemon.LoadSettings(h.SizesFile())
 	if err != nil {
+		return err
+	}
+	// [addons.SERVICE] url decides which servers the daemon runs: a
+	// mistake there is said now, not at the first add-on.
+	if _, err := addons.LoadSettings(h.SizesFile()); err != nil {
 		return err
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
