@@ -202,13 +202,10 @@ func (m *Manager) ServiceDir(alias string) string { return filepath.Join(m.dir()
 // alias, which the daemon writes while it runs the server.
 func (m *Manager) LogsDir(alias string) string { return filepath.Join(m.ServiceDir(alias), "logs") }
 
-// SettingsPath is the dyno.toml whose [addons] tables m reads.
-func (m *Manager) SettingsPath() string { return filepath.Join(m.Home.Dir, "dyno.toml") }
-
 // external returns the server dyno.toml points s at ([addons.ALIAS]
 // url), nil for dyno's own.
 func (m *Manager) external(s Service) (*url.URL, error) {
-	st, err := LoadSettings(m.SettingsPath())
+	st, err := LoadSettings(m.Home.SizesFile())
 	if err != nil {
 		return nil, err
 	}
@@ -226,7 +223,7 @@ func (m *Manager) provider(s Service) (Provider, error) {
 	if u != nil {
 		pp, ok := p.(pointable)
 		if !ok {
-			return nil, fmt.Errorf("%s: %s cannot be pointed at a server", m.SettingsPath(), s.Name)
+			return nil, fmt.Errorf("%s: %s cannot be pointed at a server", m.Home.SizesFile(), s.Name)
 		}
 		pp.point(u)
 		return p, nil
@@ -250,7 +247,7 @@ type pointable interface {
 // then, and commands say why).
 func (m *Manager) Servers() map[string]Server {
 	out := map[string]Server{}
-	st, err := LoadSettings(m.SettingsPath())
+	st, err := LoadSettings(m.Home.SizesFile())
 	if err != nil {
 		return out
 	}
