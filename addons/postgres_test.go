@@ -226,3 +226,39 @@ func TestPostgresAddon(t *testing.T) {
 		t.Errorf("deprovision again: %v", err)
 	}
 }
+
+// Under a DYNO_HOME so deep that the server's unix socket would not fit
+// in sun_path (107 bytes), the server runs with none, and add-ons work
+// over TCP all the same.
+func TestPostgresInADeepHome(t *testing.T) {
+	needPostgres(t)
+	if asNobody(t) {
+		return
+	}
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), strings.Repeat("deep", 20))
+	home := app.Home{Dir: dir}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	m := &Manager{Home: home}
+	t.Cleanup(func() {
+		if err := m.Stop(context.Background()); err != nil {
+			t.Error(err)
+		}
+	})
+	a, err := home.Create("ann", "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(filepath.Join(dir, "addons", "postgresql", "data", ".s.PGSQL.12345")); n <= maxSocketPath {
+		t.Fatalf("the socket path is %d bytes: not deep enough to test", n)
+	}
+	_, _, rel, err := m.Create(ctx, a, "heroku-postgresql", "", "ann")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := psql(rel.ConfigVars["DATABASE_URL"], "select 1"); err != nil || got != "1" {
+		t.Errorf("psql: %q, %v", got, err)
+	}
+}
