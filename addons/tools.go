@@ -35,7 +35,7 @@ func (m *Manager) Postgres(ctx context.Context, name string) (PostgresConn, erro
 	if ad.Service != s.Name {
 		return PostgresConn{}, fmt.Errorf("%s is a %s add-on, not %s", name, ad.Service, s.Name)
 	}
-	p := s.New(filepath.Join(m.dir(), s.Alias)).(*postgresProvider)
+	p := m.provider(s).(*postgresProvider)
 	srv, err := p.server(ctx)
 	if err != nil {
 		return PostgresConn{}, err
@@ -126,7 +126,7 @@ func (m *Manager) Redis(ctx context.Context, name string) (RedisConn, error) {
 	if ad.Service != s.Name {
 		return RedisConn{}, fmt.Errorf("%s is a %s add-on, not %s", name, ad.Service, s.Name)
 	}
-	p := s.New(filepath.Join(m.dir(), s.Alias)).(*redisProvider)
+	p := m.provider(s).(*redisProvider)
 	c, _, err := p.admin(ctx)
 	if err != nil {
 		return RedisConn{}, err

@@ -102,7 +102,7 @@ func toolApp(appName, service, arg string) (*app.App, ledger.Attachment, error) 
 func connectPostgres(a *app.App, at ledger.Attachment) (addons.PostgresConn, error) {
 	ctx, stop := interruptible()
 	defer stop()
-	m := &addons.Manager{Home: a.Home()}
+	m := addonsManagerFor(a.Home())
 	return m.Postgres(ctx, at.Addon)
 }
 
@@ -261,7 +261,7 @@ func newPgInfoCommand(use string) *cobra.Command {
 				fmt.Fprintf(out, "%s has no heroku-postgresql databases.\n", c.app(a.Name))
 				return nil
 			}
-			m := &addons.Manager{Home: a.Home()}
+			m := addonsManagerFor(a.Home())
 			ctx, stop := interruptible()
 			defer stop()
 			for i, g := range byAddon(ats) {
@@ -368,7 +368,7 @@ func newPgBackupsCaptureCommand() *cobra.Command {
 			}
 			ctx, stop := interruptible()
 			defer stop()
-			m := &addons.Manager{Home: a.Home()}
+			m := addonsManagerFor(a.Home())
 			conn, err := m.Postgres(ctx, at.Addon)
 			if err != nil {
 				return err

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,42 +17,11 @@ import (
 // and its client programs: the pg: commands run the real ones.
 func needPostgresTools(t *testing.T) {
 	t.Helper()
-	servers, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
-	if len(servers) == 0 {
-		t.Skip("no PostgreSQL server in /usr/lib/postgresql/*/bin (apt-get install postgresql): the pg: tests run the real server")
-	}
-	for _, prog := range []string{"psql", "pg_dump", "pg_restore"} {
+	needAddonServers(t)
+	for _, prog := range []string{"pg_dump", "pg_restore"} {
 		if _, err := exec.LookPath(prog); err != nil {
 			t.Skipf("%s is not installed (apt-get install postgresql-client): the pg: tests run it", prog)
 		}
-	}
-}
-
-// stopPostgres stops the PostgreSQL server the CLI started in home, as
-// the user it runs as: pg_ctl refuses root, so the add-on manager's
-// Stop cannot be called from a test running as root.
-func stopPostgres(t *testing.T, home string) {
-	dir := filepath.Join(home, "addons", "postgresql")
-	b, err := os.ReadFile(filepath.Join(dir, "server.json"))
-	if err != nil {
-		return // never made
-	}
-	var srv struct{ Version string }
-	if err := json.Unmarshal(b, &srv); err != nil {
-		t.Error(err)
-		return
-	}
-	data := filepath.Join(dir, "data")
-	pgctl := filepath.Join("/usr/lib/postgresql", srv.Version, "bin", "pg_ctl")
-	status := exec.Command(pgctl, "status", "-D", data)
-	testutil.AsNobody(status)
-	if status.Run() != nil {
-		return // not running
-	}
-	stop := exec.Command(pgctl, "stop", "-w", "-m", "fast", "-D", data)
-	testutil.AsNobody(stop)
-	if out, err := stop.CombinedOutput(); err != nil {
-		t.Errorf("pg_ctl stop: %v: %s", err, out)
 	}
 }
 
@@ -74,7 +42,7 @@ func TestPgCommands(t *testing.T) {
 	t.Parallel()
 	needPostgresTools(t)
 	e := newIsolatedEnv(t, nil)
-	t.Cleanup(func() { stopPostgres(t, e.home) })
+	t.Cleanup(func() { stopPostgresOf(t, e.home) })
 	e.must(t, "apps:create", "demo")
 	if out := e.must(t, "pg:info", "-a", "demo"); out != "⬢ demo has no heroku-postgresql databases.\n" {
 		t.Errorf("pg:info with none: %q", out)

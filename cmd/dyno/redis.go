@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/dyno-run/dyno/addons"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/spf13/cobra"
 )
@@ -33,7 +32,7 @@ func newRedisCliCommand() *cobra.Command {
 				return fmt.Errorf("redis-cli is not installed: apt-get install redis-tools")
 			}
 			ctx, stop := interruptible()
-			conn, err := (&addons.Manager{Home: a.Home()}).Redis(ctx, at.Addon)
+			conn, err := addonsManagerFor(a.Home()).Redis(ctx, at.Addon)
 			stop()
 			if err != nil {
 				return err
@@ -81,7 +80,7 @@ func newRedisInfoCommand(use string) *cobra.Command {
 				fmt.Fprintf(out, "%s has no heroku-redis databases.\n", c.app(a.Name))
 				return nil
 			}
-			m := &addons.Manager{Home: a.Home()}
+			m := addonsManagerFor(a.Home())
 			ctx, stop := interruptible()
 			defer stop()
 			for i, g := range byAddon(ats) {

@@ -1,13 +1,8 @@
 package main
 
 import (
-	"context"
-	"os/exec"
 	"regexp"
 	"testing"
-
-	"github.com/dyno-run/dyno/addons"
-	"github.com/dyno-run/dyno/ledger/app"
 )
 
 // redis:cli and redis:info through the binary, as uid 65534, with the
@@ -15,18 +10,9 @@ import (
 // confined to its prefix, and redis:info has Heroku's shape.
 func TestRedisToolsCommands(t *testing.T) {
 	t.Parallel()
-	for _, bin := range []string{"redis-server", "redis-cli"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (apt-get install redis-server): the redis: tests run the real server", bin)
-		}
-	}
+	needAddonServers(t)
 	e := newIsolatedEnv(t, nil)
-	t.Cleanup(func() {
-		m := &addons.Manager{Home: app.Home{Dir: e.home}}
-		if err := m.Stop(context.Background()); err != nil {
-			t.Error(err)
-		}
-	})
+	t.Cleanup(func() { stopRedisOf(t, e.home) })
 	e.must(t, "apps:create", "demo")
 	e.failLine(t, "⬢ demo has no heroku-redis add-on; dyno addons:create heroku-redis -a demo makes one", "redis:cli", "-a", "demo")
 	out := e.must(t, "addons:create", "heroku-redis", "-a", "demo")
