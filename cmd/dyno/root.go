@@ -67,6 +67,7 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	addFeaturesCommands(root)
 	addDrainsCommands(root)
 	addAddonsCommands(root)
+	addAddonToolsCommands(root)
 	addGitCommands(root)
 	addKeysCommands(root)
 	addAuthCommands(root)
