@@ -14,13 +14,13 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/dyno-run/dyno/addons"
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/spf13/cobra"
@@ -228,6 +228,25 @@ func byAddon(ats []ledger.Attachment) [][]ledger.Attachment {
 	return groups
 }
 
+// describedAddons returns the app named name (or inferred) and its
+// attachments of service that pg:info or redis:info describes, grouped
+// by add-on: the one args names, else all of them.
+func describedAddons(name, service string, args []string) (*app.App, [][]ledger.Attachment, error) {
+	a, st, err := openAppState(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	ats := serviceAttachments(st.Attachments, service)
+	if len(args) == 1 {
+		at, err := findAttachment(a, st.Attachments, service, args[0])
+		if err != nil {
+			return nil, nil, err
+		}
+		ats = []ledger.Attachment{at}
+	}
+	return a, byAddon(ats), nil
+}
+
 func configVars(g []ledger.Attachment) string {
 	var vars []string
 	for _, at := range g {
@@ -243,28 +262,20 @@ func newPgInfoCommand(use string) *cobra.Command {
 		Short: "Describe the app's databases: plan, connections, version, size and tables, as the add-on's role sees them",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, st, err := openAppState(name)
+			a, groups, err := describedAddons(name, postgresService, args)
 			if err != nil {
 				return err
 			}
-			ats := serviceAttachments(st.Attachments, postgresService)
-			if len(args) == 1 {
-				at, err := findAttachment(a, st.Attachments, postgresService, args[0])
-				if err != nil {
-					return err
-				}
-				ats = []ledger.Attachment{at}
-			}
 			c := newColors(cmd)
 			out := cmd.OutOrStdout()
-			if len(ats) == 0 {
+			if len(groups) == 0 {
 				fmt.Fprintf(out, "%s has no heroku-postgresql databases.\n", c.app(a.Name))
 				return nil
 			}
 			m := addonsManagerFor(a.Home())
 			ctx, stop := interruptible()
 			defer stop()
-			for i, g := range byAddon(ats) {
+			for i, g := range groups {
 				ad, err := m.Get(g[0].Addon)
 				if err != nil {
 					return err
@@ -555,7 +566,7 @@ func newPgBackupsDownloadCommand() *cobra.Command {
 				_, err := io.Copy(cmd.OutOrStdout(), src)
 				return err
 			}
-			if err := copyAtomically(output, src); err != nil {
+			if err := fsutil.WriteFrom(output, src, 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "Downloading %s to %s... done, %s\n", bk.ID, output, humanBytes(bk.Size))
@@ -565,32 +576,4 @@ func newPgBackupsDownloadCommand() *cobra.Command {
 	appFlag(cmd, &name)
 	cmd.Flags().StringVarP(&output, "output", "o", "latest.dump", "the file to write (- for stdout)")
 	return cmd
-}
-
-// copyAtomically writes what src holds to path: into a file beside it,
-// fsynced and renamed over it, so a copy cut short leaves no half file.
-func copyAtomically(path string, src io.Reader) error {
-	dir, base := filepath.Split(path)
-	if dir == "" {
-		dir = "."
-	}
-	tmp, err := os.CreateTemp(dir, "."+base+".new-*")
-	if err != nil {
-		return fmt.Errorf("-o %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = io.Copy(tmp, src)
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		return fmt.Errorf("-o %s: %w", path, err)
-	}
-	return nil
 }

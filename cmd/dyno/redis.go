@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 
-	"github.com/dyno-run/dyno/ledger"
 	"github.com/spf13/cobra"
 )
 
@@ -62,28 +61,20 @@ func newRedisInfoCommand(use string) *cobra.Command {
 		Short: "Describe the app's Redis add-ons: plan, version, persistence, as Heroku's redis:info",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, st, err := openAppState(name)
+			a, groups, err := describedAddons(name, redisService, args)
 			if err != nil {
 				return err
 			}
-			ats := serviceAttachments(st.Attachments, redisService)
-			if len(args) == 1 {
-				at, err := findAttachment(a, st.Attachments, redisService, args[0])
-				if err != nil {
-					return err
-				}
-				ats = []ledger.Attachment{at}
-			}
 			c := newColors(cmd)
 			out := cmd.OutOrStdout()
-			if len(ats) == 0 {
+			if len(groups) == 0 {
 				fmt.Fprintf(out, "%s has no heroku-redis databases.\n", c.app(a.Name))
 				return nil
 			}
 			m := addonsManagerFor(a.Home())
 			ctx, stop := interruptible()
 			defer stop()
-			for i, g := range byAddon(ats) {
+			for i, g := range groups {
 				ad, err := m.Get(g[0].Addon)
 				if err != nil {
 					return err

@@ -1,7 +1,9 @@
 package fsutil
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -14,6 +16,12 @@ import (
 // over path (rename(2) replaces it in one step), and the folder is then
 // fsynced so that the new name survives a crash too.
 func WriteFile(path string, data []byte, perm fs.FileMode) error {
+	return WriteFrom(path, bytes.NewReader(data), perm)
+}
+
+// WriteFrom is WriteFile for what src holds, copied as it is read: a
+// copy cut short leaves path as it was.
+func WriteFrom(path string, src io.Reader, perm fs.FileMode) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {
 		dir = "."
@@ -25,7 +33,7 @@ func WriteFile(path string, data []byte, perm fs.FileMode) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly once renamed
-	_, err = tmp.Write(data)
+	_, err = io.Copy(tmp, src)
 	if err == nil {
 		err = tmp.Chmod(perm)
 	}
