@@ -255,21 +255,25 @@ func configVars(g []ledger.Attachment) string {
 	return strings.Join(vars, ", ")
 }
 
-func newPgInfoCommand(use string) *cobra.Command {
+// newDescribeCommand is pg:info or redis:info: for each add-on of
+// service the app has (or the one named), a header and aligned rows
+// from describe, with the owner's name for an add-on another app owns
+// (billing) where describe puts it.
+func newDescribeCommand(use, short, service string, describe func(ctx context.Context, m *addons.Manager, ad addons.Addon, g []ledger.Attachment, c colors, billing [][2]string) (string, [][2]string, error)) *cobra.Command {
 	var name string
 	cmd := &cobra.Command{
 		Use:   use + " [DATABASE]",
-		Short: "Describe the app's databases: plan, connections, version, size and tables, as the add-on's role sees them",
+		Short: short,
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, groups, err := describedAddons(name, postgresService, args)
+			a, groups, err := describedAddons(name, service, args)
 			if err != nil {
 				return err
 			}
 			c := newColors(cmd)
 			out := cmd.OutOrStdout()
 			if len(groups) == 0 {
-				fmt.Fprintf(out, "%s has no heroku-postgresql databases.\n", c.app(a.Name))
+				fmt.Fprintf(out, "%s has no %s databases.\n", c.app(a.Name), service)
 				return nil
 			}
 			m := addonsManagerFor(a.Home())
@@ -280,46 +284,59 @@ func newPgInfoCommand(use string) *cobra.Command {
 				if err != nil {
 					return err
 				}
-				conn, err := m.Postgres(ctx, ad.Name)
+				var billing [][2]string
+				if ad.Owner != a.Name {
+					billing = [][2]string{{"Billing App", c.app(ad.Owner)}}
+				}
+				header, rows, err := describe(ctx, m, ad, g, c, billing)
 				if err != nil {
 					return err
 				}
-				row, err := conn.Query(ctx, `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),
-					current_setting('max_connections'), current_setting('server_version'),
-					pg_database_size(current_database()),
-					(SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema'))`)
-				if err != nil {
-					return err
-				}
-				if len(row) != 5 {
-					return fmt.Errorf("pg:info %s: psql answered %q", ad.Name, row)
-				}
-				size, _ := strconv.ParseInt(row[3], 10, 64)
 				if i > 0 {
 					fmt.Fprintln(out)
 				}
-				fmt.Fprintln(out, c.header(configVars(g)))
-				rows := [][2]string{
-					{"Plan", planTitle(ad.Plan)},
-					{"Status", "Available"},
-					{"Connections", row[0] + "/" + row[1]},
-					{"PG Version", strings.Fields(row[2] + " ?")[0]}, // 15.8, not "15.8 (Debian ...)"
-					{"Created", ad.Created.UTC().Format("2006-01-02 15:04 UTC")},
-					{"Data Size", humanBytes(size)},
-					{"Tables", row[4]},
-					{"Fork/Follow", "Unsupported"},
-					{"Rollback", "Unsupported"},
-				}
-				if ad.Owner != a.Name {
-					rows = append(rows, [2]string{"Billing App", c.app(ad.Owner)})
-				}
-				printAligned(out, append(rows, [2]string{"Add-on", ad.Name}))
+				fmt.Fprintln(out, c.header(header))
+				printAligned(out, rows)
 			}
 			return nil
 		},
 	}
 	appFlag(cmd, &name)
 	return cmd
+}
+
+func newPgInfoCommand(use string) *cobra.Command {
+	return newDescribeCommand(use, "Describe the app's databases: plan, connections, version, size and tables, as the add-on's role sees them", postgresService,
+		func(ctx context.Context, m *addons.Manager, ad addons.Addon, g []ledger.Attachment, c colors, billing [][2]string) (string, [][2]string, error) {
+			conn, err := m.Postgres(ctx, ad.Name)
+			if err != nil {
+				return "", nil, err
+			}
+			row, err := conn.Query(ctx, `SELECT (SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()),
+				current_setting('max_connections'), current_setting('server_version'),
+				pg_database_size(current_database()),
+				(SELECT count(*) FROM pg_catalog.pg_tables WHERE schemaname NOT IN ('pg_catalog', 'information_schema'))`)
+			if err != nil {
+				return "", nil, err
+			}
+			if len(row) != 5 {
+				return "", nil, fmt.Errorf("pg:info %s: psql answered %q", ad.Name, row)
+			}
+			size, _ := strconv.ParseInt(row[3], 10, 64)
+			rows := [][2]string{
+				{"Plan", planTitle(ad.Plan)},
+				{"Status", "Available"},
+				{"Connections", row[0] + "/" + row[1]},
+				{"PG Version", strings.Fields(row[2] + " ?")[0]}, // 15.8, not "15.8 (Debian ...)"
+				{"Created", ad.Created.UTC().Format("2006-01-02 15:04 UTC")},
+				{"Data Size", humanBytes(size)},
+				{"Tables", row[4]},
+				{"Fork/Follow", "Unsupported"},
+				{"Rollback", "Unsupported"},
+			}
+			rows = append(rows, billing...)
+			return configVars(g), append(rows, [2]string{"Add-on", ad.Name}), nil
+		})
 }
 
 // Backups' times, as Heroku's pg:backups shows them.

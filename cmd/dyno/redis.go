@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 
+	"github.com/dyno-run/dyno/addons"
+	"github.com/dyno-run/dyno/ledger"
 	"github.com/spf13/cobra"
 )
 
@@ -55,72 +57,38 @@ func newRedisCliCommand() *cobra.Command {
 }
 
 func newRedisInfoCommand(use string) *cobra.Command {
-	var name string
-	cmd := &cobra.Command{
-		Use:   use + " [DATABASE]",
-		Short: "Describe the app's Redis add-ons: plan, version, persistence, as Heroku's redis:info",
-		Args:  cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			a, groups, err := describedAddons(name, redisService, args)
+	return newDescribeCommand(use, "Describe the app's Redis add-ons: plan, version, persistence, as Heroku's redis:info", redisService,
+		func(ctx context.Context, m *addons.Manager, ad addons.Addon, g []ledger.Attachment, c colors, billing [][2]string) (string, [][2]string, error) {
+			conn, err := m.Redis(ctx, ad.Name)
 			if err != nil {
-				return err
+				return "", nil, err
 			}
-			c := newColors(cmd)
-			out := cmd.OutOrStdout()
-			if len(groups) == 0 {
-				fmt.Fprintf(out, "%s has no heroku-redis databases.\n", c.app(a.Name))
-				return nil
+			info, err := conn.Info(ctx)
+			if err != nil {
+				return "", nil, err
 			}
-			m := addonsManagerFor(a.Home())
-			ctx, stop := interruptible()
-			defer stop()
-			for i, g := range groups {
-				ad, err := m.Get(g[0].Addon)
-				if err != nil {
-					return err
-				}
-				conn, err := m.Redis(ctx, ad.Name)
-				if err != nil {
-					return err
-				}
-				info, err := conn.Info(ctx)
-				if err != nil {
-					return err
-				}
-				persistence := "None"
-				if info["aof_enabled"] == "1" {
-					persistence = "AOF"
-				}
-				notify := "Disabled"
-				if v := info["notify-keyspace-events"]; v != "" {
-					notify = "Enabled: " + v
-				}
-				if i > 0 {
-					fmt.Fprintln(out)
-				}
-				fmt.Fprintln(out, c.header(ad.Name+" ("+configVars(g)+")"))
-				rows := [][2]string{
-					{"Plan", planTitle(ad.Plan)},
-					{"Status", "available"},
-					{"Created", ad.Created.UTC().Format("2006-01-02 15:04 UTC")},
-					{"Version", info["redis_version"]},
-					{"Timeout", info["timeout"]},
-					{"Maxmemory", info["maxmemory_policy"]},
-					{"Maintenance", "not required"},
-					{"Persistence", persistence},
-					{"HA Available", "false"},
-					{"Requires TLS", "false"},
-					{"Keyspace Notifications", notify},
-					{"Key prefix", ad.Name + ":"},
-				}
-				if ad.Owner != a.Name {
-					rows = append(rows, [2]string{"Billing App", c.app(ad.Owner)})
-				}
-				printAligned(out, rows)
+			persistence := "None"
+			if info["aof_enabled"] == "1" {
+				persistence = "AOF"
 			}
-			return nil
-		},
-	}
-	appFlag(cmd, &name)
-	return cmd
+			notify := "Disabled"
+			if v := info["notify-keyspace-events"]; v != "" {
+				notify = "Enabled: " + v
+			}
+			rows := [][2]string{
+				{"Plan", planTitle(ad.Plan)},
+				{"Status", "available"},
+				{"Created", ad.Created.UTC().Format("2006-01-02 15:04 UTC")},
+				{"Version", info["redis_version"]},
+				{"Timeout", info["timeout"]},
+				{"Maxmemory", info["maxmemory_policy"]},
+				{"Maintenance", "not required"},
+				{"Persistence", persistence},
+				{"HA Available", "false"},
+				{"Requires TLS", "false"},
+				{"Keyspace Notifications", notify},
+				{"Key prefix", ad.Name + ":"},
+			}
+			return ad.Name + " (" + configVars(g) + ")", append(rows, billing...), nil
+		})
 }
