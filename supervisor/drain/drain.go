@@ -110,15 +110,24 @@ func (d *Drain) URL() string { return d.url }
 
 // Send queues l for the drain. It never blocks on the drain: when the
 // buffer is full the oldest line is dropped instead.
-func (d *Drain) Send(l Line) {
+func (d *Drain) Send(l Line) { d.sendAt(l, d.opts.Now()) }
+
+// sendAt is Send at now, which a Manager reads once for a whole write.
+// The sender is woken only when the queue was empty: it takes every
+// line there is before it waits again (run), so one wake a batch, not
+// one a line, which would cost the writer a goroutine switch a line.
+func (d *Drain) sendAt(l Line, now time.Time) {
 	d.mu.Lock()
+	wake := d.q.empty()
 	if !d.closing {
-		d.q.push(l, d.opts.Now())
+		d.q.push(l, now)
 	}
 	d.mu.Unlock()
-	select {
-	case d.wake <- struct{}{}:
-	default:
+	if wake {
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
 	}
 }
 

@@ -66,7 +66,7 @@ func serveSyslog(t *testing.T, ln net.Listener) <-chan string {
 
 func send(d *Drain, from, to int) {
 	for i := from; i <= to; i++ {
-		d.Send(Line{Time: stamp(time.Now()), Source: "app", Proc: "web.1", Msg: []byte("line " + strconv.Itoa(i))})
+		d.Send(Line{Time: stamp(time.Now()), Source: "app", Proc: "web.1", Msg: "line " + strconv.Itoa(i)})
 	}
 }
 

@@ -1,8 +1,8 @@
 package drain
 
 import (
-	"bytes"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -12,28 +12,26 @@ type Line struct {
 	Time   string // RFC 3339 with microseconds, as the store has it
 	Source string // "app" or "heroku"
 	Proc   string // "web.1", "router", "api", "logplex"
-	Msg    []byte
+	Msg    string
 }
 
 // ParseLine splits a stored line (without its newline) into its parts.
 // A line not in that form is sent whole as an app line, stamped now,
 // rather than lost.
 func ParseLine(b []byte, now time.Time) Line {
-	sp := bytes.IndexByte(b, ' ')
+	// One copy of the line, which the parts share: a drain costs its
+	// writer one allocation a line.
+	s := string(b)
+	sp := strings.IndexByte(s, ' ')
 	if sp > 0 {
-		rest := b[sp+1:]
-		open := bytes.IndexByte(rest, '[')
-		end := bytes.Index(rest, []byte("]: "))
-		if open > 0 && end > open && bytes.IndexByte(rest[:open], ' ') < 0 {
-			return Line{
-				Time:   string(b[:sp]),
-				Source: string(rest[:open]),
-				Proc:   string(rest[open+1 : end]),
-				Msg:    bytes.Clone(rest[end+3:]),
-			}
+		rest := s[sp+1:]
+		open := strings.IndexByte(rest, '[')
+		end := strings.Index(rest, "]: ")
+		if open > 0 && end > open && strings.IndexByte(rest[:open], ' ') < 0 {
+			return Line{Time: s[:sp], Source: rest[:open], Proc: rest[open+1 : end], Msg: rest[end+3:]}
 		}
 	}
-	return Line{Time: stamp(now), Source: "app", Proc: "-", Msg: bytes.Clone(b)}
+	return Line{Time: stamp(now), Source: "app", Proc: "-", Msg: s}
 }
 
 // stamp is t as Logplex writes times: RFC 3339, microseconds, UTC as
@@ -106,5 +104,5 @@ func appendFrame(b []byte, l *Line, host, nils string) []byte {
 // that follow a drop.
 func overflowLine(dropped int, since, now time.Time) Line {
 	msg := "Error L10 (output buffer overflow): " + strconv.Itoa(dropped) + " messages dropped since " + since.UTC().Format("2006-01-02T15:04:05+00:00") + "."
-	return Line{Time: stamp(now), Source: "heroku", Proc: "logplex", Msg: []byte(msg)}
+	return Line{Time: stamp(now), Source: "heroku", Proc: "logplex", Msg: msg}
 }

@@ -10,10 +10,10 @@ func TestParseLine(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
 	for in, want := range map[string]Line{
-		"2010-09-16T15:13:46.677020+00:00 app[web.1]: hello [x]: y": {Time: "2010-09-16T15:13:46.677020+00:00", Source: "app", Proc: "web.1", Msg: []byte("hello [x]: y")},
-		"2010-09-16T15:13:46.677020+00:00 heroku[router]: at=info":  {Time: "2010-09-16T15:13:46.677020+00:00", Source: "heroku", Proc: "router", Msg: []byte("at=info")},
-		"2010-09-16T15:13:46.677020+00:00 app[api]: ":               {Time: "2010-09-16T15:13:46.677020+00:00", Source: "app", Proc: "api", Msg: []byte("")},
-		"not a stored line": {Time: "2025-01-02T03:04:05.000006+00:00", Source: "app", Proc: "-", Msg: []byte("not a stored line")},
+		"2010-09-16T15:13:46.677020+00:00 app[web.1]: hello [x]: y": {Time: "2010-09-16T15:13:46.677020+00:00", Source: "app", Proc: "web.1", Msg: "hello [x]: y"},
+		"2010-09-16T15:13:46.677020+00:00 heroku[router]: at=info":  {Time: "2010-09-16T15:13:46.677020+00:00", Source: "heroku", Proc: "router", Msg: "at=info"},
+		"2010-09-16T15:13:46.677020+00:00 app[api]: ":               {Time: "2010-09-16T15:13:46.677020+00:00", Source: "app", Proc: "api", Msg: ""},
+		"not a stored line": {Time: "2025-01-02T03:04:05.000006+00:00", Source: "app", Proc: "-", Msg: "not a stored line"},
 	} {
 		got := ParseLine([]byte(in), now)
 		if fmt.Sprint(got.Time, got.Source, got.Proc, string(got.Msg)) != fmt.Sprint(want.Time, want.Source, want.Proc, string(want.Msg)) {
@@ -28,9 +28,9 @@ func TestParseLine(t *testing.T) {
 func TestFrames(t *testing.T) {
 	t.Parallel()
 	ts := "2010-09-16T15:13:46.677020+00:00"
-	app := Line{Time: ts, Source: "app", Proc: "web.1", Msg: []byte("héllo")}
-	router := Line{Time: ts, Source: "heroku", Proc: "router", Msg: []byte("at=info")}
-	sys := Line{Time: ts, Source: "heroku", Proc: "web.1", Msg: []byte("State changed from starting to up")}
+	app := Line{Time: ts, Source: "app", Proc: "web.1", Msg: "héllo"}
+	router := Line{Time: ts, Source: "heroku", Proc: "router", Msg: "at=info"}
+	sys := Line{Time: ts, Source: "heroku", Proc: "web.1", Msg: "State changed from starting to up"}
 	for _, tt := range []struct {
 		got, want string
 	}{
@@ -59,7 +59,7 @@ func TestQueueOverflow(t *testing.T) {
 	q := newQueue(10)
 	t0 := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	for i := range 25 {
-		q.push(Line{Msg: []byte(fmt.Sprint(i))}, t0.Add(time.Duration(i)*time.Second))
+		q.push(Line{Msg: fmt.Sprint(i)}, t0.Add(time.Duration(i)*time.Second))
 	}
 	got := q.take(4, t0.Add(time.Minute))
 	if want := "Error L10 (output buffer overflow): 15 messages dropped since 2025-01-02T03:04:15+00:00."; string(got[0].Msg) != want || got[0].Source != "heroku" || got[0].Proc != "logplex" {

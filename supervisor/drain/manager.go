@@ -98,7 +98,7 @@ func (m *Manager) Write(p []byte) (int, error) {
 		}
 		l := ParseLine(line, now)
 		for _, d := range m.drains {
-			d.Send(l)
+			d.sendAt(l, now)
 		}
 	}
 	return len(p), nil
