@@ -17,6 +17,7 @@ import (
 type Leaf struct {
 	path string
 	ops  fsOps
+	proc string // /proc, unless a test says otherwise (procRoot)
 }
 
 // Path returns the leaf's directory.
