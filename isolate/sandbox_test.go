@@ -40,6 +40,11 @@ type sandboxRun struct {
 	// cgroup2 one, so clone3(CLONE_INTO_CGROUP) fails with EBADF, as it
 	// does where the kernel or a seccomp profile refuses clone3.
 	FakeCgroup bool `json:"fake_cgroup"`
+	// Cgroup is a real cgroup2 leaf for the dyno, whose moves are
+	// recorded as FakeCgroup's are.
+	Cgroup string `json:"cgroup"`
+	// ManagerCgroup, when set, is the cgroup the manager starts in.
+	ManagerCgroup string `json:"-"`
 	// Hide is passed to Spawner.Hide.
 	Hide []string `json:"hide"`
 }
@@ -109,6 +114,10 @@ func runSandboxed(sp *Spawner, r sandboxRun) int {
 	var leaf *fakeLeaf
 	if r.FakeCgroup {
 		leaf = &fakeLeaf{dir: r.StateDir}
+		sb.Cgroup = leaf
+	}
+	if r.Cgroup != "" {
+		leaf = &fakeLeaf{dir: r.Cgroup}
 		sb.Cgroup = leaf
 	}
 	d, err := sp.Start(Spec{
@@ -218,6 +227,9 @@ func (e *sandboxEnv) runWith(t *testing.T, r sandboxRun) (string, int) {
 	arg, _ := json.Marshal(r)
 	cmd := exec.Command(e.bin, "sandbox-manager", string(arg))
 	testutil.AsNobody(cmd)
+	if r.ManagerCgroup != "" {
+		testutil.StartInCgroup(t, cmd, r.ManagerCgroup)
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.Run()
@@ -465,6 +477,40 @@ func TestSandboxCloneIntoCgroupFallback(t *testing.T) {
 	}
 	if m := regexp.MustCompile(`\d+`).FindAllString(lines[1], -1); m[0] != m[1] {
 		t.Errorf("%q: the pid moved in is not init's", lines[1])
+	}
+}
+
+// Where the kernel allows it, init is born in its leaf by clone3 with
+// CLONE_INTO_CGROUP: nothing is moved in, and the leaf has accounted the
+// dyno's CPU time. The manager runs as the delegate, in a cgroup beside
+// the leaf, as dyno's supervisor does (cgroup.procs of the common
+// ancestor, which the delegate owns, is what the kernel checks: "Delegation
+// Containment").
+func TestSandboxCloneIntoCgroup(t *testing.T) {
+	t.Parallel()
+	e := newSandboxEnv(t)
+	delegated := testutil.DelegatedCgroup(t)
+	manager, leaf := filepath.Join(delegated, "manager"), filepath.Join(delegated, "leaf")
+	for _, dir := range []string{manager, leaf} {
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testutil.GiveToNobody(t, delegated)
+	out, st := e.runWith(t, sandboxRun{Command: "cat existing; i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done", Cgroup: leaf, ManagerCgroup: manager})
+	lines := strings.Split(out, "\n")
+	if st != 0 || len(lines) != 3 || lines[0] != "original" {
+		t.Fatalf("exit %d, %q; want the dyno to run", st, out)
+	}
+	if !strings.HasPrefix(lines[1], "moved into the cgroup: [], init ") {
+		t.Errorf("%q; want init born in its leaf, nothing moved in", lines[1])
+	}
+	var usec int64
+	for l := range strings.Lines(testutil.CgroupFile(t, leaf, "cpu.stat")) {
+		fmt.Sscanf(l, "usage_usec %d", &usec)
+	}
+	if usec == 0 {
+		t.Errorf("%s/cpu.stat: usage_usec 0; want the dyno's CPU time accounted there", leaf)
 	}
 }
 

@@ -86,7 +86,12 @@ func NewIsolatedRunner(spawner *isolate.Spawner, c IsolationConfig) (IsolatedRun
 		warn("cgroup v2 limits are off: %v", err)
 	default:
 		if err := tree.Refused(); err != nil {
-			if c.RequireLimits {
+			// --require-limits asks for limits, and only memory.max
+			// and pids.max are: cpu.weight divides contended CPU
+			// between dynos and caps none of them, so a tree without
+			// the cpu controller (systemd delegates it to users only
+			// when asked) still bounds every dyno.
+			if c.RequireLimits && !hasLimits(tree) {
 				return none, fmt.Errorf("--require-limits: %w", err)
 			}
 			warn("some cgroup v2 limits are off: %v", err)
@@ -94,6 +99,13 @@ func NewIsolatedRunner(spawner *isolate.Spawner, c IsolationConfig) (IsolatedRun
 		r.Cgroups = tree
 	}
 	return r, nil
+}
+
+// hasLimits says whether tree enforces the limits --require-limits
+// requires: memory and pids.
+func hasLimits(tree *cgroup.Tree) bool {
+	on := tree.Controllers()
+	return slices.Contains(on, "memory") && slices.Contains(on, "pids")
 }
 
 // SetupCgroups probes the host's cgroup v2 tree and sets dyno's part of

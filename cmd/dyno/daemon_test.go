@@ -33,7 +33,13 @@ type daemonProc struct {
 
 func (e *isolatedEnv) startDaemon(t *testing.T) *daemonProc {
 	t.Helper()
-	cmd := e.command("daemon")
+	return e.startDaemonCmd(t, e.command("daemon"))
+}
+
+// startDaemonCmd starts cmd, a dyno daemon command, and waits until its
+// socket answers.
+func (e *isolatedEnv) startDaemonCmd(t *testing.T, cmd *exec.Cmd) *daemonProc {
+	t.Helper()
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {

@@ -77,6 +77,8 @@ type session struct {
 	more chan struct{}
 	done chan struct{}
 	err  error
+	// within bounds each wait for a line; 0 means 20 s.
+	within time.Duration
 }
 
 func startDyno(t *testing.T, dir string, args ...string) *session {
@@ -141,7 +143,11 @@ func (s *session) waitFor(re string) []string {
 func (s *session) waitN(re string, n int) [][]string {
 	s.t.Helper()
 	rx := regexp.MustCompile(re)
-	deadline := time.After(20 * time.Second)
+	within := s.within
+	if within == 0 {
+		within = 20 * time.Second
+	}
+	deadline := time.After(within)
 	for {
 		var found [][]string
 		for _, l := range s.lines() {

@@ -272,12 +272,11 @@ func TestIsolatedRequireLimits(t *testing.T) {
 }
 
 // A dyno that blows through twice its quota is OOM-killed by its cgroup
-// and reported as R15. Runs only where cgroup v2 is delegated.
+// and reported as R15. Runs only where cgroup v2 can be delegated
+// (testutil.DelegatedCgroup): make test-kernel runs it.
 func TestIsolatedOOMIsR15(t *testing.T) {
 	t.Parallel()
-	if reason := limitsReason(); reason != "" {
-		t.Skip(reason)
-	}
+	cg := testutil.DelegatedCgroup(t)
 	e := newIsolatedEnv(t, map[string]string{
 		// dd's buffer is bs bytes, all touched: 200 MB against a 64 MB
 		// memory.max (quota 32 MB, R15 at 2x).
@@ -285,13 +284,13 @@ func TestIsolatedOOMIsR15(t *testing.T) {
 	})
 	os.WriteFile(filepath.Join(e.home, "dyno.toml"), []byte("[sizes.tiny]\nmemory = \"32MB\"\npids = 64\n"), 0o644)
 	testutil.GiveToNobody(t, e.home)
-	s := e.start(t, "--size", "tiny", "--require-limits")
+	s := e.startIn(t, cg, "--size", "tiny", "--require-limits")
 	s.waitFor(`heroku\[hog\.1\]: Error R15 \(Memory quota vastly exceeded\)`)
 	s.waitFor(`heroku\[hog\.1\]: Process exited with status 137`)
 	s.signal(syscall.SIGTERM)
 	s.wait()
 	for _, l := range s.lines() {
-		if strings.Contains(l, "survived") {
+		if strings.HasSuffix(l, "]: survived") {
 			t.Errorf("the hog survived its memory limit")
 		}
 	}

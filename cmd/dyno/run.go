@@ -74,7 +74,7 @@ get its state lines. -e then takes variables ('A=1;B=2'), -s a dyno size,
 	// isolateOptions' flags, with heroku run's -s for the size.
 	f.BoolVar(&o.isolate.on, "isolate", false, "run in a throwaway dyno: namespaces, /app an ephemeral overlay of the folder, no capabilities, cgroup limits")
 	f.StringVarP(&o.isolate.size, "size", "s", "standard-1x", "dyno size with -a or --isolate: eco, basic, standard-1x, standard-2x, performance-m, performance-l, or one from dyno.toml")
-	f.BoolVar(&o.isolate.requireLimits, "require-limits", false, "with --isolate, fail instead of running without cgroup v2 limits")
+	f.BoolVar(&o.isolate.requireLimits, "require-limits", false, "with --isolate, fail instead of running without cgroup v2 memory and pids limits (the cpu weight is not a limit)")
 	appFlag(cmd, &o.app)
 	f.BoolVar(&o.detached, "detached", false, "with -a: run in the background under the daemon, output to the app's logs (dyno logs -d run.N)")
 	f.BoolVarP(&o.exitCode, "exit-code", "x", false, "exit with the dyno's status (dyno always does; kept for heroku run's habit)")

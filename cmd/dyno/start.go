@@ -48,7 +48,7 @@ type isolateOptions struct {
 func (o *isolateOptions) addFlags(f *pflag.FlagSet, what string) {
 	f.BoolVar(&o.on, "isolate", false, what)
 	f.StringVar(&o.size, "size", "standard-1x", "dyno size for --isolate: eco, basic, standard-1x, standard-2x, performance-m, performance-l, or one from dyno.toml")
-	f.BoolVar(&o.requireLimits, "require-limits", false, "with --isolate, fail instead of running without cgroup v2 limits")
+	f.BoolVar(&o.requireLimits, "require-limits", false, "with --isolate, fail instead of running without cgroup v2 memory and pids limits (the cpu weight is not a limit)")
 }
 
 func newStartCommand() *cobra.Command {
