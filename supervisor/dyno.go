@@ -51,6 +51,8 @@ type dyno struct {
 	port     int     // the running process's PORT; 0 when none
 	stopping bool    // the running process has been sent SIGTERM or SIGKILL
 	metered  Metered // the running process's accounting, if any
+	// metrics are the running process's last runtime sample (metrics.go).
+	metrics *RuntimeMetrics
 }
 
 // request is what an operator or Reconcile asked of a dyno since its
@@ -160,6 +162,7 @@ func (d *dyno) status() DynoStatus {
 		if s, err := d.metered.Stats(); err == nil {
 			st.Memory, st.CPU = s.MemoryCurrent+s.SwapCurrent, s.CPUUsage
 		}
+		st.Metrics = d.metrics
 	}
 	return st
 }
@@ -362,6 +365,21 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 		defer t.Stop()
 		memC = t.C
 	}
+	// Runtime metrics: a sample every LoadSample for the load average
+	// and ps, logged every samplesPerLine-th when the app asks.
+	var loadC <-chan time.Time
+	var load loadAvg
+	samples := 0
+	if isMetered {
+		t := time.NewTicker(o.LoadSample)
+		defer t.Stop()
+		loadC = t.C
+		defer func() {
+			d.mu.Lock()
+			d.metrics = nil
+			d.mu.Unlock()
+		}()
+	}
 
 	var cycleC <-chan time.Time
 	if o.Cycle > 0 {
@@ -392,6 +410,23 @@ func (d *dyno) watch(p *proc) (outcome, int, time.Duration) {
 	}
 	for {
 		select {
+		case <-loadC:
+			r, err := metered.Runtime()
+			if err != nil {
+				continue
+			}
+			load.sample(r.Runnable, o.LoadSample)
+			m := runtimeMetrics(r, p.cfg.MemoryQuota, load)
+			samples++
+			d.mu.Lock()
+			d.metrics = &m
+			prefix := d.cfg.RuntimeMetrics
+			d.mu.Unlock()
+			if prefix != "" && samples%samplesPerLine == 0 {
+				for _, l := range m.lines(d.name, prefix+"."+p.id) {
+					d.log("%s", l)
+				}
+			}
 		case <-memC:
 			if st, err := metered.Stats(); err == nil {
 				if used := st.MemoryCurrent + st.SwapCurrent; used > p.cfg.MemoryQuota {

@@ -155,6 +155,14 @@ func (p *isolatedProcess) Stats() (cgroup.Stats, error) {
 	return p.leaf.Stats()
 }
 
+// Runtime implements Metered.
+func (p *isolatedProcess) Runtime() (cgroup.Runtime, error) {
+	if p.leaf == nil {
+		return cgroup.Runtime{}, errNoLimits
+	}
+	return p.leaf.Runtime()
+}
+
 // OOMKilled implements Metered.
 func (p *isolatedProcess) OOMKilled() bool { return p.oom.Load() }
 

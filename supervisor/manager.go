@@ -55,6 +55,11 @@ type DynoConfig struct {
 	// the running one and stops that one once the new one is up
 	// (preboot.go); for web dynos on ports of their own.
 	Preboot bool
+	// RuntimeMetrics, when set, is the dyno's id prefix in Heroku's
+	// log-runtime-metrics lines ("heroku.APP"): a metered dyno logs its
+	// load average and memory every 20 s (metrics.go). Turning it on or
+	// off restarts nothing.
+	RuntimeMetrics string
 }
 
 // sameConfig reports whether a dyno started with a would run as one
@@ -70,6 +75,7 @@ func sameConfig(a, b DynoConfig) bool {
 	// Turning preboot on or off says how the next restart goes; it is
 	// no reason for one.
 	a.Preboot, b.Preboot = false, false
+	a.RuntimeMetrics, b.RuntimeMetrics = "", ""
 	return reflect.DeepEqual(a, b)
 }
 
@@ -90,6 +96,10 @@ type Options struct {
 	// MemoryCheck is how often a metered dyno's memory is compared with
 	// its quota (R14); 0 means 20 s, Heroku's rhythm.
 	MemoryCheck time.Duration
+	// LoadSample is how often a metered dyno's load average takes a
+	// sample; 0 means 5 s, the kernel's rhythm. Runtime metrics are
+	// logged every fourth sample (20 s).
+	LoadSample time.Duration
 	// Cycle is Heroku's daily cycling: each process is restarted (a
 	// one-off stopped) once it has run for Cycle plus a random part of
 	// CycleJitter, so none lives longer than their sum; Heroku's are 24 h
@@ -118,6 +128,9 @@ func (o Options) withDefaults() Options {
 	if o.MemoryCheck == 0 {
 		o.MemoryCheck = 20 * time.Second
 	}
+	if o.LoadSample == 0 {
+		o.LoadSample = loadEvery
+	}
 	return o
 }
 
@@ -145,6 +158,10 @@ type DynoStatus struct {
 	Idle   bool
 	Memory int64         // bytes, from the dyno's cgroup; 0 without limits
 	CPU    time.Duration // CPU time used, from the dyno's cgroup
+	// Metrics are the figures of the dyno's last log-runtime-metrics
+	// sample (taken whether the feature is on or not); nil before the
+	// first, or without limits.
+	Metrics *RuntimeMetrics
 }
 
 // Manager runs a fixed formation until stopped: `dyno start`. It is a

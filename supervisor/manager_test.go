@@ -107,6 +107,9 @@ type meteredProcess struct {
 func (p *meteredProcess) Stats() (cgroup.Stats, error) {
 	return cgroup.Stats{MemoryCurrent: p.mem}, nil
 }
+func (p *meteredProcess) Runtime() (cgroup.Runtime, error) {
+	return cgroup.Runtime{Stats: cgroup.Stats{MemoryCurrent: p.mem}, Anon: p.mem, Runnable: 1}, nil
+}
 func (p *meteredProcess) OOMKilled() bool { return p.oom }
 
 func newTestManager(t *testing.T, opts Options, dynos ...DynoConfig) (*Manager, *fakeRunner, *logBuffer) {

@@ -12,6 +12,8 @@ import (
 // kernel killed it for going far over.
 type Metered interface {
 	Stats() (cgroup.Stats, error)
+	// Runtime reads what log-runtime-metrics reports.
+	Runtime() (cgroup.Runtime, error)
 	// OOMKilled is valid after Wait: the kernel's OOM killer ended it.
 	OOMKilled() bool
 }

@@ -8,14 +8,15 @@ import (
 	"github.com/dyno-run/dyno/isolate/cgroup"
 )
 
-// Heroku's log-runtime-metrics: every metricsEvery, a dyno with the
-// feature on logs its load average and its memory, read from its cgroup,
-// as heroku[NAME] lines.
+// Heroku's log-runtime-metrics: every 20 s, a dyno with the feature on
+// logs its load average and its memory, read from its cgroup, as
+// heroku[NAME] lines.
 const (
-	metricsEvery = 20 * time.Second
 	// loadEvery is how often the load average takes a sample, as the
 	// kernel's does (LOAD_FREQ, 5 s).
 	loadEvery = 5 * time.Second
+	// samplesPerLine: the lines go out every fourth sample, 20 s.
+	samplesPerLine = 4
 )
 
 // loadAvg is one dyno's load average over 1, 5 and 15 minutes: the
@@ -26,10 +27,10 @@ type loadAvg struct {
 	m1, m5, m15 float64
 }
 
-// sample folds in n tasks counted now, loadEvery after the last.
-func (a *loadAvg) sample(n int) {
+// sample folds in n tasks counted now, every after the last.
+func (a *loadAvg) sample(n int, every time.Duration) {
 	fold := func(avg *float64, period time.Duration) {
-		e := math.Exp(-float64(loadEvery) / float64(period))
+		e := math.Exp(-float64(every) / float64(period))
 		*avg = *avg*e + float64(n)*(1-e)
 	}
 	fold(&a.m1, time.Minute)

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/uuid"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 )
 
@@ -15,6 +16,7 @@ import (
 // proc carries out its own stop sequence.
 type proc struct {
 	name    string
+	id      string     // a UUID of this process, as Heroku's dyno ids in runtime metrics
 	cfg     DynoConfig // what it was started with
 	logs    *logmux.Mux
 	grace   time.Duration // SIGTERM to SIGKILL
@@ -49,6 +51,7 @@ func startProc(r Runner, logs *logmux.Mux, spec DynoSpec, grace time.Duration) (
 	}
 	pr := &proc{
 		name:    spec.Name,
+		id:      uuid.New(),
 		logs:    logs,
 		grace:   grace,
 		p:       p,

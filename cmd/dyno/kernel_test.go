@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -197,12 +198,17 @@ func TestKernelDaemonStats(t *testing.T) {
 			t.Logf("daemon:\n%s", d.out.String())
 		}
 	}()
+	e.must(t, "features:enable", "log-runtime-metrics", "-a", "stats")
 	e.must(t, "ps:scale", "worker=1", "-a", "stats")
 
 	type dynoJSON struct {
-		Name        string  `json:"name"`
-		MemoryBytes int64   `json:"memory_bytes"`
-		CPUSeconds  float64 `json:"cpu_seconds"`
+		Name           string  `json:"name"`
+		MemoryBytes    int64   `json:"memory_bytes"`
+		CPUSeconds     float64 `json:"cpu_seconds"`
+		RuntimeMetrics *struct {
+			RSS   int64 `json:"memory_rss"`
+			Quota int64 `json:"memory_quota"`
+		} `json:"runtime_metrics"`
 	}
 	var dynos []dynoJSON
 	deadline := time.Now().Add(kernelWait)
@@ -213,7 +219,8 @@ func TestKernelDaemonStats(t *testing.T) {
 		}
 		// The fixture's release has a web process too, at 1.
 		dynos = slices.DeleteFunc(dynos, func(d dynoJSON) bool { return d.Name != "worker.1" })
-		if len(dynos) == 1 && dynos[0].MemoryBytes >= 12<<20 && dynos[0].CPUSeconds > 0 {
+		if len(dynos) == 1 && dynos[0].MemoryBytes >= 12<<20 && dynos[0].CPUSeconds > 0 &&
+			dynos[0].RuntimeMetrics != nil && dynos[0].RuntimeMetrics.RSS >= 12<<20 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -231,5 +238,30 @@ func TestKernelDaemonStats(t *testing.T) {
 	if m := dynos[0].MemoryBytes; m > 1<<30 {
 		t.Errorf("memory_bytes %d is above memory.max", m)
 	}
+	if q := dynos[0].RuntimeMetrics.Quota; q != 512<<20 {
+		t.Errorf("runtime_metrics memory_quota %d; want standard-1x's 512 MB", q)
+	}
+	// log-runtime-metrics: Heroku's two lines every 20 s, the tail's
+	// 12 MiB in memory_rss (12.xx MB), memory_quota the size's.
+	kernelLog(t, e, "stats", `heroku\[worker\.1\]: source=worker\.1 dyno=heroku\.stats\.[0-9a-f-]{36} sample#load_avg_1m=\d+\.\d\d sample#load_avg_5m=`)
+	kernelLog(t, e, "stats", `(?m)heroku\[worker\.1\]: source=worker\.1 dyno=heroku\.stats\.[0-9a-f-]{36} sample#memory_total=\d+\.\d\dMB sample#memory_rss=1[2-9]\.\d\dMB .* sample#memory_quota=512\.00MB$`)
 	d.stop(syscall.SIGTERM)
+}
+
+// kernelLog waits, up to kernelWait (the guest is slow, and runtime
+// metrics come every 20 s), for a line of the app's logs matching re.
+func kernelLog(t *testing.T, e *isolatedEnv, appName, re string) {
+	t.Helper()
+	rx := regexp.MustCompile(re)
+	deadline := time.Now().Add(kernelWait)
+	for {
+		out, _ := e.dynoOut(t, "logs", "-a", appName, "-n", "1500")
+		if rx.MatchString(out) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line matching %s within %s:\n%s", re, kernelWait, out)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

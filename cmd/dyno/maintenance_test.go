@@ -35,7 +35,7 @@ func TestMaintenanceAndFeaturesCommands(t *testing.T) {
 		t.Errorf("maintenance after :off: %q", out)
 	}
 
-	want := "=== App Features ⬢ demo\n\n[ ] preboot  Provide seamless web dyno deploys\n"
+	want := "=== App Features ⬢ demo\n\n[ ] preboot              Provide seamless web dyno deploys\n[ ] log-runtime-metrics  Emit dyno resource usage information into app logs\n"
 	if out := e.must(t, "features", "-a", "demo"); out != want {
 		t.Errorf("features:\n%q\nwant\n%q", out, want)
 	}
@@ -48,10 +48,10 @@ func TestMaintenanceAndFeaturesCommands(t *testing.T) {
 		t.Errorf("features:info:\n%q\nwant\n%q", out, want)
 	}
 	var list []map[string]any
-	if err := json.Unmarshal([]byte(e.must(t, "features", "--json", "-a", "demo")), &list); err != nil || len(list) != 1 || list[0]["enabled"] != true {
+	if err := json.Unmarshal([]byte(e.must(t, "features", "--json", "-a", "demo")), &list); err != nil || len(list) != 2 || list[0]["enabled"] != true || list[1]["enabled"] != false {
 		t.Errorf("features --json: %v, %v", list, err)
 	}
-	e.failLine(t, `"http-session-affinity" is not a feature dyno has; use one of [preboot]`, "features:enable", "http-session-affinity", "-a", "demo")
+	e.failLine(t, `"http-session-affinity" is not a feature dyno has; use one of [preboot log-runtime-metrics]`, "features:enable", "http-session-affinity", "-a", "demo")
 	e.failLine(t, "give the feature: dyno features:disable preboot -a APP", "features:disable", "-a", "demo")
 	wantLines(t, e.must(t, "features", "disable", "preboot", "-a", "demo"), "Disabling preboot for ⬢ demo... done\n")
 

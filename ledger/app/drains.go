@@ -1,14 +1,13 @@
 package app
 
 import (
-	"crypto/rand"
 	"fmt"
 	"net"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/uuid"
 	"github.com/dyno-run/dyno/ledger"
 )
 
@@ -77,16 +76,8 @@ func (a *App) AddDrain(raw, user string) (ledger.Drain, error) {
 	if _, err := CheckDrainURL(raw); err != nil {
 		return ledger.Drain{}, err
 	}
-	id, err := newUUID()
-	if err != nil {
-		return ledger.Drain{}, fmt.Errorf("add drain %s for ⬢ %s: %w", raw, a.Name, err)
-	}
-	tok, err := newUUID()
-	if err != nil {
-		return ledger.Drain{}, fmt.Errorf("add drain %s for ⬢ %s: %w", raw, a.Name, err)
-	}
-	d := ledger.Drain{ID: id, URL: raw, Token: "d." + tok, Created: time.Now().UTC().Truncate(time.Second)}
-	_, err = a.Ledger.Append(func(s *ledger.State) ([]ledger.Record, error) {
+	d := ledger.Drain{ID: uuid.New(), URL: raw, Token: "d." + uuid.New(), Created: time.Now().UTC().Truncate(time.Second)}
+	_, err := a.Ledger.Append(func(s *ledger.State) ([]ledger.Record, error) {
 		if slices.ContainsFunc(s.Drains, func(x ledger.Drain) bool { return x.URL == raw }) {
 			return nil, fmt.Errorf("Url has already been taken: ⬢ %s drains to %s already; dyno drains lists its drains", a.Name, raw)
 		}
@@ -122,16 +113,4 @@ func (a *App) RemoveDrain(which, user string) (ledger.Drain, error) {
 		return ledger.Drain{}, err
 	}
 	return gone, nil
-}
-
-// newUUID is a random (version 4) UUID.
-func newUUID() (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", err
-	}
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	h := fmt.Sprintf("%x", b[:])
-	return strings.Join([]string{h[:8], h[8:12], h[12:16], h[16:20], h[20:]}, "-"), nil
 }

@@ -24,6 +24,7 @@ type Feature struct {
 func Features() []Feature {
 	return []Feature{
 		{Name: "preboot", Description: "Provide seamless web dyno deploys", Doc: "https://devcenter.heroku.com/articles/preboot", State: "general"},
+		{Name: "log-runtime-metrics", Description: "Emit dyno resource usage information into app logs", Doc: "https://devcenter.heroku.com/articles/log-runtime-metrics", State: "beta"},
 	}
 }
 

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dyno-run/dyno/internal/fsutil"
+	"github.com/dyno-run/dyno/internal/uuid"
 )
 
 // AccountEmail is the email of the one account a daemon has: /account's
@@ -64,7 +64,7 @@ func (d *Daemon) account() (Account, error) {
 		// Only this daemon writes the file (one daemon per home), and
 		// under accountMu: no other writer can race it.
 		if err = os.MkdirAll(filepath.Dir(path), 0o755); err == nil {
-			err = fsutil.WriteFile(path, []byte(newUUID()+"\n"), 0o644)
+			err = fsutil.WriteFile(path, []byte(uuid.New()+"\n"), 0o644)
 		}
 		if err != nil {
 			return Account{}, fmt.Errorf("account: %w", err)
@@ -102,13 +102,4 @@ func readAccountID(path string) (string, fs.FileInfo, error) {
 		return "", nil, fmt.Errorf("account: %w", err)
 	}
 	return id, fi, nil
-}
-
-// newUUID is a random (version 4) UUID.
-func newUUID() string {
-	var b [16]byte
-	rand.Read(b[:]) // never fails (crypto/rand, Go 1.24 on)
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
 }

@@ -258,8 +258,14 @@ func (r *appRun) look() error {
 	dynos := release.Dynos(rel, f, r.options())
 	r.webs = 0
 	preboot := slices.Contains(st.Features, "preboot")
+	// Heroku's dyno ids are heroku.APP.UUID, the UUID the process's.
+	metrics := ""
+	if slices.Contains(st.Features, "log-runtime-metrics") {
+		metrics = "heroku." + r.name
+	}
 	r.eco = f["web"].Quantity > 0 && f["web"].Size == sleepingSize
 	for i, c := range dynos {
+		dynos[i].RuntimeMetrics = metrics
 		if c.Web {
 			r.webs++
 			// A web dyno's next restart for a new config starts the

@@ -135,8 +135,8 @@ func TestFeaturesAPI(t *testing.T) {
 	defer api.Close()
 	ctx := context.Background()
 	var list []map[string]any
-	if err := td.client.Do(ctx, http.MethodGet, "/apps/demo/features", nil, &list); err != nil || len(list) != 1 ||
-		list[0]["name"] != "preboot" || list[0]["enabled"] != false || list[0]["description"] != "Provide seamless web dyno deploys" {
+	if err := td.client.Do(ctx, http.MethodGet, "/apps/demo/features", nil, &list); err != nil || len(list) != 2 ||
+		list[0]["name"] != "preboot" || list[1]["name"] != "log-runtime-metrics" || list[0]["enabled"] != false || list[0]["description"] != "Provide seamless web dyno deploys" {
 		t.Fatalf("features = %v, %v", list, err)
 	}
 	var f map[string]any

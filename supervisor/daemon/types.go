@@ -28,6 +28,10 @@ type Dyno struct {
 	Port        int     `json:"port,omitempty"`
 	MemoryBytes int64   `json:"memory_bytes,omitempty"`
 	CPUSeconds  float64 `json:"cpu_seconds,omitempty"`
+	// RuntimeMetrics are the figures of the dyno's log-runtime-metrics
+	// lines, from its last sample (every 5 s), whether the app logs
+	// them or not; absent without cgroup limits.
+	RuntimeMetrics *supervisor.RuntimeMetrics `json:"runtime_metrics,omitempty"`
 }
 
 // AppRef names the app a resource belongs to, as the Platform API
@@ -50,6 +54,7 @@ func NewDyno(s supervisor.DynoStatus, appName string) Dyno {
 	if s.Memory > 0 {
 		d.MemoryBytes, d.CPUSeconds = s.Memory, s.CPU.Seconds()
 	}
+	d.RuntimeMetrics = s.Metrics
 	return d
 }
 

@@ -3,6 +3,8 @@ package router
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/dyno-run/dyno/internal/uuid"
 )
 
 // Heroku's limits on a request head. A head over them is refused with
@@ -764,7 +766,7 @@ func (h *Request) AppendForward(dst, src []byte, f *Forward) ([]byte, Forwarded)
 		(!h.listed || !listedIn(src, h.Fields, []byte("X-Request-Id"))) {
 		dst = append(dst, id...)
 	} else {
-		dst = appendUUID(dst)
+		dst = uuid.Append(dst)
 	}
 	out.RequestID.End = len(dst)
 	dst = append(dst, "\r\nVia: "...)
