@@ -1,9 +1,11 @@
 package isolate
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/signal"
@@ -259,25 +261,28 @@ func runInit() int {
 	if err != nil {
 		return fail(127, "start %s: %v", cfg.Argv[0], err)
 	}
-	runtime.UnlockOSThread()
 	st.mainPid = pid
 	if tty {
 		stdio[0].Close()
 	}
+	runtime.UnlockOSThread()
 	if err := enc.Encode(Message{Type: msgStarted, Pid: st.mainPid}); err != nil {
 		st.killAll()
 		return 128 + int(unix.SIGKILL)
 	}
 
-	ctlMsgs := make(chan Message)
+	// The parent's records (protocol.go), read on, after what the JSON
+	// decoder read ahead: at most the end of the config's line.
+	ctlMsgs := make(chan ctlRecord)
 	go func() {
 		defer close(ctlMsgs)
+		r := bufio.NewReader(io.MultiReader(dec.Buffered(), in))
 		for {
-			var m Message
-			if err := dec.Decode(&m); err != nil {
+			rec, err := readRecord(r)
+			if err != nil {
 				return
 			}
-			ctlMsgs <- m
+			ctlMsgs <- rec
 		}
 	}()
 
@@ -302,10 +307,10 @@ func runInit() int {
 				st.killAll()
 				return st.status
 			}
-			switch m.Type {
-			case msgSignal:
-				st.signalAll(unix.Signal(m.Signal))
-			case msgKill:
+			switch m.op {
+			case ctlSignal:
+				st.signalAll(m.sig)
+			case ctlKill:
 				st.killAll()
 				return st.status
 			}

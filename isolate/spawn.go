@@ -736,14 +736,14 @@ func (d *Dyno) InitPid() int { return d.cmd.Process.Pid }
 // Signal sends sig to every process of the dyno, as Heroku's dyno manager
 // does on shutdown.
 func (d *Dyno) Signal(sig syscall.Signal) error {
-	return d.send(Message{Type: msgSignal, Signal: int(sig)})
+	return d.send(signalRecord(sig))
 }
 
 // Kill SIGKILLs every process of the dyno. If init cannot be told, it is
 // killed itself; its orphans then come to the spawner (a subreaper) and
 // SweepOrphans, run by Wait, kills them.
 func (d *Dyno) Kill() error {
-	if err := d.send(Message{Type: msgKill}); err != nil {
+	if err := d.send(killRecord()); err != nil {
 		if err := d.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			return fmt.Errorf("kill dyno init %d: %w", d.cmd.Process.Pid, err)
 		}
@@ -751,13 +751,15 @@ func (d *Dyno) Kill() error {
 	return nil
 }
 
-func (d *Dyno) send(m Message) error {
+// send writes a record (protocol.go) to init.
+func (d *Dyno) send(rec []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ctl == nil {
 		return os.ErrProcessDone
 	}
-	return d.enc.Encode(m)
+	_, err := d.ctl.Write(rec)
+	return err
 }
 
 // Wait waits for the dyno to end and returns the app's status: its exit
