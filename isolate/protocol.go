@@ -21,8 +21,9 @@ import (
 //	                 Message{Type:"started"} the app is running, with its pid
 //	                 Message{Type:"error"}   the dyno could not be set up or the app started
 //
-// After "started", the parent sends fixed binary records, which a
-// program with no JSON parser can read (isolate/resident/resident.c):
+// After "started", the parent sends fixed binary records, which the
+// resident init (isolate/resident/resident.c, handover.go), a program
+// with no JSON parser, reads:
 //
 //	parent -> child  's' N                   send signal N (one byte, 1 to 64) to
 //	                                         every process of the dyno
@@ -30,7 +31,8 @@ import (
 //
 // Blanks where a record begins are skipped: they are the end of the
 // config's JSON line, which the child's JSON decoder may leave unread.
-// The child sends nothing more.
+// The child sends nothing more; "started" comes from the resident init
+// when the Go init handed over to it, from the Go init when it stays.
 //
 // The child's exit status is the app's: its exit code, or 128+N when a
 // signal N killed it. End of file on the socket means the parent is gone:
@@ -83,6 +85,9 @@ type Config struct {
 	// Chown, set alone, makes a mapped init a helper that hands a tree
 	// between the manager's ids and the app's (GiveTrees).
 	Chown *ChownConfig `json:"chown,omitempty"`
+	// KeepGoInit keeps the Go init resident instead of handing over to
+	// the resident init (handover.go): tests of its loop use it.
+	KeepGoInit bool `json:"keep_go_init,omitempty"`
 }
 
 // ChownConfig is a GiveTrees: in the helper's namespace the manager's

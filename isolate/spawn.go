@@ -56,6 +56,9 @@ type Spawner struct {
 	// warmLaunched, when set (by tests), runs after a warm init is
 	// launched and before it is kept.
 	warmLaunched func(stateDir string)
+	// keepGoInit, set by tests, keeps every dyno's Go init resident
+	// (Config.KeepGoInit).
+	keepGoInit bool
 }
 
 // warmSlot is a state dir's warm init: l is nil while it is launched.
@@ -130,7 +133,7 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	if len(spec.Argv) == 0 {
 		return nil, fmt.Errorf("start dyno %s: empty command", spec.Name)
 	}
-	cfg := Config{Name: spec.Name, Argv: spec.Argv, Dir: spec.Dir, Env: spec.Env, TTY: spec.TTY}
+	cfg := Config{Name: spec.Name, Argv: spec.Argv, Dir: spec.Dir, Env: spec.Env, TTY: spec.TTY, KeepGoInit: sp.keepGoInit}
 	var passFDs []int
 	l := sp.takeWarm(spec)
 	if l != nil {
