@@ -292,22 +292,30 @@ struct proc {
 	int pid, ppid;
 };
 
-enum { maxprocs = 1 << 16 };
+/*
+ * The table holds up to maxprocs processes; after it, in the same
+ * mapping, a bitmap of the descendants found, indexed by pid, which is
+ * below PID_MAX_LIMIT, 2^22 on 64-bit kernels (include/linux/threads.h).
+ * Pages never touched cost nothing.
+ */
+enum { maxprocs = 1 << 16, pidlimit = 1 << 22 };
+#define scratchsize (maxprocs * sizeof(struct proc) + pidlimit / 8)
 
 /*
  * signalall sends sig to every process of the dyno but this one. As PID
  * 1 of a pid namespace, kill(-1, sig) is exactly that (kill(2): every
  * process it may signal except itself, and the namespace holds nothing
  * else). Otherwise it reads every process's parent from /proc into a
- * table, marks this process's descendants by walking up to a fixed
- * point, and signals them. The table lives in a mapping made for the
- * call and dropped after it, so a forwarded signal leaves no memory
- * behind.
+ * table, marks this process's descendants, pass after pass until one
+ * marks no more (as many as the tree is deep), and signals them. The
+ * table lives in a mapping made for the call and dropped after it, so a
+ * forwarded signal leaves no memory behind.
  */
 static void
 signalall(int sig)
 {
 	struct proc *t;
+	unsigned char *below;
 	char buf[2048];
 	int fd, n = 0;
 	long got;
@@ -316,10 +324,11 @@ signalall(int sig)
 		syscall2(SYS_kill, -1, sig);
 		return;
 	}
-	t = (struct proc *)syscall6(SYS_mmap, 0, maxprocs * sizeof *t,
+	t = (struct proc *)syscall6(SYS_mmap, 0, scratchsize,
 	    PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if ((unsigned long)t > -4096UL)
 		return;
+	below = (unsigned char *)(t + maxprocs);
 	fd = (int)syscall3(SYS_openat, AT_FDCWD, "/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd >= 0) {
 		while ((got = syscall3(SYS_getdents64, fd, buf, sizeof buf)) > 0) {
@@ -328,7 +337,7 @@ signalall(int sig)
 				int pid = atoi_(d->name), ppid;
 
 				off += d->reclen;
-				if (pid <= 0 || pid == self || n == maxprocs)
+				if (pid <= 0 || pid >= pidlimit || pid == self || n == maxprocs)
 					continue;
 				if ((ppid = parentof(pid)) > 0)
 					t[n++] = (struct proc){pid, ppid};
@@ -336,29 +345,27 @@ signalall(int sig)
 		}
 		syscall1(SYS_close, fd);
 	}
-	/*
-	 * Mark descendants by negating their parent field: a process whose
-	 * parent is this one or a marked one is marked, until a pass marks
-	 * no more (as many passes as the tree is deep).
-	 */
+	/* A process whose parent is this one or a marked one is marked. */
 	for (int more = 1; more;) {
 		more = 0;
 		for (int i = 0; i < n; i++) {
-			if (t[i].ppid < 0)
+			int p = t[i].pid, pp = t[i].ppid;
+
+			if (below[p / 8] & (1 << p % 8))
 				continue;
-			int below = t[i].ppid == self;
-			for (int j = 0; !below && j < n; j++)
-				below = t[j].ppid < 0 && t[j].pid == t[i].ppid;
-			if (below) {
-				t[i].ppid = -t[i].ppid;
+			if (pp == self || (pp < pidlimit && below[pp / 8] & (1 << pp % 8))) {
+				below[p / 8] |= (unsigned char)(1 << p % 8);
 				more = 1;
 			}
 		}
 	}
-	for (int i = 0; i < n; i++)
-		if (t[i].ppid < 0)
-			syscall2(SYS_kill, t[i].pid, sig);
-	syscall2(SYS_munmap, t, maxprocs * sizeof *t);
+	for (int i = 0; i < n; i++) {
+		int p = t[i].pid;
+
+		if (below[p / 8] & (1 << p % 8))
+			syscall2(SYS_kill, p, sig);
+	}
+	syscall2(SYS_munmap, t, scratchsize);
 }
 
 /*
