@@ -31,6 +31,7 @@ import (
 //
 // Blanks where a record begins are skipped: they are the end of the
 // config's JSON line, which the child's JSON decoder may leave unread.
+// Any other byte there is taken as end of file.
 // The child sends nothing more; "started" comes from the resident init
 // when the Go init handed over to it, from the Go init when it stays.
 //

@@ -585,9 +585,12 @@ start(long *sp)
 				case 'k':
 					finish(upper);
 					break;
-				default:
-					/* ' ', '\n': the end of the config's JSON line */
+				case ' ': case '\t': case '\r': case '\n':
+					/* the end of the config's JSON line */
 					break;
+				default:
+					/* nonsense: as if the parent were gone */
+					finish(upper);
 				}
 			}
 		}
