@@ -6,12 +6,21 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # What make run starts; cmd/dyno's test of make run gives its own binary.
 DYNO    ?= bin/dyno
 
-.PHONY: build run test test-kernel test-heroku-cli lint bench fuzz clean
+.PHONY: build run test test-kernel test-heroku-cli lint bench fuzz clean resident
 
 # A static binary: the same file runs as the dyno init inside a dyno.
 build:
 	@echo "Building bin/dyno (the first build downloads and compiles its modules: a few minutes)..."
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/dyno ./cmd/dyno
+
+# The resident init each dyno's Go init hands over to once the app runs
+# (isolate/handover.go): built from isolate/resident/resident.c with gcc
+# and committed, so that go build needs no C compiler. Rebuild and commit
+# it after changing the source; TestResidentBinaryFromSource fails until
+# then.
+resident:
+	sh isolate/resident/build.sh isolate/resident/resident-amd64
+	$${CC:-gcc} --version | head -n 1 > isolate/resident/gcc-version
 
 # The example app (web, worker, clock) under `dyno start`; Ctrl-C stops it.
 # dyno is make's own child, with no shell between (-f, not cd &&): on

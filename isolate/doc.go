@@ -10,4 +10,9 @@
 // init can always find and kill the whole tree, and when the socket
 // closes because the manager died by any path, including SIGKILL, it
 // kills the tree and exits. Nothing a dyno started survives it.
+//
+// Once the app runs, the Go init hands over (handover.go): it execs, in
+// place, the resident init built from resident/resident.c and embedded
+// in the binary, which does the same for the dyno's life in a few
+// kilobytes instead of a Go runtime.
 package isolate

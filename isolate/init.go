@@ -1,9 +1,11 @@
 package isolate
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"os/signal"
@@ -157,6 +159,7 @@ func runInit() int {
 	stdio := []*os.File{os.Stdin, os.Stdout, os.Stderr}
 	tty := cfg.TTY
 	mapped := cfg.Sandbox != nil && cfg.Sandbox.IDs > 0
+	upperFD := -1 // the upper dir, for the resident init to empty
 	if sb := cfg.Sandbox; sb != nil {
 		var warning string
 		var err error
@@ -173,6 +176,10 @@ func runInit() int {
 			// The app's files in the upper layer are its own ids', which
 			// the manager cannot remove: init, who can, empties it.
 			defer emptyDir(upper)
+			upperFD, err = unix.Open(sb.Upper, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				return fail(initExitProtocol, "set up dyno %s: open %s: %v", cfg.Name, sb.Upper, err)
+			}
 		}
 		if prepared {
 			warning, err = finishRoot(sb)
@@ -245,6 +252,7 @@ func runInit() int {
 		// exec stage holds the capabilities it then limits.
 		sys.Credential = &syscall.Credential{Uid: 0, Gid: 0, Groups: []uint32{}}
 	}
+	resident, herr := prepareHandOver(&cfg, dec)
 	// syscall.ForkExec, not os.StartProcess: children are reaped with
 	// wait4(-1) below, orphans included, so an os.Process handle would
 	// never be waited on (two reapers steal each other's statuses), and
@@ -259,25 +267,40 @@ func runInit() int {
 	if err != nil {
 		return fail(127, "start %s: %v", cfg.Argv[0], err)
 	}
-	runtime.UnlockOSThread()
 	st.mainPid = pid
 	if tty {
 		stdio[0].Close()
+	}
+	// Hand the dyno to the resident init, which says "started" itself
+	// (handover.go). Still on the thread that forked the app.
+	if herr == nil {
+		herr = handOver(resident, cfg.Name, pid, cfg.Sandbox != nil, upperFD)
+		unix.Close(resident)
+	}
+	if herr != nil && herr != errNoResident {
+		enc.Encode(Message{Type: msgWarning, Error: fmt.Sprintf("the Go init stays resident in dyno %s: %v", cfg.Name, herr)})
+	}
+	runtime.UnlockOSThread()
+	if upperFD >= 0 {
+		unix.Close(upperFD)
 	}
 	if err := enc.Encode(Message{Type: msgStarted, Pid: st.mainPid}); err != nil {
 		st.killAll()
 		return 128 + int(unix.SIGKILL)
 	}
 
-	ctlMsgs := make(chan Message)
+	// The parent's records (protocol.go), read on, after what the JSON
+	// decoder read ahead: at most the end of the config's line.
+	ctlMsgs := make(chan ctlRecord)
 	go func() {
 		defer close(ctlMsgs)
+		r := bufio.NewReader(io.MultiReader(dec.Buffered(), in))
 		for {
-			var m Message
-			if err := dec.Decode(&m); err != nil {
+			rec, err := readRecord(r)
+			if err != nil {
 				return
 			}
-			ctlMsgs <- m
+			ctlMsgs <- rec
 		}
 	}()
 
@@ -302,10 +325,10 @@ func runInit() int {
 				st.killAll()
 				return st.status
 			}
-			switch m.Type {
-			case msgSignal:
-				st.signalAll(unix.Signal(m.Signal))
-			case msgKill:
+			switch m.op {
+			case ctlSignal:
+				st.signalAll(m.sig)
+			case ctlKill:
 				st.killAll()
 				return st.status
 			}

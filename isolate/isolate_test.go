@@ -30,6 +30,8 @@ func TestMain(m *testing.M) {
 			os.Exit(appsManagerMain(os.Args[2]))
 		case "build-manager":
 			os.Exit(buildManagerMain(os.Args[2]))
+		case "resident-host":
+			os.Exit(residentHostMain(os.Args[2], os.Args[3]))
 		}
 	}
 	os.Exit(m.Run())

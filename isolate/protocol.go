@@ -1,8 +1,16 @@
 package isolate
 
+import (
+	"fmt"
+	"io"
+
+	"golang.org/x/sys/unix"
+)
+
 // The protocol between the dyno manager (parent) and a dyno's init
 // (child) runs over a SOCK_STREAM unix socketpair; the child's end is its
-// fd 3. Each message is one JSON object; json.Decoder frames them.
+// fd 3. Until the app runs, each message is one JSON object;
+// json.Decoder frames them.
 //
 //	parent -> child  Config{Prepare:true}    a warm init's first: build the common
 //	                                         part of the root (Root, ReadOnly) now
@@ -12,8 +20,20 @@ package isolate
 //	                                         the dyno's own devpts (Sandbox.PTY)
 //	                 Message{Type:"started"} the app is running, with its pid
 //	                 Message{Type:"error"}   the dyno could not be set up or the app started
-//	parent -> child  Message{Type:"signal"}  send Signal to every process of the dyno
-//	                 Message{Type:"kill"}    SIGKILL every process of the dyno
+//
+// After "started", the parent sends fixed binary records, which the
+// resident init (isolate/resident/resident.c, handover.go), a program
+// with no JSON parser, reads:
+//
+//	parent -> child  's' N                   send signal N (one byte, 1 to 64) to
+//	                                         every process of the dyno
+//	                 'k'                     SIGKILL every process of the dyno, exit
+//
+// Blanks where a record begins are skipped: they are the end of the
+// config's JSON line, which the child's JSON decoder may leave unread.
+// Any other byte there is taken as end of file.
+// The child sends nothing more; "started" comes from the resident init
+// when the Go init handed over to it, from the Go init when it stays.
 //
 // The child's exit status is the app's: its exit code, or 128+N when a
 // signal N killed it. End of file on the socket means the parent is gone:
@@ -66,6 +86,9 @@ type Config struct {
 	// Chown, set alone, makes a mapped init a helper that hands a tree
 	// between the manager's ids and the app's (GiveTrees).
 	Chown *ChownConfig `json:"chown,omitempty"`
+	// KeepGoInit keeps the Go init resident instead of handing over to
+	// the resident init (handover.go): tests of its loop use it.
+	KeepGoInit bool `json:"keep_go_init,omitempty"`
 }
 
 // ChownConfig is a GiveTrees: in the helper's namespace the manager's
@@ -120,7 +143,44 @@ const (
 	msgWarning = "warning"
 	msgPTY     = "pty"
 	msgError   = "error"
-	msgSignal  = "signal"
-	msgKill    = "kill"
 	msgMapped  = "mapped"
 )
+
+// The records the parent sends after "started".
+const (
+	ctlSignal = 's'
+	ctlKill   = 'k'
+)
+
+// A ctlRecord is one of them, decoded.
+type ctlRecord struct {
+	op  byte
+	sig unix.Signal // ctlSignal's
+}
+
+// signalRecord and killRecord encode them.
+func signalRecord(sig unix.Signal) []byte { return []byte{ctlSignal, byte(sig)} }
+func killRecord() []byte                  { return []byte{ctlKill} }
+
+// readRecord reads the next record, skipping blanks before it.
+func readRecord(r io.ByteReader) (ctlRecord, error) {
+	for {
+		op, err := r.ReadByte()
+		if err != nil {
+			return ctlRecord{}, err
+		}
+		switch op {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case ctlKill:
+			return ctlRecord{op: op}, nil
+		case ctlSignal:
+			n, err := r.ReadByte()
+			if err != nil {
+				return ctlRecord{}, err
+			}
+			return ctlRecord{op: op, sig: unix.Signal(n)}, nil
+		}
+		return ctlRecord{}, fmt.Errorf("unknown control record %q", op)
+	}
+}

@@ -56,6 +56,9 @@ type Spawner struct {
 	// warmLaunched, when set (by tests), runs after a warm init is
 	// launched and before it is kept.
 	warmLaunched func(stateDir string)
+	// keepGoInit, set by tests, keeps every dyno's Go init resident
+	// (Config.KeepGoInit).
+	keepGoInit bool
 }
 
 // warmSlot is a state dir's warm init: l is nil while it is launched.
@@ -130,7 +133,7 @@ func (sp *Spawner) Start(spec Spec) (*Dyno, error) {
 	if len(spec.Argv) == 0 {
 		return nil, fmt.Errorf("start dyno %s: empty command", spec.Name)
 	}
-	cfg := Config{Name: spec.Name, Argv: spec.Argv, Dir: spec.Dir, Env: spec.Env, TTY: spec.TTY}
+	cfg := Config{Name: spec.Name, Argv: spec.Argv, Dir: spec.Dir, Env: spec.Env, TTY: spec.TTY, KeepGoInit: sp.keepGoInit}
 	var passFDs []int
 	l := sp.takeWarm(spec)
 	if l != nil {
@@ -736,14 +739,14 @@ func (d *Dyno) InitPid() int { return d.cmd.Process.Pid }
 // Signal sends sig to every process of the dyno, as Heroku's dyno manager
 // does on shutdown.
 func (d *Dyno) Signal(sig syscall.Signal) error {
-	return d.send(Message{Type: msgSignal, Signal: int(sig)})
+	return d.send(signalRecord(sig))
 }
 
 // Kill SIGKILLs every process of the dyno. If init cannot be told, it is
 // killed itself; its orphans then come to the spawner (a subreaper) and
 // SweepOrphans, run by Wait, kills them.
 func (d *Dyno) Kill() error {
-	if err := d.send(Message{Type: msgKill}); err != nil {
+	if err := d.send(killRecord()); err != nil {
 		if err := d.cmd.Process.Kill(); err != nil && !errors.Is(err, os.ErrProcessDone) {
 			return fmt.Errorf("kill dyno init %d: %w", d.cmd.Process.Pid, err)
 		}
@@ -751,13 +754,15 @@ func (d *Dyno) Kill() error {
 	return nil
 }
 
-func (d *Dyno) send(m Message) error {
+// send writes a record (protocol.go) to init.
+func (d *Dyno) send(rec []byte) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.ctl == nil {
 		return os.ErrProcessDone
 	}
-	return d.enc.Encode(m)
+	_, err := d.ctl.Write(rec)
+	return err
 }
 
 // Wait waits for the dyno to end and returns the app's status: its exit

@@ -68,6 +68,8 @@ type config struct {
 	skipGB bool   // leave the 1 GB lower dir, slug and transfers out
 	only   string // comma-separated sections to run; "" for all
 
+	isolate bool // the memory test's processes isolated (dyno start --isolate)
+
 	routerDuration time.Duration // each wrk run of the router section
 	routerRounds   int           // interleaved rounds of the router section
 }
@@ -147,6 +149,7 @@ func main() {
 	flag.IntVar(&cfg.lines, "lines", 200000, "lines each process writes in the throughput test")
 	flag.IntVar(&cfg.procs, "procs", 4, "processes in the throughput test")
 	flag.IntVar(&cfg.idle, "idle", 100, "idle processes in the memory test")
+	flag.BoolVar(&cfg.isolate, "isolate", false, "isolate the memory test's processes (dyno start --isolate)")
 	flag.IntVar(&cfg.starts, "starts", 200, "starts of each kind in the sandbox test")
 	flag.BoolVar(&cfg.skipNF, "skip-nf", false, "leave node-foreman out even when nf is installed")
 	flag.BoolVar(&cfg.skipGB, "skip-gb", false, "leave the 1 GB lower dir, slug and transfers out of the sandbox, releases and router tests")

@@ -135,7 +135,11 @@ type memResult struct {
 }
 
 func (b *bench) memory() {
-	fmt.Fprintf(b.out, "memory: %d idle processes (%s)\n", b.idle, idleCommand)
+	how := ""
+	if b.isolate {
+		how = ", isolated"
+	}
+	fmt.Fprintf(b.out, "memory: %d idle processes (%s%s)\n", b.idle, idleCommand, how)
 	fmt.Fprintln(b.out, "  RSS counts shared pages (the binary, libraries) in every process; anon is private;")
 	fmt.Fprintln(b.out, "  PSS splits shared pages among their sharers, so PSS totals add up")
 	dir, err := b.mkdirProcfile("memory", "idle", idleCommand)
@@ -167,6 +171,8 @@ func (b *bench) memory() {
 			fmt.Fprintf(b.out, "  dyno init RSS   mean %s, total %s (%d processes)\n", mb(sum.rss/n), mb(sum.rss), n)
 			fmt.Fprintf(b.out, "                  anon: mean %s, total %s; PSS: mean %s, total %s\n",
 				mb(sum.anon/n), mb(sum.anon), mb(sum.pss/n), mb(sum.pss))
+			// What dyno adds to the processes it runs, all told.
+			fmt.Fprintf(b.out, "  dyno in all     PSS %s, dyno start and its %d inits\n", mb(d.self.pss+sum.pss), n)
 		}
 		b.reportLifecycle("dyno", "SIGTERM", d)
 	}
@@ -211,7 +217,11 @@ func (b *bench) reportLifecycle(name, sig string, r memResult) {
 // once every process is up, then stops it.
 func (b *bench) measureDynoMemory(dir, formation string) (memResult, error) {
 	start := time.Now()
-	run, err := startIdle([]string{b.dyno, "start", "--no-color", "-m", formation}, dir, upLine, b.idle)
+	argv := []string{b.dyno, "start", "--no-color", "-m", formation}
+	if b.isolate {
+		argv = append(argv, "--isolate")
+	}
+	run, err := startIdle(argv, dir, upLine, b.idle)
 	if err != nil {
 		return memResult{}, err
 	}
