@@ -262,9 +262,9 @@ func TestSandboxProcAndPID1(t *testing.T) {
 	t.Parallel()
 	e := newSandboxEnv(t)
 	// The app starts before its Go init hands over to the resident init
-	// (handover.go): in its first instants PID 1 may be mid-exec, and
-	// its command line empty.
-	out, st := e.run(t, `sleep 0.1; tr '\0' ' ' < /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9][0-9]*$'`, false)
+	// (handover.go): in its first instants PID 1 may be mid-exec, its
+	// command line empty; the app waits until it is not.
+	out, st := e.run(t, `until grep -q . /proc/1/cmdline; do :; done; tr '\0' ' ' < /proc/1/cmdline; echo; ls /proc | grep -c '^[0-9][0-9]*$'`, false)
 	if st != 0 {
 		t.Fatalf("exit %d: %s", st, out)
 	}
@@ -435,14 +435,16 @@ func TestSandboxSeccomp(t *testing.T) {
 func TestSandboxPrewarm(t *testing.T) {
 	t.Parallel()
 	e := newSandboxEnv(t)
-	out, st := e.runWith(t, sandboxRun{Command: `sleep 0.1; echo "$(tr '\0' ' ' < /proc/1/cmdline)| $(cat /proc/1/comm) $(cat existing)"; echo err >&2; touch new; exit 3`, Times: 3, Prewarm: true})
 	// The first init starts cold, with the dyno's name in its command
 	// line; the next two are warm ones, named later, which the resident
-	// init they hand over to shows there as well.
-	warm := "dyno init test.1 "
+	// init they hand over to shows there as well: the app waits until
+	// PID 1's command line names the dyno, the handover's mark, rather
+	// than read it while the Go init is mid-exec.
+	warm, wait := "dyno init test.1 ", `until tr '\0' ' ' < /proc/1/cmdline | grep -q test.1; do :; done; `
 	if len(residentInit) == 0 {
-		warm = "dyno init "
+		warm, wait = "dyno init ", ""
 	}
+	out, st := e.runWith(t, sandboxRun{Command: wait + `echo "$(tr '\0' ' ' < /proc/1/cmdline)| $(cat /proc/1/comm) $(cat existing)"; echo err >&2; touch new; exit 3`, Times: 3, Prewarm: true})
 	want := "dyno init test.1 | test.1 original\nerr\n" + strings.Repeat(warm+"| test.1 original\nerr\n", 2)
 	if st != 3 || out != want {
 		t.Errorf("exit %d, %q; want %q", st, out, want)
