@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -302,15 +303,47 @@ func (d *dyno) coolOff(b *Backoff, uptime time.Duration) {
 // runOnce starts a process of d and watches it to its end.
 func (d *dyno) runOnce() (out outcome, status int, uptime time.Duration) {
 	p, err := d.start()
+	if errors.Is(err, errLeft) {
+		return stopped, 0, 0
+	}
 	if err != nil {
 		return crashed, 127, 0
 	}
 	return d.watch(p)
 }
 
+// errLeft says a dyno was stopped for good while its process waited
+// for a start slot: the process never started.
+var errLeft = errors.New("stopped before its process started")
+
+// awaitSlot waits until fewer than Options.MaxStarting processes are
+// starting and returns the function that frees the slot it takes. ok is
+// false when d is asked to leave meanwhile, as a scale down right after
+// a scale up asks of the dynos still queued: they leave without
+// starting. Other requests wait for the process, which watch answers.
+func (d *dyno) awaitSlot() (release func(), ok bool) {
+	woken := false
+	defer func() {
+		if woken {
+			d.poke() // for watch
+		}
+	}()
+	for {
+		select {
+		case d.s.starting <- struct{}{}:
+			return func() { <-d.s.starting }, true
+		case <-d.wake:
+			if d.isLeaving() {
+				return nil, false
+			}
+			woken = true
+		}
+	}
+}
+
 // start starts a process with d's current config. Its port and first
 // line come in d's turn (after); the process itself starts beside those
-// of other dynos, as many at once as the supervisor allows (startSlot).
+// of other dynos, as many at once as the supervisor allows (awaitSlot).
 func (d *dyno) start() (*proc, error) {
 	d.mu.Lock()
 	cfg := d.cfg
@@ -324,7 +357,10 @@ func (d *dyno) start() (*proc, error) {
 	spec := DynoSpec{Name: d.name, Command: cfg.Command, Dir: cfg.Dir, Env: cfg.Env, Size: cfg.Size, Lower: cfg.Lower}
 	announce(o.Logs, spec)
 	d.markAnnounced()
-	release := d.s.startSlot()
+	release, ok := d.awaitSlot()
+	if !ok {
+		return nil, errLeft
+	}
 	p, err := launchProc(o.Runner, o.Logs, spec, o.StopTimeout)
 	release()
 	if err != nil {

@@ -141,3 +141,61 @@ func TestManagerFirstLinesInProcfileOrder(t *testing.T) {
 		t.Errorf("Starting lines in the order %v, want %v", got, want)
 	}
 }
+
+// heldRunner holds every start until release is closed, and says on
+// arrived each time one begins.
+type heldRunner struct {
+	arrived chan string
+	release chan struct{}
+}
+
+func (r *heldRunner) Start(spec DynoSpec) (Process, error) {
+	r.arrived <- spec.Name
+	<-r.release
+	return &fakeProcess{spec: spec, exit: make(chan int, 1), exitTerm: true}, nil
+}
+
+// A scale down while dynos wait for a start slot stops them before they
+// start, as it did when they waited for the dyno before them.
+func TestQueuedStartsLeaveOnScaleDown(t *testing.T) {
+	t.Parallel()
+	const n, limit = 12, 4
+	r := &heldRunner{arrived: make(chan string, n), release: make(chan struct{})}
+	changed := make(chan struct{}, 1)
+	s := NewSupervisor(Options{Runner: r, Logs: logmux.New(newLogBuffer(), logmux.Options{Format: logmux.FormatLogplex}),
+		StopTimeout: 10 * time.Second, MaxStarting: limit,
+		OnChange: func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		}})
+	t.Cleanup(s.ShutdownNow)
+	var releaseOnce sync.Once
+	release := func() { releaseOnce.Do(func() { close(r.release) }) }
+	t.Cleanup(release) // before ShutdownNow, which waits for the starts
+	s.Reconcile(formation(n, "worker"))
+	for range limit {
+		<-r.arrived
+	}
+	s.Reconcile(nil)
+	waitStatus := func(want int) {
+		t.Helper()
+		deadline := time.After(10 * time.Second)
+		for len(s.Status()) != want {
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatalf("Status = %v, want %d dynos", names(s.Status()), want)
+			}
+		}
+	}
+	// Those starting stay until their processes have started and
+	// stopped; the queued ones leave at once.
+	waitStatus(limit)
+	release()
+	waitStatus(0)
+	if extra := len(r.arrived); extra != 0 {
+		t.Errorf("%d queued dynos started after the scale down", extra)
+	}
+}

@@ -25,7 +25,7 @@ type Supervisor struct {
 	crashed func(status int) bool
 
 	wg       sync.WaitGroup // dyno goroutines and stopping predecessors
-	starting chan struct{}  // one token per process starting (startSlot)
+	starting chan struct{}  // one token per process starting (dyno.awaitSlot)
 	killed   chan struct{}  // closed by ShutdownNow
 	killOnce sync.Once
 
@@ -44,17 +44,11 @@ func NewSupervisor(opts Options) *Supervisor {
 	return &Supervisor{opts: opts, killed: make(chan struct{}), starting: make(chan struct{}, opts.MaxStarting)}
 }
 
-// startSlot waits until fewer than Options.MaxStarting processes are
-// starting and returns the function that frees the slot taken.
-func (s *Supervisor) startSlot() (release func()) {
-	s.starting <- struct{}{}
-	return func() { <-s.starting }
-}
-
 // Reconcile makes the formation's dynos those of desired, matched by
 // name: it starts the missing ones, side by side (Options.MaxStarting),
-// their first lines logged in the order given; stops the ones no longer desired, which leave Status once down;
-// and restarts those whose config changed. A restart, a scale to 0 and
+// their first lines logged in the order given; stops the ones no longer
+// desired, which leave Status once down (those still waiting to start
+// leave without starting); and restarts those whose config changed. A restart, a scale to 0 and
 // back, or a new config forgets a dyno's crashes. Reconcile returns at
 // once; the dynos' goroutines do the work.
 func (s *Supervisor) Reconcile(desired []DynoConfig) {
