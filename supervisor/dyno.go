@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -18,13 +19,14 @@ type dyno struct {
 	name   string
 	oneOff bool
 
-	// Dynos added by one Reconcile start one after another in its order,
-	// as Foreman starts them, so the log reads in Procfile order; after
-	// is closed when the previous one has started, started when this one
-	// has.
-	after       <-chan struct{}
-	started     chan struct{}
-	startedOnce sync.Once
+	// Dynos added by one Reconcile log their first line one after
+	// another in its order, as Foreman starts them, so the log begins in
+	// Procfile order; their processes then start side by side (start).
+	// after is closed once the previous one has logged its first line,
+	// announced once this one has, or has left without a process.
+	after         <-chan struct{}
+	announced     chan struct{}
+	announcedOnce sync.Once
 
 	// wake tells the goroutine that req or leaving changed. One pending
 	// token is enough: the goroutine reads both afresh when it wakes.
@@ -81,14 +83,14 @@ const (
 
 func newDyno(s *Supervisor, cfg DynoConfig, oneOff bool) *dyno {
 	return &dyno{
-		s:       s,
-		name:    cfg.Name,
-		oneOff:  oneOff,
-		started: make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		cfg:     cfg,
-		state:   Down,
-		since:   time.Now(),
+		s:         s,
+		name:      cfg.Name,
+		oneOff:    oneOff,
+		announced: make(chan struct{}),
+		wake:      make(chan struct{}, 1),
+		cfg:       cfg,
+		state:     Down,
+		since:     time.Now(),
 	}
 }
 
@@ -167,7 +169,7 @@ func (d *dyno) status() DynoStatus {
 	return st
 }
 
-func (d *dyno) markStarted() { d.startedOnce.Do(func() { close(d.started) }) }
+func (d *dyno) markAnnounced() { d.announcedOnce.Do(func() { close(d.announced) }) }
 
 func (d *dyno) log(format string, args ...any) {
 	d.s.opts.Logs.System(d.name, fmt.Sprintf(format, args...))
@@ -198,7 +200,7 @@ func (d *dyno) setStateQuietly(st State) {
 // crashes by the restart policy and after restarts and stops at once.
 func (s *Supervisor) supervise(d *dyno) {
 	defer s.wg.Done()
-	defer d.markStarted()
+	defer d.markAnnounced()
 	defer d.endServing(false)
 	for waiting := true; waiting; {
 		select {
@@ -304,14 +306,47 @@ func (d *dyno) coolOff(b *Backoff, uptime time.Duration) {
 // runOnce starts a process of d and watches it to its end.
 func (d *dyno) runOnce() (out outcome, status int, uptime time.Duration) {
 	p, err := d.start()
-	d.markStarted()
+	if errors.Is(err, errLeft) {
+		return stopped, 0, 0
+	}
 	if err != nil {
 		return crashed, 127, 0
 	}
 	return d.watch(p)
 }
 
-// start starts a process with d's current config.
+// errLeft says a dyno was stopped for good while its process waited
+// for a start slot: the process never started.
+var errLeft = errors.New("stopped before its process started")
+
+// awaitSlot waits until fewer than Options.MaxStarting processes are
+// starting and returns the function that frees the slot it takes. ok is
+// false when d is asked to leave meanwhile, as a scale down right after
+// a scale up asks of the dynos still queued: they leave without
+// starting. Other requests wait for the process, which watch answers.
+func (d *dyno) awaitSlot() (release func(), ok bool) {
+	woken := false
+	defer func() {
+		if woken {
+			d.poke() // for watch
+		}
+	}()
+	for {
+		select {
+		case d.s.starting <- struct{}{}:
+			return func() { <-d.s.starting }, true
+		case <-d.wake:
+			if d.isLeaving() {
+				return nil, false
+			}
+			woken = true
+		}
+	}
+}
+
+// start starts a process with d's current config. Its port and first
+// line come in d's turn (after); the process itself starts beside those
+// of other dynos, as many at once as the supervisor allows (awaitSlot).
 func (d *dyno) start() (*proc, error) {
 	d.mu.Lock()
 	cfg := d.cfg
@@ -322,9 +357,15 @@ func (d *dyno) start() (*proc, error) {
 		cfg.Port = o.NewPort()
 		cfg.Env = withEnv(cfg.Env, "PORT", strconv.Itoa(cfg.Port))
 	}
-	p, err := startProc(o.Runner, o.Logs, DynoSpec{
-		Name: d.name, Command: cfg.Command, Dir: cfg.Dir, Env: cfg.Env, Size: cfg.Size, Lower: cfg.Lower,
-	}, o.StopTimeout)
+	spec := DynoSpec{Name: d.name, Command: cfg.Command, Dir: cfg.Dir, Env: cfg.Env, Size: cfg.Size, Lower: cfg.Lower}
+	announce(o.Logs, spec)
+	d.markAnnounced()
+	release, ok := d.awaitSlot()
+	if !ok {
+		return nil, errLeft
+	}
+	p, err := launchProc(o.Runner, o.Logs, spec, o.StopTimeout)
+	release()
 	if err != nil {
 		d.log("Error starting process: %v", err)
 		d.log("Process exited with status 127")

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -112,6 +113,11 @@ type Options struct {
 	// during its grace period. DynoConfig.Port is then left 0, so a
 	// dyno's config stays the same across restarts.
 	NewPort func() int
+	// MaxStarting bounds how many processes start at once (Runner.Start
+	// calls in flight). A start mostly waits on its init, so starting
+	// side by side keeps the cores busy: 200 dynos one after another take
+	// 200 start latencies. 0 means startsPerCPU per CPU.
+	MaxStarting int
 	// OnChange, when set, is called after any dyno changes state or is
 	// sent a stop signal, never with a lock of the supervisor held (it
 	// may call Status):
@@ -119,6 +125,9 @@ type Options struct {
 	// not block.
 	OnChange func()
 }
+
+// startsPerCPU is how many processes start at once per CPU by default.
+const startsPerCPU = 4
 
 // withDefaults fills in the options whose zero value means a default.
 func (o Options) withDefaults() Options {
@@ -130,6 +139,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.LoadSample == 0 {
 		o.LoadSample = loadEvery
+	}
+	if o.MaxStarting <= 0 {
+		o.MaxStarting = startsPerCPU * runtime.NumCPU()
 	}
 	return o
 }

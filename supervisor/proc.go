@@ -36,7 +36,19 @@ type proc struct {
 // output through logs. grace is the time its stop sequence allows
 // between SIGTERM and SIGKILL.
 func startProc(r Runner, logs *logmux.Mux, spec DynoSpec, grace time.Duration) (*proc, error) {
+	announce(logs, spec)
+	return launchProc(r, logs, spec, grace)
+}
+
+// announce logs Heroku's first line of a process: its command, with the
+// environment's variables expanded.
+func announce(logs *logmux.Mux, spec DynoSpec) {
 	logs.System(spec.Name, fmt.Sprintf("Starting process with command `%s`", expandEnv(spec.Command, spec.Env)))
+}
+
+// launchProc is startProc after its first line: it starts the process
+// with its output through logs.
+func launchProc(r Runner, logs *logmux.Mux, spec DynoSpec, grace time.Duration) (*proc, error) {
 	src, err := logs.Source(spec.Name)
 	if err != nil {
 		return nil, err

@@ -25,6 +25,7 @@ type Supervisor struct {
 	crashed func(status int) bool
 
 	wg       sync.WaitGroup // dyno goroutines and stopping predecessors
+	starting chan struct{}  // one token per process starting (dyno.awaitSlot)
 	killed   chan struct{}  // closed by ShutdownNow
 	killOnce sync.Once
 
@@ -39,13 +40,15 @@ type Supervisor struct {
 // NewSupervisor returns a Supervisor with no dynos; Reconcile gives it
 // its formation. Options.ExitOnCrash is ignored.
 func NewSupervisor(opts Options) *Supervisor {
-	return &Supervisor{opts: opts.withDefaults(), killed: make(chan struct{})}
+	opts = opts.withDefaults()
+	return &Supervisor{opts: opts, killed: make(chan struct{}), starting: make(chan struct{}, opts.MaxStarting)}
 }
 
 // Reconcile makes the formation's dynos those of desired, matched by
-// name: it starts the missing ones, one after another in the order
-// given; stops the ones no longer desired, which leave Status once down;
-// and restarts those whose config changed. A restart, a scale to 0 and
+// name: it starts the missing ones, side by side (Options.MaxStarting),
+// their first lines logged in the order given; stops the ones no longer
+// desired, which leave Status once down (those still waiting to start
+// leave without starting); and restarts those whose config changed. A restart, a scale to 0 and
 // back, or a new config forgets a dyno's crashes. Reconcile returns at
 // once; the dynos' goroutines do the work.
 func (s *Supervisor) Reconcile(desired []DynoConfig) {
@@ -72,7 +75,7 @@ func (s *Supervisor) Reconcile(desired []DynoConfig) {
 		if d == nil {
 			d = newDyno(s, c, false)
 			d.idle = s.asleep
-			d.after, prev = prev, d.started
+			d.after, prev = prev, d.announced
 			s.wg.Add(1)
 			go s.supervise(d)
 		} else {
@@ -152,7 +155,7 @@ func (s *Supervisor) StartOneOff(cfg DynoConfig) error {
 	// Not shared yet, so set without d.mu and without telling OnChange,
 	// which may call Status and so must never run under s.mu.
 	d.state = Starting
-	d.markStarted()
+	d.markAnnounced()
 	s.dynos = append(s.dynos, d)
 	s.wg.Add(1)
 	s.mu.Unlock()
