@@ -17,7 +17,22 @@
 # tests write; mode 1777 lets uid 65534 write there too.
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
+# A repository (or its test binaries) under the host's /tmp would vanish
+# under the guest's own: each such folder is bind-mounted aside on a
+# scratch tmpfs first (/mnt exists on the read-only root), then back at
+# its path inside the new /tmp.
+mount -t tmpfs tmpfs /mnt
+kept=
+for dir in "$KT_SRC" "$KT_BIN"; do
+	case $dir in /tmp/*)
+		n=$(( ${#kept} + 1 )); mkdir "/mnt/$n" && mount --bind "$dir" "/mnt/$n" && kept="$kept $n:$dir" ;;
+	esac
+done
 mount -t tmpfs -o mode=1777 tmpfs /tmp
+for k in $kept; do
+	n=${k%%:*} dir=${k#*:}
+	mkdir -p "$dir" && mount --bind "/mnt/$n" "$dir"
+done
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 ip link set lo up
 # Dynos mount an overlay over their slug; UML builds overlayfs as a module.
