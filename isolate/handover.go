@@ -22,8 +22,9 @@ import (
 // control socket on fd 3, the dyno's lock on fd 4), the namespaces, the
 // credentials of the calling thread, its seccomp filter and no_new_privs
 // and the child subreaper attribute are kept across execve (execve(2),
-// prctl(2)); the Go runtime's memory is gone. The resident init then
-// sends "started" itself (protocol.go).
+// prctl(2)); the Go runtime's memory is gone. "started" was sent before
+// (protocol.go): the parent's records wait in the socket for the
+// resident init.
 //
 // It runs from a sealed memfd, never from a file on disk: dyno stays one
 // file, nothing of the host's is exec'd from inside the sandbox, and

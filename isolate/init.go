@@ -271,22 +271,29 @@ func runInit() int {
 	if tty {
 		stdio[0].Close()
 	}
-	// Hand the dyno to the resident init, which says "started" itself
-	// (handover.go). Still on the thread that forked the app.
+	// "started" goes out now, as soon as the app is forked, so that the
+	// manager says the dyno is up (heroku run's "Running ... up") before
+	// the app's first output, as it did before the handover; the
+	// manager's records wait in the socket for whichever init reads
+	// them next.
+	if err := enc.Encode(Message{Type: msgStarted, Pid: st.mainPid}); err != nil {
+		st.killAll()
+		return 128 + int(unix.SIGKILL)
+	}
+	// Hand the dyno to the resident init (handover.go). Still on the
+	// thread that forked the app. The manager reads no more messages
+	// after "started": a failed handover is said on the dyno's own
+	// stderr, its log, and the Go init stays.
 	if herr == nil {
 		herr = handOver(resident, cfg.Name, pid, cfg.Sandbox != nil, upperFD)
 		unix.Close(resident)
 	}
 	if herr != nil && herr != errNoResident {
-		enc.Encode(Message{Type: msgWarning, Error: fmt.Sprintf("the Go init stays resident in dyno %s: %v", cfg.Name, herr)})
+		fmt.Fprintf(os.Stderr, "dyno init: the Go init stays resident in dyno %s: %v\n", cfg.Name, herr)
 	}
 	runtime.UnlockOSThread()
 	if upperFD >= 0 {
 		unix.Close(upperFD)
-	}
-	if err := enc.Encode(Message{Type: msgStarted, Pid: st.mainPid}); err != nil {
-		st.killAll()
-		return 128 + int(unix.SIGKILL)
 	}
 
 	// The parent's records (protocol.go), read on, after what the JSON

@@ -32,8 +32,9 @@ import (
 // Blanks where a record begins are skipped: they are the end of the
 // config's JSON line, which the child's JSON decoder may leave unread.
 // Any other byte there is taken as end of file.
-// The child sends nothing more; "started" comes from the resident init
-// when the Go init handed over to it, from the Go init when it stays.
+// The child sends nothing more. "started" comes from the Go init as
+// soon as the app is forked, before it hands over to the resident init
+// (handover.go), whichever then reads the records.
 //
 // The child's exit status is the app's: its exit code, or 128+N when a
 // signal N killed it. End of file on the socket means the parent is gone:

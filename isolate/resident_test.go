@@ -61,8 +61,8 @@ func TestResidentBinaryFromSource(t *testing.T) {
 }
 
 // residentHostMain stands in for a dyno's Go init, outside any sandbox:
-// it starts command as its child, as init starts the app, and hands over
-// to the resident init, which empties upper ("" for none) at the end.
+// it starts command as its child, as init starts the app, says
+// "started" and hands over to the resident init, which empties upper ("" for none) at the end.
 // The test holds the other end of its fd 3.
 func residentHostMain(command, upper string) int {
 	runtime.LockOSThread()
@@ -92,6 +92,11 @@ func residentHostMain(command, upper string) int {
 			fmt.Fprintln(os.Stderr, err)
 			return 125
 		}
+	}
+	// As init does: "started" first, then the handover.
+	if err := json.NewEncoder(os.NewFile(controlFD, "control")).Encode(Message{Type: msgStarted, Pid: pid}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 125
 	}
 	err = handOver(fd, "host.1", pid, false, ufd)
 	fmt.Fprintln(os.Stderr, err)
@@ -152,23 +157,32 @@ func (r *residentRun) wait(t *testing.T) int {
 // name, and a few kilobytes of memory.
 func TestResidentInitAfterStart(t *testing.T) {
 	t.Parallel()
-	d, _ := startDyno(t, "sleep 1000")
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.InitPid()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	fields := map[string]string{}
-	for _, l := range strings.Split(string(status), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok {
-			fields[k] = strings.TrimSpace(v)
-		}
-	}
 	if len(residentInit) == 0 {
 		t.Skip("no resident init for " + runtime.GOARCH)
 	}
+	d, _ := startDyno(t, "sleep 1000")
+	// "started" comes before the handover's exec: wait for the exec,
+	// whose mark is init's code shrinking to the resident init's.
+	var fields map[string]string
 	kB := func(k string) int {
 		n, _ := strconv.Atoi(strings.TrimSuffix(fields[k], " kB"))
 		return n
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", d.InitPid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		fields = map[string]string{}
+		for _, l := range strings.Split(string(status), "\n") {
+			if k, v, ok := strings.Cut(l, ":"); ok {
+				fields[k] = strings.TrimSpace(v)
+			}
+		}
+		if kB("VmExe") <= 16 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Millisecond)
 	}
 	if fields["Name"] != "test.1" || kB("VmExe") > 16 || kB("VmRSS") > 200 {
 		t.Errorf("init is %s with %d kB of code, VmRSS %d kB; want test.1, the resident init, under 200 kB",

@@ -116,7 +116,7 @@ func uniqueSleep() string { return strconv.Itoa(900000000 + rand.IntN(99999999))
 func TestIsolatedStart(t *testing.T) {
 	t.Parallel()
 	e := newIsolatedEnv(t, map[string]string{
-		"Procfile": "a: echo \"uid=$(id -u)($(whoami)) home=$HOME pwd=$(pwd) dyno=$DYNO\"; echo \"pid1=$(tr '\\0' ' ' < /proc/1/cmdline)($(cat /proc/1/comm))\"; echo host=$(cat /proc/sys/kernel/hostname); echo scribble > scribble; cat scribble; exec sleep 1000\n",
+		"Procfile": "a: echo \"uid=$(id -u)($(whoami)) home=$HOME pwd=$(pwd) dyno=$DYNO\"; until grep -q . /proc/1/cmdline; do :; done; echo \"pid1=$(tr '\\0' ' ' < /proc/1/cmdline)($(cat /proc/1/comm))\"; echo host=$(cat /proc/sys/kernel/hostname); echo scribble > scribble; cat scribble; exec sleep 1000\n",
 	})
 	host, _ := os.Hostname()
 	s := e.start(t)

@@ -204,21 +204,6 @@ itoa_(char *p, unsigned int n)
 	return p;
 }
 
-static int
-writeall(int fd, const char *p, long n)
-{
-	while (n > 0) {
-		long w = syscall3(SYS_write, fd, p, n);
-		if (w == -EINTR)
-			continue;
-		if (w <= 0)
-			return -1;
-		p += w;
-		n -= w;
-	}
-	return 0;
-}
-
 /*
  * reap collects every child that has ended, without blocking, records
  * the main process's status, and says whether any child is left.
@@ -455,20 +440,6 @@ finish(int upper)
 	die(status);
 }
 
-/* started tells the parent the app runs: Message{Type:"started",Pid:N}. */
-static int
-started(void)
-{
-	char msg[64], *p = msg;
-	const char *head = "{\"type\":\"started\",\"pid\":";
-
-	while (*head)
-		*p++ = *head++;
-	p = itoa_(p, (unsigned int)mainpid);
-	*p++ = '}';
-	*p++ = '\n';
-	return writeall(controlFD, msg, p - msg);
-}
 
 __attribute__((used)) void
 start(long *sp)
@@ -522,8 +493,6 @@ start(long *sp)
 	if (sfd < 0)
 		die(125);
 
-	if (started() < 0)
-		finish(upper);
 	/*
 	 * A SIGCHLD that came while the Go init was exec'ing this program
 	 * went to its handler and is gone: reap now, not only on the next.
