@@ -178,7 +178,7 @@ system_unit() {
 	within 180 logs_have 'heroku\[hog\.1\]: Process exited with status 137' &&
 		logs_have 'heroku\[hog\.1\]: Error R15 \(Memory quota vastly exceeded\)' ||
 		{ fail system:r15 "no R15 and status 137 in 180s"; diagnose; return 1; }
-	say sudo -u dyno dyno logs -a $app -p hog -n 6
+	say sh -c "sudo -u dyno dyno logs -a $app -p hog -n 100 | grep -E 'R15|status 137' | head -n 4"
 	logs_have 'app\[hog\.1\]: survived' && { fail system:r15 "the hog survived"; return 1; }
 	say sudo -u dyno dyno ps:scale hog=0 -a $app
 	pass system:r15
