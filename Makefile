@@ -55,13 +55,13 @@ test-kernel: build
 # lingering. internal/kerneltest/systemd-init.sh boots systemd into a
 # oneshot unit running systemd-test.sh, the driver. The guest uses this
 # machine's sudo, useradd, newuidmap, loginctl and dbus: it fails without
-# them, and skips only without linux.uml. 4 to 6 minutes measured here on
-# 2 shared cores.
+# them, and skips only without linux.uml. 2 to 6 minutes measured here on
+# 2 shared cores; a guest still running after 15 fails.
 SYSTEMD_DIR ?= .cache/systemd
 test-systemd: build
 	mkdir -p $(SYSTEMD_DIR)
 	cp bin/dyno $(SYSTEMD_DIR)/dyno
-	$(GO) run ./internal/kerneltest -systemd -bin $(SYSTEMD_DIR)
+	$(GO) run ./internal/kerneltest -systemd -timeout 15m -bin $(SYSTEMD_DIR)
 
 # The official Heroku CLI against a real daemon, command by command
 # (cmd/dyno/herokucli_test.go): heroku@11 is installed with npm into
