@@ -84,9 +84,10 @@ limits() {
 	[ "$(cat "$l/memory.max")" = 25165824 ] && [ "$(cat "$l/pids.max")" = 32 ] && [ "$(cat "$l/cpu.weight")" = 150 ]
 }
 
-# diagnose UNITARGS: what systemd and the daemon said, after a failure.
+# diagnose: what systemd and the daemon said, after a failure (the
+# journal's last lines hold a user unit's too).
 diagnose() {
-	systemctl "$@" status dyno --no-pager -n 0 2>&1 | head -n 30
+	systemctl status dyno --no-pager -n 0 2>&1 | head -n 30
 	journalctl -b --no-pager -n 40 2>&1
 	as_dyno dyno ps -a $app 2>&1
 	as_dyno dyno logs -a $app -n 30 2>&1
