@@ -1,15 +1,20 @@
-// Command kerneltest is the host side of make test-kernel: it boots a
-// user-mode Linux kernel (Debian's user-mode-linux package, linux.uml)
-// whose root is this machine's filesystem, read-only, with init.sh as its
-// PID 1, copies the guest's console to stdout, and turns the result lines
-// init.sh writes into its exit status: 0 when every run passed, 1 when one
-// failed or the guest ended without saying it was done. Where linux.uml
-// cannot run at all it says why and exits 0: a skip.
+// Command kerneltest is the host side of make test-kernel and make
+// test-systemd: it boots a user-mode Linux kernel (Debian's
+// user-mode-linux package, linux.uml) whose root is this machine's
+// filesystem, read-only, with init.sh as its PID 1, copies the guest's
+// console to stdout, and turns the result lines the guest writes into its
+// exit status: 0 when every run passed, 1 when one failed or the guest
+// ended without saying it was done. Where linux.uml cannot run at all it
+// says why and exits 0: a skip.
 //
 //	go run ./internal/kerneltest -bin .cache/kernel
+//	go run ./internal/kerneltest -systemd -bin .cache/systemd
 //
 // -bin is the folder of the static test binaries and dyno, which must lie
-// outside /tmp: the guest mounts a fresh tmpfs there.
+// outside /tmp: the guest mounts a fresh tmpfs there. With -systemd the
+// PID 1 is systemd-init.sh, which boots this machine's systemd into
+// kerneltest.service, whose systemd-test.sh follows docs/operations.md
+// with the dyno in -bin.
 package main
 
 import (
@@ -32,15 +37,31 @@ func main() {
 	bin := flag.String("bin", ".cache/kernel", "folder of the static test binaries and dyno, outside /tmp")
 	mem := flag.String("mem", "1G", "the guest's memory")
 	timeout := flag.Duration("timeout", 25*time.Minute, "how long the guest may run")
+	systemd := flag.Bool("systemd", false, "boot systemd and follow docs/operations.md (make test-systemd)")
 	flag.Parse()
-	os.Exit(run(*bin, *mem, *timeout))
+	os.Exit(run(*bin, *mem, *timeout, *systemd))
 }
 
-func run(bin, mem string, timeout time.Duration) int {
+func run(bin, mem string, timeout time.Duration, systemd bool) int {
+	name, script := "test-kernel", "init.sh"
+	if systemd {
+		name, script = "test-systemd", "systemd-init.sh"
+	}
 	uml, err := exec.LookPath("linux.uml")
 	if err != nil {
-		fmt.Println("SKIP test-kernel: linux.uml is not installed; apt-get install user-mode-linux kmod")
+		fmt.Printf("SKIP %s: linux.uml is not installed; apt-get install user-mode-linux kmod\n", name)
 		return 0
+	}
+	if systemd {
+		// The guest runs this machine's programs: the guide's commands
+		// need these, and a machine that lacks one fails the test,
+		// rather than skipping it, since linux.uml could run.
+		for _, p := range []string{"/lib/systemd/systemd", "/usr/bin/sudo", "/usr/sbin/useradd", "/usr/bin/newuidmap", "/usr/bin/loginctl", "/usr/bin/dbus-daemon"} {
+			if _, err := os.Stat(p); err != nil {
+				fmt.Printf("FAIL %s: the guest needs %s, which this machine lacks (apt-get install systemd sudo passwd uidmap dbus)\n", name, p)
+				return 1
+			}
+		}
 	}
 	src, err := os.Getwd()
 	if err != nil {
@@ -52,7 +73,7 @@ func run(bin, mem string, timeout time.Duration) int {
 		fmt.Fprintln(os.Stderr, "kerneltest:", err)
 		return 1
 	}
-	init := filepath.Join(src, "internal", "kerneltest", "init.sh")
+	init := filepath.Join(src, "internal", "kerneltest", script)
 
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -89,7 +110,7 @@ func run(bin, mem string, timeout time.Duration) int {
 	start := time.Now()
 	fmt.Printf("kerneltest: booting %s with %s as init (%s, %s)\n", uml, init, runtime.GOARCH, mem)
 	if err := cmd.Start(); err != nil {
-		fmt.Printf("SKIP test-kernel: %s cannot run here: %v\n", uml, err)
+		fmt.Printf("SKIP %s: %s cannot run here: %v\n", name, uml, err)
 		return 0
 	}
 	res := parse(io.TeeReader(console, os.Stdout))
@@ -100,22 +121,22 @@ func run(bin, mem string, timeout time.Duration) int {
 	case !res.booted && ctx.Err() == nil:
 		// The kernel never ran init: linux.uml cannot run here (no
 		// ptrace, a seccomp profile, no memory for its file).
-		fmt.Printf("SKIP test-kernel: %s did not boot (%v); the last line was %q\n", uml, werr, res.last)
+		fmt.Printf("SKIP %s: %s did not boot (%v); the last line was %q\n", name, uml, werr, res.last)
 		return 0
 	case ctx.Err() != nil:
-		fmt.Printf("FAIL test-kernel: the guest ran past %v; runs passed: %q, failed: %q\n", timeout, res.passed, res.failed)
+		fmt.Printf("FAIL %s: the guest ran past %v; runs passed: %q, failed: %q\n", name, timeout, res.passed, res.failed)
 		return 1
 	case !res.done:
-		fmt.Printf("FAIL test-kernel: the guest ended (%v) before init.sh said KERNELTEST DONE; passed: %q, failed: %q\n", werr, res.passed, res.failed)
+		fmt.Printf("FAIL %s: the guest ended (%v) before it said KERNELTEST DONE; passed: %q, failed: %q\n", name, werr, res.passed, res.failed)
 		return 1
 	case len(res.failed) > 0:
-		fmt.Printf("FAIL test-kernel in %v: %s; passed: %s\n", elapsed, strings.Join(res.failed, ", "), strings.Join(res.passed, ", "))
+		fmt.Printf("FAIL %s in %v: %s; passed: %s\n", name, elapsed, strings.Join(res.failed, ", "), strings.Join(res.passed, ", "))
 		return 1
 	case len(res.passed) == 0:
-		fmt.Printf("FAIL test-kernel in %v: init.sh ran nothing\n", elapsed)
+		fmt.Printf("FAIL %s in %v: %s ran nothing\n", name, elapsed, script)
 		return 1
 	}
-	fmt.Printf("ok test-kernel in %v: %s\n", elapsed, strings.Join(res.passed, ", "))
+	fmt.Printf("ok %s in %v: %s\n", name, elapsed, strings.Join(res.passed, ", "))
 	return 0
 }
 

@@ -161,18 +161,43 @@ func PrivatePaths(home, socket string) []string {
 // ClientSocketPath is where a client finds the daemon: as SocketPath,
 // but when $XDG_RUNTIME_DIR's socket is not there, the one in $DYNO_HOME
 // (a daemon run by systemd as a system service has no XDG_RUNTIME_DIR,
-// while the operator's login shell has one).
+// while the operator's login shell has one). And the other way round:
+// with no XDG_RUNTIME_DIR (sudo -u clears it) and no socket in
+// $DYNO_HOME, the one in the user's runtime directory,
+// /run/user/UID/dyno/dyno.sock, where a daemon run by the user's own
+// systemd (a user service, lingering) listens; so `sudo -u dyno dyno
+// ...` finds a daemon under either unit (docs/operations.md, 4b).
 func ClientSocketPath(home string, environ []string) string {
 	p := SocketPath(home, environ)
-	if _, err := os.Stat(p); err != nil {
-		if alt := filepath.Join(home, "dyno.sock"); alt != p {
-			if _, err := os.Stat(alt); err == nil {
-				return alt
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	alts := []string{filepath.Join(home, "dyno.sock")}
+	set := func(k string) bool {
+		for _, kv := range environ {
+			if v, ok := strings.CutPrefix(kv, k+"="); ok && v != "" {
+				return true
 			}
+		}
+		return false
+	}
+	if !set("XDG_RUNTIME_DIR") && !set("DYNO_SOCKET") {
+		alts = append(alts, filepath.Join(runUser, strconv.Itoa(os.Getuid()), "dyno", "dyno.sock"))
+	}
+	for _, alt := range alts {
+		if alt == p {
+			continue
+		}
+		if _, err := os.Stat(alt); err == nil {
+			return alt
 		}
 	}
 	return p
 }
+
+// runUser holds the users' runtime directories, which systemd-logind
+// makes (/run/user/UID, XDG_RUNTIME_DIR in a session); tests move it.
+var runUser = "/run/user"
 
 // Daemon is a running daemon.
 type Daemon struct {

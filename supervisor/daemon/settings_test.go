@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,52 @@ func TestSocketPath(t *testing.T) {
 			t.Errorf("SocketPath(%v) = %q, want %q", tc.env, got, tc.want)
 		}
 	}
+}
+
+// A client finds a daemon whichever unit runs it: a system service's
+// socket in DYNO_HOME from a login shell (XDG_RUNTIME_DIR set), and a
+// user service's in /run/user/UID from sudo -u (XDG_RUNTIME_DIR unset).
+// Not parallel: it moves runUser.
+func TestClientSocketPath(t *testing.T) {
+	home, run := t.TempDir(), t.TempDir()
+	defer func(old string) { runUser = old }(runUser)
+	runUser = run
+	rt := filepath.Join(run, strconv.Itoa(os.Getuid()))
+	userSock := filepath.Join(rt, "dyno", "dyno.sock")
+	homeSock := filepath.Join(home, "dyno.sock")
+	touch := func(p string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(env []string, want string) {
+		t.Helper()
+		if got := ClientSocketPath(home, env); got != want {
+			t.Errorf("ClientSocketPath(%v) = %q, want %q", env, got, want)
+		}
+	}
+	session := []string{"XDG_RUNTIME_DIR=" + rt}
+	// No daemon: where this environment's own daemon would listen.
+	check(nil, homeSock)
+	check(session, userSock)
+	// A user service's daemon, from a session and from sudo -u.
+	touch(userSock)
+	check(session, userSock)
+	check(nil, userSock)
+	check([]string{"XDG_RUNTIME_DIR="}, userSock)
+	// DYNO_SOCKET names the one socket to use.
+	check([]string{"DYNO_SOCKET=/x.sock"}, "/x.sock")
+	// A system service's daemon, in DYNO_HOME, wins when both are there
+	// and no XDG_RUNTIME_DIR is set, as it has no runtime directory.
+	touch(homeSock)
+	check(nil, homeSock)
+	check(session, userSock)
+	os.Remove(userSock)
+	check(session, homeSock)
 }
 
 func TestLoadRouterSettings(t *testing.T) {
