@@ -3,6 +3,7 @@ package drain
 import (
 	"bufio"
 	"bytes"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"os"
@@ -10,16 +11,29 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/dyno-run/dyno/internal/testutil"
 )
 
+// gtlsDriver is where Debian's rsyslog-gnutls puts rsyslog's TLS
+// network stream driver, under the architecture's library folder.
+const gtlsDriver = "/usr/lib/*/rsyslog/lmnsd_gtls.so"
+
 // A real collector: rsyslogd, run as a child on a loopback port with
-// imtcp (octet-counted framing) and a file of what it parsed. Its
-// RFC 5424 parser must find the token as HOSTNAME, the source as
-// APP-NAME and the dyno as PROCID; a drain down until rsyslogd starts
-// delivers the L10 then its kept lines, and one up delivers every line
-// once, in order.
+// imtcp (octet-counted framing) and a file of what it parsed, over
+// plain TCP (syslog://) and over TLS with a test certificate
+// (syslog+tls://, rsyslog's gtls driver). Its RFC 5424 parser must find
+// the token as HOSTNAME, the source as APP-NAME and the dyno as PROCID;
+// a drain down until rsyslogd starts delivers the L10 then its kept
+// lines, and one up delivers every line once, in order.
 func TestRsyslog(t *testing.T) {
 	t.Parallel()
+	t.Run("syslog", func(t *testing.T) { t.Parallel(); rsyslogCase(t, false) })
+	t.Run("syslog+tls", func(t *testing.T) { t.Parallel(); rsyslogCase(t, true) })
+}
+
+func rsyslogCase(t *testing.T, useTLS bool) {
 	rsyslogd, err := exec.LookPath("rsyslogd")
 	if err != nil {
 		if _, serr := os.Stat("/usr/sbin/rsyslogd"); serr != nil {
@@ -40,10 +54,37 @@ func TestRsyslog(t *testing.T) {
 	}
 	defer parsedLn.Close()
 	_, parsedPort, _ := net.SplitHostPort(parsedLn.Addr().String())
-	conf := `global(workDirectory="` + dir + `")
-module(load="imtcp")
+	scheme, opts := "syslog", func(buffer int) Options { return fast(t, buffer) }
+	global, imtcp := `global(workDirectory="`+dir+`")`, `module(load="imtcp")`
+	if useTLS {
+		if m, _ := filepath.Glob(gtlsDriver); len(m) == 0 {
+			t.Skipf("%s is missing (apt-get install rsyslog-gnutls): rsyslogd's TLS is that module", gtlsDriver)
+		}
+		certPEM, keyPEM := testutil.SelfSigned(t, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), "localhost")
+		cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+		if err := os.WriteFile(cert, certPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(key, keyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		global = `global(workDirectory="` + dir + `" DefaultNetstreamDriver="gtls" DefaultNetstreamDriverCAFile="` + cert +
+			`" DefaultNetstreamDriverCertFile="` + cert + `" DefaultNetstreamDriverKeyFile="` + key + `")`
+		imtcp = `module(load="imtcp" StreamDriver.Name="gtls" StreamDriver.Mode="1" StreamDriver.AuthMode="anon")`
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(certPEM)
+		scheme, addr = "syslog+tls", "localhost:"+port
+		opts = func(buffer int) Options {
+			o := fast(t, buffer)
+			o.RootCAs = pool
+			return o
+		}
+	}
+	// What rsyslogd parsed goes to the test in plain TCP (ptcp), whatever
+	// the default driver.
+	conf := global + "\n" + imtcp + `
 template(name="fields" type="string" string="%hostname% %app-name% %procid% %msgid% %structured-data% %msg%\n")
-ruleset(name="drain") { action(type="omfwd" target="127.0.0.1" port="` + parsedPort + `" protocol="tcp" template="fields") }
+ruleset(name="drain") { action(type="omfwd" target="127.0.0.1" port="` + parsedPort + `" protocol="tcp" StreamDriver="ptcp" template="fields") }
 input(type="imtcp" address="127.0.0.1" port="` + port + `" ruleset="drain")
 `
 	if err := os.WriteFile(filepath.Join(dir, "rsyslog.conf"), []byte(conf), 0o600); err != nil {
@@ -51,7 +92,7 @@ input(type="imtcp" address="127.0.0.1" port="` + port + `" ruleset="drain")
 	}
 
 	// Down until rsyslogd listens: 150 of its 250 lines are dropped.
-	down, err := New("syslog://"+addr, "d.down", fast(t, 100))
+	down, err := New(scheme+"://"+addr, "d.down", opts(100))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +113,7 @@ input(type="imtcp" address="127.0.0.1" port="` + port + `" ruleset="drain")
 		}
 	}()
 
-	up, err := New("syslog://"+addr, "d.up", fast(t, 10000))
+	up, err := New(scheme+"://"+addr, "d.up", opts(10000))
 	if err != nil {
 		t.Fatal(err)
 	}
