@@ -20,10 +20,12 @@ ip link set lo up
 insmod "$(find /usr/lib/uml/modules -name overlay.ko | head -n 1)"
 echo "KERNELTEST BOOT $(uname -r) (systemd $(/lib/systemd/systemd --version | head -n 1))"
 
-mount -t tmpfs -o mode=0755 tmpfs /tmp
-mkdir /tmp/upper /tmp/work /tmp/root
+# The overlay's upper layer on a tmpfs at /media (a folder of the host's),
+# not at /tmp: a repository under the host's /tmp must stay in sight.
+mount -t tmpfs -o mode=0755 tmpfs /media
+mkdir /media/upper /media/work
 # /mnt: an empty folder of the host's to mount the new root on.
-mount -t overlay overlay -o lowerdir=/,upperdir=/tmp/upper,workdir=/tmp/work /mnt
+mount -t overlay overlay -o lowerdir=/,upperdir=/media/upper,workdir=/media/work /mnt
 cd /mnt
 mkdir -p oldroot
 # An overlay upper dir on this overlay is refused ("not supported as
@@ -39,6 +41,11 @@ mount -t tmpfs -o mode=0755 tmpfs home
 # read its settings from PID 1's arguments rather than the kernel's
 # command line. The guest is a machine of its own.
 rm -f .dockerenv
+# Nor may systemd put a tmpfs over /tmp (tmp.mount) when the repository
+# or the binaries are there.
+case "$KT_SRC $KT_BIN" in
+*/tmp/*) ln -sf /dev/null etc/systemd/system/tmp.mount ;;
+esac
 
 # The test unit: a oneshot whose output is the console, and whose end,
 # pass or fail, powers the guest off.
