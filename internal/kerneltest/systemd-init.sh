@@ -41,10 +41,17 @@ mount -t tmpfs -o mode=0755 tmpfs home
 # read its settings from PID 1's arguments rather than the kernel's
 # command line. The guest is a machine of its own.
 rm -f .dockerenv
-# Nor may systemd put a tmpfs over /tmp (tmp.mount) when the repository
-# or the binaries are there.
+# A repository or binaries under /tmp would be gone by the time the test
+# runs (systemd-tmpfiles empties /tmp at boot): what the test uses is
+# copied into the new root first.
 case "$KT_SRC $KT_BIN" in
-*/tmp/*) ln -sf /dev/null etc/systemd/system/tmp.mount ;;
+*/tmp/*)
+	mkdir -p opt/kerneltest/bin opt/kerneltest/src/internal opt/kerneltest/src/examples/buildpacks/fixture
+	cp "$KT_BIN/dyno" opt/kerneltest/bin/
+	cp -r "$KT_SRC/internal/kerneltest" opt/kerneltest/src/internal/
+	cp -r "$KT_SRC/examples/buildpacks/fixture/bin" opt/kerneltest/src/examples/buildpacks/fixture/
+	KT_SRC=/opt/kerneltest/src KT_BIN=/opt/kerneltest/bin
+	;;
 esac
 
 # The test unit: a oneshot whose output is the console, and whose end,
