@@ -14,7 +14,8 @@
 //     1 GB transfers (needs wrk and nginx for its load rows).
 //
 // When node-foreman (nf) is installed, it runs the same Procfiles for
-// comparison. From the repository root, as `make bench` does:
+// comparison; the memory test also runs hivemind and goreman when they
+// are on PATH, and says how to install whichever is not. From the repository root, as `make bench` does:
 //
 //	go run ./internal/bench -dyno bin/dyno
 //
@@ -148,7 +149,7 @@ func main() {
 	flag.StringVar(&cfg.dyno, "dyno", "", "the dyno `binary` to measure (required)")
 	flag.IntVar(&cfg.lines, "lines", 200000, "lines each process writes in the throughput test")
 	flag.IntVar(&cfg.procs, "procs", 4, "processes in the throughput test")
-	flag.IntVar(&cfg.idle, "idle", 100, "idle processes in the memory test")
+	flag.IntVar(&cfg.idle, "idle", 50, "idle processes in the memory test")
 	flag.BoolVar(&cfg.isolate, "isolate", false, "isolate the memory test's processes (dyno start --isolate)")
 	flag.IntVar(&cfg.starts, "starts", 200, "starts of each kind in the sandbox test")
 	flag.BoolVar(&cfg.skipNF, "skip-nf", false, "leave node-foreman out even when nf is installed")
@@ -267,7 +268,7 @@ func run(cfg config) error {
 	section("wake", b.wake)
 	// Last: it makes this process a child subreaper while it runs.
 	section("sandbox", b.sandbox)
-	if b.nf == "" && !cfg.skipNF && (cfg.runs("logs") || cfg.runs("memory")) {
+	if b.nf == "" && !cfg.skipNF && cfg.runs("logs") {
 		fmt.Fprintln(b.out, "\nnode-foreman left out: nf is not on PATH (npm install -g foreman)")
 	}
 	if b.failed {

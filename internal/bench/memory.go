@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -177,17 +178,117 @@ func (b *bench) memory() {
 		b.reportLifecycle("dyno", "SIGTERM", d)
 	}
 
-	if b.nf == "" {
-		return
+	var all []peerTotal
+	if d.self.pss > 0 {
+		var sum int64
+		for _, h := range d.helpers {
+			sum += h.pss
+		}
+		all = append(all, peerTotal{"dyno start", d.self.pss + sum, ""})
 	}
-	nf, err := b.measureForemanMemory(dir, formation)
+	peersDir, err := b.mkdirPeerProcfile("memory-peers", b.idle)
 	if err != nil {
-		fmt.Fprintf(b.out, "  node-foreman    error: %v\n", err)
+		fmt.Fprintf(b.out, "  error: %v\n", err)
 		return
 	}
-	fmt.Fprintf(b.out, "  node-foreman RSS %s (anon %s, PSS %s); no helper process per app\n",
-		mb(nf.self.rss), mb(nf.self.anon), mb(nf.self.pss))
-	b.reportLifecycle("node-foreman", "SIGINT", nf)
+	for _, p := range b.peers() {
+		if p.bin == "" {
+			all = append(all, peerTotal{name: p.name, why: p.missing})
+			continue
+		}
+		r, err := b.measurePeerMemory(p, dir, peersDir, formation)
+		if err != nil {
+			fmt.Fprintf(b.out, "  %-15s error: %v\n", p.name, err)
+			all = append(all, peerTotal{name: p.name, why: "error, above"})
+			continue
+		}
+		var sum int64
+		for _, h := range r.helpers {
+			sum += h.pss
+		}
+		fmt.Fprintf(b.out, "  %s RSS %s (anon %s, PSS %s); %d helper processes, PSS %s\n",
+			p.name, mb(r.self.rss), mb(r.self.anon), mb(r.self.pss), len(r.helpers), mb(sum))
+		b.reportLifecycle(p.name, p.sig.String(), r)
+		all = append(all, peerTotal{p.name, r.self.pss + sum, ""})
+	}
+	fmt.Fprintf(b.out, "  in all, %d idle processes: PSS of the manager and every process it adds (not the %d sleeps)\n", b.idle, b.idle)
+	for _, t := range all {
+		if t.why != "" {
+			fmt.Fprintf(b.out, "    %-15s %s\n", t.name, t.why)
+			continue
+		}
+		fmt.Fprintf(b.out, "    %-15s %8s  %5.3f MB a process\n", t.name, mb(t.pss), float64(t.pss)/1e6/float64(b.idle))
+	}
+}
+
+// A peerTotal is one manager's line in the memory comparison.
+type peerTotal struct {
+	name string
+	pss  int64  // the manager's and its helpers' PSS
+	why  string // why it was not measured, or ""
+}
+
+// A peer is another Procfile manager the memory test runs on the same
+// idle processes, when it is installed.
+type peer struct {
+	name    string
+	bin     string // its path, or "" when not installed
+	missing string // what to say when it is not installed
+	sig     syscall.Signal
+	// argv is its command line for the folder with a one-type Procfile
+	// and formation, and the folder with n one-process types for a
+	// manager that has no formation option.
+	argv func(bin, dir, peersDir, formation string) (args []string, inDir string)
+}
+
+// peers are the managers beside dyno in the memory test: node-foreman
+// (nf), hivemind and goreman. hivemind and goreman take no formation, so
+// they run a Procfile of b.idle types of one process each; each of those
+// processes is the same `sh -c 'exec sleep ...'`.
+func (b *bench) peers() []peer {
+	look := func(name string) string {
+		p, _ := exec.LookPath(name)
+		return p
+	}
+	var ps []peer
+	if !b.skipNF {
+		ps = append(ps, peer{name: "node-foreman", bin: b.nf, missing: "not on PATH (npm install -g foreman)",
+			// nf only handles SIGINT; on SIGTERM node would die and
+			// leave its children running.
+			sig: syscall.SIGINT,
+			argv: func(bin, dir, _, formation string) ([]string, string) {
+				return []string{bin, "start", formation}, dir
+			}})
+	}
+	ps = append(ps,
+		peer{name: "hivemind", bin: look("hivemind"), missing: "not on PATH (go install github.com/DarthSim/hivemind@latest)",
+			sig: syscall.SIGINT,
+			argv: func(bin, _, peersDir, _ string) ([]string, string) {
+				return []string{bin, "Procfile"}, peersDir
+			}},
+		peer{name: "goreman", bin: look("goreman"), missing: "not on PATH (go install github.com/mattn/goreman@latest)",
+			sig: syscall.SIGINT,
+			argv: func(bin, _, peersDir, _ string) ([]string, string) {
+				return []string{bin, "-f", "Procfile", "start"}, peersDir
+			}})
+	return ps
+}
+
+// mkdirPeerProcfile makes a folder holding a Procfile of n process types
+// idle1 ... idleN, each the idle command.
+func (b *bench) mkdirPeerProcfile(name string, n int) (string, error) {
+	dir := filepath.Join(b.work, name)
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		return "", fmt.Errorf("make folder for %s: %w", name, err)
+	}
+	var procfile strings.Builder
+	for i := 1; i <= n; i++ {
+		fmt.Fprintf(&procfile, "idle%d: %s\n", i, idleCommand)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "Procfile"), []byte(procfile.String()), 0o644); err != nil {
+		return "", fmt.Errorf("write Procfile for %s: %w", name, err)
+	}
+	return dir, nil
 }
 
 // reportLifecycle prints how the manager started and stopped its
@@ -273,19 +374,19 @@ func (b *bench) measureDynoMemory(dir, formation string) (memResult, error) {
 	return r, nil
 }
 
-// measureForemanMemory does for nf what measureDynoMemory does for dyno.
-// nf prints nothing when a process starts, so it is ready once all its
-// children have become sleep.
-func (b *bench) measureForemanMemory(dir, formation string) (memResult, error) {
+// measurePeerMemory does for another manager what measureDynoMemory
+// does for dyno. None of them says when a process has started, so it is
+// ready once b.idle processes under it have become sleep; every other
+// process under it (a node, a shell, a pty helper) is its helper.
+func (b *bench) measurePeerMemory(p peer, dir, peersDir, formation string) (memResult, error) {
 	start := time.Now()
-	run, err := startIdle([]string{b.nf, "start", formation}, dir, "", 0)
+	argv, inDir := p.argv(p.bin, dir, peersDir, formation)
+	run, err := startIdle(argv, inDir, "", 0)
 	if err != nil {
 		return memResult{}, err
 	}
 	defer run.abandon()
-	// nf only handles SIGINT; on SIGTERM node would die and leave its
-	// children running.
-	b.setRunning(run, syscall.SIGINT)
+	b.setRunning(run, p.sig)
 	defer b.setRunning(nil, 0)
 	pid := run.cmd.Process.Pid
 	var tree []proc
@@ -295,8 +396,8 @@ func (b *bench) measureForemanMemory(dir, formation string) (memResult, error) {
 			return memResult{}, err
 		}
 		n := 0
-		for _, p := range tree {
-			if p.ppid == pid && p.comm == "sleep" {
+		for _, q := range tree {
+			if q.comm == "sleep" {
 				n++
 			}
 		}
@@ -305,7 +406,7 @@ func (b *bench) measureForemanMemory(dir, formation string) (memResult, error) {
 		}
 		select {
 		case <-run.exited:
-			return memResult{}, run.failure("nf exited before its processes were up")
+			return memResult{}, run.failure(p.name + " exited before its processes were up")
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Since(start) > readyTimeout {
@@ -318,8 +419,18 @@ func (b *bench) measureForemanMemory(dir, formation string) (memResult, error) {
 	if r.self, err = readMemory(pid); err != nil {
 		return memResult{}, err
 	}
-	if r.stopped, err = run.stop(syscall.SIGINT); err != nil {
-		return memResult{}, fmt.Errorf("stop nf: %w", err)
+	for _, q := range tree {
+		if q.comm == "sleep" {
+			continue
+		}
+		m, err := readMemory(q.pid)
+		if err != nil {
+			return memResult{}, err
+		}
+		r.helpers = append(r.helpers, m)
+	}
+	if r.stopped, err = run.stop(p.sig); err != nil {
+		return memResult{}, fmt.Errorf("stop %s: %w", p.name, err)
 	}
 	r.status = run.cmd.ProcessState.ExitCode()
 	r.left = reapSurvivors(tree)

@@ -30,7 +30,12 @@ const (
 	refUnshare = 7.9  // unshare -Urpmfiu --mount-proc
 	refBwrap   = 12.5 // bwrap with binds, /proc, /dev and /tmp
 
-	targetBwrapRatio = 1.2  // a whole dyno's median over bwrap's
+	// The goals of issue 14, each a median over bwrap's in the same run:
+	// a cold one-off through the CLI (`dyno run --isolate`), and a dyno
+	// started from a warm init, as the daemon and dyno start --isolate
+	// start them.
+	targetColdRatio  = 1.5
+	targetWarmRatio  = 1.0
 	targetSizeSpread = 0.10 // the 1 GB lower dir's median over the 1 MB one's, less 1
 )
 
@@ -68,9 +73,9 @@ type startup struct {
 
 	// The rows of the report. bwrap, unshare and gb are nil when left
 	// out; analysis rows explain the dyno rows rather than meet targets.
-	direct, ns, plain, whole, warm, bwrap, unshare, mb, gb *starter
-	analysis                                               []*starter
-	bwrapVersion                                           string
+	direct, ns, plain, whole, warm, bwrap, unshare, mb, gb, cli *starter
+	analysis                                                    []*starter
+	bwrapVersion                                                string
 }
 
 func (b *bench) sandbox() {
@@ -156,10 +161,11 @@ func (s *startup) run() error {
 	if gbDir != "" {
 		s.gb = s.dynoStarter("whole dyno, 1 GB /app", gbDir)
 	}
+	s.cli = s.cliStarter(small)
 	s.analysis = []*starter{
 		s.initStarter("exec init: bench binary", "/proc/self/exe"),
 		s.initStarter("exec init: -dyno binary", s.b.dyno),
-		s.cliStarter(small),
+		s.cli,
 	}
 
 	s.measure(append(s.rows(), s.analysis...))
@@ -227,18 +233,22 @@ func (s *startup) report() {
 	var verdicts []string
 	if r, ok := ratio(s.whole, s.bwrap); ok {
 		fmt.Fprintf(b.out, "  %-30s %.2fx\n", "ratio whole dyno/bwrap", r)
-		verdicts = append(verdicts, "whole dyno/bwrap "+metOrMissed(r <= targetBwrapRatio))
 	}
 	if r, ok := ratio(s.warm, s.bwrap); ok {
 		fmt.Fprintf(b.out, "  %-30s %.2fx\n", "ratio warm dyno/bwrap", r)
-		verdicts = append(verdicts, "warm dyno/bwrap "+metOrMissed(r <= targetBwrapRatio))
+		verdicts = append(verdicts, "warm dyno/bwrap "+metOrMissed(r <= targetWarmRatio))
+	}
+	if r, ok := ratio(s.cli, s.bwrap); ok {
+		fmt.Fprintf(b.out, "  %-30s %.2fx\n", "ratio dyno run (CLI)/bwrap", r)
+		verdicts = append(verdicts, "cold dyno run/bwrap "+metOrMissed(r <= targetColdRatio))
 	}
 	if r, ok := ratio(s.gb, s.mb); ok {
 		fmt.Fprintf(b.out, "  %-30s %.2f\n", "ratio 1 GB/1 MB /app", r)
 		verdicts = append(verdicts, "lower-dir size "+metOrMissed(math.Abs(r-1) <= targetSizeSpread))
 	}
-	fmt.Fprintf(b.out, "  targets: whole dyno at most %.1fx bwrap's median in the same run; lower-dir size within %.0f%%",
-		targetBwrapRatio, targetSizeSpread*100)
+	fmt.Fprintf(b.out, "  targets, medians over bwrap's in the same run: a warm dyno (as the daemon starts one) %.1fx,\n"+
+		"    a cold `dyno run --isolate` %.1fx; lower-dir size within %.0f%%",
+		targetWarmRatio, targetColdRatio, targetSizeSpread*100)
 	if len(verdicts) > 0 {
 		fmt.Fprintf(b.out, ": %s", strings.Join(verdicts, "; "))
 	}
