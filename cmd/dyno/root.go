@@ -71,6 +71,7 @@ as do "topic:verb" and "topic verb" (dyno apps:create, dyno apps create).`,
 	addGitCommands(root)
 	addKeysCommands(root)
 	addAuthCommands(root)
+	addExportCommands(root)
 	return root
 }
 
