@@ -137,6 +137,9 @@ func ProfileArgv(command string) []string {
 	if simpleCommand(command) {
 		command = insertExec(command)
 	}
-	const profile = `for f in /app/.profile.d/*.sh; do if [ -r "$f" ]; then . "$f"; fi; done; unset f; if [ -r /app/.profile ]; then . /app/.profile; fi`
-	return []string{"/bin/bash", "-c", profile + "\n" + command}
+	return []string{"/bin/bash", "-c", Profile + "\n" + command}
 }
+
+// Profile is the bash that runs before a release's command: it sources
+// /app/.profile.d/*.sh in lexical order, then /app/.profile.
+const Profile = `for f in /app/.profile.d/*.sh; do if [ -r "$f" ]; then . "$f"; fi; done; unset f; if [ -r /app/.profile ]; then . /app/.profile; fi`

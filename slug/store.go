@@ -245,6 +245,20 @@ func (s *Store) verified(h string) (*os.File, error) {
 	return f, nil
 }
 
+// Open opens the .tgz of digest for reading, verified against its
+// digest first, as Unpacked does before it extracts.
+func (s *Store) Open(digest string) (*os.File, error) {
+	h, err := parseDigest(digest)
+	if err != nil {
+		return nil, err
+	}
+	f, err := s.verified(h)
+	if err != nil {
+		return nil, fmt.Errorf("open slug %s: %w", digest, err)
+	}
+	return f, nil
+}
+
 // Owner owns one app's copies of slugs (UnpackedFor): it hands a tree
 // to the app's ids, and removes trees that hold their files, which the
 // store's user may not do itself once they belong to other ids.
