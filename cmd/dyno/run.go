@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/dyno-run/dyno/isolate"
+	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/slug"
 	"github.com/dyno-run/dyno/supervisor"
@@ -33,6 +36,9 @@ type runOptions struct {
 	exitCode    bool
 	noTTY       bool
 	dynoType    string
+	typeSet     bool
+	release     string   // with an app: "vN", or "" for the current release
+	dyno        string   // with an app: the dyno's name, or "" for run.N
 	vars        []string // -e with an app: KEY=VALUE for the dyno's env
 	colors      colors
 }
@@ -56,10 +62,18 @@ heroku run does: it says on stderr which run.N it started ("Running ... on
 ⬢ APP... up, run.N (SIZE)"), ps lists it while it runs and the app's logs
 get its state lines. -e then takes variables ('A=1;B=2'), -s a dyno size,
 --type the type ps shows. The exit status is the dyno's with or without -x
-(heroku run exits 0 without -x; -x is accepted for the habit).`,
+(heroku run exits 0 without -x; -x is accepted for the habit).
+
+With -a, --release vN runs that release (one that succeeded and has code:
+dyno releases -a APP lists them) instead of the current one, its slug with
+its config vars, and --dyno NAME names the dyno, like web.2, instead of run.N:
+DYNO is NAME and ps lists it so, its type NAME's. The units of
+dyno export systemd run each dyno so: dyno run -a APP --release vN
+--dyno web.2 -p PORT --no-tty web.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.procfileSet = cmd.Flags().Changed("procfile")
+			o.typeSet = cmd.Flags().Changed("type")
 			o.colors = newColors(cmd)
 			return runRun(o, args)
 		},
@@ -80,6 +94,8 @@ get its state lines. -e then takes variables ('A=1;B=2'), -s a dyno size,
 	f.BoolVarP(&o.exitCode, "exit-code", "x", false, "exit with the dyno's status (dyno always does; kept for heroku run's habit)")
 	f.BoolVar(&o.noTTY, "no-tty", false, "no terminal for the command, even when stdin is one")
 	f.StringVar(&o.dynoType, "type", "run", "with -a: the process type dyno ps shows for the one-off")
+	f.StringVar(&o.release, "release", "", "with -a: the release to run, like v12 (default: the current one)")
+	f.StringVar(&o.dyno, "dyno", "", "with -a: the dyno's name, like web.2 (default: run.N); its type is the name's")
 	return cmd
 }
 
@@ -100,10 +116,31 @@ func runRun(o runOptions, args []string) error {
 		if o.dynoType == "" || !slug.ValidProcessType(o.dynoType) {
 			return fmt.Errorf("--type %q: a process type is letters, digits, _ and -, like run or worker", o.dynoType)
 		}
+		if o.dyno != "" {
+			t, ok := dynoNameType(o.dyno)
+			switch {
+			case !ok:
+				return fmt.Errorf("--dyno %q: a dyno's name is its process type and a number from 1, like web.2", o.dyno)
+			case o.typeSet && o.dynoType != t:
+				return fmt.Errorf("--dyno %s with --type %s: a dyno's type is its name's; drop --type", o.dyno, o.dynoType)
+			}
+			o.dynoType = t
+		}
+		if o.release != "" {
+			if _, err := parseVersion(o.release); err != nil {
+				return fmt.Errorf("--release %w", err)
+			}
+		}
 	} else {
 		o.envFiles = splitEnvFiles(o.envFiles)
+		if o.release != "" || o.dyno != "" {
+			return fmt.Errorf("--release and --dyno name an app's release and dyno: give the app with -a APP")
+		}
 	}
 	if o.detached {
+		if o.release != "" || o.dyno != "" {
+			return fmt.Errorf("--release and --dyno with --detached: the daemon's one-offs run the current release as run.N; run attached")
+		}
 		if len(o.vars) > 0 {
 			return fmt.Errorf("-e with --detached: the daemon's one-offs take the app's config vars only; set them with dyno config:set, or run attached")
 		}
@@ -364,7 +401,7 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 	if err != nil {
 		return isolate.Spec{}, none, err
 	}
-	rel, err := release.Current(a.Name, s)
+	rel, err := runRelease(a, s, o.release)
 	if err != nil {
 		return isolate.Spec{}, none, err
 	}
@@ -383,7 +420,7 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 		hold.Close()
 		return isolate.Spec{}, none, err
 	}
-	c := release.OneOff(rel, commandLine(args), o.isolate.size, release.Options{BasePort: port, Env: varsMap(o.vars)})
+	c := release.OneOff(rel, commandLine(args), o.isolate.size, release.Options{BasePort: port, Env: varsMap(o.vars), Name: o.dyno})
 	spec, remove, err := attached.Spec(r, c)
 	if err != nil {
 		hold.Close()
@@ -393,6 +430,45 @@ func appOneOff(o runOptions, args []string, spawner *isolate.Spawner) (isolate.S
 		remove()
 		hold.Close()
 	}, nil
+}
+
+// runRelease is the release dyno run -a runs: the current one, or
+// version (--release vN) when it succeeded and has code.
+func runRelease(a *app.App, st *ledger.State, version string) (*ledger.Release, error) {
+	if version == "" {
+		return release.Current(a.Name, st)
+	}
+	v, err := parseVersion(version)
+	if err != nil {
+		return nil, fmt.Errorf("--release %w", err)
+	}
+	rel, err := a.Ledger.Release(v)
+	switch {
+	case errors.Is(err, ledger.ErrNoRelease):
+		return nil, fmt.Errorf("--release %s: %s has no v%d; dyno releases -a %s lists its releases", version, a.Name, v, a.Name)
+	case err != nil:
+		return nil, fmt.Errorf("--release %s: %w", version, err)
+	case rel.Status != ledger.StatusSucceeded:
+		return nil, fmt.Errorf("--release %s: v%d is %s, not a release that ran; pick one dyno releases -a %s lists as succeeded", version, v, rel.Status, a.Name)
+	case rel.Slug == "":
+		return nil, fmt.Errorf("--release %s: v%d has no code; pick one dyno releases -a %s lists with a deploy", version, v, a.Name)
+	}
+	return rel, nil
+}
+
+// dynoNameType returns the process type of a formation dyno's name,
+// TYPE.N with N from 1, as the daemon names them; ok is false for
+// anything else.
+func dynoNameType(name string) (typ string, ok bool) {
+	t, n, ok := strings.Cut(name, ".")
+	if !ok || !slug.ValidProcessType(t) {
+		return "", false
+	}
+	i, err := strconv.Atoi(n)
+	if err != nil || i < 1 || strconv.Itoa(i) != n {
+		return "", false
+	}
+	return t, true
 }
 
 // runDetached asks the daemon for a one-off run.N of the app's current

@@ -1,7 +1,7 @@
 // Package export describes one release of an app as what another engine
 // needs to run it the way dyno does: an OCI image (package slug/oci),
 // Kubernetes manifests (export/kubernetes) and systemd units
-// (export/systemd). A Plan is read from the app's ledger and dyno.toml
+// (export/units). A Plan is read from the app's ledger and dyno.toml
 // once, by the CLI, and each format is a pure function of it, so the
 // same release always exports the same bytes.
 package export

@@ -43,6 +43,10 @@ type Options struct {
 	// Env is set over the config vars of a one-off (dyno run -e), for
 	// that dyno alone.
 	Env map[string]string
+	// Name, when set, names a one-off instead of a new run.N: dyno run
+	// --dyno web.2, which a systemd unit runs in place of the daemon's
+	// web.2 (dyno export systemd), so that DYNO says what it would.
+	Name string
 }
 
 func (o Options) quota(size string) int64 {
@@ -132,11 +136,14 @@ func Command(rel *ledger.Release, line string) string {
 	return line
 }
 
-// OneOff is a new one-off dyno of rel, run.N, that runs command (see
+// OneOff is a new one-off dyno of rel, run.N (or o.Name), that runs command (see
 // Command) at size with rel's config vars and o.Env over them; what the
 // dyno manager sets (PORT, DYNO, HOME) stays its own.
 func OneOff(rel *ledger.Release, command, size string, o Options) supervisor.DynoConfig {
-	name := OneOffName()
+	name := o.Name
+	if name == "" {
+		name = OneOffName()
+	}
 	return supervisor.DynoConfig{
 		Name: name, Type: "run", Command: Command(rel, command), Dir: Dir,
 		Env: Env(rel, name, o.BasePort, o.Env), Port: o.BasePort,

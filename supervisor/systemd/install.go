@@ -51,16 +51,18 @@ func Install(path, unit string, force bool) (next []string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("install %s: %w", path, err)
 	}
-	if err := writeAtomic(path, []byte(unit), 0o644); err != nil {
+	if err := WriteAtomic(path, []byte(unit), 0o644); err != nil {
 		return nil, fmt.Errorf("install %s: %w", path, err)
 	}
 	return nextCommands(path, replaced), nil
 }
 
-// writeAtomic replaces path with a file holding data, with mode perm
+// WriteAtomic replaces path with a file holding data, with mode perm
 // (not masked by the umask), by way of a temporary file in the same
-// directory, which it removes again on failure.
-func writeAtomic(path string, data []byte, perm fs.FileMode) (err error) {
+// directory, which it removes again on failure. Install writes the
+// daemon's unit with it, and export/units the units of an exported app,
+// for the same reason: systemd may read a unit at any moment.
+func WriteAtomic(path string, data []byte, perm fs.FileMode) (err error) {
 	dir, name := filepath.Split(path)
 	f, err := os.CreateTemp(dir, "."+name+".*")
 	if err != nil {

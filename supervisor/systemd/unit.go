@@ -71,16 +71,16 @@ func Unit(o UnitOptions) string {
 	// The daemon runs directly, with no shell and no ExecStartPre= that
 	// stays behind, so that it is the only process in its cgroup; see
 	// Delegate= below.
-	w("ExecStart=%s daemon", quote(o.Binary))
+	w("ExecStart=%s daemon", Quote(o.Binary))
 	if o.Home != "" {
-		w("Environment=%s", quote("DYNO_HOME="+o.Home))
+		w("Environment=%s", Quote("DYNO_HOME="+o.Home))
 	}
 	if !o.User && o.RunAs != "" {
 		// systemd.exec(5), User= and Group=. With User= set, systemd
 		// also sets HOME, USER and LOGNAME, so dyno's defaults resolve
 		// as they would in that user's shell.
-		w("User=%s", quote(o.RunAs))
-		w("Group=%s", quote(o.RunAs))
+		w("User=%s", Quote(o.RunAs))
+		w("Group=%s", Quote(o.RunAs))
 		// The router listens on :80 and :443 on a server ([router]
 		// listen and tls_listen in dyno.toml), ports under 1024 that
 		// only CAP_NET_BIND_SERVICE may bind (capabilities(7)). As an
@@ -185,14 +185,15 @@ func UnitPath(user bool, environ []string, homeDir string) string {
 	return filepath.Join(homeDir, ".config", "systemd", "user", "dyno.service")
 }
 
-// quote returns s as one word of a unit file setting. Specifiers start
-// with '%' in every setting that quote is used for (systemd.unit(5),
+// Quote returns s as one word of a unit file setting. Specifiers start
+// with '%' in every setting that Quote is used for (systemd.unit(5),
 // "Specifiers"), so '%' is doubled. A word with blanks, quotes,
 // backslashes or control characters is put in double quotes, inside
 // which C escapes apply (systemd.service(5), "Command lines";
 // systemd.exec(5), Environment=). '$' needs nothing: the program of a
-// command line, the one word quote writes there, takes no variables.
-func quote(s string) string {
+// command line takes no variables, nor does Environment=; a caller that
+// quotes another word of a command line must keep '$' out of it.
+func Quote(s string) string {
 	s = strings.ReplaceAll(s, "%", "%%")
 	if s != "" && !strings.ContainsFunc(s, func(r rune) bool {
 		return r <= ' ' || r == 0x7f || r == '"' || r == '\'' || r == '\\'

@@ -135,8 +135,8 @@ func TestUnitQuoting(t *testing.T) {
 		"it's":                `"it's"`,
 		"\x01\x7f":            `"\x01\x7f"`,
 	} {
-		if got := quote(in); got != want {
-			t.Errorf("quote(%q) = %s, want %s", in, got, want)
+		if got := Quote(in); got != want {
+			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
 		}
 	}
 }
