@@ -67,6 +67,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -400,6 +401,32 @@ func FileNames(objs []Object) []string {
 	}
 	return names
 }
+
+// OwnFile reports whether a file called name that holds data is one an
+// export of app wrote, for some release: named as FileNames names them,
+// and an object labelled as app's and managed by dyno (another app's
+// name can start with app's). An export into a folder removes those that
+// it does not write again (a process type removed, the previous
+// release's Job), which kubectl apply -f DIR would otherwise apply.
+func OwnFile(app, name string, data []byte) bool {
+	num, rest, ok := strings.Cut(name, "-")
+	if !ok || len(num) < 2 || strings.Trim(num, "0123456789") != "" {
+		return false
+	}
+	kind, rest, ok := strings.Cut(rest, "-")
+	if !ok || !slices.Contains(kinds, kind) || !strings.HasSuffix(rest, ".yaml") {
+		return false
+	}
+	var obj metav1.PartialObjectMetadata
+	if yaml.Unmarshal(data, &obj) != nil {
+		return false
+	}
+	return strings.ToLower(obj.Kind) == kind && obj.Labels["app.kubernetes.io/name"] == app &&
+		obj.Labels["app.kubernetes.io/managed-by"] == "dyno"
+}
+
+// kinds are the kinds Manifests makes, as file names spell them.
+var kinds = []string{"secret", "job", "deployment", "service", "ingress"}
 
 // IsSecret reports whether obj holds config vars, whose file only its
 // owner should read.

@@ -282,3 +282,48 @@ func TestFileNamesWiden(t *testing.T) {
 		}
 	}
 }
+
+func TestOwnFile(t *testing.T) {
+	p := testPlan()
+	objs, err := Manifests(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := func(obj Object) []byte {
+		y, err := Marshal(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return y
+	}
+	for i, name := range FileNames(objs) {
+		if !OwnFile("shop", name, doc(objs[i])) {
+			t.Errorf("OwnFile(shop, %s) is false", name)
+		}
+	}
+	// Another app whose name starts with shop's: its files are its own.
+	p.App = "shop-admin"
+	other, err := Manifests(p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range FileNames(other) {
+		if OwnFile("shop", name, doc(other[i])) {
+			t.Errorf("OwnFile(shop, %s) of app shop-admin is true", name)
+		}
+	}
+	web := doc(objs[2])
+	for name, data := range map[string][]byte{
+		"20-deployment-shop-web.yml":      web,
+		"20-deployment-shop-web.yaml.bak": web,
+		"x0-deployment-shop-web.yaml":     web,
+		"0-deployment-shop-web.yaml":      web,
+		"20-service-shop-web.yaml":        web,                                                       // the name's kind is not the object's
+		"20-deployment-shop-web.yaml":     []byte("kind: Deployment\nmetadata:\n  name: shop-web\n"), // the user's own
+		"30-deployment-shop-x.yaml":       []byte("{not yaml"),
+	} {
+		if OwnFile("shop", name, data) {
+			t.Errorf("OwnFile(shop, %s) is true", name)
+		}
+	}
+}
