@@ -62,7 +62,7 @@ func decodeStrict(t *testing.T, doc []byte, v any) {
 	}
 }
 
-func TestManifests(t *testing.T) {
+func TestKubernetesManifests(t *testing.T) {
 	p := testPlan()
 	objs, err := Manifests(p, Options{})
 	if err != nil {
@@ -212,7 +212,7 @@ func TestManifests(t *testing.T) {
 
 // Without a web type or a release command there is no Service, Ingress
 // or Job; a given image is used as it is.
-func TestManifestsWorkerOnly(t *testing.T) {
+func TestKubernetesWorkerOnly(t *testing.T) {
 	p := testPlan()
 	delete(p.Release.ProcessTypes, "web")
 	delete(p.Release.ProcessTypes, "release")
@@ -232,7 +232,7 @@ func TestManifestsWorkerOnly(t *testing.T) {
 	}
 }
 
-func TestManifestsRefusals(t *testing.T) {
+func TestKubernetesRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		edit func(*export.Plan, *Options)
@@ -263,7 +263,7 @@ func TestManifestsRefusals(t *testing.T) {
 
 // Past ten objects the numbers widen so that name order stays apply
 // order.
-func TestFileNamesWiden(t *testing.T) {
+func TestKubernetesFileNamesWiden(t *testing.T) {
 	p := testPlan()
 	for _, t := range []string{"a1", "a2", "a3", "a4", "a5"} {
 		p.Release.ProcessTypes[t] = "x"
@@ -283,7 +283,7 @@ func TestFileNamesWiden(t *testing.T) {
 	}
 }
 
-func TestOwnFile(t *testing.T) {
+func TestKubernetesOwnFile(t *testing.T) {
 	p := testPlan()
 	objs, err := Manifests(p, Options{})
 	if err != nil {
