@@ -16,11 +16,16 @@
 //     release; it is not run again), an hour's deadline as on Heroku, and
 //     the hook annotations Helm (pre-install,pre-upgrade) and Argo CD
 //     (PreSync) understand, so either runs it first and stops on failure.
-//     Its name carries the version: each release runs its own phase once,
-//     and reapplying the same release's manifests does not run it again.
+//     Both run hooks again at each upgrade or sync, so a release command
+//     should be safe to repeat, as a migration tool's is. Its name
+//     carries the version, so that kubectl apply of the same release
+//     again leaves the finished Job alone rather than running it twice.
 //     With plain kubectl, apply the Secret and the Job first and wait for
 //     the Job (kubectl wait --for=condition=complete job/APP-release-vN)
-//     before the rest. It has the default size's memory.
+//     before the rest. It has the default size's memory. The Job needs
+//     the Secret, and Helm and Argo CD create hooks before everything
+//     else, so with a Job the Secret is a hook too, ordered before it;
+//     Helm then leaves it behind at helm uninstall, as it does hooks.
 //   - Deployment APP-TYPE per process type that forms dynos, with the
 //     formation's quantity as replicas (0 kept: a type scaled down stays
 //     known, as in dyno ps), the image's launcher running the type by
@@ -130,6 +135,7 @@ func Manifests(p *export.Plan, o Options) ([]Object, error) {
 
 	objs := []Object{b.secret()}
 	if p.ReleaseCommand() != "" {
+		objs[0].SetAnnotations(hook("-1"))
 		objs = append(objs, b.releaseJob())
 	}
 	web := false
@@ -283,14 +289,7 @@ func (b *builder) releaseJob() *batchv1.Job {
 	spec := b.podSpec(c)
 	spec.RestartPolicy = corev1.RestartPolicyNever
 	meta := b.meta(b.p.App+"-release-"+b.version, "release")
-	meta.Annotations = map[string]string{
-		"helm.sh/hook": "pre-install,pre-upgrade",
-		// A rerun of the same release replaces the Job rather than
-		// failing on its name.
-		"helm.sh/hook-delete-policy":            "before-hook-creation",
-		"argocd.argoproj.io/hook":               "PreSync",
-		"argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
-	}
+	meta.Annotations = hook("0")
 	return &batchv1.Job{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
 		ObjectMeta: meta,
@@ -302,6 +301,21 @@ func (b *builder) releaseJob() *batchv1.Job {
 				Spec:       spec,
 			},
 		},
+	}
+}
+
+// hook are the annotations that make an object a hook Helm and Argo CD
+// create before the release's other objects, weight ordering hooks
+// among themselves (lower first). A rerun of the same release replaces a
+// hook rather than failing on its name.
+func hook(weight string) map[string]string {
+	return map[string]string{
+		"helm.sh/hook":                          "pre-install,pre-upgrade",
+		"helm.sh/hook-weight":                   weight,
+		"helm.sh/hook-delete-policy":            "before-hook-creation",
+		"argocd.argoproj.io/hook":               "PreSync",
+		"argocd.argoproj.io/sync-wave":          weight,
+		"argocd.argoproj.io/hook-delete-policy": "BeforeHookCreation",
 	}
 }
 

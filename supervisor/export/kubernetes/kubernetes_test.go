@@ -102,6 +102,12 @@ func TestKubernetesManifests(t *testing.T) {
 	if sec.Kind != "Secret" || sec.APIVersion != "v1" || sec.Type != corev1.SecretTypeOpaque {
 		t.Errorf("secret: %s %s type %s", sec.APIVersion, sec.Kind, sec.Type)
 	}
+	// The Job reads the Secret, and hooks come first: the Secret is one
+	// too, ordered before the Job.
+	if sec.Annotations["helm.sh/hook"] != "pre-install,pre-upgrade" || sec.Annotations["argocd.argoproj.io/hook"] != "PreSync" ||
+		sec.Annotations["helm.sh/hook-weight"] != "-1" || sec.Annotations["argocd.argoproj.io/sync-wave"] != "-1" {
+		t.Errorf("secret annotations %v", sec.Annotations)
+	}
 	got := map[string]string{}
 	for k, v := range sec.Data {
 		got[k] = string(v)
@@ -116,6 +122,7 @@ func TestKubernetesManifests(t *testing.T) {
 		job.Spec.Template.Spec.RestartPolicy != corev1.RestartPolicyNever ||
 		job.Annotations["helm.sh/hook"] != "pre-install,pre-upgrade" ||
 		job.Annotations["argocd.argoproj.io/hook"] != "PreSync" ||
+		job.Annotations["helm.sh/hook-weight"] != "0" || job.Annotations["argocd.argoproj.io/sync-wave"] != "0" ||
 		job.Labels["app.kubernetes.io/component"] != "release" {
 		t.Errorf("job: %+v", job)
 	}
@@ -226,6 +233,9 @@ func TestKubernetesWorkerOnly(t *testing.T) {
 	want := []string{"00-secret-shop-config.yaml", "10-deployment-shop-worker.yaml"}
 	if got := FileNames(objs); !slices.Equal(got, want) {
 		t.Fatalf("files %q, want %q", got, want)
+	}
+	if a := objs[0].GetAnnotations(); len(a) != 0 {
+		t.Errorf("without a release Job the Secret is no hook: %v", a)
 	}
 	if img := objs[1].(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/shop@sha256:abcd" {
 		t.Errorf("image %s", img)
