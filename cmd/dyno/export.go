@@ -26,7 +26,7 @@ formation and sizes) in a form another engine runs: an OCI image archive
 run its dynos on this machine (export systemd). Nothing of the app changes.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newExportOCICommand(), newExportSystemdCommand())
+	cmd.AddCommand(newExportOCICommand(), newExportKubernetesCommand(), newExportSystemdCommand())
 	root.AddCommand(cmd)
 }
 
