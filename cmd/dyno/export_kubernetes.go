@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -110,6 +111,9 @@ func writeManifests(cmd *cobra.Command, dir, app string, objs []kubernetes.Objec
 func outputError(dir string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
 		return fmt.Errorf("-o %s: %w; give a folder you can write, or change its permissions", dir, err)
+	}
+	if errors.Is(err, syscall.ENOTDIR) {
+		return fmt.Errorf("-o %s: %w; give a folder for the manifests (it is made if missing)", dir, err)
 	}
 	return fmt.Errorf("-o %s: %w", dir, err)
 }

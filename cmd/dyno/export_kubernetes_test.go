@@ -256,6 +256,7 @@ func TestExportKubernetesBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.failLine(t, "-o "+file+" is not a folder; give a folder", "export", "kubernetes", "-a", "shop", "-o", file)
+	e.failLine(t, "not a directory; give a folder", "export", "kubernetes", "-a", "shop", "-o", filepath.Join(file, "k8s"))
 	// A folder of root's, which the unprivileged user cannot write.
 	locked := t.TempDir()
 	os.Chmod(locked, 0o755)

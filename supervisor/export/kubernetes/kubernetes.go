@@ -68,6 +68,7 @@
 package kubernetes
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -370,8 +371,11 @@ func Marshal(obj Object) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", kind(obj), obj.GetName(), err)
 	}
+	// Numbers stay as written: a float64 would round an int64 past 2^53.
+	dec := json.NewDecoder(bytes.NewReader(j))
+	dec.UseNumber()
 	var m map[string]any
-	if err := json.Unmarshal(j, &m); err != nil {
+	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("encode %s %s: %w", kind(obj), obj.GetName(), err)
 	}
 	delete(m, "status")
