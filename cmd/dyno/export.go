@@ -6,7 +6,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/dyno-run/dyno/isolate/cgroup"
-	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/daemon"
@@ -49,23 +48,13 @@ func loadPlan(f exportFlags) (*export.Plan, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rel *ledger.Release
-	if f.release == "" {
-		if st.Current == nil || st.Current.Slug == "" {
-			return nil, fmt.Errorf("%s has no release with code yet; deploy one first (git push dyno main, or dyno build -a %s)", a.Name, a.Name)
-		}
-		rel = st.Current
-	} else {
-		v, err := parseVersion(f.release)
-		if err != nil {
-			return nil, fmt.Errorf("--release %w", err)
-		}
-		if rel, err = a.Ledger.Release(v); err != nil {
-			return nil, fmt.Errorf("--release %s: %w; dyno releases -a %s lists them", f.release, err, a.Name)
-		}
-		if rel.Status != ledger.StatusSucceeded {
-			return nil, fmt.Errorf("--release %s: v%d is %s, not a release that ran; pick one dyno releases -a %s lists as succeeded", f.release, v, rel.Status, a.Name)
-		}
+	if f.release == "" && (st.Current == nil || st.Current.Slug == "") {
+		return nil, fmt.Errorf("%s has no release with code yet; deploy one first (git push dyno main, or dyno build -a %s)", a.Name, a.Name)
+	}
+	// The release asked for, checked as dyno run --release checks it.
+	rel, err := runRelease(a, st, f.release)
+	if err != nil {
+		return nil, err
 	}
 	h := a.Home()
 	sizes, err := cgroup.LoadSizes(h.SizesFile())

@@ -182,9 +182,17 @@ func TestExportOCIRunsUnderPodman(t *testing.T) {
 	if !listening {
 		t.Fatalf("web never said it listens")
 	}
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port))
-	if err != nil {
-		t.Fatal(err)
+	// go-hello says it listens just before it binds: the socket is the
+	// event, polled until it accepts.
+	var resp *http.Response
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		if resp, err = http.Get(fmt.Sprintf("http://127.0.0.1:%d/", port)); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
