@@ -1,8 +1,9 @@
 // Package kubernetes writes one release of an app (an export.Plan) as the
 // Kubernetes objects that run it as dyno and Heroku do, built from the
-// Kubernetes API's own types and serialised by sigs.k8s.io/yaml: keys
-// sorted, no timestamps, no status, so the same plan always gives the
-// same bytes.
+// subset of the Kubernetes API's types they use (types.go; the tests
+// decode every document strictly into the API's own) and serialised by
+// sigs.k8s.io/yaml: keys sorted, no timestamps, no status, so the same
+// plan always gives the same bytes.
 //
 // The objects, in the order they are applied:
 //
@@ -77,15 +78,6 @@ import (
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	batchv1 "k8s.io/api/batch/v1"
-	corev1 "k8s.io/api/core/v1"
-	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/dyno-run/dyno/ledger/app"
@@ -105,13 +97,6 @@ type Options struct {
 	// Image is the image reference the containers run; "" is the plan's
 	// APP:vN, as `dyno export oci` tags its archive.
 	Image string
-}
-
-// An Object is one manifest: a Kubernetes API object with its apiVersion,
-// kind and name set.
-type Object interface {
-	runtime.Object
-	metav1.Object
 }
 
 // Manifests returns the objects that run p, in the order they are
@@ -136,7 +121,7 @@ func Manifests(p *export.Plan, o Options) ([]Object, error) {
 
 	objs := []Object{b.secret()}
 	if p.ReleaseCommand() != "" {
-		objs[0].SetAnnotations(hook("-1"))
+		objs[0].header().Metadata.Annotations = hook("-1")
 		objs = append(objs, b.releaseJob())
 	}
 	web := false
@@ -163,8 +148,8 @@ func typeNames(p *export.Plan) (map[string]string, error) {
 		n := strings.ReplaceAll(strings.ToLower(t), "_", "-")
 		// The Deployment's name, APP-n, must be a DNS label too, for the
 		// pods' host names; the app's name is one already.
-		if errs := validation.IsDNS1123Label(p.App + "-" + n); len(errs) > 0 {
-			return nil, fmt.Errorf("process type %q cannot name a Kubernetes Deployment (%s-%s: %s); rename it in the Procfile to lower-case letters, digits and dashes, at most %d in all", t, p.App, n, errs[0], validation.DNS1123LabelMaxLength-len(p.App)-1)
+		if why := checkLabel(p.App + "-" + n); why != "" {
+			return nil, fmt.Errorf("process type %q cannot name a Kubernetes Deployment (%s-%s: %s); rename it in the Procfile to lower-case letters, digits and dashes, at most %d in all", t, p.App, n, why, labelMaxLength-len(p.App)-1)
 		}
 		if other, ok := by[n]; ok {
 			return nil, fmt.Errorf("process types %q and %q both become %s-%s in Kubernetes; rename one in the Procfile", other, t, p.App, n)
@@ -202,33 +187,31 @@ func (b *builder) selector(component string) map[string]string {
 	}
 }
 
-func (b *builder) meta(name, component string) metav1.ObjectMeta {
-	return metav1.ObjectMeta{Name: name, Labels: b.labels(component)}
+// header is the header of an object of kind, named name, of component.
+func (b *builder) header(apiVersion, kind, name, component string) Header {
+	return Header{APIVersion: apiVersion, Kind: kind, Metadata: ObjectMeta{Name: name, Labels: b.labels(component)}}
 }
 
-func (b *builder) secret() *corev1.Secret {
+func (b *builder) secret() *Secret {
 	data := make(map[string][]byte, len(b.p.Release.ConfigVars))
 	for k, v := range b.p.Release.ConfigVars {
 		data[k] = []byte(v)
 	}
-	return &corev1.Secret{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Secret"},
-		ObjectMeta: b.meta(b.configName(), "config"),
-		Type:       corev1.SecretTypeOpaque,
-		Data:       data,
+	return &Secret{
+		Header: b.header("v1", "Secret", b.configName(), "config"),
+		Type:   "Opaque",
+		Data:   data,
 	}
 }
 
 // container is the container that runs process type t of the release.
-func (b *builder) container(name, t string, size int64) corev1.Container {
-	c := corev1.Container{
-		Name:  name,
-		Image: b.image,
-		Args:  []string{t},
-		EnvFrom: []corev1.EnvFromSource{{
-			SecretRef: &corev1.SecretEnvSource{LocalObjectReference: corev1.LocalObjectReference{Name: b.configName()}},
-		}},
-		SecurityContext: &corev1.SecurityContext{
+func (b *builder) container(name, t string, size int64) Container {
+	c := Container{
+		Name:    name,
+		Image:   b.image,
+		Args:    []string{t},
+		EnvFrom: []EnvFromSource{{SecretRef: &SecretEnvSource{Name: b.configName()}}},
+		SecurityContext: &SecurityContext{
 			RunAsNonRoot:             new(true),
 			RunAsUser:                new(int64(ImageUser)),
 			RunAsGroup:               new(int64(ImageUser)),
@@ -238,10 +221,10 @@ func (b *builder) container(name, t string, size int64) corev1.Container {
 	// A size dyno.toml lacks (only the release Job's default can be)
 	// leaves the container unbounded rather than guessing one.
 	if size > 0 {
-		q := *resource.NewQuantity(size, resource.BinarySI)
-		c.Resources = corev1.ResourceRequirements{
-			Limits:   corev1.ResourceList{corev1.ResourceMemory: q},
-			Requests: corev1.ResourceList{corev1.ResourceMemory: q},
+		q := quantity(size)
+		c.Resources = &ResourceRequirements{
+			Limits:   map[string]string{"memory": q},
+			Requests: map[string]string{"memory": q},
 		}
 	}
 	return c
@@ -249,57 +232,55 @@ func (b *builder) container(name, t string, size int64) corev1.Container {
 
 // podSpec is the pod of one container, as a dyno: the stop timeout as
 // its grace period, no API token, no service links.
-func (b *builder) podSpec(c corev1.Container) corev1.PodSpec {
-	return corev1.PodSpec{
-		Containers:                    []corev1.Container{c},
+func (b *builder) podSpec(c Container) PodSpec {
+	return PodSpec{
+		Containers:                    []Container{c},
 		TerminationGracePeriodSeconds: new(int64(math.Ceil(b.p.StopTimeout.Seconds()))),
 		AutomountServiceAccountToken:  new(false),
 		EnableServiceLinks:            new(false),
 	}
 }
 
-func (b *builder) deployment(t, name string) *appsv1.Deployment {
+func (b *builder) deployment(t, name string) *Deployment {
 	c := b.container(name, t, b.p.Size(t).Memory)
 	// PORT is set for every type, as dyno and Heroku do; only web gets
 	// traffic on it.
-	c.Env = []corev1.EnvVar{{Name: "PORT", Value: fmt.Sprint(export.DefaultPort)}}
+	c.Env = []EnvVar{{Name: "PORT", Value: fmt.Sprint(export.DefaultPort)}}
 	if t == "web" {
-		c.Ports = []corev1.ContainerPort{{Name: "http", ContainerPort: export.DefaultPort, Protocol: corev1.ProtocolTCP}}
-		connect := corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromString("http")}}
+		c.Ports = []ContainerPort{{Name: "http", ContainerPort: export.DefaultPort, Protocol: "TCP"}}
+		connect := &TCPSocketAction{Port: "http"}
 		const period = 5
-		c.StartupProbe = &corev1.Probe{ProbeHandler: connect, PeriodSeconds: period, FailureThreshold: int32(bootTimeout.Seconds() / period)}
-		c.LivenessProbe = &corev1.Probe{ProbeHandler: connect}
-		c.ReadinessProbe = &corev1.Probe{ProbeHandler: connect}
+		c.StartupProbe = &Probe{TCPSocket: connect, PeriodSeconds: period, FailureThreshold: int32(bootTimeout.Seconds() / period)}
+		c.LivenessProbe = &Probe{TCPSocket: connect}
+		c.ReadinessProbe = &Probe{TCPSocket: connect}
 	}
-	return &appsv1.Deployment{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "apps/v1", Kind: "Deployment"},
-		ObjectMeta: b.meta(b.p.App+"-"+name, name),
-		Spec: appsv1.DeploymentSpec{
+	return &Deployment{
+		Header: b.header("apps/v1", "Deployment", b.p.App+"-"+name, name),
+		Spec: DeploymentSpec{
 			Replicas: new(int32(b.p.Formation[t].Quantity)),
-			Selector: &metav1.LabelSelector{MatchLabels: b.selector(name)},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: b.labels(name)},
-				Spec:       b.podSpec(c),
+			Selector: &LabelSelector{MatchLabels: b.selector(name)},
+			Template: PodTemplateSpec{
+				Metadata: ObjectMeta{Labels: b.labels(name)},
+				Spec:     b.podSpec(c),
 			},
 		},
 	}
 }
 
-func (b *builder) releaseJob() *batchv1.Job {
+func (b *builder) releaseJob() *Job {
 	c := b.container("release", "release", b.p.Sizes[app.DefaultSize].Memory)
 	spec := b.podSpec(c)
-	spec.RestartPolicy = corev1.RestartPolicyNever
-	meta := b.meta(b.p.App+"-release-"+b.version, "release")
-	meta.Annotations = hook("0")
-	return &batchv1.Job{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "batch/v1", Kind: "Job"},
-		ObjectMeta: meta,
-		Spec: batchv1.JobSpec{
+	spec.RestartPolicy = "Never"
+	h := b.header("batch/v1", "Job", b.p.App+"-release-"+b.version, "release")
+	h.Metadata.Annotations = hook("0")
+	return &Job{
+		Header: h,
+		Spec: JobSpec{
 			BackoffLimit:          new(int32(0)),
 			ActiveDeadlineSeconds: new(int64(release.PhaseLimit.Seconds())),
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: b.labels("release")},
-				Spec:       spec,
+			Template: PodTemplateSpec{
+				Metadata: ObjectMeta{Labels: b.labels("release")},
+				Spec:     spec,
 			},
 		},
 	}
@@ -320,68 +301,56 @@ func hook(weight string) map[string]string {
 	}
 }
 
-func (b *builder) service() *corev1.Service {
-	return &corev1.Service{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Service"},
-		ObjectMeta: b.meta(b.p.App+"-web", "web"),
-		Spec: corev1.ServiceSpec{
-			Type:     corev1.ServiceTypeClusterIP,
+func (b *builder) service() *Service {
+	return &Service{
+		Header: b.header("v1", "Service", b.p.App+"-web", "web"),
+		Spec: ServiceSpec{
+			Type:     "ClusterIP",
 			Selector: b.selector("web"),
-			Ports: []corev1.ServicePort{{
-				Name: "http", Port: 80, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP,
-			}},
+			Ports:    []ServicePort{{Name: "http", Port: 80, TargetPort: "http", Protocol: "TCP"}},
 		},
 	}
 }
 
-func (b *builder) ingress() (*networkingv1.Ingress, error) {
-	prefix := networkingv1.PathTypePrefix
-	backend := networkingv1.IngressBackend{Service: &networkingv1.IngressServiceBackend{
+func (b *builder) ingress() (*Ingress, error) {
+	prefix := "Prefix"
+	backend := IngressBackend{Service: &IngressServiceBackend{
 		Name: b.p.App + "-web",
-		Port: networkingv1.ServiceBackendPort{Name: "http"},
+		Port: ServiceBackendPort{Name: "http"},
 	}}
-	var rules []networkingv1.IngressRule
+	var rules []IngressRule
 	for _, h := range b.p.Hosts {
-		check := validation.IsDNS1123Subdomain
-		if strings.HasPrefix(h, "*.") {
-			check = validation.IsWildcardDNS1123Subdomain
+		if why := checkSubdomain(h, strings.HasPrefix(h, "*.")); why != "" {
+			return nil, fmt.Errorf("hostname %q cannot be an Ingress host (%s); remove it with dyno domains:remove %s -a %s, or set [router] domain in dyno.toml to a DNS name", h, why, h, b.p.App)
 		}
-		if errs := check(h); len(errs) > 0 {
-			return nil, fmt.Errorf("hostname %q cannot be an Ingress host (%s); remove it with dyno domains:remove %s -a %s, or set [router] domain in dyno.toml to a DNS name", h, errs[0], h, b.p.App)
-		}
-		rules = append(rules, networkingv1.IngressRule{
+		rules = append(rules, IngressRule{
 			Host: h,
-			IngressRuleValue: networkingv1.IngressRuleValue{HTTP: &networkingv1.HTTPIngressRuleValue{
-				Paths: []networkingv1.HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: backend}},
-			}},
+			HTTP: &HTTPIngressRuleValue{Paths: []HTTPIngressPath{{Path: "/", PathType: &prefix, Backend: backend}}},
 		})
 	}
-	return &networkingv1.Ingress{
-		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "Ingress"},
-		ObjectMeta: b.meta(b.p.App, "web"),
-		Spec:       networkingv1.IngressSpec{Rules: rules},
+	return &Ingress{
+		Header: b.header("networking.k8s.io/v1", "Ingress", b.p.App, "web"),
+		Spec:   IngressSpec{Rules: rules},
 	}, nil
 }
 
-// Marshal returns obj as one YAML document: keys sorted (it goes through
-// encoding/json's maps), and without the status every API type carries,
-// which is the cluster's to write.
+// Marshal returns obj as one YAML document, keys sorted (it goes through
+// encoding/json's maps).
 func Marshal(obj Object) ([]byte, error) {
 	j, err := json.Marshal(obj)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s %s: %w", kind(obj), obj.GetName(), err)
+		return nil, fmt.Errorf("encode %s %s: %w", kind(obj), name(obj), err)
 	}
 	// Numbers stay as written: a float64 would round an int64 past 2^53.
 	dec := json.NewDecoder(bytes.NewReader(j))
 	dec.UseNumber()
 	var m map[string]any
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("encode %s %s: %w", kind(obj), obj.GetName(), err)
+		return nil, fmt.Errorf("encode %s %s: %w", kind(obj), name(obj), err)
 	}
-	delete(m, "status")
 	y, err := yaml.Marshal(m)
 	if err != nil {
-		return nil, fmt.Errorf("encode %s %s: %w", kind(obj), obj.GetName(), err)
+		return nil, fmt.Errorf("encode %s %s: %w", kind(obj), name(obj), err)
 	}
 	return y, nil
 }
@@ -415,7 +384,7 @@ func FileNames(objs []Object) []string {
 	width := max(2, len(fmt.Sprint(10*(len(objs)-1))))
 	names := make([]string, len(objs))
 	for i, obj := range objs {
-		names[i] = fmt.Sprintf("%0*d-%s-%s.yaml", width, 10*i, strings.ToLower(kind(obj)), obj.GetName())
+		names[i] = fmt.Sprintf("%0*d-%s-%s.yaml", width, 10*i, strings.ToLower(kind(obj)), name(obj))
 	}
 	return names
 }
@@ -435,12 +404,13 @@ func OwnFile(app, name string, data []byte) bool {
 	if !ok || !slices.Contains(kinds, kind) || !strings.HasSuffix(rest, ".yaml") {
 		return false
 	}
-	var obj metav1.PartialObjectMetadata
+	var obj Header
 	if yaml.Unmarshal(data, &obj) != nil {
 		return false
 	}
-	return strings.ToLower(obj.Kind) == kind && obj.Labels["app.kubernetes.io/name"] == app &&
-		obj.Labels["app.kubernetes.io/managed-by"] == "dyno"
+	labels := obj.Metadata.Labels
+	return strings.ToLower(obj.Kind) == kind && labels["app.kubernetes.io/name"] == app &&
+		labels["app.kubernetes.io/managed-by"] == "dyno"
 }
 
 // kinds are the kinds Manifests makes, as file names spell them.
@@ -450,4 +420,6 @@ var kinds = []string{"secret", "job", "deployment", "service", "ingress"}
 // owner should read.
 func IsSecret(obj Object) bool { return kind(obj) == "Secret" }
 
-func kind(obj Object) string { return obj.GetObjectKind().GroupVersionKind().Kind }
+func kind(obj Object) string { return obj.header().Kind }
+
+func name(obj Object) string { return obj.header().Metadata.Name }

@@ -13,6 +13,8 @@ import (
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"sigs.k8s.io/yaml"
 
 	"github.com/dyno-run/dyno/isolate/cgroup"
@@ -234,10 +236,16 @@ func TestKubernetesWorkerOnly(t *testing.T) {
 	if got := FileNames(objs); !slices.Equal(got, want) {
 		t.Fatalf("files %q, want %q", got, want)
 	}
-	if a := objs[0].GetAnnotations(); len(a) != 0 {
+	if a := objs[0].header().Metadata.Annotations; len(a) != 0 {
 		t.Errorf("without a release Job the Secret is no hook: %v", a)
 	}
-	if img := objs[1].(*appsv1.Deployment).Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/shop@sha256:abcd" {
+	doc, err := Marshal(objs[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var d appsv1.Deployment
+	decodeStrict(t, doc, &d)
+	if img := d.Spec.Template.Spec.Containers[0].Image; img != "registry.example.com/shop@sha256:abcd" {
 		t.Errorf("image %s", img)
 	}
 }
@@ -334,6 +342,35 @@ func TestKubernetesOwnFile(t *testing.T) {
 	} {
 		if OwnFile("shop", name, data) {
 			t.Errorf("OwnFile(shop, %s) is true", name)
+		}
+	}
+}
+
+// quantity writes sizes as the API's own resource.Quantity does.
+func TestQuantityAsTheAPIWritesIt(t *testing.T) {
+	for _, n := range []int64{0, 1, 999, 1000, 1023, 1024, 1500, 1536, 2000, 512 * mib, 768000000, 2560 * mib, 14336 * mib, 1e9, 1<<40 + 1, 1 << 62, 123456789} {
+		want := resource.NewQuantity(n, resource.BinarySI).String()
+		if got := quantity(n); got != want {
+			t.Errorf("quantity(%d) = %s, the API writes %s", n, got, want)
+		}
+	}
+}
+
+// The names and hosts refused are those the API's validation refuses.
+func TestNamesAsTheAPIChecksThem(t *testing.T) {
+	for _, s := range []string{"shop-web", "a", "-a", "a-", "A", "a_b", "a.b", strings.Repeat("a", 63), strings.Repeat("a", 64), "9x", ""} {
+		if got, want := checkLabel(s) == "", len(validation.IsDNS1123Label(s)) == 0; got != want {
+			t.Errorf("checkLabel(%q) accepts: %v, the API's: %v", s, got, want)
+		}
+	}
+	for _, s := range []string{"shop.dyno.localhost", "www.shop.example.com", "*.shop.example.com", "10.0.0.1:80", "a..b", ".a", "a.", "UPPER.example", strings.Repeat("a.", 126) + "a", strings.Repeat("a.", 127) + "a", "*.", "*a.b", "a.*.b"} {
+		wild := strings.HasPrefix(s, "*.")
+		check := validation.IsDNS1123Subdomain
+		if wild {
+			check = validation.IsWildcardDNS1123Subdomain
+		}
+		if got, want := checkSubdomain(s, wild) == "", len(check(s)) == 0; got != want {
+			t.Errorf("checkSubdomain(%q) accepts: %v, the API's: %v", s, got, want)
 		}
 	}
 }
