@@ -5,14 +5,18 @@ import (
 	"fmt"
 	"os"
 	"sync"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 const (
 	// readBufSize is large enough that a dyno writing flat out is
 	// drained in big reads (some 800 lines of 80 bytes each), which keeps
-	// the supervisor's CPU per line low, and small enough that 200 dynos'
-	// buffers cost the daemon little (64 KiB is also a pipe's default).
+	// the supervisor's CPU per line low (64 KiB is also a pipe's
+	// default). A source holds one only while it reads and formats: an
+	// idle dyno's costs nothing (see run).
 	readBufSize = 64 << 10
 
 	// keepOut is the most formatted-output capacity a source keeps
@@ -37,6 +41,7 @@ type Source struct {
 	errR, errW     error
 
 	// Used only by the reading goroutine.
+	buf   *[]byte // the read buffer, from readBufs; nil while the pipe is empty
 	split Splitter
 	stamp stamp
 	out   []byte
@@ -102,37 +107,138 @@ func (s *Source) closeReader() error {
 	return s.errR
 }
 
+// readBufs are the sources' read buffers. Most dynos are idle most of
+// the time, and a reader blocked in read(2) would hold its buffer all
+// that time: 50 idle dynos held 3.2 MB, most of what dyno start kept. A
+// source gives its buffer back once its dyno has been quiet for
+// idleRelease, not at each empty pipe: 200 dynos writing in bursts then
+// churned 64 KiB buffers through the pool and the collector, and the
+// stalls cut lines at FlushDelay.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// idleRelease is how long a source keeps its read buffer after its
+// dyno's last output.
+const idleRelease = time.Second
+
+// errEOF is read's end of file, kept apart from the poller's errors.
+var errEOF = errors.New("EOF")
+
+// read waits until the pipe has data and reads it into s.buf, taken
+// from readBufs when the source has none. It waits through the runtime
+// poller (os.Pipe's read end is registered there), which honours the
+// read deadline, and takes a buffer only once there is data to read, so
+// a source that gave its buffer back waits on an idle dyno with none.
+func (s *Source) read(rc syscall.RawConn) (int, error) {
+	var n int
+	var rerr error
+	err := rc.Read(func(fd uintptr) bool {
+		n, rerr = s.readFD(fd)
+		return rerr != unix.EAGAIN // else wait for data
+	})
+	return s.result(n, rerr, err)
+}
+
+// readNow reads what the pipe holds now, without waiting: 0 and EAGAIN
+// when it is empty.
+func (s *Source) readNow(rc syscall.RawConn) (int, error) {
+	var n int
+	var rerr error
+	err := rc.Control(func(fd uintptr) { n, rerr = s.readFD(fd) })
+	return s.result(n, rerr, err)
+}
+
+// readFD is one read(2) of the pipe into s.buf.
+func (s *Source) readFD(fd uintptr) (int, error) {
+	taken := s.buf == nil
+	if taken {
+		s.buf = readBufs.Get().(*[]byte)
+	}
+	for {
+		n, err := unix.Read(int(fd), *s.buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err == unix.EAGAIN && taken {
+			// Nothing: a buffer taken for this read goes back; one
+			// kept since the last data stays until idleRelease.
+			s.release()
+		}
+		return n, err
+	}
+}
+
+// result turns a read's outcome into read's: the poller's error (the
+// deadline, or Close), read(2)'s, or errEOF.
+func (s *Source) result(n int, rerr, err error) (int, error) {
+	switch {
+	case err != nil:
+		return 0, err
+	case rerr != nil:
+		return 0, rerr
+	case n == 0:
+		return 0, errEOF
+	}
+	return n, nil
+}
+
+// release gives the read buffer back to readBufs.
+func (s *Source) release() {
+	if s.buf != nil {
+		readBufs.Put(s.buf)
+		s.buf = nil
+	}
+}
+
 // run reads the pipe until EOF or Close. It is the source's only
 // goroutine: the read deadline, not a timer goroutine, tells it when a
-// partial line has waited FlushDelay. Deadlines work because os.Pipe's
-// read end is registered with the runtime poller.
+// partial line has waited FlushDelay and when its dyno has been quiet
+// for idleRelease. Deadlines work because os.Pipe's read end is
+// registered with the runtime poller.
 func (s *Source) run() {
 	defer close(s.done)
 	defer s.closeReader()
-	buf := make([]byte, readBufSize)
+	defer s.release()
+	rc, err := s.r.SyscallConn()
+	if err != nil {
+		return
+	}
 	armed := false // a read deadline is set
 	for {
-		n, err := s.r.Read(buf)
-		if n > 0 {
-			s.consume(buf[:n])
-		}
+		n, err := s.read(rc)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			s.flushPartial()
-			s.r.SetReadDeadline(time.Time{})
-			armed = false
-			continue
+			// Quiet since the last read by the clock. But a reader run
+			// late (a loaded machine, a collection) may find the rest of
+			// the line already in the pipe: the dyno did not stall, so
+			// the line is not cut.
+			n, err = s.readNow(rc)
+			if err == unix.EAGAIN {
+				// It did stall: the partial line goes out as it is,
+				// and after idleRelease the buffer goes back.
+				s.flushPartial()
+				s.release()
+				s.r.SetReadDeadline(time.Time{})
+				armed = false
+				continue
+			}
+		}
+		if n > 0 {
+			s.consume((*s.buf)[:n])
 		}
 		if err != nil {
-			// io.EOF: every write end is closed. os.ErrClosed: Close.
+			// errEOF: every write end is closed. os.ErrClosed: Close.
 			// Anything else cannot be retried usefully either.
 			break
 		}
-		if s.split.Buffered() > 0 {
-			// Each read restarts the wait: the delay counts from the
-			// last data, not from the start of the line.
+		// Each read restarts the wait: the delays count from the last
+		// data, not from the start of the line.
+		switch {
+		case s.split.Buffered() > 0:
 			s.r.SetReadDeadline(time.Now().Add(s.m.flushDelay))
 			armed = true
-		} else if armed {
+		case s.buf != nil:
+			s.r.SetReadDeadline(time.Now().Add(idleRelease))
+			armed = true
+		case armed:
 			s.r.SetReadDeadline(time.Time{})
 			armed = false
 		}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -405,5 +406,90 @@ func TestOutputError(t *testing.T) {
 	}
 	if out.writes != 1 {
 		t.Errorf("output written %d times, want once: it failed the first time", out.writes)
+	}
+}
+
+// Sources of dynos gone quiet hold no read buffer: 200 sources that
+// each wrote a line end up holding a few kilobytes of heap, not the
+// 12.8 MB of one 64 KiB buffer each.
+func TestIdleSourcesHoldNoBuffer(t *testing.T) {
+	const n = 200
+	w := newSignalWriter()
+	m := New(w, Options{Format: FormatLogplex})
+	var sources []*Source
+	for i := range n {
+		s, err := m.Source(fmt.Sprintf("web.%d", i+1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		sources = append(sources, s)
+		fmt.Fprintf(s.Writer(), "line of web.%d\n", i+1)
+	}
+	for i := range n {
+		w.waitFor(t, fmt.Sprintf("line of web.%d\n", i+1))
+	}
+	heap := func() uint64 {
+		// Two collections: sync.Pool keeps what was put back for one.
+		runtime.GC()
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapInuse
+	}
+	held := uint64(n * readBufSize)
+	deadline := time.Now().Add(idleRelease + 10*time.Second)
+	for {
+		h := heap()
+		if h < held/4 {
+			t.Logf("heap in use %d kB once the %d sources went quiet", h>>10, n)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("heap in use %d kB %v after the sources' last line; %d buffers are %d kB", h>>10, idleRelease+10*time.Second, n, held>>10)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// A source that gave its buffer back reads again when its dyno does.
+	fmt.Fprintf(sources[0].Writer(), "again\n")
+	w.waitFor(t, "again\n")
+}
+
+// gateWriter holds its first Write until release is closed, as a slow
+// terminal or a loaded machine holds a source's goroutine.
+type gateWriter struct {
+	*signalWriter
+	once    sync.Once
+	blocked chan struct{}
+	release chan struct{}
+}
+
+func (g *gateWriter) Write(p []byte) (int, error) {
+	g.once.Do(func() {
+		close(g.blocked)
+		<-g.release
+	})
+	return g.signalWriter.Write(p)
+}
+
+// A source that gets to its pipe after the flush delay has passed, but
+// finds the rest of the line already there, does not cut the line: the
+// dyno never stalled, the reader was late.
+func TestLateReaderDoesNotCutALine(t *testing.T) {
+	g := &gateWriter{signalWriter: newSignalWriter(), blocked: make(chan struct{}), release: make(chan struct{})}
+	// A delay that has always passed by the next read.
+	m := New(g, Options{Format: FormatLogplex, FlushDelay: time.Nanosecond})
+	s, err := m.Source("web.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fmt.Fprint(s.Writer(), "first\npar")
+	<-g.blocked // the source is writing "first", holding "par"
+	fmt.Fprint(s.Writer(), "tial\n")
+	close(g.release)
+	g.waitFor(t, "tial\n")
+	if out := g.String(); !strings.Contains(out, "]: partial\n") {
+		t.Errorf("the line was cut:\n%s", out)
 	}
 }
