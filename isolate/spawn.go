@@ -768,6 +768,7 @@ func (d *Dyno) send(rec []byte) error {
 // Wait waits for the dyno to end and returns the app's status: its exit
 // code, or 128+N when signal N killed it.
 func (d *Dyno) Wait() (int, error) {
+	awaitExit(d.cmd.Process.Pid)
 	err := d.cmd.Wait()
 	d.sp.mu.Lock()
 	delete(d.sp.live, d.cmd.Process.Pid)
