@@ -13,6 +13,7 @@ import (
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/logmux"
+	"github.com/dyno-run/dyno/internal/memtrim"
 	"github.com/dyno-run/dyno/supervisor/project"
 	"github.com/dyno-run/dyno/supervisor/release"
 	"github.com/spf13/cobra"
@@ -185,6 +186,12 @@ func runStart(o startOptions, only []string) error {
 	policy := supervisor.DevRestartPolicy
 	policy.Max = time.Duration(o.backoffCap)
 	policy.Never = o.noRestart
+	// Once the dynos have started (and after each later burst of
+	// changes), dyno start gives back the pages start-up mapped.
+	trimmer := memtrim.NewTrimmer(memtrim.QuietPeriod)
+	trimCtx, stopTrim := context.WithCancel(context.Background())
+	defer stopTrim()
+	go trimmer.Run(trimCtx, nil)
 	m := supervisor.New(supervisor.Options{
 		Runner:      runner,
 		Logs:        logs,
@@ -192,6 +199,7 @@ func runStart(o startOptions, only []string) error {
 		BootTimeout: time.Duration(o.bootTimeout),
 		Restart:     policy,
 		ExitOnCrash: o.exitOnCrash,
+		OnChange:    trimmer.Kick,
 	}, formation)
 
 	sigs := make(chan os.Signal, 4)

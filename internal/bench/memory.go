@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dyno-run/dyno/internal/memtrim"
 )
 
 const (
@@ -128,6 +130,7 @@ type memResult struct {
 	ready   time.Duration // from start until all processes were up
 	self    memory        // the manager process
 	helpers []memory      // dyno: its dyno init processes
+	added   int64         // PSS of the manager and every process under it but the sleeps
 	odd     []string      // children that are not what they should be
 	stopped time.Duration // from the stop signal to the manager's exit
 	status  int           // the manager's exit status
@@ -142,7 +145,8 @@ func (b *bench) memory() {
 	}
 	fmt.Fprintf(b.out, "memory: %d idle processes (%s%s)\n", b.idle, idleCommand, how)
 	fmt.Fprintln(b.out, "  RSS counts shared pages (the binary, libraries) in every process; anon is private;")
-	fmt.Fprintln(b.out, "  PSS splits shared pages among their sharers, so PSS totals add up")
+	fmt.Fprintln(b.out, "  PSS splits shared pages among their sharers, so PSS totals add up;")
+	fmt.Fprintf(b.out, "  each manager is measured idle, %v after all its processes are up\n", restDelay)
 	dir, err := b.mkdirProcfile("memory", "idle", idleCommand)
 	if err != nil {
 		fmt.Fprintf(b.out, "  error: %v\n", err)
@@ -180,11 +184,7 @@ func (b *bench) memory() {
 
 	var all []peerTotal
 	if d.self.pss > 0 {
-		var sum int64
-		for _, h := range d.helpers {
-			sum += h.pss
-		}
-		all = append(all, peerTotal{"dyno start", d.self.pss + sum, ""})
+		all = append(all, peerTotal{"dyno start", d.added, ""})
 	}
 	peersDir, err := b.mkdirPeerProcfile("memory-peers", b.idle)
 	if err != nil {
@@ -202,14 +202,10 @@ func (b *bench) memory() {
 			all = append(all, peerTotal{name: p.name, why: "error, above"})
 			continue
 		}
-		var sum int64
-		for _, h := range r.helpers {
-			sum += h.pss
-		}
 		fmt.Fprintf(b.out, "  %s RSS %s (anon %s, PSS %s); %d helper processes, PSS %s\n",
-			p.name, mb(r.self.rss), mb(r.self.anon), mb(r.self.pss), len(r.helpers), mb(sum))
+			p.name, mb(r.self.rss), mb(r.self.anon), mb(r.self.pss), len(r.helpers), mb(r.added-r.self.pss))
 		b.reportLifecycle(p.name, p.sig.String(), r)
-		all = append(all, peerTotal{p.name, r.self.pss + sum, ""})
+		all = append(all, peerTotal{p.name, r.added, ""})
 	}
 	fmt.Fprintf(b.out, "  in all, %d idle processes: PSS of the manager and every process it adds (not the %d sleeps)\n", b.idle, b.idle)
 	for _, t := range all {
@@ -339,6 +335,7 @@ func (b *bench) measureDynoMemory(dir, formation string) (memResult, error) {
 	var r memResult
 	r.ready = time.Since(start)
 	pid := run.cmd.Process.Pid
+	atRest(run)
 
 	tree, err := descendants(pid)
 	if err != nil {
@@ -364,6 +361,9 @@ func (b *bench) measureDynoMemory(dir, formation string) (memResult, error) {
 	}
 	if len(r.helpers) != b.idle {
 		r.odd = append(r.odd, fmt.Sprintf("%d dyno init processes for %d dynos", len(r.helpers), b.idle))
+	}
+	if r.added, err = addedPSS(pid, r.self, tree); err != nil {
+		return memResult{}, err
 	}
 
 	if r.stopped, err = run.stop(syscall.SIGTERM); err != nil {
@@ -415,6 +415,10 @@ func (b *bench) measurePeerMemory(p peer, dir, peersDir, formation string) (memR
 	}
 	var r memResult
 	r.ready = time.Since(start)
+	atRest(run)
+	if tree, err = descendants(pid); err != nil {
+		return memResult{}, err
+	}
 	r.tree = len(tree)
 	if r.self, err = readMemory(pid); err != nil {
 		return memResult{}, err
@@ -429,12 +433,47 @@ func (b *bench) measurePeerMemory(p peer, dir, peersDir, formation string) (memR
 		}
 		r.helpers = append(r.helpers, m)
 	}
+	if r.added, err = addedPSS(pid, r.self, tree); err != nil {
+		return memResult{}, err
+	}
 	if r.stopped, err = run.stop(p.sig); err != nil {
 		return memResult{}, fmt.Errorf("stop %s: %w", p.name, err)
 	}
 	r.status = run.cmd.ProcessState.ExitCode()
 	r.left = reapSurvivors(tree)
 	return r, nil
+}
+
+// restDelay is how long after all its processes are up a manager is
+// measured: idle, as the comparison means, and past the quiet period
+// after which dyno gives back what start-up mapped (memtrim.QuietPeriod).
+const restDelay = memtrim.QuietPeriod + 3*time.Second
+
+// atRest waits restDelay, or until the manager exits.
+func atRest(run *idleRun) {
+	select {
+	case <-time.After(restDelay):
+	case <-run.exited:
+	}
+}
+
+// addedPSS is what a manager adds to the processes it runs, all told:
+// its own PSS (self) and that of every process under it that is not one
+// of the idle sleeps, however the manager names them, read at one time
+// so that pages they share are split among them alone.
+func addedPSS(pid int, self memory, tree []proc) (int64, error) {
+	sum := self.pss
+	for _, q := range tree {
+		if q.pid == pid || q.comm == "sleep" {
+			continue
+		}
+		m, err := readMemory(q.pid)
+		if err != nil {
+			return 0, err
+		}
+		sum += m.pss
+	}
+	return sum, nil
 }
 
 // reapSurvivors returns the processes of tree still running, after a

@@ -126,7 +126,10 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		Cycle:       max(d.cfg.Cycle, 0),
 		CycleJitter: d.cfg.CycleJitter,
 		NewPort:     d.allocPort,
-		OnChange:    r.routeState,
+		OnChange: func() {
+			r.routeState()
+			d.trimmer.Kick()
+		},
 	})
 	r.awake = time.Now()
 	// Asleep when the daemon stopped: it stays so, its dynos idle from

@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/memtrim"
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/isolate/cgroup"
 	"github.com/dyno-run/dyno/ledger/app"
@@ -253,6 +254,10 @@ type Daemon struct {
 
 	// services are the add-on servers the daemon runs (services.go).
 	services *services
+
+	// trimmer gives back what start-up and each burst of dyno changes
+	// mapped, once they are over (internal/memtrim).
+	trimmer *memtrim.Trimmer
 }
 
 func newDaemon(cfg Config) *Daemon {
@@ -264,6 +269,7 @@ func newDaemon(cfg Config) *Daemon {
 	}
 	d.runPhase = d.releasePhaseRunner
 	d.services = newServices(d)
+	d.trimmer = memtrim.NewTrimmer(memtrim.QuietPeriod)
 	return d
 }
 
@@ -339,6 +345,8 @@ func Run(ctx context.Context, cfg Config) error {
 	// systemd's start timeout (TimeoutStartSec=, 90 s).
 	d.services.boot()
 	d.services.awaitBoot(serviceBootWait)
+	go d.trimmer.Run(ctx, nil)
+	d.trimmer.Kick() // start-up itself, apps or none
 	d.loop(ctx, srv)
 	return nil
 }
