@@ -8,12 +8,12 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/memtrim"
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/supervisor"
 	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/logmux"
-	"github.com/dyno-run/dyno/internal/memtrim"
 	"github.com/dyno-run/dyno/supervisor/project"
 	"github.com/dyno-run/dyno/supervisor/release"
 	"github.com/spf13/cobra"
