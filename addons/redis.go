@@ -270,12 +270,20 @@ func (p *redisProvider) localAdmin(ctx context.Context) (*respConn, redisServer,
 	if out, err := exec.CommandContext(ctx, "redis-server", conf, "--daemonize", "yes").CombinedOutput(); err != nil {
 		return nil, srv, fmt.Errorf("redis: start redis-server %s: %w: %s", conf, err, strings.TrimSpace(string(out)))
 	}
-	// daemonize forks before the server listens: wait for it.
+	// daemonize forks before the server listens: wait for it, and for
+	// it to load its append-only file, during which it takes AUTH but
+	// answers other commands -LOADING.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		c, err := login()
 		if err == nil {
-			return c, srv, nil
+			if _, err = c.do("PING"); err == nil {
+				return c, srv, nil
+			}
+			c.Close()
+			if !strings.HasPrefix(err.Error(), "LOADING") {
+				return nil, srv, fmt.Errorf("redis: %w", err)
+			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
 			return nil, srv, fmt.Errorf("redis: redis-server did not answer on %s (see %s): %w", addr, filepath.Join(p.dir, "redis.log"), err)
