@@ -15,6 +15,8 @@ import (
 	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // A Base is the image's lower layers: the stack the slug runs on.
@@ -107,7 +109,7 @@ func HostBase(root string, paths []string, cacheDir string, progress func(string
 		os.Remove(tmp)
 		return nil, fmt.Errorf("keep base layer: %w", err)
 	}
-	if err := writeFileAtomic(metaPath, mb, 0o600); err != nil {
+	if err := fsutil.WriteFile(metaPath, mb, 0o600); err != nil {
 		return nil, err
 	}
 	// Older host layers are of a host that has changed since: one is
@@ -248,33 +250,6 @@ func copyHostFile(w io.Writer, path string, size int64, buf []byte) error {
 	}
 	if n != size {
 		return fmt.Errorf("read %s: it changed while it was exported (%d bytes of %d); export again", path, n, size)
-	}
-	return nil
-}
-
-// writeFileAtomic writes b to path through a temporary file beside it.
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Chmod(perm)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return nil
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/dyno-run/dyno/internal/fsutil"
 )
 
 // Install writes unit, the text of a unit file, to path, and returns the
@@ -51,55 +53,11 @@ func Install(path, unit string, force bool) (next []string, err error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("install %s: %w", path, err)
 	}
-	if err := WriteAtomic(path, []byte(unit), 0o644); err != nil {
-		return nil, fmt.Errorf("install %s: %w", path, err)
+	// Atomically: systemd may read a unit at any moment.
+	if err := fsutil.WriteFile(path, []byte(unit), 0o644); err != nil {
+		return nil, fmt.Errorf("install: %w", err)
 	}
 	return nextCommands(path, replaced), nil
-}
-
-// WriteAtomic replaces path with a file holding data, with mode perm
-// (not masked by the umask), by way of a temporary file in the same
-// directory, which it removes again on failure. Install writes the
-// daemon's unit with it, and export/units the units of an exported app,
-// for the same reason: systemd may read a unit at any moment.
-func WriteAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir, name := filepath.Split(path)
-	f, err := os.CreateTemp(dir, "."+name+".*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(data); err != nil {
-		return err
-	}
-	// CreateTemp makes the file 0600; systemd reads units as root, but
-	// `systemctl cat` and people read them as themselves.
-	if err := f.Chmod(perm); err != nil {
-		return err
-	}
-	// Sync before the rename, so that a crash cannot leave the new name
-	// on an empty file (rename(2) orders names, not data).
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	// And sync the directory, so that the rename itself survives one.
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }
 
 // nextCommands returns the commands that load and start the unit at path.

@@ -33,6 +33,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/supervisor/export"
 	"github.com/dyno-run/dyno/supervisor/project"
 	"github.com/dyno-run/dyno/supervisor/systemd"
@@ -107,7 +108,7 @@ func Units(p *export.Plan, o Options) ([]File, error) {
 }
 
 // Write writes files under dir, creating dir and the drop-in
-// directories, each file replaced atomically (systemd.WriteAtomic):
+// directories, each file replaced atomically (fsutil.WriteFile):
 // systemd may read units at any moment, and must see an old file or a
 // new one, never half of one. Files are 0644, as units are: systemd
 // reads them as root, people as themselves; they hold no secret.
@@ -117,8 +118,8 @@ func Write(dir string, files []File) error {
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			return fmt.Errorf("write %s: %w", path, err)
 		}
-		if err := systemd.WriteAtomic(path, f.Data, 0o644); err != nil {
-			return fmt.Errorf("write %s: %w", path, err)
+		if err := fsutil.WriteFile(path, f.Data, 0o644); err != nil {
+			return err
 		}
 	}
 	return nil
