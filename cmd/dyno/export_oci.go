@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/spf13/cobra"
 
+	"github.com/dyno-run/dyno/internal/fsutil"
 	"github.com/dyno-run/dyno/isolate"
 	"github.com/dyno-run/dyno/slug/oci"
 )
@@ -67,7 +69,7 @@ the same release gives the same digest every time.
 				ProcessTypes: p.Release.ProcessTypes, Base: b, Work: work,
 				Slug: func() (io.ReadCloser, error) { return h.Slugs().Open(p.Release.Slug) },
 			}
-			digest, size, err := writeArchive(out, work, im)
+			digest, size, err := writeArchive(out, im)
 			if err != nil {
 				return err
 			}
@@ -83,33 +85,23 @@ the same release gives the same digest every time.
 	return cmd
 }
 
-// writeArchive writes im to out through a temporary file in work, on the
-// same filesystem, renamed over out once whole.
-func writeArchive(out, work string, im *oci.Image) (string, int64, error) {
-	tmp := filepath.Join(work, "image.tar")
-	file, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+// writeArchive writes im to out as fsutil.WriteFrom writes a file: whole
+// or not at all.
+func writeArchive(out string, im *oci.Image) (string, int64, error) {
+	pr, pw := io.Pipe()
+	var digest v1.Hash
+	go func() {
+		var err error
+		digest, err = oci.Write(pw, im)
+		pw.CloseWithError(err)
+	}()
+	if err := fsutil.WriteFrom(out, pr, 0o644); err != nil {
+		pr.CloseWithError(err) // the writer stops at its next write
+		return "", 0, err
+	}
+	fi, err := os.Stat(out)
 	if err != nil {
-		return "", 0, fmt.Errorf("write %s: %w", out, err)
+		return "", 0, err
 	}
-	digest, err := oci.Write(file, im)
-	if err == nil {
-		err = file.Sync()
-	}
-	var size int64
-	if err == nil {
-		var fi os.FileInfo
-		if fi, err = file.Stat(); err == nil {
-			size = fi.Size()
-		}
-	}
-	if cerr := file.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return "", 0, fmt.Errorf("write %s: %w", out, err)
-	}
-	if err := os.Rename(tmp, out); err != nil {
-		return "", 0, fmt.Errorf("write %s: %w", out, err)
-	}
-	return digest.String(), size, nil
+	return digest.String(), fi.Size(), nil
 }
