@@ -257,9 +257,11 @@ func TestExportKubernetesBadInput(t *testing.T) {
 	}
 	e.failLine(t, "-o "+file+" is not a folder; give a folder", "export", "kubernetes", "-a", "shop", "-o", file)
 	e.failLine(t, "not a directory; give a folder", "export", "kubernetes", "-a", "shop", "-o", filepath.Join(file, "k8s"))
-	// A folder of root's, which the unprivileged user cannot write.
+	// A folder nobody but root may write: the unprivileged user the
+	// dyno runs as cannot, whether it owns the folder or not.
 	locked := t.TempDir()
-	os.Chmod(locked, 0o755)
+	os.Chmod(locked, 0o555)
+	t.Cleanup(func() { os.Chmod(locked, 0o755) })
 	e.failLine(t, "give a folder you can write", "export", "kubernetes", "-a", "shop", "-o", locked)
 	e.failLine(t, `--release "x" is not a release version`, "export", "kubernetes", "-a", "shop", "--release", "x")
 	e.failLine(t, `image reference "a b"`, "export", "kubernetes", "-a", "shop", "--image", "a b")
