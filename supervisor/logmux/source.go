@@ -213,7 +213,8 @@ func (s *Source) run() {
 			n, err = s.readNow(rc)
 			if err == unix.EAGAIN {
 				// It did stall: the partial line goes out as it is,
-				// and after idleRelease the buffer goes back.
+				// and, quiet for FlushDelay or for idleRelease, the
+				// source gives its buffer back.
 				s.flushPartial()
 				s.release()
 				s.r.SetReadDeadline(time.Time{})
