@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +198,15 @@ func TestAPILogSessionOverTCP(t *testing.T) {
 	}
 	c := trustingClient(t, td.home.Dir)
 	a, _ := td.d.app("web")
+	// web.1's start lines first, or one could land after the test's and
+	// be the last line a session reads. (The fake dyno binds no port, so
+	// nothing more comes before the boot timeout.)
+	td.eventually("web.1's start stored", func() bool {
+		lines, err := logstore.Read(a.app.LogsDir(), logstore.Filter{}, 100)
+		return err == nil && slices.ContainsFunc(lines, func(l logstore.Line) bool {
+			return strings.Contains(l.Text, "Starting process with command")
+		})
+	})
 	if err := logstore.AppendLines(a.app.LogsDir(), "app", "api", time.Now(), "first line", "second line"); err != nil {
 		t.Fatal(err)
 	}
