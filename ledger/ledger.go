@@ -99,6 +99,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -597,4 +598,38 @@ func osUserName() string {
 		return name
 	}
 	return strconv.Itoa(os.Getuid())
+}
+
+// Since returns the committed records of the given types (every type
+// when none is given) made at or after t, oldest first. It reads
+// backwards from the end and stops at the first record older than t:
+// Append stamps records with the time it seals them, so the file is in
+// time order but for a clock stepped back, whose records it may stop
+// early at. The dashboard draws its markers (releases, scale changes,
+// maintenance) from it.
+func (l *Ledger) Since(t time.Time, types ...string) ([]Record, error) {
+	var recs []Record
+	err := l.read(func(w *walker) error {
+		for {
+			e, ok, err := w.next()
+			if err != nil || !ok {
+				return err
+			}
+			rec, err := e.record()
+			if err != nil {
+				return err
+			}
+			if rec.Time.Before(t) {
+				return nil
+			}
+			if len(types) == 0 || slices.Contains(types, rec.Type) {
+				recs = append(recs, *rec)
+			}
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	slices.Reverse(recs)
+	return recs, nil
 }

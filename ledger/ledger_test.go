@@ -731,3 +731,46 @@ func TestAppendSweepsStrayTemps(t *testing.T) {
 	}
 	mustVerify(t, l)
 }
+
+func TestSinceStopsAtOlderRecords(t *testing.T) {
+	l, err := Create(filepath.Join(t.TempDir(), "ledger.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendOne := func(typ string) {
+		t.Helper()
+		_, err := l.Append(func(s *State) ([]Record, error) {
+			rec := Record{Type: typ}
+			switch typ {
+			case TypeFormation:
+				rec.Formation = Formation{"web": {Quantity: s.Seq, Size: "basic"}}
+			case TypeMaintenance:
+				on := true
+				rec.Maintenance = &on
+			}
+			return []Record{rec}, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	appendOne(TypeFormation)
+	appendOne(TypeMaintenance)
+	all, err := l.Since(time.Time{})
+	if err != nil || len(all) != 2 {
+		t.Fatalf("Since(zero) = %d records, %v; want 2", len(all), err)
+	}
+	mid := all[1].Time
+	appendOne(TypeFormation)
+	got, err := l.Since(mid, TypeFormation)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Seq != 3 {
+		t.Fatalf("Since(second record's time, formation) = %+v; want record 3 alone", got)
+	}
+	got, err = l.Since(time.Now().Add(time.Hour))
+	if err != nil || len(got) != 0 {
+		t.Fatalf("Since(future) = %+v, %v; want none", got, err)
+	}
+}

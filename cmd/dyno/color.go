@@ -2,11 +2,11 @@ package main
 
 import (
 	"bytes"
-	"hash/fnv"
 	"io"
 	"os"
 	"regexp"
 
+	"github.com/dyno-run/dyno/supervisor/logstore"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 )
@@ -46,8 +46,8 @@ const (
 	sgrMagenta = "\x1b[35m"
 )
 
-// dynoPalette is the colours dyno names are given in logs: no red, which
-// says error.
+// dynoPalette is the colours dyno names are given in logs
+// (logstore.Colors of them, in its order): no red, which says error.
 var dynoPalette = []string{"\x1b[36m", "\x1b[33m", "\x1b[32m", "\x1b[35m", "\x1b[34m", "\x1b[96m", "\x1b[93m", "\x1b[92m", "\x1b[95m", "\x1b[94m"}
 
 func (c colors) paint(sgr, s string) string {
@@ -84,9 +84,7 @@ func (c colors) state(s string) string {
 // dyno paints text in the colour of the dyno name: always the same for
 // the same name, in this run and the next.
 func (c colors) dyno(name, text string) string {
-	h := fnv.New32a()
-	h.Write([]byte(name))
-	return c.paint(dynoPalette[h.Sum32()%uint32(len(dynoPalette))], text)
+	return c.paint(dynoPalette[logstore.ColorOf(name)], text)
 }
 
 // logHeader is a Logplex line's "time source[dyno]:" part.

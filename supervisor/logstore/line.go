@@ -2,6 +2,7 @@ package logstore
 
 import (
 	"bytes"
+	"hash/fnv"
 	"strings"
 	"time"
 )
@@ -154,3 +155,18 @@ func (f Filter) matchFields(l *fields) bool {
 // stampLayout is how Logplex writes times: microseconds and a numeric
 // offset, "+00:00" rather than "Z" for UTC.
 const stampLayout = "2006-01-02T15:04:05.000000-07:00"
+
+// Colors is how many colours dyno names are given in logs: the CLI's
+// terminal palette and the dashboard's log pane both have this many,
+// in the same order (cyan, yellow, green, magenta, blue, then each
+// bright).
+const Colors = 10
+
+// ColorOf is the colour a dyno's lines get in logs, an index into such
+// a palette: always the same for the same name, in every run and in
+// both places.
+func ColorOf(dyno string) int {
+	h := fnv.New32a()
+	h.Write([]byte(dyno))
+	return int(h.Sum32() % Colors)
+}
