@@ -53,6 +53,8 @@ type App struct {
 	// lastRequest is when a request last came for the app, in unix
 	// nanoseconds: the daemon puts an idle eco app to sleep by it.
 	lastRequest atomic.Int64
+	// traffic counts the app's requests for the dashboard.
+	traffic traffic
 	// waker is called when a request comes while the app sleeps; it
 	// must not block. Set once, before the app is routed to.
 	waker func()

@@ -1113,20 +1113,27 @@ func statusText(status int) string {
 
 // done writes the request's log line.
 func (c *conn) done() {
-	if c.app == nil || c.r.cfg.Journal == nil {
+	if c.app == nil {
+		return
+	}
+	service := time.Duration(-1)
+	if !c.sent.IsZero() && c.backend.Dyno != "" {
+		service = time.Since(c.sent)
+	}
+	c.app.traffic.count(c.code, c.status, service)
+	if c.r.cfg.Journal == nil {
+		c.sent = time.Time{}
 		return
 	}
 	head := c.in[c.r0:c.r1]
 	l := &c.line
 	*l = LogLine{Code: c.code, Cause: c.cause, Method: str(c.req.Method.In(head)), Path: str(c.req.Target.In(head)),
-		Host: str(c.req.Host.In(head)), Dyno: c.backend.Dyno, Connect: c.connect, Service: -1,
+		Host: str(c.req.Host.In(head)), Dyno: c.backend.Dyno, Connect: c.connect,
 		Status: c.status, Bytes: c.bytes, Protocol: c.fwd.Proto}
 	if len(c.meta) > 0 {
 		l.RequestID, l.Fwd = str(c.meta[:c.metaID]), str(c.meta[c.metaID:])
 	}
-	if !c.sent.IsZero() && c.backend.Dyno != "" {
-		l.Service = time.Since(c.sent)
-	}
+	l.Service = service
 	c.out = c.r.log(c.app, l, c.out)
 	c.sent = time.Time{}
 }

@@ -1,0 +1,43 @@
+package router
+
+import (
+	"testing"
+	"time"
+)
+
+func TestLatencyBucket(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want int
+	}{
+		{0, 0}, {time.Millisecond, 0}, {time.Millisecond + 1, 1}, {5 * time.Millisecond, 3},
+		{999 * time.Millisecond, 17}, {time.Second, 17}, {10 * time.Second, 22}, {time.Hour, LatencyBuckets - 1},
+	} {
+		if got := latencyBucket(c.d); got != c.want {
+			t.Errorf("latencyBucket(%v) = %d, want %d", c.d, got, c.want)
+		}
+		if b := LatencyBound(c.want); b >= 0 && c.d > b {
+			t.Errorf("%v is over its bucket's bound %v", c.d, b)
+		}
+	}
+}
+
+func TestTakeTrafficCountsAndResets(t *testing.T) {
+	a := NewApp("web", time.Now)
+	a.traffic.count(OK, 200, 3*time.Millisecond)
+	a.traffic.count(OK, 404, 40*time.Millisecond)
+	a.traffic.count(H12, 503, -1)
+	got := a.TakeTraffic()
+	if got.Requests != 3 || got.Classes[1] != 1 || got.Classes[3] != 1 || got.Classes[4] != 1 {
+		t.Errorf("requests %d, classes %v; want 3, one 2xx, one 4xx, one 5xx", got.Requests, got.Classes)
+	}
+	if got.Codes[H12] != 1 || got.Codes[OK] != 0 {
+		t.Errorf("codes %v; want one H12 and no OK counted", got.Codes)
+	}
+	if got.Latency[2] != 1 || got.Latency[9] != 1 {
+		t.Errorf("latency %v; want one in bucket 2 (3 ms) and one in 9 (<=50 ms), the H12 in none", got.Latency)
+	}
+	if again := a.TakeTraffic(); again.Requests != 0 || again.Latency[2] != 0 {
+		t.Errorf("second take %+v; want zero", again)
+	}
+}
