@@ -82,6 +82,14 @@ func (a *App) ledgerPath() string { return filepath.Join(a.Dir, "ledger.jsonl") 
 // it (a toolchain a buildpack would otherwise download).
 func (a *App) CacheDir() string { return filepath.Join(a.Dir, "cache") }
 
+// ReservedName is the one name no app may take: dashboard.DOMAIN is
+// the dashboard's address on the router (supervisor/dashboard.Host).
+const ReservedName = "dashboard"
+
+// MetricsDir is where the daemon keeps the app's metrics for the
+// dashboard: fixed-size files (supervisor/appmetrics).
+func (a *App) MetricsDir() string { return filepath.Join(a.Dir, "metrics") }
+
 // LogsDir holds the app's stored logs.
 func (a *App) LogsDir() string { return filepath.Join(a.Dir, "logs") }
 
@@ -108,6 +116,9 @@ var ErrExists = errors.New("already exists")
 func (h Home) Create(name, user string) (*App, error) {
 	if err := ValidName(name); err != nil {
 		return nil, err
+	}
+	if name == ReservedName {
+		return nil, fmt.Errorf("the name %s is the dashboard's: the router serves it at %s.DOMAIN; pick another name", name, name)
 	}
 	a := h.app(name)
 	if err := os.MkdirAll(h.appsDir(), 0o700); err != nil {

@@ -116,7 +116,23 @@ type Store struct {
 	// above is the dynos over their quota at the last sample: R14 is
 	// marked when a dyno goes over, not every 10 s while it stays.
 	above  map[string]bool
+	// now is each dyno's last reading: its memory and share of a CPU.
+	now    map[string]reading
 	events *events
+	closed bool
+}
+
+type reading struct {
+	memory int64
+	cpu    float64
+}
+
+// Now is dyno name's memory and share of a CPU at the last sample.
+func (s *Store) Now(name string) (memory int64, cpu float64, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.now[name]
+	return r.memory, r.cpu, ok
 }
 
 type cpuReading struct {
@@ -134,13 +150,18 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Store{dir: dir, files: map[string]*rrd.File{}, last: map[string]cpuReading{}, above: map[string]bool{}, events: ev}, nil
+	return &Store{dir: dir, files: map[string]*rrd.File{}, last: map[string]cpuReading{}, above: map[string]bool{},
+		now: map[string]reading{}, events: ev}, nil
 }
 
 // Close closes the files.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
 	var errs []error
 	for _, f := range s.files {
 		errs = append(errs, f.Close())
@@ -169,6 +190,9 @@ func (s *Store) file(name string, sc rrd.Schema) (*rrd.File, error) {
 func (s *Store) Record(t time.Time, dynos []Dyno, traffic router.Traffic) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil // the app was destroyed while its sample was taken
+	}
 	var errs []error
 	type agg struct {
 		n                  int
@@ -190,6 +214,7 @@ func (s *Store) Record(t time.Time, dynos []Dyno, traffic router.Traffic) error 
 			continue
 		}
 		cpu := float64(d.CPU-prev.cpu) / float64(t.Sub(prev.at))
+		s.now[d.Name] = reading{d.Memory, cpu}
 		a := types[d.Type]
 		if a == nil {
 			a = &agg{}
@@ -223,6 +248,7 @@ func (s *Store) Record(t time.Time, dynos []Dyno, traffic router.Traffic) error 
 		if !seen[name] {
 			delete(s.last, name)
 			delete(s.above, name)
+			delete(s.now, name)
 		}
 	}
 	for typ, a := range types {
@@ -267,6 +293,9 @@ type Event struct {
 func (s *Store) AddEvent(e Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	return s.events.add(e)
 }
 
@@ -274,6 +303,9 @@ func (s *Store) AddEvent(e Event) error {
 func (s *Store) Events(from time.Time) ([]Event, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil
+	}
 	return s.events.since(from)
 }
 
@@ -282,6 +314,9 @@ func (s *Store) Events(from time.Time) ([]Event, error) {
 func (s *Store) Sweep(now time.Time) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	ents, err := os.ReadDir(s.dir)
 	if err != nil {
 		return fmt.Errorf("sweep metrics %s: %w", s.dir, err)
@@ -337,6 +372,9 @@ func (s *Store) Read(step time.Duration, from, to time.Time) (*Series, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := &Series{Types: map[string]TypeSeries{}}
+	if s.closed {
+		return out, nil
+	}
 	f, err := s.file("app", appSchema())
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -185,8 +186,8 @@ func (d *Daemon) patchApp(w http.ResponseWriter, r *http.Request, a *appRun) {
 	if !ok {
 		return
 	}
-	changed, err := a.app.SetMaintenance(on, user)
-	if !d.switched(w, a, changed, err, app.MaintenanceEvent(on), user) {
+	if _, err := a.setMaintenance(on, user); err != nil {
+		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)
 		return
 	}
 	d.getApp(w, r, a)
@@ -528,14 +529,11 @@ func (d *Daemon) patchFormation(w http.ResponseWriter, r *http.Request, a *appRu
 		decodeError(w, err)
 		return
 	}
-	f, err := a.app.ApplyScale(changes, slices.Sorted(maps.Keys(a.sizes)), user)
+	f, err := a.scale(changes, user)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
 		return
 	}
-	_, scaled := app.FormationText(f)
-	a.logs.Line("api", []byte("Scaled to "+scaled+" by user "+user))
-	d.Nudge()
 	st, _ := a.app.Ledger.State()
 	writeJSON(w, http.StatusOK, FormationJSON(f, st.Current))
 }
@@ -655,7 +653,11 @@ func (d *Daemon) createAttached(w http.ResponseWriter, r *http.Request, a *appRu
 }
 
 func (d *Daemon) restartDynos(w http.ResponseWriter, r *http.Request, a *appRun) {
-	if err := a.sup.Restart(r.PathValue("dyno")); err != nil {
+	user, ok := apiUser(w, r)
+	if !ok {
+		return
+	}
+	if err := a.restart(r.PathValue("dyno"), user); err != nil {
 		writeError(w, http.StatusNotFound, "not_found", "%v", err)
 		return
 	}
@@ -816,25 +818,42 @@ func (d *Daemon) logStream(w http.ResponseWriter, r *http.Request, a *appRun) {
 		rc.SetWriteDeadline(time.Now().Add(d.cfg.WriteTimeout))
 		flusher.Flush()
 	}
-	poll := time.NewTicker(logPoll)
-	defer poll.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case _, ok := <-wake.Lines():
-			if !ok {
-				return
-			}
-		case <-poll.C:
-		}
-		lines, err := cur.Next()
-		if !send(lines) || err != nil {
-			return
-		}
-	}
+	followLogs(r.Context(), wake, cur, 0, send)
 }
 
 // logPoll is how often a log stream looks for lines that other
 // processes appended to the store.
 const logPoll = 250 * time.Millisecond
+
+// followLogs gives send the lines stored after cur's position as they
+// come, until ctx ends, the app's hub closes (wake, its subscription),
+// send returns false or the store fails. The hub wakes it when this
+// daemon writes a line; lines other processes append are found at the
+// next poll. With keepAlive > 0, send gets no lines when none have
+// come for that long, so that a stream can show it is alive.
+func followLogs(ctx context.Context, wake *logstore.Tail, cur *logstore.Cursor, keepAlive time.Duration, send func([]logstore.Line) bool) error {
+	poll := time.NewTicker(logPoll)
+	defer poll.Stop()
+	var quiet time.Duration
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case _, ok := <-wake.Lines():
+			if !ok {
+				return nil
+			}
+		case <-poll.C:
+		}
+		lines, err := cur.Next()
+		if len(lines) == 0 && err == nil {
+			if quiet += logPoll; keepAlive <= 0 || quiet < keepAlive {
+				continue
+			}
+		}
+		quiet = 0
+		if !send(lines) || err != nil {
+			return err
+		}
+	}
+}

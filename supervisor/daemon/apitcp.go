@@ -24,6 +24,9 @@ import (
 // through a tunnel. The unix socket needs neither: its 0600 mode is its
 // access control.
 
+// dashboardPath is where the API's listener serves the dashboard.
+const dashboardPath = "/dashboard"
+
 // apiTCP is the API's TCP listener and its HTTP server.
 type apiTCP struct {
 	d      *Daemon
@@ -72,7 +75,17 @@ func (d *Daemon) startAPI() error {
 		// (Node's tls.connect offers none).
 		NextProtos: []string{"http/1.1"},
 	}
-	t.srv = d.serverFor(withTLSState(requireToken(tokens, d.gitHTTP(d.routes()))))
+	// The dashboard signs browsers in with the token itself (a form,
+	// then a cookie), so it goes before requireToken.
+	mux := http.NewServeMux()
+	mux.Handle("/", requireToken(tokens, d.gitHTTP(d.routes())))
+	if dash, err := d.dashboardServer(dashboardPath); err != nil {
+		d.logf("api: %v; the dashboard is off", err)
+	} else {
+		mux.Handle(dashboardPath+"/", dash)
+		mux.Handle(dashboardPath, dash)
+	}
+	t.srv = d.serverFor(withTLSState(mux))
 	// The listener hands http.Server a connection that has been peeked
 	// at (tlsListener.handshake), not the *tls.Conn, so the server
 	// cannot fill in Request.TLS itself: the state goes through the

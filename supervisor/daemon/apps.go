@@ -16,6 +16,8 @@ import (
 	"github.com/dyno-run/dyno/ledger/app"
 	"github.com/dyno-run/dyno/slug"
 	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/appmetrics"
+	"github.com/dyno-run/dyno/supervisor/dashboard"
 	"github.com/dyno-run/dyno/supervisor/drain"
 	"github.com/dyno-run/dyno/supervisor/logmux"
 	"github.com/dyno-run/dyno/supervisor/logstore"
@@ -75,6 +77,12 @@ type appRun struct {
 	awake  time.Time
 	waking atomic.Bool
 
+	// metrics is the app's metrics store (nil when it could not be
+	// opened: the daemon's log says why); live, its open dashboard
+	// pages (dashboard.go).
+	metrics *appmetrics.Store
+	live    *live
+
 	// attached are heroku run's run.N (attach.go), by name, under mu;
 	// attachedWG counts them until each has ended.
 	attached   map[string]*attachedDyno
@@ -100,7 +108,11 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		return nil, err
 	}
 	r = &appRun{d: d, name: name, app: a, sizes: sizes, store: store, hub: logstore.NewHub(),
-		route: router.NewApp(name, time.Now), drains: d.newDrains(name)}
+		route: router.NewApp(name, time.Now), drains: d.newDrains(name), live: newLive()}
+	if r.metrics, err = appmetrics.Open(a.MetricsDir()); err != nil {
+		// The dynos run without it; the dashboard draws no charts.
+		d.logf("%s: %v", name, err)
+	}
 	r.logs = logmux.New(io.MultiWriter(store, r.hub, r.drains), logmux.Options{Format: logmux.FormatLogplex})
 	ids, _, err := supervisor.AppIDs(d.cfg.Home.Dir, name, d.cfg.Home.Holds)
 	if err != nil {
@@ -128,6 +140,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		NewPort:     d.allocPort,
 		OnChange: func() {
 			r.routeState()
+			r.dynosChanged()
 			d.trimmer.Kick()
 		},
 	})
@@ -216,6 +229,7 @@ func (r *appRun) look() error {
 	if st.Seq == r.seq {
 		return nil
 	}
+	defer r.notify(dashboard.ChangeRelease)
 	// The router's view, whatever becomes of the release below; and
 	// the drains, which carry the app's lines with or without one.
 	r.domains, r.certs = st.Domains, st.Certs
@@ -420,6 +434,7 @@ func (r *appRun) close() {
 	r.sup.Shutdown()
 	attachedDone.Wait()
 	r.hub.Close() // ends the app's log tails
+	r.closeLive()
 	// After the dynos: their last lines reach the drains too.
 	r.closeDrains()
 	if r.d.spawner != nil {
@@ -429,6 +444,9 @@ func (r *appRun) close() {
 	defer r.mu.Unlock()
 	r.slug.Close()
 	r.store.Close()
+	if r.metrics != nil {
+		r.metrics.Close()
+	}
 }
 
 // allocPort hands out ports from 20000 to 29999 in turn, skipping any

@@ -339,8 +339,12 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	if cfg.Router.Listen != "" || cfg.Router.TLSListen != "" {
 		d.routing = newRouting(d)
+		if err := d.routing.serveDashboard(); err != nil {
+			d.logf("%v; the dashboard is off", err)
+		}
 		d.routing.start(cfg.Router.Listen, cfg.Router.TLSListen)
 	}
+	go d.sampleMetrics(ctx)
 	// The add-on servers come up before the apps that use them, within
 	// systemd's start timeout (TimeoutStartSec=, 90 s).
 	d.services.boot()

@@ -220,23 +220,7 @@ func (d *Daemon) serveLogSession(w http.ResponseWriter, r *http.Request) {
 		s.close()
 		return
 	}
-	poll := time.NewTicker(logPoll)
-	defer poll.Stop()
-	for {
-		select {
-		case <-r.Context().Done():
-			return
-		case _, ok := <-wake.Lines():
-			if !ok {
-				return
-			}
-		case <-poll.C:
-		}
-		lines, err := s.cur.Next()
-		if len(lines) > 0 && !send(lines) || err != nil {
-			return
-		}
-	}
+	followLogs(r.Context(), wake, s.cur, 0, send)
 }
 
 // appendEvent appends e as an SSE event. A stored line holds no newline

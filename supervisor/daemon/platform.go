@@ -241,17 +241,11 @@ func (d *Daemon) createRelease(w http.ResponseWriter, r *http.Request, a *appRun
 		writeError(w, http.StatusNotFound, "not_found", "Couldn't find that release: %s has no v%d", a.name, v)
 		return
 	}
-	rel, err := a.app.Rollback(v, user)
+	rel, err := a.rollback(v, user)
 	if err != nil {
 		writeError(w, http.StatusUnprocessableEntity, "invalid_params", "%v", err)
 		return
 	}
-	a.logs.Line("api", []byte(rel.Description+" by user "+user))
-	a.logs.Line("api", []byte(fmt.Sprintf("Release v%d created by user %s", rel.Version, user)))
-	if rel.Status == ledger.StatusPending {
-		a.startPhase(rel)
-	}
-	d.Nudge()
 	cur, err := currentVersion(a.app)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal_error", "%v", err)

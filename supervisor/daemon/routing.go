@@ -17,6 +17,7 @@ import (
 
 	"github.com/dyno-run/dyno/ledger"
 	"github.com/dyno-run/dyno/supervisor"
+	"github.com/dyno-run/dyno/supervisor/dashboard"
 	"github.com/dyno-run/dyno/supervisor/router"
 )
 
@@ -46,6 +47,11 @@ type routing struct {
 
 	cancelDrain context.CancelFunc // ends stop's wait for requests under way
 	drained     chan struct{}      // closed when that wait is over
+
+	// dashboard is the dashboard as the router sees it: an app at
+	// dashboard.DOMAIN whose one backend is the dashboard's loopback
+	// server (dashboard.go); nil when it could not start.
+	dashboard *router.App
 }
 
 // retryListen is how often the router tries again to listen on an
@@ -221,8 +227,18 @@ func (g *routing) refresh(apps []hostsOf) {
 		g.d.logf("router: %v", err)
 		return
 	}
-	routed := make(map[string]*router.App, len(apps))
+	routed := make(map[string]*router.App, len(apps)+1)
+	if g.dashboard != nil {
+		// First, so that no custom domain takes its hostname.
+		hosts.AddApp(dashboard.Host)
+		routed[dashboard.Host] = g.dashboard
+	}
 	for _, a := range apps {
+		if a.app.name == dashboard.Host && g.dashboard != nil {
+			// An app made before the name was kept for the dashboard.
+			g.d.logf("router: %s.%s is the dashboard's; rename the app %s to reach it through the router", dashboard.Host, g.domain, a.app.name)
+			continue
+		}
 		hosts.AddApp(a.app.name)
 		routed[a.app.name] = a.app.route
 		for _, h := range a.domains {

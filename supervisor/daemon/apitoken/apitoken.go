@@ -205,6 +205,13 @@ func (v *Verifier) Verify(tok string) bool {
 	return subtle.ConstantTimeCompare(got[:], want) == 1
 }
 
+// Hash is the current token's SHA-256, nil when there is none: the
+// dashboard signs its sessions over it, so that a new token ends them.
+func (v *Verifier) Hash() []byte {
+	h, _ := v.current()
+	return h
+}
+
 // Problem is why no token is honoured now, or nil when one is: for the
 // daemon's log.
 func (v *Verifier) Problem() error {
