@@ -115,7 +115,7 @@ type Store struct {
 	last map[string]cpuReading
 	// above is the dynos over their quota at the last sample: R14 is
 	// marked when a dyno goes over, not every 10 s while it stays.
-	above  map[string]bool
+	above map[string]bool
 	// now is each dyno's last reading: its memory and share of a CPU.
 	now    map[string]reading
 	events *events

@@ -22,7 +22,7 @@ type fakeSource struct {
 	logs     map[string][][]byte
 	watchers map[string][]func(Change)
 	watched  chan struct{} // a Watch began
-	done     []string // the actions taken, "scale web 3 basic by u"
+	done     []string      // the actions taken, "scale web 3 basic by u"
 }
 
 func newFakeSource() *fakeSource {
@@ -33,7 +33,7 @@ func newFakeSource() *fakeSource {
 // addApp adds an app with n web dynos and a week of metrics.
 func (f *fakeSource) addApp(name string, n int, now time.Time) *AppView {
 	a := &AppView{Name: name, State: StateRunning, URL: "http://" + name + ".localhost:8080/", Release: 3,
-		Formation: []FormationRow{{Type: "web", Quantity: n, Size: "basic", Command: "bin/web"}, {Type: "worker", Quantity: 0, Size: "basic", Command: "bin/worker"}},
+		Formation:   []FormationRow{{Type: "web", Quantity: n, Size: "basic", Command: "bin/web"}, {Type: "worker", Quantity: 0, Size: "basic", Command: "bin/worker"}},
 		ConfigNames: []string{"DATABASE_URL", "SECRET"}, Sizes: []string{"basic", "standard-1x"}}
 	for i := 1; i <= n; i++ {
 		a.Dynos = append(a.Dynos, DynoRow{Name: fmt.Sprintf("web.%d", i), Type: "web", Size: "basic", State: "up",

@@ -229,7 +229,7 @@ func percent(ps []Point) []chart.Point {
 // confirmView is an action's confirmation page.
 type confirmView struct {
 	Action string
-	Say    string   // what will happen, in words
+	Say    string      // what will happen, in words
 	Fields [][2]string // the form's fields, sent again with confirm=yes
 }
 
