@@ -50,6 +50,7 @@ type dyno struct {
 	state    State
 	since    time.Time
 	pid      int
+	initPid  int     // the host's pid of its init, the root of its process tree
 	port     int     // the running process's PORT; 0 when none
 	stopping bool    // the running process has been sent SIGTERM or SIGKILL
 	metered  Metered // the running process's accounting, if any
@@ -157,7 +158,7 @@ func (d *dyno) status() DynoStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	st := DynoStatus{Name: d.name, Type: d.cfg.Type, Command: d.cfg.Command, Size: d.cfg.Size,
-		State: d.state, Since: d.since, Pid: d.pid, OneOff: d.oneOff, Port: d.port, Stopping: d.stopping,
+		State: d.state, Since: d.since, Pid: d.pid, InitPid: d.initPid, OneOff: d.oneOff, Port: d.port, Stopping: d.stopping,
 		ServingPort: d.servingPort, Idle: d.idle}
 	// Memory and CPU come from the dyno's cgroup when limits are on.
 	if d.metered != nil && (d.state == Up || d.state == Starting) {
@@ -374,6 +375,10 @@ func (d *dyno) start() (*proc, error) {
 	p.cfg = cfg
 	d.mu.Lock()
 	d.pid = p.p.Pid()
+	d.initPid = 0
+	if i, ok := p.p.(interface{ InitPid() int }); ok {
+		d.initPid = i.InitPid()
+	}
 	d.port, d.stopping = cfg.Port, false
 	d.metered, _ = p.p.(Metered)
 	d.mu.Unlock()

@@ -155,6 +155,10 @@ type DynoStatus struct {
 	State   State
 	Since   time.Time
 	Pid     int
+	// InitPid is the dyno's init as the host numbers it, the root of
+	// all its processes (Pid may be a number in its own namespace); 0
+	// when the runner does not say.
+	InitPid int
 	OneOff  bool // started by StartOneOff
 	// Port is the running process's PORT (0 before the first start);
 	// Stopping says it has been sent SIGTERM (or SIGKILL) and takes no

@@ -138,13 +138,13 @@ func (r *appRun) sample(now time.Time) {
 	}
 	var dynos []appmetrics.Dyno
 	for _, st := range r.sup.Status() {
-		if st.OneOff || st.Pid <= 0 || st.State != supervisor.Up && st.State != supervisor.Starting {
+		if st.OneOff || st.InitPid <= 0 || st.State != supervisor.Up && st.State != supervisor.Starting {
 			continue
 		}
-		dy := appmetrics.Dyno{Name: st.Name, Type: st.Type, Quota: r.sizes[st.Size].Memory, Pid: st.Pid}
+		dy := appmetrics.Dyno{Name: st.Name, Type: st.Type, Quota: r.sizes[st.Size].Memory, Pid: st.InitPid}
 		if m := st.Metrics; m != nil && m.MemoryTotal > 0 {
 			dy.Memory, dy.RSS, dy.Swap, dy.CPU, dy.Measured = m.MemoryTotal, m.MemoryRSS, m.MemorySwap, st.CPU, true
-		} else if rss, cpu, err := appmetrics.Tree(st.Pid); err == nil {
+		} else if rss, cpu, err := appmetrics.Tree(st.InitPid); err == nil {
 			dy.Memory, dy.RSS, dy.CPU, dy.Measured = rss, rss, cpu, true
 		}
 		dynos = append(dynos, dy)
@@ -344,8 +344,32 @@ func (s dashSource) Metrics(ctx context.Context, name string, rg dashboard.Range
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range ser.TypeNames() {
-		ts := ser.Types[t]
+	// Every type the formation runs has its charts, with data or not
+	// yet; a type scaled to 0 keeps them while the range has its data.
+	types := map[string]int64{}
+	if st, err := a.app.Ledger.State(); err == nil {
+		if f, _, err := a.app.Formation(st); err == nil {
+			for t, e := range f {
+				if e.Quantity > 0 {
+					types[t] = a.sizes[e.Size].Memory
+				}
+			}
+		}
+	}
+	for t, ts := range ser.Types {
+		if _, ok := types[t]; !ok {
+			types[t] = ts.Quota
+		}
+	}
+	names := make(map[string]string, len(types))
+	for t := range types {
+		names[t] = ""
+	}
+	for _, t := range app.ProcessTypeNames(names) {
+		ts, ok := ser.Types[t]
+		if !ok {
+			ts.Quota = types[t]
+		}
 		m.Types = append(m.Types, dashboard.TypeMetrics{Type: t, Memory: dashPoints(ts.Memory), MemoryMax: dashPoints(ts.MemoryMax),
 			Quota: ts.Quota, CPU: dashPoints(ts.CPU), CPUMax: dashPoints(ts.CPUMax)})
 	}

@@ -505,7 +505,11 @@ func (l *evloop) flushLogs() {
 }
 
 func (l *evloop) log(app *App, line *LogLine) {
-	if app == nil || l.s.r.cfg.Journal == nil {
+	if app == nil {
+		return
+	}
+	app.traffic.count(line.Code, line.Status, line.Service)
+	if l.s.r.cfg.Journal == nil {
 		return
 	}
 	off := len(l.logBuf)

@@ -1,6 +1,10 @@
 package router
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 )
@@ -39,5 +43,43 @@ func TestTakeTrafficCountsAndResets(t *testing.T) {
 	}
 	if again := a.TakeTraffic(); again.Requests != 0 || again.Latency[2] != 0 {
 		t.Errorf("second take %+v; want zero", again)
+	}
+}
+
+// Both engines count what they log: the event loop and the goroutine
+// path each write lines of their own.
+func TestEnginesCountTraffic(t *testing.T) {
+	for name, serve := range map[string]serveFunc{"goroutines": serveGoroutines, "loops": serveLoops} {
+		t.Run(name, func(t *testing.T) {
+			be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/missing" {
+					http.NotFound(w, r)
+					return
+				}
+				io.WriteString(w, "ok")
+			}))
+			defer be.Close()
+			e := newEnv(t, serve, Config{})
+			e.app.Update(Running, []Backend{{Dyno: "web.1", Addr: strings.TrimPrefix(be.URL, "http://")}})
+			for _, path := range []string{"/", "/", "/missing"} {
+				req, _ := http.NewRequest("GET", "http://"+e.addr+path, nil)
+				req.Host = "app.localhost"
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				e.line("status=")
+			}
+			got := e.app.TakeTraffic()
+			var timed uint64
+			for _, n := range got.Latency {
+				timed += n
+			}
+			if got.Requests != 3 || got.Classes[1] != 2 || got.Classes[3] != 1 || timed != 3 {
+				t.Fatalf("counted %+v; want 3 requests, two 2xx, one 4xx, three timed", got)
+			}
+		})
 	}
 }
