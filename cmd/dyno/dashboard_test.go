@@ -173,7 +173,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	// The app page: its dyno up, live.
 	step(t, ctx, "open the app",
 		chromedp.Click(chromedp.CSS(`table.apps a[href="/apps/demo"]`)),
-		chromedp.WaitVisible(chromedp.CSS(`tr[id="dyno-web.1"]`)),
+		chromedp.WaitVisible(chromedp.CSS(`[id="dyno-web.1"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`body[data-live="on"]`)),
 		chromedp.WaitVisible(chromedp.CSS(`#logpane[data-live="on"]`)),
 		// A mark that a reload would wipe.
@@ -203,7 +203,7 @@ func TestDashboardInABrowser(t *testing.T) {
 	}
 	step(t, ctx, "confirm",
 		chromedp.Click(chromedp.ID("confirm")),
-		chromedp.WaitVisible(chromedp.CSS(`tr[id="dyno-web.1"]`)))
+		chromedp.WaitVisible(chromedp.CSS(`[id="dyno-web.1"]`)))
 	e.waitPs(t, "demo", `(?m)^web\.1: up `, `(?m)^web\.2: up `)
 	e.waitLog(t, "demo", `app\[api\]: Scaled to web@2:\S+ worker@0:\S+ by user dyno@localhost`)
 	step(t, ctx, "wait for the page to listen again", chromedp.WaitVisible(chromedp.CSS(`body[data-live="on"]`)))

@@ -54,7 +54,13 @@ func (b *bench) runFleet() error {
 		return err
 	}
 	// Past Heroku's 100 of a type: the fleet is one type, fleetDynos strong.
-	limit := fmt.Sprintf("[formation]\nmax_quantity = %d\n", fleetDynos)
+	// And the router, for the dashboard at dashboard.localhost.
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	routerAddr := "127.0.0.1:" + strconv.Itoa(port)
+	limit := fmt.Sprintf("[formation]\nmax_quantity = %d\n\n[router]\nlisten = %q\n", fleetDynos, routerAddr)
 	if err := os.WriteFile(home.SizesFile(), []byte(limit), 0o600); err != nil {
 		return err
 	}
@@ -173,6 +179,10 @@ func (b *bench) runFleet() error {
 	rss := rssOf(cmd.Process.Pid)
 	fmt.Fprintf(b.out, "  %-34s %8s   (target < 100 MB: %s; %s while all 200 wrote at once)\n",
 		"daemon RSS at 200 dynos", mb(rss), metOrMissed(rss < targetFleetRSS), mb(burst))
+	if err := b.dashboard(home.Dir, routerAddr); err != nil {
+		fmt.Fprintf(b.out, "  dashboard: error: %v\n", err)
+		b.failed = true
+	}
 	if err := scale(0); err != nil {
 		return err
 	}
