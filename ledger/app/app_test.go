@@ -390,3 +390,14 @@ func TestLister(t *testing.T) {
 		t.Errorf("after a destroy: %v", names)
 	}
 }
+
+func TestTheDashboardsNameIsKept(t *testing.T) {
+	h := Home{Dir: t.TempDir()}
+	_, err := h.Create(ReservedName, "test")
+	if err == nil || !strings.Contains(err.Error(), "pick another name") {
+		t.Fatalf("create %s: %v; want refused with the fix", ReservedName, err)
+	}
+	if names, _ := h.List(); len(names) != 0 {
+		t.Errorf("apps after the refusal: %v", names)
+	}
+}
