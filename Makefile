@@ -7,7 +7,7 @@ LDFLAGS := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # What make run starts; cmd/dyno's test of make run gives its own binary.
 DYNO    ?= bin/dyno
 
-.PHONY: build run test test-kernel test-systemd test-heroku-cli lint bench fuzz clean resident
+.PHONY: build run test test-kernel test-systemd test-heroku-cli lint bench fuzz clean resident screenshots
 
 # A static binary: the same file runs as the dyno init inside a dyno.
 build:
@@ -110,6 +110,11 @@ lint:
 bench: build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 	CGO_ENABLED=0 $(GO) run ./internal/bench -dyno bin/dyno
+
+# The dashboard's pictures in docs/, for the README: the browser test
+# (headless Chromium, a real daemon and app) saves each page it checks.
+screenshots:
+	DYNO_SCREENSHOTS=$(CURDIR)/docs $(GO) test -count=1 -run '^TestDashboardInABrowser$$' ./cmd/dyno
 
 # A short run of every fuzz target.
 FUZZTIME ?= 20s

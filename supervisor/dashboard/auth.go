@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -167,6 +168,31 @@ func sameOrigin(r *http.Request) bool {
 	return err == nil && strings.EqualFold(u.Host, r.Host)
 }
 
+// private says whether a request's token is safe from the network:
+// it came over TLS (to this server, or to the router in front of it,
+// which says so in X-Forwarded-Proto), or from this machine. The router
+// appends the address it took the request from to X-Forwarded-For, so
+// the last entry is the client's; a request straight to this server
+// has its own address.
+func private(r *http.Request) bool {
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		return true
+	}
+	client := r.RemoteAddr
+	if fwd := r.Header.Values("X-Forwarded-For"); len(fwd) > 0 {
+		last := fwd[len(fwd)-1]
+		if i := strings.LastIndexByte(last, ','); i >= 0 {
+			last = last[i+1:]
+		}
+		client = strings.TrimSpace(last)
+	}
+	if host, _, err := net.SplitHostPort(client); err == nil {
+		client = host
+	}
+	ip := net.ParseIP(client)
+	return ip != nil && ip.IsLoopback()
+}
+
 // setSession sets (or, with value "", clears) the session cookie.
 func (s *Server) setSession(w http.ResponseWriter, r *http.Request, value string) {
 	c := &http.Cookie{
@@ -195,6 +221,11 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
 		http.Error(w, "This form was sent from another site.", http.StatusForbidden)
+		return
+	}
+	if !private(r) {
+		s.render(w, r, http.StatusForbidden, "login", page{Title: "Sign in",
+			Error: "Sign in over HTTPS: over plain HTTP the token would cross the network readable. Add a certificate for this host (docs/operations.md, section 15)."})
 		return
 	}
 	token := strings.TrimSpace(r.PostFormValue("token"))

@@ -339,3 +339,32 @@ func TestStreams(t *testing.T) {
 		t.Fatalf("log event %q, want %q", ev, want)
 	}
 }
+
+// The token crosses the network only encrypted: over plain HTTP, only
+// a browser on this machine may sign in.
+func TestSignInOverPlainHTTPOnlyFromThisMachine(t *testing.T) {
+	h := newHarness(t, "")
+	for _, c := range []struct {
+		fwd, proto string
+		ok         bool
+	}{
+		{"", "", true}, // straight from loopback
+		{"127.0.0.1", "http", true},
+		{"203.0.113.9", "http", false},
+		{"127.0.0.1, 203.0.113.9", "http", false}, // the router's entry is the last
+		{"203.0.113.9, 127.0.0.1", "http", true},
+		{"203.0.113.9", "https", true},
+	} {
+		var hdr []string
+		if c.fwd != "" {
+			hdr = []string{"X-Forwarded-For", c.fwd, "X-Forwarded-Proto", c.proto}
+		}
+		resp, body := h.post("/login", url.Values{"token": {token}}, hdr...)
+		if got := resp.StatusCode == http.StatusSeeOther; got != c.ok {
+			t.Errorf("from %q over %q: %s %.200s", c.fwd, c.proto, resp.Status, body)
+		}
+		if !c.ok && !strings.Contains(body, "Sign in over HTTPS") {
+			t.Errorf("from %q: the refusal does not say why", c.fwd)
+		}
+	}
+}
