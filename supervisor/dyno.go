@@ -167,6 +167,10 @@ func (d *dyno) status() DynoStatus {
 		}
 		st.Metrics = d.metrics
 	}
+	// OOMKilled is valid once the process has been waited for.
+	if d.metered != nil && d.state == Crashed {
+		st.OOMKilled = d.metered.OOMKilled()
+	}
 	return st
 }
 

@@ -178,6 +178,9 @@ type DynoStatus struct {
 	// sample (taken whether the feature is on or not); nil before the
 	// first, or without limits.
 	Metrics *RuntimeMetrics
+	// OOMKilled says a crashed dyno's process was killed by the
+	// kernel for going far over its memory quota (R15).
+	OOMKilled bool
 }
 
 // Manager runs a fixed formation until stopped: `dyno start`. It is a

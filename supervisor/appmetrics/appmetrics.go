@@ -431,6 +431,52 @@ func (s *Store) Read(step time.Duration, from, to time.Time) (*Series, error) {
 	return out, nil
 }
 
+// DynoMemory reads the memory of each dyno of process type typ over
+// [from, to), by dyno name, when the type has no more than most dynos
+// with a series; nil when it has more (a chart of that many lines says
+// less than the type's mean and max).
+func (s *Store) DynoMemory(typ string, most int, step time.Duration, from, to time.Time) (map[string][]Point, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, nil
+	}
+	names, err := filepath.Glob(filepath.Join(s.dir, "dyno-"+globEscape(typ)+".*.rrd"))
+	if err != nil || len(names) > most {
+		return nil, err
+	}
+	out := map[string][]Point{}
+	for _, n := range names {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(n), "dyno-"), ".rrd")
+		f, err := s.file("dyno-"+name, dynoSchema())
+		if err != nil {
+			return nil, err
+		}
+		pts, err := f.Read(step, from, to)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range pts {
+			out[name] = append(out[name], Point{p.T, p.V[dynoMemory]})
+		}
+	}
+	return out, nil
+}
+
+// globEscape quotes the pattern characters a process type might hold
+// (they are letters, digits, '_' and '-' by the Procfile's rules, so
+// this is belt and braces).
+func globEscape(s string) string {
+	var b strings.Builder
+	for _, c := range s {
+		if strings.ContainsRune(`*?[\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
+
 // Quantile is the q-quantile, in milliseconds, of a latency histogram
 // of router.LatencyBuckets counts: linear within the bucket it falls
 // in; NaN for an empty one.

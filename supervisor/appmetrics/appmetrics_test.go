@@ -268,3 +268,24 @@ func TestTreeCountsChildren(t *testing.T) {
 		t.Error("Tree of no process: no error")
 	}
 }
+
+func TestDynoMemoryLinesOnlyForFewDynos(t *testing.T) {
+	s, _ := open(t)
+	var dynos []Dyno
+	for i := 1; i <= 3; i++ {
+		dynos = append(dynos, Dyno{Name: "web." + string(rune('0'+i)), Type: "web", Memory: int64(i) << 20, Pid: i, Measured: true})
+	}
+	dynos = append(dynos, Dyno{Name: "webhook.1", Type: "webhook", Memory: 1, Pid: 9, Measured: true})
+	s.Record(t0, dynos, router.Traffic{})
+	s.Record(t0.Add(Every), dynos, router.Traffic{})
+	got, err := s.DynoMemory("web", 8, Every, t0, t0.Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || len(got["web.2"]) != 1 || got["web.2"][0].V != 2<<20 {
+		t.Fatalf("per dyno: %v; want web.1-3 (not webhook.1), web.2 at 2 MB", got)
+	}
+	if many, _ := s.DynoMemory("web", 2, Every, t0, t0.Add(time.Minute)); many != nil {
+		t.Errorf("3 dynos, at most 2 lines: %v, want nil", many)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,13 +67,17 @@ func (r *appRun) event(e appmetrics.Event) {
 // is marked, and the pages hear of it.
 func (r *appRun) dynosChanged() {
 	now := time.Now()
-	var crashed []string
+	var crashed []appmetrics.Event
 	r.live.mu.Lock()
 	seen := map[string]bool{}
 	for _, st := range r.sup.Status() {
 		seen[st.Name] = true
 		if st.State == supervisor.Crashed && r.live.states[st.Name] != supervisor.Crashed && !st.OneOff {
-			crashed = append(crashed, st.Name)
+			e := appmetrics.Event{Time: now, Kind: "crash", Text: st.Name + " crashed"}
+			if st.OOMKilled {
+				e.Kind, e.Text = "r15", st.Name+": R15 memory quota vastly exceeded, killed"
+			}
+			crashed = append(crashed, e)
 		}
 		r.live.states[st.Name] = st.State
 	}
@@ -82,8 +87,8 @@ func (r *appRun) dynosChanged() {
 		}
 	}
 	r.live.mu.Unlock()
-	for _, name := range crashed {
-		r.event(appmetrics.Event{Time: now, Kind: "crash", Text: name + " crashed"})
+	for _, e := range crashed {
+		r.event(e)
 	}
 	r.notify(dashboard.ChangeDynos)
 }
@@ -370,8 +375,16 @@ func (s dashSource) Metrics(ctx context.Context, name string, rg dashboard.Range
 		if !ok {
 			ts.Quota = types[t]
 		}
-		m.Types = append(m.Types, dashboard.TypeMetrics{Type: t, Memory: dashPoints(ts.Memory), MemoryMax: dashPoints(ts.MemoryMax),
-			Quota: ts.Quota, CPU: dashPoints(ts.CPU), CPUMax: dashPoints(ts.CPUMax)})
+		tm := dashboard.TypeMetrics{Type: t, Memory: dashPoints(ts.Memory), MemoryMax: dashPoints(ts.MemoryMax),
+			Quota: ts.Quota, CPU: dashPoints(ts.CPU), CPUMax: dashPoints(ts.CPUMax)}
+		per, err := a.metrics.DynoMemory(t, dynoLines, rg.Step, m.From, now)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range slices.SortedFunc(maps.Keys(per), dynoOrder) {
+			tm.Dynos = append(tm.Dynos, dashboard.Series{Name: name, Points: dashPoints(per[name])})
+		}
+		m.Types = append(m.Types, tm)
 	}
 	m.Requests = dashPoints(ser.Requests)
 	m.P50, m.P95, m.P99 = dashPoints(ser.P50), dashPoints(ser.P95), dashPoints(ser.P99)
@@ -387,6 +400,20 @@ func (s dashSource) Metrics(ctx context.Context, name string, rg dashboard.Range
 		}
 	}
 	return m, nil
+}
+
+// dynoLines is how many dynos a type may have for its memory chart to
+// draw a line for each: the chart's eight colours.
+const dynoLines = 8
+
+// dynoOrder sorts web.2 before web.10.
+func dynoOrder(a, b string) int {
+	na, _ := strconv.Atoi(a[strings.LastIndexByte(a, '.')+1:])
+	nb, _ := strconv.Atoi(b[strings.LastIndexByte(b, '.')+1:])
+	if na != nb {
+		return na - nb
+	}
+	return strings.Compare(a, b)
 }
 
 func allZero(ps []appmetrics.Point) bool {

@@ -185,6 +185,13 @@ func (s *Server) charts(m *Metrics) []chartView {
 	}
 	for _, t := range m.Types {
 		lines := []chart.Series{{Name: t.Type + " mean", Points: points(t.Memory)}, {Name: t.Type + " max", Points: points(t.MemoryMax)}}
+		if len(t.Dynos) > 0 {
+			// Few dynos: a line each, as Heroku draws memory per dyno.
+			lines = lines[:0]
+			for _, d := range t.Dynos {
+				lines = append(lines, chart.Series{Name: d.Name, Points: points(d.Points)})
+			}
+		}
 		draw("memory-"+t.Type, chart.Chart{Title: "Memory: " + t.Type, Unit: chart.Bytes, Lines: lines,
 			Limit: float64(t.Quota), LimitLabel: "quota " + formatBytes(t.Quota)})
 		draw("cpu-"+t.Type, chart.Chart{Title: "CPU: " + t.Type, Unit: chart.Percent,

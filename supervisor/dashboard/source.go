@@ -171,8 +171,11 @@ type TypeMetrics struct {
 	Memory    []Point // mean over the type's dynos, bytes
 	MemoryMax []Point // the largest dyno's
 	Quota     int64   // bytes, of the type's size
-	CPU       []Point // mean share of a CPU, 0..1 a CPU
-	CPUMax    []Point
+	// Dynos are each dyno's memory, when the type has few enough for
+	// a line each to be read; nil otherwise.
+	Dynos  []Series
+	CPU    []Point // mean share of a CPU, 0..1 a CPU
+	CPUMax []Point
 }
 
 // Point is one period's value; V is NaN where there is none.
