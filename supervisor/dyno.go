@@ -46,11 +46,15 @@ type dyno struct {
 	serving     *serving
 	servingPort int
 	// idle: the dyno sleeps (sleep.go), down until woken.
-	idle     bool
-	state    State
-	since    time.Time
-	pid      int
-	initPid  int     // the host's pid of its init, the root of its process tree
+	idle    bool
+	state   State
+	since   time.Time
+	pid     int
+	initPid int // the host's pid of its init, the root of its process tree
+	// crashes counts the dyno's crashes; crashOOM says the kernel's
+	// OOM killer ended the last one (R15).
+	crashes  int
+	crashOOM bool
 	port     int     // the running process's PORT; 0 when none
 	stopping bool    // the running process has been sent SIGTERM or SIGKILL
 	metered  Metered // the running process's accounting, if any
@@ -167,10 +171,7 @@ func (d *dyno) status() DynoStatus {
 		}
 		st.Metrics = d.metrics
 	}
-	// OOMKilled is valid once the process has been waited for.
-	if d.metered != nil && d.state == Crashed {
-		st.OOMKilled = d.metered.OOMKilled()
-	}
+	st.Crashes, st.OOMKilled = d.crashes, d.crashOOM
 	return st
 }
 
@@ -185,6 +186,12 @@ func (d *dyno) setState(st State) {
 	d.mu.Lock()
 	from := d.state
 	d.state, d.since = st, time.Now()
+	if st == Crashed && from != Crashed {
+		// Counted here, before OnChange hears of it: a crash is
+		// often over (restarting) before anyone looks.
+		d.crashes++
+		d.crashOOM = d.metered != nil && d.metered.OOMKilled()
+	}
 	d.mu.Unlock()
 	if from != st {
 		d.log("State changed from %s to %s", from, st)

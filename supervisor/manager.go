@@ -178,8 +178,10 @@ type DynoStatus struct {
 	// sample (taken whether the feature is on or not); nil before the
 	// first, or without limits.
 	Metrics *RuntimeMetrics
-	// OOMKilled says a crashed dyno's process was killed by the
-	// kernel for going far over its memory quota (R15).
+	// Crashes counts the dyno's crashes since it was made (a new
+	// release makes it anew); OOMKilled says the kernel killed it the
+	// last time, for going far over its memory quota (R15).
+	Crashes   int
 	OOMKilled bool
 }
 

@@ -189,6 +189,14 @@ func TestDashboardInABrowser(t *testing.T) {
 	// The log pane follows the app's logs live.
 	waitTrue(t, ctx, "see the release in the log pane",
 		`document.getElementById("logpane").textContent.includes("Set FOO config vars by user")`)
+	// The stream starts with the lines the page drew: none twice, the
+	// page's own (the first release) or the stream's.
+	for _, line := range []string{"Initial release by user", "Set FOO config vars by user"} {
+		if n := get(t, ctx, "count a line in the pane", chromedp.Evaluate[int](
+			`document.getElementById("logpane").textContent.split("`+line+`").length - 1`)); n != 1 {
+			t.Errorf("the log pane shows %q %d times", line, n)
+		}
+	}
 	if !get(t, ctx, "check there was no reload", chromedp.Evaluate[bool](`window.stayed === true`)) {
 		t.Fatal("the page reloaded to show the release")
 	}

@@ -94,7 +94,9 @@ func SizeFor(types, dynos int) int64 {
 
 // Dyno is one dyno's reading.
 type Dyno struct {
-	Name, Type  string
+	Name, Type string
+	// Memory is what counts against the quota: resident, cache and
+	// swap, as the R14 line counts it; RSS and Swap are parts of it.
 	Memory, RSS int64 // bytes
 	Swap, Quota int64
 	CPU         time.Duration // used since its process started
@@ -226,10 +228,11 @@ func (s *Store) Record(t time.Time, dynos []Dyno, traffic router.Traffic) error 
 		a.memMax = max(a.memMax, float64(d.Memory))
 		a.cpu += cpu
 		a.cpuMax = max(a.cpuMax, cpu)
-		if d.Quota > 0 && d.Memory+d.Swap > d.Quota {
+		// Memory counts swap already, as the R14 line's figure does.
+		if d.Quota > 0 && d.Memory > d.Quota {
 			if !s.above[d.Name] {
 				errs = append(errs, s.events.add(Event{Time: t, Kind: "r14",
-					Text: fmt.Sprintf("%s: R14 memory quota exceeded, %s of %s", d.Name, mb(d.Memory+d.Swap), mb(d.Quota))}))
+					Text: fmt.Sprintf("%s: R14 memory quota exceeded, %s of %s", d.Name, mb(d.Memory), mb(d.Quota))}))
 			}
 			s.above[d.Name] = true
 		} else {
@@ -431,23 +434,20 @@ func (s *Store) Read(step time.Duration, from, to time.Time) (*Series, error) {
 	return out, nil
 }
 
-// DynoMemory reads the memory of each dyno of process type typ over
-// [from, to), by dyno name, when the type has no more than most dynos
-// with a series; nil when it has more (a chart of that many lines says
-// less than the type's mean and max).
-func (s *Store) DynoMemory(typ string, most int, step time.Duration, from, to time.Time) (map[string][]Point, error) {
+// DynoMemory reads the memory of each of the dynos names over
+// [from, to), by name; a dyno without a series is left out.
+func (s *Store) DynoMemory(names []string, step time.Duration, from, to time.Time) (map[string][]Point, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
-		return nil, nil
-	}
-	names, err := filepath.Glob(filepath.Join(s.dir, "dyno-"+globEscape(typ)+".*.rrd"))
-	if err != nil || len(names) > most {
-		return nil, err
-	}
 	out := map[string][]Point{}
-	for _, n := range names {
-		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(n), "dyno-"), ".rrd")
+	if s.closed {
+		return out, nil
+	}
+	for _, name := range names {
+		path := filepath.Join(s.dir, "dyno-"+name+".rrd")
+		if _, err := os.Stat(path); err != nil {
+			continue // no sample yet
+		}
 		f, err := s.file("dyno-"+name, dynoSchema())
 		if err != nil {
 			return nil, err
@@ -461,20 +461,6 @@ func (s *Store) DynoMemory(typ string, most int, step time.Duration, from, to ti
 		}
 	}
 	return out, nil
-}
-
-// globEscape quotes the pattern characters a process type might hold
-// (they are letters, digits, '_' and '-' by the Procfile's rules, so
-// this is belt and braces).
-func globEscape(s string) string {
-	var b strings.Builder
-	for _, c := range s {
-		if strings.ContainsRune(`*?[\`, c) {
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // Quantile is the q-quantile, in milliseconds, of a latency histogram

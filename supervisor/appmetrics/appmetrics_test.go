@@ -269,23 +269,31 @@ func TestTreeCountsChildren(t *testing.T) {
 	}
 }
 
-func TestDynoMemoryLinesOnlyForFewDynos(t *testing.T) {
+func TestDynoMemoryReadsTheNamedDynos(t *testing.T) {
 	s, _ := open(t)
 	var dynos []Dyno
 	for i := 1; i <= 3; i++ {
 		dynos = append(dynos, Dyno{Name: "web." + string(rune('0'+i)), Type: "web", Memory: int64(i) << 20, Pid: i, Measured: true})
 	}
-	dynos = append(dynos, Dyno{Name: "webhook.1", Type: "webhook", Memory: 1, Pid: 9, Measured: true})
 	s.Record(t0, dynos, router.Traffic{})
 	s.Record(t0.Add(Every), dynos, router.Traffic{})
-	got, err := s.DynoMemory("web", 8, Every, t0, t0.Add(time.Minute))
+	got, err := s.DynoMemory([]string{"web.2", "web.3", "web.9"}, Every, t0, t0.Add(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || len(got["web.2"]) != 1 || got["web.2"][0].V != 2<<20 {
-		t.Fatalf("per dyno: %v; want web.1-3 (not webhook.1), web.2 at 2 MB", got)
+	if len(got) != 2 || len(got["web.2"]) != 1 || got["web.2"][0].V != 2<<20 || got["web.1"] != nil {
+		t.Fatalf("per dyno: %v; want web.2 at 2 MB and web.3, web.9 (no series) left out", got)
 	}
-	if many, _ := s.DynoMemory("web", 2, Every, t0, t0.Add(time.Minute)); many != nil {
-		t.Errorf("3 dynos, at most 2 lines: %v, want nil", many)
+}
+
+// Memory counts swap already: R14 compares it alone to the quota.
+func TestR14CountsSwapOnce(t *testing.T) {
+	s, _ := open(t)
+	for i := range 2 {
+		d := Dyno{Name: "web.1", Type: "web", Memory: 450 << 20, Swap: 100 << 20, Quota: 512 << 20, CPU: time.Duration(i), Pid: 1, Measured: true}
+		s.Record(t0.Add(time.Duration(i)*Every), []Dyno{d}, router.Traffic{})
+	}
+	if ev, _ := s.Events(time.Time{}); len(ev) != 0 {
+		t.Fatalf("R14 for 450 MB (swap included) of 512: %+v", ev)
 	}
 }

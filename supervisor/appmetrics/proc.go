@@ -22,7 +22,7 @@ const clockTicks = 100
 // no more than this.
 const maxTree = 4096
 
-// Tree reads the resident memory and the CPU time of process pid and
+// Tree reads the memory (proportional set size, else resident) and the CPU time of process pid and
 // every process under it. CPU counts the live processes' own time and
 // the time of the children each has waited for (cutime, cstime), so
 // it only grows while the tree runs: a child that exits moves its time
@@ -59,6 +59,14 @@ func one(pid int, page int64) (int64, time.Duration, error) {
 		return 0, 0, fmt.Errorf("%s/statm: %q", dir, statm)
 	}
 	resident, _ := strconv.ParseInt(string(f[1]), 10, 64)
+	size := resident * page
+	// Pss shares each page among the processes that map it: a server
+	// that forks workers (Puma, gunicorn) is not counted once a worker.
+	// smaps_rollup needs ptrace's read access, which the daemon has to
+	// its dynos (their user namespaces are its own); RSS where not.
+	if pss, ok := readPss(dir + "/smaps_rollup"); ok {
+		size = pss
+	}
 	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
 		return 0, 0, err
@@ -80,7 +88,26 @@ func one(pid int, page int64) (int64, time.Duration, error) {
 		v, _ := strconv.ParseInt(string(x), 10, 64)
 		ticks += v
 	}
-	return resident * page, time.Duration(ticks) * time.Second / clockTicks, nil
+	return size, time.Duration(ticks) * time.Second / clockTicks, nil
+}
+
+// readPss is the Pss line of a smaps_rollup file, in bytes.
+func readPss(path string) (int64, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for line := range bytes.Lines(b) {
+		if v, ok := bytes.CutPrefix(line, []byte("Pss:")); ok {
+			f := bytes.Fields(v)
+			if len(f) == 0 {
+				return 0, false
+			}
+			kb, err := strconv.ParseInt(string(f[0]), 10, 64)
+			return kb << 10, err == nil
+		}
+	}
+	return 0, false
 }
 
 // appendChildren adds the children of every thread of pid

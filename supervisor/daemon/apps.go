@@ -80,8 +80,9 @@ type appRun struct {
 	// metrics is the app's metrics store (nil when it could not be
 	// opened: the daemon's log says why); live, its open dashboard
 	// pages (dashboard.go).
-	metrics *appmetrics.Store
-	live    *live
+	metrics    *appmetrics.Store
+	metricsErr string // the last error storing a sample, said once
+	live       *live
 
 	// attached are heroku run's run.N (attach.go), by name, under mu;
 	// attachedWG counts them until each has ended.
@@ -151,6 +152,7 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 		r.sup.Sleep()
 	}
 	r.route.SetWaker(r.wakeOnRequest)
+	go r.watchDynos()
 	return r, nil
 }
 

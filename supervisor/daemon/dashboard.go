@@ -36,12 +36,15 @@ type live struct {
 	next     int
 	watchers map[int]func(dashboard.Change)
 	closed   chan struct{}
-	// states are the dynos' states as last seen, to mark crashes.
-	states map[string]supervisor.State
+	// changed wakes watchDynos after a dyno changed; crashes are the
+	// dynos' crash counts as it last saw them.
+	changed chan struct{}
+	crashes map[string]int
 }
 
 func newLive() *live {
-	return &live{watchers: map[int]func(dashboard.Change){}, closed: make(chan struct{}), states: map[string]supervisor.State{}}
+	return &live{watchers: map[int]func(dashboard.Change){}, closed: make(chan struct{}),
+		changed: make(chan struct{}, 1), crashes: map[string]int{}}
 }
 
 // notify tells every open page of the app what changed.
@@ -63,34 +66,48 @@ func (r *appRun) event(e appmetrics.Event) {
 	r.notify(dashboard.ChangeRelease)
 }
 
-// dynosChanged is the supervisor's OnChange for the dashboard: a crash
-// is marked, and the pages hear of it.
+// dynosChanged is the supervisor's OnChange for the dashboard. An
+// OnChange must not block, so it only wakes watchDynos: a burst of
+// changes (a scale to 200) is one look at the dynos.
 func (r *appRun) dynosChanged() {
-	now := time.Now()
-	var crashed []appmetrics.Event
-	r.live.mu.Lock()
-	seen := map[string]bool{}
-	for _, st := range r.sup.Status() {
-		seen[st.Name] = true
-		if st.State == supervisor.Crashed && r.live.states[st.Name] != supervisor.Crashed && !st.OneOff {
-			e := appmetrics.Event{Time: now, Kind: "crash", Text: st.Name + " crashed"}
-			if st.OOMKilled {
-				e.Kind, e.Text = "r15", st.Name+": R15 memory quota vastly exceeded, killed"
+	select {
+	case r.live.changed <- struct{}{}:
+	default:
+	}
+}
+
+// watchDynos marks each crash (R15 when the kernel killed the dyno for
+// its memory) and tells the open pages that the dynos changed, until
+// the app is closed.
+func (r *appRun) watchDynos() {
+	for {
+		select {
+		case <-r.live.closed:
+			return
+		case <-r.live.changed:
+		}
+		now := time.Now()
+		seen := map[string]bool{}
+		for _, st := range r.sup.Status() {
+			seen[st.Name] = true
+			// A count below the last is a new dyno of the same name
+			// (a new release), which starts from none.
+			if st.Crashes > r.live.crashes[st.Name] && !st.OneOff {
+				e := appmetrics.Event{Time: now, Kind: "crash", Text: st.Name + " crashed"}
+				if st.OOMKilled {
+					e.Kind, e.Text = "r15", st.Name+": R15 memory quota vastly exceeded, killed"
+				}
+				r.event(e)
 			}
-			crashed = append(crashed, e)
+			r.live.crashes[st.Name] = st.Crashes
 		}
-		r.live.states[st.Name] = st.State
-	}
-	for name := range r.live.states {
-		if !seen[name] {
-			delete(r.live.states, name)
+		for name := range r.live.crashes {
+			if !seen[name] {
+				delete(r.live.crashes, name)
+			}
 		}
+		r.notify(dashboard.ChangeDynos)
 	}
-	r.live.mu.Unlock()
-	for _, e := range crashed {
-		r.event(e)
-	}
-	r.notify(dashboard.ChangeDynos)
 }
 
 // closeLive ends the app's pages' streams.
@@ -109,7 +126,7 @@ func (r *appRun) closeLive() {
 func (d *Daemon) sampleMetrics(ctx context.Context) {
 	tick := time.NewTicker(appmetrics.Every)
 	defer tick.Stop()
-	lastSweep := time.Now()
+	var lastSweep time.Time // the first sample sweeps
 	for {
 		select {
 		case <-ctx.Done():
@@ -155,7 +172,16 @@ func (r *appRun) sample(now time.Time) {
 		dynos = append(dynos, dy)
 	}
 	if err := r.metrics.Record(now, dynos, traffic); err != nil {
-		r.fail(fmt.Errorf("metrics: %w", err))
+		// The daemon's log, once per distinct error: the app's own log
+		// is its dynos' and its users'.
+		msg := err.Error()
+		r.mu.Lock()
+		same := r.metricsErr == msg
+		r.metricsErr = msg
+		r.mu.Unlock()
+		if !same {
+			r.d.logf("%s: metrics: %v", r.name, err)
+		}
 	}
 	r.notify(dashboard.ChangeMetrics)
 }
@@ -256,14 +282,18 @@ func (s dashSource) webURL(a *appRun, st *ledger.State) string {
 	if f, _, err := a.app.Formation(st); err != nil || f["web"].Quantity == 0 {
 		return ""
 	}
+	// HTTPS where the router has it, as the address to give out.
 	g.mu.Lock()
-	addr := g.addrs["http"]
+	scheme, addr, std := "https", g.addrs["https"], "443"
+	if addr == nil {
+		scheme, addr, std = "http", g.addrs["http"], "80"
+	}
 	g.mu.Unlock()
 	if addr == nil {
 		return ""
 	}
-	u := "http://" + app.DefaultHost(a.name, g.domain)
-	if _, port, _ := net.SplitHostPort(addr.String()); port != "80" {
+	u := scheme + "://" + app.DefaultHost(a.name, g.domain)
+	if _, port, _ := net.SplitHostPort(addr.String()); port != std {
 		u += ":" + port
 	}
 	return u + "/"
@@ -349,6 +379,7 @@ func (s dashSource) Metrics(ctx context.Context, name string, rg dashboard.Range
 	if err != nil {
 		return nil, err
 	}
+	status := a.sup.Status()
 	// Every type the formation runs has its charts, with data or not
 	// yet; a type scaled to 0 keeps them while the range has its data.
 	types := map[string]int64{}
@@ -377,7 +408,18 @@ func (s dashSource) Metrics(ctx context.Context, name string, rg dashboard.Range
 		}
 		tm := dashboard.TypeMetrics{Type: t, Memory: dashPoints(ts.Memory), MemoryMax: dashPoints(ts.MemoryMax),
 			Quota: ts.Quota, CPU: dashPoints(ts.CPU), CPUMax: dashPoints(ts.CPUMax)}
-		per, err := a.metrics.DynoMemory(t, dynoLines, rg.Step, m.From, now)
+		// The dynos of the type now, when there are few enough to
+		// draw a line each.
+		var names []string
+		for _, st := range status {
+			if st.Type == t && !st.OneOff {
+				names = append(names, st.Name)
+			}
+		}
+		if len(names) > dynoLines {
+			names = nil
+		}
+		per, err := a.metrics.DynoMemory(names, rg.Step, m.From, now)
 		if err != nil {
 			return nil, err
 		}

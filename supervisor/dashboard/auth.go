@@ -215,8 +215,16 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, s.cfg.Base+"/", http.StatusSeeOther)
 		return
 	}
+	if !private(r) {
+		// No form: the token would cross the network before the refusal.
+		s.render(w, r, http.StatusForbidden, "login", page{Title: "Sign in", Insecure: true, Error: insecureLogin})
+		return
+	}
 	s.render(w, r, http.StatusOK, "login", page{Title: "Sign in"})
 }
+
+const insecureLogin = "Sign in over HTTPS: over plain HTTP the token would cross the network readable. " +
+	"Add a certificate for this host, or reach the dashboard through an SSH tunnel (docs/operations.md, section 15)."
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	if !sameOrigin(r) {
@@ -224,8 +232,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !private(r) {
-		s.render(w, r, http.StatusForbidden, "login", page{Title: "Sign in",
-			Error: "Sign in over HTTPS: over plain HTTP the token would cross the network readable. Add a certificate for this host (docs/operations.md, section 15)."})
+		s.render(w, r, http.StatusForbidden, "login", page{Title: "Sign in", Insecure: true, Error: insecureLogin})
 		return
 	}
 	token := strings.TrimSpace(r.PostFormValue("token"))

@@ -137,11 +137,17 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Referrer-Policy", "same-origin")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	if r.TLS != nil || r.Header.Get("X-Forwarded-Proto") == "https" {
+		// Once over HTTPS, always: the browser never sends the cookie
+		// or the token in the clear to this host.
+		h.Set("Strict-Transport-Security", "max-age=31536000")
+	}
 	s.mux.ServeHTTP(w, r)
 }
 
 // get serves a page to a signed-in browser; any other is sent to sign
-// in (or, for a stream, refused).
+// in (or, for a stream, refused). A stream checks the session again as
+// it goes (live.go), so that it ends with the session.
 func (s *Server) get(h func(http.ResponseWriter, *http.Request, session)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		ses, ok := s.sessionOf(r)
@@ -226,6 +232,10 @@ type page struct {
 	Confirm *confirmView
 	Logs    []logLine
 	Live    bool // the page's script listens for changes
+	// Step is the range's period in seconds: the script redraws the
+	// charts for new samples no more often.
+	Step     int
+	Insecure bool // plain HTTP from afar: no sign-in form
 }
 
 // render writes template name, all of it or, on an error, a plain

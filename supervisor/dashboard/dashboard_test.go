@@ -367,4 +367,40 @@ func TestSignInOverPlainHTTPOnlyFromThisMachine(t *testing.T) {
 			t.Errorf("from %q: the refusal does not say why", c.fwd)
 		}
 	}
+	// Nor is the form shown there: the browser would send the token
+	// before the refusal.
+	req, _ := http.NewRequest("GET", h.url("/login"), nil)
+	req.Header.Set("X-Forwarded-For", "203.0.113.9")
+	req.Header.Set("X-Forwarded-Proto", "http")
+	r2, err := http.DefaultTransport.RoundTrip(req) // no cookie
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(r2.Body)
+	r2.Body.Close()
+	if strings.Contains(string(b), `name="token"`) || !strings.Contains(string(b), "Sign in over HTTPS") {
+		t.Errorf("the login page over plain HTTP from afar offers the form: %.300s", b)
+	}
+}
+
+// An open stream ends when its session does: a new token, here.
+func TestStreamsEndWithTheSession(t *testing.T) {
+	h := newHarness(t, "")
+	h.login()
+	req, _ := http.NewRequest("GET", h.url("/apps/shop/logs"), nil)
+	resp, err := h.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	h.tokens.set("regenerated")
+	// The first send after the change (the history, or a keep-alive)
+	// finds the session gone and ends the stream.
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadAll(resp.Body); done <- err }()
+	select {
+	case <-done:
+	case <-time.After(40 * time.Second):
+		t.Fatal("the log stream outlived its session")
+	}
 }

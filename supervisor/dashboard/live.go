@@ -80,8 +80,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request, ses session) {
 		case <-watchErr:
 			return
 		case c := <-changes:
+			if _, ok := s.sessionOf(r); !ok {
+				return // signed out, expired, or a new token
+			}
 			msg = "event: change\ndata: " + changeWords(c) + "\n\n"
 		case <-tick.C:
+			if _, ok := s.sessionOf(r); !ok {
+				return
+			}
 			msg = ": keep-alive\n\n"
 		}
 		rc.SetWriteDeadline(time.Now().Add(writeWait))
@@ -123,14 +129,18 @@ func (s *Server) logs(w http.ResponseWriter, r *http.Request, ses session) {
 	if !ok {
 		return
 	}
-	// The page shows the last lines already; the stream starts after
-	// them, so a reload shows no line twice.
+	// The stream starts with the last lines the page shows too: the
+	// script skips those it has, so that no line written between the
+	// page and the stream, or while it reconnects, is lost.
 	n := 0
 	if v, err := strconv.Atoi(r.URL.Query().Get("lines")); err == nil && v >= 0 && v <= 1000 {
 		n = v
 	}
 	var buf bytes.Buffer
 	err := s.cfg.Source.Logs(ctx, name, n, func(lines [][]byte) bool {
+		if _, ok := s.sessionOf(r); !ok {
+			return false // signed out, expired, or a new token
+		}
 		buf.Reset()
 		for _, l := range lines {
 			if len(l) > maxLogLine {

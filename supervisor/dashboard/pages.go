@@ -111,7 +111,7 @@ func (s *Server) appPage(w http.ResponseWriter, r *http.Request, ses session) {
 		return false // the history only: the script follows
 	})
 	s.render(w, r, http.StatusOK, "app", page{Title: a.Name, CSRF: s.csrf(ses), App: a,
-		Charts: s.charts(m), Range: rg.Name, Ranges: Ranges(), Logs: lines, Live: true})
+		Charts: s.charts(m), Range: rg.Name, Ranges: Ranges(), Logs: lines, Live: true, Step: int(rg.Step / time.Second)})
 }
 
 // configVar is one config var; Value is set only on the config page.

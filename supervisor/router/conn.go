@@ -1120,7 +1120,7 @@ func (c *conn) done() {
 	if !c.sent.IsZero() && c.backend.Dyno != "" {
 		service = time.Since(c.sent)
 	}
-	c.app.traffic.count(c.code, c.status, service)
+	c.app.traffic.count(0, c.code, c.status, service)
 	if c.r.cfg.Journal == nil {
 		c.sent = time.Time{}
 		return

@@ -266,7 +266,7 @@ func (x *httpExchange) log() {
 	if !x.sent.IsZero() && x.line.Dyno != "" {
 		x.line.Service = time.Since(x.sent)
 	}
-	x.app.traffic.count(x.line.Code, x.line.Status, x.line.Service)
+	x.app.traffic.count(0, x.line.Code, x.line.Status, x.line.Service)
 	if x.r.cfg.Journal != nil {
 		x.r.cfg.Journal.Add(x.app.Name(), x.line.Append(nil))
 	}

@@ -60,6 +60,7 @@ type loopServer struct {
 	port  string
 	lnfd  int
 	loops []*evloop
+	made  atomic.Int32 // loops made, for their traffic shards
 
 	stopping atomic.Bool // Shutdown began: no new connections, no keep-alive
 	forced   atomic.Bool // Shutdown's context ended: close everything
@@ -231,6 +232,7 @@ type fdEntry struct {
 // is shared, so nothing in it is locked.
 type evloop struct {
 	s      *loopServer
+	shard  int // which of each app's traffic counters it adds to
 	epfd   int
 	wakefd int
 	fds    []fdEntry
@@ -293,7 +295,7 @@ func (s *loopServer) newBareLoop() (*evloop, error) {
 		unix.Close(epfd)
 		return nil, os.NewSyscallError("eventfd", err)
 	}
-	l := &evloop{s: s, epfd: epfd, wakefd: wakefd, events: make([]unix.EpollEvent, loopEvents),
+	l := &evloop{s: s, shard: 1 + int(s.made.Add(1)), epfd: epfd, wakefd: wakefd, events: make([]unix.EpollEvent, loopEvents),
 		pools: map[string]*lpool{}, now: time.Now(),
 		// Sized for a flush's worth of lines, so that a busier second
 		// than any before does not grow them (and start a GC cycle).
@@ -508,7 +510,7 @@ func (l *evloop) log(app *App, line *LogLine) {
 	if app == nil {
 		return
 	}
-	app.traffic.count(line.Code, line.Status, line.Service)
+	app.traffic.count(l.shard, line.Code, line.Status, line.Service)
 	if l.s.r.cfg.Journal == nil {
 		return
 	}

@@ -55,26 +55,40 @@ func latencyBucket(d time.Duration) int {
 	return lo
 }
 
-// traffic is Traffic's counters as the engine adds to them.
-type traffic struct {
+// trafficShards is how many sets of counters an app has: each event
+// loop adds to its own (by the order the loops were made), so that one
+// busy app does not bounce a cache line between the cores; the
+// goroutine path, which takes the Journal's lock per request anyway,
+// adds to the first.
+const trafficShards = 8
+
+// traffic is Traffic's counters as the engine adds to them: a shard
+// each, padded so that no two share a cache line.
+type traffic [trafficShards]struct {
+	counters
+	_ [64]byte
+}
+
+type counters struct {
 	requests atomic.Uint64
 	classes  [5]atomic.Uint64
 	codes    [NumCodes]atomic.Uint64
 	latency  [LatencyBuckets]atomic.Uint64
 }
 
-// count adds one request: its code, status and service time (negative
-// when no dyno served it).
-func (t *traffic) count(code Code, status int, service time.Duration) {
-	t.requests.Add(1)
-	if c := status/100 - 1; c >= 0 && c < len(t.classes) {
-		t.classes[c].Add(1)
+// count adds one request to shard: its code, status and service time
+// (negative when no dyno served it).
+func (t *traffic) count(shard int, code Code, status int, service time.Duration) {
+	c := &t[shard%trafficShards].counters
+	c.requests.Add(1)
+	if i := status/100 - 1; i >= 0 && i < len(c.classes) {
+		c.classes[i].Add(1)
 	}
 	if code != OK && int(code) < NumCodes {
-		t.codes[code].Add(1)
+		c.codes[code].Add(1)
 	}
 	if service >= 0 {
-		t.latency[latencyBucket(service)].Add(1)
+		c.latency[latencyBucket(service)].Add(1)
 	}
 }
 
@@ -82,16 +96,18 @@ func (t *traffic) count(code Code, status int, service time.Duration) {
 // them again from zero.
 func (a *App) TakeTraffic() Traffic {
 	var out Traffic
-	t := &a.traffic
-	out.Requests = t.requests.Swap(0)
-	for i := range t.classes {
-		out.Classes[i] = t.classes[i].Swap(0)
-	}
-	for i := range t.codes {
-		out.Codes[i] = t.codes[i].Swap(0)
-	}
-	for i := range t.latency {
-		out.Latency[i] = t.latency[i].Swap(0)
+	for s := range a.traffic {
+		c := &a.traffic[s].counters
+		out.Requests += c.requests.Swap(0)
+		for i := range c.classes {
+			out.Classes[i] += c.classes[i].Swap(0)
+		}
+		for i := range c.codes {
+			out.Codes[i] += c.codes[i].Swap(0)
+		}
+		for i := range c.latency {
+			out.Latency[i] += c.latency[i].Swap(0)
+		}
 	}
 	return out
 }

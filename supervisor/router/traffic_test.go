@@ -28,9 +28,9 @@ func TestLatencyBucket(t *testing.T) {
 
 func TestTakeTrafficCountsAndResets(t *testing.T) {
 	a := NewApp("web", time.Now)
-	a.traffic.count(OK, 200, 3*time.Millisecond)
-	a.traffic.count(OK, 404, 40*time.Millisecond)
-	a.traffic.count(H12, 503, -1)
+	a.traffic.count(0, OK, 200, 3*time.Millisecond)
+	a.traffic.count(3, OK, 404, 40*time.Millisecond)
+	a.traffic.count(trafficShards+1, H12, 503, -1)
 	got := a.TakeTraffic()
 	if got.Requests != 3 || got.Classes[1] != 1 || got.Classes[3] != 1 || got.Classes[4] != 1 {
 		t.Errorf("requests %d, classes %v; want 3, one 2xx, one 4xx, one 5xx", got.Requests, got.Classes)

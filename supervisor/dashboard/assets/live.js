@@ -38,10 +38,17 @@
       });
   }
 
+  // New samples come every 10 s; a range of coarser periods is redrawn
+  // for them once a period, not at each.
+  var step = parseInt(body.dataset.step || "10", 10) * 1000, drawn = Date.now();
   var changes = new EventSource(base + "/events");
   changes.onopen = function () { body.dataset.live = "on"; };
   changes.onerror = function () { body.dataset.live = "off"; };
-  changes.addEventListener("change", function () { setTimeout(refresh, 100); });
+  changes.addEventListener("change", function (e) {
+    if (e.data === "metrics" && Date.now() - drawn < step) return;
+    drawn = Date.now();
+    setTimeout(refresh, 100);
+  });
 
   var pane = document.getElementById("logpane");
   if (!pane) return;
@@ -70,8 +77,33 @@
     }
     if (atEnd) pane.scrollTop = pane.scrollHeight;
   }
-  var logs = new EventSource(base + "/logs");
-  logs.onopen = function () { pane.dataset.live = "on"; };
-  logs.onmessage = function (e) { add(e.data); };
+  // The stream starts with the last lines again, on every (re)connect:
+  // those up to the pane's last line are skipped, the rest added.
+  var shown = parseInt(pane.dataset.lines || "0", 10);
+  var last = function () {
+    var rows = pane.querySelectorAll(".line");
+    return rows.length ? rows[rows.length - 1].textContent : null;
+  };
+  var backlog = null, timer = 0;
+  function flushBacklog() {
+    var seen = last(), from = 0;
+    if (seen !== null) {
+      for (var i = backlog.length - 1; i >= 0; i--) {
+        var d = backlog[i], line = d.slice(d.indexOf(" ") + 1);
+        if (line === seen) { from = i + 1; break; }
+      }
+    }
+    for (var j = from; j < backlog.length; j++) add(backlog[j]);
+    backlog = null;
+    timer = 0;
+  }
+  var logs = new EventSource(base + "/logs?lines=" + Math.max(shown, 100));
+  logs.onopen = function () { pane.dataset.live = "on"; backlog = []; };
+  logs.onmessage = function (e) {
+    if (backlog === null) { add(e.data); return; }
+    // The history comes in one burst: gather it, then match it.
+    backlog.push(e.data);
+    if (!timer) timer = setTimeout(flushBacklog, 200);
+  };
   pane.scrollTop = pane.scrollHeight;
 })();
