@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/dyno-run/dyno/internal/testutil"
+	"github.com/dyno-run/dyno/supervisor/appmetrics"
 )
 
 // kernelWait bounds each wait for a line in these tests: R14 comes at the
@@ -245,6 +246,29 @@ func TestKernelDaemonStats(t *testing.T) {
 	// 12 MiB in memory_rss (12.xx MB), memory_quota the size's.
 	kernelLog(t, e, "stats", `heroku\[worker\.1\]: source=worker\.1 dyno=heroku\.stats\.[0-9a-f-]{36} sample#load_avg_1m=\d+\.\d\d sample#load_avg_5m=`)
 	kernelLog(t, e, "stats", `(?m)heroku\[worker\.1\]: source=worker\.1 dyno=heroku\.stats\.[0-9a-f-]{36} sample#memory_total=\d+\.\d\dMB sample#memory_rss=1[2-9]\.\d\dMB .* sample#memory_quota=512\.00MB$`)
+
+	// The dashboard's samples, every 10 s: worker's memory from its
+	// cgroup (the tail's 12 MiB), against standard-1x's quota.
+	store, err := appmetrics.Open(filepath.Join(e.home, "apps", "stats", "metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	deadline = time.Now().Add(kernelWait)
+	for {
+		ser, err := store.Read(appmetrics.Every, time.Now().Add(-time.Hour), time.Now().Add(appmetrics.Every))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := ser.Types["worker"]
+		if n := len(w.Memory); n > 0 && w.Memory[n-1].V >= 12<<20 && w.Quota == 512<<20 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the metrics store never held worker's 12 MiB against a 512 MB quota: %+v", w)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	d.stop(syscall.SIGTERM)
 }
 
