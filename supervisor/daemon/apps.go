@@ -119,6 +119,9 @@ func (d *Daemon) openApp(name string) (r *appRun, err error) {
 	if err != nil {
 		store.Close()
 		r.closeDrains()
+		if r.metrics != nil {
+			r.metrics.Close()
+		}
 		return nil, err
 	}
 	r.ids = ids
