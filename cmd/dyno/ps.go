@@ -179,16 +179,12 @@ func printFormation(cmd *cobra.Command, name string) error {
 		fmt.Fprintf(out, "No process types on %s\n", newColors(cmd).app(a.Name))
 		return nil
 	}
-	f := app.FormationOf(s.Formation, s.Current)
-	var parts []string
-	for _, t := range app.FormationTypes(s.Current) {
-		parts = append(parts, fmt.Sprintf("%s=%d:%s", t, f[t].Quantity, app.SizeName(f[t].Size)))
-	}
-	if len(parts) == 0 {
+	types := app.FormationTypes(s.Current)
+	if len(types) == 0 {
 		fmt.Fprintf(out, "No process types on %s\n", newColors(cmd).app(a.Name))
 		return nil
 	}
-	fmt.Fprintln(out, strings.Join(parts, " "))
+	fmt.Fprintln(out, app.FormationArgs(app.FormationOf(s.Formation, s.Current), types))
 	return nil
 }
 

@@ -137,6 +137,16 @@ func FormationText(f ledger.Formation) (text, scaled string) {
 	return strings.Join(a, ", "), strings.Join(b, " ")
 }
 
+// FormationArgs is "web=1:Standard-1X worker=0:Standard-1X", f's scale of
+// each of types as ps:scale takes it, and prints it with no argument.
+func FormationArgs(f ledger.Formation, types []string) string {
+	parts := make([]string, 0, len(types))
+	for _, t := range types {
+		parts = append(parts, fmt.Sprintf("%s=%d:%s", t, f[t].Quantity, SizeName(f[t].Size)))
+	}
+	return strings.Join(parts, " ")
+}
+
 func formationTypes(f ledger.Formation) map[string]string {
 	m := map[string]string{}
 	for t := range f {

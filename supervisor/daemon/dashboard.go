@@ -215,8 +215,8 @@ func (s dashSource) Apps(ctx context.Context) ([]dashboard.AppSummary, error) {
 		if st.Current != nil {
 			sum.Release = st.Current.Version
 		}
-		if f, _, err := a.app.Formation(st); err == nil && len(f) > 0 {
-			sum.Formation = formationWords(f)
+		if f, _, err := a.app.Formation(st); err == nil && st.Current != nil {
+			sum.Formation = app.FormationArgs(f, app.FormationTypes(st.Current))
 		}
 		if ev, err := a.events(time.Now().Add(-7 * 24 * time.Hour)); err == nil && len(ev) > 0 {
 			sum.LastEvent = ev[len(ev)-1]
@@ -224,26 +224,6 @@ func (s dashSource) Apps(ctx context.Context) ([]dashboard.AppSummary, error) {
 		out = append(out, sum)
 	}
 	return out, nil
-}
-
-// formationWords is "web=2:basic worker=1:basic".
-func formationWords(f ledger.Formation) string {
-	var b []byte
-	for _, t := range app.ProcessTypeNames(formationTypes(f)) {
-		if len(b) > 0 {
-			b = append(b, ' ')
-		}
-		b = fmt.Appendf(b, "%s=%d:%s", t, f[t].Quantity, f[t].Size)
-	}
-	return string(b)
-}
-
-func formationTypes(f ledger.Formation) map[string]string {
-	m := make(map[string]string, len(f))
-	for t := range f {
-		m[t] = ""
-	}
-	return m
 }
 
 // dashState is the app's state in the dashboard's words.
