@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -22,19 +21,18 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/dyno-run/dyno/internal/headless"
 	"github.com/dyno-run/dyno/internal/testutil"
 )
 
 // chromium is Debian's Chromium, or the reason a test cannot have it.
 func chromium(t *testing.T) string {
 	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
+	p := headless.Chromium()
+	if p == "" {
+		t.Skip("no Chromium on PATH: the dashboard's browser tests need Debian's chromium package, which .ci/run installs")
 	}
-	t.Skip("no Chromium on PATH: the dashboard's browser tests need Debian's chromium package, which .ci/run installs")
-	return ""
+	return p
 }
 
 // browser starts headless Chromium and returns its context. Every
@@ -42,27 +40,16 @@ func chromium(t *testing.T) string {
 // another origin.
 func browser(t *testing.T, path string) (context.Context, func() []string) {
 	t.Helper()
-	data := t.TempDir()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(path),
-		chromedp.UserDataDir(data),
-		chromedp.NoSandbox, // as root, Chromium refuses its own sandbox
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.WindowSize(1360, 1000),
-	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	var mu sync.Mutex
 	var requests []string
-	ctx, cancel := chromedp.NewContext(actx, chromedp.WithListener(func(ev any) {
+	ctx, stop := headless.Start(path, t.TempDir(), chromedp.WithListener(func(ev any) {
 		if e, ok := ev.(*network.EventRequestWillBeSent); ok {
 			mu.Lock()
 			requests = append(requests, e.Request.URL)
 			mu.Unlock()
 		}
 	}))
-	t.Cleanup(func() { cancel(); cancelAlloc() })
+	t.Cleanup(stop)
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}

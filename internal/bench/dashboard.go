@@ -10,7 +10,6 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/dyno-run/dyno/internal/headless"
 	"github.com/dyno-run/dyno/supervisor/appmetrics"
 	"github.com/dyno-run/dyno/supervisor/daemon"
 	"github.com/dyno-run/dyno/supervisor/daemon/apitoken"
@@ -85,7 +85,7 @@ func (b *bench) dashboard(home, routerAddr string) error {
 	fmt.Fprintf(b.out, "  %-34s %8.1f ms  (median of %d; slowest %.1f ms; %d KB of HTML with its SVG)\n",
 		"dashboard app page, 200 dynos", ms(times[len(times)/2]), dashboardRenders, ms(times[len(times)-1]), size>>10)
 
-	if chrome := findChromium(); chrome == "" {
+	if chrome := headless.Chromium(); chrome == "" {
 		fmt.Fprintf(b.out, "  %-34s (no Chromium on PATH: Debian's chromium package measures it)\n", "first render in Chromium")
 	} else if r, err := b.firstRender(chrome, base, token, chromiumRenders); err != nil {
 		return fmt.Errorf("first render in Chromium: %w", err)
@@ -107,16 +107,6 @@ func (b *bench) dashboard(home, routerAddr string) error {
 	return nil
 }
 
-// findChromium is Debian's Chromium, or "".
-func findChromium() string {
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	return ""
-}
-
 // firstRender signs a headless Chromium in and opens the app page
 // renders times, reading the page's own timings of each: the first
 // contentful paint and the load event, from the start of navigation.
@@ -125,13 +115,8 @@ func (b *bench) firstRender(chrome, base, token string, renders int) (out [][2]t
 	if err != nil {
 		return nil, err
 	}
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.UserDataDir(data),
-		chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-component-update", true),
-		chromedp.WindowSize(1360, 1000))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	ctx, stop := headless.Start(chrome, data)
+	defer stop()
 	ctx, cancelT := context.WithTimeout(ctx, time.Minute)
 	defer cancelT()
 	if err := chromedp.Do(ctx,
@@ -146,16 +131,11 @@ func (b *bench) firstRender(chrome, base, token string, renders int) (out [][2]t
 		if err := chromedp.Do(ctx, chromedp.Navigate(base+"/apps/fleet")); err != nil {
 			return nil, err
 		}
-		// The paint entry can come after the load event.
-		ts, err := chromedp.Run(ctx, chromedp.Poll[[]float64](`(() => {
-			const p = performance.getEntriesByName("first-contentful-paint")[0];
-			const n = performance.getEntriesByType("navigation")[0];
-			return p && n && n.loadEventEnd > 0 ? [p.startTime, n.loadEventEnd] : null;
-		})()`, chromedp.WithPollingTimeout(30*time.Second)))
+		paint, load, err := headless.FirstPaint(ctx)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, [2]time.Duration{time.Duration(ts[0] * float64(time.Millisecond)), time.Duration(ts[1] * float64(time.Millisecond))})
+		out = append(out, [2]time.Duration{paint, load})
 	}
 	return out, nil
 }

@@ -1,13 +1,13 @@
 package dashboard
 
 import (
-	"context"
 	"net/http/httptest"
-	"os/exec"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+
+	"github.com/dyno-run/dyno/internal/headless"
 )
 
 // The app page of an app of 200 dynos with a week of metrics: the
@@ -40,39 +40,32 @@ func BenchmarkAppPage(b *testing.B) {
 }
 
 func BenchmarkFirstPaintChromium(b *testing.B) {
-	chrome, err := exec.LookPath("chromium")
-	if err != nil {
+	chrome := headless.Chromium()
+	if chrome == "" {
 		b.Skip("no chromium on PATH (Debian's chromium package)")
 	}
 	s, _ := renderFixture(b)
 	srv := httptest.NewServer(s)
 	defer srv.Close()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chrome), chromedp.UserDataDir(b.TempDir()),
-		chromedp.NoSandbox, chromedp.Flag("disable-gpu", true), chromedp.WindowSize(1360, 1000))
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	defer cancelAlloc()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
+	ctx, stop := headless.Start(chrome, b.TempDir())
+	defer stop()
 	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/login"), chromedp.SendKeys(chromedp.ID("token"), token),
 		chromedp.Submit(chromedp.ID("token")), chromedp.WaitVisible(chromedp.CSS("table.apps"))); err != nil {
 		b.Fatal(err)
 	}
-	var fcp, load float64
+	var paint, load time.Duration
 	for b.Loop() {
 		if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/apps/fleet?range=7d")); err != nil {
 			b.Fatal(err)
 		}
-		ts, err := chromedp.Run(ctx, chromedp.Poll[[]float64](`(() => {
-			const p = performance.getEntriesByName("first-contentful-paint")[0];
-			const n = performance.getEntriesByType("navigation")[0];
-			return p && n && n.loadEventEnd > 0 ? [p.startTime, n.loadEventEnd] : null;
-		})()`, chromedp.WithPollingTimeout(30*time.Second)))
+		p, l, err := headless.FirstPaint(ctx)
 		if err != nil {
 			b.Fatal(err)
 		}
-		fcp += ts[0]
-		load += ts[1]
+		paint += p
+		load += l
 	}
-	b.ReportMetric(fcp/float64(b.N), "ms-first-paint")
-	b.ReportMetric(load/float64(b.N), "ms-load")
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / float64(b.N) }
+	b.ReportMetric(ms(paint), "ms-first-paint")
+	b.ReportMetric(ms(load), "ms-load")
 }
